@@ -1,0 +1,56 @@
+"""Exceptions that mark a *user* error: the CLI prints them in one line and exits 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class TrainlabError(Exception):
+    """Base class of trainlab's own errors."""
+
+
+class UnknownNameError(TrainlabError, KeyError):
+    """A name that is not in a registry; the message lists close matches and all valid names."""
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+        valid = sorted(valid)
+        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        self.kind, self.name, self.valid, self.close = kind, name, valid, close
+        msg = f"Unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}."
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.args[0]
+
+
+class ConfigError(TrainlabError, ValueError):
+    """An invalid value: names the parameter, the allowed range and the value received."""
+
+
+def check_range(
+    name: str,
+    value: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    owner: str = "",
+) -> float:
+    """Raise :class:`ConfigError` unless ``low <= value <= high`` (bounds optional/open)."""
+    bad = False
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad or value != value:  # NaN never passes
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        where = f" of {owner}" if owner else ""
+        raise ConfigError(
+            f"The {name!r} parameter{where} must be in the range {interval}. Got {value!r} instead."
+        )
+    return value

@@ -1,0 +1,8 @@
+"""Model builders by name: MLP, deep linear network, 1-D CNN."""
+
+from trainlab.models import cnn1d, mlp  # noqa: F401  (registration)
+from trainlab.models._registry import MODELS, build_model
+from trainlab.models.activations import ACTIVATIONS, Sine, activation
+from trainlab.models.cnn1d import CNN1d
+
+__all__ = ["ACTIVATIONS", "CNN1d", "MODELS", "Sine", "activation", "build_model"]

@@ -1,0 +1,134 @@
+"""Learning-rate schedules as validated factories of pure functions ``f(step) -> multiplier``.
+
+A schedule returns a multiplier of the peak learning rate, so one schedule serves every param
+group (each group's lr is its own initial lr times ``f(step)``). Closed forms only: the value at
+step ``t`` never depends on what was set before, so resuming means restoring ``t``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from trainlab.errors import ConfigError, check_range
+from trainlab.registry import Registry
+
+Schedule = Callable[[int], float]
+
+SCHEDULES: Registry[Callable[..., Schedule]] = Registry("schedule")
+
+
+def _check_steps(total_steps: int, warmup: int, owner: str) -> None:
+    check_range("total_steps", total_steps, low=1, owner=owner)
+    check_range("warmup", warmup, low=0, high=total_steps - 1 if total_steps > 1 else 0,
+                owner=owner)
+
+
+def constant(total_steps: int = 1, *, value: float = 1.0) -> Schedule:
+    """f(t) = value."""
+    check_range("value", value, low=0.0, owner="constant")
+    return lambda step: value
+
+
+def linear_warmup(total_steps: int, *, warmup: int = 0, start: float = 0.0) -> Schedule:
+    """Linear ramp from ``start`` to 1 over ``warmup`` steps, then 1."""
+    _check_steps(total_steps, warmup, "linear_warmup")
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return start + (1.0 - start) * step / warmup
+        return 1.0
+
+    return f
+
+
+def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """Piecewise schedule: ``schedules[i]`` (called with the step relative to its start) runs
+    from ``boundaries[i-1]`` to ``boundaries[i]``."""
+    if len(schedules) != len(boundaries) + 1:
+        raise ConfigError(f"join needs len(boundaries) == len(schedules) - 1, got "
+                          f"{len(boundaries)} boundaries for {len(schedules)} schedules")
+    if list(boundaries) != sorted(boundaries):
+        raise ConfigError(f"join boundaries must be increasing, got {list(boundaries)}")
+    starts = [0, *boundaries]
+
+    def f(step: int) -> float:
+        i = sum(step >= b for b in boundaries)
+        return schedules[i](step - starts[i])
+
+    return f
+
+
+def cosine(total_steps: int, *, warmup: int = 0, floor: float = 0.0) -> Schedule:
+    r"""Linear warmup to 1, then half-cosine decay to ``floor`` at ``total_steps``:
+    :math:`f = \mathrm{floor} + (1-\mathrm{floor})\tfrac12(1+\cos(\pi\,\tau))`,
+    :math:`\tau = (t-w)/(T-w)` clipped to [0, 1]. ``floor=0.1`` is the common "10x cosine"."""
+    _check_steps(total_steps, warmup, "cosine")
+    check_range("floor", floor, low=0.0, high=1.0, owner="cosine")
+    span = total_steps - warmup
+
+    def decay(step: int) -> float:
+        tau = min(step, span) / span
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * tau))
+
+    return join([linear_warmup(warmup + 1, warmup=warmup), decay], [warmup]) if warmup else decay
+
+
+def d2z(total_steps: int, *, warmup: int = 0) -> Schedule:
+    r"""Linear warmup then linear decay to zero, D2Z (papers.md row 14).
+
+    "Straight to Zero: Why Linearly Decaying the Learning Rate to Zero Works Best for LLMs"
+    (Bergsma et al., 2025): :math:`f(t) = t/w` for :math:`t < w`, then
+    :math:`f(t) = (T - t)/(T - w)`, reaching 0 at :math:`t = T` (and staying 0 after).
+    """
+    _check_steps(total_steps, warmup, "d2z")
+    span = total_steps - warmup
+
+    def decay(step: int) -> float:
+        return max(0.0, (span - step) / span)
+
+    return join([linear_warmup(warmup + 1, warmup=warmup), decay], [warmup]) if warmup else decay
+
+
+def sgdr(total_steps: int = 1, *, t0: int = 100, t_mult: int = 1, floor: float = 0.0,
+         warmup: int = 0) -> Schedule:
+    r"""Cosine annealing with warm restarts, SGDR (Loshchilov & Hutter, ICLR 2017; row 39).
+
+    Eq. (5) of the paper: :math:`\eta_t = \eta_{min} + \tfrac12(\eta_{max}-\eta_{min})
+    (1+\cos(\pi T_{cur}/T_i))`, with restart periods :math:`T_i = T_0 T_{mult}^i`. Here
+    :math:`\eta_{min}/\eta_{max}` = ``floor``. ``T_cur`` counts steps (the paper's per-batch
+    variant); ``warmup`` prepends a linear warmup (not in the paper, default 0).
+    """
+    check_range("t0", t0, low=1, owner="sgdr")
+    check_range("t_mult", t_mult, low=1, owner="sgdr")
+    check_range("floor", floor, low=0.0, high=1.0, owner="sgdr")
+
+    def restarts(step: int) -> float:
+        period, t = t0, step
+        while t >= period:
+            t -= period
+            period *= t_mult
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t / period))
+
+    if warmup:
+        check_range("warmup", warmup, low=0, owner="sgdr")
+        return join([linear_warmup(warmup + 1, warmup=warmup), restarts], [warmup])
+    return restarts
+
+
+SCHEDULES.register("constant", constant, summary="constant learning rate")
+SCHEDULES.register("warmup", linear_warmup, summary="linear warmup, then constant")
+SCHEDULES.register("cosine", cosine, summary="linear warmup, then cosine decay to a floor")
+SCHEDULES.register("d2z", d2z, papers=(14,),
+                   summary="linear warmup, then linear decay to zero (Straight to Zero)")
+SCHEDULES.register("sgdr", sgdr, papers=(39,),
+                   summary="cosine annealing with warm restarts (T_0, T_mult)")
+
+
+def build_schedule(name: str, total_steps: int, **hyper: float) -> Schedule:
+    """Look up ``name`` in the schedule registry and build it for a run of ``total_steps``."""
+    factory = SCHEDULES.get(name)
+    try:
+        return factory(total_steps, **hyper)
+    except TypeError as exc:
+        raise ConfigError(f"schedule {name!r}: {exc}") from None

@@ -1,0 +1,53 @@
+"""torch's own SGD (momentum, Nesterov), Adam and AdamW, registered under trainlab names.
+
+On CPU, the fused AdamW/Adam kernels are the fastest of torch's three code paths
+(``benchmarks/trainer_overhead.py`` measures it); ``fused=None`` picks fused whenever every
+parameter is a floating-point tensor on CPU or CUDA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from trainlab.optim._registry import OPTIMIZERS
+
+
+def _can_fuse(params: list[Any]) -> bool:
+    tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    return all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
+
+
+def sgd(params: Iterable[Any], lr: float = 1e-2, momentum: float = 0.0, dampening: float = 0.0,
+        weight_decay: float = 0.0, nesterov: bool = False) -> torch.optim.SGD:
+    """Plain SGD, heavy-ball momentum or Nesterov momentum (torch.optim.SGD)."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening,
+                           weight_decay=weight_decay, nesterov=nesterov)
+
+
+def adam(params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+         eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+         fused: bool | None = None) -> torch.optim.Adam:
+    """Adam (Kingma & Ba, 2015), torch.optim.Adam."""
+    params = list(params)
+    fused = _can_fuse(params) if fused is None else fused
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps,
+                            weight_decay=weight_decay, amsgrad=amsgrad, fused=fused or None)
+
+
+def adamw(params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+          eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
+          fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW, decoupled weight decay (Loshchilov & Hutter, 2019), torch.optim.AdamW."""
+    params = list(params)
+    fused = _can_fuse(params) if fused is None else fused
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps,
+                             weight_decay=weight_decay, amsgrad=amsgrad, fused=fused or None)
+
+
+OPTIMIZERS.register("sgd", sgd, papers=(38, 62),
+                    summary="SGD with optional heavy-ball or Nesterov momentum (torch)")
+OPTIMIZERS.register("adam", adam, summary="Adam (torch, fused on CPU)")
+OPTIMIZERS.register("adamw", adamw, summary="AdamW, decoupled weight decay (torch, fused on CPU)")

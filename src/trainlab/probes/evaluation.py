@@ -1,0 +1,39 @@
+"""Loss and metrics on the full train and test sets."""
+
+from __future__ import annotations
+
+import torch
+
+from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes._restore import preserved
+
+
+class Evaluation(Probe):
+    """``train/<metric>`` and ``test/<metric>`` of the task on its whole train and test sets,
+    in eval mode and without gradients (the caller's mode is restored). Large sets are
+    evaluated in chunks of ``chunk`` examples."""
+
+    name = "eval"
+
+    def __init__(self, every: int = 1, chunk: int = 8192):
+        super().__init__(every)
+        self.chunk = chunk
+
+    def _on(self, ctx: ProbeContext, x: torch.Tensor, y: torch.Tensor, prefix: str
+            ) -> Measurement:
+        outs = [ctx.model(x[i:i + self.chunk]) for i in range(0, len(x), self.chunk)]
+        metrics = ctx.task.metrics(torch.cat(outs), y)
+        return {f"{prefix}/{k}": v for k, v in metrics.items()}
+
+    def measure(self, ctx: ProbeContext) -> Measurement:
+        if ctx.task is None:
+            return {}
+        t = ctx.task
+        with preserved(ctx.model), torch.no_grad():
+            ctx.model.eval()
+            out = self._on(ctx, t.x_train, t.y_train, "train")
+            out.update(self._on(ctx, t.x_test, t.y_test, "test"))
+        return out
+
+
+PROBES.register("eval", Evaluation, summary="loss and metrics on the full train and test sets")

@@ -1,0 +1,28 @@
+"""Named sets of probes, so a user can turn on a sensible set at once."""
+
+from __future__ import annotations
+
+from trainlab.errors import UnknownNameError
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "standard": ("eval", "grad-norm", "weight-norm", "update-ratio", "rotation", "sharpness"),
+}
+
+
+def expand(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Expand a comma-separated list of probe names and preset names (order kept, no
+    duplicates). A probe may carry its own cadence: ``"sharpness@10"``."""
+    from trainlab.probes._probe import PROBES
+
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for item in filter(None, items):
+        names = PRESETS[item] if item in PRESETS else (item,)
+        for name in names:
+            base = name.split("@", 1)[0]
+            if base not in PROBES:
+                raise UnknownNameError("probe", base, [*PROBES.names(), *PRESETS])
+            if name not in out:
+                out.append(name)
+    return out

@@ -1,0 +1,72 @@
+"""The :class:`Task` bundle (data, default model, loss, metrics) and the task registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from trainlab.errors import ConfigError
+from trainlab.registry import Registry
+
+
+@dataclass
+class Task:
+    """A supervised learning problem.
+
+    ``kind`` decides the loss: ``"classification"`` uses mean cross-entropy and reports
+    accuracy; ``"regression"`` uses half the mean squared error summed over outputs,
+    ``0.5 * mean_i ||f(x_i) - y_i||^2`` (the convention of the deep-linear theory).
+    """
+
+    name: str
+    kind: Literal["classification", "regression"]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_outputs: int
+    default_model: str = "mlp"
+    info: dict[str, Any] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.kind == "classification":
+            return F.cross_entropy(outputs, targets)
+        return 0.5 * (outputs - targets).pow(2).sum(dim=-1).mean()
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss, and accuracy for classification (tensors; no host sync here)."""
+        out = {"loss": self.loss(outputs, targets)}
+        if self.kind == "classification":
+            out["accuracy"] = (outputs.argmax(dim=-1) == targets).to(outputs.dtype).mean()
+        return out
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+           ) -> Task:
+        """Cast float inputs/targets (integer labels keep their dtype)."""
+
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+        return Task(self.name, self.kind, cast(self.x_train), cast(self.y_train),
+                    cast(self.x_test), cast(self.y_test), self.num_outputs,
+                    self.default_model, self.info)
+
+
+TASKS: Registry[Callable[..., Task]] = Registry("task")
+
+
+def build_task(name: str, **params: Any) -> Task:
+    """Build the registered task ``name`` with its parameters (data seeds included)."""
+    factory = TASKS.get(name)
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise ConfigError(f"task {name!r}: {exc}") from None

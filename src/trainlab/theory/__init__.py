@@ -1,0 +1,1 @@
+"""Exact theory of training dynamics (deep linear networks, linear regression, mean field)."""
