@@ -1,0 +1,118 @@
+"""A self-contained HTML page built from typed blocks (text, tables, figures).
+
+Every HTML output of trainlab (run reports, comparisons, the init inspector, the phenomena
+gallery) is a :class:`Page`: callers add blocks, and one renderer turns them into a single
+file with the plots embedded as PNG data URIs, so the file can be mailed or archived alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class Page:
+    """An HTML report page. ``add_*`` append blocks; :meth:`render` returns the HTML."""
+
+    title: str
+    subtitle: str = ""
+    blocks: list[Heading | Paragraph | Table | Figure] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> Page:
+        self.blocks.append(Heading(text, level))
+        return self
+
+    def text(self, text: str, css: str = "") -> Page:
+        self.blocks.append(Paragraph(text, css))
+        return self
+
+    def table(self, columns: list[str] | tuple[str, ...], rows: list[Any], caption: str = ""
+              ) -> Page:
+        self.blocks.append(Table(tuple(columns), tuple(tuple(r) for r in rows), caption))
+        return self
+
+    def figure(self, fig: Any, caption: str = "", dpi: int = 110) -> Page:
+        """Embed a matplotlib figure (it is closed afterwards)."""
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        self.blocks.append(Figure(buf.getvalue(), caption))
+        return self
+
+    def render(self) -> str:
+        body = "\n".join(_render_block(b) for b in self.blocks)
+        tpl = Template(resources.files("trainlab.report").joinpath("templates/page.html")
+                       .read_text(encoding="utf-8"))
+        css = resources.files("trainlab.report").joinpath("templates/style.css").read_text(
+            encoding="utf-8")
+        return tpl.substitute(title=html.escape(self.title), subtitle=html.escape(self.subtitle),
+                              css=css, body=body)
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the page atomically (temp file + rename) and return its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.render(), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _render_block(b: Heading | Paragraph | Table | Figure) -> str:
+    if isinstance(b, Heading):
+        return f"<h{b.level}>{html.escape(b.text)}</h{b.level}>"
+    if isinstance(b, Paragraph):
+        cls = f' class="{html.escape(b.css)}"' if b.css else ""
+        return f"<p{cls}>{html.escape(b.text)}</p>"
+    if isinstance(b, Table):
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in b.columns)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
+            for r in b.rows
+        )
+        cap = f"<caption>{html.escape(b.caption)}</caption>" if b.caption else ""
+        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    data = base64.b64encode(b.png).decode("ascii")
+    cap = f"<figcaption>{html.escape(b.caption)}</figcaption>" if b.caption else ""
+    return f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">{cap}</figure>'
