@@ -1,0 +1,163 @@
+"""Reports for one run and comparisons of several, built from the run store.
+
+Pipeline: read the store -> :class:`RunView` (a typed view of a run's numbers) -> figures and
+tables -> :class:`~trainlab.report.page.Page` -> one self-contained HTML file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.report import plots
+from trainlab.report.page import Page
+from trainlab.store import RunRecord, RunStore
+
+Series = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run's record and its metrics (``{name: (steps, values)}``)."""
+
+    record: RunRecord
+    metrics: dict[str, Series]
+
+    @classmethod
+    def load(cls, store: RunStore, run_id: str) -> RunView:
+        return cls(store.get_run(run_id), store.metrics(run_id))
+
+    def get(self, name: str) -> Series | None:
+        return self.metrics.get(name)
+
+    def layered(self, prefix: str) -> dict[str, Series]:
+        """Per-tensor series ``prefix/<param name>``, keyed by the param name."""
+        return {n[len(prefix) + 1:]: s for n, s in self.metrics.items()
+                if n.startswith(prefix + "/")}
+
+    @property
+    def label(self) -> str:
+        return self.record.name
+
+
+def _smooth(s: Series, window: int = 25) -> Series:
+    steps, values = s
+    if len(values) < 2 * window:
+        return s
+    kernel = np.ones(window) / window
+    return steps[window - 1:], np.convolve(values, kernel, mode="valid")
+
+
+def _status_line(r: RunRecord) -> str:
+    created = dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S")
+    return f"run {r.id} · status {r.status} · seed {r.seed} · started {created}"
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            rows += _flat(v, f"{prefix}{k}.")
+        else:
+            rows.append((f"{prefix}{k}", json.dumps(v) if isinstance(v, (dict, list)) else v))
+    return rows
+
+
+def build_run_page(view: RunView) -> Page:
+    r = view.record
+    page = Page(f"trainlab run {r.name}", _status_line(r))
+    if r.status == "diverged":
+        page.text(f"The run diverged (loss became NaN/Inf) at step "
+                  f"{r.summary.get('diverged_at', '?')}; everything up to it is shown.",
+                  css="status-diverged")
+    page.heading("Summary").table(["quantity", "value"], list(r.summary.items()))
+
+    loss_series = {}
+    if view.get("loss"):
+        loss_series["batch loss (smoothed)"] = _smooth(view.get("loss"))
+    for split in ("train", "test"):
+        if view.get(f"{split}/loss"):
+            loss_series[f"{split} loss"] = view.get(f"{split}/loss")
+    acc = {f"{s} accuracy": view.get(f"{s}/accuracy") for s in ("train", "test")
+           if view.get(f"{s}/accuracy")}
+    panels = [("loss", loss_series, True)] + ([("accuracy", acc, False)] if acc else [])
+    if view.get("lr"):
+        panels.append(("learning rate", {"lr": view.get("lr")}, False))
+    page.heading("Loss and accuracy").figure(plots.curves(panels))
+
+    grads = view.layered("grad_norm")
+    if grads:
+        steps = next(iter(grads.values()))[0]
+        page.heading("Per-layer gradient norms").figure(
+            plots.heatmap(steps, {n: s[1] for n, s in grads.items()},
+                          "gradient L2 norm per parameter tensor"))
+    if view.get("sharpness") and view.get("lr"):
+        s, lr = view.get("sharpness"), view.get("lr")
+        page.heading("Sharpness and the edge of stability").figure(
+            plots.sharpness(s[0], s[1], lr[0], lr[1]),
+            "top Hessian eigenvalue of the batch loss (power iteration on HVPs); gradient "
+            "descent is stable on a quadratic while it stays below 2/lr")
+    rot = view.layered("rotation")
+    if rot:
+        page.heading("Layer rotation").figure(
+            plots.curves([("cosine distance from initialization", rot, False),
+                          ("distance from initialization", view.layered("distance"), False)]),
+            "Carbonnelle & De Vleeschouwer (2019), papers.md row 56")
+    upd = view.layered("update_ratio")
+    if upd:
+        page.heading("Update-to-weight ratio").figure(
+            plots.curves([("|update| / |weights| per tensor", upd, True)]))
+    page.heading("Configuration").table(["key", "value"], _flat(r.config))
+    page.table(["package", "version"], list(r.versions.items()))
+    return page
+
+
+def write_run_report(store: RunStore, run_id: str, path: str | Path | None = None) -> Path:
+    """Render the run's HTML report (default: ``artifacts/<run>/report.html``) and register
+    it as an artifact."""
+    view = RunView.load(store, run_id)
+    out = Path(path) if path else store.artifact_dir(run_id) / "report.html"
+    build_run_page(view).write(out)
+    if path is None:
+        store.add_artifact(run_id, "report", out)
+    return out
+
+
+COMPARED = [("loss", "batch loss (smoothed)", True), ("test/loss", "test loss", True),
+            ("test/accuracy", "test accuracy", False), ("train/accuracy", "train accuracy", False),
+            ("sharpness", "sharpness", True), ("grad_norm", "gradient norm", True),
+            ("distance", "distance from init", False)]
+
+
+def build_comparison_page(views: list[RunView]) -> Page:
+    page = Page(f"trainlab comparison of {len(views)} runs",
+                ", ".join(v.record.id for v in views))
+    keys = sorted({k for v in views for k in v.record.summary})
+    page.heading("Summary").table(["run", *keys],
+                                  [[v.label, *(v.record.summary.get(k, "") for k in keys)]
+                                   for v in views])
+    varying = sorted({k for k, _ in _flat(views[0].record.config)
+                      if len({str(dict(_flat(v.record.config)).get(k)) for v in views}) > 1})
+    if varying:
+        page.table(["run", *varying], [[v.label, *(dict(_flat(v.record.config)).get(k, "")
+                                                   for k in varying)] for v in views],
+                   caption="settings that differ between the runs")
+    panels = []
+    for name, title, logy in COMPARED:
+        series = {v.label: (_smooth(v.get(name)) if name == "loss" else v.get(name))
+                  for v in views if v.get(name)}
+        if series:
+            panels.append((title, series, logy))
+    for i in range(0, len(panels), 2):
+        page.figure(plots.curves(panels[i:i + 2]))
+    return page
+
+
+def write_comparison_report(store: RunStore, run_ids: list[str], path: str | Path) -> Path:
+    views = [RunView.load(store, r) for r in run_ids]
+    return build_comparison_page(views).write(path)

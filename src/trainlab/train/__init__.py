@@ -1,0 +1,9 @@
+"""Training: the run config, the Trainer, and the Monitor for your own loops."""
+
+from trainlab.train.config import RunConfig, apply_overrides
+from trainlab.train.data import BatchSampler
+from trainlab.train.monitor import Monitor
+from trainlab.train.trainer import RunResult, Trainer, train
+
+__all__ = ["BatchSampler", "Monitor", "RunConfig", "RunResult", "Trainer", "apply_overrides",
+           "train"]

@@ -1,0 +1,194 @@
+"""Attach probes, the run store and reports to any training loop, the trainer's or your own.
+
+Example (your own loop)::
+
+    mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt, probes="standard",
+                  every=50, total_steps=T, store=RunStore())
+    for step in range(T):
+        opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward()
+        mon.step(loss, (x, y))          # after backward, before the update
+        opt.step()
+    mon.finish()
+
+Convention: ``step`` counts updates already applied. At step ``k`` every measurement describes
+the parameters after ``k`` updates; ``loss`` is the batch loss there and the gradients are the
+ones just computed at those parameters, about to be used for update ``k + 1``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.probes import Probe, ProbeContext, build_probes
+from trainlab.store import RunStore
+
+
+class Monitor:
+    """Runs probes at their cadence and records every number.
+
+    Args:
+        model: the model being trained.
+        loss_fn: ``loss_fn(outputs, targets)``, used by curvature probes.
+        optimizer: read (never written) by probes that need its state or lr.
+        probes: a probe spec (``"standard"``, ``"grad-norm,sharpness@10"``) or probe objects.
+        every: default cadence of the probes.
+        probe_params: ``{probe name: kwargs}``.
+        total_steps: the final step, always measured (optional).
+        store, run_id: where to record; with a store and no run id a new run is created
+            from ``config``/``name``/``seed``. Without a store, numbers stay in
+            :attr:`history` only.
+        task: the task, for evaluation probes.
+        seed: seeds the generator handed to stochastic probes.
+        flush_every: write buffered rows to the store every this many steps.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        loss_fn: Callable[[torch.Tensor, Any], torch.Tensor],
+        optimizer: torch.optim.Optimizer | None = None,
+        probes: str | list[Probe] = "standard",
+        every: int = 50,
+        probe_params: dict[str, dict[str, Any]] | None = None,
+        total_steps: int | None = None,
+        store: RunStore | None = None,
+        run_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        name: str = "",
+        task: Any = None,
+        seed: int = 0,
+        flush_every: int = 500,
+    ):
+        self.model, self.loss_fn, self.optimizer, self.task = model, loss_fn, optimizer, task
+        self.probes: list[Probe] = (build_probes(probes, every, **(probe_params or {}))
+                                    if isinstance(probes, str) else list(probes))
+        self.total_steps = total_steps
+        self.store = store
+        if store is not None and run_id is None:
+            run_id = store.create_run(config or {"probes": [repr(p) for p in self.probes]},
+                                      name=name, seed=seed)
+        self.run_id = run_id
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.flush_every = flush_every
+        self.step_index = 0
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.init_params: dict[str, torch.Tensor] = {}
+        self._prev: dict[str, torch.Tensor] | None = None
+        self._buffer: list[tuple[int, str, float]] = []
+        self._set_up = False
+        self._started = time.perf_counter()
+        self._needs_prev = any(p.needs_prev_params for p in self.probes)
+
+    def _due(self, probe: Probe, step: int) -> bool:
+        return probe.due(step) or step == self.total_steps
+
+    def _params(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def step(self, loss: torch.Tensor | float, batch: tuple[Any, Any] | None = None,
+             lr: float | None = None) -> bool:
+        """Record step ``self.step_index`` and advance the counter.
+
+        Returns False when the loss is NaN/Inf (the caller should stop: the run diverged);
+        the non-finite loss is recorded and no probe runs at that step.
+        """
+        k = self.step_index
+        if not self.init_params:
+            self.init_params = {n: p.clone() for n, p in self._params().items()}
+        if lr is None and self.optimizer is not None:
+            lr = self.optimizer.param_groups[0]["lr"]
+        loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+        finite = math.isfinite(loss_t.item())
+        values: dict[str, torch.Tensor | float] = {"loss": loss_t}
+        if lr is not None:
+            values["lr"] = lr
+        due = [p for p in self.probes if self._due(p, k)] if finite else []
+        if due:
+            ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
+                               loss=loss_t, optimizer=self.optimizer, lr=lr,
+                               init_params=self.init_params, prev_params=self._prev,
+                               task=self.task, generator=self.generator)
+            for probe in due:
+                if not self._set_up:
+                    probe.setup(ctx)
+                values.update(probe.measure(ctx))
+            self._set_up = True
+        self._prev = None
+        if finite and self._needs_prev and any(
+                p.needs_prev_params and self._due(p, k + 1) for p in self.probes):
+            self._prev = {n: p.clone() for n, p in self._params().items()}
+        self._record(k, values)
+        self.step_index = k + 1
+        if len(self._buffer) and (k + 1) % self.flush_every == 0:
+            self.flush()
+        return finite
+
+    def _record(self, step: int, values: dict[str, torch.Tensor | float]) -> None:
+        names = list(values)
+        # one conversion to Python floats per step (one device sync), not one per value
+        floats = torch.stack([torch.as_tensor(values[n], dtype=torch.float64).detach().cpu()
+                              .reshape(()) for n in names]).tolist()
+        for name, value in zip(names, floats):
+            self.history.setdefault(name, []).append((step, value))
+            self._buffer.append((step, name, value))
+
+    def flush(self) -> None:
+        """Write buffered rows to the store (one transaction)."""
+        if self.store is not None and self._buffer:
+            self.store.log_metrics(self.run_id, self._buffer)
+        self._buffer = []
+
+    def last(self, name: str, default: float = math.nan) -> float:
+        values = self.history.get(name)
+        return values[-1][1] if values else default
+
+    def summary(self, status: str = "completed") -> dict[str, Any]:
+        """Headline numbers: final losses and metrics, best test accuracy, timing."""
+        losses = [v for _, v in self.history.get("loss", [])]
+        finite = [v for v in losses if math.isfinite(v)]
+        out: dict[str, Any] = {"status": status, "steps": max(self.step_index - 1, 0),
+                               "final_loss": finite[-1] if finite else math.nan,
+                               "seconds": round(time.perf_counter() - self._started, 3)}
+        for name in sorted(self.history):
+            if name.startswith(("train/", "test/")):
+                out[f"final_{name.replace('/', '_')}"] = self.last(name)
+        if "test/accuracy" in self.history:
+            out["best_test_accuracy"] = max(v for _, v in self.history["test/accuracy"])
+        if status == "diverged":
+            out["diverged_at"] = self.step_index - 1
+        return out
+
+    def finish(self, status: str = "completed", extra: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+        """Flush, mark the run with ``status`` and return the summary."""
+        self.flush()
+        summary = {**self.summary(status), **(extra or {})}
+        if self.store is not None:
+            self.store.set_status(self.run_id, status, summary)
+        return summary
+
+    # ---- checkpointing ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"step_index": self.step_index, "init_params": self.init_params,
+                "prev": self._prev, "generator": self.generator.get_state(),
+                "probes": [p.state_dict() for p in self.probes], "set_up": self._set_up,
+                "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step_index = state["step_index"]
+        self.init_params = state["init_params"]
+        self._prev = state["prev"]
+        self.generator.set_state(state["generator"])
+        for probe, s in zip(self.probes, state["probes"]):
+            probe.load_state_dict(s)
+        self._set_up = state["set_up"]
+        self.history = {k: [e for e in v if e[0] < self.step_index]
+                        for k, v in state["history"].items()}
+        self._buffer = []
