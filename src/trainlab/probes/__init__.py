@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainlab.probes import evaluation, norms, rotation, sharpness  # noqa: F401
+from trainlab.probes import (  # noqa: F401  (registration)
+    effective_rank,
+    evaluation,
+    gradient_noise,
+    loss,
+    norms,
+    rotation,
+    sharpness,
+    weight_spectrum,
+)
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes._restore import preserved
 from trainlab.probes.presets import PRESETS, expand

@@ -6,6 +6,9 @@ from trainlab.errors import UnknownNameError
 
 PRESETS: dict[str, tuple[str, ...]] = {
     "none": (),
+    # Cheap enough to run at every step: the batch loss, gradient and update norms, distance
+    # from init (rotation) and one pass of per-example gradient statistics (GSNR, noise scale).
+    "economy": ("loss", "grad-norm", "rotation", "update-ratio", "grad-noise"),
     "standard": ("eval", "grad-norm", "weight-norm", "update-ratio", "rotation", "sharpness"),
 }
 
@@ -18,7 +21,7 @@ def expand(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     out: list[str] = []
     for item in filter(None, items):
-        names = PRESETS[item] if item in PRESETS else (item,)
+        names = PRESETS.get(item, (item,))
         for name in names:
             base = name.split("@", 1)[0]
             if base not in PROBES:

@@ -1,0 +1,79 @@
+r"""Gradient noise: the simple noise scale, the gradient signal-to-noise ratio and the spread
+of per-example gradient norms, from one pass of per-example statistics.
+
+- Gradient noise scale (McCandlish, Kaplan, Amodei et al., "An Empirical Model of
+  Large-Batch Training", 2018): :math:`B_{simple} = \mathrm{tr}(\Sigma) / |G|^2`, the batch
+  size beyond which larger batches stop paying off. Both terms use the paper's unbiased
+  estimators (its appendix A.1) with the small batch of size 1 and the big batch of size
+  :math:`n`: :math:`|G|^2 \approx (n\|\bar g\|^2 - \overline{\|g_i\|^2})/(n-1)` and
+  :math:`\mathrm{tr}\Sigma \approx n(\overline{\|g_i\|^2} - \|\bar g\|^2)/(n-1)`.
+- Mean GSNR (Liu et al., "Understanding Why Neural Networks Generalize Well Through GSNR of
+  Parameters", ICLR 2020): per parameter :math:`\bar g_j^2 / \mathrm{Var}_i(g_{ij})`,
+  averaged over the parameters with non-zero variance.
+
+Deviations: the paper of McCandlish et al. smooths numerator and denominator with separate
+moving averages over steps; this probe reports the per-step terms (``gns/trace_cov``,
+``gns/grad_sq``) so a consumer can smooth them, and their per-step ratio. The GSNR skips
+parameters whose per-example gradients are all equal (zero variance) instead of adding an
+epsilon, so the value does not depend on the parameter scale.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trainlab.errors import check_range
+from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes.per_sample import GradStats, per_sample_grad_stats
+
+
+def noise_scale_terms(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Unbiased estimates ``(tr(Sigma), |G|^2)`` from per-example statistics (n >= 2)."""
+    n = stats.n
+    mean_sq = stats.sq_norms.mean()
+    g2 = stats.mean_sq_norm()
+    return n * (mean_sq - g2) / (n - 1), (n * g2 - mean_sq) / (n - 1)
+
+
+def mean_gsnr(stats: GradStats) -> torch.Tensor:
+    """Mean over parameters of :math:`\\bar g_j^2 / \\mathrm{Var}(g_j)` (population variance),
+    over parameters with non-zero variance."""
+    means, variances = stats.mean(), stats.variance()
+    num = torch.cat([m.reshape(-1) for m in means.values()]).pow(2)
+    var = torch.cat([v.reshape(-1) for v in variances.values()])
+    keep = var > 0
+    return (num[keep] / var[keep]).mean() if keep.any() else torch.zeros((), dtype=var.dtype)
+
+
+class GradientNoise(Probe):
+    """``gns`` (simple noise scale), ``gns/trace_cov``, ``gns/grad_sq``, ``gsnr`` (mean GSNR)
+    and the mean and standard deviation of the per-example gradient norms, on this step's
+    batch at the current parameters.
+
+    Args:
+        every: cadence.
+        max_examples: use at most this many examples of the batch (the first ones).
+    """
+
+    name = "grad-noise"
+
+    def __init__(self, every: int = 1, max_examples: int = 4096):
+        super().__init__(every)
+        check_range("max_examples", max_examples, low=2, owner="grad-noise")
+        self.max_examples = max_examples
+
+    def measure(self, ctx: ProbeContext) -> Measurement:
+        x, y = ctx.batch
+        k = self.max_examples
+        stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, x[:k], y[:k])
+        if stats.n < 2:
+            return {}
+        trace_cov, grad_sq = noise_scale_terms(stats)
+        norms = stats.sq_norms.clamp_min(0).sqrt()
+        return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
+                "gsnr": mean_gsnr(stats), "per_sample_grad_norm/mean": norms.mean(),
+                "per_sample_grad_norm/std": norms.std()}
+
+
+PROBES.register("grad-noise", GradientNoise,
+                summary="gradient noise scale B_simple, mean GSNR, per-example grad-norm spread")

@@ -1,0 +1,186 @@
+"""Per-example gradient statistics of a batch, without materialising per-example gradients
+where a layer allows it.
+
+For a ``nn.Linear`` layer on 2-D inputs the gradient of example :math:`i` is the outer
+product :math:`\\delta_i a_i^T` of the output gradient and the input, so the statistics the
+probes need follow from the activations alone (the "BackPACK trick", Dangel et al. 2020):
+:math:`\\|g_i\\|^2 = \\|\\delta_i\\|^2 \\|a_i\\|^2`, :math:`\\sum_i g_i = \\delta^T a` and
+:math:`\\sum_i g_i^{\\odot 2} = (\\delta^{\\odot 2})^T a^{\\odot 2}`. Linear layers on inputs with
+extra dimensions (sequences) get their per-example gradients by one ``einsum`` per layer.
+Models with other trainable layers fall back to ``torch.func.vmap`` over ``grad``, in chunks.
+
+The loss must be the *mean* of per-example losses (every trainlab task's loss is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from trainlab.errors import ConfigError, check_range
+from trainlab.probes._restore import preserved
+
+LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class GradStats:
+    """Sufficient statistics of the per-example gradients :math:`g_1..g_n` of a batch.
+
+    Attributes:
+        n: number of examples.
+        sq_norms: :math:`\\|g_i\\|^2`, shape ``(n,)``.
+        grad_sum: :math:`\\sum_i g_i` per parameter name.
+        grad_sq_sum: :math:`\\sum_i g_i^{\\odot 2}` (elementwise) per parameter name.
+        method: ``"linear-hooks"`` or ``"vmap"``.
+    """
+
+    n: int
+    sq_norms: torch.Tensor
+    grad_sum: dict[str, torch.Tensor]
+    grad_sq_sum: dict[str, torch.Tensor]
+    method: str
+
+    def mean(self) -> dict[str, torch.Tensor]:
+        """The batch gradient :math:`\\bar g = \\frac1n\\sum_i g_i`."""
+        return {k: v / self.n for k, v in self.grad_sum.items()}
+
+    def variance(self) -> dict[str, torch.Tensor]:
+        """Elementwise variance over examples, :math:`\\frac1n\\sum_i g_i^2 - \\bar g^2`
+        (population form, clamped at 0)."""
+        return {k: (self.grad_sq_sum[k] / self.n - (self.grad_sum[k] / self.n).pow(2)
+                    ).clamp_min(0.0) for k in self.grad_sum}
+
+    def mean_sq_norm(self) -> torch.Tensor:
+        """:math:`\\|\\bar g\\|^2`."""
+        return sum((v / self.n).pow(2).sum() for v in self.grad_sum.values())
+
+
+def _linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
+    """Map each trainable parameter name to its ``(Linear module, 'weight'|'bias')``, or None
+    when some trainable parameter is not a Linear layer's own."""
+    owners: dict[str, tuple[nn.Linear, str]] = {}
+    for mname, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            for pname, p in module.named_parameters(recurse=False):
+                if p.requires_grad:
+                    owners[f"{mname}.{pname}" if mname else pname] = (module, pname)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    return owners if set(trainable) == set(owners) else None
+
+
+def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
+                        owners: dict[str, tuple[nn.Linear, str]]) -> GradStats | None:
+    records: dict[nn.Linear, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        records.setdefault(module, []).append((args[0].detach(), out))
+
+    modules = {m for m, _ in owners.values()}
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.enable_grad():
+            loss = loss_fn(model(inputs), targets)
+    finally:
+        for h in handles:
+            h.remove()
+    if any(len(r) != 1 for r in records.values()) or set(records) != modules:
+        return None  # a layer used twice (or not at all): per-example products do not apply
+    order = list(records)
+    outs = [records[m][0][1] for m in order]
+    n = outs[0].shape[0]
+    dz = torch.autograd.grad(loss, outs, allow_unused=True)
+    acts = {m: (records[m][0][0], d) for m, d in zip(order, dz)}
+    sq_norms = torch.zeros(n, dtype=loss.dtype, device=loss.device)
+    gsum: dict[str, torch.Tensor] = {}
+    gsq: dict[str, torch.Tensor] = {}
+    for name, (module, kind) in owners.items():
+        a, d = acts[module]
+        p = getattr(module, kind)
+        if d is None:
+            gsum[name] = torch.zeros_like(p)
+            gsq[name] = torch.zeros_like(p)
+            continue
+        delta = d * n  # per-example loss gradients (the batch loss is a mean)
+        if a.dim() == 2:
+            if kind == "weight":
+                sq_norms += delta.pow(2).sum(1) * a.pow(2).sum(1)
+                gsum[name] = delta.T @ a
+                gsq[name] = delta.pow(2).T @ a.pow(2)
+            else:
+                sq_norms += delta.pow(2).sum(1)
+                gsum[name] = delta.sum(0)
+                gsq[name] = delta.pow(2).sum(0)
+        else:
+            a3 = a.reshape(n, -1, a.shape[-1])
+            d3 = delta.reshape(n, -1, delta.shape[-1])
+            g = torch.einsum("nto,nti->noi", d3, a3) if kind == "weight" else d3.sum(1)
+            sq_norms += g.pow(2).flatten(1).sum(1)
+            gsum[name] = g.sum(0)
+            gsq[name] = g.pow(2).sum(0)
+    names = [n_ for n_, p in model.named_parameters() if p.requires_grad]
+    return GradStats(n, sq_norms.detach(), {k: gsum[k].detach() for k in names},
+                     {k: gsq[k].detach() for k in names}, "linear-hooks")
+
+
+def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: Any,
+                chunk: int) -> GradStats:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            raise ConfigError("per-example gradients: a BatchNorm layer in training mode couples "
+                              "the examples of a batch; put the model in eval mode")
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+
+    def one(p: dict[str, torch.Tensor], x: torch.Tensor, y: Any) -> torch.Tensor:
+        out = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        return loss_fn(out, y.unsqueeze(0))
+
+    per_example = vmap(grad(one), in_dims=(None, 0, 0), randomness="different")
+    n = inputs.shape[0]
+    sq_norms = []
+    gsum = {k: torch.zeros_like(v) for k, v in params.items()}
+    gsq = {k: torch.zeros_like(v) for k, v in params.items()}
+    for i in range(0, n, chunk):
+        g = per_example(params, inputs[i:i + chunk], targets[i:i + chunk])
+        sq_norms.append(sum(v.pow(2).flatten(1).sum(1) for v in g.values()))
+        for k, v in g.items():
+            gsum[k] += v.sum(0)
+            gsq[k] += v.pow(2).sum(0)
+    return GradStats(n, torch.cat(sq_norms), gsum, gsq, "vmap")
+
+
+def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
+                          targets: Any, *, method: str = "auto", chunk: int = 256
+                          ) -> GradStats:
+    """Per-example gradient statistics of ``loss_fn(model(inputs), targets)`` at the model's
+    current parameters and mode.
+
+    Args:
+        method: ``"auto"`` (Linear-layer products when every trainable parameter belongs to
+            a ``nn.Linear`` used once per forward, else ``vmap``), ``"linear-hooks"`` or
+            ``"vmap"``.
+        chunk: examples per ``vmap`` call (bounds memory on the fallback path).
+
+    The model's mode, ``.grad``, weights and the global RNG are left as found.
+    """
+    if method not in ("auto", "linear-hooks", "vmap"):
+        raise ConfigError(f"per_sample_grad_stats: method must be 'auto', 'linear-hooks' or "
+                          f"'vmap'. Got {method!r} instead.")
+    check_range("chunk", chunk, low=1, owner="per_sample_grad_stats")
+    with preserved(model):
+        if method != "vmap":
+            owners = _linear_owners(model)
+            stats = None if owners is None else _stats_linear_hooks(model, loss_fn, inputs,
+                                                                    targets, owners)
+            if stats is not None:
+                return stats
+            if method == "linear-hooks":
+                raise ConfigError("per_sample_grad_stats: method 'linear-hooks' needs every "
+                                  "trainable parameter in an nn.Linear called once per forward")
+        return _stats_vmap(model, loss_fn, inputs, targets, chunk)

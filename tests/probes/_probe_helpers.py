@@ -1,0 +1,72 @@
+"""Small float64 models, batches and contexts shared by the probe tests."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.probes import ProbeContext
+
+
+def mlp(seed: int = 0, sizes: tuple[int, ...] = (5, 7, 6, 3), act: type[nn.Module] = nn.Tanh
+        ) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers).double()
+
+
+def batch(n: int = 12, d: int = 5, classes: int = 3, seed: int = 1
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, d, generator=g, dtype=torch.float64),
+            torch.randint(0, classes, (n,), generator=g))
+
+
+def snapshot(model: nn.Module) -> dict:
+    """Everything a probe must leave as it found: weights, grads, modes, buffers, RNG."""
+    return {
+        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+        "grads": {n: None if p.grad is None else p.grad.clone()
+                  for n, p in model.named_parameters()},
+        "grad_ids": {n: id(p.grad) for n, p in model.named_parameters()},
+        "modes": [m.training for m in model.modules()],
+        "buffers": {n: b.clone() for n, b in model.named_buffers()},
+        "rng": torch.get_rng_state(),
+    }
+
+
+def assert_unchanged(model: nn.Module, snap: dict) -> None:
+    now = snapshot(model)
+    for n, p in snap["params"].items():
+        assert torch.equal(now["params"][n], p), n
+    for n, g in snap["grads"].items():
+        if g is None:
+            assert now["grads"][n] is None, n
+        else:
+            assert torch.equal(now["grads"][n], g), n
+    assert now["grad_ids"] == snap["grad_ids"]
+    assert now["modes"] == snap["modes"]
+    for n, b in snap["buffers"].items():
+        assert torch.equal(now["buffers"][n], b), n
+    assert torch.equal(now["rng"], snap["rng"])
+
+
+def context(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: int = 1,
+            optimizer: torch.optim.Optimizer | None = None, lr: float = 0.1,
+            loss_fn=F.cross_entropy) -> ProbeContext:
+    """A context after one optimizer step (so grads, optimizer state, prev params exist)."""
+    init = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    prev = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt.step()
+    return ProbeContext(step=step, model=model, loss_fn=loss_fn, batch=(x, y),
+                        loss=loss.detach(), optimizer=opt, lr=lr, init_params=init,
+                        prev_params=prev, generator=torch.Generator().manual_seed(0))

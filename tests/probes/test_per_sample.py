@@ -1,0 +1,101 @@
+"""Per-example gradient statistics against a loop of single-example backward passes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _probe_helpers import assert_unchanged, batch, context, mlp, snapshot
+from torch import nn
+
+from trainlab.probes.gradient_noise import GradientNoise, mean_gsnr, noise_scale_terms
+from trainlab.probes.per_sample import per_sample_grad_stats
+
+
+def loop_grads(model, loss_fn, x, y):
+    """Reference: one backward pass per example, flattened, in float64."""
+    rows = []
+    for i in range(len(x)):
+        model.zero_grad()
+        loss_fn(model(x[i:i + 1]), y[i:i + 1]).backward()
+        rows.append(torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()]))
+    model.zero_grad()
+    return torch.stack(rows)
+
+
+class SeqLinear(nn.Module):
+    """Linear layers on (N, T, D) inputs, mean-pooled: the einsum path."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))).mean(1)
+
+
+class Conv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.l = nn.Conv1d(1, 3, 3, padding=1), nn.Linear(15, 3)
+
+    def forward(self, x):
+        return self.l(torch.relu(self.c(x.unsqueeze(1))).flatten(1))
+
+
+def mse(out, y):
+    return 0.5 * (out - y).pow(2).sum(-1).mean()
+
+
+CASES = {
+    "mlp": (lambda: mlp(), lambda: batch(), F.cross_entropy, "linear-hooks"),
+    "mlp-mse": (lambda: mlp(), lambda: (batch()[0], torch.randn(12, 3, dtype=torch.float64)),
+                mse, "linear-hooks"),
+    "seq": (lambda: SeqLinear().double(),
+            lambda: (torch.randn(9, 7, 4, dtype=torch.float64), torch.randint(0, 3, (9,))),
+            F.cross_entropy, "linear-hooks"),
+    "conv": (lambda: Conv().double(), lambda: batch(n=10), F.cross_entropy, "vmap"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("method", ["auto", "vmap"])
+def test_stats_match_per_example_loop(case, method):
+    make_model, make_batch, loss_fn, auto_method = CASES[case]
+    torch.manual_seed(0)
+    model = make_model()
+    x, y = make_batch()
+    ref = loop_grads(model, loss_fn, x, y)
+    stats = per_sample_grad_stats(model, loss_fn, x, y, method=method, chunk=4)
+    assert stats.method == (auto_method if method == "auto" else "vmap")
+    torch.testing.assert_close(stats.sq_norms, ref.pow(2).sum(1))
+    flat = lambda d: torch.cat([v.reshape(-1) for v in d.values()])  # noqa: E731
+    torch.testing.assert_close(flat(stats.grad_sum), ref.sum(0))
+    torch.testing.assert_close(flat(stats.grad_sq_sum), ref.pow(2).sum(0))
+
+
+def test_noise_scale_and_gsnr_against_definitions():
+    model = mlp()
+    x, y = batch(n=16)
+    ref = loop_grads(model, F.cross_entropy, x, y)
+    stats = per_sample_grad_stats(model, F.cross_entropy, x, y)
+    n = len(x)
+    gbar = ref.mean(0)
+    cov = (ref - gbar).T @ (ref - gbar) / (n - 1)  # unbiased sample covariance
+    trace, gsq = noise_scale_terms(stats)
+    torch.testing.assert_close(trace, torch.trace(cov))
+    torch.testing.assert_close(gsq, gbar.pow(2).sum() - torch.trace(cov) / n)
+    var = ref.var(0, unbiased=False)
+    torch.testing.assert_close(mean_gsnr(stats), (gbar.pow(2) / var)[var > 0].mean())
+
+
+def test_probe_leaves_model_unchanged_and_reports():
+    model = mlp()
+    x, y = batch()
+    ctx = context(model, x, y)
+    snap = snapshot(model)
+    out = GradientNoise().measure(ctx)
+    assert_unchanged(model, snap)
+    assert {"gns", "gsnr", "gns/trace_cov", "per_sample_grad_norm/std"} <= set(out)
+    ref = loop_grads(model, F.cross_entropy, x, y)
+    torch.testing.assert_close(out["per_sample_grad_norm/mean"], ref.norm(dim=1).mean())
