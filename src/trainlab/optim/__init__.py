@@ -5,3 +5,4 @@ from trainlab.optim._registry import OPTIMIZERS, build_optimizer
 from trainlab.optim.schedules import SCHEDULES, ScheduleLR, build_schedule
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "ScheduleLR", "build_optimizer", "build_schedule"]
+from trainlab.optim import gam, gradient_regularization, sam  # noqa: F401,E402  (issue 6)

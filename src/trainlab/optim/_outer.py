@@ -1,0 +1,85 @@
+"""Bases of the closure methods (contract: :mod:`trainlab.optim.closure`).
+
+:class:`ClosureOptimizer` is the base of every method that calls the closure itself.
+:class:`OuterOptimizer` adds a base optimizer: closure methods that compute a direction and
+hand it to a base optimizer.
+
+SAM, GAM, gradient regularization and Entropy-SGD change *which* gradient is used, not how
+it is applied: the base optimizer (any registered name, SGD by default) applies the
+direction. Outer and base share the same param-group dicts, so an LR scheduler attached to
+the outer optimizer drives the base as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+
+from trainlab.errors import ConfigError
+from trainlab.optim._registry import build_optimizer
+from trainlab.optim.loss_closure import evaluate, set_grads
+
+
+class ClosureOptimizer(torch.optim.Optimizer):
+    """Base of the optimizers that follow the closure contract and write back the pre-step
+    gradient."""
+
+    requires_closure = True
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+
+    def _require(self, closure: Callable[[], torch.Tensor] | None) -> Callable[[], torch.Tensor]:
+        if closure is None:
+            raise ConfigError(f"{type(self).__name__}.step needs a closure that re-evaluates "
+                              "the loss and its gradients (see trainlab.optim.closure)")
+        return closure
+
+
+class OuterOptimizer(ClosureOptimizer):
+    """Wraps ``build_optimizer(base, params, lr, **base_hyper)``; subclasses implement
+    :meth:`direction` and keep their own state in ``self.state``."""
+
+    def __init__(self, params: Iterable[Any], lr: float, defaults: dict[str, Any], base: str,
+                 base_hyper: dict[str, Any] | None):
+        self.base = build_optimizer(base, params, lr, **(base_hyper or {}))
+        super().__init__(self.base.param_groups, defaults)
+        self.base_name = base
+
+    def direction(self, closure: Callable[[], torch.Tensor], params: list[torch.Tensor],
+                  loss: torch.Tensor, grads: list[torch.Tensor]) -> Sequence[torch.Tensor]:
+        """The vector the base optimizer should treat as the gradient."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+        closure = self._require(closure)
+        params = self._params()
+        loss, grads = evaluate(closure, params)
+        direction = self.direction(closure, params, loss, grads)
+        set_grads(params, direction)
+        self.base.step()
+        set_grads(params, grads)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"outer": super().state_dict(), "base": self.base.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict["outer"])
+        self.base.load_state_dict(state_dict["base"])
+        self.base.param_groups = self.param_groups  # share the group dicts again
+
+
+def add_(params: Sequence[torch.Tensor], vectors: Sequence[torch.Tensor], alpha: float = 1.0
+         ) -> None:
+    """``p += alpha * v`` for each pair, in place, without autograd."""
+    with torch.no_grad():
+        for p, v in zip(params, vectors):
+            p.add_(v, alpha=alpha)
+
+
+def global_norm(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.sqrt(sum((v * v).sum() for v in vectors))
