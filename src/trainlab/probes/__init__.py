@@ -13,9 +13,11 @@ from trainlab.probes import (  # noqa: F401  (registration)
     effective_rank,
     evaluation,
     gradient_noise,
+    interpolation,
     loss,
     norms,
     rotation,
+    roughness,
     sharpness,
     weight_spectrum,
 )
