@@ -1,8 +1,18 @@
 """Optimizers (drop-in ``torch.optim.Optimizer`` classes), schedules and gradient transforms."""
 
-from trainlab.optim import torch_builtin  # noqa: F401  (registers sgd, adam, adamw)
+from trainlab.optim import torch_builtin, transforms  # noqa: F401  (registration)
 from trainlab.optim._registry import OPTIMIZERS, build_optimizer
+from trainlab.optim.ademamix import AdEMAMix
+from trainlab.optim.diffgrad import DiffGrad
+from trainlab.optim.dog import DoG
+from trainlab.optim.gd import GradientDescent
+from trainlab.optim.gravity import Gravity
+from trainlab.optim.optimistic_amsgrad import OptimisticAMSGrad
 from trainlab.optim.schedules import SCHEDULES, ScheduleLR, build_schedule
+from trainlab.optim.transforms import TRANSFORMS, TransformOptimizer
+from trainlab.optim.xgrad import XGrad
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "ScheduleLR", "build_optimizer", "build_schedule"]
-from trainlab.optim import gam, gradient_regularization, sam  # noqa: F401,E402  (issue 6)
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG",
+           "GradientDescent", "Gravity", "OptimisticAMSGrad", "ScheduleLR", "TransformOptimizer",
+           "XGrad", "build_optimizer", "build_schedule", "transforms"]
+from trainlab.optim import gam, gradient_regularization, natural_gradient, sam  # noqa  (issue 6)

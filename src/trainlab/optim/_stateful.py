@@ -1,0 +1,64 @@
+"""The shell shared by trainlab's element-wise optimizers: closure evaluation, lazy
+per-parameter state with a step counter, and dispatch of each param group to one update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from trainlab.errors import ConfigError
+
+
+class StatefulOptimizer(torch.optim.Optimizer):
+    """Base of trainlab's ``torch.optim.Optimizer`` subclasses.
+
+    Subclasses define ``_init_state(p, group) -> dict`` (the state keys, fixed documented
+    strings) and ``_update_group(group, params, grads, states)``, which calls the module's
+    ``_single_tensor_<name>`` reference. ``step`` evaluates the closure (under
+    ``torch.enable_grad``) first, skips parameters whose ``grad`` is ``None``, creates state
+    lazily and increments ``state["step"]`` (a Python int) before the update. ``p.grad`` is
+    passed on read-only.
+
+    Class attributes read by generic loops (and by the registry flags):
+    ``requires_closure`` (the step needs a closure, see :mod:`trainlab.optim.closure`).
+    """
+
+    requires_closure: bool = False
+    _closure_loss: Any = None  # what the closure of the current step returned
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
+                      grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        elif self.requires_closure:
+            raise ConfigError(f"{type(self).__name__}.step needs a closure that recomputes the "
+                              f"loss and gradients (see trainlab.optim.closure)")
+        for group in self.param_groups:
+            params, grads, states = [], [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state.update(self._init_state(p, group))
+                    state["step"] = 0
+                state["step"] += 1
+                params.append(p)
+                grads.append(p.grad)
+                states.append(state)
+            if params:
+                self._update_group(group, params, grads, states)
+        return loss

@@ -1,0 +1,84 @@
+r"""diffGrad: Adam whose step is damped by the change of the gradient (papers.md row 89)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from trainlab.errors import check_range
+from trainlab.optim._registry import OPTIMIZERS
+from trainlab.optim._stateful import StatefulOptimizer
+
+
+def _single_tensor_diffgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
+                            exp_avgs: list[torch.Tensor], exp_avg_sqs: list[torch.Tensor],
+                            prev_grads: list[torch.Tensor], steps: list[int], *, lr: float,
+                            beta1: float, beta2: float, eps: float, weight_decay: float,
+                            maximize: bool) -> None:
+    """One diffGrad step per tensor, in place on params and state (reference implementation)."""
+    for p, g, m, v, g_prev, t in zip(params, grads, exp_avgs, exp_avg_sqs, prev_grads, steps):
+        if maximize:
+            g = torch.neg(g)
+        if weight_decay:
+            g = torch.add(g, p, alpha=weight_decay)
+        m.lerp_(g, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        bc1 = 1.0 - beta1**t
+        bc2_sqrt = math.sqrt(1.0 - beta2**t)
+        xi = torch.sub(g_prev, g).abs_().sigmoid_()  # friction coefficient, AbsSig(g_{t-1} - g_t)
+        g_prev.copy_(g)
+        den = v.sqrt().add_(eps * bc2_sqrt)
+        p.addcdiv_(xi.mul_(m), den, value=-lr * bc2_sqrt / bc1)
+
+
+class DiffGrad(StatefulOptimizer):
+    r"""diffGrad (Dubey et al., "diffGrad: An Optimization Method for Convolutional Neural
+    Networks", IEEE TNNLS 2019; papers.md row 89).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2)g_t^2,
+        \quad \xi_t = \sigma(|g_{t-1} - g_t|) \\
+        \theta_{t+1} = \theta_t - \eta\,\xi_t\,\hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+    with :math:`\sigma` the logistic sigmoid, :math:`g_0 = 0` and the Adam bias corrections.
+    Paper defaults :math:`\eta=10^{-3}, \beta=(0.9, 0.999), \epsilon=10^{-8}`.
+    ``weight_decay`` is an L2 term added to the gradient (Adam-style; 0 by default, the paper
+    has none).
+
+    State keys: ``step``, ``exp_avg``, ``exp_avg_sq``, ``previous_grad``.
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, *, maximize: bool = False):
+        owner = "DiffGrad"
+        check_range("lr", lr, low=0.0, owner=owner)
+        if len(betas) != 2:
+            raise ValueError(f"The 'betas' parameter of DiffGrad must have 2 entries. "
+                             f"Got {betas!r} instead.")
+        for name, b in zip(("beta1", "beta2"), betas):
+            check_range(name, b, low=0.0, high=1.0, high_open=True, owner=owner)
+        check_range("eps", eps, low=0.0, owner=owner)
+        check_range("weight_decay", weight_decay, low=0.0, owner=owner)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, maximize=maximize))
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p),
+                "previous_grad": torch.zeros_like(p)}
+
+    def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
+                      grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
+        b1, b2 = group["betas"]
+        _single_tensor_diffgrad(
+            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            [s["previous_grad"] for s in states], [s["step"] for s in states], lr=group["lr"],
+            beta1=b1, beta2=b2, eps=group["eps"], weight_decay=group["weight_decay"],
+            maximize=group["maximize"])
+
+
+OPTIMIZERS.register("diffgrad", DiffGrad, papers=(89,),
+                    summary="diffGrad: Adam step damped by sigmoid(|g_prev - g|)")

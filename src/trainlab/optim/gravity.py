@@ -1,0 +1,78 @@
+r"""Gravity: a kinematics-inspired first-order method (papers.md row 82)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from trainlab.errors import check_range
+from trainlab.optim._registry import OPTIMIZERS
+from trainlab.optim._stateful import StatefulOptimizer
+
+
+def _single_tensor_gravity(params: list[torch.Tensor], grads: list[torch.Tensor],
+                           velocities: list[torch.Tensor], steps: list[int], *, lr: float,
+                           beta: float, maximize: bool) -> None:
+    """One Gravity step per tensor, in place on params and velocity (reference)."""
+    for p, g, v, t in zip(params, grads, velocities, steps):
+        if maximize:
+            g = torch.neg(g)
+        k = t - 1  # the authors' code counts iterations from 0: beta_hat starts at 1/2
+        beta_t = (beta * k + 1.0) / (k + 2.0)
+        gmax = g.abs().max()
+        # zeta = g / (1 + (g / M)^2) with M = 1 / max|g|, i.e. (g * max|g|)^2
+        zeta = torch.div(g, torch.mul(g, gmax).square_().add_(1.0))
+        v.lerp_(zeta, 1.0 - beta_t)
+        p.add_(v, alpha=-lr)
+
+
+class Gravity(StatefulOptimizer):
+    r"""Gravity (Bahrami & Zadeh, "Gravity Optimizer: a Kinematic Approach on Optimization in
+    Deep Learning", 2021; papers.md row 82).
+
+    Per tensor, with :math:`M = 1/\max|g_t|`:
+
+    .. math::
+        \zeta_t = \frac{g_t}{1 + (g_t/M)^2},\quad \hat\beta_t = \frac{\beta t + 1}{t + 2},\quad
+        v_t = \hat\beta_t v_{t-1} + (1-\hat\beta_t)\zeta_t,\quad \theta_{t+1} = \theta_t - l\,v_t
+
+    with :math:`v_0 \sim \mathcal N(0, (\alpha/l)^2)` drawn from ``generator`` and
+    :math:`t = 0, 1, \dots` counting steps from 0, as the authors' Keras code does (so
+    :math:`\hat\beta` starts at 1/2). Authors' defaults :math:`l = 0.1, \alpha = 0.01,
+    \beta = 0.9`.
+
+    Deviation from pytorch_optimizer's ``Gravity`` (not from the paper): that one counts
+    :math:`t` from 1 and defaults to ``lr=0.01``.
+    A zero gradient gives :math:`\zeta = 0/1 = 0` (the velocity still decays and moves the
+    weights: that is the method, not a bug). The initial velocity depends on ``lr`` at the
+    first step; a schedule changes ``lr`` later without redrawing it.
+
+    State keys: ``step``, ``velocity``.
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.1, alpha: float = 0.01,
+                 beta: float = 0.9, *, maximize: bool = False,
+                 generator: torch.Generator | None = None):
+        owner = "Gravity"
+        check_range("lr", lr, low=0.0, low_open=True, owner=owner)
+        check_range("alpha", alpha, low=0.0, owner=owner)
+        check_range("beta", beta, low=0.0, high=1.0, owner=owner)
+        self.generator = generator
+        super().__init__(params, dict(lr=lr, alpha=alpha, beta=beta, maximize=maximize))
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        v = torch.empty_like(p)
+        v.normal_(0.0, group["alpha"] / group["lr"], generator=self.generator)
+        return {"velocity": v}
+
+    def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
+                      grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
+        _single_tensor_gravity(params, grads, [s["velocity"] for s in states],
+                               [s["step"] for s in states], lr=group["lr"], beta=group["beta"],
+                               maximize=group["maximize"])
+
+
+OPTIMIZERS.register("gravity", Gravity, papers=(82,),
+                    summary="Gravity: velocity EMA of g / (1 + (g max|g|)^2)")

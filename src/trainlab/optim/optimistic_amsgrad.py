@@ -1,0 +1,94 @@
+r"""Optimistic-AMSGrad: AMSGrad plus an optimistic step along a predicted gradient
+(papers.md row 50)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import torch
+
+from trainlab.errors import ConfigError, check_range
+from trainlab.optim._registry import OPTIMIZERS
+from trainlab.optim._stateful import StatefulOptimizer
+
+
+def _single_tensor_optimistic_amsgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
+                                      exp_avgs: list[torch.Tensor],
+                                      exp_avg_sqs: list[torch.Tensor],
+                                      max_exp_avg_sqs: list[torch.Tensor],
+                                      halves: list[torch.Tensor], *, lr: float, beta1: float,
+                                      beta2: float, eps: float, predictor: str,
+                                      maximize: bool) -> None:
+    """One Optimistic-AMSGrad step per tensor, in place (reference implementation)."""
+    for p, g, m, v, vmax, w_half in zip(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                                       halves):
+        if maximize:
+            g = torch.neg(g)
+        m_prev = m.clone()
+        m.lerp_(g, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        torch.maximum(vmax, v, out=vmax)
+        den = vmax.sqrt().add_(eps)
+        w_half.addcdiv_(m, den, value=-lr)  # w_{t+1/2} = w_{t-1/2} - lr m_t / sqrt(v^_t)
+        guess = g if predictor == "last" else torch.zeros_like(g)  # m_{t+1}, guess of g_{t+1}
+        h = m_prev.mul_(beta1).add_(guess, alpha=1.0 - beta1)  # h_{t+1}
+        p.copy_(torch.addcdiv(w_half, h, den, value=-lr))  # w_{t+1} = w_{t+1/2} - lr h/sqrt(v)
+
+
+class OptimisticAMSGrad(StatefulOptimizer):
+    r"""Optimistic-AMSGrad (Wang, Li, Karimi & Li, "An Optimistic Acceleration of AMSGrad for
+    Nonconvex Optimization", ACML 2021 / arXiv 2019; papers.md row 50), Algorithm 2:
+
+    .. math::
+        \theta_t &= \beta_1\theta_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad \hat v_t = \max(\hat v_{t-1}, v_t) \\
+        w_{t+\frac12} &= w_{t-\frac12} - \eta\,\theta_t/\sqrt{\hat v_t},\qquad
+        w_{t+1} = w_{t+\frac12} - \eta\,h_{t+1}/\sqrt{\hat v_t},\quad
+        h_{t+1} = \beta_1\theta_{t-1} + (1-\beta_1) m_{t+1}
+
+    where :math:`m_{t+1}` is a guess of the next gradient and :math:`w_{\frac12} = w_1`. The
+    parameters hold :math:`w_t` (where gradients are taken); the state holds the half-step
+    iterate. As in the paper there is no bias correction.
+
+    Deviations: the paper predicts :math:`m_{t+1}` by regularized minimal polynomial
+    extrapolation over the last r gradients; here ``predictor="last"`` uses :math:`m_{t+1} =
+    g_t` (the simplest optimistic guess) and ``"zero"`` uses 0. ``eps`` (default 1e-8) is added
+    to :math:`\sqrt{\hat v_t}` for numerical safety.
+
+    State keys: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``half``.
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 predictor: Literal["last", "zero"] = "last", *, maximize: bool = False):
+        owner = "OptimisticAMSGrad"
+        check_range("lr", lr, low=0.0, owner=owner)
+        if len(betas) != 2:
+            raise ValueError(f"The 'betas' parameter of OptimisticAMSGrad must have 2 entries. "
+                             f"Got {betas!r} instead.")
+        for name, b in zip(("beta1", "beta2"), betas):
+            check_range(name, b, low=0.0, high=1.0, high_open=True, owner=owner)
+        check_range("eps", eps, low=0.0, owner=owner)
+        if predictor not in ("last", "zero"):
+            raise ConfigError(f"The 'predictor' parameter of OptimisticAMSGrad must be 'last' "
+                              f"or 'zero'. Got {predictor!r} instead.")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, predictor=predictor,
+                                      maximize=maximize))
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p),
+                "max_exp_avg_sq": torch.zeros_like(p), "half": p.detach().clone()}
+
+    def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
+                      grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
+        b1, b2 = group["betas"]
+        _single_tensor_optimistic_amsgrad(
+            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states], [s["half"] for s in states], lr=group["lr"],
+            beta1=b1, beta2=b2, eps=group["eps"], predictor=group["predictor"],
+            maximize=group["maximize"])
+
+
+OPTIMIZERS.register("optimistic_amsgrad", OptimisticAMSGrad, papers=(50,),
+                    summary="Optimistic-AMSGrad: AMSGrad half-step plus a predicted-gradient step")
