@@ -1,7 +1,27 @@
-"""Curvature of the loss: Hessian-vector products and eigen-solvers over them."""
+"""Curvature of the loss: linear operators (Hessian, GGN, Fisher) and solvers over them.
+
+Operators (``trainlab.curvature.operators``) multiply flat vectors by a curvature matrix of
+``(model, loss_fn, data)`` without forming it; solvers (``trainlab.curvature.solvers``) take
+any symmetric :class:`LinearOperator` and a ``generator`` and return frozen results.
+"""
 
 from trainlab.curvature.hvp import flatten, loss_function, make_hvp, trainable_params, unflatten
+from trainlab.curvature.operators import (
+    CurvatureOperator,
+    EmpiricalFisherOperator,
+    GGNOperator,
+    HessianOperator,
+    LinearOperator,
+    MatrixOperator,
+    as_operator,
+    parameter_groups,
+)
 from trainlab.curvature.power import TopEigen, top_eigenvalue
+from trainlab.curvature.solvers import EigenResult, Estimate, lanczos
 
-__all__ = ["TopEigen", "flatten", "loss_function", "make_hvp", "top_eigenvalue",
-           "trainable_params", "unflatten"]
+__all__ = [
+    "CurvatureOperator", "EigenResult", "EmpiricalFisherOperator", "Estimate", "GGNOperator",
+    "HessianOperator", "LinearOperator", "MatrixOperator", "TopEigen", "as_operator",
+    "flatten", "lanczos", "loss_function", "make_hvp", "parameter_groups", "top_eigenvalue",
+    "trainable_params", "unflatten",
+]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp
+from torch.func import functional_call
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 
@@ -50,13 +50,12 @@ def make_hvp(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
              params: dict[str, torch.Tensor] | None = None
              ) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
     """Return ``(hvp, dim)``: ``hvp(v)`` multiplies a flat vector ``v`` by the Hessian of the
-    batch loss at ``params`` (default: the model's current trainable parameters)."""
-    params = trainable_params(model) if params is None else params
-    f = loss_function(model, loss_fn, inputs, targets)
-    g = grad(f)
+    batch loss at ``params`` (default: the model's current trainable parameters).
 
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        _, hv = jvp(g, (params,), (unflatten(v, params),))
-        return flatten(hv)
+    A thin shortcut for ``HessianOperator(model, loss_fn, (inputs, targets), params).matvec``
+    (no determinism check).
+    """
+    from trainlab.curvature.operators.hessian import HessianOperator
 
-    return hvp, sum(p.numel() for p in params.values())
+    op = HessianOperator(model, loss_fn, (inputs, targets), params, check_deterministic=False)
+    return op.matvec, op.dim
