@@ -9,6 +9,7 @@ Example:
     ['0', '2']
 """
 
+from trainlab.init import mean_field
 from trainlab.init._apply import (
     INITS,
     InitReport,
@@ -19,8 +20,16 @@ from trainlab.init._apply import (
     tensor_scheme,
     weight_layers,
 )
+from trainlab.init.conv_aware import conv_aware_
+from trainlab.init.fixup import fixup, small
+from trainlab.init.idinit import idinit_, idinit_zero_
+from trainlab.init.inr import siren_, vi3nr_, vi3nr_gain, vi3nr_sigma_p
+from trainlab.init.kumar import kumar_normal_, kumar_variance
+from trainlab.init.lora import lora_init
 from trainlab.init.lsuv import lsuv
-from trainlab.init.orthogonal import orthogonal_
+from trainlab.init.maxout import maxout_constant, maxout_normal_, maxout_second_moment
+from trainlab.init.orthogonal import decoupled_, orthogonal_
+from trainlab.init.pseudo_iid import pseudo_iid_
 from trainlab.init.standard import (
     kaiming_normal_,
     kaiming_uniform_,
@@ -28,17 +37,38 @@ from trainlab.init.standard import (
     xavier_normal_,
     xavier_uniform_,
 )
+from trainlab.init.virgo import VirgoVariances, virgo_variances
 
 __all__ = [
     "INITS",
     "InitReport",
     "LayerInit",
+    "VirgoVariances",
     "apply",
+    "conv_aware_",
+    "decoupled_",
     "fan_in_out",
+    "fixup",
+    "idinit_",
+    "idinit_zero_",
     "kaiming_normal_",
     "kaiming_uniform_",
+    "kumar_normal_",
+    "kumar_variance",
+    "lora_init",
     "lsuv",
+    "maxout_constant",
+    "maxout_normal_",
+    "maxout_second_moment",
+    "mean_field",
     "orthogonal_",
+    "pseudo_iid_",
+    "siren_",
+    "small",
+    "virgo_variances",
+    "vi3nr_",
+    "vi3nr_gain",
+    "vi3nr_sigma_p",
     "selected",
     "tensor_scheme",
     "torch_default",

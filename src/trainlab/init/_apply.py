@@ -122,6 +122,7 @@ def apply(
 def fan_in_out(tensor: torch.Tensor) -> tuple[int, int]:
     """(fan_in, fan_out) with torch's convention: weight is (out, in, *kernel)."""
     if tensor.dim() < 2:
-        raise ValueError(f"fan in/out need a tensor with at least 2 dims, got shape {tuple(tensor.shape)}")
+        raise ValueError("fan in/out need a tensor with at least 2 dims, got shape "
+                         f"{tuple(tensor.shape)}")
     receptive = math.prod(tensor.shape[2:]) if tensor.dim() > 2 else 1
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive

@@ -85,4 +85,4 @@ def lsuv(
 
 
 INITS.register("lsuv", lsuv, papers=(42,), needs_batch=True,
-               summary="orthonormal pre-init, then per-layer output variance scaled to 1 on a batch")
+               summary="orthonormal pre-init, then layer output variances scaled to 1 on a batch")
