@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from trainlab.probes import (  # noqa: F401  (registration)
+    adam_step_size,
     effective_rank,
     evaluation,
     gradient_noise,
     interpolation,
     loss,
+    momentum_alignment,
     norms,
     rotation,
     roughness,
