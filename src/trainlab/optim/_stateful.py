@@ -44,6 +44,7 @@ class StatefulOptimizer(torch.optim.Optimizer):
         elif self.requires_closure:
             raise ConfigError(f"{type(self).__name__}.step needs a closure that recomputes the "
                               f"loss and gradients (see trainlab.optim.closure)")
+        self._closure_loss = loss
         for group in self.param_groups:
             params, grads, states = [], [], []
             for p in group["params"]:
