@@ -1,5 +1,6 @@
 """The closure of :mod:`trainlab.optim.closure` for a model, loss and batch, with curvature
-products, plus the few operations every multi-pass method performs on closures."""
+products (from :mod:`trainlab.curvature`'s operators), plus the few operations every
+multi-pass method performs on closures."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vjp
 
+from trainlab.curvature import CurvatureOperator, GGNOperator, HessianOperator
 from trainlab.errors import ConfigError
 
 Tensors = list[torch.Tensor]
@@ -44,36 +45,31 @@ class LossClosure:
             loss.backward()
         return loss.detach()
 
-    def _current(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach() for n, p in zip(self._names, self.params)}
+    def operator(self, kind: str = "hessian") -> CurvatureOperator:
+        """The batch's ``"hessian"`` or ``"ggn"`` as a :mod:`trainlab.curvature` operator on
+        flat vectors (``params`` order), at the parameters' current values (the operator
+        reads the live tensors, so build it after any perturbation)."""
+        cls = {"hessian": HessianOperator, "ggn": GGNOperator}[kind]
+        return cls(self.model, self.loss_fn, (self.inputs, self.targets),
+                   dict(zip(self._names, self.params)), check_deterministic=False)
 
-    def _forward(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        rest = {n: p.detach() for n, p in self.model.named_parameters() if n not in params}
-        buffers = {n: b.detach() for n, b in self.model.named_buffers()}
-        args = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
-        return functional_call(self.model, ({**rest, **params}, buffers), args)
-
-    def _as_dict(self, vectors: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _apply(self, kind: str, vectors: Sequence[torch.Tensor]) -> Tensors:
         if len(vectors) != len(self.params):
             raise ConfigError(f"LossClosure: expected {len(self.params)} tensors, got "
                               f"{len(vectors)}")
-        return dict(zip(self._names, vectors))
+        flat = torch.cat([v.reshape(-1) for v in vectors])
+        out = self.operator(kind).matvec(flat)
+        return [c.view_as(p) for c, p in zip(torch.split(out, [p.numel() for p in self.params]),
+                                             self.params)]
 
     def hvp(self, vectors: Sequence[torch.Tensor]) -> Tensors:
-        """Hessian of the batch loss times ``vectors`` (forward-over-reverse)."""
-        g = grad(lambda q: self.loss_fn(self._forward(q), self.targets))
-        _, hv = jvp(g, (self._current(),), (self._as_dict(vectors),))
-        return [hv[n].detach() for n in self._names]
+        """Hessian of the batch loss times ``vectors`` (one tensor per parameter)."""
+        return self._apply("hessian", vectors)
 
     def ggn_vp(self, vectors: Sequence[torch.Tensor]) -> Tensors:
-        """Generalized Gauss-Newton ``J^T H_out J`` times ``vectors`` (``J``: Jacobian of the
-        outputs in the parameters; ``H_out``: Hessian of the loss in the outputs)."""
-        outputs, jv = jvp(self._forward, (self._current(),), (self._as_dict(vectors),))
-        g_out = grad(lambda o: self.loss_fn(o, self.targets))
-        _, hjv = jvp(g_out, (outputs.detach(),), (jv,))
-        _, pullback = vjp(self._forward, self._current())
-        (jthjv,) = pullback(hjv)
-        return [jthjv[n].detach() for n in self._names]
+        """Generalized Gauss-Newton (the Fisher for cross-entropy and squared error) times
+        ``vectors``."""
+        return self._apply("ggn", vectors)
 
 
 def make_closure(model: nn.Module, loss_fn: Callable[[torch.Tensor, Any], torch.Tensor],
