@@ -21,6 +21,8 @@ from trainlab.probes import (  # noqa: F401  (registration)
     rotation,
     roughness,
     sharpness,
+    signal_propagation,
+    tangent_alignment,
     weight_spectrum,
 )
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
