@@ -17,11 +17,22 @@ from trainlab.curvature.operators import (
     parameter_groups,
 )
 from trainlab.curvature.power import TopEigen, top_eigenvalue
-from trainlab.curvature.solvers import EigenResult, Estimate, lanczos
+from trainlab.curvature.solvers import (
+    EigenResult,
+    Estimate,
+    SpectralDensity,
+    frobenius_norm,
+    hutchinson_trace,
+    hutchpp_trace,
+    lanczos,
+    lanczos_quadrature,
+    spectral_density,
+)
 
 __all__ = [
     "CurvatureOperator", "EigenResult", "EmpiricalFisherOperator", "Estimate", "GGNOperator",
-    "HessianOperator", "LinearOperator", "MatrixOperator", "TopEigen", "as_operator",
-    "flatten", "lanczos", "loss_function", "make_hvp", "parameter_groups", "top_eigenvalue",
-    "trainable_params", "unflatten",
+    "HessianOperator", "LinearOperator", "MatrixOperator", "SpectralDensity", "TopEigen",
+    "as_operator", "flatten", "frobenius_norm", "hutchinson_trace", "hutchpp_trace",
+    "lanczos", "lanczos_quadrature", "loss_function", "make_hvp", "parameter_groups",
+    "spectral_density", "top_eigenvalue", "trainable_params", "unflatten",
 ]

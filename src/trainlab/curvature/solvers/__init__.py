@@ -1,6 +1,14 @@
-"""Solvers over symmetric linear operators: eigenpairs, traces, spectral densities."""
+"""Solvers over symmetric linear operators: eigenpairs, traces, norms, spectral densities."""
 
+from trainlab.curvature.solvers.density import (
+    SpectralDensity,
+    lanczos_quadrature,
+    spectral_density,
+)
+from trainlab.curvature.solvers.frobenius import frobenius_norm
 from trainlab.curvature.solvers.lanczos import lanczos
 from trainlab.curvature.solvers.results import EigenResult, Estimate
+from trainlab.curvature.solvers.trace import hutchinson_trace, hutchpp_trace
 
-__all__ = ["EigenResult", "Estimate", "lanczos"]
+__all__ = ["EigenResult", "Estimate", "SpectralDensity", "frobenius_norm", "hutchinson_trace",
+           "hutchpp_trace", "lanczos", "lanczos_quadrature", "spectral_density"]

@@ -45,6 +45,61 @@ def _select(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
     return torch.argsort(theta.abs(), descending=True)[:k]
 
 
+class _Tridiagonal:
+    """The Lanczos recurrence with full reorthogonalization, one step per :meth:`step`.
+
+    Keeps the orthonormal basis ``basis[:, :m]`` and the tridiagonal ``T_m`` (``alpha`` on
+    the diagonal, ``beta`` off it, 0 where the iteration restarted after a breakdown).
+    """
+
+    def __init__(self, op: LinearOperator, q: torch.Tensor, max_steps: int):
+        self.op, self.q = op, q
+        self.basis = torch.empty(op.dim, max_steps, dtype=op.dtype, device=op.device)
+        self.alpha: list[float] = []
+        self.beta: list[float] = []
+        self.b = 0.0  # norm of the current residual vector (the next beta)
+        self.anorm = 0.0  # running estimate of |A|
+        self.m = 0
+        self.eps = torch.finfo(op.dtype).eps
+
+    def step(self) -> torch.Tensor:
+        """One product and one new basis vector; returns the unnormalized residual."""
+        j = self.m
+        self.basis[:, j] = self.q
+        w = self.op.matvec(self.q)
+        a = torch.dot(self.q, w).item()
+        w = _orthogonalize(w, self.basis[:, :j + 1])
+        self.b = w.norm().item()
+        self.alpha.append(a)
+        self.anorm = max(self.anorm, abs(a) + self.b + (self.beta[-1] if self.beta else 0.0))
+        self.m = j + 1
+        return w
+
+    def broke_down(self) -> bool:
+        """The basis spans an invariant subspace (up to rounding)."""
+        return self.b <= 100 * self.eps * max(self.anorm, 1e-300)
+
+    def advance(self, w: torch.Tensor, generator: torch.Generator | None) -> None:
+        """Next basis vector: ``w / b``, or a random vector orthogonal to the basis after a
+        breakdown (with a zero coupling)."""
+        if self.broke_down():
+            r = torch.randn(self.op.dim, generator=generator, dtype=self.op.dtype,
+                            device=self.op.device)
+            r = _orthogonalize(r, self.basis[:, :self.m])
+            self.q, self.b = r / r.norm(), 0.0
+        else:
+            self.q = w / self.b
+        self.beta.append(self.b)
+
+    def ritz(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eigen-decomposition of ``T_m`` in float64: (values ascending, vectors)."""
+        t = torch.diag(torch.tensor(self.alpha, dtype=torch.float64))
+        if self.m > 1:
+            off = torch.tensor(self.beta[:self.m - 1], dtype=torch.float64)
+            t += torch.diag(off, 1) + torch.diag(off, -1)
+        return torch.linalg.eigh(t)
+
+
 def lanczos(
     op: LinearOperator | torch.Tensor,
     *,
@@ -104,56 +159,27 @@ def lanczos(
     max_iter = min(n, max(100, 20 * k)) if max_iter is None else max_iter
     check_range("max_iter", max_iter, low=k, high=n, owner="lanczos")
 
-    dtype, device = op.dtype, op.device
-    eps = torch.finfo(dtype).eps
-    basis = torch.empty(n, max_iter, dtype=dtype, device=device)
-    alpha: list[float] = []
-    beta: list[float] = []  # beta[j] couples basis vectors j and j+1 (0 after a restart)
-    q = start_vector(n, v0, generator, dtype, device)
-    anorm = 0.0
-    theta = s = res = None
-    b = 0.0
-    m = 0
-    for j in range(max_iter):
-        basis[:, j] = q
-        w = op.matvec(q)
-        a = torch.dot(q, w).item()
-        w = _orthogonalize(w, basis[:, :j + 1])
-        b = w.norm().item()
-        alpha.append(a)
-        anorm = max(anorm, abs(a) + b + (beta[-1] if beta else 0.0))
-        m = j + 1
-        if m >= k and (m < 100 or m % 10 == 0 or m == max_iter):
-            t = torch.diag(torch.tensor(alpha, dtype=torch.float64))
-            if beta:
-                off = torch.tensor(beta, dtype=torch.float64)
-                t += torch.diag(off, 1) + torch.diag(off, -1)
-            theta, s = torch.linalg.eigh(t)
-            res = b * s[-1].abs()
-            idx = _select(theta, k, which)
-            floor = math.sqrt(eps) * anorm
-            if bool((res[idx] <= tol * torch.clamp(theta[idx].abs(), min=floor)).all()):
-                break
+    krylov = _Tridiagonal(op, start_vector(n, v0, generator, op.dtype, op.device), max_iter)
+    floor = math.sqrt(torch.finfo(op.dtype).eps)
+
+    def converged(theta: torch.Tensor, res: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        scale = torch.clamp(theta[idx].abs(), min=floor * krylov.anorm)
+        return res[idx] <= tol * scale
+
+    while True:
+        w = krylov.step()
+        m = krylov.m
         if m == max_iter:
             break
-        if b <= 100 * eps * max(anorm, 1e-300):  # invariant subspace: restart orthogonally
-            r = torch.randn(n, generator=generator, dtype=dtype, device=device)
-            r = _orthogonalize(r, basis[:, :m])
-            q, b = r / r.norm(), 0.0
-        else:
-            q = w / b
-        beta.append(b)
-    if theta is None or len(theta) != m:  # last step was not checked
-        t = torch.diag(torch.tensor(alpha, dtype=torch.float64))
-        if beta[:m - 1]:
-            off = torch.tensor(beta[:m - 1], dtype=torch.float64)
-            t += torch.diag(off, 1) + torch.diag(off, -1)
-        theta, s = torch.linalg.eigh(t)
-        res = b * s[-1].abs()
+        if m >= k and (m < 100 or m % 10 == 0):
+            theta, s = krylov.ritz()
+            if bool(converged(theta, krylov.b * s[-1].abs(), _select(theta, k, which)).all()):
+                break
+        krylov.advance(w, generator)
+    theta, s = krylov.ritz()
+    res = krylov.b * s[-1].abs()
     idx = _select(theta, k, which)
-    floor = math.sqrt(eps) * anorm
-    converged = res[idx] <= tol * torch.clamp(theta[idx].abs(), min=floor)
-    vectors = basis[:, :m] @ s[:, idx].to(dtype)
-    return EigenResult(values=theta[idx].to(dtype), vectors=vectors,
-                       residuals=res[idx].to(dtype), matvecs=m, converged=converged,
-                       iterations=m)
+    vectors = krylov.basis[:, :m] @ s[:, idx].to(op.dtype)
+    return EigenResult(values=theta[idx].to(op.dtype), vectors=vectors,
+                       residuals=res[idx].to(op.dtype), matvecs=m,
+                       converged=converged(theta, res, idx), iterations=m)
