@@ -48,9 +48,12 @@ def check_range(
     if bad or value != value:  # NaN never passes
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
+        interval = f"{left}{lo}, {hi}{right}"
         where = f" of {owner}" if owner else ""
         raise ConfigError(
-            f"The {name!r} parameter{where} must be in the range {interval}. Got {value!r} instead."
+            f"The {name!r} parameter{where} must be in the range {interval}. "
+            f"Got {value!r} instead."
         )
     return value

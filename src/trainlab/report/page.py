@@ -115,4 +115,5 @@ def _render_block(b: Heading | Paragraph | Table | Figure) -> str:
         return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     data = base64.b64encode(b.png).decode("ascii")
     cap = f"<figcaption>{html.escape(b.caption)}</figcaption>" if b.caption else ""
-    return f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">{cap}</figure>'
+    alt = html.escape(b.caption)
+    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">{cap}</figure>'

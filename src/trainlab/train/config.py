@@ -138,6 +138,19 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
+    def switch(self, **changes: Any) -> RunConfig:
+        """Like :meth:`replace`, but choosing another task/model/init/optim/schedule drops
+        that section's parameters when they are still the defaults (the default D2Z warmup
+        means nothing to another schedule); explicitly set parameters are kept."""
+        defaults = RunConfig()
+        out = dict(changes)
+        for section in SECTIONS:
+            key = f"{section}_params"
+            if (section in changes and changes[section] != getattr(self, section)
+                    and key not in changes and getattr(self, key) == getattr(defaults, key)):
+                out[key] = {}
+        return RunConfig.from_dict({**self.to_dict(), **out})
+
 
 def _bad(key: str, value: Any) -> Any:
     raise ConfigError(f"config key {key!r} must be a number of the right kind, got {value!r}")
@@ -161,7 +174,7 @@ def apply_overrides(config: RunConfig, assignments: list[str]) -> RunConfig:
             raise ConfigError(f"expected key=value, got {item!r}")
         value, parts = parse_value(raw), key.strip().split(".")
         if len(parts) == 1:
-            data[parts[0]] = value
+            data = RunConfig.from_dict(data).switch(**{parts[0]: value}).to_dict()
         elif parts[0] in SECTIONS and len(parts) == 2:
             data[f"{parts[0]}_params"] = {**data[f"{parts[0]}_params"], parts[1]: value}
         elif parts[0] == "probe" and len(parts) == 3:

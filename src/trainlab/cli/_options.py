@@ -1,0 +1,57 @@
+"""Options shared by several commands, written once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from trainlab.store import RunStore
+from trainlab.train.config import RunConfig, apply_overrides
+
+# flag -> RunConfig field, for the run options
+RUN_FLAGS = {
+    "task": str, "model": str, "init": str, "optim": str, "lr": float, "schedule": str,
+    "steps": int, "batch_size": int, "probes": str, "every": int, "seed": int, "dtype": str,
+    "checkpoint_every": int, "name": str,
+}
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="PATH",
+                        help="run store directory (default: $TRAINLAB_STORE or ./trainlab-runs)")
+
+
+def open_store(args: argparse.Namespace) -> RunStore:
+    return RunStore(args.store)
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options that make a RunConfig: registry names are validated by the config,
+    which lists the valid choices (``trainlab list ...``) with the closest match."""
+    g = parser.add_argument_group("run configuration (override --config values)")
+    g.add_argument("--config", metavar="FILE", help="YAML or JSON run config")
+    for flag, typ in RUN_FLAGS.items():
+        g.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=typ, default=None,
+                       metavar=typ.__name__.upper())
+    g.add_argument("-p", "--param", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="set a parameter, e.g. model.width=256, optim.weight_decay=0, "
+                        "schedule.warmup=0, probe.sharpness.max_iter=50 (repeatable)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults < --config file < flags < --param assignments."""
+    cfg = RunConfig.from_file(args.config) if getattr(args, "config", None) else RunConfig()
+    flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k, None) is not None}
+    cfg = cfg.switch(**flags)
+    return apply_overrides(cfg, args.param).validate()

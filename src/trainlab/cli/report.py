@@ -1,0 +1,36 @@
+"""Write the HTML report of one run, or a comparison of several runs.
+
+Example:
+    trainlab report latest
+    trainlab report RUN_A RUN_B RUN_C -o comparison.html
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from trainlab.cli._options import add_store, open_store
+
+NAME = "report"
+HELP = "HTML report of a run, or a comparison of runs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="output file (default: the run's artifact folder for one run, "
+                             "comparison.html for several)")
+    add_store(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    from trainlab.report import write_comparison_report, write_run_report
+
+    store = open_store(args)
+    ids = [store.resolve(r) for r in args.runs]
+    if len(ids) == 1:
+        path = write_run_report(store, ids[0], args.output)
+    else:
+        path = write_comparison_report(store, ids, args.output or "comparison.html")
+    print(path)
+    return 0

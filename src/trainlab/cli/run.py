@@ -1,0 +1,62 @@
+"""Train one model with probes on; record everything in the run store; write a report.
+
+With no arguments: an MLP on MNIST-1D, orthogonal init, AdamW with warmup and linear decay
+to zero (D2Z), the standard probes every 50 steps.
+
+Example:
+    trainlab run
+    trainlab run --init lsuv --optim sgd --lr 0.05 -p optim.momentum=0.9 --steps 2000
+    trainlab run --config run.yaml --seed 3
+    trainlab run --resume latest
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainlab.cli._options import add_run_options, add_store, config_from_args, open_store
+
+NAME = "run"
+HELP = "train with probes on and write a report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_options(parser)
+    add_store(parser)
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue an interrupted run (id, prefix, name or 'latest')")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def print_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"run {result.run_id}: {result.status}", show_header=False)
+    for key, value in result.summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if result.report:
+        console.print(f"report: {result.report}")
+    if result.status == "interrupted":
+        console.print(f"interrupted; resume with: trainlab run --resume {result.run_id}"
+                      + (f" --store {result.store}" if result.store else ""))
+
+
+def main(args: argparse.Namespace) -> int:
+    from trainlab.train import Trainer
+
+    store = open_store(args)
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.resume:
+        trainer = Trainer.resume(args.resume, store=store, progress=progress,
+                                 report=not args.no_report)
+    else:
+        trainer = Trainer(config_from_args(args), store=store, progress=progress,
+                          report=not args.no_report)
+    result = trainer.run()
+    print_summary(result)
+    return {"completed": 0, "diverged": 0, "interrupted": 130}.get(result.status, 1)

@@ -1,0 +1,117 @@
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from trainlab.store import RunStore
+from trainlab.train import RunConfig, Trainer
+
+
+def tiny(**kw) -> RunConfig:
+    base = dict(task="mnist1d", task_params={"num_samples": 600}, model_params={"width": 32},
+                steps=40, batch_size=32, every=10, lr=3e-3,
+                schedule_params={"warmup": 5}, probes="standard")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def final_params(store: RunStore, run_id: str) -> dict[str, torch.Tensor]:
+    return torch.load(store.artifact(run_id, "checkpoint"), weights_only=False)["model"]
+
+
+def test_same_config_and_seed_give_bitwise_identical_metrics(tmp_path):
+    store = RunStore(tmp_path)
+    a = Trainer(tiny(), store=store, report=False).run()
+    b = Trainer(tiny(), store=store, report=False).run()
+    c = Trainer(tiny(seed=1), store=store, report=False).run()
+    ma, mb, mc = (store.metrics(r.run_id) for r in (a, b, c))
+    assert ma.keys() == mb.keys() and "sharpness" in ma and "test/accuracy" in ma
+    for name in ma:
+        assert np.array_equal(ma[name][1], mb[name][1], equal_nan=True), name
+    assert not np.array_equal(ma["loss"][1], mc["loss"][1])
+
+
+def test_caller_global_rng_is_untouched(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    cfg = tiny(steps=5, probes="none", schedule_params={})
+    Trainer(cfg, store=RunStore(tmp_path), report=False).run()
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("optim,extra", [("adamw", {}), ("sgd", {"momentum": 0.9})])
+def test_resume_after_interruption_is_bitwise_identical(tmp_path, optim, extra):
+    cfg = tiny(optim=optim, optim_params=extra, lr=0.05 if optim == "sgd" else 3e-3,
+               checkpoint_every=40)
+    store = RunStore(tmp_path)
+    full = Trainer(cfg, store=store, report=False).run()
+    part = Trainer(cfg, store=store, report=False).run(stop_at=17)
+    assert part.status == "interrupted"
+    assert store.get_run(part.run_id).status == "interrupted"
+    resumed = Trainer.resume(part.run_id, store=store, report=False).run()
+    assert resumed.run_id == part.run_id and resumed.status == "completed"
+    m_full, m_res = store.metrics(full.run_id), store.metrics(part.run_id)
+    assert m_full.keys() == m_res.keys()
+    for name in m_full:
+        assert np.array_equal(m_full[name][0], m_res[name][0]), name
+        assert np.array_equal(m_full[name][1], m_res[name][1], equal_nan=True), name
+    # checkpoint_every=40 writes the state after the last update: parameters must agree
+    pf, pr = final_params(store, full.run_id), final_params(store, part.run_id)
+    assert all(torch.equal(pf[k], pr[k]) for k in pf)
+
+
+def test_divergence_is_recorded_not_raised(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = tiny(optim="sgd", lr=1e6, schedule="constant", schedule_params={}, steps=50)
+    result = Trainer(cfg, store=store).run()
+    assert result.status == "diverged"
+    rec = store.get_run(result.run_id)
+    assert rec.status == "diverged" and rec.summary["diverged_at"] < 50
+    losses = store.metrics(result.run_id)["loss"][1]
+    assert not math.isfinite(losses[-1]) and all(np.isfinite(losses[:-1]))
+    assert result.report is not None and "diverged" in result.report.read_text()
+
+
+def test_full_batch_and_float64_teacher(tmp_path):
+    cfg = RunConfig(task="teacher-linear", model="deep-linear", init="orthogonal",
+                    init_params={"gain": 0.1}, optim="sgd", lr=0.05, schedule="constant",
+                    schedule_params={}, steps=30, batch_size=0, probes="sharpness,grad-norm",
+                    every=10, dtype="float64")
+    result = Trainer(cfg, store=RunStore(tmp_path), report=False).run()
+    m = RunStore(tmp_path).metrics(result.run_id)
+    assert result.status == "completed" and list(m["sharpness"][0]) == [0, 10, 20, 30]
+    assert m["loss"][1][-1] < m["loss"][1][0]
+
+
+def test_sigint_leaves_a_resumable_checkpoint(tmp_path):
+    code = (
+        "from trainlab.store import RunStore\n"
+        "from trainlab.train import RunConfig, Trainer\n"
+        "cfg = RunConfig(task='teacher-linear', model='deep-linear', steps=10**7,"
+        " batch_size=0, probes='none', schedule='constant', schedule_params={})\n"
+        f"r = Trainer(cfg, store=RunStore(r'{tmp_path}'), report=False).run()\n"
+        "print(r.status, r.run_id)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until training has flushed some metrics
+        runs = RunStore(tmp_path).list_runs() if (tmp_path / "runs.sqlite").exists() else []
+        if runs and RunStore(tmp_path).count_metrics(runs[0].id) > 0:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    status, run_id = out.split()
+    assert status == "interrupted"
+    store = RunStore(tmp_path)
+    ck = torch.load(store.artifact(run_id, "checkpoint"), weights_only=False)
+    assert ck["step"] > 0 and store.count_metrics(run_id) == ck["step"] * 2  # loss and lr
+    resumed = Trainer.resume(run_id, store=store, report=False)
+    assert resumed.config.steps == 10**7
