@@ -10,7 +10,6 @@ import torch
 from trainlab.optim import Gravity
 
 
-
 def test_reference_recurrence():
     g = torch.Generator().manual_seed(7)
     grads = [torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(20)]

@@ -3,10 +3,12 @@
 from trainlab.optim import torch_builtin, transforms  # noqa: F401  (registration)
 from trainlab.optim._registry import OPTIMIZERS, build_optimizer
 from trainlab.optim.ademamix import AdEMAMix
+from trainlab.optim.clipped_sgd import clipped_sgd
 from trainlab.optim.diffgrad import DiffGrad
 from trainlab.optim.dog import DoG
 from trainlab.optim.gd import GradientDescent
 from trainlab.optim.gravity import Gravity
+from trainlab.optim.grokfast import grokfast_adamw, grokfast_ma_adamw
 from trainlab.optim.optimistic_amsgrad import OptimisticAMSGrad
 from trainlab.optim.schedules import SCHEDULES, ScheduleLR, build_schedule
 from trainlab.optim.transforms import TRANSFORMS, TransformOptimizer
@@ -14,5 +16,6 @@ from trainlab.optim.xgrad import XGrad
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG",
            "GradientDescent", "Gravity", "OptimisticAMSGrad", "ScheduleLR", "TransformOptimizer",
-           "XGrad", "build_optimizer", "build_schedule", "transforms"]
+           "XGrad", "build_optimizer", "build_schedule", "clipped_sgd", "grokfast_adamw",
+           "grokfast_ma_adamw", "transforms"]
 from trainlab.optim import gam, gradient_regularization, natural_gradient, sam  # noqa  (issue 6)
