@@ -1,6 +1,15 @@
 """Model builders by name: MLP, deep linear network, 1-D CNN."""
 
-from trainlab.models import cnn1d, gcn, inr, lora, maxout, mlp, resnet  # noqa: F401  (registration)
+from trainlab.models import (  # noqa: F401  (registration)
+    cnn1d,
+    gcn,
+    inr,
+    lora,
+    maxout,
+    mlp,
+    resnet,
+    transformer,
+)
 from trainlab.models._registry import MODELS, build_model
 from trainlab.models.activations import ACTIVATIONS, Sine, activation
 from trainlab.models.cnn1d import CNN1d

@@ -11,10 +11,12 @@ from typing import Any
 
 from trainlab.probes import (  # noqa: F401  (registration)
     adam_step_size,
+    attention_logits,
     effective_rank,
     evaluation,
     gradient_noise,
     interpolation,
+    logit_divergence,
     loss,
     momentum_alignment,
     norms,

@@ -93,7 +93,7 @@ class Probe(ABC):
     def due(self, step: int) -> bool:
         return step % self.every == 0
 
-    def setup(self, ctx: ProbeContext) -> None:
+    def setup(self, ctx: ProbeContext) -> None:  # noqa: B027  (optional hook)
         """Called once, at the first step measured, before :meth:`measure`."""
 
     @abstractmethod
