@@ -16,6 +16,13 @@ from trainlab.curvature.operators import (
     as_operator,
     parameter_groups,
 )
+from trainlab.curvature.operators.preconditioned import PreconditionedOperator
+from trainlab.curvature.optimizer_sharpness import (
+    PreconditionedSharpness,
+    Preconditioner,
+    optimizer_preconditioner,
+    preconditioned_sharpness,
+)
 from trainlab.curvature.power import TopEigen, top_eigenvalue
 from trainlab.curvature.solvers import (
     EigenResult,
@@ -31,8 +38,10 @@ from trainlab.curvature.solvers import (
 
 __all__ = [
     "CurvatureOperator", "EigenResult", "EmpiricalFisherOperator", "Estimate", "GGNOperator",
-    "HessianOperator", "LinearOperator", "MatrixOperator", "SpectralDensity", "TopEigen",
+    "HessianOperator", "LinearOperator", "MatrixOperator", "PreconditionedOperator",
+    "PreconditionedSharpness", "Preconditioner", "SpectralDensity", "TopEigen",
     "as_operator", "flatten", "frobenius_norm", "hutchinson_trace", "hutchpp_trace",
-    "lanczos", "lanczos_quadrature", "loss_function", "make_hvp", "parameter_groups",
-    "spectral_density", "top_eigenvalue", "trainable_params", "unflatten",
+    "lanczos", "lanczos_quadrature", "loss_function", "make_hvp", "optimizer_preconditioner",
+    "parameter_groups", "preconditioned_sharpness", "spectral_density",
+    "top_eigenvalue", "trainable_params", "unflatten",
 ]

@@ -5,6 +5,8 @@ from trainlab.curvature.operators._linear import LinearOperator, MatrixOperator,
 from trainlab.curvature.operators.fisher import EmpiricalFisherOperator
 from trainlab.curvature.operators.ggn import GGNOperator
 from trainlab.curvature.operators.hessian import HessianOperator
+from trainlab.curvature.operators.preconditioned import PreconditionedOperator
 
 __all__ = ["CurvatureOperator", "EmpiricalFisherOperator", "GGNOperator", "HessianOperator",
-           "LinearOperator", "MatrixOperator", "as_operator", "parameter_groups"]
+           "LinearOperator", "MatrixOperator", "PreconditionedOperator", "as_operator",
+           "parameter_groups"]
