@@ -32,10 +32,13 @@ def test_linearised_activation_keeps_activation_variance_at_one_through_20_layer
 
 
 def _sigmoid_fixed_point(s2):
+    def second_moment(q):
+        return integrate.quad(lambda z: stats.norm.pdf(z) / (1 + math.exp(-math.sqrt(q) * z)) ** 2,
+                              -12, 12)[0]
+
     q = 1.0
     for _ in range(200):
-        q = s2 * integrate.quad(lambda z: stats.norm.pdf(z) / (1 + math.exp(-math.sqrt(q) * z)) ** 2,
-                                -12, 12)[0]
+        q = s2 * second_moment(q)
     return q
 
 

@@ -4,6 +4,7 @@ from trainlab.models import (  # noqa: F401  (registration)
     cnn1d,
     gcn,
     inr,
+    lipschitz,
     lora,
     maxout,
     mlp,
