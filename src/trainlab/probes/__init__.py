@@ -15,6 +15,8 @@ from trainlab.probes import (  # noqa: F401  (registration)
     effective_rank,
     evaluation,
     gradient_noise,
+    gradient_subspace,
+    hessian_spectrum,
     interpolation,
     logit_divergence,
     loss,

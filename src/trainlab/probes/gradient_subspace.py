@@ -1,0 +1,49 @@
+r"""Overlap of the gradient with the top Hessian eigenspace.
+
+"Gradient Descent Happens in a Tiny Subspace" (Gur-Ari, Roberts, Dyer, 2018; papers.md
+row 28): after a short period of training the gradient lies mostly in the span of the top
+:math:`k` Hessian eigenvectors, :math:`k` the number of classes. The overlap is
+:math:`\|P_k g\|^2 / \|g\|^2` with :math:`P_k` the projector on that span, computed at the
+current parameters on this step's batch (gradient and Hessian of the same loss).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import grad
+
+from trainlab.curvature import flatten, loss_function, trainable_params
+from trainlab.errors import check_range
+from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes.hessian_spectrum import top_hessian_eigen
+
+
+def subspace_overlap(g: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """:math:`\\|V^T g\\|^2/\\|g\\|^2` for orthonormal columns ``basis`` (0 for g = 0)."""
+    gg = g.dot(g)
+    return (basis.T @ g).pow(2).sum() / gg if gg > 0 else torch.zeros((), dtype=g.dtype)
+
+
+class GradientSubspace(Probe):
+    """``grad_subspace_overlap``: fraction of the squared gradient norm in the top-``k``
+    Hessian eigenspace (``k`` defaults to the task's number of classes, else 10)."""
+
+    name = "gradient-subspace"
+
+    def __init__(self, every: int = 1, k: int | None = None):
+        super().__init__(every)
+        if k is not None:
+            check_range("k", k, low=1, owner="gradient-subspace")
+        self.k = k
+
+    def measure(self, ctx: ProbeContext) -> Measurement:
+        k = self.k or getattr(ctx.task, "num_outputs", None) or 10
+        x, y = ctx.batch
+        g = flatten(grad(loss_function(ctx.model, ctx.loss_fn, x, y))(
+            trainable_params(ctx.model)))
+        eig = top_hessian_eigen(ctx, k)
+        return {"grad_subspace_overlap": subspace_overlap(g, eig.vectors.to(g.dtype))}
+
+
+PROBES.register("gradient-subspace", GradientSubspace, papers=(28,),
+                summary="fraction of the gradient in the top-k Hessian eigenspace")

@@ -1,0 +1,84 @@
+r"""Linear stability of SGD at a minimum, exactly, from the per-example Hessians.
+
+Near a minimum where every example's gradient vanishes (an interpolating minimum), SGD with
+learning rate :math:`\eta` and batches of :math:`B` examples drawn independently is the
+random linear map :math:`\theta_{t+1} = (I - \eta H_{\mathcal B})\theta_t`,
+:math:`H_{\mathcal B} = \frac1B\sum_{j} H_{i_j}`. Its second moment
+:math:`M_t = E[\theta_t\theta_t^T]` evolves by the linear operator
+
+.. math:: T(M) = M - \eta(HM + MH) + \eta^2\Big[\tfrac1B\,\overline{H_i M H_i}
+          + (1 - \tfrac1B) H M H\Big],
+
+and the minimum is linearly stable in mean square iff the spectral radius of :math:`T` is at
+most 1 (Wu, Ma & E, "How SGD selects the global minima in over-parameterized learning",
+NeurIPS 2018). "A Precise Characterization of SGD Stability Using Loss Surface Geometry"
+(Dexter et al., ICLR 2024; papers.md row 70) characterizes this condition through the
+sharpness and a coherence measure of the per-example Hessians; "The Implicit Regularization
+of Dynamical Stability in SGD" (Wu & Su, ICML 2023; row 30) derives from it that stable
+minima have :math:`\mathrm{tr}\,H \le 2/\eta`, where gradient descent only needs
+:math:`\lambda_{max} \le 2/\eta`.
+
+Deviation: this module computes the exact criterion (a :math:`d^2 \times d^2` symmetric
+eigenproblem) rather than the paper's coherence-based sufficient condition, so it is meant
+for small models; :class:`~trainlab.probes.hessian_spectrum.HessianSpectrum` reports the
+scalable bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, hessian, vmap
+
+from trainlab.curvature import flatten, trainable_params, unflatten
+from trainlab.errors import check_range
+
+
+def per_example_hessians(model: nn.Module, loss_fn: Callable[[torch.Tensor, Any], torch.Tensor],
+                         inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Dense Hessians ``(n, d, d)`` of each example's loss w.r.t. the flat trainable
+    parameters (small models only)."""
+    params = trainable_params(model)
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+    flat = flatten(params)
+
+    def one(v: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, (unflatten(v, params), buffers), (x.unsqueeze(0),))
+        return loss_fn(out, y.unsqueeze(0))
+
+    return vmap(hessian(one), in_dims=(None, 0, 0))(flat, inputs, targets)
+
+
+def second_moment_operator(hessians: torch.Tensor, lr: float, batch_size: int) -> torch.Tensor:
+    """The matrix of :math:`T` acting on ``vec(M)`` (row-major), ``(d^2, d^2)``, symmetric."""
+    check_range("lr", lr, low=0.0, low_open=True, owner="second_moment_operator")
+    check_range("batch_size", batch_size, low=1, owner="second_moment_operator")
+    n, d, _ = hessians.shape
+    h = hessians.mean(0)
+    eye = torch.eye(d, dtype=h.dtype, device=h.device)
+    pair_mean = torch.einsum("nij,nkl->ikjl", hessians, hessians).reshape(d * d, d * d) / n
+    hh = torch.kron(h, h)
+    return (torch.eye(d * d, dtype=h.dtype, device=h.device)
+            - lr * (torch.kron(h, eye) + torch.kron(eye, h))
+            + lr ** 2 * (pair_mean / batch_size + (1 - 1 / batch_size) * hh))
+
+
+def stability_radius(hessians: torch.Tensor, lr: float, batch_size: int) -> float:
+    """Spectral radius of :math:`T`: SGD is mean-square stable at the minimum iff <= 1."""
+    ev = torch.linalg.eigvalsh(second_moment_operator(hessians, lr, batch_size))
+    return float(ev.abs().max())
+
+
+def critical_lr(hessians: torch.Tensor, batch_size: int, *, rtol: float = 1e-6) -> float:
+    """The largest learning rate at which the minimum is still mean-square stable, by
+    bisection on :func:`stability_radius` (bracketed by the GD limit ``2/lambda_max``)."""
+    lam = float(torch.linalg.eigvalsh(hessians.mean(0)).max())
+    hi = 2.0 / lam
+    lo = 0.0
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if stability_radius(hessians, mid, batch_size) <= 1.0 else (lo, mid)
+    return lo
