@@ -46,8 +46,9 @@ class Gravity(StatefulOptimizer):
     Deviation from pytorch_optimizer's ``Gravity`` (not from the paper): that one counts
     :math:`t` from 1 and defaults to ``lr=0.01``.
     A zero gradient gives :math:`\zeta = 0/1 = 0` (the velocity still decays and moves the
-    weights: that is the method, not a bug). The initial velocity depends on ``lr`` at the
-    first step; a schedule changes ``lr`` later without redrawing it.
+    weights: that is the method, not a bug). The initial velocity's scale uses the group's
+    peak lr (``initial_lr`` when a scheduler is attached, so a warmup starting at 0 is fine);
+    a group with lr 0 starts at rest.
 
     State keys: ``step``, ``velocity``.
     """
@@ -56,15 +57,18 @@ class Gravity(StatefulOptimizer):
                  beta: float = 0.9, *, maximize: bool = False,
                  generator: torch.Generator | None = None):
         owner = "Gravity"
-        check_range("lr", lr, low=0.0, low_open=True, owner=owner)
+        check_range("lr", lr, low=0.0, owner=owner)
         check_range("alpha", alpha, low=0.0, owner=owner)
         check_range("beta", beta, low=0.0, high=1.0, owner=owner)
         self.generator = generator
         super().__init__(params, dict(lr=lr, alpha=alpha, beta=beta, maximize=maximize))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        v = torch.empty_like(p)
-        v.normal_(0.0, group["alpha"] / group["lr"], generator=self.generator)
+        # the peak lr: a warmup schedule sets group["lr"] to 0 first, keeping "initial_lr"
+        lr = group.get("initial_lr", group["lr"])
+        v = torch.zeros_like(p)
+        if lr > 0 and group["alpha"] > 0:
+            v.normal_(0.0, group["alpha"] / lr, generator=self.generator)
         return {"velocity": v}
 
     def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
