@@ -1,0 +1,11 @@
+"""Gradient estimators: quantities that stand in for a backpropagated gradient."""
+
+from trainlab.optim.estimators.forward_gradient import (
+    ForwardGradient,
+    forward_gradient,
+    model_forward_gradient,
+)
+from trainlab.optim.estimators.straight_through import reinmax, straight_through
+
+__all__ = ["ForwardGradient", "forward_gradient", "model_forward_gradient", "reinmax",
+           "straight_through"]
