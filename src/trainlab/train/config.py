@@ -48,7 +48,7 @@ class RunConfig:
     lr: float = 3e-3
     optim_params: dict[str, Any] = field(default_factory=dict)
     schedule: str = "d2z"
-    schedule_params: dict[str, Any] = field(default_factory=lambda: {"warmup": 100})
+    schedule_params: dict[str, Any] = field(default_factory=lambda: {"warmup": 0.05})
     steps: int = 3000
     batch_size: int = 128
     probes: str = "standard"

@@ -18,10 +18,18 @@ Schedule = Callable[[int], float]
 SCHEDULES: Registry[Callable[..., Schedule]] = Registry("schedule")
 
 
-def _check_steps(total_steps: int, warmup: int, owner: str) -> None:
+def _check_steps(total_steps: int, warmup: float, owner: str) -> int:
+    """Validate and return the warmup length in steps. A ``warmup`` in (0, 1) is a fraction
+    of ``total_steps`` (``0.05`` = the first 5% of the run)."""
     check_range("total_steps", total_steps, low=1, owner=owner)
+    if 0 < warmup < 1:
+        warmup = int(round(warmup * total_steps))
     check_range("warmup", warmup, low=0, high=total_steps - 1 if total_steps > 1 else 0,
                 owner=owner)
+    if warmup != int(warmup):
+        raise ConfigError(f"The 'warmup' parameter of {owner} must be a whole number of steps "
+                          f"or a fraction in (0, 1). Got {warmup!r} instead.")
+    return int(warmup)
 
 
 def constant(total_steps: int = 1, *, value: float = 1.0) -> Schedule:
@@ -30,9 +38,9 @@ def constant(total_steps: int = 1, *, value: float = 1.0) -> Schedule:
     return lambda step: value
 
 
-def linear_warmup(total_steps: int, *, warmup: int = 0, start: float = 0.0) -> Schedule:
+def linear_warmup(total_steps: int, *, warmup: float = 0, start: float = 0.0) -> Schedule:
     """Linear ramp from ``start`` to 1 over ``warmup`` steps, then 1."""
-    _check_steps(total_steps, warmup, "linear_warmup")
+    warmup = _check_steps(total_steps, warmup, "linear_warmup")
 
     def f(step: int) -> float:
         if step < warmup:
@@ -59,11 +67,11 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     return f
 
 
-def cosine(total_steps: int, *, warmup: int = 0, floor: float = 0.0) -> Schedule:
+def cosine(total_steps: int, *, warmup: float = 0, floor: float = 0.0) -> Schedule:
     r"""Linear warmup to 1, then half-cosine decay to ``floor`` at ``total_steps``:
     :math:`f = \mathrm{floor} + (1-\mathrm{floor})\tfrac12(1+\cos(\pi\,\tau))`,
     :math:`\tau = (t-w)/(T-w)` clipped to [0, 1]. ``floor=0.1`` is the common "10x cosine"."""
-    _check_steps(total_steps, warmup, "cosine")
+    warmup = _check_steps(total_steps, warmup, "cosine")
     check_range("floor", floor, low=0.0, high=1.0, owner="cosine")
     span = total_steps - warmup
 
@@ -74,14 +82,14 @@ def cosine(total_steps: int, *, warmup: int = 0, floor: float = 0.0) -> Schedule
     return join([linear_warmup(warmup + 1, warmup=warmup), decay], [warmup]) if warmup else decay
 
 
-def d2z(total_steps: int, *, warmup: int = 0) -> Schedule:
+def d2z(total_steps: int, *, warmup: float = 0) -> Schedule:
     r"""Linear warmup then linear decay to zero, D2Z (papers.md row 14).
 
     "Straight to Zero: Why Linearly Decaying the Learning Rate to Zero Works Best for LLMs"
     (Bergsma et al., 2025): :math:`f(t) = t/w` for :math:`t < w`, then
     :math:`f(t) = (T - t)/(T - w)`, reaching 0 at :math:`t = T` (and staying 0 after).
     """
-    _check_steps(total_steps, warmup, "d2z")
+    warmup = _check_steps(total_steps, warmup, "d2z")
     span = total_steps - warmup
 
     def decay(step: int) -> float:
@@ -91,7 +99,7 @@ def d2z(total_steps: int, *, warmup: int = 0) -> Schedule:
 
 
 def sgdr(total_steps: int = 1, *, t0: int = 100, t_mult: int = 1, floor: float = 0.0,
-         warmup: int = 0) -> Schedule:
+         warmup: float = 0) -> Schedule:
     r"""Cosine annealing with warm restarts, SGDR (Loshchilov & Hutter, ICLR 2017; row 39).
 
     Eq. (5) of the paper: :math:`\eta_t = \eta_{min} + \tfrac12(\eta_{max}-\eta_{min})
@@ -110,8 +118,8 @@ def sgdr(total_steps: int = 1, *, t0: int = 100, t_mult: int = 1, floor: float =
             period *= t_mult
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t / period))
 
+    warmup = _check_steps(max(total_steps, int(warmup) + 1), warmup, "sgdr")
     if warmup:
-        check_range("warmup", warmup, low=0, owner="sgdr")
         return join([linear_warmup(warmup + 1, warmup=warmup), restarts], [warmup])
     return restarts
 
