@@ -10,12 +10,13 @@ from trainlab.optim.gd import GradientDescent
 from trainlab.optim.gravity import Gravity
 from trainlab.optim.grokfast import grokfast_adamw, grokfast_ma_adamw
 from trainlab.optim.optimistic_amsgrad import OptimisticAMSGrad
+from trainlab.optim.riemannian_adam import RiemannianAdam
 from trainlab.optim.schedules import SCHEDULES, ScheduleLR, build_schedule
 from trainlab.optim.transforms import TRANSFORMS, TransformOptimizer
 from trainlab.optim.xgrad import XGrad
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG",
-           "GradientDescent", "Gravity", "OptimisticAMSGrad", "ScheduleLR", "TransformOptimizer",
-           "XGrad", "build_optimizer", "build_schedule", "clipped_sgd", "grokfast_adamw",
-           "grokfast_ma_adamw", "transforms"]
+           "GradientDescent", "Gravity", "OptimisticAMSGrad", "RiemannianAdam", "ScheduleLR",
+           "TransformOptimizer", "XGrad", "build_optimizer", "build_schedule", "clipped_sgd",
+           "grokfast_adamw", "grokfast_ma_adamw", "transforms"]
 from trainlab.optim import gam, gradient_regularization, natural_gradient, psgd, saddle_free_newton, sam  # noqa  (issue 6)
