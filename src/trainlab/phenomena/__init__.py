@@ -1,8 +1,13 @@
-"""Each paper's headline phenomenon as a runnable experiment that checks itself."""
+"""Each paper's headline phenomenon as a runnable experiment that checks itself.
 
-from trainlab.phenomena._base import Check, Outcome, Phenomenon
-from trainlab.registry import Registry
+Every module here holds one paper's phenomenon (or two closely tied ones) and registers it in
+:data:`PHENOMENA`; ``trainlab reproduce`` runs them.
+"""
 
-PHENOMENA: Registry[type[Phenomenon]] = Registry("phenomenon")
+from trainlab.phenomena._base import PHENOMENA, Check, Outcome, Phenomenon
+from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
+    advani2020_double_descent,
+    saxe2014_deep_linear,
+)
 
 __all__ = ["PHENOMENA", "Check", "Outcome", "Phenomenon"]

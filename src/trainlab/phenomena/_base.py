@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
+
+from trainlab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,10 @@ class Check:
     measured: float
     expected: str
     passed: bool
+
+    def __post_init__(self) -> None:  # numpy scalars in, plain Python values out (JSON)
+        object.__setattr__(self, "measured", float(self.measured))
+        object.__setattr__(self, "passed", bool(self.passed))
 
 
 @dataclass
@@ -58,3 +65,20 @@ class Phenomenon(ABC):
     def plot(self, data: dict[str, Any]) -> Any:
         """A matplotlib figure of the data (or None)."""
         return None
+
+    def reproduce(self, *, quick: bool = False, seed: int = 0) -> tuple[Outcome, dict[str, Any]]:
+        """Run, time and check: ``(outcome, data)``. ``outcome.numbers`` holds every check's
+        measured value by name (plain floats, ready for JSON); ``data`` is :meth:`run`'s raw
+        output, for :meth:`plot`."""
+        start = time.perf_counter()
+        data = self.run(quick=quick, seed=seed)
+        seconds = time.perf_counter() - start
+        checks = self.check(data)
+        numbers = {c.name: float(c.measured) for c in checks}
+        return Outcome(self.name, checks, numbers, seconds), data
+
+
+PHENOMENA: Registry[type[Phenomenon]] = Registry("phenomenon")
+"""Registered phenomena. Entries carry the papers.md rows and the flag ``reproduces``: False
+for a phenomenon that honestly fails at CPU scale (its docstring says why), so the test suite
+expects FAIL for it."""
