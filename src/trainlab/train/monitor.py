@@ -105,10 +105,11 @@ class Monitor:
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
-        finite = math.isfinite(loss_t.item())
-        values: dict[str, torch.Tensor | float] = {"loss": loss_t}
+        loss_value = loss_t.item()  # the one host sync of a step without probes
+        finite = math.isfinite(loss_value)
+        values: dict[str, torch.Tensor | float] = {"loss": loss_value}
         if lr is not None:
-            values["lr"] = lr
+            values["lr"] = float(lr)
         due = [p for p in self.probes if self._due(p, k)] if finite else []
         if due:
             ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
@@ -132,10 +133,13 @@ class Monitor:
 
     def _record(self, step: int, values: dict[str, torch.Tensor | float]) -> None:
         names = list(values)
-        # one conversion to Python floats per step (one device sync), not one per value
-        floats = torch.stack([torch.as_tensor(values[n], dtype=torch.float64).detach().cpu()
-                              .reshape(()) for n in names]).tolist()
-        for name, value in zip(names, floats):
+        tensors = [n for n in names if isinstance(values[n], torch.Tensor)]
+        if tensors:  # one conversion to Python floats per step (one device sync)
+            floats = torch.stack([values[n].detach().to("cpu", torch.float64).reshape(())
+                                  for n in tensors]).tolist()
+            values = {**values, **dict(zip(tensors, floats))}
+        for name in names:
+            value = float(values[name])
             self.history.setdefault(name, []).append((step, value))
             self._buffer.append((step, name, value))
 

@@ -1,0 +1,99 @@
+"""Trainer overhead over a plain PyTorch loop, measured in one process.
+
+Prints, for an MLP on MNIST-1D with AdamW (fused) and the D2Z schedule:
+  - Trainer with probes off        / plain loop   (target <= 1.05)
+  - Trainer with standard probes every 50 steps / plain loop (target <= 1.25)
+Each figure is the median of ``--reps`` alternating repetitions. Results also go to JSON.
+
+Usage: python benchmarks/trainer_overhead.py [--steps 2000] [--reps 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from trainlab.init import apply as apply_init
+from trainlab.models import build_model
+from trainlab.optim import ScheduleLR, build_optimizer, build_schedule
+from trainlab.store import RunStore
+from trainlab.tasks import build_task
+from trainlab.train import RunConfig, Trainer
+
+
+def plain_loop(cfg: RunConfig) -> float:
+    """The loop a user would write by hand: same model, init, optimizer, schedule, batches."""
+    task = build_task(cfg.task, **cfg.task_params)
+    model = build_model(cfg.model, task.input_shape, task.num_outputs, **cfg.model_params)
+    apply_init(model, cfg.init, generator=torch.Generator().manual_seed(cfg.seed))
+    opt = build_optimizer(cfg.optim, model.parameters(), cfg.lr, **cfg.optim_params)
+    sched = ScheduleLR(opt, build_schedule(cfg.schedule, cfg.steps, **cfg.schedule_params))
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    n, b = len(task.x_train), cfg.batch_size
+    t0 = time.perf_counter()
+    perm, pos, losses = torch.randperm(n, generator=g), 0, []
+    for _ in range(cfg.steps):
+        if pos + b > n:
+            perm, pos = torch.randperm(n, generator=g), 0
+        idx = perm[pos:pos + b]
+        pos += b
+        opt.zero_grad(set_to_none=True)
+        loss = task.loss(model(task.x_train[idx]), task.y_train[idx])
+        loss.backward()
+        losses.append(loss.item())  # a user logs the loss too
+        opt.step()
+        sched.step()
+    return time.perf_counter() - t0
+
+
+def trainer_run(cfg: RunConfig, root: Path) -> float:
+    t0 = time.perf_counter()
+    Trainer(cfg, store=RunStore(root), report=False).run()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results/trainer_overhead.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    base = RunConfig(steps=args.steps)
+    off, standard = base.replace(probes="none"), base.replace(probes="standard", every=50)
+    build_task(base.task, **base.task_params)  # generate and cache the data once
+    times: dict[str, list[float]] = {"plain": [], "probes_off": [], "standard_every_50": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps):
+            times["plain"].append(plain_loop(base))
+            times["probes_off"].append(trainer_run(off, Path(tmp) / f"off{rep}"))
+            times["standard_every_50"].append(trainer_run(standard, Path(tmp) / f"std{rep}"))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {"probes_off_over_plain": med["probes_off"] / med["plain"],
+              "standard_every_50_over_plain": med["standard_every_50"] / med["plain"]}
+    print(f"steps={args.steps} reps={args.reps} threads={args.threads} torch={torch.__version__}")
+    for k, v in med.items():
+        print(f"  {k:<20} median {v:7.3f} s   ({1e3 * v / args.steps:.3f} ms/step)   "
+              f"spread {min(times[k]):.3f}-{max(times[k]):.3f} s")
+    print(f"  Trainer (probes off) / plain loop     = {ratios['probes_off_over_plain']:.3f}"
+          "   (target <= 1.05)")
+    print(f"  Trainer (standard @50) / plain loop   = {ratios['standard_every_50_over_plain']:.3f}"
+          "   (target <= 1.25)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"times": times, "median": med, "ratios": ratios,
+                               "env": {"torch": torch.__version__, "threads": args.threads,
+                                       "python": platform.python_version(),
+                                       "cpu": platform.processor()}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
