@@ -68,8 +68,8 @@ def sharpness(steps: np.ndarray, values: np.ndarray, lr_steps: np.ndarray, lr: n
     with np.errstate(divide="ignore"):
         thr = np.where(lr > 0, 2.0 / lr, np.nan)
     ax.plot(lr_steps, thr, ls="--", color="k", lw=1, label="2 / lr")
-    top = np.nanmax(v) if len(v) else 1.0
-    ax.set_ylim(0, max(top * 1.3, 1e-12) if np.isfinite(top) else None)
+    if len(v) and np.all(v > 0):  # log scale keeps both the curve and 2/lr in view
+        ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_title("sharpness vs the 2/lr edge of stability")
     ax.legend(fontsize=8)
