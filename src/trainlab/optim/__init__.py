@@ -19,4 +19,4 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG
            "GradientDescent", "Gravity", "OptimisticAMSGrad", "RiemannianAdam", "ScheduleLR",
            "TransformOptimizer", "XGrad", "build_optimizer", "build_schedule", "clipped_sgd",
            "grokfast_adamw", "grokfast_ma_adamw", "transforms"]
-from trainlab.optim import gam, gradient_regularization, natural_gradient, psgd, saddle_free_newton, sam  # noqa  (issue 6)
+from trainlab.optim import entropy_sgd, gam, gradient_regularization, natural_gradient, psgd, saddle_free_newton, sam  # noqa  (issue 6)
