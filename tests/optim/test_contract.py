@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from trainlab.errors import ConfigError
-from trainlab.optim import OPTIMIZERS, ScheduleLR, build_optimizer
-from trainlab.optim.schedules import cosine
+from trainlab.optim import OPTIMIZERS, SCHEDULES, ScheduleLR, build_optimizer, build_schedule
 
 NAMES = OPTIMIZERS.names()
 
@@ -156,17 +155,18 @@ def test_bad_inputs_raise_config_errors(name):
         build_optimizer(name, params, lr=1e-3, definitely_not_a_hyperparameter=1)
 
 
+@pytest.mark.parametrize("schedule", SCHEDULES.names())
 @pytest.mark.parametrize("name", NAMES)
-def test_works_under_a_schedule(name):
+def test_works_under_every_schedule(name, schedule):
     _skip_special(name)
     params, x, y = _problem()
     opt = build_optimizer(name, params, lr=1e-2)
-    sched = ScheduleLR(opt, cosine(10, warmup=2))
+    f = build_schedule(schedule, 8)
+    sched = ScheduleLR(opt, f)
     seen = []
     for _ in range(6):
         seen.append(opt.param_groups[0]["lr"])
         _step(opt, name, params, x, y)
         sched.step()
-    f = cosine(10, warmup=2)
     assert seen == pytest.approx([1e-2 * f(t) for t in range(6)])
     assert all(torch.isfinite(p).all() for p in params)

@@ -8,10 +8,13 @@ from trainlab.optim.schedules._schedule import (
     constant,
     cosine,
     d2z,
+    inverse_sqrt,
     join,
+    linear,
     linear_warmup,
     sgdr,
+    wsd,
 )
 
 __all__ = ["SCHEDULES", "Schedule", "ScheduleLR", "build_schedule", "constant", "cosine", "d2z",
-           "join", "linear_warmup", "sgdr"]
+           "inverse_sqrt", "join", "linear", "linear_warmup", "sgdr", "wsd"]

@@ -124,6 +124,81 @@ def sgdr(total_steps: int = 1, *, t0: int = 100, t_mult: int = 1, floor: float =
     return restarts
 
 
+def _warmup_then(decay: Schedule, warmup: int) -> Schedule:
+    """Linear warmup from 0 over ``warmup`` steps, then ``decay`` (called from 0)."""
+    return join([linear_warmup(warmup + 1, warmup=warmup), decay], [warmup]) if warmup else decay
+
+
+def linear(total_steps: int, *, warmup: int = 0, floor: float = 0.0) -> Schedule:
+    r"""Linear warmup to 1, then linear decay to ``floor`` at ``total_steps`` (and ``floor``
+    after): :math:`f = \mathrm{floor} + (1-\mathrm{floor})(T-t)/(T-w)`. ``floor=0`` is
+    :func:`d2z`."""
+    _check_steps(total_steps, warmup, "linear")
+    check_range("floor", floor, low=0.0, high=1.0, owner="linear")
+    span = total_steps - warmup
+
+    def decay(step: int) -> float:
+        return floor + (1.0 - floor) * max(0.0, (span - step) / span)
+
+    return _warmup_then(decay, warmup)
+
+
+def inverse_sqrt(total_steps: int = 1, *, warmup: int = 0, timescale: int | None = None
+                 ) -> Schedule:
+    r"""Linear warmup to 1, then :math:`f = (1 + (t-w)/\tau)^{-1/2}` ("Attention Is All You
+    Need", Vaswani et al., 2017, normalised to 1 at the end of warmup). The default timescale
+    :math:`\tau = w` (or 1 without warmup) gives the Transformer's :math:`\sqrt{w/t}`.
+    ``total_steps`` is accepted for a uniform signature and does not change the curve."""
+    check_range("warmup", warmup, low=0, owner="inverse_sqrt")
+    tau = timescale if timescale is not None else max(warmup, 1)
+    check_range("timescale", tau, low=0, low_open=True, owner="inverse_sqrt")
+
+    def decay(step: int) -> float:
+        return 1.0 / math.sqrt(1.0 + step / tau)
+
+    return _warmup_then(decay, warmup)
+
+
+_WSD_SHAPES = ("linear", "cosine", "1-sqrt")
+
+
+def wsd(total_steps: int, *, warmup: int = 0, decay_fraction: float = 0.2, floor: float = 0.0,
+        shape: str = "linear") -> Schedule:
+    r"""Warmup-stable-decay: linear warmup to 1, constant 1, then a decay to ``floor`` over the
+    last ``decay_fraction`` of the run (MiniCPM, Hu et al., 2024; "Scaling Laws and
+    Compute-Optimal Training Beyond Fixed Training Durations", Hagele et al., 2024). With
+    :math:`d = \lceil \text{decay\_fraction}\cdot T\rceil` and :math:`\tau = (t - (T-d))/d`
+    the decay is ``"linear"`` :math:`1-\tau`, ``"cosine"`` :math:`\tfrac12(1+\cos\pi\tau)`
+    or ``"1-sqrt"`` :math:`1-\sqrt\tau` (Hagele et al.'s best), mapped to [floor, 1]."""
+    _check_steps(total_steps, warmup, "wsd")
+    check_range("decay_fraction", decay_fraction, low=0.0, high=1.0, low_open=True, owner="wsd")
+    check_range("floor", floor, low=0.0, high=1.0, owner="wsd")
+    if shape not in _WSD_SHAPES:
+        raise ConfigError(f"The 'shape' parameter of wsd must be one of {list(_WSD_SHAPES)}. "
+                          f"Got {shape!r} instead.")
+    decay_steps = math.ceil(decay_fraction * total_steps)
+    if warmup + decay_steps > total_steps:
+        raise ConfigError(f"wsd: warmup ({warmup}) + decay steps ({decay_steps}) exceed "
+                          f"total_steps ({total_steps})")
+    start = total_steps - decay_steps
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return step / warmup
+        if step < start:
+            return 1.0
+        tau = min(1.0, (step - start) / decay_steps)
+        if shape == "linear":
+            d = 1.0 - tau
+        elif shape == "cosine":
+            d = 0.5 * (1.0 + math.cos(math.pi * tau))
+        else:
+            d = 1.0 - math.sqrt(tau)
+        return floor + (1.0 - floor) * d
+
+    return f
+
+
 SCHEDULES.register("constant", constant, summary="constant learning rate")
 SCHEDULES.register("warmup", linear_warmup, summary="linear warmup, then constant")
 SCHEDULES.register("cosine", cosine, summary="linear warmup, then cosine decay to a floor")
@@ -131,6 +206,12 @@ SCHEDULES.register("d2z", d2z, papers=(14,),
                    summary="linear warmup, then linear decay to zero (Straight to Zero)")
 SCHEDULES.register("sgdr", sgdr, papers=(39,),
                    summary="cosine annealing with warm restarts (T_0, T_mult)")
+
+SCHEDULES.register("linear", linear, summary="linear warmup, then linear decay to a floor")
+SCHEDULES.register("inverse_sqrt", inverse_sqrt,
+                   summary="linear warmup, then 1/sqrt decay (Transformer schedule)")
+SCHEDULES.register("wsd", wsd,
+                   summary="warmup-stable-decay: constant then linear/cosine/1-sqrt cool-down")
 
 
 def build_schedule(name: str, total_steps: int, **hyper: float) -> Schedule:
