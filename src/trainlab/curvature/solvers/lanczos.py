@@ -32,8 +32,8 @@ def start_vector(dim: int, v0: torch.Tensor | None, generator: torch.Generator |
 
 
 def _orthogonalize(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    for _ in range(2):  # classical Gram-Schmidt twice ("twice is enough")
-        w = w - basis @ (basis.T @ w)
+    for _ in range(2):  # classical Gram-Schmidt twice ("twice is enough"); rows = vectors
+        w = w - basis.T @ (basis @ w)
     return w
 
 
@@ -48,13 +48,13 @@ def _select(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
 class _Tridiagonal:
     """The Lanczos recurrence with full reorthogonalization, one step per :meth:`step`.
 
-    Keeps the orthonormal basis ``basis[:, :m]`` and the tridiagonal ``T_m`` (``alpha`` on
-    the diagonal, ``beta`` off it, 0 where the iteration restarted after a breakdown).
+    Keeps the orthonormal basis as contiguous rows ``basis[:m]`` and the tridiagonal
+    ``T_m`` (``alpha`` on the diagonal, ``beta`` off it, 0 where the iteration restarted after a breakdown).
     """
 
     def __init__(self, op: LinearOperator, q: torch.Tensor, max_steps: int):
         self.op, self.q = op, q
-        self.basis = torch.empty(op.dim, max_steps, dtype=op.dtype, device=op.device)
+        self.basis = torch.empty(max_steps, op.dim, dtype=op.dtype, device=op.device)
         self.alpha: list[float] = []
         self.beta: list[float] = []
         self.b = 0.0  # norm of the current residual vector (the next beta)
@@ -65,10 +65,10 @@ class _Tridiagonal:
     def step(self) -> torch.Tensor:
         """One product and one new basis vector; returns the unnormalized residual."""
         j = self.m
-        self.basis[:, j] = self.q
+        self.basis[j] = self.q
         w = self.op.matvec(self.q)
         a = torch.dot(self.q, w).item()
-        w = _orthogonalize(w, self.basis[:, :j + 1])
+        w = _orthogonalize(w, self.basis[:j + 1])
         self.b = w.norm().item()
         self.alpha.append(a)
         self.anorm = max(self.anorm, abs(a) + self.b + (self.beta[-1] if self.beta else 0.0))
@@ -85,7 +85,7 @@ class _Tridiagonal:
         if self.broke_down():
             r = torch.randn(self.op.dim, generator=generator, dtype=self.op.dtype,
                             device=self.op.device)
-            r = _orthogonalize(r, self.basis[:, :self.m])
+            r = _orthogonalize(r, self.basis[:self.m])
             self.q, self.b = r / r.norm(), 0.0
         else:
             self.q = w / self.b
@@ -179,7 +179,7 @@ def lanczos(
     theta, s = krylov.ritz()
     res = krylov.b * s[-1].abs()
     idx = _select(theta, k, which)
-    vectors = krylov.basis[:, :m] @ s[:, idx].to(op.dtype)
+    vectors = krylov.basis[:m].T @ s[:, idx].to(op.dtype)
     return EigenResult(values=theta[idx].to(op.dtype), vectors=vectors,
                        residuals=res[idx].to(op.dtype), matvecs=m,
                        converged=converged(theta, res, idx), iterations=m)
