@@ -4,10 +4,12 @@ Every module here holds one paper's phenomenon (or two closely tied ones) and re
 :data:`PHENOMENA`; ``trainlab reproduce`` runs them.
 """
 
-from trainlab.phenomena._base import PHENOMENA, Check, Outcome, Phenomenon
 from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     advani2020_double_descent,
+    goodfellow2015_interpolation,
+    loshchilov2017_sgdr,
     saxe2014_deep_linear,
 )
+from trainlab.phenomena._base import PHENOMENA, Check, Outcome, Phenomenon
 
 __all__ = ["PHENOMENA", "Check", "Outcome", "Phenomenon"]
