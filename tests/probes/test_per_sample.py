@@ -49,6 +49,9 @@ def mse(out, y):
 
 CASES = {
     "mlp": (lambda: mlp(), lambda: batch(), F.cross_entropy, "linear-hooks"),
+    "mlp-nobias": (lambda: nn.Sequential(nn.Linear(5, 6, bias=False), nn.ReLU(),
+                                         nn.Linear(6, 3)).double(),
+                   lambda: batch(), F.cross_entropy, "linear-hooks"),
     "mlp-mse": (lambda: mlp(), lambda: (batch()[0], torch.randn(12, 3, dtype=torch.float64)),
                 mse, "linear-hooks"),
     "seq": (lambda: SeqLinear().double(),

@@ -38,11 +38,13 @@ def noise_scale_terms(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
 def mean_gsnr(stats: GradStats) -> torch.Tensor:
     """Mean over parameters of :math:`\\bar g_j^2 / \\mathrm{Var}(g_j)` (population variance),
     over parameters with non-zero variance."""
-    means, variances = stats.mean(), stats.variance()
-    num = torch.cat([m.reshape(-1) for m in means.values()]).pow(2)
-    var = torch.cat([v.reshape(-1) for v in variances.values()])
-    keep = var > 0
-    return (num[keep] / var[keep]).mean() if keep.any() else torch.zeros((), dtype=var.dtype)
+    n = stats.n
+    m = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()]) / n
+    m2 = m * m
+    var = (torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()]) / n - m2).clamp_min_(0)
+    pos = var > 0
+    ratio = torch.where(pos, m2 / torch.where(pos, var, 1.0), 0.0)
+    return ratio.sum() / pos.sum().clamp_min(1)
 
 
 class GradientNoise(Probe):

@@ -58,7 +58,8 @@ class GradStats:
 
     def mean_sq_norm(self) -> torch.Tensor:
         """:math:`\\|\\bar g\\|^2`."""
-        return sum((v / self.n).pow(2).sum() for v in self.grad_sum.values())
+        return sum(torch.dot(v.reshape(-1), v.reshape(-1)) for v in self.grad_sum.values()
+                   ) / self.n ** 2
 
 
 def _linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
@@ -99,30 +100,46 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     sq_norms = torch.zeros(n, dtype=loss.dtype, device=loss.device)
     gsum: dict[str, torch.Tensor] = {}
     gsq: dict[str, torch.Tensor] = {}
+    layers: dict[nn.Linear, dict[str, str]] = {}
     for name, (module, kind) in owners.items():
+        layers.setdefault(module, {})[kind] = name
+    for module, names in layers.items():
         a, d = acts[module]
-        p = getattr(module, kind)
         if d is None:
-            gsum[name] = torch.zeros_like(p)
-            gsq[name] = torch.zeros_like(p)
+            for kind, name in names.items():
+                gsum[name] = torch.zeros_like(getattr(module, kind))
+                gsq[name] = torch.zeros_like(getattr(module, kind))
             continue
         delta = d * n  # per-example loss gradients (the batch loss is a mean)
+        w_name, b_name = names.get("weight"), names.get("bias")
         if a.dim() == 2:
-            if kind == "weight":
-                sq_norms += delta.pow(2).sum(1) * a.pow(2).sum(1)
-                gsum[name] = delta.T @ a
-                gsq[name] = delta.pow(2).T @ a.pow(2)
+            # one product per statistic for weight and bias together: the bias is the
+            # weight of a constant input 1 appended to the activations
+            delta_sq = delta * delta
+            a_sq = a * a
+            rows = delta_sq.sum(1)
+            if w_name is not None:
+                sq_norms += rows * (a_sq.sum(1) + (1.0 if b_name is not None else 0.0))
+                if b_name is not None:
+                    a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
+                    a_sq = torch.cat([a_sq, torch.ones_like(a_sq[:, :1])], dim=1)
+                s1, s2 = delta.T @ a, delta_sq.T @ a_sq
+                if b_name is not None:
+                    gsum[w_name], gsum[b_name] = s1[:, :-1], s1[:, -1]
+                    gsq[w_name], gsq[b_name] = s2[:, :-1], s2[:, -1]
+                else:
+                    gsum[w_name], gsq[w_name] = s1, s2
             else:
-                sq_norms += delta.pow(2).sum(1)
-                gsum[name] = delta.sum(0)
-                gsq[name] = delta.pow(2).sum(0)
+                sq_norms += rows
+                gsum[b_name], gsq[b_name] = delta.sum(0), delta_sq.sum(0)
         else:
             a3 = a.reshape(n, -1, a.shape[-1])
             d3 = delta.reshape(n, -1, delta.shape[-1])
-            g = torch.einsum("nto,nti->noi", d3, a3) if kind == "weight" else d3.sum(1)
-            sq_norms += g.pow(2).flatten(1).sum(1)
-            gsum[name] = g.sum(0)
-            gsq[name] = g.pow(2).sum(0)
+            for kind, name in names.items():
+                g = torch.einsum("nto,nti->noi", d3, a3) if kind == "weight" else d3.sum(1)
+                g_sq = g * g
+                sq_norms += g_sq.flatten(1).sum(1)
+                gsum[name], gsq[name] = g.sum(0), g_sq.sum(0)
     names = [n_ for n_, p in model.named_parameters() if p.requires_grad]
     return GradStats(n, sq_norms.detach(), {k: gsum[k].detach() for k in names},
                      {k: gsq[k].detach() for k in names}, "linear-hooks")

@@ -10,6 +10,12 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # from init (rotation) and one pass of per-example gradient statistics (GSNR, noise scale).
     "economy": ("loss", "grad-norm", "rotation", "update-ratio", "grad-noise"),
     "standard": ("eval", "grad-norm", "weight-norm", "update-ratio", "rotation", "sharpness"),
+    # Everything that applies to any architecture, the curvature probes included; run it at a
+    # sparse cadence (the Hessian probes cost tens to hundreds of Hessian-vector products).
+    "full": ("loss", "eval", "grad-norm", "weight-norm", "update-ratio", "rotation",
+             "grad-noise", "effective-rank", "weight-spectrum", "adam-step-size",
+             "momentum-alignment", "signal-propagation", "logit-divergence", "attention-logits",
+             "sharpness", "hessian-spectrum", "gradient-subspace", "init-interpolation"),
 }
 
 

@@ -1,0 +1,109 @@
+"""In-loop overhead of the ``economy`` probe preset (loss, gradient norms, distance from
+init, update size, gradient noise/GSNR) over an untracked training loop.
+
+An MLP (40-128-128-10) trained with Adam on MNIST-1D, batch 128. The reference is the same
+plain torch loop without probes, timed in the same process; each configuration measures the
+probes at every step, every 16 and every 256 steps. The tracked loop does what a monitor
+does: snapshots the parameters before the update when a due probe needs them, builds a
+:class:`~trainlab.probes.ProbeContext`, calls ``measure`` on the due probes and turns the
+results into floats once per step. Prints the median time per step and the ratio to the
+untracked loop (Cockpit's published CPU figure for its economy preset on an MNIST MLP at
+every step is about 63x; see notes/diagnostics.md).
+
+Example:
+    python benchmarks/probe_overhead.py --steps 512 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from trainlab.models import build_model
+from trainlab.probes import ProbeContext, build_probes
+from trainlab.tasks import build_task
+
+
+def make(seed: int, task):
+    torch.manual_seed(seed)
+    model = build_model("mlp", task.input_shape, task.num_outputs, depth=2, width=128)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def run(task, steps: int, batch: int, every: int | None) -> float:
+    """Seconds per step of ``steps`` training steps, probes due every ``every`` steps."""
+    model, opt = make(0, task)
+    g = torch.Generator().manual_seed(0)
+    probes = build_probes("economy", every=every) if every else []
+    init = {n: p.detach().clone() for n, p in model.named_parameters()}
+    probe_gen = torch.Generator().manual_seed(1)
+    n = len(task.x_train)
+    sink = 0.0
+    start = time.perf_counter()
+    for step in range(steps):
+        idx = torch.randint(0, n, (batch,), generator=g)
+        x, y = task.x_train[idx], task.y_train[idx]
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        due = [p for p in probes if p.due(step)]
+        prev = ({k: p.detach().clone() for k, p in model.named_parameters()}
+                if any(p.needs_prev_params for p in due) else None)
+        opt.step()
+        if due:
+            ctx = ProbeContext(step=step, model=model, loss_fn=F.cross_entropy, batch=(x, y),
+                               loss=loss.detach(), optimizer=opt, lr=1e-3, init_params=init,
+                               prev_params=prev, generator=probe_gen)
+            values = {}
+            for p in due:
+                values.update(p.measure(ctx))
+            tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
+            if tensors:  # one conversion (one device sync) per step
+                sink += float(torch.stack([t.detach().double().reshape(()) for t in tensors]
+                                          ).sum())
+    elapsed = time.perf_counter() - start
+    del sink  # accumulated only so that every value is really computed
+    return elapsed / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=str, default="", help="write results to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    task = build_task("mnist1d")
+    configs = {"untracked": None, "economy@1": 1, "economy@16": 16, "economy@256": 256}
+    run(task, 32, args.batch, 1)  # warm-up (allocator, first-call overheads)
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    for _ in range(args.repeats):
+        for name, every in configs.items():  # interleaved, so drift hits all alike
+            times[name].append(run(task, args.steps, args.batch, every))
+    base = statistics.median(times["untracked"])
+    print(f"torch {torch.__version__}, threads {args.threads}, {platform.processor() or 'cpu'}, "
+          f"{args.steps} steps x {args.repeats} repeats, batch {args.batch}")
+    results = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        results[name] = {"ms_per_step": 1e3 * med, "ratio": med / base,
+                         "spread_ms": 1e3 * (max(ts) - min(ts))}
+        print(f"{name:>12}: {1e3 * med:7.3f} ms/step  ratio {med / base:5.2f}x  "
+              f"(spread {1e3 * (max(ts) - min(ts)):.3f} ms)")
+    if args.json:
+        env = {"torch": torch.__version__, "threads": args.threads,
+               "cpu": platform.processor(), "python": platform.python_version()}
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
