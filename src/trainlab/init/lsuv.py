@@ -12,6 +12,25 @@ from trainlab.init._apply import INITS, InitReport, LayerInit, Selector, selecte
 from trainlab.init.orthogonal import orthogonal_
 
 
+class _Stop(Exception):
+    """Raised by the hook once the layer's output is captured: the rest of the forward pass
+    is not needed."""
+
+
+def _capture_and_stop(captured: dict[str, torch.Tensor], name: str, out: torch.Tensor) -> None:
+    captured[name] = out
+    raise _Stop
+
+
+def _output_variance(model: nn.Module, inputs: tuple, captured: dict[str, torch.Tensor],
+                     name: str) -> float:
+    try:
+        model(*inputs)
+    except _Stop:
+        pass
+    return captured[name].double().var().item()
+
+
 def lsuv(
     model: nn.Module,
     *,
@@ -61,13 +80,12 @@ def lsuv(
                 module.bias.zero_()
         for name, module in layers:
             handle = module.register_forward_hook(
-                lambda _m, _i, out, name=name: captured.__setitem__(name, out)
+                lambda _m, _i, out, name=name: _capture_and_stop(captured, name, out)
             )
             try:
                 scale, attempts, var = 1.0, 0, float("nan")
                 while attempts < max_iter:
-                    model(*inputs)
-                    var = captured[name].double().var().item()
+                    var = _output_variance(model, inputs, captured, name)
                     if abs(var - 1.0) < tol_var or var == 0.0:
                         break
                     factor = var ** -0.5
@@ -75,8 +93,7 @@ def lsuv(
                     scale *= factor
                     attempts += 1
                 else:
-                    model(*inputs)
-                    var = captured[name].double().var().item()
+                    var = _output_variance(model, inputs, captured, name)
             finally:
                 handle.remove()
             records.append(LayerInit(name, scale, attempts, abs(var - 1.0) < tol_var,

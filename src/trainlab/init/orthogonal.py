@@ -121,5 +121,5 @@ def decoupled(model: torch.nn.Module, *, batch, generator: torch.Generator | Non
     return InitReport(scheme, tuple(LayerInit(n) for n, _ in layers))
 
 
-INITS.register("decoupled", decoupled, papers=(1,), needs_batch=True,
+INITS.register("decoupled", decoupled, papers=(1,), needs_batch=True, batch_kind="pair",
                summary="Saxe's decoupled deep-linear init aligned with the data's SVD modes")
