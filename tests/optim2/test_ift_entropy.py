@@ -70,7 +70,8 @@ def _entropy_reference(f, x, shapes, *, steps, gamma, eta, noise, alpha, gen, lr
 def test_entropy_sgd_matches_paper_recurrence(problem, noise):
     model, x, y = problem
     f, w = functional(model, x, y)
-    ref = _entropy_reference(f, w, [p.shape for p in model.parameters()], steps=5, gamma=0.5, eta=0.1, noise=noise, alpha=0.75,
+    shapes = [p.shape for p in model.parameters()]
+    ref = _entropy_reference(f, w, shapes, steps=5, gamma=0.5, eta=0.1, noise=noise, alpha=0.75,
                              gen=torch.Generator().manual_seed(7), lr=1.0)
     opt = build_optimizer("entropy-sgd", model.parameters(), lr=1.0, inner_steps=5, gamma=0.5,
                           noise=noise, generator=torch.Generator().manual_seed(7))
