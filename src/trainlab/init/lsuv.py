@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -24,10 +25,8 @@ def _capture_and_stop(captured: dict[str, torch.Tensor], name: str, out: torch.T
 
 def _output_variance(model: nn.Module, inputs: tuple, captured: dict[str, torch.Tensor],
                      name: str) -> float:
-    try:
+    with contextlib.suppress(_Stop):
         model(*inputs)
-    except _Stop:
-        pass
     return captured[name].double().var().item()
 
 
