@@ -13,8 +13,8 @@ reorthogonalization, started at :math:`g`): with Ritz pairs :math:`(\theta_i, u_
 References:
     Dauphin, Pascanu, Gulcehre, Cho, Ganguli, Bengio. "Identifying and attacking the saddle
     point problem in high-dimensional non-convex optimization", NeurIPS 2014 (papers.md row
-    114). Defaults: k = 20 Krylov vectors (capped at the parameter count), damping 1e-3... the
-    paper picks the damping by a line search each step.
+    114). Defaults: k = 20 Krylov vectors (capped at the parameter count); damping 1e-3 is a
+    placeholder, since the paper picks the damping by a search at every step.
 
 Deviations from the paper:
     The damping ``lambda`` and the step size are fixed hyper-parameters instead of being
