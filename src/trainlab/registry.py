@@ -106,6 +106,7 @@ _PILLARS = (
     "trainlab.tasks",
     "trainlab.models",
     "trainlab.phenomena",
+    "trainlab.inspect",
 )
 
 
