@@ -42,3 +42,12 @@ def test_regression_loss_convention():
     t = build_task("teacher-linear", in_dim=4, out_dim=4, n_train=16, n_test=4)
     out, y = torch.ones(3, 4), torch.zeros(3, 4)
     assert t.loss(out, y).item() == pytest.approx(2.0)  # 0.5 * 4 per example
+
+
+def test_z_loss_adds_the_squared_log_partition():
+    t = build_task("modular-addition", p=5)
+    logits, y = torch.randn(4, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
+    plain = t.loss(logits, y)
+    t.z_loss = 1e-2
+    expected = plain + 1e-2 * (torch.logsumexp(logits, -1) ** 2).mean()
+    assert torch.allclose(t.loss(logits, y), expected)

@@ -24,6 +24,7 @@ from torch import nn
 
 from trainlab.errors import ConfigError, check_range
 from trainlab.models._registry import MODELS
+from trainlab.tasks._task import z_loss
 
 
 class CausalSelfAttention(nn.Module):
@@ -113,11 +114,6 @@ class Transformer(nn.Module):
         x = self.tok(tokens.long()) + self.pos(torch.arange(t, device=tokens.device))
         h = self.ln_f(self.blocks(x))
         return self.head(h[:, -1] if self.readout == "last" else h)
-
-
-def z_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Mean over positions of :math:`\\log^2 Z`, :math:`Z = \\sum_c e^{z_c}`."""
-    return torch.logsumexp(logits, dim=-1).pow(2).mean()
 
 
 def with_z_loss(loss_fn: Callable[[torch.Tensor, Any], torch.Tensor], coef: float = 1e-4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +21,9 @@ class Task:
     ``kind`` decides the loss: ``"classification"`` uses mean cross-entropy and reports
     accuracy; ``"regression"`` uses half the mean squared error summed over outputs,
     ``0.5 * mean_i ||f(x_i) - y_i||^2`` (the convention of the deep-linear theory).
+    ``z_loss > 0`` adds ``z_loss * mean(log^2 Z)`` to a classification loss, the output-logit
+    regularizer of "Small-scale proxies for large-scale Transformer training instabilities"
+    (Wortsman et al., 2023; papers.md row 98; their coefficient is 1e-4).
     """
 
     name: str
@@ -31,6 +35,7 @@ class Task:
     num_outputs: int
     default_model: str = "mlp"
     info: dict[str, Any] | None = None
+    z_loss: float = 0.0
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -38,7 +43,8 @@ class Task:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.kind == "classification":
-            return F.cross_entropy(outputs, targets)
+            ce = F.cross_entropy(outputs, targets)
+            return ce + self.z_loss * z_loss(outputs) if self.z_loss else ce
         return 0.5 * (outputs - targets).pow(2).sum(dim=-1).mean()
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -55,9 +61,13 @@ class Task:
         def cast(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
 
-        return Task(self.name, self.kind, cast(self.x_train), cast(self.y_train),
-                    cast(self.x_test), cast(self.y_test), self.num_outputs,
-                    self.default_model, self.info)
+        return dataclasses.replace(self, x_train=cast(self.x_train), y_train=cast(self.y_train),
+                                   x_test=cast(self.x_test), y_test=cast(self.y_test))
+
+
+def z_loss(logits: torch.Tensor) -> torch.Tensor:
+    r"""Mean over examples/positions of :math:`\log^2 Z`, :math:`Z = \sum_c e^{z_c}` (row 98)."""
+    return torch.logsumexp(logits, dim=-1).pow(2).mean()
 
 
 TASKS: Registry[Callable[..., Task]] = Registry("task")

@@ -33,6 +33,8 @@ class RunConfig:
         every: default probe cadence in steps.
         seed: fixes initialization, batch order and stochastic probes.
         dtype: ``float32`` or ``float64``.
+        z_loss: coefficient of the output-logit z-loss added to a classification loss
+            (row 98; the paper uses 1e-4; 0 turns it off).
         checkpoint_every: write a resumable checkpoint every this many steps (0: only on
             interruption).
         name: a label for the run (defaults to its id).
@@ -56,6 +58,7 @@ class RunConfig:
     every: int = 50
     seed: int = 0
     dtype: str = "float32"
+    z_loss: float = 0.0
     checkpoint_every: int = 0
     name: str = ""
 
@@ -74,6 +77,7 @@ class RunConfig:
         check_range("batch_size", self.batch_size, low=0, owner="RunConfig")
         check_range("every", self.every, low=1, owner="RunConfig")
         check_range("checkpoint_every", self.checkpoint_every, low=0, owner="RunConfig")
+        check_range("z_loss", self.z_loss, low=0.0, owner="RunConfig")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         from trainlab.probes import expand

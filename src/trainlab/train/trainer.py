@@ -85,6 +85,7 @@ class Trainer:
         dtype = getattr(torch, cfg.dtype)
         torch.manual_seed(cfg.seed)  # inside fork_rng: only for modules' own draws
         self.task = build_task(cfg.task, **cfg.task_params).to(dtype)
+        self.task.z_loss = cfg.z_loss
         self.model = build_model(cfg.model, self.task.input_shape, self.task.num_outputs,
                                  **cfg.model_params).to(dtype)
         g_init = torch.Generator().manual_seed(cfg.seed)
