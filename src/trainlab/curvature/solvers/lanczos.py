@@ -49,7 +49,8 @@ class _Tridiagonal:
     """The Lanczos recurrence with full reorthogonalization, one step per :meth:`step`.
 
     Keeps the orthonormal basis as contiguous rows ``basis[:m]`` and the tridiagonal
-    ``T_m`` (``alpha`` on the diagonal, ``beta`` off it, 0 where the iteration restarted after a breakdown).
+    ``T_m`` (``alpha`` on the diagonal, ``beta`` off it, 0 where the iteration restarted
+    after a breakdown).
     """
 
     def __init__(self, op: LinearOperator, q: torch.Tensor, max_steps: int):
