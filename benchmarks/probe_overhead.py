@@ -4,11 +4,12 @@ init, update size, gradient noise/GSNR) over an untracked training loop.
 An MLP (40-128-128-10) trained with Adam on MNIST-1D, batch 128. The reference is the same
 plain torch loop without probes, timed in the same process; each configuration measures the
 probes at every step, every 16 and every 256 steps. The tracked loop does what a monitor
-does: snapshots the parameters before the update when a due probe needs them, builds a
-:class:`~trainlab.probes.ProbeContext`, calls ``measure`` on the due probes and turns the
-results into floats once per step. Prints the median time per step and the ratio to the
-untracked loop (Cockpit's published CPU figure for its economy preset on an MNIST MLP at
-every step is about 63x; see notes/diagnostics.md).
+does (:class:`trainlab.train.Monitor`): after the backward pass and before the update it
+builds a :class:`~trainlab.probes.ProbeContext`, calls ``measure`` on the due probes, turns
+the results into floats once per step, and snapshots the parameters before the update when a
+probe due at the next step compares against them. Prints the median time per step and the
+ratio to the untracked loop (Cockpit's published CPU figure for its economy preset on an
+MNIST MLP at every step is about 63x; see notes/diagnostics.md).
 
 Example:
     python benchmarks/probe_overhead.py --steps 512 --repeats 3
@@ -46,6 +47,7 @@ def run(task, steps: int, batch: int, every: int | None) -> float:
     n = len(task.x_train)
     sink = 0.0
     start = time.perf_counter()
+    prev = None
     for step in range(steps):
         idx = torch.randint(0, n, (batch,), generator=g)
         x, y = task.x_train[idx], task.y_train[idx]
@@ -53,10 +55,7 @@ def run(task, steps: int, batch: int, every: int | None) -> float:
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         due = [p for p in probes if p.due(step)]
-        prev = ({k: p.detach().clone() for k, p in model.named_parameters()}
-                if any(p.needs_prev_params for p in due) else None)
-        opt.step()
-        if due:
+        if due:  # after backward, before the update, as trainlab.train.Monitor does
             ctx = ProbeContext(step=step, model=model, loss_fn=F.cross_entropy, batch=(x, y),
                                loss=loss.detach(), optimizer=opt, lr=1e-3, init_params=init,
                                prev_params=prev, generator=probe_gen)
@@ -67,6 +66,10 @@ def run(task, steps: int, batch: int, every: int | None) -> float:
             if tensors:  # one conversion (one device sync) per step
                 sink += float(torch.stack([t.detach().double().reshape(()) for t in tensors]
                                           ).sum())
+        # parameters before the update, kept only when a probe due next step compares them
+        prev = ({k: p.detach().clone() for k, p in model.named_parameters()}
+                if any(p.needs_prev_params and p.due(step + 1) for p in probes) else None)
+        opt.step()
     elapsed = time.perf_counter() - start
     del sink  # accumulated only so that every value is really computed
     return elapsed / steps

@@ -67,7 +67,11 @@ class GradientNoise(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
-        stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, x[:k], y[:k])
+        # Probes run after this batch's backward pass and before the update, so p.grad is
+        # the mean gradient at these parameters: reuse it (checked) when the whole batch is
+        # used instead of summing the per-example gradients again.
+        grads = ctx.grads() if len(x) <= k else None
+        stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, x[:k], y[:k], mean_grad=grads)
         if stats.n < 2:
             return {}
         trace_cov, grad_sq = noise_scale_terms(stats)

@@ -14,6 +14,7 @@ The loss must be the *mean* of per-example losses (every trainlab task's loss is
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,9 +63,24 @@ class GradStats:
                    ) / self.n ** 2
 
 
+_OWNERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], Any]] = (
+    weakref.WeakKeyDictionary())
+
+
 def _linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
     """Map each trainable parameter name to its ``(Linear module, 'weight'|'bias')``, or None
-    when some trainable parameter is not a Linear layer's own."""
+    when some trainable parameter is not a Linear layer's own. Cached per model while its
+    named parameters (identity and ``requires_grad``) stay the same."""
+    key = tuple((n, id(p), p.requires_grad) for n, p in model.named_parameters())
+    hit = _OWNERS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    owners = _find_linear_owners(model)
+    _OWNERS[model] = (key, owners)
+    return owners
+
+
+def _find_linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
     owners: dict[str, tuple[nn.Linear, str]] = {}
     for mname, module in model.named_modules():
         if isinstance(module, nn.Linear):
@@ -72,11 +88,29 @@ def _linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
                 if p.requires_grad:
                     owners[f"{mname}.{pname}" if mname else pname] = (module, pname)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    return owners if set(trainable) == set(owners) else None
+    return {n: owners[n] for n in trainable} if set(trainable) == set(owners) else None
+
+
+def _mean_grad_mismatch(module: nn.Linear, a: torch.Tensor, d: torch.Tensor,
+                        mean_grad: dict[str, torch.Tensor], names: dict[str, str]
+                        ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """``(error, scale)`` pairs that compare the given batch gradient of a 2-D Linear layer
+    with this forward's, by cheap projections (no matrix product): the bias gradient is
+    :math:`\\sum_i d_i` and the weight gradient times the ones vector is
+    :math:`d^T (a\\mathbf 1)`. None when a gradient is missing or misshapen."""
+    out = []
+    for kind, name in names.items():
+        g = mean_grad.get(name)
+        if g is None or g.shape != getattr(module, kind).shape:
+            return None
+        got, want = (g.sum(1), d.T @ a.sum(1)) if kind == "weight" else (g, d.sum(0))
+        out.append(((got - want).abs().max(), want.abs().max()))
+    return out
 
 
 def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
-                        owners: dict[str, tuple[nn.Linear, str]]) -> GradStats | None:
+                        owners: dict[str, tuple[nn.Linear, str]],
+                        mean_grad: dict[str, torch.Tensor] | None = None) -> GradStats | None:
     records: dict[nn.Linear, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -103,6 +137,20 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     layers: dict[nn.Linear, dict[str, str]] = {}
     for name, (module, kind) in owners.items():
         layers.setdefault(module, {})[kind] = name
+    if mean_grad is not None:
+        pairs = []
+        for m, names in layers.items():
+            a, d = acts[m]
+            got = (None if d is None or a.dim() != 2
+                   else _mean_grad_mismatch(m, a, d, mean_grad, names))
+            if got is None:
+                mean_grad = None
+                break
+            pairs += got
+        if mean_grad is not None:
+            err, scale = (torch.stack(v) for v in zip(*pairs))
+            if not bool((err <= 1e-4 * scale.max() + 1e-12).all()):  # one host sync
+                mean_grad = None  # not this batch's gradient (clipped, accumulated, ...)
     for module, names in layers.items():
         a, d = acts[module]
         if d is None:
@@ -121,14 +169,19 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
             if w_name is not None:
                 sq_norms += rows * (a_sq.sum(1) + (1.0 if b_name is not None else 0.0))
                 if b_name is not None:
-                    a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
                     a_sq = torch.cat([a_sq, torch.ones_like(a_sq[:, :1])], dim=1)
-                s1, s2 = delta.T @ a, delta_sq.T @ a_sq
-                if b_name is not None:
+                s2 = delta_sq.T @ a_sq
+                if mean_grad is not None:  # the sum is n times the known batch gradient
+                    gsum.update({k: mean_grad[k] * n for k in (w_name, b_name) if k})
+                elif b_name is not None:
+                    s1 = delta.T @ torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
                     gsum[w_name], gsum[b_name] = s1[:, :-1], s1[:, -1]
+                else:
+                    gsum[w_name] = delta.T @ a
+                if b_name is not None:
                     gsq[w_name], gsq[b_name] = s2[:, :-1], s2[:, -1]
                 else:
-                    gsum[w_name], gsq[w_name] = s1, s2
+                    gsq[w_name] = s2
             else:
                 sq_norms += rows
                 gsum[b_name], gsq[b_name] = delta.sum(0), delta_sq.sum(0)
@@ -140,7 +193,7 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
                 g_sq = g * g
                 sq_norms += g_sq.flatten(1).sum(1)
                 gsum[name], gsq[name] = g.sum(0), g_sq.sum(0)
-    names = [n_ for n_, p in model.named_parameters() if p.requires_grad]
+    names = list(owners)  # in the model's parameter order
     return GradStats(n, sq_norms.detach(), {k: gsum[k].detach() for k in names},
                      {k: gsq[k].detach() for k in names}, "linear-hooks")
 
@@ -173,8 +226,8 @@ def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets
 
 
 def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
-                          targets: Any, *, method: str = "auto", chunk: int = 256
-                          ) -> GradStats:
+                          targets: Any, *, method: str = "auto", chunk: int = 256,
+                          mean_grad: dict[str, torch.Tensor] | None = None) -> GradStats:
     """Per-example gradient statistics of ``loss_fn(model(inputs), targets)`` at the model's
     current parameters and mode.
 
@@ -183,6 +236,12 @@ def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tenso
             a ``nn.Linear`` used once per forward, else ``vmap``), ``"linear-hooks"`` or
             ``"vmap"``.
         chunk: examples per ``vmap`` call (bounds memory on the fallback path).
+        mean_grad: the batch gradient of this very loss by parameter name, when the caller
+            already has it (``p.grad`` right after this batch's backward pass). On the
+            Linear-layer path it replaces one matrix product per layer (the gradient sum);
+            it is checked against the recomputed forward with two cheap projections per
+            layer and ignored when it does not match (a clipped or accumulated gradient,
+            another batch, dropout masks that differ).
 
     The model's mode, ``.grad``, weights and the global RNG are left as found.
     """
@@ -190,14 +249,20 @@ def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tenso
         raise ConfigError(f"per_sample_grad_stats: method must be 'auto', 'linear-hooks' or "
                           f"'vmap'. Got {method!r} instead.")
     check_range("chunk", chunk, low=1, owner="per_sample_grad_stats")
+    if method != "vmap":
+        owners = _linear_owners(model)
+        stats = None
+        if owners is not None:
+            # this path touches neither .grad nor the mode; only dropout could draw numbers
+            rng = torch.get_rng_state()
+            try:
+                stats = _stats_linear_hooks(model, loss_fn, inputs, targets, owners, mean_grad)
+            finally:
+                torch.set_rng_state(rng)
+        if stats is not None:
+            return stats
+        if method == "linear-hooks":
+            raise ConfigError("per_sample_grad_stats: method 'linear-hooks' needs every "
+                              "trainable parameter in an nn.Linear called once per forward")
     with preserved(model):
-        if method != "vmap":
-            owners = _linear_owners(model)
-            stats = None if owners is None else _stats_linear_hooks(model, loss_fn, inputs,
-                                                                    targets, owners)
-            if stats is not None:
-                return stats
-            if method == "linear-hooks":
-                raise ConfigError("per_sample_grad_stats: method 'linear-hooks' needs every "
-                                  "trainable parameter in an nn.Linear called once per forward")
         return _stats_vmap(model, loss_fn, inputs, targets, chunk)
