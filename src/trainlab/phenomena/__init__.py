@@ -9,6 +9,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     carbonnelle2019_layer_rotation,
     cohen2021_edge_of_stability,
     goodfellow2015_interpolation,
+    gurari2018_tiny_subspace,
     loshchilov2017_sgdr,
     saxe2014_deep_linear,
 )
