@@ -53,20 +53,22 @@ def test_entry_variance_is_matched(structure):
 
 @pytest.mark.parametrize("structure", ["iid", "orthogonal", "low-rank", "sparse"])
 def test_deep_tanh_net_follows_the_mean_field_length_map(structure):
-    width, depth, b2 = 1000, 8, 0.05
+    width, depth, b2 = 600, 6, 0.05
     s2 = mf.critical_sigma_w2("tanh", b2)
     model = build_model("mlp", (width,), width, depth=depth, width=width,
                         activation="tanh").double()
     tinit.apply(model, "edge-of-chaos", generator=torch.Generator().manual_seed(0),
                 activation="tanh", sigma_b2=b2, structure=structure)
-    x = torch.randn(16, width, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = torch.randn(32, width, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     q = None
     h = x
     for layer in list(model)[1:-1]:
         h = layer(h)
         if isinstance(layer, torch.nn.Linear):
             q = s2 * 1.0 + b2 if q is None else _quad_qmap(q, s2, b2)  # input: E x^2 = 1
-            assert h.pow(2).mean().item() == pytest.approx(q, rel=0.08)
+            # finite-size fluctuations scale like 1/sqrt(rank) for low-rank weights (r = 150)
+            tol = 0.12 if structure == "low-rank" else 0.08
+            assert h.pow(2).mean().item() == pytest.approx(q, rel=tol)
 
 
 def test_same_generator_same_tensor():
