@@ -1,6 +1,22 @@
 """Initialization schemes: tensor-level ``scheme_(tensor, ..., generator=)`` functions in the
 style of ``torch.nn.init``, and model-level application by name with :func:`apply`.
 
+Registered schemes (``trainlab list inits``; papers.md rows in brackets; each module's
+docstring gives the paper's defaults and its deviations):
+
+- ``orthogonal`` [1], ``decoupled`` [1, needs ``(inputs, targets)``]: Saxe et al.
+- ``kumar`` [3]: ``1 / (N g'(0)^2 (1 + g(0)^2))``, ReLU ``2/N``.
+- ``lsuv`` [42]: orthonormal pre-init, per-layer output variance 1 on a batch.
+- ``idinit`` [19]: identity repeated along the longer side, epsilon on residual branch ends.
+- ``conv-aware`` [24]: conv kernels with orthogonal Fourier spectra.
+- ``maxout`` [17]: ``c = 1 / E[max of K normals^2]`` for maxout layers.
+- ``virgo`` [77]: GCN weight variances through aggregation (needs node features).
+- ``siren``, ``vi3nr`` [58]: INR inits; VI3NR's gain for any activation.
+- ``lora-a``, ``lora-b`` [32]: LoRA Init[A] / Init[B] (adapters from ``models.lora``).
+- ``edge-of-chaos`` [111]: iid / orthogonal / low-rank / sparse weights at the critical
+  ``(sigma_w^2, sigma_b^2)`` from :mod:`trainlab.init.mean_field`.
+- ``fixup``; ``small`` [20, 27, 68]: Fixup for residual nets; any scheme times a small scale.
+
 Example:
     >>> import torch, trainlab.init as tinit
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
