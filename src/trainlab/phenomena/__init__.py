@@ -6,6 +6,7 @@ Every module here holds one paper's phenomenon (or two closely tied ones) and re
 
 from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     advani2020_double_descent,
+    bergsma2025_d2z,
     carbonnelle2019_layer_rotation,
     cohen2021_edge_of_stability,
     goodfellow2015_interpolation,
