@@ -1,0 +1,157 @@
+r"""Łojasiewicz gradient inequality (LGI) constants along the training trajectory, and the
+trajectory-length bound they give.
+
+"From Optimization Dynamics to Generalization Bounds via Łojasiewicz Gradient Inequality"
+(Liu, Yang, Hayou & Li, TMLR 2022; papers.md row 44) assumes the *Uniform-LGI*: along the
+trajectory, with constants :math:`c > 0` and :math:`\theta \in [1/2, 1)`,
+
+.. math:: \|\nabla L(w_t)\| \ge c\,\big(L(w_t) - L^*\big)^{\theta}.
+
+Under gradient flow this gives the convergence rates
+:math:`L - L^* \le (L_0 - L^*) e^{-c^2 t}` (:math:`\theta = 1/2`, the Polyak-Łojasiewicz
+case) and :math:`L - L^* \le \big((L_0 - L^*)^{1-2\theta} + c^2(2\theta-1)t\big)^{-1/(2\theta-1)}`
+otherwise, and bounds the length of the whole path, hence the distance travelled from
+:math:`w_0`:
+
+.. math:: \|w_t - w_0\| \le \int_0^\infty \|\dot w\|\,dt
+          \le \frac{(L_0 - L^*)^{1-\theta}}{c\,(1-\theta)}.
+
+The paper's generalization bounds are the Rademacher complexity of the parameter ball of that
+radius (model-specific: norm-based for linear and kernel regression and two-layer networks).
+
+This probe estimates the constants from the pairs :math:`(L_t - L^*, \|\nabla L_t\|)` seen so
+far: for each :math:`\theta` of a grid on :math:`[1/2, 1)` the largest valid constant is
+:math:`c(\theta) = \min_t \|\nabla L_t\| / (L_t - L^*)^\theta`; it reports the PL constant
+:math:`c(1/2)`, and the :math:`\theta` whose length bound is the smallest, with that bound and
+the distance actually travelled from initialization.
+
+Deviations: the paper's loss is the full empirical risk under gradient flow; the probe uses
+the step's batch loss and gradient (free: the training loop computed them), so under SGD the
+constants describe the mini-batch losses. :math:`L^*` is unknown in general; it defaults to
+0 (an interpolating model) and can be given. The Rademacher factor of the bound is not
+computed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainlab.errors import ConfigError, check_range
+from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+
+THETAS = tuple(0.5 + 0.05 * i for i in range(10))
+
+
+@dataclass(frozen=True)
+class LGIFit:
+    """Constants :math:`(c, \\theta)` valid on every pair seen and the path-length bound
+    :math:`(L_0 - L^*)^{1-\\theta} / (c(1-\\theta))`."""
+
+    theta: float
+    c: float
+    length_bound: float
+
+
+def lgi_constants(gaps: torch.Tensor, grad_norms: torch.Tensor,
+                  thetas: tuple[float, ...] = THETAS) -> torch.Tensor:
+    r""":math:`c(\theta) = \min_t \|g_t\| / \mathrm{gap}_t^\theta` for each ``theta`` (pairs
+    with a non-positive gap, i.e. at or below :math:`L^*`, are skipped; ``inf`` if none)."""
+    if gaps.shape != grad_norms.shape or gaps.dim() != 1:
+        raise ConfigError("lgi_constants: gaps and grad_norms must be 1-D tensors of the same "
+                          f"length. Got shapes {tuple(gaps.shape)} and "
+                          f"{tuple(grad_norms.shape)} instead.")
+    for th in thetas:
+        check_range("theta", th, low=0.5, high=1.0, high_open=True, owner="lgi_constants")
+    keep = gaps > 0
+    th = torch.tensor(thetas, dtype=gaps.dtype, device=gaps.device)
+    if not bool(keep.any()):
+        return torch.full_like(th, math.inf)
+    ratios = grad_norms[keep, None] / gaps[keep, None] ** th
+    return ratios.amin(0)
+
+
+def length_bound(gap0: float, c: float, theta: float) -> float:
+    r"""Gradient-flow path length bound :math:`\mathrm{gap}_0^{1-\theta} / (c(1-\theta))`."""
+    check_range("theta", theta, low=0.5, high=1.0, high_open=True, owner="length_bound")
+    if c <= 0:
+        return math.inf
+    return max(gap0, 0.0) ** (1 - theta) / (c * (1 - theta))
+
+
+def gap_bound(gap0: float, c: float, theta: float, t: float) -> float:
+    r"""Gradient-flow bound on :math:`L(w_t) - L^*` after flow time ``t`` under the LGI."""
+    check_range("theta", theta, low=0.5, high=1.0, high_open=True, owner="gap_bound")
+    if theta == 0.5:
+        return gap0 * math.exp(-c * c * t)
+    k = 2 * theta - 1
+    return (gap0 ** -k + c * c * k * t) ** (-1 / k)
+
+
+def fit_lgi(gaps: torch.Tensor, grad_norms: torch.Tensor, thetas: tuple[float, ...] = THETAS
+            ) -> LGIFit:
+    """The ``theta`` of the grid whose constants give the smallest path-length bound, with
+    ``gap0 = gaps[0]``."""
+    cs = lgi_constants(gaps, grad_norms, thetas).tolist()
+    return _best(float(gaps[0]), cs, thetas)
+
+
+def _best(gap0: float, cs: list[float], thetas: tuple[float, ...]) -> LGIFit:
+    bounds = [length_bound(gap0, c, th) for c, th in zip(cs, thetas)]
+    i = min(range(len(thetas)), key=bounds.__getitem__)
+    return LGIFit(thetas[i], cs[i], bounds[i])
+
+
+class Lojasiewicz(Probe):
+    """``lgi/c_pl`` (the constant at theta = 1/2), ``lgi/theta``, ``lgi/c`` and
+    ``lgi/length_bound`` (the best bound over the theta grid), ``lgi/distance`` (distance
+    travelled from initialization, which the bound caps under gradient flow) and
+    ``lgi/ratio`` (this step's :math:`\\|g\\| / \\sqrt{L - L^*}`).
+
+    Args:
+        every: cadence (the estimate uses only the steps measured).
+        loss_min: :math:`L^*` (default 0).
+    """
+
+    name = "lojasiewicz"
+
+    def __init__(self, every: int = 1, loss_min: float = 0.0):
+        super().__init__(every)
+        self.loss_min = float(loss_min)
+        self._gap0: float | None = None
+        self._mins = [math.inf] * len(THETAS)
+
+    def measure(self, ctx: ProbeContext) -> Measurement:
+        grads = ctx.grads()
+        if ctx.loss is None or not grads:
+            return {}
+        gap = float(ctx.loss) - self.loss_min
+        if gap <= 0:
+            return {}
+        gnorm = torch.sqrt(sum(g.double().pow(2).sum() for g in grads.values()))
+        cs = lgi_constants(torch.tensor([gap], dtype=torch.float64), gnorm.reshape(1))
+        self._mins = [min(a, b) for a, b in zip(self._mins, cs.tolist())]
+        if self._gap0 is None:
+            self._gap0 = gap
+        fit = _best(self._gap0, self._mins, THETAS)
+        dist2 = sum((w.double() - ctx.init_params[n].double()).pow(2).sum()
+                    for n, w in ctx.params().items() if n in ctx.init_params)
+        return {"lgi/c_pl": self._mins[0], "lgi/theta": fit.theta, "lgi/c": fit.c,
+                "lgi/length_bound": fit.length_bound,
+                "lgi/distance": torch.as_tensor(dist2).sqrt(),
+                "lgi/ratio": gnorm / math.sqrt(gap)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gap0": self._gap0, "mins": list(self._mins)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._gap0 = state.get("gap0")
+        self._mins = list(state.get("mins", [math.inf] * len(THETAS)))
+
+
+PROBES.register("lojasiewicz", Lojasiewicz, papers=(44,),
+                summary="Lojasiewicz gradient-inequality constants along the run and the "
+                        "path-length bound they imply")
