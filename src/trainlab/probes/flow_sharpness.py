@@ -12,8 +12,8 @@ loss, observed on practical networks).
 pair (step size from the embedded error estimate, and at most the inverse of the secant
 curvature along the last step, so that the stiff directions near a minimum keep decaying) on
 the flat parameter vector, gradients from ``torch.func``, and stops at a gradient-norm
-tolerance or an evaluation budget. :func:`gfs_sharpness` adds the top Hessian eigenvalue at the end point (Lanczos on
-:class:`~trainlab.curvature.HessianOperator`).
+tolerance or an evaluation budget. :func:`gfs_sharpness` adds the top Hessian eigenvalue at
+the end point (Lanczos on :class:`~trainlab.curvature.HessianOperator`).
 
 Deviations: the paper integrates the flow on the full training set; the probe uses the step's
 batch (pass a bigger batch to :func:`gfs_sharpness` for the full-batch quantity). A flow that
