@@ -25,6 +25,10 @@ CASES = {
                            "temperature": 1e-4}, True),
     "psgd": ({"lr": 0.05}, True),
     "saddle-free-newton": ({"lr": 0.5, "damping": 0.1, "krylov_dim": 5}, False),
+    "polynomial-preconditioned": ({"lr": 0.5, "tau": 2, "trace_samples": 4}, True),
+    "dasa": ({"lr": 0.1, "init_samples": 2}, True),
+    "aepg": ({"lr": 0.1, "preconditioner": "ggn", "damping": 0.1}, False),
+    "regularized-newton": ({"lr": 1.0}, False),
 }
 
 
@@ -99,6 +103,12 @@ BUDGET = {
     "natural-gradient": ({"lr": 0.5, "damping": 1e-2, "cg_iters": 20}, 20, 1.5),
     "psgd": ({"lr": 0.1}, 60, 1.5),
     "saddle-free-newton": ({"lr": 1.0, "damping": 0.1, "krylov_dim": 10}, 20, 1.0),
+    "polynomial-preconditioned": ({"lr": 1.0, "tau": 1, "trace_samples": 2,
+                                   "refresh_every": 4}, 12, 1.8),
+    "dasa": ({"lr": 0.1, "init_samples": 2, "alpha": 1e-2}, 30, 1.6),
+    "aepg": ({"lr": 0.5}, 30, 1.8),
+    "regularized-newton": ({"lr": 1.0, "curvature": "ggn", "solver": "cg", "cg_iters": 5},
+                           4, 1.6),
 }
 
 
