@@ -15,6 +15,7 @@ from trainlab.probes import (  # noqa: F401  (registration)
     effective_rank,
     evaluation,
     flow_sharpness,
+    generalization_gap,
     gradient_noise,
     gradient_subspace,
     hessian_spectrum,
