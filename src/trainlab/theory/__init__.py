@@ -1,6 +1,8 @@
 """Exact theory of training dynamics: deep linear networks (Saxe et al. 2014, row 1), linear
-regression under gradient descent (Advani, Saxe & Sompolinsky 2020, row 26) and mean-field
-signal propagation (re-exported from :mod:`trainlab.init.mean_field`, which owns the solver)."""
+regression under gradient descent (Advani, Saxe & Sompolinsky 2020, row 26), mean-field
+signal propagation (re-exported from :mod:`trainlab.init.mean_field`, which owns the solver)
+and the critical points of Bures-Wasserstein covariance factorization (Bréchet et al. 2023,
+row 96)."""
 
 from trainlab.init.mean_field import (
     MeanFieldPoint,
@@ -9,6 +11,12 @@ from trainlab.init.mean_field import (
     length_map,
     mean_field_point,
     q_fixed_point,
+)
+from trainlab.theory.bures_wasserstein import (
+    CriticalPoint,
+    bures_wasserstein_critical_points,
+    bures_wasserstein_loss,
+    bures_wasserstein_minimum,
 )
 from trainlab.theory.deep_linear import (
     deep_learning_time,
@@ -30,7 +38,9 @@ from trainlab.theory.linear_regression import (
 )
 
 __all__ = [
-    "MeanFieldPoint", "Spectrum", "chi1", "critical_sigma_w2", "deep_learning_time",
+    "CriticalPoint", "MeanFieldPoint", "Spectrum", "bures_wasserstein_critical_points",
+    "bures_wasserstein_loss", "bures_wasserstein_minimum", "chi1", "critical_sigma_w2",
+    "deep_learning_time",
     "deep_mode_strength", "empirical_spectrum", "generalization_error", "learning_time",
     "learning_time_vs_depth", "length_map", "marchenko_pastur", "marchenko_pastur_density",
     "mean_field_point", "mode_strength", "mode_strength_discrete", "optimal_stopping",
