@@ -11,6 +11,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     cohen2021_edge_of_stability,
     goodfellow2015_interpolation,
     gurari2018_tiny_subspace,
+    kreisler2023_gfs_sharpness,
     loshchilov2017_sgdr,
     saxe2014_deep_linear,
 )
