@@ -19,6 +19,7 @@ from trainlab.probes import (  # noqa: F401  (registration)
     gradient_noise,
     gradient_subspace,
     hessian_spectrum,
+    input_sensitivity,
     interpolation,
     logit_divergence,
     lojasiewicz,

@@ -1,0 +1,107 @@
+"""Input-derivative sensitivity (row 25): exact diagonal derivatives against a closed-form
+polynomial and float64 central differences, Spearman against scipy, and the probe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _probe_helpers import assert_unchanged, batch, context, mlp, snapshot
+from scipy.stats import spearmanr
+from torch import nn
+
+from trainlab.errors import ConfigError
+from trainlab.probes import ProbeContext
+from trainlab.probes.input_sensitivity import (
+    InputSensitivity,
+    input_derivatives,
+    rank_correlations,
+    spearman,
+    target_correlations,
+)
+
+A = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+
+
+class Poly(nn.Module):
+    """out_i = sum_j a_j x_ij^4 + 3 x_i0 x_i1 (a cross term, absent from the diagonals)."""
+
+    def forward(self, x):
+        return (A * x.pow(4)).sum(1) + 3 * x[:, 0] * x[:, 1]
+
+
+def identity_loss(out, _y):
+    return out.mean()
+
+
+def test_polynomial_closed_form():
+    x = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    d = input_derivatives(Poly(), identity_loss, x, torch.zeros(6), chunk=3)
+    cross = torch.zeros_like(x)
+    cross[:, 0], cross[:, 1] = 3 * x[:, 1], 3 * x[:, 0]
+    torch.testing.assert_close(d.d1, 4 * A * x.pow(3) + cross)
+    torch.testing.assert_close(d.d2, 12 * A * x.pow(2))
+    torch.testing.assert_close(d.d3, 24 * A * x)
+    torch.testing.assert_close(d.scores()[2], (24 * A * x).abs().mean(0))
+
+
+def per_example_loss(model, x, y, i, j, t):
+    xi = x[i:i + 1].clone()
+    xi.view(-1)[j] += t
+    return F.cross_entropy(model(xi), y[i:i + 1]).item()
+
+
+def test_mlp_against_central_differences():
+    model = mlp(seed=3)
+    x, y = batch(n=4)
+    d = input_derivatives(model, F.cross_entropy, x, y, chunk=2)
+    h = 1e-3
+    for i in range(4):
+        for j in range(5):
+            f = lambda t, i=i, j=j: per_example_loss(model, x, y, i, j, t)  # noqa: E731
+            d1 = (f(h) - f(-h)) / (2 * h)
+            d2 = (f(h) - 2 * f(0.0) + f(-h)) / h ** 2
+            d3 = (f(2 * h) - 2 * f(h) + 2 * f(-h) - f(-2 * h)) / (2 * h ** 3)
+            assert d.d1[i, j].item() == pytest.approx(d1, abs=1e-6)
+            assert d.d2[i, j].item() == pytest.approx(d2, abs=1e-5)
+            assert d.d3[i, j].item() == pytest.approx(d3, abs=1e-4)
+
+
+def test_spearman_matches_scipy_with_ties():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randint(0, 4, (30,), generator=g).double()
+    b = a + torch.randn(30, generator=g, dtype=torch.float64)
+    assert spearman(a, b).item() == pytest.approx(spearmanr(a.numpy(), b.numpy())[0], rel=1e-12)
+    scores = torch.stack([a, b, -b])
+    rc = rank_correlations(scores)
+    assert rc["23"].item() == pytest.approx(-1.0)
+    assert rc["12"].item() == pytest.approx(-rc["13"].item())
+    x = torch.randn(20, 3, generator=g, dtype=torch.float64)
+    y = x[:, 1] ** 3
+    rho = target_correlations(x, y)
+    assert rho[1].item() == pytest.approx(1.0)
+    assert rho[0].item() == pytest.approx(spearmanr(x[:, 0].numpy(), y.numpy())[0], rel=1e-12)
+    with pytest.raises(ConfigError):
+        spearman(a, b[:5])
+
+
+def test_probe_reports_and_leaves_model_unchanged():
+    model = mlp()
+    x, y = batch()
+    ctx = context(model, x, y)
+    snap = snapshot(model)
+    out = InputSensitivity(max_examples=8).measure(ctx)
+    assert_unchanged(model, snap)
+    scores = input_derivatives(model, F.cross_entropy, x[:8], y[:8]).scores()
+    assert out["sensitivity/rank_corr_12"].item() == pytest.approx(
+        spearmanr(scores[0].numpy(), scores[1].numpy())[0], rel=1e-10)
+    assert out["sensitivity/d3_top"] == float(scores[2].argmax())
+    assert "sensitivity/target_corr_1" not in out  # class labels: no variable-target rho
+    # a regression target: the paper's comparison with the variable-target correlation
+    reg = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    yr = x[:, 2] * 2 + 0.1 * x[:, 0]
+    ctx = context(reg, x, yr, loss_fn=lambda o, t: (o.squeeze(-1) - t).pow(2).mean())
+    out = InputSensitivity().measure(ctx)
+    assert {"sensitivity/target_corr_1", "sensitivity/target_corr_3"} <= set(out)
+    tokens = ProbeContext(step=0, model=mlp(), loss_fn=F.cross_entropy, batch=(x.long(), y))
+    assert InputSensitivity().measure(tokens) == {}
