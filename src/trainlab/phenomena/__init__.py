@@ -7,6 +7,7 @@ Every module here holds one paper's phenomenon (or two closely tied ones) and re
 from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     advani2020_double_descent,
     bergsma2025_d2z,
+    boixadsera2023_rank_increase,
     carbonnelle2019_layer_rotation,
     cohen2021_edge_of_stability,
     goodfellow2015_interpolation,
@@ -14,6 +15,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     kreisler2023_gfs_sharpness,
     loshchilov2017_sgdr,
     saxe2014_deep_linear,
+    wortsman2023_instabilities,
 )
 from trainlab.phenomena._base import PHENOMENA, Check, Outcome, Phenomenon
 

@@ -1,0 +1,37 @@
+"""Gradual rank increase (row 71): the rank count and plateau finder against plain
+references, and the bare attention head against an explicit per-sequence computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from trainlab.phenomena.boixadsera2023_rank_increase import _QKAttention, count_above, plateaus
+
+
+def test_count_above_matches_numpy_svd():
+    g = torch.Generator().manual_seed(0)
+    u, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    m = u[:, :3] @ torch.diag(torch.tensor([5.0, 1.0, 0.4], dtype=torch.float64)) @ u[:, 3:].T
+    s = np.linalg.svd(m.numpy(), compute_uv=False)
+    assert count_above(m) == int((s > 0.1 * s[0]).sum()) == 2
+    assert count_above(m, 0.05) == 3
+    assert count_above(torch.zeros(4, 4)) == 0
+
+
+def test_plateaus():
+    assert plateaus([0, 1, 1, 1, 2, 2, 3, 3, 3, 3], 3) == [1, 3]
+    assert plateaus([0, 0, 1, 1, 0, 0], 2) == [0, 1, 0]
+    assert plateaus([], 1) == []
+
+
+def test_attention_head_matches_explicit_softmax():
+    g = torch.Generator().manual_seed(1)
+    head = _QKAttention(4, 0.5, g)
+    x = torch.randn(3, 5, 4, generator=g, dtype=torch.float64)
+    m = (head.w_q @ head.w_k.T).detach()
+    for n in range(3):
+        logits = np.array([[x[n, i] @ m @ x[n, j] / 4 for j in range(5)] for i in range(5)])
+        att = np.exp(logits - logits.max(1, keepdims=True))
+        att /= att.sum(1, keepdims=True)
+        np.testing.assert_allclose(head(x)[n].detach().numpy(), att @ x[n].numpy(), atol=1e-12)
