@@ -102,3 +102,59 @@ def test_probe_leaves_model_unchanged_and_reports():
     assert {"gns", "gsnr", "gns/trace_cov", "per_sample_grad_norm/std"} <= set(out)
     ref = loop_grads(model, F.cross_entropy, x, y)
     torch.testing.assert_close(out["per_sample_grad_norm/mean"], ref.norm(dim=1).mean())
+
+
+def monitor_context(model, x, y, loss_fn=F.cross_entropy):
+    """As the monitor calls probes: after this batch's backward, before the update."""
+    from trainlab.probes import ProbeContext
+
+    model.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    return ProbeContext(step=1, model=model, loss_fn=loss_fn, batch=(x, y), loss=loss.detach())
+
+
+@pytest.mark.parametrize("case", ["mlp", "mlp-nobias", "mlp-mse"])
+def test_reused_batch_gradient_gives_the_same_statistics(case):
+    make_model, make_batch, loss_fn, _ = CASES[case]
+    model = make_model()
+    x, y = make_batch()
+    ctx = monitor_context(model, x, y, loss_fn)
+    fresh = per_sample_grad_stats(model, loss_fn, x, y)
+    reused = per_sample_grad_stats(model, loss_fn, x, y, mean_grad=ctx.grads())
+    assert reused.reused_mean and not fresh.reused_mean
+    for k in fresh.grad_sum:
+        torch.testing.assert_close(reused.grad_sum[k], fresh.grad_sum[k])
+        torch.testing.assert_close(reused.grad_sq_sum[k], fresh.grad_sq_sum[k])
+    torch.testing.assert_close(reused.sq_norms, fresh.sq_norms)
+
+
+def test_a_gradient_that_is_not_this_batch_is_ignored():
+    model = mlp()
+    x, y = batch(n=16)
+    ref = loop_grads(model, F.cross_entropy, x, y)
+    ctx = monitor_context(model, x, y)
+    clipped = {k: 0.5 * g for k, g in ctx.grads().items()}  # e.g. clip_grad_norm_
+    other = monitor_context(model, x[:8], y[:8]).grads()  # another batch
+    bias_only = dict(ctx.grads())
+    bias_only["0.bias"] = 0.5 * bias_only["0.bias"]
+    flat = lambda d: torch.cat([v.reshape(-1) for v in d.values()])  # noqa: E731
+    for wrong in (clipped, other, bias_only):
+        stats = per_sample_grad_stats(model, F.cross_entropy, x, y, mean_grad=wrong)
+        assert not stats.reused_mean
+        torch.testing.assert_close(flat(stats.grad_sum), ref.sum(0))
+
+
+def test_probe_in_monitor_order_matches_loop():
+    model = mlp()
+    x, y = batch(n=16)
+    ref = loop_grads(model, F.cross_entropy, x, y)
+    ctx = monitor_context(model, x, y)
+    snap = snapshot(model)
+    out = GradientNoise().measure(ctx)
+    assert_unchanged(model, snap)
+    n, gbar = len(x), ref.mean(0)
+    cov = (ref - gbar).T @ (ref - gbar) / (n - 1)
+    torch.testing.assert_close(out["gns/trace_cov"], torch.trace(cov))
+    var = ref.var(0, unbiased=False)
+    torch.testing.assert_close(out["gsnr"], (gbar.pow(2) / var)[var > 0].mean())

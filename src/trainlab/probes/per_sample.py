@@ -39,6 +39,7 @@ class GradStats:
         grad_sum: :math:`\\sum_i g_i` per parameter name.
         grad_sq_sum: :math:`\\sum_i g_i^{\\odot 2}` (elementwise) per parameter name.
         method: ``"linear-hooks"`` or ``"vmap"``.
+        reused_mean: ``grad_sum`` came from the caller's ``mean_grad`` (it matched).
     """
 
     n: int
@@ -46,6 +47,7 @@ class GradStats:
     grad_sum: dict[str, torch.Tensor]
     grad_sq_sum: dict[str, torch.Tensor]
     method: str
+    reused_mean: bool = False
 
     def mean(self) -> dict[str, torch.Tensor]:
         """The batch gradient :math:`\\bar g = \\frac1n\\sum_i g_i`."""
@@ -195,7 +197,7 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
                 gsum[name], gsq[name] = g.sum(0), g_sq.sum(0)
     names = list(owners)  # in the model's parameter order
     return GradStats(n, sq_norms.detach(), {k: gsum[k].detach() for k in names},
-                     {k: gsq[k].detach() for k in names}, "linear-hooks")
+                     {k: gsq[k].detach() for k in names}, "linear-hooks", mean_grad is not None)
 
 
 def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: Any,
