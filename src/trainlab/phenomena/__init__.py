@@ -12,6 +12,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     cohen2021_edge_of_stability,
     goodfellow2015_interpolation,
     gurari2018_tiny_subspace,
+    jin2023_matrix_sensing,
     kreisler2023_gfs_sharpness,
     loshchilov2017_sgdr,
     pascanu2013_rnn_clipping,
