@@ -36,11 +36,25 @@ import torch
 from trainlab.errors import ConfigError, check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
-from trainlab.optim.closure_curvature import curvature_matvec, flat, split_like
+from trainlab.optim.closure_curvature import Matvec, curvature_matvec, flat, split_like
 from trainlab.optim.loss_closure import evaluate, set_grads
 from trainlab.optim.natural_gradient import conjugate_gradient, dense_matrix
 
 SOLVERS = ("exact", "cg")
+
+
+def regularized_newton_step(g: torch.Tensor, lam: float, *, hess: torch.Tensor | None = None,
+                            matvec: Matvec | None = None, cg_iters: int = 50
+                            ) -> torch.Tensor | None:
+    """``-(H + lam I)^{-1} g``: Cholesky on a dense ``hess`` (``None`` when ``H + lam I`` is
+    not positive definite), else conjugate gradients on ``matvec``."""
+    if hess is None:
+        return -conjugate_gradient(lambda v: matvec(v) + lam * v, g, None, cg_iters)
+    eye = torch.eye(g.numel(), dtype=g.dtype, device=g.device)
+    factor, info = torch.linalg.cholesky_ex(hess + lam * eye)
+    if int(info) != 0:
+        return None
+    return -torch.cholesky_solve(g[:, None], factor)[:, 0]
 
 
 class RegularizedNewton(ClosureOptimizer):
@@ -89,6 +103,7 @@ class RegularizedNewton(ClosureOptimizer):
         if gnorm == 0.0:
             set_grads(params, grads)
             return loss
+        hess = None
         if h["solver"] == "exact":
             if g.numel() > h["max_exact_dim"]:
                 raise ConfigError(f"RegularizedNewton(solver='exact') builds a dense "
@@ -96,13 +111,12 @@ class RegularizedNewton(ClosureOptimizer):
                                   f"{h['max_exact_dim']}: use solver='cg'")
             hess = dense_matrix(matvec, g.numel(), g)
             hess = (hess + hess.T) / 2
-        eye = torch.eye(g.numel(), dtype=g.dtype, device=g.device) if h["solver"] == "exact" \
-            else None
         saved = [p.detach().clone() for p in params]
         delta = None
         for _ in range(h["max_search"]):
             lam = gnorm / gamma
-            trial = self._solve(matvec, hess if eye is not None else None, eye, g, lam, h)
+            trial = regularized_newton_step(g, lam, hess=hess, matvec=matvec,
+                                            cg_iters=h["cg_iters"])
             if trial is None:  # H + lam I not positive definite: more regularization
                 gamma *= 0.5
                 continue
@@ -124,16 +138,6 @@ class RegularizedNewton(ClosureOptimizer):
                 p.add_(d, alpha=h["lr"])
         set_grads(params, grads)
         return loss
-
-    @staticmethod
-    def _solve(matvec, hess, eye, g, lam, h) -> torch.Tensor | None:
-        if hess is None:
-            return -conjugate_gradient(lambda v: matvec(v) + lam * v, g, None, h["cg_iters"])
-        factor, info = torch.linalg.cholesky_ex(hess + lam * eye)
-        if int(info) != 0:
-            return None
-        return -torch.cholesky_solve(g[:, None], factor)[:, 0]
-
 
 def regularized_newton(params: Iterable[Any], lr: float = 1.0, gamma0: float = 1.0,
                        curvature: str = "hessian", solver: str = "exact", adaptive: bool = True,
