@@ -8,7 +8,7 @@ does (:class:`trainlab.train.Monitor`): after the backward pass and before the u
 builds a :class:`~trainlab.probes.ProbeContext`, calls ``measure`` on the due probes, turns
 the results into floats once per step, and snapshots the parameters before the update when a
 probe due at the next step compares against them. Prints the median time per step and the
-ratio to the untracked loop (Cockpit's published CPU figure for its economy preset on an
+median over rounds of the ratio to the untracked loop of the same round (Cockpit's published CPU figure for its economy preset on an
 MNIST MLP at every step is about 63x; see notes/diagnostics.md).
 
 Example:
@@ -88,19 +88,26 @@ def main() -> None:
     configs = {"untracked": None, "economy@1": 1, "economy@16": 16, "economy@256": 256}
     run(task, 32, args.batch, 1)  # warm-up (allocator, first-call overheads)
     times: dict[str, list[float]] = {k: [] for k in configs}
-    for _ in range(args.repeats):
-        for name, every in configs.items():  # interleaved, so drift hits all alike
-            times[name].append(run(task, args.steps, args.batch, every))
-    base = statistics.median(times["untracked"])
+    ratios: dict[str, list[float]] = {k: [] for k in configs}
+    names = list(configs)
+    for r in range(args.repeats):
+        # interleaved, in a rotated order, and each ratio against the untracked run of the
+        # same round: load that drifts (other processes) hits numerator and denominator alike
+        order = names[r % len(names):] + names[:r % len(names)]
+        round_t = {name: run(task, args.steps, args.batch, configs[name]) for name in order}
+        for name, t in round_t.items():
+            times[name].append(t)
+            ratios[name].append(t / round_t["untracked"])
     print(f"torch {torch.__version__}, threads {args.threads}, {platform.processor() or 'cpu'}, "
           f"{args.steps} steps x {args.repeats} repeats, batch {args.batch}")
     results = {}
     for name, ts in times.items():
-        med = statistics.median(ts)
-        results[name] = {"ms_per_step": 1e3 * med, "ratio": med / base,
-                         "spread_ms": 1e3 * (max(ts) - min(ts))}
-        print(f"{name:>12}: {1e3 * med:7.3f} ms/step  ratio {med / base:5.2f}x  "
-              f"(spread {1e3 * (max(ts) - min(ts)):.3f} ms)")
+        med, ratio = statistics.median(ts), statistics.median(ratios[name])
+        lo, hi = min(ratios[name]), max(ratios[name])
+        results[name] = {"ms_per_step": 1e3 * med, "ratio": ratio, "ratio_min": lo,
+                         "ratio_max": hi}
+        print(f"{name:>12}: {1e3 * med:7.3f} ms/step  ratio {ratio:5.2f}x  "
+              f"(per-round ratios {lo:.2f}-{hi:.2f})")
     if args.json:
         env = {"torch": torch.__version__, "threads": args.threads,
                "cpu": platform.processor(), "python": platform.python_version()}

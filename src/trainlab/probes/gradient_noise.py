@@ -29,19 +29,29 @@ from trainlab.probes.per_sample import GradStats, per_sample_grad_stats
 
 def noise_scale_terms(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Unbiased estimates ``(tr(Sigma), |G|^2)`` from per-example statistics (n >= 2)."""
-    n = stats.n
-    mean_sq = stats.sq_norms.mean()
-    g2 = stats.mean_sq_norm()
-    return n * (mean_sq - g2) / (n - 1), (n * g2 - mean_sq) / (n - 1)
+    return _terms(stats.n, stats.sq_norms.mean(), stats.mean_sq_norm())
 
 
 def mean_gsnr(stats: GradStats) -> torch.Tensor:
     """Mean over parameters of :math:`\\bar g_j^2 / \\mathrm{Var}(g_j)` (population variance),
     over parameters with non-zero variance."""
+    m2, q = _moments(stats)
+    return _gsnr(m2, q)
+
+
+def _terms(n: int, mean_sq: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return n * (mean_sq - g2) / (n - 1), (n * g2 - mean_sq) / (n - 1)
+
+
+def _moments(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat :math:`\\bar g^2` and :math:`\\overline{g^2}` over all parameters."""
     n = stats.n
     m = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()]) / n
-    m2 = m * m
-    var = (torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()]) / n - m2).clamp_min_(0)
+    return m * m, torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()]) / n
+
+
+def _gsnr(m2: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    var = (q - m2).clamp_min_(0)
     pos = var > 0
     ratio = torch.where(pos, m2 / torch.where(pos, var, 1.0), 0.0)
     return ratio.sum() / pos.sum().clamp_min(1)
@@ -74,10 +84,11 @@ class GradientNoise(Probe):
         stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, x[:k], y[:k], mean_grad=grads)
         if stats.n < 2:
             return {}
-        trace_cov, grad_sq = noise_scale_terms(stats)
+        m2, q = _moments(stats)  # flat, shared by both statistics
+        trace_cov, grad_sq = _terms(stats.n, stats.sq_norms.mean(), m2.sum())
         norms = stats.sq_norms.clamp_min(0).sqrt()
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
-                "gsnr": mean_gsnr(stats), "per_sample_grad_norm/mean": norms.mean(),
+                "gsnr": _gsnr(m2, q), "per_sample_grad_norm/mean": norms.mean(),
                 "per_sample_grad_norm/std": norms.std()}
 
 

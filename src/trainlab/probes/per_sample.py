@@ -163,30 +163,22 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
         delta = d * n  # per-example loss gradients (the batch loss is a mean)
         w_name, b_name = names.get("weight"), names.get("bias")
         if a.dim() == 2:
-            # one product per statistic for weight and bias together: the bias is the
-            # weight of a constant input 1 appended to the activations
+            # ||g_i||^2 = ||delta_i||^2 (||a_i||^2 + 1 with a bias); one product per statistic
             delta_sq = delta * delta
-            a_sq = a * a
             rows = delta_sq.sum(1)
             if w_name is not None:
-                sq_norms += rows * (a_sq.sum(1) + (1.0 if b_name is not None else 0.0))
-                if b_name is not None:
-                    a_sq = torch.cat([a_sq, torch.ones_like(a_sq[:, :1])], dim=1)
-                s2 = delta_sq.T @ a_sq
-                if mean_grad is not None:  # the sum is n times the known batch gradient
-                    gsum.update({k: mean_grad[k] * n for k in (w_name, b_name) if k})
-                elif b_name is not None:
-                    s1 = delta.T @ torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
-                    gsum[w_name], gsum[b_name] = s1[:, :-1], s1[:, -1]
-                else:
+                a_sq = a * a
+                sq_norms.addcmul_(rows, a_sq.sum(1))
+                gsq[w_name] = delta_sq.T @ a_sq
+                if mean_grad is None:
                     gsum[w_name] = delta.T @ a
-                if b_name is not None:
-                    gsq[w_name], gsq[b_name] = s2[:, :-1], s2[:, -1]
-                else:
-                    gsq[w_name] = s2
-            else:
+            if b_name is not None:
                 sq_norms += rows
-                gsum[b_name], gsq[b_name] = delta.sum(0), delta_sq.sum(0)
+                gsq[b_name] = delta_sq.sum(0)
+                if mean_grad is None:
+                    gsum[b_name] = delta.sum(0)
+            if mean_grad is not None:  # the sum is n times the known batch gradient
+                gsum.update({k: mean_grad[k] * n for k in (w_name, b_name) if k})
         else:
             a3 = a.reshape(n, -1, a.shape[-1])
             d3 = delta.reshape(n, -1, delta.shape[-1])
