@@ -8,8 +8,9 @@ does (:class:`trainlab.train.Monitor`): after the backward pass and before the u
 builds a :class:`~trainlab.probes.ProbeContext`, calls ``measure`` on the due probes, turns
 the results into floats once per step, and snapshots the parameters before the update when a
 probe due at the next step compares against them. Prints the median time per step and the
-median over rounds of the ratio to the untracked loop of the same round (Cockpit's published CPU figure for its economy preset on an
-MNIST MLP at every step is about 63x; see notes/diagnostics.md).
+median over rounds of the ratio to the untracked loop of the same round (Cockpit's published
+CPU figure for its economy preset on an MNIST MLP at every step is about 63x; see
+notes/diagnostics.md).
 
 Example:
     python benchmarks/probe_overhead.py --steps 512 --repeats 3
