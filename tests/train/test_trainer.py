@@ -115,3 +115,11 @@ def test_sigint_leaves_a_resumable_checkpoint(tmp_path):
     assert ck["step"] > 0 and store.count_metrics(run_id) == ck["step"] * 2  # loss and lr
     resumed = Trainer.resume(run_id, store=store, report=False)
     assert resumed.config.steps == 10**7
+
+
+def test_data_dependent_inits_through_the_trainer(tmp_path):
+    for init in ("lsuv", "decoupled"):
+        cfg = RunConfig(task="teacher-linear", model="deep-linear", init=init, optim="sgd",
+                        lr=0.05, schedule="constant", schedule_params={}, steps=5,
+                        batch_size=0, probes="none")
+        assert Trainer(cfg, store=RunStore(tmp_path), report=False).run().status == "completed"

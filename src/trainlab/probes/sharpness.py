@@ -6,25 +6,32 @@ from typing import Any
 
 import torch
 
-from trainlab.curvature import make_hvp, top_eigenvalue
+from trainlab.curvature import HessianOperator, lanczos
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
 
 class Sharpness(Probe):
-    r"""Top eigenvalue :math:`\lambda_{max}` of the Hessian of the batch loss, by power
-    iteration on Hessian-vector products (forward-over-reverse ``torch.func``), warm-started
-    from the previous measurement's eigenvector.
+    r"""Top eigenvalue :math:`\lambda_{max}` of the Hessian of the batch loss, by Lanczos on
+    Hessian-vector products (forward-over-reverse ``torch.func``), warm-started from the
+    previous measurement's eigenvector so that a slowly moving top eigenvector costs a few
+    products per measurement.
 
     Also reports ``eos_ratio`` :math:`= \lambda_{max}\,\eta / 2`: gradient descent with
     learning rate :math:`\eta` is stable on a quadratic only while this is below 1; at the
     edge of stability it hovers at 1 ("Gradient descent on neural networks typically occurs at
-    the edge of stability", Cohen et al. 2021; papers.md rows 10 and 65).
+    the edge of stability", Cohen et al. 2021; "A Loss Curvature Perspective on Training
+    Instability in Deep Learning", Gilmer et al. 2022; papers.md rows 65 and 10). For
+    adaptive optimizers, :func:`trainlab.curvature.preconditioned_sharpness` gives the
+    threshold that applies to them.
+
+    The Hessian operator is shared with other curvature probes of the same step.
 
     Args:
         every: cadence.
-        max_iter: power iterations per measurement (default 20, enough with a warm start).
-        tol: relative tolerance on the Rayleigh quotient (default 1e-3).
+        max_iter: Krylov dimension cap per measurement (default 20).
+        tol: Lanczos residual tolerance relative to the eigenvalue (default 1e-3; the
+            eigenvalue error is about the residual squared over the spectral gap).
     """
 
     name = "sharpness"
@@ -32,19 +39,21 @@ class Sharpness(Probe):
     def __init__(self, every: int = 1, max_iter: int = 20, tol: float = 1e-3):
         super().__init__(every)
         check_range("max_iter", max_iter, low=1, owner="sharpness")
+        check_range("tol", tol, low=0.0, low_open=True, owner="sharpness")
         self.max_iter, self.tol = max_iter, tol
         self._v: torch.Tensor | None = None
 
     def measure(self, ctx: ProbeContext) -> Measurement:
-        x, y = ctx.batch
-        hvp, dim = ctx.cached("hvp", lambda: make_hvp(ctx.model, ctx.loss_fn, x, y))
-        dtype = next(iter(ctx.params().values())).dtype
-        res = top_eigenvalue(hvp, dim, max_iter=self.max_iter, tol=self.tol, v0=self._v,
-                             generator=ctx.generator, dtype=dtype)
-        self._v = res.vector.detach()
-        out: Measurement = {"sharpness": res.value, "sharpness_matvecs": float(res.matvecs)}
+        op = ctx.cached("hessian_operator",
+                        lambda: HessianOperator(ctx.model, ctx.loss_fn, ctx.batch))
+        v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
+        res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
+                      generator=ctx.generator)
+        value = float(res.values[0])
+        self._v = res.vectors[:, 0].detach().clone()
+        out: Measurement = {"sharpness": value, "sharpness_matvecs": float(res.matvecs)}
         if ctx.lr is not None:
-            out["eos_ratio"] = res.value * ctx.lr / 2.0
+            out["eos_ratio"] = value * ctx.lr / 2.0
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -55,4 +64,4 @@ class Sharpness(Probe):
 
 
 PROBES.register("sharpness", Sharpness, papers=(10, 65),
-                summary="top Hessian eigenvalue by HVP power iteration, and lr*sharpness/2")
+                summary="top Hessian eigenvalue by warm-started Lanczos, and lr*sharpness/2")

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from trainlab.init import INITS
 from trainlab.init import apply as apply_init
 from trainlab.models import build_model
 from trainlab.optim import ScheduleLR, build_optimizer, build_schedule
@@ -92,7 +93,10 @@ class Trainer:
         n = len(self.task.x_train)
         init_idx = torch.randperm(n, generator=g_init)[: max(cfg.batch_size, 256) if
                                                         cfg.batch_size else n]
-        self.init_report = apply_init(self.model, cfg.init, batch=self.task.x_train[init_idx],
+        init_batch = self.task.x_train[init_idx]
+        if INITS.entry(cfg.init).flags.get("batch_kind") == "pair":  # e.g. "decoupled"
+            init_batch = (init_batch, self.task.y_train[init_idx])
+        self.init_report = apply_init(self.model, cfg.init, batch=init_batch,
                                       generator=g_init, **cfg.init_params)
         self.optimizer = build_optimizer(cfg.optim, self.model.parameters(), cfg.lr,
                                          **cfg.optim_params)
