@@ -21,9 +21,10 @@ def _single_tensor_gravity(params: list[torch.Tensor], grads: list[torch.Tensor]
             g = torch.neg(g)
         k = t - 1  # the authors' code counts iterations from 0: beta_hat starts at 1/2
         beta_t = (beta * k + 1.0) / (k + 2.0)
-        gmax = g.abs().max()
+        gmax = torch.linalg.vector_norm(g, ord=float("inf"))
         # zeta = g / (1 + (g / M)^2) with M = 1 / max|g|, i.e. (g * max|g|)^2
-        zeta = torch.div(g, torch.mul(g, gmax).square_().add_(1.0))
+        zeta = torch.mul(g, gmax).square_().add_(1.0)
+        zeta = torch.div(g, zeta, out=zeta)
         v.lerp_(zeta, 1.0 - beta_t)
         p.add_(v, alpha=-lr)
 

@@ -4,8 +4,12 @@ A :class:`Transform` is ``init(params) -> state`` and ``update(updates, state, p
 (updates, state)`` (the optax design, Babuschkin et al., 2020). ``params`` and ``updates`` are
 lists of tensors, one per parameter of a param group; an update may be ``None`` (a parameter
 without a gradient this step), and every transform passes ``None`` through untouched and leaves
-that parameter's state as it was. ``update`` returns new tensors and a new state: it never
-writes into its inputs, so the gradients it receives (``p.grad``) stay as the caller left them.
+that parameter's state as it was. ``update`` never writes into ``updates`` or ``params``, so
+the gradients it receives (``p.grad``) stay as the caller left them, and it returns new
+update tensors. The state it receives is *donated* (as with JAX buffer donation): ``update``
+may write the new moments into its buffers and return them in the new state, which avoids
+allocating model-sized tensors every step (5x on CPU for 10M parameters). A caller that wants
+to keep an old state must copy it first (:func:`tree_replace_leaves` copies).
 
 A state is a tree of tuples (NamedTuples included), lists and dicts whose leaves are tensors,
 Python numbers or ``None``; :func:`tree_leaves` / :func:`tree_replace_leaves` flatten and refill

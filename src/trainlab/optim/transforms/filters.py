@@ -36,7 +36,7 @@ def ema(decay: float = 0.9, *, debias: bool = False) -> Transform:
         out, counts, mus = [], [], []
         for g, n, mu in zip(updates, state.count, state.ema):
             if g is not None:
-                n, mu = n + 1, torch.lerp(mu, g, 1.0 - decay)
+                n, mu = n + 1, mu.lerp_(g, 1.0 - decay)
             counts.append(n)
             mus.append(mu)
             out.append(None if g is None else (mu / (1.0 - decay**n) if debias else mu))
@@ -61,7 +61,7 @@ def grokfast_ema(alpha: float = 0.98, lamb: float = 2.0) -> Transform:
         out, counts, mus = [], [], []
         for g, n, mu in zip(updates, state.count, state.ema):
             if g is not None:
-                mu = g.clone() if n == 0 else torch.lerp(mu, g, 1.0 - alpha)
+                mu = mu.copy_(g) if n == 0 else mu.lerp_(g, 1.0 - alpha)
                 n += 1
             counts.append(n)
             mus.append(mu)
@@ -87,9 +87,7 @@ def grokfast_ma(window_size: int = 100, lamb: float = 5.0, *, warmup: bool = Tru
 
     The window is a ring buffer of shape ``(window_size, *p.shape)`` per parameter (memory:
     ``window_size`` copies of the model) with a running sum, recomputed exactly each time the
-    ring wraps. Deviation from the pure-transform rule: the ring buffer and running sum are
-    written in place (copying them each step would cost ``window_size`` model copies), so an
-    old state object must not be reused after ``update``.
+    ring wraps; both are donated state, written in place.
     """
     check_range("window_size", window_size, low=1, owner="grokfast_ma")
     check_range("lamb", lamb, low=0.0, owner="grokfast_ma")

@@ -33,19 +33,17 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tran
     def update(updates: Updates, state: ScaleByAdamState, params: Params
                ) -> tuple[Updates, ScaleByAdamState]:
         t = state.count + 1
-        bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
-        out, mus, nus = [], [], []
+        bc1, bc2_sqrt = 1.0 - b1**t, (1.0 - b2**t) ** 0.5
+        out: Updates = []
         for g, m, v in zip(updates, state.mu, state.nu):
             if g is None:
                 out.append(None)
-                mus.append(m)
-                nus.append(v)
                 continue
-            m = torch.lerp(m, g, 1.0 - b1)
-            v = v.mul(b2).addcmul_(g, g, value=1.0 - b2)
-            out.append((m / bc1).div_(v.sqrt().div_(bc2**0.5).add_(eps)))
-            mus.append(m)
-            nus.append(v)
+            m.lerp_(g, 1.0 - b1)  # donated state buffers, updated in place
+            v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+            den = v.sqrt().add_(eps * bc2_sqrt)  # (m/bc1) / (sqrt(v/bc2) + eps), rearranged
+            out.append(torch.mul(m, bc2_sqrt / bc1).div_(den))
+        mus, nus = state.mu, state.nu
         return out, ScaleByAdamState(t, mus, nus)
 
     return Transform(init, update)
