@@ -14,6 +14,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     gurari2018_tiny_subspace,
     jin2023_matrix_sensing,
     kreisler2023_gfs_sharpness,
+    lee2024_grokfast,
     loshchilov2017_sgdr,
     pascanu2013_rnn_clipping,
     saxe2014_deep_linear,
