@@ -29,6 +29,7 @@ CASES = {
     "dasa": ({"lr": 0.1, "init_samples": 2}, True),
     "aepg": ({"lr": 0.1, "preconditioner": "ggn", "damping": 0.1}, False),
     "regularized-newton": ({"lr": 1.0}, False),
+    "optex": ({"lr": 0.1, "parallelism": 3, "warmup": 1}, False),
 }
 
 
@@ -109,6 +110,7 @@ BUDGET = {
     "aepg": ({"lr": 0.5}, 30, 1.8),
     "regularized-newton": ({"lr": 1.0, "curvature": "ggn", "solver": "cg", "cg_iters": 5},
                            4, 1.6),
+    "optex": ({"lr": 0.5, "parallelism": 4}, 30, 1.3),
 }
 
 

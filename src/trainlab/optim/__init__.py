@@ -20,4 +20,4 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG
            "TransformOptimizer", "XGrad", "build_optimizer", "build_schedule", "clipped_sgd",
            "grokfast_adamw", "grokfast_ma_adamw", "transforms"]
 from trainlab.optim import entropy_sgd, gam, gradient_regularization, natural_gradient, psgd, saddle_free_newton, sam  # noqa  (issue 6)
-from trainlab.optim import aepg, dasa, induced_metric, polynomial_preconditioning, regularized_newton  # noqa  (issue 6, part 2)
+from trainlab.optim import aepg, dasa, induced_metric, optex, polynomial_preconditioning, regularized_newton  # noqa  (issue 6, part 2)
