@@ -17,6 +17,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     lee2024_grokfast,
     loshchilov2017_sgdr,
     pascanu2013_rnn_clipping,
+    pezeshki2021_gradient_starvation,
     saxe2014_deep_linear,
     wortsman2023_instabilities,
 )
