@@ -16,6 +16,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     kreisler2023_gfs_sharpness,
     lee2024_grokfast,
     loshchilov2017_sgdr,
+    marion2024_resnet_ode,
     min2024_early_alignment,
     pascanu2013_rnn_clipping,
     pezeshki2021_gradient_starvation,
