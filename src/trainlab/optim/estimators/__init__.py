@@ -6,7 +6,8 @@ from trainlab.optim.estimators.forward_gradient import (
     model_forward_gradient,
 )
 from trainlab.optim.estimators.kernel_gradient import kernel_gradient
+from trainlab.optim.estimators.knn_gradient import knn_gradient
 from trainlab.optim.estimators.straight_through import reinmax, straight_through
 
-__all__ = ["ForwardGradient", "forward_gradient", "kernel_gradient", "model_forward_gradient",
-           "reinmax", "straight_through"]
+__all__ = ["ForwardGradient", "forward_gradient", "kernel_gradient", "knn_gradient",
+           "model_forward_gradient", "reinmax", "straight_through"]
