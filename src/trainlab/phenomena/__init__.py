@@ -6,6 +6,7 @@ Every module here holds one paper's phenomenon (or two closely tied ones) and re
 
 from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     advani2020_double_descent,
+    altintas2025_butterfly,
     bergsma2025_d2z,
     boixadsera2023_rank_increase,
     carbonnelle2019_layer_rotation,
