@@ -16,6 +16,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     jin2023_matrix_sensing,
     kreisler2023_gfs_sharpness,
     lee2024_grokfast,
+    liu2024_rich_lazy,
     loshchilov2017_sgdr,
     marion2024_resnet_ode,
     min2024_early_alignment,
