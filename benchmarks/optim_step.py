@@ -37,7 +37,7 @@ def _ours() -> dict[str, tuple[Factory, int]]:
         "dog": (b("dog", lr=1.0), 16),
         "optimistic_amsgrad": (b("optimistic_amsgrad", lr=1e-3), 44),
         "riemannian_adam (eucl.)": (b("riemannian_adam", lr=1e-3), 28),
-        "grokfast_adamw": (b("grokfast_adamw", lr=1e-3), 36),
+        "grokfast_adamw": (b("grokfast_adamw", lr=1e-3, weight_decay=0.0), 36),  # as po default
         "clipped_sgd": (b("clipped_sgd", lr=1e-3), 12),
     }
 
