@@ -22,6 +22,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     min2024_early_alignment,
     pascanu2013_rnn_clipping,
     pezeshki2021_gradient_starvation,
+    wu2023_trace_bound,
     saxe2014_deep_linear,
     wortsman2023_instabilities,
 )
