@@ -38,7 +38,7 @@ def make(seed: int, task):
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def run(task, steps: int, batch: int, every: int | None) -> float:
+def run(task, steps: int, batch: int, every: int | None, clock=time.perf_counter) -> float:
     """Seconds per step of ``steps`` training steps, probes due every ``every`` steps."""
     model, opt = make(0, task)
     g = torch.Generator().manual_seed(0)
@@ -47,7 +47,7 @@ def run(task, steps: int, batch: int, every: int | None) -> float:
     probe_gen = torch.Generator().manual_seed(1)
     n = len(task.x_train)
     sink = 0.0
-    start = time.perf_counter()
+    start = clock()
     prev = None
     for step in range(steps):
         idx = torch.randint(0, n, (batch,), generator=g)
@@ -71,7 +71,7 @@ def run(task, steps: int, batch: int, every: int | None) -> float:
         prev = ({k: p.detach().clone() for k, p in model.named_parameters()}
                 if any(p.needs_prev_params and p.due(step + 1) for p in probes) else None)
         opt.step()
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     del sink  # accumulated only so that every value is really computed
     return elapsed / steps
 
@@ -82,11 +82,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=("wall", "process"), default="wall",
+                        help="process: CPU time of this process (robust on a machine shared "
+                             "with other jobs; equal to wall time on an idle one, 1 thread)")
     parser.add_argument("--json", type=str, default="", help="write results to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = build_task("mnist1d")
     configs = {"untracked": None, "economy@1": 1, "economy@16": 16, "economy@256": 256}
+    clock = time.process_time if args.clock == "process" else time.perf_counter
     run(task, 32, args.batch, 1)  # warm-up (allocator, first-call overheads)
     times: dict[str, list[float]] = {k: [] for k in configs}
     ratios: dict[str, list[float]] = {k: [] for k in configs}
@@ -95,12 +99,13 @@ def main() -> None:
         # interleaved, in a rotated order, and each ratio against the untracked run of the
         # same round: load that drifts (other processes) hits numerator and denominator alike
         order = names[r % len(names):] + names[:r % len(names)]
-        round_t = {name: run(task, args.steps, args.batch, configs[name]) for name in order}
+        round_t = {name: run(task, args.steps, args.batch, configs[name], clock)
+                   for name in order}
         for name, t in round_t.items():
             times[name].append(t)
             ratios[name].append(t / round_t["untracked"])
     print(f"torch {torch.__version__}, threads {args.threads}, {platform.processor() or 'cpu'}, "
-          f"{args.steps} steps x {args.repeats} repeats, batch {args.batch}")
+          f"{args.steps} steps x {args.repeats} repeats, batch {args.batch}, {args.clock} clock")
     results = {}
     for name, ts in times.items():
         med, ratio = statistics.median(ts), statistics.median(ratios[name])
@@ -110,7 +115,7 @@ def main() -> None:
         print(f"{name:>12}: {1e3 * med:7.3f} ms/step  ratio {ratio:5.2f}x  "
               f"(per-round ratios {lo:.2f}-{hi:.2f})")
     if args.json:
-        env = {"torch": torch.__version__, "threads": args.threads,
+        env = {"torch": torch.__version__, "threads": args.threads, "clock": args.clock,
                "cpu": platform.processor(), "python": platform.python_version()}
         with open(args.json, "w") as f:
             json.dump({"environment": env, "results": results}, f, indent=2)

@@ -44,16 +44,18 @@ def _terms(n: int, mean_sq: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tenso
 
 
 def _moments(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat :math:`\\bar g^2` and :math:`\\overline{g^2}` over all parameters."""
+    """Flat :math:`\\bar g^2` and :math:`\\overline{g^2}` over all parameters (fresh tensors,
+    built in place: these passes over all parameters dominate for wide layers)."""
     n = stats.n
-    m = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()]) / n
-    return m * m, torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()]) / n
+    m2 = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()]).square_().div_(n * n)
+    return m2, torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()]).div_(n)
 
 
 def _gsnr(m2: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    var = (q - m2).clamp_min_(0)
+    """Mean of ``m2 / (q - m2)`` over the entries with positive variance (consumes ``q``)."""
+    var = q.sub_(m2)
     pos = var > 0
-    ratio = torch.where(pos, m2 / torch.where(pos, var, 1.0), 0.0)
+    ratio = torch.where(pos, m2 / var, 0.0)
     return ratio.sum() / pos.sum().clamp_min(1)
 
 
