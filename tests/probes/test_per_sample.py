@@ -114,8 +114,14 @@ def monitor_context(model, x, y, loss_fn=F.cross_entropy):
     return ProbeContext(step=1, model=model, loss_fn=loss_fn, batch=(x, y), loss=loss.detach())
 
 
+@pytest.fixture
+def reuse_every_layer(monkeypatch):
+    """The tiny test layers are below the width where reuse pays: reuse them all."""
+    monkeypatch.setattr("trainlab.probes.per_sample.REUSE_MIN_WEIGHTS", 0)
+
+
 @pytest.mark.parametrize("case", ["mlp", "mlp-nobias", "mlp-mse"])
-def test_reused_batch_gradient_gives_the_same_statistics(case):
+def test_reused_batch_gradient_gives_the_same_statistics(case, reuse_every_layer):
     make_model, make_batch, loss_fn, _ = CASES[case]
     model = make_model()
     x, y = make_batch()
@@ -129,7 +135,7 @@ def test_reused_batch_gradient_gives_the_same_statistics(case):
     torch.testing.assert_close(reused.sq_norms, fresh.sq_norms)
 
 
-def test_a_gradient_that_is_not_this_batch_is_ignored():
+def test_a_gradient_that_is_not_this_batch_is_ignored(reuse_every_layer):
     model = mlp()
     x, y = batch(n=16)
     ref = loop_grads(model, F.cross_entropy, x, y)
@@ -145,7 +151,9 @@ def test_a_gradient_that_is_not_this_batch_is_ignored():
         torch.testing.assert_close(flat(stats.grad_sum), ref.sum(0))
 
 
-def test_probe_in_monitor_order_matches_loop():
+@pytest.mark.parametrize("min_weights", [0, 65536])
+def test_probe_in_monitor_order_matches_loop(monkeypatch, min_weights):
+    monkeypatch.setattr("trainlab.probes.per_sample.REUSE_MIN_WEIGHTS", min_weights)
     model = mlp()
     x, y = batch(n=16)
     ref = loop_grads(model, F.cross_entropy, x, y)

@@ -27,6 +27,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes._restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
+REUSE_MIN_WEIGHTS = 65536  # weights of a layer from which reusing the batch gradient pays
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class GradStats:
         grad_sum: :math:`\\sum_i g_i` per parameter name.
         grad_sq_sum: :math:`\\sum_i g_i^{\\odot 2}` (elementwise) per parameter name.
         method: ``"linear-hooks"`` or ``"vmap"``.
-        reused_mean: ``grad_sum`` came from the caller's ``mean_grad`` (it matched).
+        reused_mean: part of ``grad_sum`` came from the caller's ``mean_grad`` (it matched).
     """
 
     n: int
@@ -139,20 +140,23 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     layers: dict[nn.Linear, dict[str, str]] = {}
     for name, (module, kind) in owners.items():
         layers.setdefault(module, {})[kind] = name
-    if mean_grad is not None:
-        pairs = []
-        for m, names in layers.items():
-            a, d = acts[m]
-            got = (None if d is None or a.dim() != 2
-                   else _mean_grad_mismatch(m, a, d, mean_grad, names))
-            if got is None:
-                mean_grad = None
-                break
-            pairs += got
-        if mean_grad is not None:
-            err, scale = (torch.stack(v) for v in zip(*pairs))
-            if not bool((err <= 1e-4 * scale.max() + 1e-12).all()):  # one host sync
-                mean_grad = None  # not this batch's gradient (clipped, accumulated, ...)
+    # the known batch gradient replaces the sum product of the wide layers only: for small
+    # ones the product is cheaper than checking that the gradient is this batch's
+    reuse = {m for m, names in layers.items() if mean_grad is not None and "weight" in names
+             and m.weight.numel() >= REUSE_MIN_WEIGHTS}
+    pairs = []
+    for m in reuse:
+        a, d = acts[m]
+        got = (None if d is None or a.dim() != 2
+               else _mean_grad_mismatch(m, a, d, mean_grad, layers[m]))
+        if got is None:
+            reuse, pairs = set(), []
+            break
+        pairs += got
+    if pairs:
+        err, scale = (torch.stack(v) for v in zip(*pairs))
+        if not bool((err <= 1e-4 * scale.max() + 1e-12).all()):  # one host sync
+            reuse = set()  # not this batch's gradient (clipped, accumulated, other batch)
     for module, names in layers.items():
         a, d = acts[module]
         if d is None:
@@ -170,14 +174,14 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
                 a_sq = a * a
                 sq_norms.addcmul_(rows, a_sq.sum(1))
                 gsq[w_name] = delta_sq.T @ a_sq
-                if mean_grad is None:
+                if module not in reuse:
                     gsum[w_name] = delta.T @ a
             if b_name is not None:
                 sq_norms += rows
                 gsq[b_name] = delta_sq.sum(0)
-                if mean_grad is None:
+                if module not in reuse:
                     gsum[b_name] = delta.sum(0)
-            if mean_grad is not None:  # the sum is n times the known batch gradient
+            if module in reuse:  # the sum is n times the known batch gradient
                 gsum.update({k: mean_grad[k] * n for k in (w_name, b_name) if k})
         else:
             a3 = a.reshape(n, -1, a.shape[-1])
@@ -189,7 +193,7 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
                 gsum[name], gsq[name] = g.sum(0), g_sq.sum(0)
     names = list(owners)  # in the model's parameter order
     return GradStats(n, sq_norms.detach(), {k: gsum[k].detach() for k in names},
-                     {k: gsq[k].detach() for k in names}, "linear-hooks", mean_grad is not None)
+                     {k: gsq[k].detach() for k in names}, "linear-hooks", bool(reuse))
 
 
 def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: Any,
@@ -232,10 +236,11 @@ def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tenso
         chunk: examples per ``vmap`` call (bounds memory on the fallback path).
         mean_grad: the batch gradient of this very loss by parameter name, when the caller
             already has it (``p.grad`` right after this batch's backward pass). On the
-            Linear-layer path it replaces one matrix product per layer (the gradient sum);
+            Linear-layer path it replaces the gradient-sum product of each layer with at
+            least ``REUSE_MIN_WEIGHTS`` weights (smaller products cost less than the check);
             it is checked against the recomputed forward with two cheap projections per
-            layer and ignored when it does not match (a clipped or accumulated gradient,
-            another batch, dropout masks that differ).
+            such layer and ignored when it does not match (a clipped or accumulated
+            gradient, another batch, dropout masks that differ).
 
     The model's mode, ``.grad``, weights and the global RNG are left as found.
     """
