@@ -61,7 +61,7 @@ def test_several_param_groups_take_one_joint_step_with_the_first_groups_hypers()
     x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([-2.0], dtype=torch.float64, requires_grad=True)
     opt = build_optimizer("lbfgs", [{"params": [x]}, {"params": [y], "lr": 0.5}], lr=1.0,
-                          line_search_fn="strong_wolfe")
+                          line_search_fn="strong_wolfe", tolerance_change=1e-15)
 
     def closure():
         opt.zero_grad()

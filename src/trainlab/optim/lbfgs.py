@@ -62,7 +62,9 @@ class LBFGS(torch.optim.LBFGS):
             raise ConfigError("LBFGS.step needs a closure that recomputes the loss and "
                               "gradients (see trainlab.optim.closure)")
         groups = self.param_groups
-        self.param_groups = groups[:1]  # torch's step accepts one group; _params spans all
+        # torch's step accepts one group: show it the first group's hyper-parameters over all
+        # parameters (so a closure's zero_grad still reaches every group)
+        self.param_groups = [dict(groups[0], params=self._params)]
         try:
             return super().step(closure)
         finally:
