@@ -30,10 +30,10 @@ class SaxeSigmoids(Phenomenon):
 
     Setup (the notes' A1 setting, validated in numpy beforehand): ``teacher-linear`` task with
     N = 16 inputs and outputs, singular values (4, 3, 2, 1), exactly whitened training inputs;
-    a ``deep-linear`` model with one hidden layer of 16 units, initialized *decoupled*
-    (``W1 = R diag(sqrt(u0)) V^T``, ``W2 = U diag(sqrt(u0)) R^T`` with a random orthogonal R)
-    at u0 = 1e-4; full-batch SGD at lr 1e-3 (tau = 1000 steps) in float64. The mode strengths
-    ``u_a = (U^T W2 W1 V)_aa`` are compared with :func:`trainlab.theory.mode_strength`
+    a ``deep-linear`` model with one hidden layer of 16 units, initialized with the
+    ``decoupled`` scheme of ``trainlab.init`` (``W1 = R sqrt(u0) V^T``, ``W2 = U sqrt(u0) R^T``,
+    R random orthogonal) at u0 = 1e-4; full-batch SGD at lr 1e-3 (tau = 1000 steps) in
+    float64. The mode strengths ``u_a = (U^T W2 W1 V)_aa`` are compared with :func:`trainlab.theory.mode_strength`
     (gradient flow) and with the exact discrete map. A small random init (std 1e-3) is run as
     well, for the figure: its transitions lag the decoupled ones.
 
@@ -64,13 +64,11 @@ class SaxeSigmoids(Phenomenon):
         for init in ("decoupled",) if quick else ("decoupled", "random"):
             model = build_model("deep-linear", (n,), n, depth=1, width=n).double()
             w1, w2 = _linear_layers(model)
-            with torch.no_grad():
-                if init == "decoupled":
-                    r, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
-                    d = math.sqrt(u0) * torch.eye(n, dtype=torch.float64)
-                    w1.weight.copy_(r @ d @ vv.T)
-                    w2.weight.copy_(uu @ d @ r.T)
-                else:
+            if init == "decoupled":
+                init_apply(model, "decoupled", batch=(task.x_train, task.y_train), generator=g,
+                           mode_strength=u0)
+            else:
+                with torch.no_grad():
                     w1.weight.normal_(0, 1e-3, generator=g)
                     w2.weight.normal_(0, 1e-3, generator=g)
             opt = build_optimizer("sgd", model.parameters(), lr=lr)
