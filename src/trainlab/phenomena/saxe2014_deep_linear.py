@@ -33,9 +33,10 @@ class SaxeSigmoids(Phenomenon):
     a ``deep-linear`` model with one hidden layer of 16 units, initialized with the
     ``decoupled`` scheme of ``trainlab.init`` (``W1 = R sqrt(u0) V^T``, ``W2 = U sqrt(u0) R^T``,
     R random orthogonal) at u0 = 1e-4; full-batch SGD at lr 1e-3 (tau = 1000 steps) in
-    float64. The mode strengths ``u_a = (U^T W2 W1 V)_aa`` are compared with :func:`trainlab.theory.mode_strength`
-    (gradient flow) and with the exact discrete map. A small random init (std 1e-3) is run as
-    well, for the figure: its transitions lag the decoupled ones.
+    float64. The mode strengths ``u_a = (U^T W2 W1 V)_aa`` are compared with
+    :func:`trainlab.theory.mode_strength` (gradient flow) and with the exact discrete map.
+    A small random init (std 1e-3) is run as well, for the figure: its transitions lag the
+    decoupled ones.
 
     Pass criterion (from the paper's claim and the issue's tolerance, fixed before running):
     ``max_t |u_sim - u_theory| / s <= 0.01`` for every mode (gradient flow vs GD at lr 1e-3:
