@@ -21,3 +21,5 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG
            "grokfast_adamw", "grokfast_ma_adamw", "transforms"]
 from trainlab.optim import entropy_sgd, gam, gradient_regularization, natural_gradient, psgd, saddle_free_newton, sam  # noqa  (issue 6)
 from trainlab.optim import aepg, dasa, induced_metric, optex, polynomial_preconditioning, regularized_newton  # noqa  (issue 6, part 2)
+from trainlab.optim import lbfgs  # noqa: E402,F401  (issue 5, part 2)
+from trainlab.optim import svrg  # noqa: E402,F401  (issue 5, part 2)
