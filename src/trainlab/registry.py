@@ -103,6 +103,7 @@ _PILLARS = (
     "trainlab.init",
     "trainlab.optim",
     "trainlab.probes",
+    "trainlab.probes.analyses",
     "trainlab.tasks",
     "trainlab.models",
     "trainlab.phenomena",

@@ -15,7 +15,7 @@ def test_every_command_has_help_and_an_example(capsys):
     assert build_parser().prog == "trainlab"
 
 
-@pytest.mark.parametrize("what", ["inits", "optimizers", "schedules", "probes", "tasks",
+@pytest.mark.parametrize("what", ["inits", "optimizers", "schedules", "probes", "tasks", "analyses",
                                   "models", "activations", "phenomena"])
 def test_list_json_comes_from_the_registry(capsys, what):
     from trainlab.cli.listing import WHAT

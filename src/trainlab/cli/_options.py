@@ -13,8 +13,8 @@ from trainlab.train.config import RunConfig, apply_overrides
 # flag -> RunConfig field, for the run options
 RUN_FLAGS = {
     "task": str, "model": str, "init": str, "optim": str, "lr": float, "schedule": str,
-    "steps": int, "batch_size": int, "probes": str, "every": int, "seed": int, "dtype": str, "z_loss": float,
-    "checkpoint_every": int, "name": str,
+    "steps": int, "batch_size": int, "probes": str, "every": int, "seed": int, "dtype": str,
+    "z_loss": float, "checkpoint_every": int, "name": str,
 }
 
 

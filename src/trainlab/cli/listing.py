@@ -20,7 +20,7 @@ HELP = "list registry entries (inits, optimizers, ..., papers)"
 # plural -> registry kind
 WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "probes": "probe",
         "tasks": "task", "models": "model", "activations": "activation",
-        "phenomena": "phenomenon"}
+        "phenomena": "phenomenon", "analyses": "analysis"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

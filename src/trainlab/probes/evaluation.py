@@ -29,7 +29,7 @@ class Evaluation(Probe):
         if ctx.task is None:
             return {}
         t = ctx.task
-        with preserved(ctx.model), torch.no_grad():
+        with preserved(ctx.model), torch.inference_mode():
             ctx.model.eval()
             out = self._on(ctx, t.x_train, t.y_train, "train")
             out.update(self._on(ctx, t.x_test, t.y_test, "test"))

@@ -1,0 +1,40 @@
+"""Analyses: measurements that are functions of models or runs rather than per-step probes
+(landscape slices, paired-run divergence, training Jacobians, saliency maps, exact SGD
+stability). They are registered here so that ``trainlab list analyses`` and the papers
+coverage table show them beside the probes; each entry is the function itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from trainlab.probes import cka, divergence, landscape, sgd_stability, smoothgrad
+from trainlab.probes import training_jacobian as tj
+from trainlab.probes import weight_matching as wm
+from trainlab.registry import Registry
+
+ANALYSES: Registry[Callable[..., Any]] = Registry("analysis")
+
+ANALYSES.register("landscape-slice-1d", landscape.slice_1d, papers=(15, 104),
+                  summary="loss along a (filter-normalized) direction through the parameters")
+ANALYSES.register("landscape-slice-2d", landscape.slice_2d, papers=(15,),
+                  summary="loss on a plane spanned by two (filter-normalized) directions")
+ANALYSES.register("interpolation", landscape.interpolate, papers=(104,),
+                  summary="loss on the straight line between two parameter vectors")
+ANALYSES.register("roughness-index", landscape.roughness_index, papers=(15,),
+                  summary="roughness index of the loss over random 1-D slices")
+ANALYSES.register("paired-divergence", divergence.paired_divergence, papers=(8,),
+                  summary="distance, loss barrier (raw and permutation-aligned) and CKA of two "
+                          "runs")
+ANALYSES.register("weight-matching", wm.weight_matching, papers=(8,),
+                  summary="permutation of hidden units aligning one MLP to another")
+ANALYSES.register("layer-cka", cka.layer_cka, papers=(8,),
+                  summary="linear CKA between two models' layer representations")
+ANALYSES.register("smoothgrad", smoothgrad.smoothgrad, papers=(69,),
+                  summary="noise-averaged input-gradient sensitivity maps (SmoothGrad)")
+ANALYSES.register("training-jacobian", tj.training_jacobian, papers=(102,),
+                  summary="Jacobian of trained parameters w.r.t. initial ones, with SV regions")
+ANALYSES.register("sgd-critical-lr", sgd_stability.critical_lr, papers=(70, 30),
+                  summary="exact mean-square linear-stability threshold of SGD at a minimum")
+
+__all__ = ["ANALYSES"]
