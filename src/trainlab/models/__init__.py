@@ -14,5 +14,6 @@ from trainlab.models import (  # noqa: F401  (registration)
 from trainlab.models._registry import MODELS, build_model
 from trainlab.models.activations import ACTIVATIONS, Sine, activation
 from trainlab.models.cnn1d import CNN1d
+from trainlab.models.ghost_batchnorm import GhostBatchNorm
 
-__all__ = ["ACTIVATIONS", "CNN1d", "MODELS", "Sine", "activation", "build_model"]
+__all__ = ["ACTIVATIONS", "CNN1d", "GhostBatchNorm", "MODELS", "Sine", "activation", "build_model"]
