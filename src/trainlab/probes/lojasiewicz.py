@@ -139,10 +139,12 @@ class Lojasiewicz(Probe):
         fit = _best(self._gap0, self._mins, THETAS)
         dist2 = sum((w.double() - ctx.init_params[n].double()).pow(2).sum()
                     for n, w in ctx.params().items() if n in ctx.init_params)
-        return {"lgi/c_pl": self._mins[0], "lgi/theta": fit.theta, "lgi/c": fit.c,
-                "lgi/length_bound": fit.length_bound,
-                "lgi/distance": torch.as_tensor(dist2).sqrt(),
-                "lgi/ratio": gnorm / math.sqrt(gap)}
+        out: Measurement = {"lgi/c_pl": self._mins[0], "lgi/theta": fit.theta, "lgi/c": fit.c,
+                            "lgi/distance": torch.as_tensor(dist2).sqrt(),
+                            "lgi/ratio": gnorm / math.sqrt(gap)}
+        if math.isfinite(fit.length_bound):  # infinite once a zero gradient was seen
+            out["lgi/length_bound"] = fit.length_bound
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"gap0": self._gap0, "mins": list(self._mins)}
