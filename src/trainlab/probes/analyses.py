@@ -8,7 +8,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from trainlab.probes import cka, divergence, landscape, sgd_stability, smoothgrad
+from trainlab.probes import (
+    cka,
+    divergence,
+    flow_sharpness,
+    generalization_gap,
+    input_sensitivity,
+    landscape,
+    lojasiewicz,
+    sgd_stability,
+    smoothgrad,
+)
 from trainlab.probes import training_jacobian as tj
 from trainlab.probes import weight_matching as wm
 from trainlab.registry import Registry
@@ -36,5 +46,13 @@ ANALYSES.register("training-jacobian", tj.training_jacobian, papers=(102,),
                   summary="Jacobian of trained parameters w.r.t. initial ones, with SV regions")
 ANALYSES.register("sgd-critical-lr", sgd_stability.critical_lr, papers=(70, 30),
                   summary="exact mean-square linear-stability threshold of SGD at a minimum")
+ANALYSES.register("input-derivatives", input_sensitivity.input_derivatives, papers=(25,),
+                  summary="1st/2nd/3rd derivatives of the loss w.r.t. each input variable")
+ANALYSES.register("gradient-flow-solution", flow_sharpness.gfs_sharpness, papers=(36,),
+                  summary="integrate gradient flow to its limit and measure the sharpness there")
+ANALYSES.register("lojasiewicz-fit", lojasiewicz.fit_lgi, papers=(44,),
+                  summary="Lojasiewicz gradient-inequality constants from (gap, grad norm) pairs")
+ANALYSES.register("generalization-gap-change", generalization_gap.expected_gap_change,
+                  papers=(46,), summary="expected change of the generalization gap per SGD step")
 
 __all__ = ["ANALYSES"]
