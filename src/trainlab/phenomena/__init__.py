@@ -26,6 +26,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     pezeshki2021_gradient_starvation,
     wu2023_trace_bound,
     saxe2014_deep_linear,
+    song2024_kernel_attention,
     wortsman2023_instabilities,
 )
 from trainlab.phenomena._base import PHENOMENA, Check, Outcome, Phenomenon
