@@ -23,3 +23,4 @@ from trainlab.optim import entropy_sgd, gam, gradient_regularization, natural_gr
 from trainlab.optim import aepg, dasa, induced_metric, optex, polynomial_preconditioning, regularized_newton  # noqa  (issue 6, part 2)
 from trainlab.optim import lbfgs  # noqa: E402,F401  (issue 5, part 2)
 from trainlab.optim import svrg  # noqa: E402,F401  (issue 5, part 2)
+from trainlab.optim import classp  # noqa: E402,F401  (issue 5, part 2)
