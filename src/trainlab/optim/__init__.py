@@ -24,3 +24,4 @@ from trainlab.optim import aepg, dasa, induced_metric, optex, polynomial_precond
 from trainlab.optim import lbfgs  # noqa: E402,F401  (issue 5, part 2)
 from trainlab.optim import svrg  # noqa: E402,F401  (issue 5, part 2)
 from trainlab.optim import classp  # noqa: E402,F401  (issue 5, part 2)
+from trainlab.optim import grades  # noqa: E402,F401  (issue 5, part 2)
