@@ -13,6 +13,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     cohen2021_edge_of_stability,
     goodfellow2015_interpolation,
     gurari2018_tiny_subspace,
+    hayou2024_lora_init,
     jin2023_matrix_sensing,
     karnik2024_tubal,
     kreisler2023_gfs_sharpness,
