@@ -4,6 +4,8 @@ from trainlab.optim.procedures.feedback_alignment import FeedbackAlignment, feed
 from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_boost_head
 from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hypergradient
 from trainlab.optim.procedures.learners import Learner, gradient_learner, module_learner
+from trainlab.optim.procedures.lipschitz_manifold import LipschitzManifold, knn_graph
 
-__all__ = ["BoostedHead", "FeedbackAlignment", "Hypergradient", "Learner", "feedback_linear",
-           "gradient_boost_head", "gradient_learner", "ift_hypergradient", "module_learner"]
+__all__ = ["BoostedHead", "FeedbackAlignment", "Hypergradient", "Learner",
+           "LipschitzManifold", "feedback_linear", "gradient_boost_head", "gradient_learner",
+           "ift_hypergradient", "knn_graph", "module_learner"]
