@@ -99,3 +99,15 @@ def test_feedback_alignment_trains_and_aligns():
     fa_grad = model[0].weight.grad.reshape(-1).clone()
     true = _true_grad(model, x, y)["0.weight"].reshape(-1)
     assert float(fa_grad @ true / (fa_grad.norm() * true.norm())) > 0.2  # aligned (< 90 deg)
+
+
+def test_node_perturbation_trains_a_small_network():
+    model, (x, y) = tiny_mlp(), batch()
+    gen = torch.Generator().manual_seed(4)
+    start = float(mse(model(x), y).detach())
+    for _ in range(150):
+        est = node_perturbation(model, mse, x, y, sigma=1e-3, num_samples=4, generator=gen)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.sub_(0.1 * est[n])
+    assert float(mse(model(x), y).detach()) < 0.7 * start

@@ -15,9 +15,10 @@ perturbed space (units) is smaller than the parameter space. ``num_samples`` ave
 independent draws.
 
 References:
-    "A Unified Perspective on Optimization in Machine Learning and Neuroscience: From
-    Gradient Descent to Feedback Alignment" (papers.md row 103), which reviews weight and node
-    perturbation and feedback alignment beside backpropagation.
+    García Fernández, Ahmad, van Gerven. "A Unified Perspective on Optimization in Machine
+    Learning and Neuroscience: From Gradient Descent to Neural Adaptation", 2025 (arXiv
+    2510.18812; papers.md row 103), which reviews perturbation (zeroth-order) learning and
+    feedback alignment beside backpropagation.
 """
 
 from __future__ import annotations

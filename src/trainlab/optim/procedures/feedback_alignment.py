@@ -15,7 +15,8 @@ Usage: ``fa = FeedbackAlignment(model, generator=g)``, then inside ``with fa:`` 
 References:
     Lillicrap, Cownden, Tweed, Akerman. "Random synaptic feedback weights support error
     backpropagation for deep learning", Nature Communications 2016 (the method), as reviewed
-    in "A Unified Perspective on Optimization in Machine Learning and Neuroscience" (papers.md
+    in García Fernández, Ahmad, van Gerven, "A Unified Perspective on Optimization in Machine
+    Learning and Neuroscience: From Gradient Descent to Neural Adaptation", 2025 (papers.md
     row 103). Feedback matrices are drawn like PyTorch's default ``nn.Linear`` weights
     (uniform in :math:`\pm 1/\sqrt{\text{fan\_in}}`) unless ``scale`` is given.
 """
