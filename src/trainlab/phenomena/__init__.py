@@ -17,6 +17,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     jin2023_matrix_sensing,
     karnik2024_tubal,
     kreisler2023_gfs_sharpness,
+    kumar2024_nondifferentiable,
     lee2024_grokfast,
     lewandowski2025_spectral_plasticity,
     liu2024_rich_lazy,
