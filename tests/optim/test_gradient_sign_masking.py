@@ -48,7 +48,7 @@ def test_transported_vector_is_a_first_order_descent_direction():
     with torch.no_grad():
         for p, n in zip(params, new):
             p.copy_(n)
-    assert float(nn.functional.cross_entropy(net(x), y)) < float(loss.detach())
+    assert float(nn.functional.cross_entropy(net(x), y).detach()) < float(loss.detach())
 
 
 def test_validation():
