@@ -1,19 +1,37 @@
 """Per-step time of trainlab's first-order optimizers on 10M fp32 parameters (CPU).
 
-Each method is timed in the same process as the reference ``torch.optim.AdamW(fused=True)``,
-in interleaved rounds (reference, method, reference, ...), so the printed ratios survive a
-noisy, shared machine. Two layouts: few tensors (10 x 1M) and many tensors (500 x 20k).
-Achieved bandwidth counts the minimum traffic of the update: parameters read+written, the
-gradient read, every state buffer read+written (4 bytes each). For methods that
-pytorch_optimizer also has, its implementation is timed too and "ours/po" printed.
+Each method is timed in the same process as the reference ``torch.optim.AdamW(fused=True)``
+(lr 1e-3, weight decay 0.01), in interleaved rounds (reference, ours, po-loop, po-foreach,
+reference, ...), so the printed ratios survive a noisy, shared machine; the table shows the
+median over rounds of the per-step time (and the min in the JSON). Two layouts: few tensors
+(10 x 1M) and many tensors (500 x 20k). Achieved bandwidth counts the minimum traffic of the
+update: parameters read+written, the gradient read, every state buffer read+written (4 bytes
+each).
 
-    python benchmarks/optim_step.py --reps 3 --steps 3 --json results.json
+For the methods pytorch_optimizer (po) also has, both of its code paths are timed (its
+for-loop, ``foreach=False``, and ``foreach=True``, its default on CPU) with the *same
+settings* as ours, and "ours/po" is ours over the faster of the two. The settings, per method
+(``SETTINGS`` below holds them):
+
+- ademamix: lr 1e-3, betas (0.9, 0.999, 0.9999), alpha 5, no warmups, decoupled weight decay
+  0.01 scaled by lr (po: ``weight_decouple=True``; its default is coupled L2).
+- diffgrad: lr 1e-3, betas (0.9, 0.999), no weight decay (ours is L2 when non-zero, po's
+  default is decoupled, so 0 is the only equal setting). po adds eps before the sqrt(1-b2^t)
+  correction, ours after: same cost.
+- gravity: lr 0.1, alpha 0.01, beta 0.9 (po counts t from 1, ours from 0: same cost).
+- grokfast_adamw: lr 1e-3, EMA alpha 0.98, lamb 2, betas (0.9, 0.98), decoupled weight decay
+  0.01 scaled by lr; po with ``normalize_lr=False`` (its default divides lr by 1 + lamb) and
+  ``grokfast_after_step=0``. po adds the filtered term into ``p.grad`` in place (ours never
+  writes p.grad), so its gradients grow 3x a step; the few steps timed stay finite.
+
+    python benchmarks/optim_step.py --threads 1 --reps 7 --steps 3 --methods ademamix diffgrad
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -23,36 +41,43 @@ import torch
 
 from trainlab.optim import build_optimizer
 
-# name -> (factory(params) -> optimizer, bytes per parameter per step)
 Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+REF_SETTINGS = dict(lr=1e-3, weight_decay=0.01)  # fused AdamW reference
+
+# name -> (our kwargs, pytorch_optimizer class name or None, its kwargs, bytes/param/step)
+SETTINGS: dict[str, tuple[dict, str | None, dict, int]] = {
+    "ademamix": (dict(lr=1e-3, weight_decay=0.01), "AdEMAMix",
+                 dict(lr=1e-3, weight_decay=0.01, weight_decouple=True), 36),
+    "diffgrad": (dict(lr=1e-3, weight_decay=0.0), "DiffGrad", dict(lr=1e-3, weight_decay=0.0),
+                 36),
+    "gravity": (dict(lr=0.1, alpha=0.01, beta=0.9), "Gravity",
+                dict(lr=0.1, alpha=0.01, beta=0.9), 20),
+    "grokfast_adamw": (dict(lr=1e-3, alpha=0.98, lamb=2.0, betas=(0.9, 0.98),
+                            weight_decay=0.01), "GrokFastAdamW",
+                       dict(lr=1e-3, grokfast_alpha=0.98, grokfast_lamb=2.0, betas=(0.9, 0.98),
+                            weight_decay=0.01, weight_decouple=True, normalize_lr=False), 36),
+    "gd (heavy ball)": (dict(lr=1e-3, momentum=0.9), None, {}, 20),
+    "dog": (dict(lr=1.0), None, {}, 16),
+    "optimistic_amsgrad": (dict(lr=1e-3), None, {}, 44),
+    "riemannian_adam (eucl.)": (dict(lr=1e-3), None, {}, 28),
+    "clipped_sgd": (dict(lr=1e-3), None, {}, 12),
+}
 
 
-def _ours() -> dict[str, tuple[Factory, int]]:
-    b = lambda name, **kw: (lambda ps: build_optimizer(name, ps, **kw))  # noqa: E731
-    return {
-        "ademamix": (b("ademamix", lr=1e-3), 36),
-        "diffgrad": (b("diffgrad", lr=1e-3), 36),
-        "gravity": (b("gravity", lr=0.1), 20),
-        "gd (heavy ball)": (b("gd", lr=1e-3, momentum=0.9), 20),
-        "dog": (b("dog", lr=1.0), 16),
-        "optimistic_amsgrad": (b("optimistic_amsgrad", lr=1e-3), 44),
-        "riemannian_adam (eucl.)": (b("riemannian_adam", lr=1e-3), 28),
-        "grokfast_adamw": (b("grokfast_adamw", lr=1e-3, weight_decay=0.0), 36),  # as po default
-        "clipped_sgd": (b("clipped_sgd", lr=1e-3), 12),
-    }
-
-
-def _theirs() -> dict[str, Factory]:
-    try:
-        import pytorch_optimizer as po
-    except ImportError:
-        return {}
-    return {
-        "ademamix": lambda ps: po.AdEMAMix(ps, lr=1e-3, foreach=False),
-        "diffgrad": lambda ps: po.DiffGrad(ps, lr=1e-3, foreach=False),
-        "gravity": lambda ps: po.Gravity(ps, lr=0.1, foreach=False),
-        "grokfast_adamw": lambda ps: po.GrokFastAdamW(ps, lr=1e-3, foreach=False),
-    }
+def _factories(name: str) -> dict[str, Factory]:
+    """The implementations timed for ``name``: ours, and po's loop and foreach paths."""
+    ours, po_name, po_kw, _ = SETTINGS[name]
+    reg = name.split(" ")[0]
+    out: dict[str, Factory] = {"ours": lambda ps: build_optimizer(reg, ps, **ours)}
+    if po_name is not None:
+        try:
+            import pytorch_optimizer as po
+        except ImportError:
+            return out
+        cls = getattr(po, po_name)
+        out["po-loop"] = lambda ps: cls(ps, **po_kw, foreach=False)
+        out["po-foreach"] = lambda ps: cls(ps, **po_kw, foreach=True)
+    return out
 
 
 def _params(layout: tuple[int, int], seed: int = 0) -> list[torch.Tensor]:
@@ -73,58 +98,68 @@ def _time_steps(opt: torch.optim.Optimizer, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def measure(make: Factory, ref: torch.optim.Optimizer, layout, reps: int, steps: int
-            ) -> tuple[float, float]:
-    """(min seconds per step of ``make``, min seconds per step of ``ref``) over interleaved
-    rounds, after one warm-up step each."""
-    opt = make(_params(layout, seed=1))
-    opt.step()
-    ours, refs = [], []
+def measure(makers: dict[str, Factory], layout: tuple[int, int], reps: int, steps: int
+            ) -> dict[str, list[float]]:
+    """Seconds per step of each implementation and of the fused-AdamW reference (key
+    ``"ref"``), one entry per interleaved round, after one warm-up step each."""
+    opts = {"ref": torch.optim.AdamW(_params(layout), fused=True, **REF_SETTINGS)}
+    for i, (k, make) in enumerate(makers.items()):
+        opts[k] = make(_params(layout, seed=1 + i))
+    for opt in opts.values():
+        opt.step()
+    times: dict[str, list[float]] = {k: [] for k in opts}
     for _ in range(reps):
-        refs.append(_time_steps(ref, steps))
-        ours.append(_time_steps(opt, steps))
-    del opt
-    return min(ours), min(refs)
+        for k, opt in opts.items():
+            times[k].append(_time_steps(opt, steps))
+    return times
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--methods", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--layouts", nargs="*", default=["few", "many"], choices=["few", "many"])
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    layouts = {"few (10 x 1M)": (10, 1_000_000), "many (500 x 20k)": (500, 20_000)}
-    ours, theirs = _ours(), _theirs()
+    layouts = {"few": ("few (10 x 1M)", (10, 1_000_000)),
+               "many": ("many (500 x 20k)", (500, 20_000))}
+    load_before = os.getloadavg()
     rows = []
-    for lname, layout in layouts.items():
+    for key in args.layouts:
+        lname, layout = layouts[key]
         n = layout[0] * layout[1]
-        ref = torch.optim.AdamW(_params(layout), lr=1e-3, fused=True)
-        ref.step()
-        ref_times = []
-        for name, (make, bytes_per) in ours.items():
-            t, t_ref = measure(make, ref, layout, args.reps, args.steps)
-            ref_times.append(t_ref)
+        for name in args.methods:
+            bytes_per = SETTINGS[name][3]
+            times = measure(_factories(name), layout, args.reps, args.steps)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            t, t_ref = med["ours"], med["ref"]
             row = {"layout": lname, "method": name, "ms": 1e3 * t, "ref_ms": 1e3 * t_ref,
+                   "ms_min": 1e3 * min(times["ours"]), "ref_ms_min": 1e3 * min(times["ref"]),
                    "ratio_to_fused_adamw": t / t_ref, "GB/s": bytes_per * n / t / 1e9}
-            if name in theirs:
-                t_po, _ = measure(theirs[name], ref, layout, args.reps, args.steps)
-                row["po_ms"] = 1e3 * t_po
-                row["ours_over_po"] = t / t_po
+            text = (f"{lname:17s} {name:24s} {1e3 * t:7.2f} ms  x{t / t_ref:5.2f} fused-AdamW "
+                    f"({1e3 * t_ref:6.2f} ms)  {row['GB/s']:5.1f} GB/s")
+            po_keys = [k for k in ("po-loop", "po-foreach") if k in med]
+            if po_keys:
+                for k in po_keys:
+                    row[f"{k}_ms"] = 1e3 * med[k]
+                best = min(med[k] for k in po_keys)
+                row["ours_over_po"] = t / best
+                text += (f"  po loop/foreach {1e3 * med['po-loop']:7.2f}/"
+                         f"{1e3 * med['po-foreach']:7.2f} ms  ours/po {t / best:.2f}")
             rows.append(row)
-            print(f"{lname:18s} {name:24s} {1e3 * t:8.2f} ms  x{t / t_ref:5.2f} fused-AdamW "
-                  f"({1e3 * t_ref:6.2f} ms)  {row['GB/s']:6.1f} GB/s"
-                  + (f"  ours/po {row['ours_over_po']:.2f}" if "ours_over_po" in row else ""),
-                  flush=True)
-        print(f"{lname:18s} {'fused AdamW (ref)':24s} {1e3 * statistics.median(ref_times):8.2f} "
-              f"ms  {28 * n / statistics.median(ref_times) / 1e9:6.1f} GB/s", flush=True)
-        del ref
+            print(text, flush=True)
     env = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor(),
-           "machine": platform.machine(), "reps": args.reps, "steps": args.steps}
+           "machine": platform.machine(), "reps": args.reps, "steps": args.steps,
+           "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    print(f"load average before {load_before[0]:.2f}, after {env['loadavg_after'][0]:.2f} "
+          f"({os.cpu_count()} cores, {args.threads} thread(s))")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"environment": env, "rows": rows}, fh, indent=1)
+            json.dump({"environment": env, "settings": {k: SETTINGS[k] for k in args.methods},
+                       "rows": rows}, fh, indent=1, default=str)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import check_range
+from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -27,6 +28,41 @@ def _single_tensor_gravity(params: list[torch.Tensor], grads: list[torch.Tensor]
         zeta = torch.div(g, zeta, out=zeta)
         v.lerp_(zeta, 1.0 - beta_t)
         p.add_(v, alpha=-lr)
+
+
+def _blocked_gravity(params: list[torch.Tensor], grads: list[torch.Tensor],
+                     velocities: list[torch.Tensor], step: int, *, lr: float, beta: float,
+                     maximize: bool, block_elements: int = BLOCK_ELEMENTS) -> None:
+    r"""The Gravity step of :func:`_single_tensor_gravity` (all tensors at the same ``step``)
+    on cache-sized blocks: one ``_foreach_norm`` for every ``max|g|``, then per block
+    :math:`s = 1 + (g\max|g|)^2` in scratch, :math:`v \leftarrow \hat\beta v +
+    (1-\hat\beta) g / s` (one ``addcdiv``, no separate division) and :math:`\theta
+    \mathrel{-}= l v`."""
+    k = step - 1
+    beta_t = (beta * k + 1.0) / (k + 2.0)
+    sign = -1.0 if maximize else 1.0
+    gmax = [float(x) for x in torch._foreach_norm(grads, ord=float("inf"))]
+    buffer = scratch_buffer(params, block_elements)
+    for block in blocks((params, grads, velocities), block_elements):
+        p, g, v = block.views
+        s = scratch_views(buffer, g)
+        torch._foreach_copy_(s, g)
+        torch._foreach_mul_(s, [gmax[i] for i in block.index])
+        torch._foreach_mul_(s, s)
+        torch._foreach_add_(s, 1.0)
+        torch._foreach_mul_(v, beta_t)
+        torch._foreach_addcdiv_(v, g, s, value=sign * (1.0 - beta_t))
+        torch._foreach_add_(p, v, alpha=-lr)
+
+
+def gravity(params: list[torch.Tensor], grads: list[torch.Tensor],
+            velocities: list[torch.Tensor], steps: list[int], **hyper: Any) -> None:
+    """One Gravity step: the blocked path when it applies (dense contiguous float32/float64
+    CPU tensors, one step count), else the reference."""
+    if steps and all(s == steps[0] for s in steps) and can_block(params, grads, velocities):
+        _blocked_gravity(params, grads, velocities, steps[0], **hyper)
+    else:
+        _single_tensor_gravity(params, grads, velocities, steps, **hyper)
 
 
 class Gravity(StatefulOptimizer):
@@ -52,6 +88,11 @@ class Gravity(StatefulOptimizer):
     a group with lr 0 starts at rest.
 
     State keys: ``step``, ``velocity``.
+
+    Fast path: for dense contiguous float32/float64 CPU tensors at one step count, all
+    :math:`\max|g|` come from one ``_foreach_norm``, then the update runs on 64k-element
+    blocks (cache-resident) with the division folded into one ``addcdiv``;
+    :func:`_single_tensor_gravity` is the reference it matches (float64 test to 1e-12).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 0.1, alpha: float = 0.01,
@@ -74,9 +115,8 @@ class Gravity(StatefulOptimizer):
 
     def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
                       grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
-        _single_tensor_gravity(params, grads, [s["velocity"] for s in states],
-                               [s["step"] for s in states], lr=group["lr"], beta=group["beta"],
-                               maximize=group["maximize"])
+        gravity(params, grads, [s["velocity"] for s in states], [s["step"] for s in states],
+                lr=group["lr"], beta=group["beta"], maximize=group["maximize"])
 
 
 OPTIMIZERS.register("gravity", Gravity, papers=(82,),

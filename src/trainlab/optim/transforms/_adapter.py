@@ -19,7 +19,9 @@ class TransformOptimizer(torch.optim.Optimizer):
     :math:`p \leftarrow p - \mathrm{lr}\, u`, with ``lr`` read from the group, so torch
     schedulers, ``add_param_group`` and per-group learning rates work. Each group keeps its own
     transform state, created on the group's first step. ``p.grad`` is read and never written;
-    ``maximize=True`` negates into new tensors.
+    ``maximize=True`` negates into new tensors. A transform with an ``apply_`` hook (a fused
+    update-and-step, e.g. :func:`~trainlab.optim.grokfast_adamw`'s) runs that instead when the
+    hook accepts the inputs; this is the one place that dispatches to it.
 
     ``state_dict()`` holds torch's usual entries plus ``"transform_state"``: per group, the
     flattened leaves of the transform state (tensors, numbers). Loading rebuilds the structure
@@ -57,6 +59,11 @@ class TransformOptimizer(torch.optim.Optimizer):
                 continue
             if states[i] is None:
                 states[i] = self.transform.init(params)
+            fused = self.transform.apply_
+            new = None if fused is None else fused(grads, states[i], params, group["lr"])
+            if new is not None:  # the transform's fused fast path did update and step
+                states[i] = new
+                continue
             updates, states[i] = self.transform.update(grads, states[i], params)
             for p, u in zip(params, updates):
                 if u is not None:

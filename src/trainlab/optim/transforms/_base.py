@@ -28,11 +28,19 @@ Params = Sequence[torch.Tensor]
 
 
 class Transform(NamedTuple):
-    """A gradient transformation: ``init(params) -> state`` and
-    ``update(updates, state, params) -> (updates, state)``, both pure."""
+    r"""A gradient transformation: ``init(params) -> state`` and
+    ``update(updates, state, params) -> (updates, state)``, both pure.
+
+    ``apply_`` (optional, a performance hook): ``apply_(grads, state, params, lr) -> state |
+    None`` does ``update`` and :math:`p \leftarrow p - \mathrm{lr}\,u` in one fused pass,
+    writing the parameters (and, as ``update`` may, the donated state) in place. It returns the
+    new state, or ``None`` without touching anything when it does not handle these inputs
+    (the adapter then runs ``update``). It must equal ``update`` followed by the step, to
+    rounding (a float64 test per hook)."""
 
     init: Callable[[Params], Any]
     update: Callable[[Updates, Any, Params], tuple[Updates, Any]]
+    apply_: Callable[[Updates, Any, Params, float], Any] | None = None
 
 
 class ChainState(NamedTuple):
