@@ -114,5 +114,5 @@ def aepg(params: Iterable[Any], lr: float = 0.1, c: float = 1.0, preconditioner:
                 cg_iters=cg_iters, coordinatewise=coordinatewise)
 
 
-OPTIMIZERS.register("aepg", aepg, papers=(43,), needs_closure=True,
+OPTIMIZERS.register("aepg", aepg, papers=(43,), needs_closure=True, joint_step=True,
                     summary="energy-adaptive (AEGD) preconditioned descent; energy never grows")

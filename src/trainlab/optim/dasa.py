@@ -146,5 +146,6 @@ def dasa(params: Iterable[Any], lr: float = 1.0, beta2: float = 0.999, alpha: fl
 
 
 OPTIMIZERS.register("dasa", dasa, papers=(18,), needs_closure=True, stochastic=True,
+                    joint_step=True,
                     summary="DASA/OASIS: Hutchinson diagonal preconditioner, adaptive "
                             "Lipschitz step")

@@ -115,6 +115,6 @@ def optex(params: Iterable[Any], lr: float = 0.1, parallelism: int = 4, history:
                  kernel=kernel, lengthscale=lengthscale, noise=noise)
 
 
-OPTIMIZERS.register("optex", optex, papers=(72,), needs_closure=True,
+OPTIMIZERS.register("optex", optex, papers=(72,), needs_closure=True, joint_step=True,
                     summary="OptEx: N approximately parallelized GD iterations per step from a "
                             "kernelized gradient estimate")

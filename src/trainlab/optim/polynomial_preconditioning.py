@@ -228,5 +228,6 @@ def polynomial_preconditioned(params: Iterable[Any], lr: float = 1.0, tau: int =
 
 
 OPTIMIZERS.register("polynomial-preconditioned", polynomial_preconditioned, papers=(92,),
-                    needs_closure=True, stochastic=True,
+                    needs_closure=True, stochastic=True, needs_ggn=True,
+                    joint_step=True,
                     summary="gradient method with a symmetric-polynomial preconditioner P_tau(B)")

@@ -150,5 +150,6 @@ def regularized_newton(params: Iterable[Any], lr: float = 1.0, gamma0: float = 1
 
 
 OPTIMIZERS.register("regularized-newton", regularized_newton, papers=(34,), needs_closure=True,
+                    joint_step=True,
                     summary="gradient-regularized Newton, (approximate) Hessian + ||g||/gamma I, "
                             "adaptive gamma")
