@@ -74,6 +74,9 @@ class DASA(ClosureOptimizer):
         init_samples: Hutchinson probes of the warm start ``D_0``.
         adaptive: the Lipschitz-based adaptive step (else fixed ``lr``).
         generator: randomness of the probes.
+
+    State keys (on the first parameter; flat over all parameters): ``diag`` (``D_k``),
+    ``prev_params`` (``w_k``), ``eta`` (``eta_k``), ``theta`` (``theta_k``).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, beta2: float = 0.999,

@@ -136,6 +136,9 @@ class PolynomialPreconditioned(ClosureOptimizer):
             ``P^{-1}`` norm holds), as the paper's adaptive gradient method; else
             ``L = sigma_{tau+1}/sigma_tau``, the worst case on a quadratic.
         generator: randomness of the Hutchinson probes.
+
+    State keys (on the first parameter): ``step``, ``sigmas`` (``sigma_0..sigma_{tau+1}``),
+    ``smoothness`` (next trial ``L`` of the line search).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, tau: int = 1,
