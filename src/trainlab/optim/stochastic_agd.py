@@ -14,7 +14,8 @@ from trainlab.optim._stateful import StatefulOptimizer
 
 
 def next_alpha(gamma: float, eta: float, mu: float) -> float:
-    r"""The root in :math:`[0, 1]` of :math:`\alpha^2 = \eta\big((1-\alpha)\gamma + \alpha\mu\big)`."""
+    r"""The root in :math:`[0, 1]` of
+    :math:`\alpha^2 = \eta\big((1-\alpha)\gamma + \alpha\mu\big)`."""
     b = eta * (gamma - mu)
     return (-b + math.sqrt(b * b + 4.0 * eta * gamma)) / 2.0
 
@@ -99,4 +100,4 @@ class StochasticAGD(StatefulOptimizer):
 
 
 OPTIMIZERS.register("stochastic_agd", StochasticAGD, papers=(22,),
-                    summary="stochastic Nesterov acceleration (estimating sequences), eta=1/(rho L)")
+                    summary="stochastic Nesterov acceleration (estimating sequences), lr=1/(rho L)")
