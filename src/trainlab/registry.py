@@ -102,6 +102,8 @@ _ALL: dict[str, Registry[Any]] = {}
 _PILLARS = (
     "trainlab.init",
     "trainlab.optim",
+    "trainlab.optim.estimators",
+    "trainlab.optim.procedures",
     "trainlab.probes",
     "trainlab.probes.analyses",
     "trainlab.tasks",

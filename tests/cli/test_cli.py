@@ -3,6 +3,7 @@ import json
 import pytest
 
 from trainlab.cli import build_parser, command_modules, main
+from trainlab.cli.listing import WHAT
 
 
 def test_every_command_has_help_and_an_example(capsys):
@@ -15,10 +16,8 @@ def test_every_command_has_help_and_an_example(capsys):
     assert build_parser().prog == "trainlab"
 
 
-@pytest.mark.parametrize("what", ["inits", "optimizers", "schedules", "probes", "tasks", "analyses",
-                                  "models", "activations", "phenomena"])
+@pytest.mark.parametrize("what", sorted(WHAT))
 def test_list_json_comes_from_the_registry(capsys, what):
-    from trainlab.cli.listing import WHAT
     from trainlab.registry import lookup
 
     assert main(["list", what, "--json"]) == 0

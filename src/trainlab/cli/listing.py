@@ -20,7 +20,8 @@ HELP = "list registry entries (inits, optimizers, ..., papers)"
 # plural -> registry kind
 WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "probes": "probe",
         "tasks": "task", "models": "model", "activations": "activation",
-        "phenomena": "phenomenon", "analyses": "analysis"}
+        "phenomena": "phenomenon", "analyses": "analysis",
+        "estimators": "estimator", "procedures": "procedure"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

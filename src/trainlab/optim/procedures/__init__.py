@@ -5,7 +5,20 @@ from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_bo
 from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hypergradient
 from trainlab.optim.procedures.learners import Learner, gradient_learner, module_learner
 from trainlab.optim.procedures.lipschitz_manifold import LipschitzManifold, knn_graph
+from trainlab.registry import Registry
 
-__all__ = ["BoostedHead", "FeedbackAlignment", "Hypergradient", "Learner",
+PROCEDURES: Registry = Registry("procedure")
+PROCEDURES.register("feedback-alignment", FeedbackAlignment, papers=(103,),
+                    summary="train with fixed random feedback matrices instead of W^T")
+PROCEDURES.register("gradient-boosting", gradient_boost_head, papers=(41,),
+                    summary="fit the last layers as an additive gradient-boosted expansion")
+PROCEDURES.register("ift-hypergradient", ift_hypergradient, papers=(54,),
+                    summary="hypergradients by the implicit function theorem, Neumann inverse")
+PROCEDURES.register("learner", Learner, papers=(118,),
+                    summary="compositional learners: parametrised maps with update rules")
+PROCEDURES.register("lipschitz-manifold", LipschitzManifold, papers=(52,),
+                    summary="Lipschitz-constrained learning on a manifold sample graph")
+
+__all__ = ["PROCEDURES", "BoostedHead", "FeedbackAlignment", "Hypergradient", "Learner",
            "LipschitzManifold", "feedback_linear", "gradient_boost_head", "gradient_learner",
            "ift_hypergradient", "knn_graph", "module_learner"]
