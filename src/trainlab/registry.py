@@ -109,6 +109,7 @@ _PILLARS = (
     "trainlab.tasks",
     "trainlab.models",
     "trainlab.phenomena",
+    "trainlab.theory.catalog",
     "trainlab.inspect",
 )
 

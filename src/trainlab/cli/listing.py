@@ -21,7 +21,8 @@ HELP = "list registry entries (inits, optimizers, ..., papers)"
 WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "probes": "probe",
         "tasks": "task", "models": "model", "activations": "activation",
         "phenomena": "phenomenon", "analyses": "analysis",
-        "estimators": "estimator", "procedures": "procedure"}
+        "estimators": "estimator", "procedures": "procedure",
+        "theory": "theory"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
