@@ -1,10 +1,15 @@
 """Training procedures that are not a per-step optimizer: hypergradients and the like."""
 
+from trainlab.optim.aligned_mtl import aligned_mtl_gradients
+from trainlab.optim.dproxsgt import dproxsgt
+from trainlab.optim.gradient_sign_masking import transport_task_vector
+from trainlab.optim.model_based import stochastic_model_based
 from trainlab.optim.procedures.feedback_alignment import FeedbackAlignment, feedback_linear
 from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_boost_head
 from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hypergradient
 from trainlab.optim.procedures.learners import Learner, gradient_learner, module_learner
 from trainlab.optim.procedures.lipschitz_manifold import LipschitzManifold, knn_graph
+from trainlab.optim.regime_adaptation import adapt_regime
 from trainlab.registry import Registry
 
 PROCEDURES: Registry = Registry("procedure")
@@ -18,6 +23,16 @@ PROCEDURES.register("learner", Learner, papers=(118,),
                     summary="compositional learners: parametrised maps with update rules")
 PROCEDURES.register("lipschitz-manifold", LipschitzManifold, papers=(52,),
                     summary="Lipschitz-constrained learning on a manifold sample graph")
+PROCEDURES.register("aligned-mtl", aligned_mtl_gradients, papers=(51,),
+                    summary="Aligned-MTL: combine task gradients with condition number 1")
+PROCEDURES.register("task-vector-transport", transport_task_vector, papers=(45,),
+                    summary="transport a task vector to a new base model with a gradient-sign mask")
+PROCEDURES.register("stochastic-model-based", stochastic_model_based, papers=(105,),
+                    summary="stochastic proximal point, prox-linear, subgradient (phase retrieval)")
+PROCEDURES.register("dproxsgt", dproxsgt, papers=(117,),
+                    summary="decentralized proximal SGD with gradient tracking over a worker graph")
+PROCEDURES.register("regime-adaptation", adapt_regime, papers=(37,),
+                    summary="train longer: scale steps, lr and lr drops by the batch-size ratio")
 
 __all__ = ["PROCEDURES", "BoostedHead", "FeedbackAlignment", "Hypergradient", "Learner",
            "LipschitzManifold", "feedback_linear", "gradient_boost_head", "gradient_learner",
