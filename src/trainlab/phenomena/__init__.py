@@ -14,6 +14,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     goodfellow2015_interpolation,
     gurari2018_tiny_subspace,
     hayou2024_lora_init,
+    hoffer2017_train_longer,
     jin2023_matrix_sensing,
     karnik2024_tubal,
     kreisler2023_gfs_sharpness,
