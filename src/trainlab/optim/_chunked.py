@@ -30,8 +30,9 @@ class Block(NamedTuple):
 
 
 def can_block(*lists: Sequence[torch.Tensor]) -> bool:
-    """Whether the fast paths apply: every tensor a dense, contiguous CPU float32/float64
-    tensor, one dtype throughout, and the lists aligned (same length, same sizes)."""
+    """Whether the fast paths apply: every tensor a dense, contiguous, non-empty CPU
+    float32/float64 tensor, one dtype throughout, and the lists aligned (same length, same
+    sizes)."""
     if not lists or not lists[0]:
         return False
     dtype, n = lists[0][0].dtype, len(lists[0])
@@ -42,7 +43,7 @@ def can_block(*lists: Sequence[torch.Tensor]) -> bool:
             return False
         for t, ref in zip(lst, lists[0]):
             if (t.device.type != "cpu" or t.layout != torch.strided or t.dtype != dtype
-                    or not t.is_contiguous() or t.numel() != ref.numel()):
+                    or not t.is_contiguous() or t.numel() != ref.numel() or not t.numel()):
                 return False
     return True
 

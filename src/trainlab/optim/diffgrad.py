@@ -40,14 +40,15 @@ def _blocked_diffgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
                       prev_grads: list[torch.Tensor], step: int, *, lr: float, beta1: float,
                       beta2: float, eps: float, weight_decay: float, maximize: bool,
                       block_elements: int = BLOCK_ELEMENTS) -> None:
-    """The diffGrad step of :func:`_single_tensor_diffgrad` (all tensors at the same
-    ``step``) as ``_foreach`` ops on cache-sized blocks. The friction coefficient is built in
-    the ``previous_grad`` buffer itself (it is overwritten by the new gradient at the end of the
-    block anyway), the denominator in one reused scratch buffer."""
-    bc1 = 1.0 - beta1**step
-    bc2_sqrt = math.sqrt(1.0 - beta2**step)
-    den_buf = scratch_buffer(params, block_elements)
+    r"""The diffGrad step of :func:`_single_tensor_diffgrad` (all tensors at the same
+    ``step``) on cache-sized blocks, with torch's fused Adam kernel doing the moments: it runs
+    on a zeroed scratch "parameter" :math:`u`, which so receives Adam's step
+    :math:`u = -\eta\hat m / (\sqrt{\hat v} + \epsilon)`, then :math:`\theta \mathrel{+}=
+    \xi u`. The friction :math:`\xi` is built in the ``previous_grad`` buffer itself (it is
+    overwritten by the new gradient at the end of the block anyway)."""
+    u_buf = scratch_buffer(params, block_elements)
     g_buf = scratch_buffer(params, block_elements) if (maximize or weight_decay) else None
+    t = torch.tensor(float(step))
     for block in blocks((params, grads, exp_avgs, exp_avg_sqs, prev_grads), block_elements):
         p, g, m, v, g_prev = block.views
         if g_buf is not None:  # the gradient actually used, in scratch (p.grad is read-only)
@@ -58,18 +59,14 @@ def _blocked_diffgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
             if weight_decay:
                 torch._foreach_add_(g_new, p, alpha=weight_decay)
             g = g_new
-        torch._foreach_lerp_(m, g, 1.0 - beta1)
-        torch._foreach_mul_(v, beta2)
-        torch._foreach_addcmul_(v, g, g, value=1.0 - beta2)
-        torch._foreach_sub_(g_prev, g)  # g_prev becomes xi * m, then g
+        torch._foreach_sub_(g_prev, g)  # g_prev becomes xi = sigmoid(|g_prev - g|), then g
         torch._foreach_abs_(g_prev)
         torch._foreach_sigmoid_(g_prev)
-        torch._foreach_mul_(g_prev, m)
-        den = scratch_views(den_buf, v)
-        torch._foreach_copy_(den, v)
-        torch._foreach_sqrt_(den)
-        torch._foreach_add_(den, eps * bc2_sqrt)
-        torch._foreach_addcdiv_(p, g_prev, den, value=-lr * bc2_sqrt / bc1)
+        u = scratch_views(u_buf, g)
+        torch._foreach_zero_(u)
+        torch._fused_adam_(u, g, m, v, [], [t] * len(u), amsgrad=False, lr=lr, beta1=beta1,
+                           beta2=beta2, weight_decay=0.0, eps=eps, maximize=False)
+        torch._foreach_addcmul_(p, u, g_prev)
         torch._foreach_copy_(g_prev, g)
 
 
@@ -102,9 +99,10 @@ class DiffGrad(StatefulOptimizer):
 
     State keys: ``step``, ``exp_avg``, ``exp_avg_sq``, ``previous_grad``.
 
-    Fast path: for dense contiguous float32/float64 CPU tensors at one step count, the same
-    operations run as ``_foreach`` ops on 64k-element blocks (cache-resident, so each buffer
-    crosses memory once) with the friction term built in place in ``previous_grad``;
+    Fast path: for dense contiguous float32/float64 CPU tensors at one step count, the update
+    runs on 64k-element blocks (cache-resident, so each buffer crosses memory once): torch's
+    fused Adam kernel writes Adam's step into a zeroed scratch buffer, which is added to the
+    weights times the friction (built in place in ``previous_grad``);
     :func:`_single_tensor_diffgrad` is the reference it matches (float64 test to 1e-12).
     """
 
