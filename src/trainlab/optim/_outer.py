@@ -58,10 +58,17 @@ class OuterOptimizer(ClosureOptimizer):
         closure = self._require(closure)
         params = self._params()
         loss, grads = evaluate(closure, params)
+        missing = [p.grad is None for p in params]  # no gradient: the base must not move it
         direction = self.direction(closure, params, loss, grads)
         set_grads(params, direction)
+        for p, m in zip(params, missing):
+            if m:
+                p.grad = None
         self.base.step()
         set_grads(params, grads)
+        for p, m in zip(params, missing):
+            if m:
+                p.grad = None
         return loss
 
     def state_dict(self) -> dict[str, Any]:

@@ -102,4 +102,5 @@ def saddle_free_newton(params: Iterable[Any], lr: float = 1.0, damping: float = 
 
 
 OPTIMIZERS.register("saddle-free-newton", saddle_free_newton, papers=(114,), needs_closure=True,
+                    joint_step=True,
                     summary="saddle-free Newton: |H|^-1 g in a Lanczos Krylov subspace")
