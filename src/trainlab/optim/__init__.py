@@ -1,6 +1,32 @@
-"""Optimizers (drop-in ``torch.optim.Optimizer`` classes), schedules and gradient transforms."""
+"""Optimizers (drop-in ``torch.optim.Optimizer`` classes), schedules and gradient transforms.
 
-from trainlab.optim import torch_builtin, transforms  # noqa: F401  (registration)
+Importing this package registers every optimizer in :data:`OPTIMIZERS` (``trainlab list
+optimizers``); multi-pass methods follow the one closure contract of
+:mod:`trainlab.optim.closure`.
+"""
+
+from trainlab.optim import (  # noqa: F401  (each module registers its optimizers)
+    aepg,
+    classp,
+    dasa,
+    entropy_sgd,
+    gam,
+    grades,
+    gradient_regularization,
+    induced_metric,
+    lbfgs,
+    natural_gradient,
+    optex,
+    polynomial_preconditioning,
+    psgd,
+    regularized_newton,
+    saddle_free_newton,
+    sam,
+    stochastic_agd,
+    svrg,
+    torch_builtin,
+    transforms,
+)
 from trainlab.optim._registry import OPTIMIZERS, build_optimizer
 from trainlab.optim.ademamix import AdEMAMix
 from trainlab.optim.clipped_sgd import clipped_sgd
@@ -19,10 +45,3 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG
            "GradientDescent", "Gravity", "OptimisticAMSGrad", "RiemannianAdam", "ScheduleLR",
            "TransformOptimizer", "XGrad", "build_optimizer", "build_schedule", "clipped_sgd",
            "grokfast_adamw", "grokfast_ma_adamw", "transforms"]
-from trainlab.optim import entropy_sgd, gam, gradient_regularization, natural_gradient, psgd, saddle_free_newton, sam  # noqa  (issue 6)
-from trainlab.optim import aepg, dasa, induced_metric, optex, polynomial_preconditioning, regularized_newton  # noqa  (issue 6, part 2)
-from trainlab.optim import lbfgs  # noqa: E402,F401  (issue 5, part 2)
-from trainlab.optim import svrg  # noqa: E402,F401  (issue 5, part 2)
-from trainlab.optim import classp  # noqa: E402,F401  (issue 5, part 2)
-from trainlab.optim import grades  # noqa: E402,F401  (issue 5, part 2)
-from trainlab.optim import stochastic_agd  # noqa: E402,F401  (issue 5, part 2)
