@@ -9,6 +9,7 @@ from trainlab.models import (  # noqa: F401  (registration)
     maxout,
     mlp,
     resnet,
+    rnn,
     transformer,
 )
 from trainlab.models._registry import MODELS, build_model

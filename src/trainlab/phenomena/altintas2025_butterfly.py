@@ -17,8 +17,8 @@ from trainlab.init import apply as init_apply
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
-from trainlab.phenomena._mixture import gaussian_mixture
 from trainlab.probes.divergence import paired_divergence
+from trainlab.tasks.gaussian_mixture import gaussian_mixture
 
 
 class ButterflyEffect(Phenomenon):

@@ -15,23 +15,21 @@ import torch
 from torch import nn
 
 from trainlab.curvature import make_hvp, top_eigenvalue
+from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
 
 
-class _NTKTwoLayer(nn.Module):
-    """``f(x) = tanh(x W / sqrt(d)) v / sqrt(h)`` with standard-normal W, v (NTK
-    parametrization). Minimal model kept here: ``trainlab.models`` has no NTK-parametrized MLP
-    yet (it should become a ``parametrization="ntk"`` option of ``mlp``)."""
-
-    def __init__(self, d: int, h: int, generator: torch.Generator):
-        super().__init__()
-        self.w = nn.Parameter(torch.randn(d, h, generator=generator, dtype=torch.float64))
-        self.v = nn.Parameter(torch.randn(h, 1, generator=generator, dtype=torch.float64))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d, h = self.w.shape
-        return torch.tanh(x @ self.w / math.sqrt(d)) @ self.v / math.sqrt(h)
+def _ntk_two_layer(d: int, h: int, generator: torch.Generator) -> nn.Module:
+    """``f(x) = tanh(x W / sqrt(d)) v / sqrt(h)`` with standard-normal W (d x h) and v (h x 1):
+    ``mlp`` in the NTK parametrization, float64."""
+    model = build_model("mlp", (d,), 1, depth=1, width=h, activation="tanh", bias=False,
+                        parametrization="ntk").double()
+    first, second = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        first.weight.copy_(torch.randn(d, h, generator=generator, dtype=torch.float64).T)
+        second.weight.copy_(torch.randn(h, 1, generator=generator, dtype=torch.float64).T)
+    return model
 
 
 def _half_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -44,7 +42,8 @@ class EdgeOfStability(Phenomenon):
 
     Setup (the notes' B2 setting, validated in numpy beforehand): X ~ N(0, 1) of shape
     200 x 20, teacher ``y = 3 tanh(X W_t) v_t`` (W_t, v_t standard normal, scaled 1/sqrt(20)
-    and 1/sqrt(100)), student :class:`_NTKTwoLayer` with h = 100, loss 0.5 mean r^2, float64.
+    and 1/sqrt(100)), student ``mlp`` (NTK parametrization, tanh, no biases) with h = 100,
+    loss 0.5 mean r^2, float64.
     lr = 20 (2/lr = 0.1) and the control lr = 5 (2/lr = 0.4); sharpness every 20 steps (20
     warm-started power iterations), 1000 steps (600 in quick mode).
 
@@ -80,10 +79,13 @@ class EdgeOfStability(Phenomenon):
         wt = torch.randn(20, 100, generator=g, dtype=torch.float64) * self.teacher_scale[0]
         vt = torch.randn(100, 1, generator=g, dtype=torch.float64) * self.teacher_scale[1]
         y = 3 * torch.tanh(x @ wt) @ vt
-        model = _NTKTwoLayer(20, 100, g)
+        model = _ntk_two_layer(20, 100, g)
         opt = build_optimizer("sgd", model.parameters(), lr=lr)
         losses, sharp, sharp_steps = [], [], []
-        v0 = None
+        # random power-iteration start, drawn in the (W, v) layout and stored as (W^T, v^T),
+        # the layout of the mlp's weights (keeps this experiment's numbers as first recorded)
+        z = torch.randn(20 * 100 + 100, generator=g, dtype=torch.float64)
+        v0 = torch.cat([z[:2000].reshape(20, 100).T.reshape(-1), z[2000:]])
         for k in range(steps + 1):
             if k % 20 == 0 or k == steps:
                 hvp, dim = make_hvp(model, _half_mse, x, y)

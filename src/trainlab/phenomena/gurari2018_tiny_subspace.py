@@ -14,9 +14,9 @@ from trainlab.init import apply as init_apply
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
-from trainlab.phenomena._mixture import gaussian_mixture
 from trainlab.probes import PROBES, ProbeContext
 from trainlab.probes.hessian_spectrum import top_hessian_eigen
+from trainlab.tasks.gaussian_mixture import gaussian_mixture
 
 
 class TinySubspace(Phenomenon):

@@ -10,52 +10,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from trainlab.init import orthogonal_
+from trainlab.models import build_model
+from trainlab.models.rnn import ElmanRNN
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.tasks.adding import adding_problem
 
 
-class _AddingRNN(nn.Module):
-    """tanh RNN (torch's ``nn.RNN``) with a linear readout of the last state. Kept here:
-    ``trainlab.models`` has no recurrent model yet."""
-
-    def __init__(self, hidden: int, gain: float, generator: torch.Generator):
-        super().__init__()
-        self.rnn = nn.RNN(2, hidden, nonlinearity="tanh", batch_first=True)
-        self.out = nn.Linear(hidden, 1)
-        with torch.no_grad():
-            orthogonal_(self.rnn.weight_hh_l0, gain=gain, generator=generator)
-            self.rnn.weight_ih_l0.normal_(0, 1 / math.sqrt(2), generator=generator)
-            self.rnn.bias_hh_l0.zero_()
-            self.rnn.bias_ih_l0.zero_()
-            self.out.weight.normal_(0, 1 / math.sqrt(hidden), generator=generator)
-            self.out.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.rnn(x)
-        return self.out(h[:, -1])
-
-
-def adding_batch(batch: int, length: int, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The adding problem: channel 0 holds U(0, 1) values, channel 1 marks two positions;
-    the target is the sum of the two marked values."""
-    values = torch.rand(batch, length, generator=generator)
-    marks = torch.zeros(batch, length)
-    first = torch.randint(0, length // 2, (batch,), generator=generator)
-    second = torch.randint(length // 2, length, (batch,), generator=generator)
-    marks[torch.arange(batch), first] = 1.0
-    marks[torch.arange(batch), second] = 1.0
-    return torch.stack([values, marks], dim=-1), (values * marks).sum(1, keepdim=True)
+def _adding_rnn(hidden: int, gain: float, generator: torch.Generator) -> ElmanRNN:
+    """tanh ``rnn`` (2 inputs, 1 output, readout of the last state) with recurrent weights
+    ``gain`` x a random orthogonal matrix, input weights N(0, 1/2), readout N(0, 1/hidden),
+    zero biases."""
+    model = build_model("rnn", (50, 2), 1, hidden=hidden)
+    with torch.no_grad():
+        orthogonal_(model.recurrent_weight, gain=gain, generator=generator)
+        model.input_weight.normal_(0, 1 / math.sqrt(2), generator=generator)
+        model.rnn.bias_hh_l0.zero_()
+        model.rnn.bias_ih_l0.zero_()
+        model.out.weight.normal_(0, 1 / math.sqrt(hidden), generator=generator)
+        model.out.bias.zero_()
+    return model
 
 
 class RNNClipping(Phenomenon):
-    """The adding problem (T = 50) with a tanh RNN, hidden 32, recurrent weights
-    1.5 x a random orthogonal matrix; SGD lr 0.1, batch 64, 400 steps (quick 200), without
-    clipping and with ``clipped_sgd`` (max norm 1). Also, with recurrent weights 0.9 x
-    orthogonal, the norm of the state Jacobian ``d h_T / d h_0`` on a batch of sequences.
+    """The adding problem (T = 50, :func:`trainlab.tasks.adding.adding_problem`) with a tanh
+    ``rnn``, hidden 32, recurrent weights 1.5 x a random orthogonal matrix; SGD lr 0.1, batch 64,
+    400 steps (quick 200), without clipping and with ``clipped_sgd`` (max norm 1). Also, with
+    recurrent weights 0.9 x orthogonal, the norm of the state Jacobian ``d h_T / d h_0`` on a batch
+    of sequences.
 
     Pass criterion (the notes' B15, from the paper's claims): without clipping some step has a
     gradient norm > 100x the run's median or the loss becomes non-finite; with clipping the
@@ -71,13 +55,13 @@ class RNNClipping(Phenomenon):
 
     def _train(self, optimizer: str, steps: int, seed: int) -> dict[str, np.ndarray]:
         g = torch.Generator().manual_seed(seed)
-        model = _AddingRNN(32, 1.5, g)
+        model = _adding_rnn(32, 1.5, g)
         extra = {"max_norm": 1.0} if optimizer == "clipped_sgd" else {}
         opt = build_optimizer(optimizer, model.parameters(), lr=0.1, **extra)
         data = torch.Generator().manual_seed(seed + 1)
         losses, norms = [], []
         for _ in range(steps):
-            x, y = adding_batch(64, 50, data)
+            x, y = adding_problem(64, 50, generator=data)
             opt.zero_grad()
             loss = (model(x) - y).pow(2).mean()
             loss.backward()
@@ -91,8 +75,8 @@ class RNNClipping(Phenomenon):
 
     def _jacobian_norm(self, seed: int) -> float:
         g = torch.Generator().manual_seed(seed + 2)
-        model = _AddingRNN(32, 0.9, g)
-        x, _ = adding_batch(8, 50, g)
+        model = _adding_rnn(32, 0.9, g)
+        x, _ = adding_problem(8, 50, generator=g)
         h0 = torch.zeros(1, 8, 32, requires_grad=True)
         _, h_t = model.rnn(x, h0)
         jac = torch.stack([torch.autograd.grad(h_t[0, :, i].sum(), h0, retain_graph=True)[0][0]
