@@ -7,15 +7,15 @@ import math
 
 import torch
 
-from trainlab.models.ghost_batch_norm import GhostBatchNorm1d
+from trainlab.models.ghost_batchnorm import GhostBatchNorm
 from trainlab.phenomena.hoffer2017_train_longer import TrainLonger, _bn_mlp
 
 
 def test_student_norm_layers():
     g = torch.Generator().manual_seed(0)
-    ghost = [m for m in _bn_mlp(32, g).modules() if isinstance(m, GhostBatchNorm1d)]
-    assert len(ghost) == 2 and all(m.virtual_batch_size == 32 for m in ghost)
-    assert not any(isinstance(m, GhostBatchNorm1d) for m in _bn_mlp(None, g).modules())
+    ghost = [m for m in _bn_mlp(32, g).modules() if isinstance(m, GhostBatchNorm)]
+    assert len(ghost) == 2 and all(m.ghost_batch_size == 32 for m in ghost)
+    assert not any(isinstance(m, GhostBatchNorm) for m in _bn_mlp(None, g).modules())
 
 
 def test_check_thresholds():

@@ -1,9 +1,10 @@
-"""Model builders by name: MLP, deep linear network, 1-D CNN."""
+"""Model builders by name (``trainlab list models``) and reusable layers."""
 
 from trainlab.models import (  # noqa: F401  (registration)
     cnn1d,
     gcn,
     inr,
+    kernel_attention,
     lipschitz,
     lora,
     maxout,
@@ -16,5 +17,7 @@ from trainlab.models._registry import MODELS, build_model
 from trainlab.models.activations import ACTIVATIONS, Sine, activation
 from trainlab.models.cnn1d import CNN1d
 from trainlab.models.ghost_batchnorm import GhostBatchNorm
+from trainlab.models.spectral_regularizer import SpectralRegularizer
 
-__all__ = ["ACTIVATIONS", "CNN1d", "GhostBatchNorm", "MODELS", "Sine", "activation", "build_model"]
+__all__ = ["ACTIVATIONS", "CNN1d", "GhostBatchNorm", "MODELS", "Sine", "SpectralRegularizer",
+           "activation", "build_model"]

@@ -17,7 +17,7 @@ from torch import nn
 
 from trainlab.init import apply as init_apply
 from trainlab.models import build_model
-from trainlab.models.ghost_batch_norm import GhostBatchNorm1d
+from trainlab.models.ghost_batchnorm import GhostBatchNorm
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
 
@@ -26,7 +26,7 @@ def _bn_mlp(ghost: int | None, generator: torch.Generator) -> nn.Sequential:
     """20 -> 256 -> 256 -> 10 ReLU MLP with batch norm (ghost batch norm of virtual size
     ``ghost`` when given) after each hidden Linear; Kaiming-normal weights."""
     def norm() -> nn.Module:
-        return nn.BatchNorm1d(256) if ghost is None else GhostBatchNorm1d(256, ghost)
+        return nn.BatchNorm1d(256) if ghost is None else GhostBatchNorm(256, ghost_batch_size=ghost)
 
     model = nn.Sequential(nn.Linear(20, 256), norm(), nn.ReLU(), nn.Linear(256, 256), norm(),
                           nn.ReLU(), nn.Linear(256, 10))
