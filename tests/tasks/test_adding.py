@@ -19,7 +19,7 @@ def test_marks_and_targets_by_hand():
         assert len(marked) == 2 and marked[0] < 5 <= marked[1]  # one mark in each half
         assert set(x[i, :, 1].tolist()) == {0.0, 1.0}
         assert y[i, 0].item() == pytest.approx(float(x[i, marked[0], 0] + x[i, marked[1], 0]))
-    assert 0 <= x[..., 0].min() and x[..., 0].max() < 1
+    assert x[..., 0].min() >= 0 and x[..., 0].max() < 1
 
 
 def test_task_statistics_and_baseline():

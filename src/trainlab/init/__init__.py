@@ -16,6 +16,7 @@ docstring gives the paper's defaults and its deviations):
 - ``edge-of-chaos`` [111]: iid / orthogonal / low-rank / sparse weights at the critical
   ``(sigma_w^2, sigma_b^2)`` from :mod:`trainlab.init.mean_field`.
 - ``fixup``; ``small`` [20, 27, 68]: Fixup for residual nets; any scheme times a small scale.
+- ``balanced`` [27]: two-layer nets with ``||a_j|| = ||w_j||`` per neuron.
 
 Example:
     >>> import torch, trainlab.init as tinit
@@ -36,6 +37,7 @@ from trainlab.init._apply import (
     tensor_scheme,
     weight_layers,
 )
+from trainlab.init.balanced import balanced_
 from trainlab.init.conv_aware import conv_aware_
 from trainlab.init.fixup import fixup, small
 from trainlab.init.idinit import idinit_, idinit_zero_
@@ -61,6 +63,7 @@ __all__ = [
     "LayerInit",
     "VirgoVariances",
     "apply",
+    "balanced_",
     "conv_aware_",
     "decoupled_",
     "fan_in_out",

@@ -12,20 +12,7 @@ import torch
 
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
-
-
-def t_gram(u: torch.Tensor) -> torch.Tensor:
-    r"""The t-product :math:`U * U^T` of an (n, r, k) tensor with its t-transpose: in the
-    Fourier domain along the tubes, every frontal slice is :math:`\hat U_j \hat U_j^H`."""
-    f = torch.fft.fft(u, dim=2)
-    return torch.fft.ifft(torch.einsum("irk,jrk->ijk", f, f.conj()), dim=2).real
-
-
-def tubal_rank(x: torch.Tensor, rel: float = 1e-2) -> int:
-    """Largest numerical rank (singular values above ``rel`` x the overall largest) over the
-    Fourier-domain frontal slices of an (n, n, k) tensor."""
-    sv = torch.linalg.svdvals(torch.fft.fft(x, dim=2).permute(2, 0, 1))
-    return int((sv > rel * sv.max()).sum(1).max())
+from trainlab.theory.tubal import t_gram, tubal_rank
 
 
 class TubalImplicitRegularization(Phenomenon):

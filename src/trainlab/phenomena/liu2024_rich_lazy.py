@@ -14,16 +14,7 @@ from torch import nn
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
-
-
-def linear_ntk(w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    r"""Empirical NTK of ``f(x) = W2 W1 x`` on the points ``x`` (n, d), as an
-    (n out, n out) matrix: :math:`K = (HH^T) \otimes I + (XX^T) \otimes (W_2W_2^T)` with
-    :math:`H = XW_1^T` (exact for a two-layer linear network)."""
-    h = x @ w1.T
-    out = w2.shape[0]
-    eye = torch.eye(out, dtype=x.dtype)
-    return torch.kron(h @ h.T, eye) + torch.kron(x @ x.T, w2 @ w2.T)
+from trainlab.probes.ntk import linear_ntk
 
 
 class RichLazyConnectivity(Phenomenon):
@@ -33,7 +24,8 @@ class RichLazyConnectivity(Phenomenon):
     equal to the teacher's input singular vectors ("aligned"). ``W2 ~ N(0, 1/100)`` in every
     case. Full-batch GD (lr 0.02, float64) on 500 Gaussian inputs until the loss is 1e-2 of
     its initial value (cap 4000 steps). Measured: relative NTK change
-    ``||K_T - K_0||_F / ||K_0||_F`` on 200 held-out points and relative weight change
+    ``||K_T - K_0||_F / ||K_0||_F`` on 200 held-out points
+    (:func:`trainlab.probes.ntk.linear_ntk`) and relative weight change
     ``||W1_T - W1_0||_F / ||W1_0||_F``. Same setting in quick mode (it is already small).
 
     Pass criterion (the notes' B20): both changes are >= 1.5x larger for random low rank than

@@ -12,33 +12,20 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from trainlab.init import apply as init_apply
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
 
 
-def _balanced_small_init_(model: nn.Module, scale: float, generator: torch.Generator) -> None:
-    """``w_j ~ scale N(0, I/d)`` and ``a_j = +-||w_j||`` with a random sign (balanced
-    neurons, the paper's small initialization). Kept here until ``trainlab.init`` has a
-    balanced two-layer scheme."""
-    first, second = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        d = first.weight.shape[1]
-        first.weight.copy_(scale * torch.randn(first.weight.shape, generator=generator)
-                           / math.sqrt(d))
-        signs = torch.randint(0, 2, (first.weight.shape[0],), generator=generator) * 2 - 1
-        second.weight.copy_((signs * first.weight.norm(dim=1)).unsqueeze(0))
-
-
 class EarlyAlignment(Phenomenon):
-    """Binary data in 10 dimensions that meets the paper's correlation condition (same-label
-    pairs positively, different-label pairs negatively correlated): x = +-u + 0.3 g/sqrt(10),
-    n = 40. Model ``mlp`` depth 1, width 100, no biases, balanced init at scale 1e-6; full-batch
-    GD (lr 0.1) on the logistic loss for 3000 steps (quick 1500). Alignment = cosine between
-    a neuron's w_j and the mean of the positive (a_j > 0) or negative (a_j < 0) inputs;
-    neurons with zero gradient (inactive on every point of their class) count as dead.
+    """Binary data in 10 dimensions that meets the paper's correlation condition (same-label pairs
+    positively, different-label pairs negatively correlated): x = +-u + 0.3 g/sqrt(10), n = 40.
+    Model ``mlp`` depth 1, width 100, no biases, ``balanced`` init (``trainlab.init``) at scale
+    1e-6; full-batch GD (lr 0.1) on the logistic loss for 3000 steps (quick 1500). Alignment =
+    cosine between a neuron's w_j and the mean of the positive (a_j > 0) or negative (a_j < 0)
+    inputs; neurons with zero gradient (inactive on every point of their class) count as dead.
 
     Pass criterion (the notes' B21): at some step, >= 90% of non-dead neurons have cosine
     >= 0.9 with their class mean while every neuron's norm is still < 10x its initial
@@ -59,7 +46,7 @@ class EarlyAlignment(Phenomenon):
         x = y[:, None] * u + 0.3 * torch.randn(n, d, generator=g) / math.sqrt(d)
         means = {1: x[y > 0].mean(0), -1: x[y < 0].mean(0)}
         model = build_model("mlp", (d,), 1, depth=1, width=100, bias=False)
-        _balanced_small_init_(model, 1e-6, g)
+        init_apply(model, "balanced", generator=g, scale=1e-6)
         w1 = model[1].weight
         sign = torch.sign(model[3].weight.detach()[0])
         norm0 = w1.detach().norm(dim=1).clone()

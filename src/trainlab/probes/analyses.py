@@ -16,6 +16,7 @@ from trainlab.probes import (
     input_sensitivity,
     landscape,
     lojasiewicz,
+    ntk,
     sgd_stability,
     smoothgrad,
 )
@@ -54,5 +55,9 @@ ANALYSES.register("lojasiewicz-fit", lojasiewicz.fit_lgi, papers=(44,),
                   summary="Lojasiewicz gradient-inequality constants from (gap, grad norm) pairs")
 ANALYSES.register("generalization-gap-change", generalization_gap.expected_gap_change,
                   papers=(46,), summary="expected change of the generalization gap per SGD step")
+ANALYSES.register("empirical-ntk", ntk.empirical_ntk, papers=(68,),
+                  summary="empirical neural tangent kernel J J^T of any model on a point set")
+ANALYSES.register("linear-ntk", ntk.linear_ntk, papers=(68,),
+                  summary="closed-form NTK of a two-layer linear network W2 W1 x")
 
 __all__ = ["ANALYSES"]

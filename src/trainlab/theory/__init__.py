@@ -2,7 +2,7 @@
 regression under gradient descent (Advani, Saxe & Sompolinsky 2020, row 26), mean-field
 signal propagation (re-exported from :mod:`trainlab.init.mean_field`, which owns the solver)
 and the critical points of Bures-Wasserstein covariance factorization (Bréchet et al. 2023,
-row 96)."""
+row 96); the t-product algebra of tubal tensor factorizations (row 23)."""
 
 from trainlab.init.mean_field import (
     MeanFieldPoint,
@@ -36,6 +36,7 @@ from trainlab.theory.linear_regression import (
     ridge_generalization_error,
     training_error,
 )
+from trainlab.theory.tubal import t_gram, t_identity, t_product, t_transpose, tubal_rank
 
 __all__ = [
     "CriticalPoint", "MeanFieldPoint", "Spectrum", "bures_wasserstein_critical_points",
@@ -45,4 +46,5 @@ __all__ = [
     "learning_time_vs_depth", "length_map", "marchenko_pastur", "marchenko_pastur_density",
     "mean_field_point", "mode_strength", "mode_strength_discrete", "optimal_stopping",
     "q_fixed_point", "ridge_generalization_error", "training_error",
+    "t_gram", "t_identity", "t_product", "t_transpose", "tubal_rank",
 ]
