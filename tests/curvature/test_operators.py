@@ -203,3 +203,26 @@ def test_make_hvp_still_matches_dense():
     dense = dense_hessian(model, nn.CrossEntropyLoss(), x, y)
     v = torch.randn(dim, generator=torch.Generator().manual_seed(0), dtype=DT)
     assert torch.allclose(hvp(v), dense @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_double_backward_hessian_equals_forward_over_reverse_and_dense():
+    from trainlab.errors import ConfigError
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(),
+                                torch.nn.Linear(5, 3)).double()
+    x, y = torch.randn(7, 4, dtype=torch.float64), torch.randint(0, 3, (7,))
+    loss = torch.nn.functional.cross_entropy
+    fr = HessianOperator(model, loss, (x, y))
+    db = HessianOperator(model, loss, (x, y), method="double-backward")
+    eye = torch.eye(fr.dim, dtype=torch.float64)
+    dense = fr.matmat(eye)
+    by_matvec = torch.stack([db.matvec(eye[:, j]) for j in range(db.dim)], dim=1)
+    torch.testing.assert_close(by_matvec, dense, rtol=1e-12, atol=1e-12)
+    dense_ref = torch.func.hessian(lambda w: loss(torch.func.functional_call(
+        model, fr._split(w), (x,)), y))(fr.flat_params())
+    torch.testing.assert_close(by_matvec, dense_ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(dense, dense.T, rtol=1e-10, atol=1e-12)
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ConfigError, match="method"):
+        HessianOperator(model, loss, (x, y), method="newton")

@@ -23,17 +23,17 @@ from typing import Any
 
 import torch
 
-from trainlab.curvature import HessianOperator, frobenius_norm, hutchpp_trace, lanczos
+from trainlab.curvature import frobenius_norm, hutchpp_trace, lanczos
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes.sharpness import step_hessian
 
 
 def top_hessian_eigen(ctx: ProbeContext, k: int, v0: torch.Tensor | None = None) -> Any:
     """Top-``k`` Hessian eigenpairs of this step's batch loss, shared between probes in the
     same step through ``ctx.cached``."""
     def solve() -> Any:
-        op = ctx.cached("hessian_operator", lambda: HessianOperator(ctx.model, ctx.loss_fn,
-                                                                   ctx.batch))
+        op = step_hessian(ctx)
         return lanczos(op, k=min(k, op.dim), v0=v0, generator=ctx.generator, tol=1e-4)
 
     return ctx.cached(f"hessian_top{k}", solve)
