@@ -3,17 +3,17 @@ init, update size, gradient noise/GSNR) over an untracked training loop.
 
 An MLP (40-128-128-10) trained with Adam on MNIST-1D, batch 128. The reference is the same
 plain torch loop without probes, timed in the same process; each configuration measures the
-probes at every step, every 16 and every 256 steps. The tracked loop does what a monitor
-does (:class:`trainlab.train.Monitor`): after the backward pass and before the update it
-builds a :class:`~trainlab.probes.ProbeContext`, calls ``measure`` on the due probes, turns
-the results into floats once per step, and snapshots the parameters before the update when a
-probe due at the next step compares against them. Prints the median time per step and the
-median over rounds of the ratio to the untracked loop of the same round (Cockpit's published
-CPU figure for its economy preset on an MNIST MLP at every step is about 63x; see
-notes/diagnostics.md).
+probes at every step, every 16 and every 256 steps. The tracked loop is the untracked one
+plus a :class:`trainlab.train.Monitor` (no store): ``mon.step(loss, (x, y))`` after the
+backward pass and before the update, so the time includes everything a monitor does (probe
+hooks on the model, contexts, the due probes, one conversion to floats per step, parameter
+snapshots, the history). Prints the median time per step and the median over rounds of the
+ratio to the untracked loop of the same round (Cockpit's published CPU figure for its
+economy preset on an MNIST MLP at every step is about 63x; see notes/diagnostics.md).
+``--per-probe`` adds one configuration per probe of the preset, measured alone at every step.
 
 Example:
-    python benchmarks/probe_overhead.py --steps 512 --repeats 3
+    python benchmarks/probe_overhead.py --steps 512 --repeats 3 --clock process
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.models import build_model
-from trainlab.probes import ProbeContext, build_probes
+from trainlab.probes import PRESETS, build_probes
 from trainlab.tasks import build_task
+from trainlab.train import Monitor
 
 
 def make(seed: int, task):
@@ -38,41 +39,29 @@ def make(seed: int, task):
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def run(task, steps: int, batch: int, every: int | None, clock=time.perf_counter) -> float:
-    """Seconds per step of ``steps`` training steps, probes due every ``every`` steps."""
+def run(task, steps: int, batch: int, spec: str | None, every: int = 1,
+        clock=time.perf_counter) -> float:
+    """Seconds per step of ``steps`` training steps, probes ``spec`` due every ``every``."""
     model, opt = make(0, task)
     g = torch.Generator().manual_seed(0)
-    probes = build_probes("economy", every=every) if every else []
-    init = {n: p.detach().clone() for n, p in model.named_parameters()}
-    probe_gen = torch.Generator().manual_seed(1)
+    mon = (Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                   probes=build_probes(spec, every=every), seed=1) if spec else None)
     n = len(task.x_train)
-    sink = 0.0
     start = clock()
-    prev = None
-    for step in range(steps):
-        idx = torch.randint(0, n, (batch,), generator=g)
-        x, y = task.x_train[idx], task.y_train[idx]
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        due = [p for p in probes if p.due(step)]
-        if due:  # after backward, before the update, as trainlab.train.Monitor does
-            ctx = ProbeContext(step=step, model=model, loss_fn=F.cross_entropy, batch=(x, y),
-                               loss=loss.detach(), optimizer=opt, lr=1e-3, init_params=init,
-                               prev_params=prev, generator=probe_gen)
-            values = {}
-            for p in due:
-                values.update(p.measure(ctx))
-            tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
-            if tensors:  # one conversion (one device sync) per step
-                sink += float(torch.stack([t.detach().double().reshape(()) for t in tensors]
-                                          ).sum())
-        # parameters before the update, kept only when a probe due next step compares them
-        prev = ({k: p.detach().clone() for k, p in model.named_parameters()}
-                if any(p.needs_prev_params and p.due(step + 1) for p in probes) else None)
-        opt.step()
-    elapsed = clock() - start
-    del sink  # accumulated only so that every value is really computed
+    try:
+        for _ in range(steps):
+            idx = torch.randint(0, n, (batch,), generator=g)
+            x, y = task.x_train[idx], task.y_train[idx]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            if mon is not None:
+                mon.step(loss, (x, y))  # after backward, before the update
+            opt.step()
+        elapsed = clock() - start
+    finally:
+        if mon is not None:
+            mon.finish()
     return elapsed / steps
 
 
@@ -85,13 +74,20 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "process"), default="wall",
                         help="process: CPU time of this process (robust on a machine shared "
                              "with other jobs; equal to wall time on an idle one, 1 thread)")
+    parser.add_argument("--preset", default="economy", help="probe preset or spec to time")
+    parser.add_argument("--per-probe", action="store_true",
+                        help="also time each probe of the preset alone, at every step")
     parser.add_argument("--json", type=str, default="", help="write results to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = build_task("mnist1d")
-    configs = {"untracked": None, "economy@1": 1, "economy@16": 16, "economy@256": 256}
+    name = args.preset
+    configs: dict[str, tuple[str | None, int]] = {"untracked": (None, 1)}
+    configs.update({f"{name}@{e}": (name, e) for e in (1, 16, 256)})
+    if args.per_probe:
+        configs.update({f"{p}@1": (p, 1) for p in PRESETS.get(name, name.split(","))})
     clock = time.process_time if args.clock == "process" else time.perf_counter
-    run(task, 32, args.batch, 1)  # warm-up (allocator, first-call overheads)
+    run(task, 32, args.batch, name)  # warm-up (allocator, first-call overheads)
     times: dict[str, list[float]] = {k: [] for k in configs}
     ratios: dict[str, list[float]] = {k: [] for k in configs}
     names = list(configs)
@@ -99,20 +95,20 @@ def main() -> None:
         # interleaved, in a rotated order, and each ratio against the untracked run of the
         # same round: load that drifts (other processes) hits numerator and denominator alike
         order = names[r % len(names):] + names[:r % len(names)]
-        round_t = {name: run(task, args.steps, args.batch, configs[name], clock)
-                   for name in order}
+        round_t = {c: run(task, args.steps, args.batch, *configs[c], clock=clock)
+                   for c in order}
         for name, t in round_t.items():
             times[name].append(t)
             ratios[name].append(t / round_t["untracked"])
     print(f"torch {torch.__version__}, threads {args.threads}, {platform.processor() or 'cpu'}, "
           f"{args.steps} steps x {args.repeats} repeats, batch {args.batch}, {args.clock} clock")
     results = {}
-    for name, ts in times.items():
-        med, ratio = statistics.median(ts), statistics.median(ratios[name])
-        lo, hi = min(ratios[name]), max(ratios[name])
-        results[name] = {"ms_per_step": 1e3 * med, "ratio": ratio, "ratio_min": lo,
-                         "ratio_max": hi}
-        print(f"{name:>12}: {1e3 * med:7.3f} ms/step  ratio {ratio:5.2f}x  "
+    for c, ts in times.items():
+        med, ratio = statistics.median(ts), statistics.median(ratios[c])
+        lo, hi = min(ratios[c]), max(ratios[c])
+        results[c] = {"ms_per_step": 1e3 * med, "ratio": ratio, "ratio_min": lo,
+                      "ratio_max": hi}
+        print(f"{c:>16}: {1e3 * med:7.3f} ms/step  ratio {ratio:5.2f}x  "
               f"(per-round ratios {lo:.2f}-{hi:.2f})")
     if args.json:
         env = {"torch": torch.__version__, "threads": args.threads, "clock": args.clock,

@@ -4,6 +4,11 @@ A probe returns numbers and stores nothing. Everything a probe may need about th
 step is in :class:`ProbeContext`; quantities that several probes need in the same step (a
 Hessian-vector-product closure, the flat gradient) are computed once through
 ``ctx.cached(key, fn)``.
+
+A probe that can reuse the training step's own forward and backward passes (instead of
+recomputing them) may also implement :meth:`Probe.attach` and :meth:`Probe.arm`: the monitor
+attaches it to the model once, arms it for the steps where it is due, and removes the
+returned handle when the run ends.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -21,21 +26,32 @@ from trainlab.registry import Registry
 Measurement = dict[str, "torch.Tensor | float"]
 
 
+class Handle(Protocol):
+    """What :meth:`Probe.attach` returns: ``remove()`` detaches (as torch's hook handles)."""
+
+    def remove(self) -> None: ...
+
+
 @dataclass
 class ProbeContext:
-    """What a probe sees at step ``step`` (after the optimizer step of that step).
+    """What a probe sees at step ``step``: after the backward pass of that step's batch and
+    before the optimizer step (where :class:`~trainlab.train.Monitor` calls probes).
 
     Attributes:
-        step: the step index just completed (0-based).
+        step: the number of updates applied so far (0-based); every measurement describes
+            the parameters after ``step`` updates.
         model: the model (probes must leave it exactly as found: mode, weights, grads).
+            ``p.grad`` holds the gradient of this step's batch at the current parameters,
+            about to be used for update ``step + 1``.
         loss_fn: ``loss_fn(outputs, targets) -> scalar``.
         batch: ``(inputs, targets)`` of this step.
-        loss: the batch loss at the pre-step parameters (a detached tensor).
-        optimizer: the optimizer (its state may be read, never written).
-        lr: the learning rate used for this step (first param group).
+        loss: the batch loss at the current parameters (a detached tensor).
+        optimizer: the optimizer (its state may be read, never written); its state reflects
+            the ``step`` updates applied so far.
+        lr: the learning rate of the coming update (first param group).
         init_params: parameters at step 0 (detached copies), by name.
-        prev_params: parameters before this step's update, when some due probe asked for
-            them (``Probe.needs_prev_params``), else None.
+        prev_params: parameters before the last update (after ``step - 1`` updates), when
+            some due probe asked for them (``Probe.needs_prev_params``), else None.
         task: the :class:`~trainlab.tasks.Task`, when there is one (for evaluation).
         generator: randomness for stochastic probes (seeded from the run's seed).
         cache: per-step cache shared by the probes measured in this step.
@@ -61,13 +77,17 @@ class ProbeContext:
         return self.cache[key]
 
     def params(self) -> dict[str, torch.Tensor]:
-        """Current trainable parameters by name (detached views, not copies)."""
-        return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+        """Current trainable parameters by name (detached views, not copies; one dict shared
+        by the probes of this step: read it, never modify it)."""
+        return self.cached("params", lambda: {
+            n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad})
 
     def grads(self) -> dict[str, torch.Tensor]:
-        """Current gradients by name (parameters without a gradient are skipped)."""
-        return {n: p.grad.detach() for n, p in self.model.named_parameters()
-                if p.requires_grad and p.grad is not None}
+        """Current gradients by name (parameters without a gradient are skipped; one dict
+        shared by the probes of this step: read it, never modify it)."""
+        return self.cached("grads", lambda: {
+            n: p.grad.detach() for n, p in self.model.named_parameters()
+            if p.requires_grad and p.grad is not None})
 
 
 class Probe(ABC):
@@ -76,9 +96,12 @@ class Probe(ABC):
     Args:
         every: measure at steps where ``step % every == 0`` (and at the last step).
 
-    Subclasses may set ``needs_prev_params = True`` (the trainer then snapshots the
-    parameters before the update at due steps) and keep state across steps through
-    :meth:`state_dict` / :meth:`load_state_dict`, which checkpoints save.
+    Subclasses may set ``needs_prev_params = True`` (the monitor then snapshots the
+    parameters before each update that leads to a due step) and keep state across steps through
+    :meth:`state_dict` / :meth:`load_state_dict`, which checkpoints save. A probe that
+    records what it needs during the training step's own forward/backward implements
+    :meth:`attach` and :meth:`arm`; :meth:`measure` must still work without them (a probe
+    used outside a monitor, or a step its hooks could not record).
     """
 
     name: str = ""
@@ -95,6 +118,23 @@ class Probe(ABC):
 
     def setup(self, ctx: ProbeContext) -> None:  # noqa: B027  (optional hook)
         """Called once, at the first step measured, before :meth:`measure`."""
+
+    def attach(self, model: nn.Module) -> Handle | None:
+        """Optional: register hooks on ``model`` that record, while armed, what
+        :meth:`measure` needs from the training step's forward and backward passes. Returns
+        a handle whose ``remove()`` detaches every hook (and drops what was recorded), or
+        None when nothing was attached (the default). Hooks must not change any number the
+        model computes."""
+        del model
+        return None
+
+    def arm(self, due: bool) -> None:  # noqa: B027  (optional hook)
+        """Optional, for attached probes: ``arm(True)`` starts recording the next forward and
+        backward pass (the monitor calls it at the end of step ``k`` when step ``k + 1`` is
+        due); ``arm(False)`` stops recording and keeps what was recorded for
+        :meth:`measure` (the monitor calls it at the start of every step, so probes'
+        own forward passes are never recorded, and at the end of a step when the next one is
+        not due)."""
 
     @abstractmethod
     def measure(self, ctx: ProbeContext) -> Measurement:

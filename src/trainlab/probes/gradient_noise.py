@@ -21,10 +21,16 @@ epsilon, so the value does not depend on the parameter scale.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.per_sample import GradStats, per_sample_grad_stats
+from trainlab.probes.per_sample import (
+    GradStats,
+    LinearCapture,
+    captured_grad_stats,
+    per_sample_grad_stats,
+)
 
 
 def noise_scale_terms(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,17 +58,29 @@ def _moments(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _gsnr(m2: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Mean of ``m2 / (q - m2)`` over the entries with positive variance (consumes ``q``)."""
+    """Mean of ``m2 / (q - m2)`` over the entries with positive variance (consumes ``q``).
+
+    The mask is a float tensor (``sign``), not a boolean one with ``torch.where``: on CPU the
+    boolean kernels cost several times more, and this runs at every step of ``economy``."""
     var = q.sub_(m2)
-    pos = var > 0
-    ratio = torch.where(pos, m2 / var, 0.0)
-    return ratio.sum() / pos.sum().clamp_min(1)
+    pos = torch.sign(var).clamp_min_(0)  # 1 where the variance is positive, else 0
+    ratio = m2.div(var.mul_(pos).add_(1 - pos)).mul_(pos)  # divides by 1 where masked out
+    count = pos.sum(dtype=torch.float64) if pos.numel() > 2 ** 24 else pos.sum()
+    return ratio.sum() / count.clamp_min(1)
 
 
 class GradientNoise(Probe):
     """``gns`` (simple noise scale), ``gns/trace_cov``, ``gns/grad_sq``, ``gsnr`` (mean GSNR)
     and the mean and standard deviation of the per-example gradient norms, on this step's
     batch at the current parameters.
+
+    Attached to a model (:meth:`attach`, as :class:`~trainlab.train.Monitor` does), the
+    probe records the inputs and output gradients of the ``nn.Linear`` layers during the
+    training step's own forward and backward passes on the steps it is armed for, and
+    computes the statistics from them (:func:`~trainlab.probes.per_sample.captured_grad_stats`).
+    Otherwise, or when the record cannot be used, it recomputes a forward and backward pass
+    (:func:`~trainlab.probes.per_sample.per_sample_grad_stats`). Both give the same numbers
+    (up to rounding) when ``p.grad`` is the gradient of ``loss_fn`` on the batch.
 
     Args:
         every: cadence.
@@ -75,15 +93,41 @@ class GradientNoise(Probe):
         super().__init__(every)
         check_range("max_examples", max_examples, low=2, owner="grad-noise")
         self.max_examples = max_examples
+        self._captures: list[LinearCapture] = []
+
+    def attach(self, model: nn.Module) -> _Attachment | None:
+        capture = LinearCapture(model)
+        if not capture.modules:
+            capture.remove()
+            return None
+        self._captures.append(capture)
+        return _Attachment(self._captures, capture)
+
+    def arm(self, due: bool) -> None:
+        for capture in self._captures:
+            capture.arm(due)
+
+    def _recorded(self, ctx: ProbeContext) -> GradStats | None:
+        capture = next((c for c in self._captures if c.model is ctx.model), None)
+        if capture is None:
+            return None
+        records = capture.take()
+        if not records:
+            return None
+        return captured_grad_stats(ctx.model, records, ctx.grads(), len(ctx.batch[0]),
+                                   examples=self.max_examples)
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
-        # Probes run after this batch's backward pass and before the update, so p.grad is
-        # the mean gradient at these parameters: reuse it (checked) when the whole batch is
-        # used instead of summing the per-example gradients again.
-        grads = ctx.grads() if len(x) <= k else None
-        stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, x[:k], y[:k], mean_grad=grads)
+        stats = self._recorded(ctx)
+        if stats is None:
+            # Probes run after this batch's backward pass and before the update, so p.grad
+            # is the mean gradient at these parameters: reuse it (checked) when the whole
+            # batch is used instead of summing the per-example gradients again.
+            grads = ctx.grads() if len(x) <= k else None
+            stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, x[:k], y[:k],
+                                          mean_grad=grads)
         if stats.n < 2:
             return {}
         m2, q = _moments(stats)  # flat, shared by both statistics
@@ -92,6 +136,18 @@ class GradientNoise(Probe):
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
                 "gsnr": _gsnr(m2, q), "per_sample_grad_norm/mean": norms.mean(),
                 "per_sample_grad_norm/std": norms.std()}
+
+
+class _Attachment:
+    """Handle of :meth:`GradientNoise.attach`: ``remove()`` detaches the capture's hooks."""
+
+    def __init__(self, captures: list[LinearCapture], capture: LinearCapture):
+        self._captures, self.capture = captures, capture
+
+    def remove(self) -> None:
+        self.capture.remove()
+        if self.capture in self._captures:
+            self._captures.remove(self.capture)
 
 
 PROBES.register("grad-noise", GradientNoise,

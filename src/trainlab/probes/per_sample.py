@@ -9,6 +9,11 @@ probes need follow from the activations alone (the "BackPACK trick", Dangel et a
 extra dimensions (sequences) get their per-example gradients by one ``einsum`` per layer.
 Models with other trainable layers fall back to ``torch.func.vmap`` over ``grad``, in chunks.
 
+During training, the inputs and output gradients of the layers are computed anyway by the
+step's own forward and backward passes: a :class:`LinearCapture` (hooks, armed only on the
+steps where statistics are due) records them and :func:`captured_grad_stats` turns them into
+the same statistics without a second forward and backward pass.
+
 The loss must be the *mean* of per-example losses (every trainlab task's loss is).
 """
 
@@ -27,6 +32,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes._restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
+Records = dict[nn.Linear, "tuple[torch.Tensor, torch.Tensor] | None"]
 REUSE_MIN_WEIGHTS = 65536  # weights of a layer from which reusing the batch gradient pays
 
 
@@ -39,7 +45,8 @@ class GradStats:
         sq_norms: :math:`\\|g_i\\|^2`, shape ``(n,)``.
         grad_sum: :math:`\\sum_i g_i` per parameter name.
         grad_sq_sum: :math:`\\sum_i g_i^{\\odot 2}` (elementwise) per parameter name.
-        method: ``"linear-hooks"`` or ``"vmap"``.
+        method: ``"linear-hooks"``, ``"vmap"`` or ``"captured"`` (from the training step's
+            own passes, :func:`captured_grad_stats`).
         reused_mean: part of ``grad_sum`` came from the caller's ``mean_grad`` (it matched).
     """
 
@@ -94,21 +101,41 @@ def _find_linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | 
     return {n: owners[n] for n in trainable} if set(trainable) == set(owners) else None
 
 
-def _mean_grad_mismatch(module: nn.Linear, a: torch.Tensor, d: torch.Tensor,
-                        mean_grad: dict[str, torch.Tensor], names: dict[str, str]
-                        ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-    """``(error, scale)`` pairs that compare the given batch gradient of a 2-D Linear layer
-    with this forward's, by cheap projections (no matrix product): the bias gradient is
-    :math:`\\sum_i d_i` and the weight gradient times the ones vector is
-    :math:`d^T (a\\mathbf 1)`. None when a gradient is missing or misshapen."""
-    out = []
-    for kind, name in names.items():
-        g = mean_grad.get(name)
-        if g is None or g.shape != getattr(module, kind).shape:
-            return None
-        got, want = (g.sum(1), d.T @ a.sum(1)) if kind == "weight" else (g, d.sum(0))
-        out.append(((got - want).abs().max(), want.abs().max()))
-    return out
+def _layers(owners: dict[str, tuple[nn.Linear, str]]) -> dict[nn.Linear, dict[str, str]]:
+    """``{Linear module: {'weight'|'bias': parameter name}}`` in the parameter order."""
+    layers: dict[nn.Linear, dict[str, str]] = {}
+    for name, (module, kind) in owners.items():
+        layers.setdefault(module, {})[kind] = name
+    return layers
+
+
+def _agrees(layers: dict[nn.Linear, dict[str, str]],
+            acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]],
+            mean_grad: dict[str, torch.Tensor]) -> bool:
+    """Whether ``mean_grad`` is the batch gradient of the pass whose layer inputs ``a`` and
+    output gradients ``d`` are given, by cheap projections (no matrix product, one host
+    sync): the bias gradient is :math:`\\sum_r d_r` and the weight gradient times the ones
+    vector is :math:`d^T (a\\mathbf 1)` (rows ``r`` over examples and, for sequences,
+    positions), both to 1e-4 of the largest entry. False when a gradient is missing or
+    misshapen."""
+    got: list[torch.Tensor] = []
+    want: list[torch.Tensor] = []
+    for module, names in layers.items():
+        a, d = acts[module]
+        if d is None:
+            return False
+        if a.dim() != 2:
+            a, d = a.reshape(-1, a.shape[-1]), d.reshape(-1, d.shape[-1])
+        for kind, name in names.items():
+            g = mean_grad.get(name)
+            if g is None or g.shape != getattr(module, kind).shape:
+                return False
+            got.append(g.sum(1) if kind == "weight" else g)
+            want.append(d.T @ a.sum(1) if kind == "weight" else d.sum(0))
+    if not got:
+        return False
+    got_t, want_t = torch.cat(got), torch.cat(want)
+    return bool((got_t - want_t).abs().max() <= 1e-4 * want_t.abs().max() + 1e-12)
 
 
 def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
@@ -134,29 +161,30 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     n = outs[0].shape[0]
     dz = torch.autograd.grad(loss, outs, allow_unused=True)
     acts = {m: (records[m][0][0], d) for m, d in zip(order, dz)}
-    sq_norms = torch.zeros(n, dtype=loss.dtype, device=loss.device)
-    gsum: dict[str, torch.Tensor] = {}
-    gsq: dict[str, torch.Tensor] = {}
-    layers: dict[nn.Linear, dict[str, str]] = {}
-    for name, (module, kind) in owners.items():
-        layers.setdefault(module, {})[kind] = name
+    layers = _layers(owners)
     # the known batch gradient replaces the sum product of the wide layers only: for small
     # ones the product is cheaper than checking that the gradient is this batch's
-    reuse = {m for m, names in layers.items() if mean_grad is not None and "weight" in names
-             and m.weight.numel() >= REUSE_MIN_WEIGHTS}
-    pairs = []
-    for m in reuse:
-        a, d = acts[m]
-        got = (None if d is None or a.dim() != 2
-               else _mean_grad_mismatch(m, a, d, mean_grad, layers[m]))
-        if got is None:
-            reuse, pairs = set(), []
-            break
-        pairs += got
-    if pairs:
-        err, scale = (torch.stack(v) for v in zip(*pairs))
-        if not bool((err <= 1e-4 * scale.max() + 1e-12).all()):  # one host sync
-            reuse = set()  # not this batch's gradient (clipped, accumulated, other batch)
+    reuse = {m: layers[m] for m in layers if mean_grad is not None and "weight" in layers[m]
+             and m.weight.numel() >= REUSE_MIN_WEIGHTS and acts[m][0].dim() == 2}
+    if reuse and not _agrees(reuse, acts, mean_grad):
+        reuse = {}  # not this batch's gradient (clipped, accumulated, other batch)
+    return _linear_stats(owners, layers, acts, n, n, mean_grad, set(reuse), loss,
+                         "linear-hooks")
+
+
+def _linear_stats(owners: dict[str, tuple[nn.Linear, str]],
+                  layers: dict[nn.Linear, dict[str, str]],
+                  acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]], n: int,
+                  scale: int, mean_grad: dict[str, torch.Tensor] | None, reuse: set[nn.Linear],
+                  like: torch.Tensor, method: str) -> GradStats:
+    """Statistics from each layer's input ``a`` and output gradient ``d`` (of a loss that
+    averages ``scale`` examples), over the ``n`` examples given; the layers in ``reuse``
+    (2-D inputs) take their gradient sum from ``mean_grad`` (checked by the caller, all
+    examples)."""
+    sq_norms = torch.zeros(n, dtype=like.dtype, device=like.device)
+    gsum: dict[str, torch.Tensor] = {}
+    gsq: dict[str, torch.Tensor] = {}
+    reused: list[str] = []
     for module, names in layers.items():
         a, d = acts[module]
         if d is None:
@@ -164,7 +192,7 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
                 gsum[name] = torch.zeros_like(getattr(module, kind))
                 gsq[name] = torch.zeros_like(getattr(module, kind))
             continue
-        delta = d * n  # per-example loss gradients (the batch loss is a mean)
+        delta = d * scale  # per-example loss gradients (the batch loss is a mean)
         w_name, b_name = names.get("weight"), names.get("bias")
         if a.dim() == 2:
             # ||g_i||^2 = ||delta_i||^2 (||a_i||^2 + 1 with a bias); one product per statistic
@@ -182,7 +210,7 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
                 if module not in reuse:
                     gsum[b_name] = delta.sum(0)
             if module in reuse:  # the sum is n times the known batch gradient
-                gsum.update({k: mean_grad[k] * n for k in (w_name, b_name) if k})
+                reused += [k for k in (w_name, b_name) if k]
         else:
             a3 = a.reshape(n, -1, a.shape[-1])
             d3 = delta.reshape(n, -1, delta.shape[-1])
@@ -191,9 +219,138 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
                 g_sq = g * g
                 sq_norms += g_sq.flatten(1).sum(1)
                 gsum[name], gsq[name] = g.sum(0), g_sq.sum(0)
+    if reused:
+        gsum.update(zip(reused, torch._foreach_mul([mean_grad[k] for k in reused], n)))
     names = list(owners)  # in the model's parameter order
-    return GradStats(n, sq_norms.detach(), {k: gsum[k].detach() for k in names},
-                     {k: gsq[k].detach() for k in names}, "linear-hooks", bool(reuse))
+    return GradStats(n, sq_norms, {k: gsum[k] for k in names}, {k: gsq[k] for k in names},
+                     method, bool(reused))
+
+
+class _InertHook:
+    """What a copy of a hooked model gets instead of a capture's hook (a no-op)."""
+
+    def __call__(self, module: nn.Module, args: Any, out: Any) -> None:
+        return None
+
+
+class _RecordingHook:
+    """Forward hook of :class:`LinearCapture` (a class, not a closure, so that a model
+    carrying it can still be pickled or deep-copied: copies get an inert hook)."""
+
+    def __init__(self, capture: LinearCapture):
+        self.capture = capture
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        cap = self.capture
+        if not cap.armed or not torch.is_grad_enabled() or not args:
+            return None
+        if (not isinstance(out, torch.Tensor) or not out.requires_grad
+                or torch._C._are_functorch_transforms_active()):
+            return None
+        a, generation = args[0].detach(), cap._generation
+
+        def keep(grad: torch.Tensor) -> None:  # returns None: the gradient is unchanged
+            if cap._generation == generation:
+                cap._keep(module, a, grad.detach())
+
+        out.register_hook(keep)
+        return None
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return _InertHook, ()
+
+
+class LinearCapture:
+    """Records, while armed, the input :math:`a` and the output gradient
+    :math:`\\partial L / \\partial z` of every ``nn.Linear`` layer of ``model`` during its own
+    forward and backward passes, so that :func:`captured_grad_stats` needs no second pass.
+
+    One forward hook per Linear layer stays registered until :meth:`remove`; while disarmed
+    it returns at once. Armed, in a forward pass with gradients enabled, it registers a
+    tensor hook on the layer's output that keeps the gradient reaching it in the backward
+    pass. Neither hook changes any value (both return None). A layer recorded twice between
+    two :meth:`arm` calls (used twice, or two backward passes) is marked unusable.
+    """
+
+    def __init__(self, model: nn.Module):
+        self._model = weakref.ref(model)
+        self.modules = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        self.armed = False
+        self._generation = 0
+        self._records: Records = {}
+        hook = _RecordingHook(self)
+        self._handles = [m.register_forward_hook(hook) for m in self.modules]
+
+    @property
+    def model(self) -> nn.Module | None:
+        return self._model()
+
+    @property
+    def recorded(self) -> int:
+        """Number of layers with something recorded since the last :meth:`arm` (True)."""
+        return len(self._records)
+
+    def _keep(self, module: nn.Module, a: torch.Tensor, grad: torch.Tensor) -> None:
+        self._records[module] = None if module in self._records else (a, grad)
+
+    def arm(self, on: bool) -> None:
+        """Start (dropping what was recorded) or stop recording."""
+        if on:
+            self._generation += 1
+            self._records = {}
+        self.armed = on
+
+    def take(self) -> Records:
+        """What was recorded (``None`` for a layer recorded more than once), then forget it."""
+        records, self._records = self._records, {}
+        return records
+
+    def remove(self) -> None:
+        """Detach every hook and drop what was recorded."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self.armed = False
+        self._generation += 1
+        self._records = {}
+
+
+def captured_grad_stats(model: nn.Module, records: Records,
+                        mean_grad: dict[str, torch.Tensor], batch_size: int,
+                        examples: int | None = None) -> GradStats | None:
+    """Per-example gradient statistics from what a :class:`LinearCapture` recorded in the
+    training step's own forward and backward pass of a batch of ``batch_size`` examples
+    (the loss being their mean), over the first ``examples`` of them (all by default).
+
+    ``mean_grad`` is the batch gradient by parameter name (``p.grad`` right after that
+    backward pass). It must agree, by the cheap projections of every layer, with the
+    recorded inputs and output gradients; the sum of the per-example gradients is then
+    ``batch_size * mean_grad`` (no product). None when the records cannot be used (a
+    trainable parameter outside an ``nn.Linear``, a layer missing or recorded twice, another
+    batch size, or a gradient that is not the recorded pass's: clipped, accumulated, or with
+    extra terms); the caller then recomputes with :func:`per_sample_grad_stats`.
+    """
+    owners = _linear_owners(model)
+    if owners is None:
+        return None
+    layers = _layers(owners)
+    acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    for m in layers:
+        rec = records.get(m)
+        if rec is None or rec[0].shape[0] != batch_size or rec[0].shape[:-1] != rec[1].shape[:-1]:
+            return None
+        acts[m] = rec
+    if not _agrees(layers, acts, mean_grad):
+        return None
+    n = batch_size if examples is None else min(examples, batch_size)
+    if n < batch_size:
+        acts = {m: (a[:n], d[:n]) for m, (a, d) in acts.items()}
+        reuse: set[nn.Linear] = set()
+    else:
+        reuse = {m for m, names in layers.items() if "weight" in names and acts[m][0].dim() == 2}
+    like = next(iter(acts.values()))[1]
+    return _linear_stats(owners, layers, acts, n, batch_size, mean_grad, reuse, like,
+                         "captured")
 
 
 def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: Any,

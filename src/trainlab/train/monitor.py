@@ -13,6 +13,12 @@ Example (your own loop)::
 Convention: ``step`` counts updates already applied. At step ``k`` every measurement describes
 the parameters after ``k`` updates; ``loss`` is the batch loss there and the gradients are the
 ones just computed at those parameters, about to be used for update ``k + 1``.
+
+Hooks: probes that can reuse the training step's own forward and backward passes (``grad-noise``
+records the inputs and output gradients of the ``nn.Linear`` layers) are attached to the
+model when the monitor is built and detached by :meth:`Monitor.finish` (or on leaving a
+``with`` block, also after an exception). They record only on the forward/backward pass that
+precedes a step where the probe is due, and change no value the model computes.
 """
 
 from __future__ import annotations
@@ -26,11 +32,20 @@ import torch
 from torch import nn
 
 from trainlab.probes import Probe, ProbeContext, build_probes
+from trainlab.probes._probe import Handle
 from trainlab.store import RunStore
 
 
 class Monitor:
     """Runs probes at their cadence and records every number.
+
+    The monitor registers hooks on ``model`` for its lifetime (see :meth:`Probe.attach`:
+    for instance, ``grad-noise`` records the ``nn.Linear`` layers' inputs and output
+    gradients during the training step's forward/backward before a step where it is due)
+    and removes every one of them in :meth:`finish`, which the trainer also calls when a
+    run fails; a ``with Monitor(...) as mon:`` block finishes (and detaches) on exit, also
+    after an exception. The hooks change no number the model computes, and nothing else of
+    the model is changed.
 
     Args:
         model: the model being trained.
@@ -85,6 +100,40 @@ class Monitor:
         self._set_up = False
         self._started = time.perf_counter()
         self._needs_prev = any(p.needs_prev_params for p in self.probes)
+        self._prev_buffer: dict[str, torch.Tensor] | None = None  # reused by every snapshot
+        self._finished = False
+        self._attached: list[tuple[Probe, Handle]] = []
+        try:
+            for probe in self.probes:
+                handle = probe.attach(model)
+                if handle is not None:
+                    self._attached.append((probe, handle))
+        except BaseException:
+            self._detach()
+            raise
+        self._arm(self.step_index)
+
+    def _arm(self, step: int) -> None:
+        """Tell attached probes whether to record the coming forward/backward pass."""
+        for probe, _ in self._attached:
+            probe.arm(self._due(probe, step))
+
+    def _detach(self) -> None:
+        for _, handle in self._attached:
+            handle.remove()
+        self._attached = []
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        """The current parameters, copied into a buffer kept from one snapshot to the next."""
+        params = self._params()
+        buf = self._prev_buffer
+        if buf is None or buf.keys() != params.keys() or any(
+                b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
+                for b, p in zip(buf.values(), params.values())):
+            buf = self._prev_buffer = {n: p.clone() for n, p in params.items()}
+        else:
+            torch._foreach_copy_(list(buf.values()), list(params.values()))
+        return buf
 
     def _due(self, probe: Probe, step: int) -> bool:
         return probe.due(step) or step == self.total_steps
@@ -100,6 +149,8 @@ class Monitor:
         the non-finite loss is recorded and no probe runs at that step.
         """
         k = self.step_index
+        for probe, _ in self._attached:  # keep what the training pass recorded, record no more
+            probe.arm(False)
         if not self.init_params:
             self.init_params = {n: p.clone() for n, p in self._params().items()}
         if lr is None and self.optimizer is not None:
@@ -124,9 +175,10 @@ class Monitor:
         self._prev = None
         if finite and self._needs_prev and any(
                 p.needs_prev_params and self._due(p, k + 1) for p in self.probes):
-            self._prev = {n: p.clone() for n, p in self._params().items()}
+            self._prev = self._snapshot()
         self._record(k, values)
         self.step_index = k + 1
+        self._arm(k + 1)
         if len(self._buffer) and (k + 1) % self.flush_every == 0:
             self.flush()
         return finite
@@ -135,9 +187,7 @@ class Monitor:
         names = list(values)
         tensors = [n for n in names if isinstance(values[n], torch.Tensor)]
         if tensors:  # one conversion to Python floats per step (one device sync)
-            floats = torch.stack([values[n].detach().to("cpu", torch.float64).reshape(())
-                                  for n in tensors]).tolist()
-            values = {**values, **dict(zip(tensors, floats))}
+            values = {**values, **dict(zip(tensors, _to_floats([values[n] for n in tensors])))}
         for name in names:
             value = float(values[name])
             self.history.setdefault(name, []).append((step, value))
@@ -171,17 +221,30 @@ class Monitor:
 
     def finish(self, status: str = "completed", extra: dict[str, Any] | None = None
                ) -> dict[str, Any]:
-        """Flush, mark the run with ``status`` and return the summary."""
+        """Detach the probes' hooks from the model, flush, mark the run with ``status`` and
+        return the summary."""
+        self._detach()
+        self._finished = True
         self.flush()
         summary = {**self.summary(status), **(extra or {})}
         if self.store is not None:
             self.store.set_status(self.run_id, status, summary)
         return summary
 
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """Finish (``failed`` after an exception) unless :meth:`finish` was called."""
+        if not self._finished:
+            self.finish("failed" if exc_type is not None else "completed")
+        self._detach()
+
     # ---- checkpointing ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        prev = None if self._prev is None else {n: t.clone() for n, t in self._prev.items()}
         return {"step_index": self.step_index, "init_params": self.init_params,
-                "prev": self._prev, "generator": self.generator.get_state(),
+                "prev": prev, "generator": self.generator.get_state(),
                 "probes": [p.state_dict() for p in self.probes], "set_up": self._set_up,
                 "history": self.history}
 
@@ -196,3 +259,13 @@ class Monitor:
         self.history = {k: [e for e in v if e[0] < self.step_index]
                         for k, v in state["history"].items()}
         self._buffer = []
+        self._arm(self.step_index)
+
+
+def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
+    """Python floats of scalar tensors, by one stacked copy to the host (one device sync)."""
+    with torch.no_grad():
+        flat = [t if t.dim() == 0 else t.reshape(()) for t in tensors]
+        if len({t.device for t in flat}) > 1:
+            flat = [t.to("cpu", torch.float64) for t in flat]
+        return torch.stack(flat).to("cpu", torch.float64).tolist()
