@@ -52,15 +52,15 @@ SETTINGS: dict[str, tuple[dict, str | None, dict, int]] = {
                  36),
     "gravity": (dict(lr=0.1, alpha=0.01, beta=0.9), "Gravity",
                 dict(lr=0.1, alpha=0.01, beta=0.9), 20),
-    "grokfast_adamw": (dict(lr=1e-3, alpha=0.98, lamb=2.0, betas=(0.9, 0.98),
+    "grokfast-adamw": (dict(lr=1e-3, alpha=0.98, lamb=2.0, betas=(0.9, 0.98),
                             weight_decay=0.01), "GrokFastAdamW",
                        dict(lr=1e-3, grokfast_alpha=0.98, grokfast_lamb=2.0, betas=(0.9, 0.98),
                             weight_decay=0.01, weight_decouple=True, normalize_lr=False), 36),
     "gd (heavy ball)": (dict(lr=1e-3, momentum=0.9), None, {}, 20),
     "dog": (dict(lr=1.0), None, {}, 16),
-    "optimistic_amsgrad": (dict(lr=1e-3), None, {}, 44),
+    "optimistic-amsgrad": (dict(lr=1e-3), None, {}, 44),
     "riemannian_adam (eucl.)": (dict(lr=1e-3), None, {}, 28),
-    "clipped_sgd": (dict(lr=1e-3), None, {}, 12),
+    "clipped-sgd": (dict(lr=1e-3), None, {}, 12),
 }
 
 

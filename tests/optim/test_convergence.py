@@ -39,9 +39,9 @@ QUADRATIC = [
     ("gd", 3000, 1e-3, dict(momentum=0.9)),
     ("gd", 500, 0.05, dict(momentum=0.5, nesterov=True)),
     ("dog", 3000, 1.0, {}),
-    ("optimistic_amsgrad", 3000, 1e-2, {}),
-    ("grokfast_ma_adamw", 3000, 1e-2, dict(weight_decay=0.0, window_size=10, lamb=1.0)),
-    ("clipped_sgd", 3000, 0.05, dict(max_norm=1.0)),
+    ("optimistic-amsgrad", 3000, 1e-2, {}),
+    ("grokfast-ma-adamw", 3000, 1e-2, dict(weight_decay=0.0, window_size=10, lamb=1.0)),
+    ("clipped-sgd", 3000, 0.05, dict(max_norm=1.0)),
 ]
 
 
@@ -55,7 +55,7 @@ def test_quadratic_minimum(name, steps, lr, hyper):
 ROSENBROCK = [
     ("gd", 3000, 1.5e-3, dict(momentum=0.95)),
     ("gd", 3000, 1e-3, dict(momentum=0.9, nesterov=True)),
-    ("optimistic_amsgrad", 3000, 2e-2, {}),
+    ("optimistic-amsgrad", 3000, 2e-2, {}),
 ]
 
 

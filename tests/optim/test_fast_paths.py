@@ -130,7 +130,7 @@ def test_dispatch_falls_back_for_mixed_steps_and_non_contiguous():
 def test_grokfast_adamw_fused_hook_equals_chain_update(wd):
     """``apply_`` (filter into scratch + fused AdamW) against the chain's own ``update``
     followed by the adapter's step, on the same states."""
-    tx = OPTIMIZERS.get("grokfast_adamw")([torch.zeros(1)], weight_decay=wd).transform
+    tx = OPTIMIZERS.get("grokfast-adamw")([torch.zeros(1)], weight_decay=wd).transform
     assert tx.apply_ is not None
     fused = _fused_grokfast_ema_adamw(0.98, 2.0, 0.9, 0.98, 1e-8, wd, block_elements=BLOCK)
     lr = 1e-2

@@ -71,8 +71,8 @@ def test_frozen_tensor_inner_state_stops_and_never_moves_again():
 def test_validation():
     p = [torch.zeros(2, requires_grad=True)]
     with pytest.raises(ConfigError, match="alpha"):
-        build_optimizer("grades_adamw", p, lr=1e-3, alpha=1.5)
+        build_optimizer("grades-adamw", p, lr=1e-3, alpha=1.5)
     with pytest.raises(ConfigError, match="metric"):
-        build_optimizer("grades_adamw", p, lr=1e-3, metric="weights")
+        build_optimizer("grades-adamw", p, lr=1e-3, metric="weights")
     with pytest.raises(ConfigError, match="total_steps"):
-        build_optimizer("grades_adamw", p, lr=1e-3, total_steps=0)
+        build_optimizer("grades-adamw", p, lr=1e-3, total_steps=0)

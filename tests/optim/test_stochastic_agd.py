@@ -33,7 +33,7 @@ def test_reference_equations(mu, gamma0):
         v = [((1 - alpha) * gamma * vi + alpha * mu * yi - alpha * gi) / gamma_next
              for vi, yi, gi in zip(v, y, g)]
         gamma = gamma_next
-    params, opt = run(lambda p: build_optimizer("stochastic_agd", p, lr=eta, mu=mu,
+    params, opt = run(lambda p: build_optimizer("stochastic-agd", p, lr=eta, mu=mu,
                                                 gamma0=gamma0), 15)
     assert_close_lists([opt.state[p]["w"] for p in params], w, rtol=1e-12, atol=1e-13)
     assert_close_lists([opt.state[p]["v"] for p in params], v, rtol=1e-12, atol=1e-13)
@@ -62,12 +62,12 @@ def test_faster_than_sgd_on_interpolating_least_squares():
         for k, i in enumerate(order):
             x.grad = (a[i] @ x.detach() - b[i]) * a[i]
             opt.step()
-            iterate = opt.state[x]["w"] if name == "stochastic_agd" else x.detach()
+            iterate = opt.state[x]["w"] if name == "stochastic-agd" else x.detach()
             if torch.linalg.vector_norm(iterate - x_star) < 1e-6:
                 return k
         return len(order)
 
-    agd = iterations("stochastic_agd", lr=1 / (rho * big_l), mu=mu)
+    agd = iterations("stochastic-agd", lr=1 / (rho * big_l), mu=mu)
     sgd = iterations("sgd", lr=1 / l_max)
     assert agd < 0.6 * sgd < 0.6 * len(order)
 
@@ -75,6 +75,6 @@ def test_faster_than_sgd_on_interpolating_least_squares():
 def test_validation():
     p = [torch.zeros(2, requires_grad=True)]
     with pytest.raises(ConfigError, match="mu"):
-        build_optimizer("stochastic_agd", p, lr=0.1, mu=-1.0)
+        build_optimizer("stochastic-agd", p, lr=0.1, mu=-1.0)
     with pytest.raises(ConfigError, match="gamma0"):
-        build_optimizer("stochastic_agd", p, lr=0.1, gamma0=0.0)
+        build_optimizer("stochastic-agd", p, lr=0.1, gamma0=0.0)

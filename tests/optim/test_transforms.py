@@ -79,7 +79,7 @@ def test_grokfast_ema_adamw_matches_pytorch_optimizer_filter():
 
     ref = _po_filtered_adamw(lambda m, s: gradfilter_ema(m, s, alpha=0.9, lamb=2.0), 200,
                              lr=1e-2, betas=(0.9, 0.98), weight_decay=0.1)
-    ours, _ = run(lambda p: OPTIMIZERS.get("grokfast_adamw")(
+    ours, _ = run(lambda p: OPTIMIZERS.get("grokfast-adamw")(
         p, lr=1e-2, alpha=0.9, lamb=2.0, betas=(0.9, 0.98), weight_decay=0.1), 200)
     assert_close_lists(ours, ref, rtol=1e-10, atol=1e-12)
 
@@ -91,7 +91,7 @@ def test_grokfast_ma_adamw_matches_pytorch_optimizer_filter(warmup):
     ref = _po_filtered_adamw(
         lambda m, s: gradfilter_ma(m, s, window_size=7, lamb=5.0, warmup=warmup), 200,
         lr=1e-2, betas=(0.9, 0.98), weight_decay=0.1)
-    ours, _ = run(lambda p: OPTIMIZERS.get("grokfast_ma_adamw")(
+    ours, _ = run(lambda p: OPTIMIZERS.get("grokfast-ma-adamw")(
         p, lr=1e-2, window_size=7, lamb=5.0, warmup=warmup, betas=(0.9, 0.98),
         weight_decay=0.1), 200)
     assert_close_lists(ours, ref, rtol=1e-9, atol=1e-11)
@@ -146,7 +146,7 @@ def test_tree_round_trip_and_mismatch_errors():
         tree_replace_leaves(state, [*leaves, 1])
 
 
-@pytest.mark.parametrize("name", ["grokfast_adamw", "grokfast_ma_adamw", "clipped_sgd"])
+@pytest.mark.parametrize("name", ["grokfast-adamw", "grokfast-ma-adamw", "clipped-sgd"])
 def test_adapter_resume_equals_uninterrupted(name):
     make = lambda p: OPTIMIZERS.get(name)(p, lr=1e-2)  # noqa: E731
     full, _ = run(make, 120)

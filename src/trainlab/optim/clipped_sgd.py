@@ -19,5 +19,5 @@ def clipped_sgd(params: Iterable[Any], lr: float = 1e-2, max_norm: float = 1.0, 
     return TransformOptimizer(params, clip_by_global_norm(max_norm), lr=lr, maximize=maximize)
 
 
-OPTIMIZERS.register("clipped_sgd", clipped_sgd, papers=(31,),
+OPTIMIZERS.register("clipped-sgd", clipped_sgd, papers=(31,),
                     summary="SGD with global gradient-norm clipping (Pascanu et al.)")

@@ -100,5 +100,5 @@ def grades_adamw(params: Iterable[Any], lr: float = 1e-3, tau: float = 1e-4,
 
 TRANSFORMS.register("grades", grades, papers=(95,),
                     summary="GradES: freeze a tensor once its gradient change |dg|_1 < tau")
-OPTIMIZERS.register("grades_adamw", grades_adamw, papers=(95,),
+OPTIMIZERS.register("grades-adamw", grades_adamw, papers=(95,),
                     summary="AdamW with GradES per-tensor early stopping (|dg|_1 < tau)")

@@ -104,7 +104,7 @@ def grokfast_ma_adamw(params: Iterable[Any], lr: float = 1e-3, window_size: int 
     return TransformOptimizer(params, tx, lr=lr, maximize=maximize)
 
 
-OPTIMIZERS.register("grokfast_adamw", grokfast_adamw, papers=(101,),
+OPTIMIZERS.register("grokfast-adamw", grokfast_adamw, papers=(101,),
                     summary="Grokfast EMA filter (g + lamb EMA(g)) in front of AdamW")
-OPTIMIZERS.register("grokfast_ma_adamw", grokfast_ma_adamw, papers=(101,),
+OPTIMIZERS.register("grokfast-ma-adamw", grokfast_ma_adamw, papers=(101,),
                     summary="Grokfast-MA filter (g + lamb windowed mean) in front of AdamW")

@@ -90,5 +90,5 @@ class OptimisticAMSGrad(StatefulOptimizer):
             maximize=group["maximize"])
 
 
-OPTIMIZERS.register("optimistic_amsgrad", OptimisticAMSGrad, papers=(50,),
+OPTIMIZERS.register("optimistic-amsgrad", OptimisticAMSGrad, papers=(50,),
                     summary="Optimistic-AMSGrad: AMSGrad half-step plus a predicted-gradient step")

@@ -114,5 +114,5 @@ class RiemannianAdam(StatefulOptimizer):
             maximize=group["maximize"])
 
 
-OPTIMIZERS.register("riemannian_adam", RiemannianAdam, papers=(115,),
+OPTIMIZERS.register("riemannian-adam", RiemannianAdam, papers=(115,),
                     summary="Riemannian Adam/AMSGrad on sphere and Poincare-ball param groups")

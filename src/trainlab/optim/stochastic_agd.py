@@ -99,5 +99,5 @@ class StochasticAGD(StatefulOptimizer):
             s["alpha"], s["gamma"] = alpha, gamma
 
 
-OPTIMIZERS.register("stochastic_agd", StochasticAGD, papers=(22,),
+OPTIMIZERS.register("stochastic-agd", StochasticAGD, papers=(22,),
                     summary="stochastic Nesterov acceleration (estimating sequences), lr=1/(rho L)")

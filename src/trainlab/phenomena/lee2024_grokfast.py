@@ -64,7 +64,7 @@ class Grokfast(Phenomenon):
         seeds = [seed + i for i in range(3)]
         return {"cap": cap, "seeds": seeds,
                 "baseline": [self._steps_to_generalize("adamw", s, cap) for s in seeds],
-                "grokfast": [self._steps_to_generalize("grokfast_adamw", s, cap)
+                "grokfast": [self._steps_to_generalize("grokfast-adamw", s, cap)
                              for s in seeds]}
 
     def check(self, data: dict[str, Any]) -> list[Check]:

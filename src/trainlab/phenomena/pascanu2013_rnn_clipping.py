@@ -56,7 +56,7 @@ class RNNClipping(Phenomenon):
     def _train(self, optimizer: str, steps: int, seed: int) -> dict[str, np.ndarray]:
         g = torch.Generator().manual_seed(seed)
         model = _adding_rnn(32, 1.5, g)
-        extra = {"max_norm": 1.0} if optimizer == "clipped_sgd" else {}
+        extra = {"max_norm": 1.0} if optimizer == "clipped-sgd" else {}
         opt = build_optimizer(optimizer, model.parameters(), lr=0.1, **extra)
         data = torch.Generator().manual_seed(seed + 1)
         losses, norms = [], []
@@ -86,7 +86,7 @@ class RNNClipping(Phenomenon):
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         steps = 200 if quick else 400
         return {"plain": self._train("sgd", steps, seed),
-                "clipped": self._train("clipped_sgd", steps, seed),
+                "clipped": self._train("clipped-sgd", steps, seed),
                 "jacobian_norm": self._jacobian_norm(seed), "jacobian_bound": 0.9**50}
 
     def check(self, data: dict[str, Any]) -> list[Check]:
