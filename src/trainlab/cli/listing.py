@@ -22,7 +22,7 @@ WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "pr
         "tasks": "task", "models": "model", "activations": "activation",
         "phenomena": "phenomenon", "analyses": "analysis",
         "estimators": "estimator", "procedures": "procedure",
-        "theory": "theory"}
+        "theory": "theory", "transforms": "transform"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -149,9 +149,9 @@ def inverse_sqrt(total_steps: int = 1, *, warmup: int = 0, timescale: int | None
     Need", Vaswani et al., 2017, normalised to 1 at the end of warmup). The default timescale
     :math:`\tau = w` (or 1 without warmup) gives the Transformer's :math:`\sqrt{w/t}`.
     ``total_steps`` is accepted for a uniform signature and does not change the curve."""
-    check_range("warmup", warmup, low=0, owner="inverse_sqrt")
+    check_range("warmup", warmup, low=0, owner="inverse-sqrt")
     tau = timescale if timescale is not None else max(warmup, 1)
-    check_range("timescale", tau, low=0, low_open=True, owner="inverse_sqrt")
+    check_range("timescale", tau, low=0, low_open=True, owner="inverse-sqrt")
 
     def decay(step: int) -> float:
         return 1.0 / math.sqrt(1.0 + step / tau)
@@ -208,7 +208,7 @@ SCHEDULES.register("sgdr", sgdr, papers=(39,),
                    summary="cosine annealing with warm restarts (T_0, T_mult)")
 
 SCHEDULES.register("linear", linear, summary="linear warmup, then linear decay to a floor")
-SCHEDULES.register("inverse_sqrt", inverse_sqrt,
+SCHEDULES.register("inverse-sqrt", inverse_sqrt,
                    summary="linear warmup, then 1/sqrt decay (Transformer schedule)")
 SCHEDULES.register("wsd", wsd,
                    summary="warmup-stable-decay: constant then linear/cosine/1-sqrt cool-down")
