@@ -11,6 +11,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     boixadsera2023_rank_increase,
     carbonnelle2019_layer_rotation,
     cohen2021_edge_of_stability,
+    gilmer2022_warmup_curvature,
     goodfellow2015_interpolation,
     gurari2018_tiny_subspace,
     hayou2024_lora_init,
@@ -30,6 +31,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     wu2023_trace_bound,
     saxe2014_deep_linear,
     song2024_kernel_attention,
+    tian2025_grokking_features,
     wortsman2023_instabilities,
 )
 from trainlab.phenomena._base import PHENOMENA, Check, Outcome, Phenomenon
