@@ -1,5 +1,6 @@
 """Gradient estimators: quantities that stand in for a backpropagated gradient."""
 
+from trainlab.optim.estimators.feature_gradients import feature_gradients
 from trainlab.optim.estimators.forward_gradient import (
     ForwardGradient,
     forward_gradient,
@@ -29,9 +30,13 @@ ESTIMATORS.register("kernel-gradient", kernel_gradient, papers=(72,),
                     summary="Gaussian-process (kernel) gradient estimate, as in OptEx")
 ESTIMATORS.register("weight-perturbation", weight_perturbation, papers=(103,),
                     summary="gradient estimate from random weight perturbations")
+ESTIMATORS.register("feature-gradients", feature_gradients, papers=(78,),
+                    summary="feature selection by gradient descent on a relaxed mask, "
+                            "scored by a sublinear learnability estimate")
 ESTIMATORS.register("node-perturbation", node_perturbation, papers=(103,),
                     summary="gradient estimate from random perturbations of unit outputs")
 
-__all__ = ["ESTIMATORS", "ForwardGradient", "LocalGuesses", "LocalLossGuess", "forward_gradient",
+__all__ = ["ESTIMATORS", "ForwardGradient", "LocalGuesses", "LocalLossGuess", "feature_gradients",
+           "forward_gradient",
            "kernel_gradient", "knn_gradient", "model_forward_gradient", "node_perturbation",
            "reinmax", "straight_through", "weight_perturbation"]
