@@ -93,7 +93,7 @@ def run_problem(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     out: dict = {"problem": name, "params": sum(p.numel() for p in model.parameters()),
                  "batch": x.shape[0]}
     params = [p for p in model.parameters()]
-    op = HessianOperator(model, loss_fn, (x, y))
+    op = HessianOperator(model, loss_fn, (x, y), method=args.method)
     v = torch.randn(op.dim, generator=torch.Generator().manual_seed(0))
 
     # --- HVP cost over gradient cost -------------------------------------------------------
@@ -208,6 +208,8 @@ def main() -> None:
     parser.add_argument("--mnist1d-batch", type=int, default=1000)
     parser.add_argument("--mlp-batch", type=int, default=1024)
     parser.add_argument("--only", choices=["mnist1d", "mlp784"], default=None)
+    parser.add_argument("--method", choices=["forward-over-reverse", "double-backward"],
+                        default="double-backward", help="HessianOperator product method")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

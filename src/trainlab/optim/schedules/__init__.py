@@ -17,4 +17,4 @@ from trainlab.optim.schedules._schedule import (
 )
 
 __all__ = ["SCHEDULES", "Schedule", "ScheduleLR", "build_schedule", "constant", "cosine", "d2z",
-           "inverse-sqrt", "join", "linear", "linear_warmup", "sgdr", "wsd"]
+           "inverse_sqrt", "join", "linear", "linear_warmup", "sgdr", "wsd"]
