@@ -59,14 +59,19 @@ def assert_unchanged(model: nn.Module, snap: dict) -> None:
 def context(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: int = 1,
             optimizer: torch.optim.Optimizer | None = None, lr: float = 0.1,
             loss_fn=F.cross_entropy) -> ProbeContext:
-    """A context after one optimizer step (so grads, optimizer state, prev params exist)."""
+    """A context built as :class:`~trainlab.train.Monitor` builds it at step 1: one update
+    already applied (optimizer state and the previous parameters exist), then this batch's
+    backward pass at the new parameters, and no update between that backward pass and the
+    context (``p.grad`` is the gradient at the current parameters)."""
     init = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     opt.zero_grad()
-    loss = loss_fn(model(x), y)
-    loss.backward()
+    loss_fn(model(x), y).backward()
     prev = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt.step()
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
     return ProbeContext(step=step, model=model, loss_fn=loss_fn, batch=(x, y),
                         loss=loss.detach(), optimizer=opt, lr=lr, init_params=init,
                         prev_params=prev, generator=torch.Generator().manual_seed(0))

@@ -53,6 +53,8 @@ def _moments(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat :math:`\\bar g^2` and :math:`\\overline{g^2}` over all parameters (fresh tensors,
     built in place: these passes over all parameters dominate for wide layers)."""
     n = stats.n
+    if stats.flat_sum is not None and stats.flat_sq is not None:
+        return stats.flat_sum.square().div_(n * n), stats.flat_sq.div(n)
     m2 = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()]).square_().div_(n * n)
     return m2, torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()]).div_(n)
 
@@ -115,7 +117,7 @@ class GradientNoise(Probe):
         if not records:
             return None
         return captured_grad_stats(ctx.model, records, ctx.grads(), len(ctx.batch[0]),
-                                   examples=self.max_examples)
+                                   examples=self.max_examples, params=ctx.params())
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch

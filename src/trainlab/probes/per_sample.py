@@ -32,7 +32,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes._restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
-Records = dict[nn.Linear, "tuple[torch.Tensor, torch.Tensor] | None"]
+Records = dict[nn.Linear, tuple[torch.Tensor, torch.Tensor]]
 REUSE_MIN_WEIGHTS = 65536  # weights of a layer from which reusing the batch gradient pays
 
 
@@ -48,6 +48,9 @@ class GradStats:
         method: ``"linear-hooks"``, ``"vmap"`` or ``"captured"`` (from the training step's
             own passes, :func:`captured_grad_stats`).
         reused_mean: part of ``grad_sum`` came from the caller's ``mean_grad`` (it matched).
+        flat_sum, flat_sq: ``grad_sum`` and ``grad_sq_sum`` as single flat vectors, in
+            parameter order, when they were built that way (the dicts then hold views of
+            them); None otherwise. Read-only.
     """
 
     n: int
@@ -56,6 +59,8 @@ class GradStats:
     grad_sq_sum: dict[str, torch.Tensor]
     method: str
     reused_mean: bool = False
+    flat_sum: torch.Tensor | None = None
+    flat_sq: torch.Tensor | None = None
 
     def mean(self) -> dict[str, torch.Tensor]:
         """The batch gradient :math:`\\bar g = \\frac1n\\sum_i g_i`."""
@@ -73,21 +78,47 @@ class GradStats:
                    ) / self.n ** 2
 
 
-_OWNERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], Any]] = (
+@dataclass(frozen=True)
+class _Layout:
+    """Where each trainable parameter of a Linear-only model lives: its layer, and its place
+    in the flat vectors of statistics (parameter order)."""
+
+    owners: dict[str, tuple[nn.Linear, str]]
+    layers: dict[nn.Linear, dict[str, str]]
+    shapes: tuple[torch.Size, ...]
+    sizes: tuple[int, ...]
+
+
+_LAYOUTS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], _Layout | None]] = (
     weakref.WeakKeyDictionary())
+
+
+def _linear_layout(model: nn.Module, params: dict[str, torch.Tensor] | None = None
+                   ) -> _Layout | None:
+    """The layout of ``model``'s trainable parameters (``params``, by name, when the caller
+    has them: detached views do), or None when some trainable parameter is not a Linear
+    layer's own. Cached per model while its trainable parameters (names and storage) stay
+    the same."""
+    if params is None:
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    key = tuple((n, p.data_ptr()) for n, p in params.items())
+    hit = _LAYOUTS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    owners = _find_linear_owners(model)
+    layout = None if owners is None else _Layout(
+        owners, _layers(owners), tuple(params[n].shape for n in owners),
+        tuple(params[n].numel() for n in owners))
+    _LAYOUTS[model] = (key, layout)
+    return layout
 
 
 def _linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
     """Map each trainable parameter name to its ``(Linear module, 'weight'|'bias')``, or None
-    when some trainable parameter is not a Linear layer's own. Cached per model while its
-    named parameters (identity and ``requires_grad``) stay the same."""
-    key = tuple((n, id(p), p.requires_grad) for n, p in model.named_parameters())
-    hit = _OWNERS.get(model)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    owners = _find_linear_owners(model)
-    _OWNERS[model] = (key, owners)
-    return owners
+    when some trainable parameter is not a Linear layer's own (cached, see
+    :func:`_linear_layout`)."""
+    layout = _linear_layout(model)
+    return None if layout is None else layout.owners
 
 
 def _find_linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
@@ -139,14 +170,18 @@ def _agrees(layers: dict[nn.Linear, dict[str, str]],
 
 
 def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
-                        owners: dict[str, tuple[nn.Linear, str]],
+                        layout: _Layout,
                         mean_grad: dict[str, torch.Tensor] | None = None) -> GradStats | None:
     records: dict[nn.Linear, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
-    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor
+             ) -> torch.Tensor:
         records.setdefault(module, []).append((args[0].detach(), out))
+        # the rest of this (the probe's own) forward gets a copy: an in-place activation
+        # such as ReLU(inplace=True) must not overwrite the output differentiated below
+        return out.clone()
 
-    modules = {m for m, _ in owners.values()}
+    modules = set(layout.layers)
     handles = [m.register_forward_hook(hook) for m in modules]
     try:
         with torch.enable_grad():
@@ -161,36 +196,39 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     n = outs[0].shape[0]
     dz = torch.autograd.grad(loss, outs, allow_unused=True)
     acts = {m: (records[m][0][0], d) for m, d in zip(order, dz)}
-    layers = _layers(owners)
+    layers = layout.layers
     # the known batch gradient replaces the sum product of the wide layers only: for small
     # ones the product is cheaper than checking that the gradient is this batch's
     reuse = {m: layers[m] for m in layers if mean_grad is not None and "weight" in layers[m]
              and m.weight.numel() >= REUSE_MIN_WEIGHTS and acts[m][0].dim() == 2}
     if reuse and not _agrees(reuse, acts, mean_grad):
         reuse = {}  # not this batch's gradient (clipped, accumulated, other batch)
-    return _linear_stats(owners, layers, acts, n, n, mean_grad, set(reuse), loss,
-                         "linear-hooks")
+    return _linear_stats(layout, acts, n, n, mean_grad, set(reuse), loss, "linear-hooks")
 
 
-def _linear_stats(owners: dict[str, tuple[nn.Linear, str]],
-                  layers: dict[nn.Linear, dict[str, str]],
+def _linear_stats(layout: _Layout,
                   acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]], n: int,
                   scale: int, mean_grad: dict[str, torch.Tensor] | None, reuse: set[nn.Linear],
                   like: torch.Tensor, method: str) -> GradStats:
     """Statistics from each layer's input ``a`` and output gradient ``d`` (of a loss that
     averages ``scale`` examples), over the ``n`` examples given; the layers in ``reuse``
     (2-D inputs) take their gradient sum from ``mean_grad`` (checked by the caller, all
-    examples)."""
+    examples). Sums are written straight into two flat vectors (no concatenation later)."""
+    total = sum(layout.sizes)
+    flat = torch.empty(2 * total, dtype=like.dtype, device=like.device)
+    chunks = flat.split(layout.sizes * 2)
+    views = [c if len(shape) == 1 else c.view(shape)
+             for c, shape in zip(chunks, layout.shapes * 2)]
+    k = len(layout.sizes)
+    gsum = dict(zip(layout.owners, views[:k]))
+    gsq = dict(zip(layout.owners, views[k:]))
     sq_norms = torch.zeros(n, dtype=like.dtype, device=like.device)
-    gsum: dict[str, torch.Tensor] = {}
-    gsq: dict[str, torch.Tensor] = {}
-    reused: list[str] = []
-    for module, names in layers.items():
+    for module, names in layout.layers.items():
         a, d = acts[module]
         if d is None:
-            for kind, name in names.items():
-                gsum[name] = torch.zeros_like(getattr(module, kind))
-                gsq[name] = torch.zeros_like(getattr(module, kind))
+            for name in names.values():
+                gsum[name].zero_()
+                gsq[name].zero_()
             continue
         delta = d * scale  # per-example loss gradients (the batch loss is a mean)
         w_name, b_name = names.get("weight"), names.get("bias")
@@ -201,16 +239,18 @@ def _linear_stats(owners: dict[str, tuple[nn.Linear, str]],
             if w_name is not None:
                 a_sq = a * a
                 sq_norms.addcmul_(rows, a_sq.sum(1))
-                gsq[w_name] = delta_sq.T @ a_sq
-                if module not in reuse:
-                    gsum[w_name] = delta.T @ a
+                torch.mm(delta_sq.T, a_sq, out=gsq[w_name])
+                if module in reuse:  # the sum is n times the known batch gradient
+                    torch.mul(mean_grad[w_name], n, out=gsum[w_name])
+                else:
+                    torch.mm(delta.T, a, out=gsum[w_name])
             if b_name is not None:
                 sq_norms += rows
-                gsq[b_name] = delta_sq.sum(0)
-                if module not in reuse:
-                    gsum[b_name] = delta.sum(0)
-            if module in reuse:  # the sum is n times the known batch gradient
-                reused += [k for k in (w_name, b_name) if k]
+                torch.sum(delta_sq, 0, out=gsq[b_name])
+                if module in reuse:
+                    torch.mul(mean_grad[b_name], n, out=gsum[b_name])
+                else:
+                    torch.sum(delta, 0, out=gsum[b_name])
         else:
             a3 = a.reshape(n, -1, a.shape[-1])
             d3 = delta.reshape(n, -1, delta.shape[-1])
@@ -218,12 +258,9 @@ def _linear_stats(owners: dict[str, tuple[nn.Linear, str]],
                 g = torch.einsum("nto,nti->noi", d3, a3) if kind == "weight" else d3.sum(1)
                 g_sq = g * g
                 sq_norms += g_sq.flatten(1).sum(1)
-                gsum[name], gsq[name] = g.sum(0), g_sq.sum(0)
-    if reused:
-        gsum.update(zip(reused, torch._foreach_mul([mean_grad[k] for k in reused], n)))
-    names = list(owners)  # in the model's parameter order
-    return GradStats(n, sq_norms, {k: gsum[k] for k in names}, {k: gsq[k] for k in names},
-                     method, bool(reused))
+                torch.sum(g, 0, out=gsum[name])
+                torch.sum(g_sq, 0, out=gsq[name])
+    return GradStats(n, sq_norms, gsum, gsq, method, bool(reuse), flat[:total], flat[total:])
 
 
 class _InertHook:
@@ -268,8 +305,11 @@ class LinearCapture:
     One forward hook per Linear layer stays registered until :meth:`remove`; while disarmed
     it returns at once. Armed, in a forward pass with gradients enabled, it registers a
     tensor hook on the layer's output that keeps the gradient reaching it in the backward
-    pass. Neither hook changes any value (both return None). A layer recorded twice between
-    two :meth:`arm` calls (used twice, or two backward passes) is marked unusable.
+    pass (the gradient with respect to the layer's own output, even when an in-place
+    activation overwrites that output afterwards). Neither hook changes any value (both
+    return None). When a layer is recorded more than once between two :meth:`arm` calls (a
+    layer used twice, several backward passes), the last record is kept:
+    :func:`captured_grad_stats` then finds that it does not add up to ``p.grad`` and refuses.
     """
 
     def __init__(self, model: nn.Module):
@@ -290,8 +330,8 @@ class LinearCapture:
         """Number of layers with something recorded since the last :meth:`arm` (True)."""
         return len(self._records)
 
-    def _keep(self, module: nn.Module, a: torch.Tensor, grad: torch.Tensor) -> None:
-        self._records[module] = None if module in self._records else (a, grad)
+    def _keep(self, module: nn.Linear, a: torch.Tensor, grad: torch.Tensor) -> None:
+        self._records[module] = (a, grad)
 
     def arm(self, on: bool) -> None:
         """Start (dropping what was recorded) or stop recording."""
@@ -301,7 +341,7 @@ class LinearCapture:
         self.armed = on
 
     def take(self) -> Records:
-        """What was recorded (``None`` for a layer recorded more than once), then forget it."""
+        """What was recorded (the last record of each layer), then forget it."""
         records, self._records = self._records, {}
         return records
 
@@ -317,40 +357,50 @@ class LinearCapture:
 
 def captured_grad_stats(model: nn.Module, records: Records,
                         mean_grad: dict[str, torch.Tensor], batch_size: int,
-                        examples: int | None = None) -> GradStats | None:
+                        examples: int | None = None,
+                        params: dict[str, torch.Tensor] | None = None) -> GradStats | None:
     """Per-example gradient statistics from what a :class:`LinearCapture` recorded in the
     training step's own forward and backward pass of a batch of ``batch_size`` examples
     (the loss being their mean), over the first ``examples`` of them (all by default).
 
     ``mean_grad`` is the batch gradient by parameter name (``p.grad`` right after that
-    backward pass). It must agree, by the cheap projections of every layer, with the
-    recorded inputs and output gradients; the sum of the per-example gradients is then
-    ``batch_size * mean_grad`` (no product). None when the records cannot be used (a
-    trainable parameter outside an ``nn.Linear``, a layer missing or recorded twice, another
-    batch size, or a gradient that is not the recorded pass's: clipped, accumulated, or with
+    backward pass). The sum of the per-example gradients computed from the record must equal
+    ``batch_size * mean_grad`` (each tensor to 1e-4 of its norm; by cheap projections when
+    only the first ``examples`` are used). None when the record cannot be used (a
+    trainable parameter outside an ``nn.Linear``, a layer missing, another batch size, a
+    layer used twice, or a gradient that is not the recorded pass's: clipped, accumulated, or with
     extra terms); the caller then recomputes with :func:`per_sample_grad_stats`.
+    ``params``: the model's trainable parameters by name, when the caller has them.
     """
-    owners = _linear_owners(model)
-    if owners is None:
+    layout = _linear_layout(model, params)
+    if layout is None:
         return None
-    layers = _layers(owners)
     acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]] = {}
-    for m in layers:
+    for m in layout.layers:
         rec = records.get(m)
         if rec is None or rec[0].shape[0] != batch_size or rec[0].shape[:-1] != rec[1].shape[:-1]:
             return None
         acts[m] = rec
-    if not _agrees(layers, acts, mean_grad):
-        return None
     n = batch_size if examples is None else min(examples, batch_size)
-    if n < batch_size:
-        acts = {m: (a[:n], d[:n]) for m, (a, d) in acts.items()}
-        reuse: set[nn.Linear] = set()
-    else:
-        reuse = {m for m, names in layers.items() if "weight" in names and acts[m][0].dim() == 2}
     like = next(iter(acts.values()))[1]
-    return _linear_stats(owners, layers, acts, n, batch_size, mean_grad, reuse, like,
-                         "captured")
+    if n < batch_size:
+        if not _agrees(layout.layers, acts, mean_grad):
+            return None
+        acts = {m: (a[:n], d[:n]) for m, (a, d) in acts.items()}
+        return _linear_stats(layout, acts, n, batch_size, None, set(), like, "captured")
+    names = list(layout.owners)
+    grads = [mean_grad.get(k) for k in names]
+    if any(g is None or g.shape != shape for g, shape in zip(grads, layout.shapes)):
+        return None
+    stats = _linear_stats(layout, acts, n, n, None, set(), like, "captured")
+    # the whole gradient sum against n times the batch gradient: a record of another pass,
+    # or a gradient changed after the backward pass (clipped, with extra terms), is refused
+    sums = list(stats.grad_sum.values())
+    err = torch._foreach_norm(torch._foreach_sub(sums, grads, alpha=n))
+    size = torch._foreach_norm(sums)
+    if not bool((torch.stack(err) <= 1e-4 * torch.stack(size)).all()):  # per tensor
+        return None
+    return stats
 
 
 def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: Any,
@@ -406,13 +456,13 @@ def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tenso
                           f"'vmap'. Got {method!r} instead.")
     check_range("chunk", chunk, low=1, owner="per_sample_grad_stats")
     if method != "vmap":
-        owners = _linear_owners(model)
+        layout = _linear_layout(model)
         stats = None
-        if owners is not None:
+        if layout is not None:
             # this path touches neither .grad nor the mode; only dropout could draw numbers
             rng = torch.get_rng_state()
             try:
-                stats = _stats_linear_hooks(model, loss_fn, inputs, targets, owners, mean_grad)
+                stats = _stats_linear_hooks(model, loss_fn, inputs, targets, layout, mean_grad)
             finally:
                 torch.set_rng_state(rng)
         if stats is not None:

@@ -1,0 +1,314 @@
+"""The Monitor's probe hooks: per-example statistics read from the training step's own
+forward/backward equal the recomputed ones and a per-example backward loop (float64); hooks
+record only before due steps, change no number, and are all removed at finish, also when the
+run fails."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.probes import ProbeContext
+from trainlab.probes import gradient_noise as gn_module
+from trainlab.probes.gradient_noise import GradientNoise
+from trainlab.probes.per_sample import LinearCapture, captured_grad_stats, per_sample_grad_stats
+from trainlab.store import RunStore
+from trainlab.train import Monitor, RunConfig, Trainer
+from trainlab.train.data import BatchSampler
+
+
+class SeqLinear(nn.Module):
+    """Linear layers on (N, T, D) inputs, mean-pooled."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))).mean(1)
+
+
+def mse(out, y):
+    return 0.5 * (out - y).pow(2).sum(-1).mean()
+
+
+def mlp(inplace: bool = False, bias: bool = True) -> nn.Module:
+    return nn.Sequential(nn.Linear(5, 7, bias=bias), nn.ReLU(inplace=inplace), nn.Linear(7, 6),
+                         nn.Tanh(), nn.Linear(6, 3))
+
+
+def data(case: str, n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    if case == "seq":
+        return torch.randn(n, 7, 4, generator=g, dtype=torch.float64), torch.randint(
+            0, 3, (n,), generator=g)
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    if case == "mse":
+        return x, torch.randn(n, 3, generator=g, dtype=torch.float64)
+    return x, torch.randint(0, 3, (n,), generator=g)
+
+
+CASES = {
+    "mlp": (lambda: mlp(), F.cross_entropy),
+    "inplace-relu": (lambda: mlp(inplace=True), F.cross_entropy),
+    "no-bias": (lambda: mlp(bias=False), F.cross_entropy),
+    "mse": (lambda: mlp(), mse),
+    "seq": (SeqLinear, F.cross_entropy),
+}
+
+
+def build(case: str, seed: int = 0):
+    torch.manual_seed(seed)
+    make, loss_fn = CASES[case]
+    return make().double(), loss_fn
+
+
+def loop_grads(model, loss_fn, x, y):
+    """Reference: one backward pass per example, flattened (the model's grads restored)."""
+    saved = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    rows = []
+    for i in range(len(x)):
+        model.zero_grad()
+        loss_fn(model(x[i:i + 1]), y[i:i + 1]).backward()
+        rows.append(torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()]))
+    for p, g in zip(model.parameters(), saved):
+        p.grad = g
+    return torch.stack(rows)
+
+
+def flat(d):
+    return torch.cat([v.reshape(-1) for v in d.values()])
+
+
+def hooks_left(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(m._forward_hooks_with_kwargs) for m in model.modules())
+
+
+def train_step(model, opt, loss_fn, x, y):
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    return loss
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_captured_statistics_equal_recompute_and_per_example_loop(case):
+    model, loss_fn = build(case)
+    x, y = data(case, 10, seed=1)
+    capture = LinearCapture(model)
+    capture.arm(True)
+    loss_fn(model(x), y).backward()
+    capture.arm(False)
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    stats = captured_grad_stats(model, capture.take(), grads, len(x))
+    capture.remove()
+    assert stats is not None and stats.method == "captured"
+    ref = loop_grads(model, loss_fn, x, y)
+    torch.testing.assert_close(stats.sq_norms, ref.pow(2).sum(1))
+    torch.testing.assert_close(flat(stats.grad_sum), ref.sum(0))
+    torch.testing.assert_close(flat(stats.grad_sq_sum), ref.pow(2).sum(0))
+    fresh = per_sample_grad_stats(model, loss_fn, x, y)
+    assert fresh.method == "linear-hooks"
+    torch.testing.assert_close(stats.sq_norms, fresh.sq_norms)
+    torch.testing.assert_close(flat(stats.grad_sq_sum), flat(fresh.grad_sq_sum))
+    assert hooks_left(model) == 0
+
+
+def test_first_examples_only():
+    model, loss_fn = build("mlp")
+    x, y = data("mlp", 12, seed=2)
+    capture = LinearCapture(model)
+    capture.arm(True)
+    loss_fn(model(x), y).backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    stats = captured_grad_stats(model, capture.take(), grads, len(x), examples=5)
+    capture.remove()
+    ref = loop_grads(model, loss_fn, x[:5], y[:5])
+    assert stats is not None and stats.n == 5
+    torch.testing.assert_close(stats.sq_norms, ref.pow(2).sum(1))
+    torch.testing.assert_close(flat(stats.grad_sum), ref.sum(0))
+    torch.testing.assert_close(flat(stats.grad_sq_sum), ref.pow(2).sum(0))
+
+
+@pytest.mark.parametrize("case", ["mlp", "inplace-relu", "mse", "seq"])
+def test_monitor_values_equal_recomputed_probe_and_loop(case, monkeypatch):
+    """Through the Monitor the probe reads the training pass (no recomputation) and
+    reports what an unattached probe recomputes and what the definitions give."""
+    model, loss_fn = build(case)
+    twin = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    recomputed = []
+    original = gn_module.per_sample_grad_stats
+
+    def spy(*args, **kwargs):
+        recomputed.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gn_module, "per_sample_grad_stats", spy)
+    mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise(every=1)])
+    expected = []
+    for step in range(3):
+        x, y = data(case, 9, seed=10 + step)
+        train_step(model, opt, loss_fn, x, y)
+        twin.load_state_dict(model.state_dict())
+        ref = loop_grads(twin, loss_fn, x, y)
+        unattached = GradientNoise().measure(ProbeContext(  # recomputes, on the copy
+            step=step, model=twin, loss_fn=loss_fn, batch=(x, y)))
+        expected.append((ref, unattached))
+        recomputed.clear()
+        mon.step(torch.tensor(1.0), (x, y))
+        assert not recomputed  # the monitor's probe used the recorded pass
+        opt.step()
+    mon.finish()
+    for step, (ref, unattached) in enumerate(expected):
+        n, gbar = len(ref), ref.mean(0)
+        cov = (ref - gbar).T @ (ref - gbar) / (n - 1)
+        var = ref.var(0, unbiased=False)
+        got = {k: dict(mon.history[k])[step] for k in unattached}
+        assert got["gns/trace_cov"] == pytest.approx(torch.trace(cov).item(), rel=1e-9)
+        assert got["gsnr"] == pytest.approx((gbar.pow(2) / var)[var > 0].mean().item(),
+                                            rel=1e-9)
+        assert got["per_sample_grad_norm/mean"] == pytest.approx(
+            ref.norm(dim=1).mean().item(), rel=1e-9)
+        for k, v in unattached.items():
+            assert got[k] == pytest.approx(float(v), rel=1e-9, abs=1e-12), k
+    assert hooks_left(model) == 0
+
+
+def test_a_gradient_changed_after_backward_falls_back_to_recomputing(monkeypatch):
+    model, loss_fn = build("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    recomputed = []
+    original = gn_module.per_sample_grad_stats
+    monkeypatch.setattr(gn_module, "per_sample_grad_stats",
+                        lambda *a, **k: recomputed.append(1) or original(*a, **k))
+    with Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise()]) as mon:
+        x, y = data("mlp", 9, seed=3)
+        train_step(model, opt, loss_fn, x, y)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-3)  # after backward
+        mon.step(torch.tensor(1.0), (x, y))
+    assert recomputed == [1]
+    ref = loop_grads(model, loss_fn, x, y)  # unclipped per-example gradients
+    assert mon.last("per_sample_grad_norm/mean") == pytest.approx(
+        ref.norm(dim=1).mean().item(), rel=1e-9)
+
+
+def test_steps_not_due_record_nothing():
+    model, loss_fn = build("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = GradientNoise(every=2)
+    mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[probe])
+    (capture,) = probe._captures
+    layers = sum(isinstance(m, nn.Linear) for m in model.modules())
+    for step in range(5):
+        due = step % 2 == 0
+        x, y = data("mlp", 8, seed=step)
+        assert capture.armed == due
+        out = model(x)
+        # not due: the forward hooks return at once, no tensor hook is registered
+        assert bool(out._backward_hooks) == due
+        loss = loss_fn(out, y)
+        opt.zero_grad()
+        loss.backward()
+        assert capture.recorded == (layers if due else 0)
+        mon.step(loss, (x, y))
+        assert capture.armed == (not due)  # armed at the end of a step before a due one
+        opt.step()
+    assert [s for s, _ in mon.history["gns"]] == [0, 2, 4]
+    mon.finish()
+
+
+def test_probe_forward_passes_inside_a_step_are_not_recorded(monkeypatch):
+    """A probe running its own forward and backward passes at a step (evaluation,
+    curvature) finds the hooks disarmed: the record stays the training pass's."""
+    model, loss_fn = build("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = GradientNoise(every=1)
+    seen = []
+
+    class Forward(GradientNoise):
+        name = "forward-probe"
+
+        def measure(self, ctx):
+            seen.append(probe._captures[0].armed)
+            loss = ctx.loss_fn(ctx.model(ctx.batch[0][:3]), ctx.batch[1][:3])
+            torch.autograd.grad(loss, list(ctx.model.parameters()))
+            return {}
+
+    recomputed = []
+    original = gn_module.per_sample_grad_stats
+    monkeypatch.setattr(gn_module, "per_sample_grad_stats",
+                        lambda *a, **k: recomputed.append(1) or original(*a, **k))
+    mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[Forward(), probe])
+    x, y = data("mlp", 8, seed=0)
+    loss = train_step(model, opt, loss_fn, x, y)
+    mon.step(loss, (x, y))
+    assert seen == [False] and not recomputed and "gns" in mon.history
+    mon.finish()
+
+
+def test_hooks_change_no_number_and_are_removed_at_finish():
+    model, loss_fn = build("inplace-relu")
+    twin = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    opt_twin = torch.optim.Adam(twin.parameters(), lr=0.01)
+    mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes="economy", every=2)
+    assert hooks_left(model) > 0
+    copy.deepcopy(model)  # a hooked model can still be copied and pickled
+    pickle.loads(pickle.dumps(model))
+    torch.save(model, io.BytesIO())
+    for step in range(5):
+        x, y = data("mlp", 8, seed=step)
+        loss = train_step(model, opt, loss_fn, x, y)
+        train_step(twin, opt_twin, loss_fn, x, y)
+        for p, q in zip(model.parameters(), twin.parameters()):
+            assert torch.equal(p.grad, q.grad)
+        mon.step(loss, (x, y))
+        opt.step()
+        opt_twin.step()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(p, q)
+    mon.finish()
+    assert hooks_left(model) == 0
+    mon.finish()  # twice is harmless
+
+
+def test_hooks_are_removed_when_the_loop_raises(tmp_path):
+    model, loss_fn = build("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    store = RunStore(tmp_path)
+    with pytest.raises(RuntimeError, match="boom"), Monitor(
+            model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise()], store=store):
+        assert hooks_left(model) > 0
+        raise RuntimeError("boom")
+    assert hooks_left(model) == 0
+    assert store.list_runs()[0].status == "failed"
+
+
+def test_trainer_failure_detaches_the_hooks(tmp_path, monkeypatch):
+    calls = []
+    original = BatchSampler.next
+
+    def failing(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("data went away")
+        return original(self)
+
+    monkeypatch.setattr(BatchSampler, "next", failing)
+    cfg = RunConfig(task="mnist1d", task_params={"num_samples": 300},
+                    model_params={"width": 16}, steps=10, batch_size=16, every=1,
+                    probes="economy")
+    trainer = Trainer(cfg, store=RunStore(tmp_path), report=False)
+    with pytest.raises(RuntimeError, match="data went away"):
+        trainer.run()
+    assert hooks_left(trainer.model) == 0
+    runs = RunStore(tmp_path).list_runs()
+    assert runs[0].status == "failed"
