@@ -106,10 +106,11 @@ def test_captured_statistics_equal_recompute_and_per_example_loop(case):
     capture.arm(True)
     loss_fn(model(x), y).backward()
     capture.arm(False)
-    grads = {n: p.grad for n, p in model.named_parameters()}
-    stats = captured_grad_stats(model, capture.take(), grads, len(x))
+    stats = captured_grad_stats(model, capture.take(), len(x))
     capture.remove()
     assert stats is not None and stats.method == "captured"
+    # the layers' own gradients of the pass gave the sums (2-D inputs): n times p.grad
+    assert stats.reused_mean == (case != "seq")
     ref = loop_grads(model, loss_fn, x, y)
     torch.testing.assert_close(stats.sq_norms, ref.pow(2).sum(1))
     torch.testing.assert_close(flat(stats.grad_sum), ref.sum(0))
@@ -127,8 +128,7 @@ def test_first_examples_only():
     capture = LinearCapture(model)
     capture.arm(True)
     loss_fn(model(x), y).backward()
-    grads = {n: p.grad for n, p in model.named_parameters()}
-    stats = captured_grad_stats(model, capture.take(), grads, len(x), examples=5)
+    stats = captured_grad_stats(model, capture.take(), len(x), examples=5)
     capture.remove()
     ref = loop_grads(model, loss_fn, x[:5], y[:5])
     assert stats is not None and stats.n == 5
@@ -182,7 +182,9 @@ def test_monitor_values_equal_recomputed_probe_and_loop(case, monkeypatch):
     assert hooks_left(model) == 0
 
 
-def test_a_gradient_changed_after_backward_falls_back_to_recomputing(monkeypatch):
+def test_statistics_are_the_recorded_pass_whatever_happens_to_the_gradient(monkeypatch):
+    """Clipping after backward, or an L2 penalty in the loss that reaches the parameters
+    directly, change p.grad but not the per-example gradients of the data loss."""
     model, loss_fn = build("mlp")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     recomputed = []
@@ -190,12 +192,41 @@ def test_a_gradient_changed_after_backward_falls_back_to_recomputing(monkeypatch
     monkeypatch.setattr(gn_module, "per_sample_grad_stats",
                         lambda *a, **k: recomputed.append(1) or original(*a, **k))
     with Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise()]) as mon:
-        x, y = data("mlp", 9, seed=3)
-        train_step(model, opt, loss_fn, x, y)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-3)  # after backward
+        for step in range(2):
+            x, y = data("mlp", 9, seed=3 + step)
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            penalty = sum(p.pow(2).sum() for p in model.parameters())
+            (loss + 0.5 * penalty).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-3)
+            mon.step(loss, (x, y))
+            assert not recomputed
+            ref = loop_grads(copy.deepcopy(model), loss_fn, x, y)  # the copy is not hooked
+            assert mon.last("per_sample_grad_norm/mean") == pytest.approx(
+                ref.norm(dim=1).mean().item(), rel=1e-9)
+            n, gbar = len(ref), ref.mean(0)
+            cov = (ref - gbar).T @ (ref - gbar) / (n - 1)
+            assert mon.last("gns/trace_cov") == pytest.approx(torch.trace(cov).item(), rel=1e-9)
+            opt.step()
+
+
+def test_a_layer_recorded_twice_falls_back_to_recomputing(monkeypatch):
+    """Two backward passes before a step (gradient accumulation): the record is refused and
+    the statistics are recomputed on the batch given to the monitor."""
+    model, loss_fn = build("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    recomputed = []
+    original = gn_module.per_sample_grad_stats
+    monkeypatch.setattr(gn_module, "per_sample_grad_stats",
+                        lambda *a, **k: recomputed.append(1) or original(*a, **k))
+    with Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise()]) as mon:
+        x, y = data("mlp", 8, seed=5)
+        opt.zero_grad()
+        for half in (slice(0, 4), slice(4, 8)):
+            (loss_fn(model(x[half]), y[half]) / 2).backward()
         mon.step(torch.tensor(1.0), (x, y))
     assert recomputed == [1]
-    ref = loop_grads(model, loss_fn, x, y)  # unclipped per-example gradients
+    ref = loop_grads(model, loss_fn, x, y)
     assert mon.last("per_sample_grad_norm/mean") == pytest.approx(
         ref.norm(dim=1).mean().item(), rel=1e-9)
 
@@ -211,10 +242,7 @@ def test_steps_not_due_record_nothing():
         due = step % 2 == 0
         x, y = data("mlp", 8, seed=step)
         assert capture.armed == due
-        out = model(x)
-        # not due: the forward hooks return at once, no tensor hook is registered
-        assert bool(out._backward_hooks) == due
-        loss = loss_fn(out, y)
+        loss = loss_fn(model(x), y)
         opt.zero_grad()
         loss.backward()
         assert capture.recorded == (layers if due else 0)

@@ -54,7 +54,8 @@ class ProbeContext:
             some due probe asked for them (``Probe.needs_prev_params``), else None.
         task: the :class:`~trainlab.tasks.Task`, when there is one (for evaluation).
         generator: randomness for stochastic probes (seeded from the run's seed).
-        cache: per-step cache shared by the probes measured in this step.
+        cache: per-step cache shared by the probes measured in this step (the monitor seeds
+            ``"params"``, the dict :meth:`params` returns).
     """
 
     step: int
@@ -83,10 +84,12 @@ class ProbeContext:
             n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad})
 
     def grads(self) -> dict[str, torch.Tensor]:
-        """Current gradients by name (parameters without a gradient are skipped; one dict
-        shared by the probes of this step: read it, never modify it)."""
+        """Current gradients by name (parameters without a gradient are skipped; detached
+        when they carry a graph; one dict shared by the probes of this step: read it, never
+        modify it)."""
         return self.cached("grads", lambda: {
-            n: p.grad.detach() for n, p in self.model.named_parameters()
+            n: p.grad.detach() if p.grad.requires_grad else p.grad
+            for n, p in self.model.named_parameters()
             if p.requires_grad and p.grad is not None})
 
 

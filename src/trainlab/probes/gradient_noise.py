@@ -35,40 +35,41 @@ from trainlab.probes.per_sample import (
 
 def noise_scale_terms(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Unbiased estimates ``(tr(Sigma), |G|^2)`` from per-example statistics (n >= 2)."""
-    return _terms(stats.n, stats.sq_norms.mean(), stats.mean_sq_norm())
+    trace_cov, grad_sq, _ = _noise(stats)
+    return trace_cov, grad_sq
 
 
 def mean_gsnr(stats: GradStats) -> torch.Tensor:
     """Mean over parameters of :math:`\\bar g_j^2 / \\mathrm{Var}(g_j)` (population variance),
     over parameters with non-zero variance."""
-    m2, q = _moments(stats)
-    return _gsnr(m2, q)
+    return _noise(stats)[2]
 
 
-def _terms(n: int, mean_sq: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return n * (mean_sq - g2) / (n - 1), (n * g2 - mean_sq) / (n - 1)
-
-
-def _moments(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat :math:`\\bar g^2` and :math:`\\overline{g^2}` over all parameters (fresh tensors,
-    built in place: these passes over all parameters dominate for wide layers)."""
+def _noise(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(tr(Sigma), |G|^2, mean GSNR)`` in few passes over the flat statistics (this runs
+    at every step of ``economy``; every tensor op counts): with :math:`S = \\sum_i g_i` and
+    :math:`Q = \\sum_i g_i^2`, :math:`n^2\\bar g^2 = S^2` and
+    :math:`n^2\\mathrm{Var}_i(g) = nQ - S^2`. Leaves ``stats`` unchanged."""
     n = stats.n
     if stats.flat_sum is not None and stats.flat_sq is not None:
-        return stats.flat_sum.square().div_(n * n), stats.flat_sq.div(n)
-    m2 = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()]).square_().div_(n * n)
-    return m2, torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()]).div_(n)
-
-
-def _gsnr(m2: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Mean of ``m2 / (q - m2)`` over the entries with positive variance (consumes ``q``).
-
-    The mask is a float tensor (``sign``), not a boolean one with ``torch.where``: on CPU the
-    boolean kernels cost several times more, and this runs at every step of ``economy``."""
-    var = q.sub_(m2)
+        total, sq = stats.flat_sum, stats.flat_sq
+    else:
+        total = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()])
+        sq = torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()])
+    s2 = total.square()  # n^2 gbar^2
+    g2 = s2.sum()  # n^2 |gbar|^2
+    mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
+    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(n / (n - 1))
+    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(1 / (n * (n - 1)))
+    # GSNR over the entries with positive variance. The mask is a float tensor (sign), not
+    # a boolean one with torch.where: boolean kernels cost several times more on CPU.
+    var = torch.mul(sq, n).sub_(s2)  # n^2 Var
     pos = torch.sign(var).clamp_min_(0)  # 1 where the variance is positive, else 0
-    ratio = m2.div(var.mul_(pos).add_(1 - pos)).mul_(pos)  # divides by 1 where masked out
+    # masked entries give 0 / tiny = 0 (a variance below the smallest normal number counts
+    # as that number)
+    ratio = s2.mul_(pos).div_(var.clamp_min_(torch.finfo(var.dtype).tiny))
     count = pos.sum(dtype=torch.float64) if pos.numel() > 2 ** 24 else pos.sum()
-    return ratio.sum() / count.clamp_min(1)
+    return trace_cov, grad_sq, ratio.sum() / count.clamp_min(1)
 
 
 class GradientNoise(Probe):
@@ -82,7 +83,8 @@ class GradientNoise(Probe):
     computes the statistics from them (:func:`~trainlab.probes.per_sample.captured_grad_stats`).
     Otherwise, or when the record cannot be used, it recomputes a forward and backward pass
     (:func:`~trainlab.probes.per_sample.per_sample_grad_stats`). Both give the same numbers
-    (up to rounding) when ``p.grad`` is the gradient of ``loss_fn`` on the batch.
+    (up to rounding) when the training loop backpropagated ``loss_fn`` of the batch passed
+    to the monitor (a mean over its examples), as the trainer does.
 
     Args:
         every: cadence.
@@ -116,7 +118,7 @@ class GradientNoise(Probe):
         records = capture.take()
         if not records:
             return None
-        return captured_grad_stats(ctx.model, records, ctx.grads(), len(ctx.batch[0]),
+        return captured_grad_stats(ctx.model, records, len(ctx.batch[0]),
                                    examples=self.max_examples, params=ctx.params())
 
     def measure(self, ctx: ProbeContext) -> Measurement:
@@ -132,11 +134,10 @@ class GradientNoise(Probe):
                                           mean_grad=grads)
         if stats.n < 2:
             return {}
-        m2, q = _moments(stats)  # flat, shared by both statistics
-        trace_cov, grad_sq = _terms(stats.n, stats.sq_norms.mean(), m2.sum())
-        norms = stats.sq_norms.clamp_min(0).sqrt()
+        trace_cov, grad_sq, gsnr = _noise(stats)
+        norms = stats.sq_norms.sqrt()  # sums of squares: never negative
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
-                "gsnr": _gsnr(m2, q), "per_sample_grad_norm/mean": norms.mean(),
+                "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),
                 "per_sample_grad_norm/std": norms.std()}
 
 

@@ -7,6 +7,8 @@ every step of the ``economy`` preset.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
@@ -20,12 +22,18 @@ def tensor_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
                                      for t in tensors]))
 
 
+@lru_cache(maxsize=256)
+def metric_names(prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``prefix/name`` for each name (cached: the same names come back every step)."""
+    return tuple(f"{prefix}/{n}" for n in names)
+
+
 def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
     if not tensors:
         return {}
     per = tensor_norms(list(tensors.values()))
-    out: Measurement = {prefix: torch.stack(per).square().sum().sqrt()}
-    out.update({f"{prefix}/{n}": v for n, v in zip(tensors, per)})
+    out: Measurement = {prefix: torch.linalg.vector_norm(torch.stack(per))}
+    out.update(zip(metric_names(prefix, tuple(tensors)), per))
     return out
 
 
@@ -62,12 +70,14 @@ class UpdateRatio(Probe):
         if not now:
             return {}
         prev = [ctx.prev_params[n] for n in now]
-        d = torch.stack(tensor_norms(torch._foreach_sub(list(now.values()), prev)))
-        w = torch.stack(tensor_norms(prev))
-        ratios = d / w.clamp_min(1e-30)
-        total_d = d.square().sum().sqrt()
-        out: Measurement = dict(zip((f"update_ratio/{n}" for n in now), ratios.unbind()))
-        out["update_ratio"] = total_d / w.square().sum().sqrt().clamp_min(1e-30)
+        k = len(prev)
+        # one fused norm call: |theta_k - theta_{k-1}| then |theta_{k-1}|, per tensor
+        d, w = torch.stack(tensor_norms([*torch._foreach_sub(list(now.values()), prev),
+                                         *prev])).split([k, k])
+        out: Measurement = dict(zip(metric_names("update_ratio", tuple(now)),
+                                    d.div(w.clamp_min(1e-30)).unbind()))
+        total_d = torch.linalg.vector_norm(d)
+        out["update_ratio"] = total_d / torch.linalg.vector_norm(w).clamp_min(1e-30)
         out["update_norm"] = total_d
         return out
 

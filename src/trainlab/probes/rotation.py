@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.norms import tensor_norms
+from trainlab.probes.norms import metric_names, tensor_norms
 
 
 class Rotation(Probe):
@@ -27,20 +27,22 @@ class Rotation(Probe):
         params = ctx.params()
         if not params:
             return {}
-        now = list(params.values())
-        init = [ctx.init_params[n] for n in params]
-        dist = tensor_norms(torch._foreach_sub(now, init))
-        out: Measurement = {f"distance/{n}": d for n, d in zip(params, dist)}
-        out["distance"] = torch.stack(dist).square().sum().sqrt()
-        mats = [i for i, w in enumerate(now) if w.dim() >= 2]
-        if mats:
-            d = torch.stack([dist[i] for i in mats])
-            w = torch.stack(tensor_norms([now[i] for i in mats]))
-            w0 = torch.stack(tensor_norms([init[i] for i in mats]))
+        # matrices first: their distances, then the other tensors', then |w| and |w0| of the
+        # matrices, all from one fused norm call
+        order = tuple(sorted(params, key=lambda n: params[n].dim() < 2))
+        m = sum(params[n].dim() >= 2 for n in order)
+        now = [params[n] for n in order]
+        init = [ctx.init_params[n] for n in order]
+        k = len(order)
+        norms = tensor_norms([*torch._foreach_sub(now, init), *now[:m], *init[:m]])
+        out: Measurement = dict(zip(metric_names("distance", order), norms[:k]))
+        dist, w, w0 = torch.stack(norms).split([k, m, m])
+        out["distance"] = torch.linalg.vector_norm(dist)
+        if m:
             # 1 - cos = (|w - w0|^2 - (|w| - |w0|)^2) / (2 |w| |w0|)
-            rot = (d.square() - (w - w0).square()) / (2 * w * w0).clamp_min(1e-30)
-            names = list(params)
-            out.update({f"rotation/{names[i]}": r for i, r in zip(mats, rot.unbind())})
+            d, e = dist[:m], w - w0
+            rot = (d - e).mul_(d + e).div_((2 * w).mul_(w0).clamp_min_(1e-30))
+            out.update(zip(metric_names("rotation", order[:m]), rot.unbind()))
         return out
 
 

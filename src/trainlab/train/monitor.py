@@ -101,6 +101,8 @@ class Monitor:
         self._started = time.perf_counter()
         self._needs_prev = any(p.needs_prev_params for p in self.probes)
         self._prev_buffer: dict[str, torch.Tensor] | None = None  # reused by every snapshot
+        self._views: dict[str, torch.Tensor] = {}
+        self._views_key: list[tuple[str, int, int]] | None = None
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
         try:
@@ -123,9 +125,8 @@ class Monitor:
             handle.remove()
         self._attached = []
 
-    def _snapshot(self) -> dict[str, torch.Tensor]:
-        """The current parameters, copied into a buffer kept from one snapshot to the next."""
-        params = self._params()
+    def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``params`` copied into a buffer kept from one snapshot to the next."""
         buf = self._prev_buffer
         if buf is None or buf.keys() != params.keys() or any(
                 b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
@@ -139,7 +140,15 @@ class Monitor:
         return probe.due(step) or step == self.total_steps
 
     def _params(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+        """Detached views of the trainable parameters, kept while the parameters (objects,
+        storage, ``requires_grad``) stay the same: a view follows in-place updates, and
+        detaching anew every step costs a tensor operation per parameter."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        key = [(n, id(p), p.data_ptr()) for n, p in named]
+        if key != self._views_key:
+            self._views_key = key
+            self._views = {n: p.detach() for n, p in named}
+        return self._views
 
     def step(self, loss: torch.Tensor | float, batch: tuple[Any, Any] | None = None,
              lr: float | None = None) -> bool:
@@ -151,8 +160,6 @@ class Monitor:
         k = self.step_index
         for probe, _ in self._attached:  # keep what the training pass recorded, record no more
             probe.arm(False)
-        if not self.init_params:
-            self.init_params = {n: p.clone() for n, p in self._params().items()}
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
@@ -162,20 +169,25 @@ class Monitor:
         if lr is not None:
             values["lr"] = float(lr)
         due = [p for p in self.probes if self._due(p, k)] if finite else []
+        snapshot = finite and self._needs_prev and any(
+            p.needs_prev_params and self._due(p, k + 1) for p in self.probes)
+        # the parameters (detached views, kept between steps) go to the probes through the
+        # context's cache
+        params = self._params() if due or snapshot or not self.init_params else {}
+        if not self.init_params:
+            self.init_params = {n: p.clone() for n, p in params.items()}
         if due:
             ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
                                loss=loss_t, optimizer=self.optimizer, lr=lr,
                                init_params=self.init_params, prev_params=self._prev,
-                               task=self.task, generator=self.generator)
+                               task=self.task, generator=self.generator,
+                               cache={"params": params})
             for probe in due:
                 if not self._set_up:
                     probe.setup(ctx)
                 values.update(probe.measure(ctx))
             self._set_up = True
-        self._prev = None
-        if finite and self._needs_prev and any(
-                p.needs_prev_params and self._due(p, k + 1) for p in self.probes):
-            self._prev = self._snapshot()
+        self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
         self.step_index = k + 1
         self._arm(k + 1)
@@ -184,14 +196,18 @@ class Monitor:
         return finite
 
     def _record(self, step: int, values: dict[str, torch.Tensor | float]) -> None:
-        names = list(values)
-        tensors = [n for n in names if isinstance(values[n], torch.Tensor)]
+        tensors = [n for n, v in values.items() if isinstance(v, torch.Tensor)]
         if tensors:  # one conversion to Python floats per step (one device sync)
             values = {**values, **dict(zip(tensors, _to_floats([values[n] for n in tensors])))}
-        for name in names:
-            value = float(values[name])
-            self.history.setdefault(name, []).append((step, value))
-            self._buffer.append((step, name, value))
+        history = self.history
+        rows = [(step, name, float(value)) for name, value in values.items()]
+        for row in rows:
+            try:
+                history[row[1]].append((step, row[2]))
+            except KeyError:
+                history[row[1]] = [(step, row[2])]
+        if self.store is not None:  # rows wait in the buffer for the store only
+            self._buffer.extend(rows)
 
     def flush(self) -> None:
         """Write buffered rows to the store (one transaction)."""
@@ -265,7 +281,11 @@ class Monitor:
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
     """Python floats of scalar tensors, by one stacked copy to the host (one device sync)."""
     with torch.no_grad():
-        flat = [t if t.dim() == 0 else t.reshape(()) for t in tensors]
-        if len({t.device for t in flat}) > 1:
-            flat = [t.to("cpu", torch.float64) for t in flat]
-        return torch.stack(flat).to("cpu", torch.float64).tolist()
+        try:  # the common case: scalars on one device
+            stacked = torch.stack(tensors)
+        except RuntimeError:  # other shapes (one element each) or several devices
+            stacked = torch.stack([t.to("cpu", torch.float64).reshape(()) for t in tensors])
+        if stacked.shape != (len(tensors),):  # e.g. shape-(1,) values; more raises
+            stacked = torch.stack([t.reshape(()) for t in tensors])
+        # tolist() gives the exact values of any float dtype as Python floats
+        return (stacked if stacked.device.type == "cpu" else stacked.cpu()).tolist()
