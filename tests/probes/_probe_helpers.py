@@ -27,6 +27,31 @@ def batch(n: int = 12, d: int = 5, classes: int = 3, seed: int = 1
             torch.randint(0, classes, (n,), generator=g))
 
 
+class SeqLinear(nn.Module):
+    """Linear layers on (N, T, D) inputs, mean-pooled over T."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))).mean(1)
+
+
+def loop_grads(model: nn.Module, loss_fn, x, y) -> torch.Tensor:
+    """Reference per-example gradients: one backward pass per example, flattened (rows),
+    the model's ``.grad`` given back as it was."""
+    saved = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    rows = []
+    for i in range(len(x)):
+        model.zero_grad()
+        loss_fn(model(x[i:i + 1]), y[i:i + 1]).backward()
+        rows.append(torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()]))
+    for p, g in zip(model.parameters(), saved):
+        p.grad = g
+    return torch.stack(rows)
+
+
 def snapshot(model: nn.Module) -> dict:
     """Everything a probe must leave as it found: weights, grads, modes, buffers, RNG."""
     return {

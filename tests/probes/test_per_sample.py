@@ -5,33 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from _probe_helpers import assert_unchanged, batch, context, mlp, snapshot
+from _probe_helpers import (
+    SeqLinear,
+    assert_unchanged,
+    batch,
+    context,
+    loop_grads,
+    mlp,
+    snapshot,
+)
 from torch import nn
 
 from trainlab.probes.gradient_noise import GradientNoise, mean_gsnr, noise_scale_terms
 from trainlab.probes.per_sample import per_sample_grad_stats
-
-
-def loop_grads(model, loss_fn, x, y):
-    """Reference: one backward pass per example, flattened, in float64."""
-    rows = []
-    for i in range(len(x)):
-        model.zero_grad()
-        loss_fn(model(x[i:i + 1]), y[i:i + 1]).backward()
-        rows.append(torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()]))
-    model.zero_grad()
-    return torch.stack(rows)
-
-
-class SeqLinear(nn.Module):
-    """Linear layers on (N, T, D) inputs, mean-pooled: the einsum path."""
-
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 3)
-
-    def forward(self, x):
-        return self.b(torch.tanh(self.a(x))).mean(1)
 
 
 class Conv(nn.Module):

@@ -12,6 +12,7 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
+from _probe_helpers import SeqLinear, loop_grads
 from torch import nn
 
 from trainlab.probes import ProbeContext
@@ -21,17 +22,6 @@ from trainlab.probes.per_sample import LinearCapture, captured_grad_stats, per_s
 from trainlab.store import RunStore
 from trainlab.train import Monitor, RunConfig, Trainer
 from trainlab.train.data import BatchSampler
-
-
-class SeqLinear(nn.Module):
-    """Linear layers on (N, T, D) inputs, mean-pooled."""
-
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 3)
-
-    def forward(self, x):
-        return self.b(torch.tanh(self.a(x))).mean(1)
 
 
 def mse(out, y):
@@ -69,19 +59,6 @@ def build(case: str, seed: int = 0):
     return make().double(), loss_fn
 
 
-def loop_grads(model, loss_fn, x, y):
-    """Reference: one backward pass per example, flattened (the model's grads restored)."""
-    saved = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
-    rows = []
-    for i in range(len(x)):
-        model.zero_grad()
-        loss_fn(model(x[i:i + 1]), y[i:i + 1]).backward()
-        rows.append(torch.cat([p.grad.reshape(-1).clone() for p in model.parameters()]))
-    for p, g in zip(model.parameters(), saved):
-        p.grad = g
-    return torch.stack(rows)
-
-
 def flat(d):
     return torch.cat([v.reshape(-1) for v in d.values()])
 
@@ -89,6 +66,20 @@ def flat(d):
 def hooks_left(model: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
                + len(m._forward_hooks_with_kwargs) for m in model.modules())
+
+
+@pytest.fixture
+def recomputed(monkeypatch):
+    """Counts the probe's recomputations (calls of per_sample_grad_stats)."""
+    calls: list[int] = []
+    original = gn_module.per_sample_grad_stats
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gn_module, "per_sample_grad_stats", spy)
+    return calls
 
 
 def train_step(model, opt, loss_fn, x, y):
@@ -138,20 +129,12 @@ def test_first_examples_only():
 
 
 @pytest.mark.parametrize("case", ["mlp", "inplace-relu", "mse", "seq"])
-def test_monitor_values_equal_recomputed_probe_and_loop(case, monkeypatch):
+def test_monitor_values_equal_recomputed_probe_and_loop(case, recomputed):
     """Through the Monitor the probe reads the training pass (no recomputation) and
     reports what an unattached probe recomputes and what the definitions give."""
     model, loss_fn = build(case)
     twin = copy.deepcopy(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    recomputed = []
-    original = gn_module.per_sample_grad_stats
-
-    def spy(*args, **kwargs):
-        recomputed.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(gn_module, "per_sample_grad_stats", spy)
     mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise(every=1)])
     expected = []
     for step in range(3):
@@ -182,15 +165,11 @@ def test_monitor_values_equal_recomputed_probe_and_loop(case, monkeypatch):
     assert hooks_left(model) == 0
 
 
-def test_statistics_are_the_recorded_pass_whatever_happens_to_the_gradient(monkeypatch):
+def test_statistics_are_the_recorded_pass_whatever_happens_to_the_gradient(recomputed):
     """Clipping after backward, or an L2 penalty in the loss that reaches the parameters
     directly, change p.grad but not the per-example gradients of the data loss."""
     model, loss_fn = build("mlp")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    recomputed = []
-    original = gn_module.per_sample_grad_stats
-    monkeypatch.setattr(gn_module, "per_sample_grad_stats",
-                        lambda *a, **k: recomputed.append(1) or original(*a, **k))
     with Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise()]) as mon:
         for step in range(2):
             x, y = data("mlp", 9, seed=3 + step)
@@ -210,15 +189,11 @@ def test_statistics_are_the_recorded_pass_whatever_happens_to_the_gradient(monke
             opt.step()
 
 
-def test_a_layer_recorded_twice_falls_back_to_recomputing(monkeypatch):
+def test_a_layer_recorded_twice_falls_back_to_recomputing(recomputed):
     """Two backward passes before a step (gradient accumulation): the record is refused and
     the statistics are recomputed on the batch given to the monitor."""
     model, loss_fn = build("mlp")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    recomputed = []
-    original = gn_module.per_sample_grad_stats
-    monkeypatch.setattr(gn_module, "per_sample_grad_stats",
-                        lambda *a, **k: recomputed.append(1) or original(*a, **k))
     with Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise()]) as mon:
         x, y = data("mlp", 8, seed=5)
         opt.zero_grad()
@@ -253,7 +228,7 @@ def test_steps_not_due_record_nothing():
     mon.finish()
 
 
-def test_probe_forward_passes_inside_a_step_are_not_recorded(monkeypatch):
+def test_probe_forward_passes_inside_a_step_are_not_recorded(recomputed):
     """A probe running its own forward and backward passes at a step (evaluation,
     curvature) finds the hooks disarmed: the record stays the training pass's."""
     model, loss_fn = build("mlp")
@@ -270,10 +245,6 @@ def test_probe_forward_passes_inside_a_step_are_not_recorded(monkeypatch):
             torch.autograd.grad(loss, list(ctx.model.parameters()))
             return {}
 
-    recomputed = []
-    original = gn_module.per_sample_grad_stats
-    monkeypatch.setattr(gn_module, "per_sample_grad_stats",
-                        lambda *a, **k: recomputed.append(1) or original(*a, **k))
     mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[Forward(), probe])
     x, y = data("mlp", 8, seed=0)
     loss = train_step(model, opt, loss_fn, x, y)
@@ -340,3 +311,41 @@ def test_trainer_failure_detaches_the_hooks(tmp_path, monkeypatch):
     assert hooks_left(trainer.model) == 0
     runs = RunStore(tmp_path).list_runs()
     assert runs[0].status == "failed"
+
+
+def test_resume_with_hooked_probes_is_bitwise_identical(tmp_path):
+    """The hooks are re-armed after a checkpoint is loaded: the resumed run records the
+    same numbers as the uninterrupted one."""
+    import numpy as np
+
+    cfg = RunConfig(task="mnist1d", task_params={"num_samples": 300},
+                    model_params={"width": 16}, steps=12, batch_size=16, every=1,
+                    probes="economy", checkpoint_every=12)
+    store = RunStore(tmp_path)
+    full = Trainer(cfg, store=store, report=False).run()
+    part = Trainer(cfg, store=store, report=False).run(stop_at=5)
+    resumed = Trainer.resume(part.run_id, store=store, report=False)
+    assert resumed.run().status == "completed"
+    m_full, m_res = store.metrics(full.run_id), store.metrics(part.run_id)
+    assert "gsnr" in m_full and m_full.keys() == m_res.keys()
+    for name in m_full:
+        assert np.array_equal(m_full[name][1], m_res[name][1], equal_nan=True), name
+    assert hooks_left(resumed.model) == 0
+
+
+def test_float16_path_matches_the_float64_loop():
+    """float16 takes its own branch (output gradients scaled to per-example size before they
+    are squared, so that the squares do not underflow); it agrees with the float64 loop."""
+    model, loss_fn = build("mlp")
+    x, y = data("mlp", 64, seed=4)
+    ref = loop_grads(model, loss_fn, x, y)
+    half = copy.deepcopy(model).half()
+    capture = LinearCapture(half)
+    capture.arm(True)
+    loss_fn(half(x.half()), y).backward()
+    stats = captured_grad_stats(half, capture.take(), len(x))
+    capture.remove()
+    assert stats is not None and stats.flat_sq.dtype == torch.float16
+    torch.testing.assert_close(flat(stats.grad_sq_sum).double(), ref.pow(2).sum(0),
+                               rtol=2e-2, atol=1e-3)
+    torch.testing.assert_close(stats.sq_norms.double(), ref.pow(2).sum(1), rtol=2e-2, atol=1e-3)
