@@ -349,3 +349,25 @@ def test_float16_path_matches_the_float64_loop():
     torch.testing.assert_close(flat(stats.grad_sq_sum).double(), ref.pow(2).sum(0),
                                rtol=2e-2, atol=1e-3)
     torch.testing.assert_close(stats.sq_norms.double(), ref.pow(2).sum(1), rtol=2e-2, atol=1e-3)
+
+
+class MaskedLinear(nn.Linear):
+    """A Linear subclass whose forward uses a masked weight: not x W^T + b."""
+
+    def forward(self, x):
+        return F.linear(x, self.weight * 0.5, self.bias)
+
+
+def test_a_linear_subclass_with_its_own_forward_is_not_taken_for_a_linear(recomputed):
+    torch.manual_seed(0)
+    model = nn.Sequential(MaskedLinear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                 probes=[GradientNoise()]) as mon:
+        x, y = data("mlp", 8, seed=6)
+        loss = train_step(model, opt, F.cross_entropy, x, y)
+        mon.step(loss, (x, y))
+    assert recomputed == [1]  # neither the record nor the Linear products apply: vmap
+    ref = loop_grads(model, F.cross_entropy, x, y)
+    assert mon.last("per_sample_grad_norm/mean") == pytest.approx(
+        ref.norm(dim=1).mean().item(), rel=1e-9)

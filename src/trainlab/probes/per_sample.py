@@ -166,10 +166,16 @@ def _linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
     return None if layout is None else layout.owners
 
 
+def _plain_linear(module: nn.Module) -> bool:
+    """An ``nn.Linear`` whose forward is ``nn.Linear``'s own (``x W^T + b`` with its own
+    parameters): a subclass computing something else is not one for the products here."""
+    return isinstance(module, nn.Linear) and type(module).forward is nn.Linear.forward
+
+
 def _find_linear_owners(model: nn.Module) -> dict[str, tuple[nn.Linear, str]] | None:
     owners: dict[str, tuple[nn.Linear, str]] = {}
     for mname, module in model.named_modules():
-        if isinstance(module, nn.Linear):
+        if _plain_linear(module):
             for pname, p in module.named_parameters(recurse=False):
                 if p.requires_grad:
                     owners[f"{mname}.{pname}" if mname else pname] = (module, pname)
@@ -413,7 +419,7 @@ class LinearCapture:
 
     def __init__(self, model: nn.Module):
         self._model = weakref.ref(model)
-        self.modules = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        self.modules = [m for m in model.modules() if _plain_linear(m)]
         self.armed = False
         self._generation = 0
         self._records: Records = {}
