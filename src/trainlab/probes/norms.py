@@ -1,12 +1,14 @@
 """Gradient and weight norms, global and per parameter tensor.
 
-The per-tensor norms of a model come from one ``torch._foreach_norm`` call (one kernel
-launch per device and dtype instead of a Python loop over the tensors); these probes run at
-every step of the ``economy`` preset.
+The norm probes (these, and ``rotation``) run at every step of the ``economy`` preset, where
+every tensor operation counts: the per-tensor norms they need in a step (gradients, weights,
+distances from the initial and from the previous parameters) come from one fused
+``torch._foreach_norm`` call, shared through the step's context (:func:`param_norms`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -28,6 +30,58 @@ def metric_names(prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{prefix}/{n}" for n in names)
 
 
+@dataclass(frozen=True)
+class ParamNorms:
+    """Per-tensor L2 norms at one step, each a vector over the trainable parameters
+    (``names``, in the model's order).
+
+    Attributes:
+        weight: :math:`\\|\\theta_k\\|`.
+        grad: :math:`\\|g\\|`, when every parameter has a gradient (else None).
+        init_dist, init: :math:`\\|\\theta_k - \\theta_0\\|` and :math:`\\|\\theta_0\\|`, when
+            the initial parameters are known.
+        prev_dist, prev: :math:`\\|\\theta_k - \\theta_{k-1}\\|` and
+            :math:`\\|\\theta_{k-1}\\|`, when the previous parameters are known.
+    """
+
+    names: tuple[str, ...]
+    weight: torch.Tensor
+    grad: torch.Tensor | None = None
+    init_dist: torch.Tensor | None = None
+    init: torch.Tensor | None = None
+    prev_dist: torch.Tensor | None = None
+    prev: torch.Tensor | None = None
+
+
+def param_norms(ctx: ProbeContext) -> ParamNorms | None:
+    """The step's :class:`ParamNorms`, computed once per step (one subtraction and one
+    norm call for all of them) and shared by the probes; None without parameters."""
+    return ctx.cached("param_norms", lambda: _param_norms(ctx))
+
+
+def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
+    params = ctx.params()
+    if not params:
+        return None
+    names = tuple(params)
+    now = list(params.values())
+    grads = ctx.grads()
+    grads_list = list(grads.values()) if tuple(grads) == names else []
+    init = ([ctx.init_params[n] for n in names]
+            if all(n in ctx.init_params for n in names) else [])
+    prev = ([ctx.prev_params[n] for n in names]
+            if ctx.prev_params is not None and all(n in ctx.prev_params for n in names)
+            else [])
+    bases = [*init, *prev]
+    diffs = list(torch._foreach_sub(now * (len(bases) // len(now)), bases)) if bases else []
+    k, i, p = len(now), len(init), len(prev)
+    parts = torch.stack(tensor_norms([*grads_list, *now, *diffs[:i], *init, *diffs[i:], *prev])
+                        ).split([len(grads_list), k, i, i, p, p])
+    g, w, di, wi, dp, wp = parts
+    return ParamNorms(names, w, g if grads_list else None, di if i else None, wi if i else None,
+                      dp if p else None, wp if p else None)
+
+
 def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
     if not tensors:
         return {}
@@ -37,13 +91,22 @@ def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
     return out
 
 
+def _from_table(prefix: str, names: tuple[str, ...], per: torch.Tensor) -> Measurement:
+    out: Measurement = {prefix: torch.linalg.vector_norm(per)}
+    out.update(zip(metric_names(prefix, names), per.unbind()))
+    return out
+
+
 class GradNorm(Probe):
     """L2 norm of the gradient of this step, in total and for each parameter tensor."""
 
     name = "grad-norm"
 
     def measure(self, ctx: ProbeContext) -> Measurement:
-        return _norms("grad_norm", ctx.grads())
+        table = param_norms(ctx)
+        if table is not None and table.grad is not None:
+            return _from_table("grad_norm", table.names, table.grad)
+        return _norms("grad_norm", ctx.grads())  # some parameters have no gradient
 
 
 class WeightNorm(Probe):
@@ -52,7 +115,8 @@ class WeightNorm(Probe):
     name = "weight-norm"
 
     def measure(self, ctx: ProbeContext) -> Measurement:
-        return _norms("weight_norm", ctx.params())
+        table = param_norms(ctx)
+        return {} if table is None else _from_table("weight_norm", table.names, table.weight)
 
 
 class UpdateRatio(Probe):
@@ -64,17 +128,11 @@ class UpdateRatio(Probe):
     needs_prev_params = True
 
     def measure(self, ctx: ProbeContext) -> Measurement:
-        if ctx.prev_params is None:
+        table = param_norms(ctx)
+        if table is None or table.prev_dist is None or table.prev is None:
             return {}
-        now = ctx.params()
-        if not now:
-            return {}
-        prev = [ctx.prev_params[n] for n in now]
-        k = len(prev)
-        # one fused norm call: |theta_k - theta_{k-1}| then |theta_{k-1}|, per tensor
-        d, w = torch.stack(tensor_norms([*torch._foreach_sub(list(now.values()), prev),
-                                         *prev])).split([k, k])
-        out: Measurement = dict(zip(metric_names("update_ratio", tuple(now)),
+        d, w = table.prev_dist, table.prev
+        out: Measurement = dict(zip(metric_names("update_ratio", table.names),
                                     d.div(w.clamp_min(1e-30)).unbind()))
         total_d = torch.linalg.vector_norm(d)
         out["update_ratio"] = total_d / torch.linalg.vector_norm(w).clamp_min(1e-30)
