@@ -33,9 +33,9 @@ def test_probe_leaves_everything_as_found(name):
 
 
 def test_presets_expand_to_registered_probes():
-    assert set(PRESETS["economy"]) == {"loss", "grad-norm", "rotation", "update-ratio",
-                                       "grad-noise"}
+    # the batch loss is recorded by the Monitor itself, so no preset needs the loss probe
+    assert set(PRESETS["economy"]) == {"grad-norm", "rotation", "update-ratio", "grad-noise"}
     assert set(PRESETS["economy"]) <= set(PRESETS["full"])
     assert PRESETS["standard"] == ("eval", "grad-norm", "weight-norm", "update-ratio",
                                    "rotation", "sharpness")
-    assert [p.every for p in build_probes("economy", every=16)] == [16] * 5
+    assert [p.every for p in build_probes("economy", every=16)] == [16] * 4

@@ -6,13 +6,14 @@ from trainlab.errors import UnknownNameError
 
 PRESETS: dict[str, tuple[str, ...]] = {
     "none": (),
-    # Cheap enough to run at every step: the batch loss, gradient and update norms, distance
-    # from init (rotation) and one pass of per-example gradient statistics (GSNR, noise scale).
-    "economy": ("loss", "grad-norm", "rotation", "update-ratio", "grad-noise"),
+    # Cheap enough to run at every step: gradient and update norms, distance from init
+    # (rotation) and one pass of per-example gradient statistics (GSNR, noise scale). The
+    # batch loss and lr need no probe: the Monitor records them at every step.
+    "economy": ("grad-norm", "rotation", "update-ratio", "grad-noise"),
     "standard": ("eval", "grad-norm", "weight-norm", "update-ratio", "rotation", "sharpness"),
     # Everything that applies to any architecture, the curvature probes included; run it at a
     # sparse cadence (the Hessian probes cost tens to hundreds of Hessian-vector products).
-    "full": ("loss", "eval", "grad-norm", "weight-norm", "update-ratio", "rotation",
+    "full": ("eval", "grad-norm", "weight-norm", "update-ratio", "rotation",
              "grad-noise", "effective-rank", "weight-spectrum", "adam-step-size",
              "momentum-alignment", "signal-propagation", "logit-divergence", "attention-logits",
              "sharpness", "hessian-spectrum", "gradient-subspace", "init-interpolation",
