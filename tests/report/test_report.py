@@ -11,7 +11,8 @@ def _fake_run(store: RunStore, status: str = "completed") -> str:
         rows += [(s, "loss", 1.0 / (s + 1)), (s, "lr", 0.1), (s, "test/accuracy", s / 100),
                  (s, "sharpness", 5.0 + s / 10), (s, "grad_norm/0.weight", 1.0 + s),
                  (s, "grad_norm/0.bias", 0.5), (s, "rotation/0.weight", s / 200),
-                 (s, "distance/0.weight", s / 10)]
+                 (s, "distance/0.weight", s / 10), (s, "precond_sharpness", 100.0 + s),
+                 (s, "precond_threshold", 380.0)]
     store.log_metrics(rid, rows)
     store.set_status(rid, status, {"final_loss": 0.01, "diverged_at": 100})
     return rid
@@ -22,7 +23,8 @@ def test_run_report_is_self_contained_with_all_sections(tmp_path):
     path = write_run_report(store, _fake_run(store))
     html = path.read_text()
     for section in ("Summary", "Loss and accuracy", "Per-layer gradient norms",
-                    "Sharpness and the edge of stability", "Layer rotation", "Configuration"):
+                    "Sharpness and the edge of stability", "Optimizer-aware sharpness",
+                    "Layer rotation", "Configuration"):
         assert f"<h2>{section}</h2>" in html, section
     assert len(re.findall(r'src="data:image/png;base64,', html)) >= 4
     assert not re.search(r'(src|href)="(http|/)', html)  # nothing outside the file

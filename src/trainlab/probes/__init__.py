@@ -26,6 +26,7 @@ from trainlab.probes import (  # noqa: F401  (registration)
     loss,
     momentum_alignment,
     norms,
+    preconditioned_sharpness,
     rotation,
     roughness,
     sharpness,

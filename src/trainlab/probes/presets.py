@@ -16,8 +16,9 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "full": ("eval", "grad-norm", "weight-norm", "update-ratio", "rotation",
              "grad-noise", "effective-rank", "weight-spectrum", "adam-step-size",
              "momentum-alignment", "signal-propagation", "logit-divergence", "attention-logits",
-             "sharpness", "hessian-spectrum", "gradient-subspace", "init-interpolation",
-             "lojasiewicz", "gen-gap-change", "input-sensitivity", "gfs-sharpness"),
+             "sharpness", "preconditioned-sharpness", "hessian-spectrum", "gradient-subspace",
+             "init-interpolation", "lojasiewicz", "gen-gap-change", "input-sensitivity",
+             "gfs-sharpness"),
 }
 
 

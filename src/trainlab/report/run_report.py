@@ -102,6 +102,14 @@ def build_run_page(view: RunView) -> Page:
             plots.sharpness(s[0], s[1], lr[0], lr[1]),
             "top Hessian eigenvalue of the batch loss (power iteration on HVPs); gradient "
             "descent is stable on a quadratic while it stays below 2/lr")
+    pre, thr = view.get("precond_sharpness"), view.get("precond_threshold")
+    if pre and thr:
+        page.heading("Optimizer-aware sharpness").figure(
+            plots.curves([("lambda_max(P^-1 H) and its threshold",
+                           {"preconditioned sharpness": pre, "threshold": thr}, True)]),
+            "the top eigenvalue of the Hessian preconditioned by the optimizer's own P (Adam: "
+            "bias-corrected second moments) against the threshold that applies to it (Adam: "
+            "38/lr at beta1 = 0.9)")
     rot = view.layered("rotation")
     if rot:
         page.heading("Layer rotation").figure(
