@@ -58,9 +58,10 @@ def main(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         table = Table(title=f"{len(runs)} runs in {store.root}")
-        for col in ("id", "name", "status", "task/model/init/optim", "steps", "final loss",
+        table.add_column("id", no_wrap=True)
+        for col in ("name", "status", "task/model/init/optim", "steps", "final loss",
                     "test acc"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for r in runs:
             c, s = r.config, r.summary
             what = "/".join(str(c.get(k, "-")) for k in ("task", "model", "init", "optim"))
