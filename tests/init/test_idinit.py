@@ -1,8 +1,12 @@
 """IDInit (Pan et al. 2025, papers.md row 19): identity-like initialization."""
 
+import inspect
+
+import pytest
 import torch
 
 import trainlab.init as tinit
+from trainlab.errors import ConfigError
 from trainlab.models.resnet import ResNet
 
 
@@ -45,3 +49,50 @@ def test_residual_blocks_are_identity_up_to_eps():
     rel = (block(x) - x).norm() / x.norm()
     assert 0 < rel < 1e-5
     assert block.branch_out.weight.abs().max().item() == 1e-6
+
+
+def _eq3_reference(d_out: int, d_in: int, tau: float) -> torch.Tensor:
+    """Paper Eq. 3 entry by entry: theta[m, j] = tau iff m = j (mod d_in)."""
+    theta = torch.zeros(d_out, d_in, dtype=torch.float64)
+    for m in range(d_out):
+        for j in range(d_in):
+            if (m - j) % d_in == 0:
+                theta[m, j] = tau
+    return theta
+
+
+def test_widening_and_square_match_eq3_exactly():
+    for d_out, d_in in [(1, 1), (3, 3), (5, 2), (7, 3), (9, 3), (6, 4)]:
+        got = tinit.idinit_(torch.empty(d_out, d_in, dtype=torch.float64), tau=0.5)
+        torch.testing.assert_close(got, _eq3_reference(d_out, d_in, 0.5), atol=0, rtol=0)
+    # 1-based indices give the same matrix: (m + 1) - (j + 1) = m - j.
+    assert tinit.idinit_(torch.empty(4, 2)).tolist() == [[1, 0], [0, 1], [1, 0], [0, 1]]
+
+
+def test_narrowing_documented_deviation_from_literal_eq3():
+    # Literal Eq. 3 drops inputs >= d_out; the implementation tiles instead (docstring).
+    got = tinit.idinit_(torch.empty(2, 5, dtype=torch.float64))
+    literal = _eq3_reference(2, 5, 1.0)
+    assert (literal[:, 2:] == 0).all()
+    expected = torch.tensor([[1, 0, 1, 0, 1], [0, 1, 0, 1, 0]], dtype=torch.float64)
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+
+
+def test_paper_default_values_tau_one_eps_1e6():
+    params = inspect.signature(tinit.INITS.get("idinit")).parameters
+    assert params["tau"].default == 1.0 and params["eps"].default == 1e-6
+    assert inspect.signature(tinit.idinit_zero_).parameters["eps"].default == 1e-6
+
+
+def test_conv_kernel_centre_carries_eq3_pattern():
+    w = tinit.idinit_(torch.empty(6, 3, 3, 5, dtype=torch.float64), tau=2.0)
+    torch.testing.assert_close(w[:, :, 1, 2], _eq3_reference(6, 3, 2.0), atol=0, rtol=0)
+    w[:, :, 1, 2] = 0
+    assert (w == 0).all()
+
+
+def test_idiz_rejects_negative_eps_and_idi_rejects_vectors():
+    with pytest.raises(ConfigError, match="eps"):
+        tinit.idinit_zero_(torch.empty(3, 3), eps=-1.0)
+    with pytest.raises(ValueError, match="2 dims"):
+        tinit.idinit_(torch.empty(4))
