@@ -66,7 +66,8 @@ def main(args: argparse.Namespace) -> int:
             c, s = r.config, r.summary
             what = "/".join(str(c.get(k, "-")) for k in ("task", "model", "init", "optim"))
             loss, acc = s.get("final_loss"), s.get("final_test_accuracy")
-            table.add_row(r.id, r.name, r.status, what, str(s.get("steps", "")),
+            table.add_row(r.id, "" if r.name == r.id else r.name, r.status, what,
+                          str(s.get("steps", "")),
                           f"{loss:.4g}" if isinstance(loss, float) else "",
                           f"{acc:.3f}" if isinstance(acc, float) else "")
         Console().print(table)
