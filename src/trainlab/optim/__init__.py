@@ -19,6 +19,7 @@ from trainlab.optim import (  # noqa: F401  (each module registers its optimizer
     optex,
     polynomial_preconditioning,
     psgd,
+    psgd_lra,
     regularized_newton,
     saddle_free_newton,
     sam,

@@ -26,7 +26,8 @@ References:
     step, Q initialized to the identity times ``init_scale``.
 
 Deviations from the paper:
-    The low-rank-approximation (LRA/UVd) preconditioner is not implemented here; Kronecker
+    The low-rank-approximation (LRA/UVd) preconditioner is a sibling optimizer,
+    :mod:`trainlab.optim.psgd_lra` (``psgd-lra``); Kronecker
     factors are applied to tensors up to ``max_kron_dim`` per side, larger sides fall back to
     the diagonal preconditioner. The update of ``Q`` uses the Newton-type (Hessian-vector)
     criterion only, not the gradient-whitening variant.
