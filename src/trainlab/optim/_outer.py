@@ -12,6 +12,7 @@ the outer optimizer drives the base as well.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ class ClosureOptimizer(torch.optim.Optimizer):
         return closure
 
 
-class OuterOptimizer(ClosureOptimizer):
+class OuterOptimizer(ClosureOptimizer, ABC):
     """Wraps ``build_optimizer(base, params, lr, **base_hyper)``; subclasses implement
     :meth:`direction` and keep their own state in ``self.state``."""
 
@@ -48,10 +49,10 @@ class OuterOptimizer(ClosureOptimizer):
         super().__init__(self.base.param_groups, defaults)
         self.base_name = base
 
+    @abstractmethod
     def direction(self, closure: Callable[[], torch.Tensor], params: list[torch.Tensor],
                   loss: torch.Tensor, grads: list[torch.Tensor]) -> Sequence[torch.Tensor]:
         """The vector the base optimizer should treat as the gradient."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:

@@ -3,6 +3,7 @@ per-parameter state with a step counter, and dispatch of each param group to one
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 from trainlab.errors import ConfigError
 
 
-class StatefulOptimizer(torch.optim.Optimizer):
+class StatefulOptimizer(torch.optim.Optimizer, ABC):
     """Base of trainlab's ``torch.optim.Optimizer`` subclasses.
 
     Subclasses define ``_init_state(p, group) -> dict`` (the state keys, fixed documented
@@ -28,12 +29,14 @@ class StatefulOptimizer(torch.optim.Optimizer):
     requires_closure: bool = False
     _closure_loss: Any = None  # what the closure of the current step returned
 
+    @abstractmethod
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The new state of parameter ``p`` (fixed, documented keys)."""
 
+    @abstractmethod
     def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
                       grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
-        raise NotImplementedError
+        """Apply the update to one param group (calls the ``_single_tensor_`` reference)."""
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

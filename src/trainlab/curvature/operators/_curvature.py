@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -162,9 +163,9 @@ class CurvatureOperator(LinearOperator):
                               "eval mode (dropout?) or pass check_deterministic=False.")
 
     # ----- products ------------------------------------------------------------------------
+    @abstractmethod
     def _product(self, tangent: Params, batch: Batch) -> Params:
         """The curvature of one batch times ``tangent`` (a dict shaped like ``params``)."""
-        raise NotImplementedError
 
     def _split(self, flat: torch.Tensor) -> Params:
         """Rows ``(..., dim)`` -> dict of ``(..., *shape)``."""
