@@ -81,3 +81,13 @@ def test_four_processes_writing_10000_metrics_each_lose_nothing(tmp_path):
         steps, values = m[f"w{w}"]
         assert np.array_equal(steps, np.arange(10_000))
         assert np.array_equal(values, np.tile(np.arange(500.0), 20))
+
+
+def test_resolve_treats_underscore_and_percent_literally(tmp_path):
+    store = RunStore(tmp_path)
+    a = store.create_run({}, name="a")
+    with pytest.raises(TrainlabError):
+        store.resolve(a[:4] + "_")  # '_' is not a wildcard
+    with pytest.raises(TrainlabError):
+        store.resolve("%")
+    assert store.resolve(a[:10]) == a

@@ -186,9 +186,9 @@ class RunStore:
             if row is None:
                 raise TrainlabError(f"the store {self.root} has no runs")
             return row[0]
-        ids = [r[0] for r in self._conn.execute(
-            "SELECT id FROM runs WHERE id=? OR id LIKE ? ORDER BY created",
-            (ref, ref.replace("%", "") + "%"))]
+        ids = [r[0] for r in self._conn.execute(  # a prefix match, without LIKE wildcards
+            "SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY created",
+            (len(ref), ref))]
         if ref in ids:
             return ref
         if len(ids) == 1:
