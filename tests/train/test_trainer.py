@@ -123,3 +123,23 @@ def test_data_dependent_inits_through_the_trainer(tmp_path):
                         lr=0.05, schedule="constant", schedule_params={}, steps=5,
                         batch_size=0, probes="none")
         assert Trainer(cfg, store=RunStore(tmp_path), report=False).run().status == "completed"
+
+
+@pytest.mark.parametrize("optim,extra", [("sam", {}), ("lbfgs", {}), ("psgd-lra", {}),
+                                         ("xgrad", {}), ("natural-gradient", {})])
+def test_multi_pass_optimizers_get_a_closure_and_resume_bitwise(tmp_path, optim, extra):
+    cfg = RunConfig(task="teacher-linear", task_params={"in_dim": 6, "out_dim": 4,
+                                                        "singular_values": "3,1",
+                                                        "n_train": 64, "n_test": 16},
+                    model="deep-linear", model_params={"width": 5}, optim=optim,
+                    optim_params=extra, lr=0.05, schedule="constant", schedule_params={},
+                    steps=6, batch_size=16, probes="grad-norm", every=2, checkpoint_every=6)
+    store = RunStore(tmp_path)
+    full = Trainer(cfg, store=store, report=False).run()
+    assert full.status == "completed"
+    losses = store.metrics(full.run_id)["loss"][1]
+    assert np.isfinite(losses).all()
+    part = Trainer(cfg, store=store, report=False).run(stop_at=3)
+    Trainer.resume(part.run_id, store=store, report=False).run()
+    a, b = store.metrics(full.run_id), store.metrics(part.run_id)
+    assert all(np.array_equal(a[k][1], b[k][1]) for k in a)

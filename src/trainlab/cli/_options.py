@@ -17,6 +17,20 @@ RUN_FLAGS = {
     "z_loss": float, "checkpoint_every": int, "name": str,
 }
 
+FLAG_HELP = {
+    "lr": "peak learning rate",
+    "steps": "number of optimizer updates",
+    "batch_size": "mini-batch size; 0 = full batch (gradient descent)",
+    "probes": "probe and preset names, comma-separated; name@N sets a cadence "
+              "(`trainlab list probes`; presets: none, economy, standard, full)",
+    "every": "default probe cadence in steps",
+    "seed": "fixes init, batch order and stochastic probes",
+    "dtype": "float32 or float64",
+    "z_loss": "output-logit z-loss coefficient (row 98; 1e-4 in the paper)",
+    "checkpoint_every": "write a resumable checkpoint every N steps (0: only on Ctrl-C)",
+    "name": "a label for the run",
+}
+
 
 def add_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="PATH",
@@ -41,9 +55,18 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     which lists the valid choices (``trainlab list ...``) with the closest match."""
     g = parser.add_argument_group("run configuration (override --config values)")
     g.add_argument("--config", metavar="FILE", help="YAML or JSON run config")
+    from trainlab.registry import lookup
+
+    defaults = RunConfig()
+    kinds = {"task": "task", "model": "model", "init": "init", "optim": "optimizer",
+             "schedule": "schedule"}
     for flag, typ in RUN_FLAGS.items():
+        text = FLAG_HELP.get(flag, "")
+        if flag in kinds:
+            text = f"one of: {', '.join(lookup(kinds[flag]).names())}"
         g.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=typ, default=None,
-                       metavar=typ.__name__.upper())
+                       metavar=typ.__name__.upper(),
+                       help=f"{text} (default: {getattr(defaults, flag)!r})".lstrip())
     g.add_argument("-p", "--param", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set a parameter, e.g. model.width=256, optim.weight_decay=0, "
                         "schedule.warmup=0, probe.sharpness.max_iter=50 (repeatable)")

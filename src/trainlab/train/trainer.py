@@ -15,7 +15,8 @@ import torch
 from trainlab.init import INITS
 from trainlab.init import apply as apply_init
 from trainlab.models import build_model
-from trainlab.optim import ScheduleLR, build_optimizer, build_schedule
+from trainlab.optim import OPTIMIZERS, ScheduleLR, build_optimizer, build_schedule
+from trainlab.optim.loss_closure import make_closure
 from trainlab.store import RunStore, atomic_write_bytes
 from trainlab.tasks import build_task
 from trainlab.train.config import RunConfig
@@ -100,6 +101,9 @@ class Trainer:
                                       generator=g_init, **cfg.init_params)
         self.optimizer = build_optimizer(cfg.optim, self.model.parameters(), cfg.lr,
                                          **cfg.optim_params)
+        # multi-pass methods (SAM, L-BFGS, PSGD, ...) get the contract's closure on the step's
+        # batch (trainlab.optim.closure), with exact Hessian and GGN products
+        self.needs_closure = OPTIMIZERS.entry(cfg.optim).flags.get("needs_closure", False)
         self.scheduler = ScheduleLR(self.optimizer,
                                     build_schedule(cfg.schedule, cfg.steps,
                                                    **cfg.schedule_params))
@@ -175,7 +179,10 @@ class Trainer:
                     break
                 if k == cfg.steps:
                     break
-                self.optimizer.step()
+                if self.needs_closure:
+                    self.optimizer.step(make_closure(self.model, task.loss, x, y))
+                else:
+                    self.optimizer.step()
                 self.scheduler.step()
                 if cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0:
                     self._save_checkpoint(monitor)
