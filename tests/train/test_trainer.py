@@ -143,3 +143,16 @@ def test_multi_pass_optimizers_get_a_closure_and_resume_bitwise(tmp_path, optim,
     Trainer.resume(part.run_id, store=store, report=False).run()
     a, b = store.metrics(full.run_id), store.metrics(part.run_id)
     assert all(np.array_equal(a[k][1], b[k][1]) for k in a)
+
+
+@pytest.mark.parametrize("optim", __import__("trainlab.optim", fromlist=["OPTIMIZERS"])
+                         .OPTIMIZERS.names())
+def test_every_registered_optimizer_runs_in_the_trainer(tmp_path, optim):
+    cfg = RunConfig(task="teacher-linear", task_params={"in_dim": 6, "out_dim": 4,
+                                                        "singular_values": "3,1",
+                                                        "n_train": 32, "n_test": 8},
+                    model="deep-linear", model_params={"width": 4}, optim=optim, lr=0.01,
+                    schedule="constant", schedule_params={}, steps=2, batch_size=16,
+                    probes="none")
+    result = Trainer(cfg, store=RunStore(tmp_path), report=False).run()
+    assert result.status == "completed" and math.isfinite(result.summary["final_loss"])
