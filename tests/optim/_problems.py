@@ -50,3 +50,22 @@ def run(make_opt: Callable[[list[torch.Tensor]], torch.optim.Optimizer], steps: 
 def assert_close_lists(a, b, rtol=1e-6, atol=1e-10):
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x.detach(), y.detach(), rtol=rtol, atol=atol)
+
+
+def decentralized_least_squares(workers: int = 6, dim: int = 5, samples: int = 8
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-worker least-squares data ``(a, b)`` with heterogeneous targets (worker ``i``'s
+    targets are shifted by ``i``)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(workers, samples, dim, generator=g, dtype=torch.float64)
+    b = torch.randn(workers, samples, generator=g, dtype=torch.float64)
+    return a, b + torch.arange(workers)[:, None]
+
+
+def decentralized_grad_fn(a: torch.Tensor, b: torch.Tensor
+                          ) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """Row ``i`` of the result: gradient of ``0.5 * mean_j (a_ij x_i - b_ij)^2``."""
+    def grad(x: torch.Tensor, t: int) -> torch.Tensor:
+        r = torch.einsum("njd,nd->nj", a, x) - b
+        return torch.einsum("njd,nj->nd", a, r) / a.shape[1]
+    return grad

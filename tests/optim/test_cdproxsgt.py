@@ -17,21 +17,16 @@ from trainlab.optim.dproxsgt import (
     top_k,
 )
 
+from ._problems import decentralized_grad_fn, decentralized_least_squares
+
 N, D = 6, 5
 
 
 def _problem():
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(N, 8, D, generator=g, dtype=torch.float64)
-    b = torch.randn(N, 8, generator=g, dtype=torch.float64) + torch.arange(N)[:, None]  # hetero
-    return a, b
+    return decentralized_least_squares(N, D)
 
 
-def _grad_fn(a, b):
-    def grad(x, t):  # f_i(x) = 0.5 * mean_j (a_ij x - b_ij)^2
-        r = torch.einsum("njd,nd->nj", a, x) - b
-        return torch.einsum("njd,nj->nd", a, r) / a.shape[1]
-    return grad
+_grad_fn = decentralized_grad_fn
 
 
 def _topk_vec(v, k):  # one worker's message: keep the k largest |entries|, by sorting

@@ -10,21 +10,16 @@ import torch
 from trainlab.errors import ConfigError
 from trainlab.optim.dproxsgt import dproxsgt, ring_mixing_matrix, soft_threshold
 
+from ._problems import decentralized_grad_fn, decentralized_least_squares
+
 N, D = 6, 5
 
 
 def _problem():
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(N, 8, D, generator=g, dtype=torch.float64)
-    b = torch.randn(N, 8, generator=g, dtype=torch.float64) + torch.arange(N)[:, None]  # hetero
-    return a, b
+    return decentralized_least_squares(N, D)
 
 
-def _grad_fn(a, b):
-    def grad(x, t):  # f_i(x) = 0.5 * mean_j (a_ij x - b_ij)^2
-        r = torch.einsum("njd,nd->nj", a, x) - b
-        return torch.einsum("njd,nj->nd", a, r) / a.shape[1]
-    return grad
+_grad_fn = decentralized_grad_fn
 
 
 def test_equals_per_worker_reference_loop():

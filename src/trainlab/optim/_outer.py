@@ -38,6 +38,16 @@ class ClosureOptimizer(torch.optim.Optimizer):
                               "the loss and its gradients (see trainlab.optim.closure)")
         return closure
 
+    def _first_call(self, closure: Callable[[], torch.Tensor] | None
+                    ) -> tuple[Callable[[], torch.Tensor], list[torch.Tensor], torch.Tensor,
+                               list[torch.Tensor]]:
+        """The opening of every step: check the closure, call it at the current weights and
+        return ``(closure, params, loss, grads)`` (grads: copies, zeros where none)."""
+        closure = self._require(closure)
+        params = self._params()
+        loss, grads = evaluate(closure, params)
+        return closure, params, loss, grads
+
 
 class OuterOptimizer(ClosureOptimizer, ABC):
     """Wraps ``build_optimizer(base, params, lr, **base_hyper)``; subclasses implement
@@ -56,9 +66,7 @@ class OuterOptimizer(ClosureOptimizer, ABC):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        closure = self._require(closure)
-        params = self._params()
-        loss, grads = evaluate(closure, params)
+        closure, params, loss, grads = self._first_call(closure)
         missing = [p.grad is None for p in params]  # no gradient: the base must not move it
         direction = self.direction(closure, params, loss, grads)
         set_grads(params, direction)

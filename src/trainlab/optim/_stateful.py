@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import ConfigError
+from trainlab.optim.closure import call_closure
 
 
 class StatefulOptimizer(torch.optim.Optimizer, ABC):
@@ -40,11 +41,8 @@ class StatefulOptimizer(torch.optim.Optimizer, ABC):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        elif self.requires_closure:
+        loss = call_closure(closure)
+        if closure is None and self.requires_closure:
             raise ConfigError(f"{type(self).__name__}.step needs a closure that recomputes the "
                               f"loss and gradients (see trainlab.optim.closure)")
         self._closure_loss = loss

@@ -40,7 +40,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import curvature_matvec, flat, split_like
-from trainlab.optim.loss_closure import evaluate, set_grads
+from trainlab.optim.loss_closure import set_grads
 from trainlab.optim.natural_gradient import conjugate_gradient
 
 PRECONDITIONERS = ("identity", "ggn")
@@ -78,10 +78,8 @@ class AEPG(ClosureOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        closure = self._require(closure)
-        params = self._params()
+        closure, params, loss, grads = self._first_call(closure)
         h = self.param_groups[0]
-        loss, grads = evaluate(closure, params)
         shifted = float(loss) + h["c"]
         if shifted <= 0:
             raise ConfigError(f"AEPG needs f + c > 0; got f = {float(loss):g}, c = {h['c']:g}: "

@@ -48,3 +48,12 @@ from collections.abc import Callable
 import torch
 
 Closure = Callable[[], torch.Tensor]
+
+
+def call_closure(closure: Closure | None) -> torch.Tensor | None:
+    """Call ``closure`` with gradients enabled (``step`` runs under ``no_grad``); ``None``
+    when there is no closure."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()

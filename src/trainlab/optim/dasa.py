@@ -92,10 +92,8 @@ class DASA(ClosureOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        closure = self._require(closure)
-        params = self._params()
+        closure, params, loss, grads = self._first_call(closure)
         h = self.param_groups[0]
-        loss, grads = evaluate(closure, params)
         g = flat(grads)
         w = flat([p.detach() for p in params])
         hess = curvature_matvec(closure, params, "hessian", "DASA")

@@ -43,7 +43,7 @@ import torch
 from trainlab.errors import ConfigError, check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
-from trainlab.optim.loss_closure import evaluate, hessian_vector_product, set_grads
+from trainlab.optim.loss_closure import hessian_vector_product, set_grads
 
 KINDS = ("kron", "diag")
 
@@ -123,9 +123,7 @@ class PSGD(ClosureOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        closure = self._require(closure)
-        params = self._params()
-        loss, grads = evaluate(closure, params)
+        closure, params, loss, grads = self._first_call(closure)
         groups = {id(p): g for g in self.param_groups for p in g["params"]}
         states = [self._init_state(p, groups[id(p)]) for p in params]
         probes = [torch.randn(p.shape, dtype=p.dtype, device=p.device, generator=self.generator)

@@ -54,7 +54,7 @@ import torch
 from trainlab.errors import ConfigError, check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
-from trainlab.optim.loss_closure import evaluate, hessian_vector_product, set_grads
+from trainlab.optim.loss_closure import hessian_vector_product, set_grads
 
 BALANCE_PROBABILITY = 0.01
 
@@ -160,9 +160,7 @@ class PSGDLRA(ClosureOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        closure = self._require(closure)
-        params = self._params()
-        loss, grads = evaluate(closure, params)
+        closure, params, loss, grads = self._first_call(closure)
         probes = [torch.randn(p.shape, dtype=p.dtype, device=p.device, generator=self.generator)
                   for p in params]
         responses = hessian_vector_product(closure, params, probes)

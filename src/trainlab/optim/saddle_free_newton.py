@@ -32,7 +32,7 @@ from trainlab.curvature import LinearOperator, lanczos
 from trainlab.errors import check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
-from trainlab.optim.loss_closure import evaluate, hessian_vector_product, set_grads
+from trainlab.optim.loss_closure import hessian_vector_product, set_grads
 
 
 class ClosureHessian(LinearOperator):
@@ -81,9 +81,7 @@ class SaddleFreeNewton(ClosureOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        closure = self._require(closure)
-        params = self._params()
-        loss, grads = evaluate(closure, params)
+        closure, params, loss, grads = self._first_call(closure)
         h = self.param_groups[0]
         g = torch.cat([t.reshape(-1) for t in grads])
         if g.norm() > 0:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import check_range
+from trainlab.optim.closure import call_closure
 from trainlab.optim.transforms._base import Transform, tree_leaves, tree_replace_leaves
 
 
@@ -45,10 +46,7 @@ class TransformOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = call_closure(closure)
         states = self._transform_states
         states.extend([None] * (len(self.param_groups) - len(states)))
         for i, group in enumerate(self.param_groups):
