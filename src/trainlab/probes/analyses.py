@@ -17,6 +17,7 @@ from trainlab.probes import (
     landscape,
     lojasiewicz,
     ntk,
+    roughness,
     sgd_stability,
     smoothgrad,
 )
@@ -32,8 +33,9 @@ ANALYSES.register("landscape-slice-2d", landscape.slice_2d, papers=(15,),
                   summary="loss on a plane spanned by two (filter-normalized) directions")
 ANALYSES.register("interpolation", landscape.interpolate, papers=(104,),
                   summary="loss on the straight line between two parameter vectors")
-ANALYSES.register("roughness-index", landscape.roughness_index, papers=(15,),
-                  summary="roughness index of the loss over random 1-D slices")
+ANALYSES.register("roughness-index", roughness.roughness_index, papers=(15,),
+                  summary="roughness index: std/mean of the normalized total variation of "
+                          "random 1-D loss slices")
 ANALYSES.register("paired-divergence", divergence.paired_divergence, papers=(8,),
                   summary="distance, loss barrier (raw and permutation-aligned) and CKA of two "
                           "runs")
