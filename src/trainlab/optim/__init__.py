@@ -27,6 +27,7 @@ from trainlab.optim import (  # noqa: F401  (each module registers its optimizer
     svrg,
     torch_builtin,
     transforms,
+    udog,
 )
 from trainlab.optim._registry import OPTIMIZERS, build_optimizer
 from trainlab.optim.ademamix import AdEMAMix
