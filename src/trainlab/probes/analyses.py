@@ -50,7 +50,8 @@ ANALYSES.register("training-jacobian", tj.training_jacobian, papers=(102,),
 ANALYSES.register("sgd-critical-lr", sgd_stability.critical_lr, papers=(70, 30),
                   summary="exact mean-square linear-stability threshold of SGD at a minimum")
 ANALYSES.register("input-derivatives", input_sensitivity.input_derivatives, papers=(25,),
-                  summary="1st/2nd/3rd derivatives of the loss w.r.t. each input variable")
+                  summary="1st/2nd/3rd diagonal derivatives of the loss w.r.t. each input "
+                          "variable (or its first-layer weights)")
 ANALYSES.register("gradient-flow-solution", flow_sharpness.gfs_sharpness, papers=(36,),
                   summary="integrate gradient flow to its limit and measure the sharpness there")
 ANALYSES.register("lojasiewicz-fit", lojasiewicz.fit_lgi, papers=(44,),

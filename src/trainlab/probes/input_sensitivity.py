@@ -1,24 +1,43 @@
 r"""Sensitivity of the loss to each input variable from its first, second and third
 derivatives, and the rank correlations between the orderings they give.
 
-"Sensitivity Analysis On Loss Landscape" (Faroz, 2024; papers.md row 25) differentiates the
-loss with respect to the input variables by automatic differentiation up to third order and
-ranks the variables by each derivative, comparing the orderings with the Spearman rank
-correlation between each variable and the target.
+"Sensitivity Analysis On Loss Landscape" (Salman Faroz, arXiv 2403.01128, 2024; papers.md
+row 25) differentiates the loss by automatic differentiation up to third order to find which
+independent variables drive the dependent one, and compares what the (second-order)
+derivatives show with Spearman's rank correlation between each variable and the target; its
+network reads the input vector :math:`x \in \mathbb{R}^n` and returns one real output, with
+tanh activations, MSE loss and Xavier initialization, retrained several times.
 
-For example :math:`i` with per-example loss :math:`\ell_i` and input variable :math:`j`, this
-module computes the diagonal derivatives :math:`\partial^k \ell_i / \partial x_{ij}^k` for
-:math:`k = 1, 2, 3` exactly, as the derivatives of :math:`t \mapsto \ell_i(x_i + t e_j)` at
-0 by three nested forward-mode products (``torch.func.jvp``), batched over variables with
-``vmap``. A variable's sensitivity of order :math:`k` is the mean over examples of
-:math:`|\partial^k \ell_i / \partial x_{ij}^k|`; orderings are compared by Spearman's
-:math:`\rho` (Pearson correlation of average ranks, so ties are handled).
+Two readings are offered, because the paper's method section could not be read (below):
 
-Deviations: only the abstract and secondary summaries of the paper could be read; the
-reduction over examples (mean absolute value) and the choice of diagonal (not mixed)
-derivatives are this module's, stated here. The comparison with the variable-target Spearman
-correlation is made when the targets are one real number per example (regression).
-Examples must not interact (a BatchNorm layer in training mode is refused).
+- ``wrt="inputs"`` (default, the papers.md row): for example :math:`i` with per-example
+  loss :math:`\ell_i` and input variable :math:`j`, the diagonal derivatives
+  :math:`\partial^k \ell_i / \partial x_{ij}^k`, :math:`k = 1, 2, 3`; a variable's
+  sensitivity of order :math:`k` is the mean over examples of their absolute values.
+- ``wrt="weights"`` (the secondary summary's reading, :math:`\partial L / \partial w_{ij}`):
+  the diagonal derivatives of the batch loss :math:`L` with respect to each weight
+  :math:`w_{uj}` of the first layer, the one that reads variable :math:`j`; a variable's
+  sensitivity is the mean over units :math:`u` of their absolute values. For one tanh unit
+  at :math:`w = 0, b = 0` with MSE these are :math:`-2\,\overline{y x_j}`,
+  :math:`2\,\overline{x_j^2}` and :math:`4\,\overline{y x_j^3}`: the first is the
+  variable-target covariance, which is how derivatives can echo the Spearman ranking.
+
+Both are exact: the :math:`k`-th derivative of :math:`t \mapsto f(z + t e)` at 0 by three
+nested forward-mode products (``torch.func.jvp``), batched over basis directions :math:`e`
+with ``vmap``. Orderings are compared by Spearman's :math:`\rho` (Pearson correlation of
+average ranks, so ties are handled): between orders (1, 2), (1, 3), (2, 3), and, for one real
+target per example, between each order's sensitivities and the variables' absolute Spearman
+correlation with the target (the paper's comparison).
+
+Sources and uncertainty: only the abstract (arxiv.org/html/2403.01128v2, whose stored copy
+ends after the introduction's first paragraph) and third-party summaries (themoonlight.io
+review: one-output network, tanh, MSE, AD of the loss "with respect to the weights",
+:math:`\partial L/\partial w_{ij}`; linnk.ai: Xavier initialization, a 13-column table, MNIST)
+could be read; no code by the author was found. Which derivative the paper ranks by, how it
+reduces over examples or units (here: mean absolute value) and whether it uses mixed
+derivatives (here: diagonal only) are therefore this module's choices, stated here. The
+abstract's "loss function with an activation function" is read as the network's tanh inside
+the MSE. Examples must not interact (a BatchNorm layer in training mode is refused).
 """
 
 from __future__ import annotations
@@ -28,8 +47,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.func import jvp, vmap
+from torch.func import functional_call, jvp, vmap
 
 from trainlab.errors import ConfigError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
@@ -41,15 +61,18 @@ PAIRS = ((1, 2), (1, 3), (2, 3))
 
 @dataclass(frozen=True)
 class InputDerivatives:
-    """Per-example diagonal input derivatives of the per-example loss, each ``(n, V)`` with
-    ``V`` the number of input variables (the input shape flattened)."""
+    """Diagonal derivatives of order 1, 2, 3 of the loss, one entry per example and input
+    variable (``wrt="inputs"``: ``(n, V)``, per-example loss) or per first-layer unit and
+    input variable (``wrt="weights"``: ``(units, V)``, batch loss); ``V`` is the number of
+    input variables (the input shape flattened)."""
 
     d1: torch.Tensor
     d2: torch.Tensor
     d3: torch.Tensor
 
     def scores(self) -> torch.Tensor:
-        """``(3, V)``: mean over examples of the absolute derivative of order 1, 2, 3."""
+        """``(3, V)``: mean over rows (examples or units) of the absolute derivative of
+        order 1, 2, 3."""
         return torch.stack([self.d1.abs().mean(0), self.d2.abs().mean(0),
                             self.d3.abs().mean(0)])
 
@@ -79,13 +102,30 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (ra @ rb) / (ra.norm() * rb.norm())
 
 
-def input_derivatives(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
-                      targets: Any, *, chunk: int = 64) -> InputDerivatives:
-    r"""Diagonal derivatives of order 1-3 of each example's loss with respect to each of its
-    input variables, at the model's parameters and mode (``chunk`` variables per ``vmap``
-    call). The loss must be the mean of per-example losses; the model, its ``.grad`` and the
-    global RNG are left as found."""
-    check_range("chunk", chunk, low=1, owner="input_derivatives")
+def _diagonal_derivatives(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                          count: int, basis: Callable[[torch.Tensor], torch.Tensor],
+                          chunk: int) -> tuple[torch.Tensor, ...]:
+    """``(d1, d2, d3)``, each ``(count, *f(z).shape)``: the derivatives of order 1-3 of
+    ``t -> f(z + t e_c)`` at 0 for the directions ``e_c = basis(c)``, ``c < count`` (built
+    ``chunk`` at a time from a tensor of indices), by nested ``jvp``."""
+
+    def derivs(e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        def f1(zz):
+            return jvp(f, (zz,), (e,))
+
+        def f2(zz):
+            (l0, l1), (_, l2) = jvp(f1, (zz,), (e,))
+            return l0, l1, l2
+
+        (_, l1, l2), (_, _, l3) = jvp(f2, (z,), (e,))
+        return l1, l2, l3
+
+    parts = [vmap(derivs, randomness="same")(basis(torch.arange(i, min(i + chunk, count))))
+             for i in range(0, count, chunk)]
+    return tuple(torch.cat([p[k] for p in parts]).detach() for k in range(3))
+
+
+def _check_independent(model: nn.Module, inputs: torch.Tensor) -> None:
     if not torch.is_floating_point(inputs):
         raise ConfigError("input_derivatives: inputs must be floating point (got "
                           f"{inputs.dtype}); derivatives in discrete inputs are undefined.")
@@ -93,34 +133,63 @@ def input_derivatives(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
             raise ConfigError("input_derivatives: a BatchNorm layer in training mode couples "
                               "the examples of a batch; put the model in eval mode")
-    n = inputs.shape[0]
-    v = inputs[0].numel()
+
+
+def first_layer_weight(model: nn.Module, num_variables: int) -> str:
+    """Name of the first 2-D trainable parameter with ``num_variables`` columns: the weight
+    matrix that reads the (flattened) input variables."""
+    for name, p in model.named_parameters():
+        if p.requires_grad and p.dim() == 2 and p.shape[1] == num_variables:
+            return name
+    raise ConfigError(f"input_derivatives: wrt='weights' needs a 2-D weight with "
+                      f"{num_variables} columns (one per input variable); the model has none")
+
+
+def input_derivatives(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
+                      targets: Any, *, wrt: str = "inputs", chunk: int = 64
+                      ) -> InputDerivatives:
+    r"""Diagonal derivatives of order 1-3 of the loss, for each input variable, at the
+    model's parameters and mode (``chunk`` basis directions per ``vmap`` call).
+
+    ``wrt="inputs"``: of each example's loss with respect to each of its input variables
+    (``loss_fn`` must be the mean of per-example losses; it is called on one example at a
+    time). ``wrt="weights"``: of the batch loss with respect to each weight of the first
+    layer reading the inputs (:func:`first_layer_weight`). The model, its ``.grad`` and the
+    global RNG are left as found."""
+    check_range("chunk", chunk, low=1, owner="input_derivatives")
+    if wrt not in ("inputs", "weights"):
+        raise ConfigError(f"input_derivatives: wrt must be 'inputs' or 'weights'. Got "
+                          f"{wrt!r} instead.")
+    _check_independent(model, inputs)
     x = inputs.detach()
-
-    def losses(xx: torch.Tensor) -> torch.Tensor:
-        out = model(xx)
-        return vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))(out, targets)
-
-    def derivs(e: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        def f1(xx):
-            return jvp(losses, (xx,), (e,))
-
-        def f2(xx):
-            (l0, l1), (_, l2) = jvp(f1, (xx,), (e,))
-            return l0, l1, l2
-
-        (_, l1, l2), (_, _, l3) = jvp(f2, (x,), (e,))
-        return l1, l2, l3
-
-    eye = torch.eye(v, dtype=x.dtype, device=x.device)
-    parts: list[tuple[torch.Tensor, ...]] = []
+    n, v = x.shape[0], x[0].numel()
     with preserved(model), torch.enable_grad():
-        for i in range(0, v, chunk):
-            basis = eye[i:i + chunk].reshape(-1, 1, *inputs.shape[1:]).expand(
-                -1, n, *inputs.shape[1:])
-            parts.append(vmap(derivs, randomness="same")(basis))
-    d1, d2, d3 = (torch.cat([p[k] for p in parts]).T.detach() for k in range(3))
-    return InputDerivatives(d1, d2, d3)
+        if wrt == "inputs":
+            def losses(xx: torch.Tensor) -> torch.Tensor:
+                out = model(xx)
+                return vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))(out, targets)
+
+            def unit_inputs(idx: torch.Tensor) -> torch.Tensor:
+                e = F.one_hot(idx, v).to(dtype=x.dtype, device=x.device)
+                return e.reshape(len(idx), 1, *x.shape[1:]).expand(len(idx), n, *x.shape[1:])
+
+            d = _diagonal_derivatives(losses, x, v, unit_inputs, chunk)
+            return InputDerivatives(*(t.T for t in d))
+        name = first_layer_weight(model, v)
+        params = {k: p.detach() for k, p in model.named_parameters()}
+        buffers = {k: b.detach() for k, b in model.named_buffers()}
+        w = params[name]
+
+        def batch_loss(ww: torch.Tensor) -> torch.Tensor:
+            out = functional_call(model, ({**params, name: ww}, buffers), (x,))
+            return loss_fn(out, targets)
+
+        def unit_weights(idx: torch.Tensor) -> torch.Tensor:
+            e = F.one_hot(idx, w.numel()).to(dtype=w.dtype, device=w.device)
+            return e.reshape(len(idx), *w.shape)
+
+        d = _diagonal_derivatives(batch_loss, w, w.numel(), unit_weights, chunk)
+        return InputDerivatives(*(t.reshape(w.shape) for t in d))
 
 
 def rank_correlations(scores: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -147,23 +216,29 @@ class InputSensitivity(Probe):
     Args:
         every: cadence.
         max_examples: examples of the batch used (the first ones).
-        chunk: input variables per vectorized call.
+        wrt: ``"inputs"`` or ``"weights"`` (first-layer weights), see the module docstring.
+        chunk: basis directions per vectorized call.
     """
 
     name = "input-sensitivity"
 
-    def __init__(self, every: int = 1, max_examples: int = 64, chunk: int = 64):
+    def __init__(self, every: int = 1, max_examples: int = 64, wrt: str = "inputs",
+                 chunk: int = 64):
         super().__init__(every)
         check_range("max_examples", max_examples, low=1, owner="input-sensitivity")
         check_range("chunk", chunk, low=1, owner="input-sensitivity")
-        self.max_examples, self.chunk = max_examples, chunk
+        if wrt not in ("inputs", "weights"):
+            raise ConfigError(f"input-sensitivity: wrt must be 'inputs' or 'weights'. Got "
+                              f"{wrt!r} instead.")
+        self.max_examples, self.wrt, self.chunk = max_examples, wrt, chunk
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x) or x[0].numel() < 2:
             return {}
         x, y = x[:self.max_examples], y[:self.max_examples]
-        scores = input_derivatives(ctx.model, ctx.loss_fn, x, y, chunk=self.chunk).scores()
+        scores = input_derivatives(ctx.model, ctx.loss_fn, x, y, wrt=self.wrt,
+                                   chunk=self.chunk).scores()
         out: Measurement = {f"sensitivity/rank_corr_{k}": v
                             for k, v in rank_correlations(scores).items()}
         for k in range(3):
@@ -180,5 +255,5 @@ class InputSensitivity(Probe):
 
 
 PROBES.register("input-sensitivity", InputSensitivity, papers=(25,),
-                summary="first/second/third input-derivative sensitivity of the loss per "
-                        "input variable, with rank correlations between the orderings")
+                summary="first/second/third-derivative sensitivity of the loss to each input "
+                        "variable, with Spearman rank correlations between the orderings")
