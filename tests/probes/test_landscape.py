@@ -1,4 +1,4 @@
-"""Landscape slices, interpolation and roughness against direct evaluations."""
+"""Landscape slices and interpolation against direct evaluations."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from trainlab.probes.interpolation import InitInterpolation
 from trainlab.probes.landscape import (
     filter_normalize,
     interpolate,
-    normalized_total_variation,
     random_direction,
-    roughness_index,
     slice_1d,
     slice_2d,
 )
@@ -97,31 +95,3 @@ def test_convex_problem_has_no_barrier():
     res = interpolate(model, F.mse_loss, x, y, init, sol, points=11)
     assert res.barrier == 0.0
     assert res.monotone
-
-
-def test_normalized_total_variation_closed_forms():
-    t = torch.linspace(-1, 1, 121, dtype=torch.float64)  # hits every extremum of cos(3 pi t)
-    assert float(normalized_total_variation(t ** 3)) == pytest.approx(1.0)
-    assert float(normalized_total_variation(t ** 2)) == pytest.approx(2.0)
-    # cos(3 pi t) on [-1, 1]: 6 half-periods, each of variation 2, range 2
-    assert float(normalized_total_variation(torch.cos(3 * torch.pi * t))) == pytest.approx(6.0)
-
-
-def test_roughness_index_zero_at_quadratic_minimum():
-    """At the exact least-squares minimum every slice is a parabola centred at t=0, so every
-    normalized total variation is 2 and the index is 0; away from it the index is not."""
-    torch.manual_seed(0)
-    x = torch.randn(40, 5, dtype=torch.float64)
-    y = torch.randn(40, 3, dtype=torch.float64)
-    model = nn.Linear(5, 3, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
-    res = roughness_index(model, F.mse_loss, x, y, directions=5, points=21,
-                          generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(res.ntv, torch.full((5,), 2.0, dtype=torch.float64))
-    assert res.index == pytest.approx(0.0, abs=1e-9)
-    with torch.no_grad():
-        model.weight.add_(0.5)
-    off = roughness_index(model, F.mse_loss, x, y, directions=5, points=21, radius=0.5,
-                          generator=torch.Generator().manual_seed(0))
-    assert off.index > 1e-3

@@ -10,8 +10,8 @@ r"""Loss landscapes: the loss along lines and planes through parameter space.
 - Linear interpolation from one point to another, e.g. initialization to solution
   (Goodfellow, Vinyals, Saxe, "Qualitatively characterizing neural network optimization
   problems", ICLR 2015; papers.md row 104).
-- The roughness index of 1-D random slices (Wu, Jian, Du, Chen, Zhou, "Roughness Index for
-  Loss Landscapes of Neural Network Models of Partial Differential Equations", 2021; row 15).
+- The roughness index of row 15, built on these slices, lives in
+  :mod:`trainlab.probes.roughness`.
 
 Every function evaluates the loss with ``torch.func.functional_call`` on parameter
 dictionaries: the model's weights are never written, and the model runs in eval mode
@@ -140,53 +140,3 @@ def interpolate(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
     line = (1 - alphas) * losses[0] + alphas * losses[-1]
     barrier = float((losses - line).max().clamp_min(0.0))
     return Interpolation(alphas, losses, barrier, bool((losses[1:] <= losses[:-1]).all()))
-
-
-def normalized_total_variation(values: torch.Tensor) -> torch.Tensor:
-    """Total variation of a sampled 1-D function divided by its range, ``sum |f_{i+1} - f_i|
-    / (max f - min f)``: 1 for a monotone profile, 2 for a single valley, larger when the
-    profile oscillates (0 for a constant one)."""
-    tv = (values[1:] - values[:-1]).abs().sum()
-    span = values.max() - values.min()
-    return tv / span if span > 0 else torch.zeros((), dtype=values.dtype)
-
-
-@dataclass(frozen=True)
-class Roughness:
-    """Roughness index ``index`` (std / mean of the normalized total variations) and the
-    per-direction normalized total variations ``ntv``."""
-
-    index: float
-    ntv: torch.Tensor
-
-
-def roughness_index(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any, *,
-                    directions: int = 20, radius: float = 1.0, points: int = 51,
-                    normalization: str = "filter",
-                    generator: torch.Generator | None = None) -> Roughness:
-    r"""Roughness index of the loss at the current parameters (Wu et al. 2021, row 15).
-
-    For ``directions`` random directions :math:`\delta_k`, the loss profile
-    :math:`f_k(t) = L(\theta + t\delta_k)` on ``points`` evenly spaced
-    :math:`t \in [-r, r]` gives a normalized total variation :math:`T_k` (see
-    :func:`normalized_total_variation`); the index is :math:`\mathrm{std}(T)/\mathrm{mean}(T)`.
-
-    Deviation (uncertain): the paper builds its index from the mean and variance of the
-    normalized total variation of 1-D random projections, as its abstract says; its full text
-    was not available here, so the normalization (total variation over range) and the ratio
-    std/mean are this implementation's reading and may differ from the paper's exact
-    constants. ``ntv`` is returned so other statistics can be formed.
-    """
-    check_range("directions", directions, low=2, owner="roughness_index")
-    check_range("radius", radius, low=0.0, low_open=True, owner="roughness_index")
-    check_range("points", points, low=3, owner="roughness_index")
-    center = trainable_params(model)
-    ts = torch.linspace(-radius, radius, points, dtype=torch.float64)
-    ntv = []
-    for _ in range(directions):
-        d = random_direction(center, generator=generator, normalization=normalization)
-        ntv.append(normalized_total_variation(slice_1d(model, loss_fn, inputs, targets, d, ts,
-                                                       center=center)))
-    t = torch.stack(ntv)
-    mean = t.mean()
-    return Roughness(float(t.std() / mean) if mean > 0 else 0.0, t)
