@@ -128,10 +128,10 @@ class UDoG(ClosureOptimizer):
 
     with :math:`r_\epsilon = \texttt{reps\_rel}\,(1 + \lVert x_0\rVert)`. The parameters hold
     the output iterate :math:`\bar x_t` (the :math:`\omega`-weighted average the guarantees are
-    about); :math:`x_0`, :math:`y_t`, :math:`x_t` live in the state. The first step moves
-    exactly :math:`r_\epsilon`, as DoG's: :math:`\bar x_1 = x_1 = x_0 - r_\epsilon\,
-    m_0/\lVert m_0\rVert`. With :math:`\bar r` held fixed at :math:`D`, :math:`\alpha_t =
-    t + 1` and this is UniXGrad with step :math:`D/\sqrt{G}`.
+    about); :math:`x_0`, :math:`y_t`, :math:`x_t` live in the state. The first step is DoG's
+    (exactly, for ``eps = 0``): :math:`\bar x_1 = x_1 = x_0 - r_\epsilon\,
+    m_0/\lVert m_0\rVert`. Were :math:`\bar r` constant (:math:`D`), :math:`\alpha_t = t + 1`
+    and the recurrence would be UniXGrad with step :math:`D/\sqrt{G}`.
 
     Sources: the overall scheme (UniXGrad + DoG + iterate stabilization, two gradients per
     step, :math:`\omega`-weighted output) is from the paper's abstract (arXiv 2404.00666).
