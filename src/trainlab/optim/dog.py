@@ -55,8 +55,9 @@ class DoG(StatefulOptimizer):
     the paper's DoG; a schedule may anneal it). Defaults as the authors' package
     (``reps_rel=1e-6``, ``eps=1e-8``).
 
-    Missing: U-DoG itself (UniXGrad extragradient with DoG steps and iterate stabilization)
-    and the polynomial-decay iterate averaging the paper recommends for evaluation.
+    U-DoG itself (UniXGrad extragradient with DoG steps) is :class:`trainlab.optim.udog.UDoG`.
+    Missing here: the polynomial-decay iterate averaging the DoG paper recommends for
+    evaluation.
 
     State keys: ``step``, ``x0``, ``rbar``, ``g_sq_sum``.
     """
