@@ -23,11 +23,19 @@ def kumar_variance(activation: str | Callable[[torch.Tensor], torch.Tensor], fan
     from the paper: sigmoid :math:`12.8/N` (std :math:`\approx 3.6/\sqrt N`), tanh :math:`1/N`.
     ReLU is not differentiable at 0; the paper derives :math:`2/N` for it separately.
 
-    What was checked: the paper text could not be retrieved (search tool); the formula is
-    the one consistent with the sigmoid constant 3.6 of third-party implementations and with
-    VI3NR's "kumar-sigmoid" gain :math:`3.6^2`. The author's own experiment script uses
-    variance :math:`3.6/N` for sigmoid (``VarianceScaling(scale=3.6)``), which disagrees;
-    we follow the formula.
+    The paper's definition, and the default here: the variance is the formula above, so
+    sigmoid (:math:`g(0) = 1/2`, :math:`g'(0) = 1/4`) gets exactly :math:`v^2 = 12.8/N`, i.e.
+    standard deviation :math:`\sqrt{12.8}/\sqrt N \approx 3.58/\sqrt N`, which the paper
+    rounds to :math:`3.6/\sqrt N` (a *standard deviation*; variance :math:`\approx 12.96/N`
+    if the rounded constant is squared, as VI3NR's "kumar-sigmoid" gain :math:`3.6^2` does).
+    Not the paper's definition: the author's Fig. 3 script,
+    ``VarianceScaling(scale=3.6, mode="fan_in")``, which draws with *variance*
+    :math:`3.6/N` (about 3.6 times smaller); we do not follow it.
+
+    Provenance: the paper body could not be retrieved with the search tool (only abstract
+    pages are stored); the formula, the 3.6 constant and the script come from
+    ``notes/init-and-phenomena.md`` A2. The formula reproduces the paper's quoted constants
+    (sigmoid 3.6, tanh 1), which is the evidence that it is the paper's Eq.
     """
     if fan_in <= 0:
         raise ConfigError(f"kumar: fan_in must be >= 1, got {fan_in}")
