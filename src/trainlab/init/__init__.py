@@ -7,7 +7,8 @@ docstring gives the paper's defaults and its deviations):
 - ``orthogonal`` [1], ``decoupled`` [1, needs ``(inputs, targets)``]: Saxe et al.
 - ``kumar`` [3]: ``1 / (N g'(0)^2 (1 + g(0)^2))``, ReLU ``2/N``.
 - ``lsuv`` [42]: orthonormal pre-init, per-layer output variance 1 on a batch.
-- ``idinit`` [19]: identity repeated along the longer side, epsilon on residual branch ends.
+- ``idinit`` [19]: padded identity (Eq. 3: repeated when widening, ``[I 0]`` when narrowing),
+  patch-maintain convs, epsilon on residual branch ends.
 - ``conv-aware`` [24]: conv kernels with orthogonal Fourier spectra.
 - ``maxout`` [17]: ``c = 1 / E[max of K normals^2]`` for maxout layers.
 - ``virgo`` [77]: GCN weight variances through aggregation (needs node features).
