@@ -24,6 +24,10 @@ settings* as ours, and "ours/po" is ours over the faster of the two. The setting
   ``grokfast_after_step=0``. po adds the filtered term into ``p.grad`` in place (ours never
   writes p.grad), so its gradients grow 3x a step; the few steps timed stay finite.
 
+The "(fused)" rows are the same methods with ``fused=True``: one kernel per tensor compiled
+by torch.compile (:mod:`trainlab.optim._compiled`); the compilation happens in the warm-up
+step, outside the timing.
+
     python benchmarks/optim_step.py --threads 1 --reps 7 --steps 3 --methods ademamix diffgrad
 """
 
@@ -56,6 +60,17 @@ SETTINGS: dict[str, tuple[dict, str | None, dict, int]] = {
                             weight_decay=0.01), "GrokFastAdamW",
                        dict(lr=1e-3, grokfast_alpha=0.98, grokfast_lamb=2.0, betas=(0.9, 0.98),
                             weight_decay=0.01, weight_decouple=True, normalize_lr=False), 36),
+    "ademamix (fused)": (dict(lr=1e-3, weight_decay=0.01, fused=True), "AdEMAMix",
+                         dict(lr=1e-3, weight_decay=0.01, weight_decouple=True), 36),
+    "diffgrad (fused)": (dict(lr=1e-3, weight_decay=0.0, fused=True), "DiffGrad",
+                         dict(lr=1e-3, weight_decay=0.0), 36),
+    "gravity (fused)": (dict(lr=0.1, alpha=0.01, beta=0.9, fused=True), "Gravity",
+                        dict(lr=0.1, alpha=0.01, beta=0.9), 20),
+    "grokfast-adamw (fused)": (dict(lr=1e-3, alpha=0.98, lamb=2.0, betas=(0.9, 0.98),
+                                    weight_decay=0.01, fused=True), "GrokFastAdamW",
+                               dict(lr=1e-3, grokfast_alpha=0.98, grokfast_lamb=2.0,
+                                    betas=(0.9, 0.98), weight_decay=0.01,
+                                    weight_decouple=True, normalize_lr=False), 36),
     "gd (heavy ball)": (dict(lr=1e-3, momentum=0.9), None, {}, 20),
     "dog": (dict(lr=1.0), None, {}, 16),
     "optimistic-amsgrad": (dict(lr=1e-3), None, {}, 44),
@@ -106,6 +121,7 @@ def measure(makers: dict[str, Factory], layout: tuple[int, int], reps: int, step
     for i, (k, make) in enumerate(makers.items()):
         opts[k] = make(_params(layout, seed=1 + i))
     for opt in opts.values():
+        opt.step()  # warm-up (and, for the fused paths, compilation)
         opt.step()
     times: dict[str, list[float]] = {k: [] for k in opts}
     for _ in range(reps):

@@ -10,6 +10,7 @@ import torch
 
 from trainlab.errors import check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
+from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -70,17 +71,41 @@ def _blocked_diffgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
         torch._foreach_copy_(g_prev, g)
 
 
+def _diffgrad_kernel(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
+                     g_prev: torch.Tensor, s: torch.Tensor) -> None:
+    """:func:`_single_tensor_diffgrad` for one tensor with the step's scalars in ``s``
+    (sign, weight decay, 1-b1, b2, 1-b2, eps sqrt(bc2), lr sqrt(bc2)/bc1): the body compiled
+    by the ``fused=True`` path."""
+    g = g * s[0] + p * s[1]
+    m.lerp_(g, s[2])
+    v.mul_(s[3]).add_(g * g * s[4])
+    xi = torch.sigmoid((g_prev - g).abs())
+    g_prev.copy_(g)
+    p.sub_(xi * m / (v.sqrt() + s[5]) * s[6])
+
+
+_FUSED = CompiledUpdate(_diffgrad_kernel, "DiffGrad")
+
+
 def diffgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
              exp_avgs: list[torch.Tensor], exp_avg_sqs: list[torch.Tensor],
-             prev_grads: list[torch.Tensor], steps: list[int], **hyper: Any) -> None:
-    """One diffGrad step: the blocked path when it applies (dense contiguous float32/float64
-    CPU tensors, one step count), else the reference."""
-    if steps and all(s == steps[0] for s in steps) and can_block(
-            params, grads, exp_avgs, exp_avg_sqs, prev_grads):
-        _blocked_diffgrad(params, grads, exp_avgs, exp_avg_sqs, prev_grads, steps[0], **hyper)
+             prev_grads: list[torch.Tensor], steps: list[int], *, fused: bool = False,
+             **hyper: Any) -> None:
+    """One diffGrad step: with ``fused``, the compiled kernel; else the blocked path when it
+    applies (dense contiguous float32/float64 CPU tensors, one step count); else the
+    reference."""
+    lists = (params, grads, exp_avgs, exp_avg_sqs, prev_grads)
+    same_step = bool(steps) and all(s == steps[0] for s in steps)
+    if fused and same_step and can_fuse(*lists):
+        t = steps[0]
+        bc1, bc2_sqrt = 1.0 - hyper["beta1"]**t, math.sqrt(1.0 - hyper["beta2"]**t)
+        _FUSED(lists, (-1.0 if hyper["maximize"] else 1.0, hyper["weight_decay"],
+                       1.0 - hyper["beta1"], hyper["beta2"], 1.0 - hyper["beta2"],
+                       hyper["eps"] * bc2_sqrt, hyper["lr"] * bc2_sqrt / bc1))
+    elif same_step and can_block(*lists):
+        _blocked_diffgrad(*lists, steps[0], **hyper)
     else:
-        _single_tensor_diffgrad(params, grads, exp_avgs, exp_avg_sqs, prev_grads, steps,
-                                **hyper)
+        _single_tensor_diffgrad(*lists, steps, **hyper)
 
 
 class DiffGrad(StatefulOptimizer):
@@ -104,11 +129,13 @@ class DiffGrad(StatefulOptimizer):
     fused Adam kernel writes Adam's step into a zeroed scratch buffer, which is added to the
     weights times the friction (built in place in ``previous_grad``);
     :func:`_single_tensor_diffgrad` is the reference it matches (float64 test to 1e-12).
+    With ``fused=True`` the update is instead one kernel per tensor compiled by
+    ``torch.compile`` (see :mod:`trainlab.optim._compiled`; a one-time compilation).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, fused: bool = False):
         owner = "DiffGrad"
         check_range("lr", lr, low=0.0, owner=owner)
         if len(betas) != 2:
@@ -119,7 +146,8 @@ class DiffGrad(StatefulOptimizer):
         check_range("eps", eps, low=0.0, owner=owner)
         check_range("weight_decay", weight_decay, low=0.0, owner=owner)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, maximize=maximize))
+                                      weight_decay=weight_decay, maximize=maximize,
+                                      fused=bool(fused)))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p),
@@ -132,7 +160,7 @@ class DiffGrad(StatefulOptimizer):
             params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
             [s["previous_grad"] for s in states], [s["step"] for s in states], lr=group["lr"],
             beta1=b1, beta2=b2, eps=group["eps"], weight_decay=group["weight_decay"],
-            maximize=group["maximize"])
+            maximize=group["maximize"], fused=group.get("fused", False))
 
 
 OPTIMIZERS.register("diffgrad", DiffGrad, papers=(89,),

@@ -9,6 +9,7 @@ import torch
 
 from trainlab.errors import check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
+from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -55,14 +56,35 @@ def _blocked_gravity(params: list[torch.Tensor], grads: list[torch.Tensor],
         torch._foreach_add_(p, v, alpha=-lr)
 
 
+def _gravity_kernel(p: torch.Tensor, g: torch.Tensor, v: torch.Tensor, s: torch.Tensor
+                    ) -> None:
+    """:func:`_single_tensor_gravity` for one tensor with the step's scalars in ``s`` (sign,
+    beta_t, lr): the body compiled by the ``fused=True`` path."""
+    g = g * s[0]
+    zeta = g / ((g * g.abs().amax()).square() + 1.0)
+    v.lerp_(zeta, 1.0 - s[1])
+    p.sub_(v * s[2])
+
+
+_FUSED = CompiledUpdate(_gravity_kernel, "Gravity")
+
+
 def gravity(params: list[torch.Tensor], grads: list[torch.Tensor],
-            velocities: list[torch.Tensor], steps: list[int], **hyper: Any) -> None:
-    """One Gravity step: the blocked path when it applies (dense contiguous float32/float64
-    CPU tensors, one step count), else the reference."""
-    if steps and all(s == steps[0] for s in steps) and can_block(params, grads, velocities):
-        _blocked_gravity(params, grads, velocities, steps[0], **hyper)
+            velocities: list[torch.Tensor], steps: list[int], *, fused: bool = False,
+            **hyper: Any) -> None:
+    """One Gravity step: with ``fused``, the compiled kernel; else the blocked path when it
+    applies (dense contiguous float32/float64 CPU tensors, one step count); else the
+    reference."""
+    lists = (params, grads, velocities)
+    same_step = bool(steps) and all(s == steps[0] for s in steps)
+    if fused and same_step and can_fuse(*lists):
+        k = steps[0] - 1
+        beta_t = (hyper["beta"] * k + 1.0) / (k + 2.0)
+        _FUSED(lists, (-1.0 if hyper["maximize"] else 1.0, beta_t, hyper["lr"]))
+    elif same_step and can_block(*lists):
+        _blocked_gravity(*lists, steps[0], **hyper)
     else:
-        _single_tensor_gravity(params, grads, velocities, steps, **hyper)
+        _single_tensor_gravity(*lists, steps, **hyper)
 
 
 class Gravity(StatefulOptimizer):
@@ -93,17 +115,20 @@ class Gravity(StatefulOptimizer):
     :math:`\max|g|` come from ``aminmax``, then the update runs on 64k-element
     blocks (cache-resident) with the division folded into one ``addcdiv``;
     :func:`_single_tensor_gravity` is the reference it matches (float64 test to 1e-12).
+    With ``fused=True`` the update is instead one kernel per tensor compiled by
+    ``torch.compile`` (see :mod:`trainlab.optim._compiled`; a one-time compilation).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 0.1, alpha: float = 0.01,
                  beta: float = 0.9, *, maximize: bool = False,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, fused: bool = False):
         owner = "Gravity"
         check_range("lr", lr, low=0.0, owner=owner)
         check_range("alpha", alpha, low=0.0, owner=owner)
         check_range("beta", beta, low=0.0, high=1.0, owner=owner)
         self.generator = generator
-        super().__init__(params, dict(lr=lr, alpha=alpha, beta=beta, maximize=maximize))
+        super().__init__(params, dict(lr=lr, alpha=alpha, beta=beta, maximize=maximize,
+                                      fused=bool(fused)))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         # the peak lr: a warmup schedule sets group["lr"] to 0 first, keeping "initial_lr"
@@ -116,7 +141,8 @@ class Gravity(StatefulOptimizer):
     def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
                       grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
         gravity(params, grads, [s["velocity"] for s in states], [s["step"] for s in states],
-                lr=group["lr"], beta=group["beta"], maximize=group["maximize"])
+                lr=group["lr"], beta=group["beta"], maximize=group["maximize"],
+                fused=group.get("fused", False))
 
 
 OPTIMIZERS.register("gravity", Gravity, papers=(82,),
