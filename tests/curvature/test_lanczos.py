@@ -87,3 +87,17 @@ def test_same_generator_same_result_and_errors():
         lanczos(a, v0=torch.zeros(20, dtype=DT))
     with pytest.raises(ConfigError, match="tol"):
         lanczos(a, tol=0.0)
+
+
+def test_eig_tol_bounds_the_eigenvalue_error_with_fewer_products():
+    """The gap-theorem stop (residual^2 / gap) reaches a target eigenvalue accuracy before
+    the residual itself does, and the eigenvalue is as accurate as asked."""
+    ev = torch.cat([torch.tensor([3.0], dtype=DT), torch.linspace(0.0, 2.0, 199, dtype=DT)])
+    a = torch.diag(ev)
+    by_residual = lanczos(a, k=1, tol=1e-8, generator=gen(2))
+    by_value = lanczos(a, k=1, tol=1e-12, eig_tol=1e-8, generator=gen(2))
+    assert by_value.all_converged
+    assert abs(by_value.values[0].item() - 3.0) <= 1e-8 * 3.0
+    assert by_value.matvecs < by_residual.matvecs
+    with pytest.raises(ConfigError, match="eig_tol"):
+        lanczos(a, k=1, eig_tol=0.0)

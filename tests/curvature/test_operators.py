@@ -226,3 +226,30 @@ def test_double_backward_hessian_equals_forward_over_reverse_and_dense():
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ConfigError, match="method"):
         HessianOperator(model, loss, (x, y), method="newton")
+
+
+def test_retained_graph_products_equal_fresh_ones_and_follow_inplace_writes():
+    from trainlab.errors import ConfigError
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(),
+                                torch.nn.Linear(5, 3)).double()
+    x, y = torch.randn(7, 4, dtype=torch.float64), torch.randint(0, 3, (7,))
+    loss = torch.nn.functional.cross_entropy
+    fresh = HessianOperator(model, loss, [(x[:4], y[:4]), (x[4:], y[4:])])
+    kept = HessianOperator(model, loss, [(x[:4], y[:4]), (x[4:], y[4:])],
+                           method="double-backward", retain_graph=True)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):  # later products run through the kept graphs
+        v = torch.randn(fresh.dim, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(kept.matvec(v), fresh.matvec(v), rtol=1e-12, atol=1e-13)
+    assert len(kept._graphs) == 2
+    with torch.no_grad():  # an in-place write: the kept graph is rebuilt, not reused
+        model[0].weight.mul_(1.5)
+    torch.testing.assert_close(kept.matvec(v), fresh.matvec(v), rtol=1e-12, atol=1e-13)
+    block = kept.restrict(["2.weight"])
+    torch.testing.assert_close(block.matvec(v[-15:]), fresh.restrict(["2.weight"]).matvec(
+        v[-15:]), rtol=1e-12, atol=1e-13)
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ConfigError, match="retain_graph"):
+        HessianOperator(model, loss, (x, y), retain_graph=True)

@@ -14,11 +14,13 @@ from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 def step_hessian(ctx: ProbeContext) -> HessianOperator:
     """The Hessian of this step's batch loss, built once per step and shared by the curvature
     probes. Products use double backward (2-3x cheaper than ``torch.func`` on small CPU
-    models); a model whose operators lack a double backward falls back to
-    forward-over-reverse on the first failure."""
+    models) through a gradient graph built once per step (``retain_graph``: later products
+    are one backward pass each); a model whose operators lack a double backward falls back
+    to forward-over-reverse on the first failure."""
 
     def build() -> HessianOperator:
-        op = HessianOperator(ctx.model, ctx.loss_fn, ctx.batch, method="double-backward")
+        op = HessianOperator(ctx.model, ctx.loss_fn, ctx.batch, method="double-backward",
+                             retain_graph=True)
         try:
             op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
         except RuntimeError:
