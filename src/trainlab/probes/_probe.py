@@ -56,6 +56,12 @@ class ProbeContext:
         generator: randomness for stochastic probes (seeded from the run's seed).
         cache: per-step cache shared by the probes measured in this step (the monitor seeds
             ``"params"``, the dict :meth:`params` returns).
+        run_cache: kept by the monitor from one step of a run to the next (emptied when it
+            loads a checkpoint); outside a monitor, a fresh dict per context. For values that
+            stay valid across steps (e.g. norms of the initial parameters): each entry's
+            owner keys it and checks before every use that it still applies. The monitor's
+            ``prev_params`` is always a copy of the parameters that the probes of the step
+            before saw (``params()``), taken after they ran.
     """
 
     step: int
@@ -70,6 +76,7 @@ class ProbeContext:
     task: Any = None
     generator: torch.Generator | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    run_cache: dict[str, Any] = field(default_factory=dict)
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         """``fn()`` computed once per step and shared between probes."""

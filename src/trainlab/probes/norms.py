@@ -55,7 +55,14 @@ class ParamNorms:
 
 def param_norms(ctx: ProbeContext) -> ParamNorms | None:
     """The step's :class:`ParamNorms`, computed once per step (one subtraction and one
-    norm call for all of them) and shared by the probes; None without parameters."""
+    norm call for all of them) and shared by the probes; None without parameters.
+
+    Inside a monitor (``ctx.run_cache``) two of them are not recomputed: the norms of the
+    initial parameters, kept while the initial tensors (objects and versions) stay the same,
+    and the norms of the previous parameters, which are the weight norms of the step before
+    when that step computed them (the monitor's ``prev_params`` is a copy of the parameters
+    that step measured). Either way the values are the same, to the bit.
+    """
     return ctx.cached("param_norms", lambda: _param_norms(ctx))
 
 
@@ -72,14 +79,37 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     prev = ([ctx.prev_params[n] for n in names]
             if ctx.prev_params is not None and all(n in ctx.prev_params for n in names)
             else [])
+    memo = ctx.run_cache
+    init_key = (names, *((t, t._version) for t in init))
+    kept = memo.get("init_norms")
+    init_norms = kept[1] if kept is not None and init and _same(kept[0], init_key) else None
+    kept = memo.get("weight_norms")
+    prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
+                  and kept[1] == names else None)
     bases = [*init, *prev]
     diffs = list(torch._foreach_sub(now * (len(bases) // len(now)), bases)) if bases else []
     k, i, p = len(now), len(init), len(prev)
-    parts = torch.stack(tensor_norms([*grads_list, *now, *diffs[:i], *init, *diffs[i:], *prev])
-                        ).split([len(grads_list), k, i, i, p, p])
-    g, w, di, wi, dp, wp = parts
-    return ParamNorms(names, w, g if grads_list else None, di if i else None, wi if i else None,
-                      dp if p else None, wp if p else None)
+    wi = 0 if init_norms is not None else i  # norms to compute
+    wp = 0 if prev_norms is not None else p
+    parts = torch.stack(tensor_norms([*grads_list, *now, *diffs[:i], *init[:wi], *diffs[i:],
+                                      *prev[:wp]])
+                        ).split([len(grads_list), k, i, wi, p, wp])
+    g, w, di, w_init, dp, w_prev = parts
+    if init_norms is None and i:
+        init_norms = w_init
+        memo["init_norms"] = (init_key, w_init)
+    if prev_norms is None and p:
+        prev_norms = w_prev
+    memo["weight_norms"] = (ctx.step, names, w)
+    return ParamNorms(names, w, g if grads_list else None, di if i else None, init_norms,
+                      dp if p else None, prev_norms)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    """Whether two keys of (tensor, version) pairs (after the names) name the same tensors
+    at the same versions (tensors compared by identity)."""
+    return len(a) == len(b) and a[0] == b[0] and all(
+        x[0] is y[0] and x[1] == y[1] for x, y in zip(a[1:], b[1:]))
 
 
 def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:

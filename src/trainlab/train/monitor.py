@@ -103,6 +103,7 @@ class Monitor:
         self._prev_buffer: dict[str, torch.Tensor] | None = None  # reused by every snapshot
         self._views: dict[str, torch.Tensor] = {}
         self._views_key: list[tuple[str, int, int]] | None = None
+        self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
         try:
@@ -181,7 +182,7 @@ class Monitor:
                                loss=loss_t, optimizer=self.optimizer, lr=lr,
                                init_params=self.init_params, prev_params=self._prev,
                                task=self.task, generator=self.generator,
-                               cache={"params": params})
+                               cache={"params": params}, run_cache=self._run_cache)
             for probe in due:
                 if not self._set_up:
                     probe.setup(ctx)
@@ -268,6 +269,7 @@ class Monitor:
         self.step_index = state["step_index"]
         self.init_params = state["init_params"]
         self._prev = state["prev"]
+        self._run_cache = {}
         self.generator.set_state(state["generator"])
         for probe, s in zip(self.probes, state["probes"]):
             probe.load_state_dict(s)
