@@ -197,11 +197,11 @@ class Monitor:
         return finite
 
     def _record(self, step: int, values: dict[str, torch.Tensor | float]) -> None:
-        tensors = [n for n, v in values.items() if isinstance(v, torch.Tensor)]
-        if tensors:  # one conversion to Python floats per step (one device sync)
-            values = {**values, **dict(zip(tensors, _to_floats([values[n] for n in tensors])))}
+        tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
+        floats = iter(_to_floats(tensors) if tensors else ())  # one device sync per step
+        rows = [(step, name, next(floats) if isinstance(value, torch.Tensor) else float(value))
+                for name, value in values.items()]
         history = self.history
-        rows = [(step, name, float(value)) for name, value in values.items()]
         for row in rows:
             try:
                 history[row[1]].append((step, row[2]))
@@ -281,7 +281,10 @@ class Monitor:
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
-    """Python floats of scalar tensors, by one stacked copy to the host (one device sync)."""
+    """Python floats of scalar tensors: on the CPU one read each (cheaper than stacking
+    them), else by one stacked copy to the host (one device sync)."""
+    if all(t.is_cpu for t in tensors):
+        return [float(t.item()) for t in tensors]  # exact, as tolist() below
     with torch.no_grad():
         try:  # the common case: scalars on one device
             stacked = torch.stack(tensors)
