@@ -138,3 +138,21 @@ def test_a_replaced_parameter_is_measured():
     assert w[3][1] > 1.8 * w[2][1]  # the new tensor doubled the norm
     for name in mon.history:
         assert mon.history[name] == fresh.history[name], name
+    # the gradient read is the new parameter's (the optimizer does not know it: its gradient
+    # accumulates, and is still there after the last step)
+    last = mon.history["grad_norm/2.weight"][-1][1]
+    assert last == pytest.approx(mon.model[2].weight.grad.norm().item(), rel=1e-14)
+    assert last != pytest.approx(fresh.history["grad_norm/2.weight"][2][1], rel=1e-3)
+
+
+def test_grads_from_the_seeded_parameters_equal_a_walk_of_the_model():
+    model = net()
+    x, y = batches(1)[0]
+    F.cross_entropy(model(x), y).backward()
+    model[0].bias.grad = None  # a parameter without gradient is skipped
+    trainable = [(n, p) for n, p in model.named_parameters()]
+    seeded = ProbeContext(step=0, model=model, loss_fn=F.cross_entropy, batch=(x, y),
+                          cache={"trainable": trainable}).grads()
+    walked = ProbeContext(step=0, model=model, loss_fn=F.cross_entropy, batch=(x, y)).grads()
+    assert list(seeded) == list(walked) == ["0.weight", "2.weight", "2.bias"]
+    assert all(seeded[n] is walked[n] for n in seeded)

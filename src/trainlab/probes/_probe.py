@@ -55,7 +55,9 @@ class ProbeContext:
         task: the :class:`~trainlab.tasks.Task`, when there is one (for evaluation).
         generator: randomness for stochastic probes (seeded from the run's seed).
         cache: per-step cache shared by the probes measured in this step (the monitor seeds
-            ``"params"``, the dict :meth:`params` returns).
+            ``"params"``, the dict :meth:`params` returns, and ``"trainable"``, the
+            ``(name, parameter)`` pairs of the trainable parameters, which :meth:`grads`
+            then reads instead of walking the model).
         run_cache: kept by the monitor from one step of a run to the next (emptied when it
             loads a checkpoint); outside a monitor, a fresh dict per context. For values that
             stay valid across steps (e.g. norms of the initial parameters): each entry's
@@ -94,10 +96,15 @@ class ProbeContext:
         """Current gradients by name (parameters without a gradient are skipped; detached
         when they carry a graph; one dict shared by the probes of this step: read it, never
         modify it)."""
-        return self.cached("grads", lambda: {
-            n: p.grad.detach() if p.grad.requires_grad else p.grad
-            for n, p in self.model.named_parameters()
-            if p.requires_grad and p.grad is not None})
+        return self.cached("grads", self._grads)
+
+    def _grads(self) -> dict[str, torch.Tensor]:
+        named = self.cache.get("trainable")
+        if named is None:
+            named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        grads = {n: p.grad for n, p in named}
+        return {n: g.detach() if g.requires_grad else g for n, g in grads.items()
+                if g is not None}
 
 
 class Probe(ABC):

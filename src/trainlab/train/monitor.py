@@ -103,6 +103,7 @@ class Monitor:
         self._prev_buffer: dict[str, torch.Tensor] | None = None  # reused by every snapshot
         self._views: dict[str, torch.Tensor] = {}
         self._views_key: list[tuple[str, int, int]] | None = None
+        self._trainable: list[tuple[str, nn.Parameter]] = []  # of the last _params() call
         self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
@@ -144,7 +145,8 @@ class Monitor:
         """Detached views of the trainable parameters, kept while the parameters (objects,
         storage, ``requires_grad``) stay the same: a view follows in-place updates, and
         detaching anew every step costs a tensor operation per parameter."""
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        named = self._trainable = [(n, p) for n, p in self.model.named_parameters()
+                                   if p.requires_grad]
         key = [(n, id(p), p.data_ptr()) for n, p in named]
         if key != self._views_key:
             self._views_key = key
@@ -182,7 +184,8 @@ class Monitor:
                                loss=loss_t, optimizer=self.optimizer, lr=lr,
                                init_params=self.init_params, prev_params=self._prev,
                                task=self.task, generator=self.generator,
-                               cache={"params": params}, run_cache=self._run_cache)
+                               cache={"params": params, "trainable": self._trainable},
+                               run_cache=self._run_cache)
             for probe in due:
                 if not self._set_up:
                     probe.setup(ctx)
