@@ -8,6 +8,7 @@ distances from the initial and from the previous parameters) come from one fused
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -80,7 +81,7 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
             if ctx.prev_params is not None and all(n in ctx.prev_params for n in names)
             else [])
     memo = ctx.run_cache
-    init_key = (names, *((t, t._version) for t in init))
+    init_key = (names, init, [t._version for t in init])
     kept = memo.get("init_norms")
     init_norms = kept[1] if kept is not None and init and _same(kept[0], init_key) else None
     kept = memo.get("weight_norms")
@@ -106,10 +107,9 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
 
 
 def _same(a: tuple, b: tuple) -> bool:
-    """Whether two keys of (tensor, version) pairs (after the names) name the same tensors
-    at the same versions (tensors compared by identity)."""
-    return len(a) == len(b) and a[0] == b[0] and all(
-        x[0] is y[0] and x[1] == y[1] for x, y in zip(a[1:], b[1:]))
+    """Whether two keys ``(names, tensors, versions)`` name the same tensors (identity) at
+    the same versions."""
+    return a[0] == b[0] and a[2] == b[2] and all(map(operator.is_, a[1], b[1]))
 
 
 def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
