@@ -202,16 +202,16 @@ class Monitor:
     def _record(self, step: int, values: dict[str, torch.Tensor | float]) -> None:
         tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
         floats = iter(_to_floats(tensors) if tensors else ())  # one device sync per step
-        rows = [(step, name, next(floats) if isinstance(value, torch.Tensor) else float(value))
-                for name, value in values.items()]
-        history = self.history
-        for row in rows:
+        history, buffer = self.history, self._buffer
+        keep = self.store is not None  # rows wait in the buffer for the store only
+        for name, value in values.items():
+            x = next(floats) if isinstance(value, torch.Tensor) else float(value)
             try:
-                history[row[1]].append((step, row[2]))
+                history[name].append((step, x))
             except KeyError:
-                history[row[1]] = [(step, row[2])]
-        if self.store is not None:  # rows wait in the buffer for the store only
-            self._buffer.extend(rows)
+                history[name] = [(step, x)]
+            if keep:
+                buffer.append((step, name, x))
 
     def flush(self) -> None:
         """Write buffered rows to the store (one transaction)."""
