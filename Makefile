@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-cockpit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +24,18 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py
 
+# Cockpit/BackPACK pull torchvision and their own torch range: a separate environment, never
+# the test one (torch stays pinned by constraints.txt; torchvision 0.28 pairs with torch 2.13).
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q -c constraints.txt -e . torchvision==0.28.0 \
+		backpack-for-pytorch cockpit-for-pytorch "setuptools<81"
+	touch $(BENCH_VENV)/.installed
+
+bench-cockpit: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/cockpit_overhead.py
+
 clean:
-	rm -rf $(VENV) trainlab-runs .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) trainlab-runs .pytest_cache
