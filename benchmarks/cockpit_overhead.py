@@ -70,8 +70,8 @@ def run(task, kind: str, steps: int, batch: int, clock) -> float:
         cp = Cockpit(model.parameters(), quantities=configuration("economy"))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     if kind == "trainlab":
-        mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=build_probes("economy", every=1),
-                      seed=1)
+        mon = Monitor(model, loss_fn=loss_fn, optimizer=opt,
+                      probes=build_probes("economy", every=1), seed=1)
     start = clock()
     for step in range(steps):
         idx = torch.randint(0, n, (batch,), generator=g)
