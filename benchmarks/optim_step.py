@@ -74,7 +74,8 @@ SETTINGS: dict[str, tuple[dict, str | None, dict, int]] = {
     "gd (heavy ball)": (dict(lr=1e-3, momentum=0.9), None, {}, 20),
     "dog": (dict(lr=1.0), None, {}, 16),
     "optimistic-amsgrad": (dict(lr=1e-3), None, {}, 44),
-    "riemannian_adam (eucl.)": (dict(lr=1e-3), None, {}, 28),
+    "optimistic-amsgrad (fused)": (dict(lr=1e-3, fused=True), None, {}, 44),
+    "riemannian-adam (eucl.)": (dict(lr=1e-3), None, {}, 28),
     "clipped-sgd": (dict(lr=1e-3), None, {}, 12),
 }
 

@@ -19,6 +19,7 @@ CASES = {
     "diffgrad": dict(lr=1e-2, weight_decay=0.05),
     "gravity": dict(lr=0.05),
     "grokfast-adamw": dict(lr=1e-2, weight_decay=0.1),
+    "optimistic-amsgrad": dict(lr=1e-2),
 }
 
 
@@ -117,3 +118,21 @@ def test_can_fuse_rules():
     assert not compiled.can_fuse([torch.ones(1)], [torch.ones(1)])
     assert not compiled.can_fuse([torch.ones(3, 4).t()], [torch.ones(4, 3)])
     assert not compiled.can_fuse([torch.ones(3, dtype=torch.int64)])
+
+
+@pytest.mark.parametrize("predictor", ["last", "zero"])
+def test_fused_optimistic_amsgrad_predictors(predictor):
+    shapes = [s for s in SHAPES if s != (1,)]
+    outs = []
+    for fused in (False, True):
+        ps = _params(torch.float64, shapes)
+        opt = build_optimizer("optimistic-amsgrad", ps, lr=1e-2, predictor=predictor,
+                              fused=fused)
+        for k in range(8):
+            g = torch.Generator().manual_seed(100 + k)
+            for p in ps:
+                p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64)
+            opt.step()
+        outs.append((ps, [opt.state[p]["half"] for p in ps]))
+    for a, b in zip(outs[0][0] + outs[0][1], outs[1][0] + outs[1][1]):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-13)

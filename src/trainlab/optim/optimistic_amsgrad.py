@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -36,6 +37,25 @@ def _single_tensor_optimistic_amsgrad(params: list[torch.Tensor], grads: list[to
         p.copy_(torch.addcdiv(w_half, h, den, value=-lr))  # w_{t+1} = w_{t+1/2} - lr h/sqrt(v)
 
 
+def _optimistic_amsgrad_kernel(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,
+                               v: torch.Tensor, vmax: torch.Tensor, w_half: torch.Tensor,
+                               s: torch.Tensor) -> None:
+    """:func:`_single_tensor_optimistic_amsgrad` for one tensor with the step's scalars in
+    ``s`` (sign, 1-b1, b2, 1-b2, eps, lr, b1, weight of the guess: 1-b1 for ``"last"``, 0
+    for ``"zero"``): the body compiled by the ``fused=True`` path."""
+    g = g * s[0]
+    h = m * s[6] + g * s[7]  # from the previous first moment
+    m.lerp_(g, s[1])
+    v.mul_(s[2]).add_(g * g * s[3])
+    vmax.copy_(torch.maximum(vmax, v))
+    den = vmax.sqrt() + s[4]
+    w_half.sub_(m / den * s[5])
+    p.copy_(w_half - h / den * s[5])
+
+
+_FUSED = CompiledUpdate(_optimistic_amsgrad_kernel, "OptimisticAMSGrad")
+
+
 class OptimisticAMSGrad(StatefulOptimizer):
     r"""Optimistic-AMSGrad (Wang, Li, Karimi & Li, "An Optimistic Acceleration of AMSGrad for
     Nonconvex Optimization", ACML 2021 / arXiv 2019; papers.md row 50), Algorithm 2:
@@ -56,12 +76,17 @@ class OptimisticAMSGrad(StatefulOptimizer):
     g_t` (the simplest optimistic guess) and ``"zero"`` uses 0. ``eps`` (default 1e-8) is added
     to :math:`\sqrt{\hat v_t}` for numerical safety.
 
+    ``fused=True`` runs the update as one kernel per tensor compiled by ``torch.compile``
+    (see :mod:`trainlab.optim._compiled`; a one-time compilation); the default runs the
+    reference.
+
     State keys: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, ``half``.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 predictor: Literal["last", "zero"] = "last", *, maximize: bool = False):
+                 predictor: Literal["last", "zero"] = "last", *, maximize: bool = False,
+                 fused: bool = False):
         owner = "OptimisticAMSGrad"
         check_range("lr", lr, low=0.0, owner=owner)
         if len(betas) != 2:
@@ -74,7 +99,7 @@ class OptimisticAMSGrad(StatefulOptimizer):
             raise ConfigError(f"The 'predictor' parameter of OptimisticAMSGrad must be 'last' "
                               f"or 'zero'. Got {predictor!r} instead.")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, predictor=predictor,
-                                      maximize=maximize))
+                                      maximize=maximize, fused=bool(fused)))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p),
@@ -83,6 +108,14 @@ class OptimisticAMSGrad(StatefulOptimizer):
     def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
                       grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
         b1, b2 = group["betas"]
+        lists = (params, grads, [s["exp_avg"] for s in states],
+                 [s["exp_avg_sq"] for s in states], [s["max_exp_avg_sq"] for s in states],
+                 [s["half"] for s in states])
+        if group.get("fused", False) and can_fuse(*lists):
+            guess = 1.0 - b1 if group["predictor"] == "last" else 0.0
+            _FUSED(lists, (-1.0 if group["maximize"] else 1.0, 1.0 - b1, b2, 1.0 - b2,
+                           group["eps"], group["lr"], b1, guess))
+            return
         _single_tensor_optimistic_amsgrad(
             params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
             [s["max_exp_avg_sq"] for s in states], [s["half"] for s in states], lr=group["lr"],

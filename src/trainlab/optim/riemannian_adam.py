@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import check_range
+from trainlab.optim._chunked import can_block
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 from trainlab.optim.manifolds import manifold as get_manifold
@@ -60,7 +61,9 @@ class RiemannianAdam(StatefulOptimizer):
     paper), :math:`R` is the retraction (exponential map by default) and :math:`\Gamma` the
     transport. ``amsgrad=True`` uses :math:`\max_{s\le t}\hat v_s` (RAMSGRAD). Bias
     corrections as Adam (the paper states the uncorrected version). On ``"euclidean"`` it is
-    ``torch.optim.Adam``.
+    ``torch.optim.Adam``, and there it runs torch's fused CPU Adam kernel when the tensors
+    allow it (dense contiguous float32/float64 CPU tensors), matching the reference
+    :func:`_single_tensor_riemannian_adam` to rounding.
 
     Each param group chooses its geometry with the key ``manifold``: ``"euclidean"``
     (default), ``"sphere"``, ``"sphere_retr"`` (projection retraction), ``"poincare"``,
@@ -106,12 +109,34 @@ class RiemannianAdam(StatefulOptimizer):
     def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
                       grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
         b1, b2 = group["betas"]
+        if group["manifold"] == "euclidean" and _adam_fast_path(group, params, grads, states):
+            return
         _single_tensor_riemannian_adam(
             params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
             [s.get("max_exp_avg_sq") for s in states], [s["step"] for s in states],
             manifold=group["manifold"], lr=group["lr"], beta1=b1, beta2=b2, eps=group["eps"],
             weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
             maximize=group["maximize"])
+
+
+def _adam_fast_path(group: dict[str, Any], params: list[torch.Tensor],
+                    grads: list[torch.Tensor], states: list[dict[str, Any]]) -> bool:
+    """On Euclidean parameters Riemannian Adam is Adam (L2 weight decay, optional AMSGrad):
+    run torch's fused CPU Adam kernel when the tensors allow it (dense contiguous
+    float32/float64 CPU tensors at one step count). Returns whether it ran."""
+    steps = [s["step"] for s in states]
+    lists = [params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]]
+    if group["amsgrad"]:
+        lists.append([s["max_exp_avg_sq"] for s in states])
+    if any(t != steps[0] for t in steps) or not can_block(*lists):
+        return False
+    b1, b2 = group["betas"]
+    step = torch.tensor(float(steps[0]))
+    torch._fused_adam_(*lists[:4], lists[4] if group["amsgrad"] else [],
+                       [step] * len(params), amsgrad=group["amsgrad"], lr=group["lr"],
+                       beta1=b1, beta2=b2, weight_decay=group["weight_decay"],
+                       eps=group["eps"], maximize=group["maximize"])
+    return True
 
 
 OPTIMIZERS.register("riemannian-adam", RiemannianAdam, papers=(115,),
