@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._gd import half_mse_gd
 
 
 class _ScaledResNet(nn.Module):
@@ -103,17 +103,8 @@ class ResNetStaysODE(Phenomenon):
         readout = torch.randn(d, 1, generator=g, dtype=torch.float64) / math.sqrt(d)
         model = _ScaledResNet(w, v, readout)
         w0 = model.w.detach().clone()
-        opt = build_optimizer("sgd", model.parameters(), lr=0.1 * depth)
-        first = None
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = 0.5 * (model(x) - y).pow(2).mean()
-            first = loss.item() if first is None else first
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            last = 0.5 * (model(x) - y).pow(2).mean().item()
-            w_t = model.w.detach()
+        first, last = half_mse_gd(model, x, y, lr=0.1 * depth, steps=steps)
+        w_t = model.w.detach()
         return {"roughness0": depth_roughness(w0), "roughness": depth_roughness(w_t),
                 "loss_ratio": last / first, "moved": ((w_t - w0).norm() / w0.norm()).item()}
 

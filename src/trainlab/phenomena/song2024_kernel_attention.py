@@ -12,8 +12,8 @@ import torch
 
 from trainlab.models import build_model
 from trainlab.models.kernel_attention import KernelAttention  # noqa: F401  (registers it)
-from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._gd import half_mse_gd
 
 
 class KernelAttentionGD(Phenomenon):
@@ -61,16 +61,7 @@ class KernelAttentionGD(Phenomenon):
         with torch.no_grad():
             for p in model.parameters():
                 p.normal_(0.0, 1 / math.sqrt(self.D), generator=g)
-        opt = build_optimizer("sgd", model.parameters(), lr=lr)
-        first = None
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = 0.5 * (model(x) - y).pow(2).mean()
-            first = loss.item() if first is None else first
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            last = 0.5 * (model(x) - y).pow(2).mean().item()
+        first, last = half_mse_gd(model, x, y, lr=lr, steps=steps)
         return last / first if math.isfinite(last) else float("inf")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
