@@ -72,6 +72,7 @@ SETTINGS: dict[str, tuple[dict, str | None, dict, int]] = {
                                     betas=(0.9, 0.98), weight_decay=0.01,
                                     weight_decouple=True, normalize_lr=False), 36),
     "gd (heavy ball)": (dict(lr=1e-3, momentum=0.9), None, {}, 20),
+    "gd (heavy ball, fused)": (dict(lr=1e-3, momentum=0.9, fused=True), None, {}, 20),
     "dog": (dict(lr=1.0), None, {}, 16),
     "optimistic-amsgrad": (dict(lr=1e-3), None, {}, 44),
     "optimistic-amsgrad (fused)": (dict(lr=1e-3, fused=True), None, {}, 44),

@@ -20,6 +20,7 @@ CASES = {
     "gravity": dict(lr=0.05),
     "grokfast-adamw": dict(lr=1e-2, weight_decay=0.1),
     "optimistic-amsgrad": dict(lr=1e-2),
+    "gd": dict(lr=1e-2, momentum=0.9),
 }
 
 
@@ -135,4 +136,21 @@ def test_fused_optimistic_amsgrad_predictors(predictor):
             opt.step()
         outs.append((ps, [opt.state[p]["half"] for p in ps]))
     for a, b in zip(outs[0][0] + outs[0][1], outs[1][0] + outs[1][1]):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-13)
+
+
+def test_fused_nesterov():
+    shapes = [s for s in SHAPES if s != (1,)]
+    outs = []
+    for fused in (False, True):
+        ps = _params(torch.float64, shapes)
+        opt = build_optimizer("gd", ps, lr=1e-2, momentum=0.8, nesterov=True, fused=fused,
+                              maximize=True)
+        for k in range(8):
+            g = torch.Generator().manual_seed(100 + k)
+            for p in ps:
+                p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64)
+            opt.step()
+        outs.append(ps + [opt.state[p]["anchor"] for p in ps])
+    for a, b in zip(*outs):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-13)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -43,6 +44,33 @@ def _single_tensor_gd(params: list[torch.Tensor], grads: list[torch.Tensor],
             p.add_(delta)
 
 
+def _heavy_ball_kernel(p: torch.Tensor, g: torch.Tensor, a: torch.Tensor, s: torch.Tensor
+                       ) -> None:
+    """The heavy-ball step of :func:`_single_tensor_gd` for one tensor, scalars ``s`` = (sign,
+    step size, momentum): the body compiled by the ``fused=True`` path."""
+    delta = (p - a) * s[2] - g * (s[0] * s[1])
+    # Under inductor (torch 2.13) a plain copy of an input that is mutated afterwards
+    # (``a.copy_(p)`` or of ``p.clone()``, then ``p.add_``) stores the *mutated* value; an
+    # arithmetic copy (``p + 0``: exact) is kept as the old value. tests/optim/test_fused.py
+    # checks the result against the eager reference.
+    p_old = p + 0
+    p.add_(delta)
+    a.copy_(p_old)
+
+
+def _nesterov_kernel(p: torch.Tensor, g: torch.Tensor, a: torch.Tensor, s: torch.Tensor
+                     ) -> None:
+    """The Nesterov step of :func:`_single_tensor_gd` for one tensor, scalars ``s`` = (sign,
+    step size, momentum): the body compiled by the ``fused=True`` path."""
+    x_new = p - g * (s[0] * s[1])
+    p.copy_(x_new + (x_new - a) * s[2])
+    a.copy_(x_new)
+
+
+_FUSED = {False: CompiledUpdate(_heavy_ball_kernel, "GradientDescent (heavy ball)"),
+          True: CompiledUpdate(_nesterov_kernel, "GradientDescent (Nesterov)")}
+
+
 class GradientDescent(StatefulOptimizer):
     r"""The gradient-descent family as analysed in "Gradient Descent-Type Methods: Background
     and Simple Unified Convergence Analysis" (Tran-Dinh & van Dijk, 2022; papers.md row 38),
@@ -64,13 +92,16 @@ class GradientDescent(StatefulOptimizer):
     contracts at rate :math:`\sqrt\beta` (tests check it). Heavy ball with a constant lr equals
     ``torch.optim.SGD(momentum=beta)``.
 
+    ``fused=True`` runs the momentum steps as one kernel per tensor compiled by
+    ``torch.compile`` (see :mod:`trainlab.optim._compiled`; a one-time compilation).
+
     State keys: ``step``, ``anchor`` (only with momentum).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, momentum: float = 0.0,
                  nesterov: bool = False, step_rule: Literal["constant", "polyak"] = "constant",
                  f_star: float = 0.0, max_step: float = float("inf"), *,
-                 maximize: bool = False):
+                 maximize: bool = False, fused: bool = False):
         owner = "GradientDescent"
         check_range("lr", lr, low=0.0, owner=owner)
         check_range("momentum", momentum, low=0.0, high=1.0, high_open=True, owner=owner)
@@ -84,7 +115,7 @@ class GradientDescent(StatefulOptimizer):
         self.requires_closure = step_rule == "polyak"
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov,
                                       step_rule=step_rule, f_star=f_star, max_step=max_step,
-                                      maximize=maximize))
+                                      maximize=maximize, fused=bool(fused)))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"anchor": p.detach().clone()} if group["momentum"] else {}
@@ -97,6 +128,12 @@ class GradientDescent(StatefulOptimizer):
             ratio = polyak_step(float(self._closure_loss), group["f_star"], sq)
             h = min(group["lr"] * ratio, group["max_step"])
         anchors = [s.get("anchor", p) for s, p in zip(states, params)]
+        if group["momentum"] and group.get("fused", False) and can_fuse(params, grads,
+                                                                         anchors):
+            _FUSED[group["nesterov"]]((params, grads, anchors),
+                                      (-1.0 if group["maximize"] else 1.0, h,
+                                       group["momentum"]))
+            return
         _single_tensor_gd(params, grads, anchors, step_size=h, momentum=group["momentum"],
                           nesterov=group["nesterov"], maximize=group["maximize"])
 
