@@ -96,12 +96,13 @@ class CompiledUpdate:
             self._compiled[size] = fn
         return fn
 
-    def _padding(self, n_lists: int, like: torch.Tensor) -> list[list[torch.Tensor]]:
-        key = (n_lists, like.dtype, like.device)
+    def _padding(self, size: int, n_lists: int, like: torch.Tensor
+                 ) -> list[list[torch.Tensor]]:
+        key = (size, n_lists, like.dtype, like.device)
         pads = self._pads.get(key)
         if pads is None:  # one distinct scratch tensor per slot: inputs never alias
             pads = [[torch.zeros(_PAD_ELEMENTS, dtype=like.dtype, device=like.device)
-                     for _ in range(GROUP_SIZE)] for _ in range(n_lists)]
+                     for _ in range(size)] for _ in range(n_lists)]
             self._pads[key] = pads
         return pads
 
@@ -115,7 +116,7 @@ class CompiledUpdate:
         size = GROUP_SIZE
         ref = lists[0][0]
         s = torch.tensor(list(scalars), dtype=torch.float64, device=ref.device)
-        pads = self._padding(len(lists), ref)
+        pads = self._padding(size, len(lists), ref)
         n = len(lists[0])
         with fx_config.patch(use_duck_shape=False):
             fn = self._ready(size, len(lists), ref, s)
