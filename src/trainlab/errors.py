@@ -57,3 +57,16 @@ def check_range(
             f"Got {value!r} instead."
         )
     return value
+
+
+def check_betas(betas: tuple[float, ...], count: int, *, owner: str = "") -> tuple[float, ...]:
+    """Raise :class:`ConfigError` unless ``betas`` has ``count`` entries, each in ``[0, 1)``
+    (named ``beta1``, ``beta2``, ...); returns them as a tuple."""
+    betas = tuple(betas)
+    if len(betas) != count:
+        where = f" of {owner}" if owner else ""
+        raise ConfigError(f"The 'betas' parameter{where} must have {count} entries "
+                          f"(beta1..beta{count}). Got {betas!r} instead.")
+    for i, b in enumerate(betas, 1):
+        check_range(f"beta{i}", b, low=0.0, high=1.0, high_open=True, owner=owner)
+    return betas

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
@@ -186,11 +186,7 @@ class AdEMAMix(StatefulOptimizer):
                  fused: bool = False):
         owner = "AdEMAMix"
         check_range("lr", lr, low=0.0, owner=owner)
-        if len(betas) != 3:
-            raise ValueError(f"The 'betas' parameter of AdEMAMix must have 3 entries "
-                             f"(beta1, beta2, beta3). Got {betas!r} instead.")
-        for name, b in zip(("beta1", "beta2", "beta3"), betas):
-            check_range(name, b, low=0.0, high=1.0, high_open=True, owner=owner)
+        check_betas(betas, 3, owner=owner)
         check_range("alpha", alpha, low=0.0, owner=owner)
         for name, w in (("alpha_warmup", alpha_warmup), ("beta3_warmup", beta3_warmup)):
             if w is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
@@ -138,11 +138,7 @@ class DiffGrad(StatefulOptimizer):
                  weight_decay: float = 0.0, *, maximize: bool = False, fused: bool = False):
         owner = "DiffGrad"
         check_range("lr", lr, low=0.0, owner=owner)
-        if len(betas) != 2:
-            raise ValueError(f"The 'betas' parameter of DiffGrad must have 2 entries. "
-                             f"Got {betas!r} instead.")
-        for name, b in zip(("beta1", "beta2"), betas):
-            check_range(name, b, low=0.0, high=1.0, high_open=True, owner=owner)
+        check_betas(betas, 2, owner=owner)
         check_range("eps", eps, low=0.0, owner=owner)
         check_range("weight_decay", weight_decay, low=0.0, owner=owner)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,

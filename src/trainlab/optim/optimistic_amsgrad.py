@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_betas, check_range
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
@@ -89,11 +89,7 @@ class OptimisticAMSGrad(StatefulOptimizer):
                  fused: bool = False):
         owner = "OptimisticAMSGrad"
         check_range("lr", lr, low=0.0, owner=owner)
-        if len(betas) != 2:
-            raise ValueError(f"The 'betas' parameter of OptimisticAMSGrad must have 2 entries. "
-                             f"Got {betas!r} instead.")
-        for name, b in zip(("beta1", "beta2"), betas):
-            check_range(name, b, low=0.0, high=1.0, high_open=True, owner=owner)
+        check_betas(betas, 2, owner=owner)
         check_range("eps", eps, low=0.0, owner=owner)
         if predictor not in ("last", "zero"):
             raise ConfigError(f"The 'predictor' parameter of OptimisticAMSGrad must be 'last' "

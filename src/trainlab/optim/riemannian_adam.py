@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import can_block
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
@@ -81,11 +81,7 @@ class RiemannianAdam(StatefulOptimizer):
                  manifold: str = "euclidean", *, maximize: bool = False):
         owner = "RiemannianAdam"
         check_range("lr", lr, low=0.0, owner=owner)
-        if len(betas) != 2:
-            raise ValueError(f"The 'betas' parameter of RiemannianAdam must have 2 entries. "
-                             f"Got {betas!r} instead.")
-        for name, b in zip(("beta1", "beta2"), betas):
-            check_range(name, b, low=0.0, high=1.0, high_open=True, owner=owner)
+        check_betas(betas, 2, owner=owner)
         check_range("eps", eps, low=0.0, owner=owner)
         check_range("weight_decay", weight_decay, low=0.0, owner=owner)
         get_manifold(manifold)
