@@ -17,6 +17,7 @@ from trainlab.init import apply as init_apply
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._teacher import teacher_labels
 from trainlab.probes import PROBES, ProbeContext
 
 
@@ -45,11 +46,7 @@ class LayerRotation(Phenomenon):
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         g = torch.Generator().manual_seed(seed)
-        teacher = build_model("mlp", (20,), 10, depth=2, width=64)
-        init_apply(teacher, "kaiming-normal", generator=g)
-        x = torch.randn(4000, 20, generator=g)
-        with torch.no_grad():
-            y = teacher(x).argmax(1)
+        x, y = teacher_labels(4000, g)
         xtr, ytr, xte, yte = x[:2000], y[:2000], x[2000:], y[2000:]
         steps = 600 if quick else 3000
         rotation, accuracy = [], []

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.init import apply as init_apply
-from trainlab.models import build_model
 from trainlab.models.ghost_batchnorm import GhostBatchNorm
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._teacher import teacher_labels
 
 
 def _bn_mlp(ghost: int | None, generator: torch.Generator) -> nn.Sequential:
@@ -97,11 +97,7 @@ class TrainLonger(Phenomenon):
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         g = torch.Generator().manual_seed(seed)
-        teacher = build_model("mlp", (20,), 10, depth=2, width=64)
-        init_apply(teacher, "kaiming-normal", generator=g)
-        x = torch.randn(8192, 20, generator=g)
-        with torch.no_grad():
-            y = teacher(x).argmax(1)
+        x, y = teacher_labels(8192, g)
         data = (x[:4096], y[:4096], x[4096:], y[4096:])
         epochs = 4 if quick else 16
         sb_steps = epochs * 4096 // self.SMALL
