@@ -25,3 +25,20 @@ def test_check_betas_count_and_range():
         check_betas((0.9, 0.999), 3, owner="X")
     with pytest.raises(ConfigError, match=r"'beta2' parameter of X"):
         check_betas((0.9, 1.0), 2, owner="X")
+
+
+def test_check_choice_names_parameter_choices_and_value():
+    import pytest
+
+    from trainlab.errors import ConfigError, check_choice
+
+    assert check_choice("mode", "fan_in", ("fan_in", "fan_out")) == "fan_in"
+    with pytest.raises(ConfigError) as err:
+        check_choice("mode", "fan", ("fan_in", "fan_out"), owner="kaiming")
+    msg = str(err.value)
+    assert "'mode' parameter of kaiming" in msg and "'fan_in', 'fan_out'" in msg
+    assert "Got 'fan'" in msg and "\n" not in msg
+    # True == 1 in Python: a boolean is not accepted for an integer choice
+    with pytest.raises(ConfigError):
+        check_choice("k", True, (1, 2))
+    assert check_choice("k", 1, (1, 2)) == 1

@@ -70,3 +70,25 @@ def check_betas(betas: tuple[float, ...], count: int, *, owner: str = "") -> tup
     for i, b in enumerate(betas, 1):
         check_range(f"beta{i}", b, low=0.0, high=1.0, high_open=True, owner=owner)
     return betas
+
+
+def check_choice(name: str, value: object, choices: Iterable[object], *, owner: str = "") -> object:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``; returns ``value``.
+
+    The message names the parameter, its owner, every valid choice and the value received::
+
+        The 'mode' parameter of kaiming must be one of 'fan_in', 'fan_out'. Got 'fan' instead.
+    """
+    choices = tuple(choices)
+    if value in choices and not (isinstance(value, bool) and not any(c is value for c in choices)):
+        return value
+    where = f" of {owner}" if owner else ""
+    close = ""
+    if isinstance(value, str):
+        strs = [c for c in choices if isinstance(c, str)]
+        near = difflib.get_close_matches(value, strs, n=3, cutoff=0.5)
+        close = f" Did you mean {', '.join(repr(c) for c in near)}?" if near else ""
+    raise ConfigError(
+        f"The {name!r} parameter{where} must be one of {', '.join(repr(c) for c in choices)}. "
+        f"Got {value!r} instead.{close}"
+    )
