@@ -105,7 +105,7 @@ _PILLARS = (
     "trainlab.optim.estimators",
     "trainlab.optim.procedures",
     "trainlab.probes",
-    "trainlab.probes.analyses",
+    "trainlab.analyses",
     "trainlab.tasks",
     "trainlab.models",
     "trainlab.phenomena",

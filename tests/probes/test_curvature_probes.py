@@ -10,15 +10,15 @@ from _probe_helpers import assert_unchanged, batch, context, mlp, snapshot
 from torch import nn
 from torch.func import functional_call, hessian
 
-from trainlab.curvature import flatten, trainable_params, unflatten
-from trainlab.probes.gradient_subspace import GradientSubspace
-from trainlab.probes.hessian_spectrum import HessianSpectrum
-from trainlab.probes.sgd_stability import (
+from trainlab.analyses.sgd_stability import (
     critical_lr,
     per_example_hessians,
     second_moment_operator,
     stability_radius,
 )
+from trainlab.curvature import flatten, trainable_params, unflatten
+from trainlab.probes.gradient_subspace import GradientSubspace
+from trainlab.probes.hessian_spectrum import HessianSpectrum
 
 
 def dense_hessian(model, x, y):

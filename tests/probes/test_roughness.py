@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from _probe_helpers import assert_unchanged, batch, context, mlp, snapshot
 from torch import nn
 
+from trainlab.analyses import ANALYSES
 from trainlab.errors import ConfigError
-from trainlab.probes.analyses import ANALYSES
 from trainlab.probes.roughness import (
     RoughnessIndex,
     normalized_total_variation,

@@ -23,7 +23,6 @@ from trainlab.curvature.optimizer_sharpness import (
     optimizer_preconditioner,
     preconditioned_sharpness,
 )
-from trainlab.curvature.power import TopEigen, top_eigenvalue
 from trainlab.curvature.solvers import (
     EigenResult,
     Estimate,
@@ -34,12 +33,13 @@ from trainlab.curvature.solvers import (
     lanczos,
     lanczos_quadrature,
     spectral_density,
+    top_eigenvalue,
 )
 
 __all__ = [
     "CurvatureOperator", "EigenResult", "EmpiricalFisherOperator", "Estimate", "GGNOperator",
     "HessianOperator", "LinearOperator", "MatrixOperator", "PreconditionedOperator",
-    "PreconditionedSharpness", "Preconditioner", "SpectralDensity", "TopEigen",
+    "PreconditionedSharpness", "Preconditioner", "SpectralDensity",
     "as_operator", "flatten", "frobenius_norm", "hutchinson_trace", "hutchpp_trace",
     "lanczos", "lanczos_quadrature", "loss_function", "make_hvp", "optimizer_preconditioner",
     "parameter_groups", "preconditioned_sharpness", "spectral_density",

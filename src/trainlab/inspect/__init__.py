@@ -13,13 +13,6 @@ Example:
     ['orthogonal', 'kaiming-normal']
 """
 
-from trainlab.inspect.guessing_bias import (
-    GuessingBias,
-    GuessingBiasProbe,
-    guessing_bias,
-    guessing_bias_distribution,
-    predicted_class_fractions,
-)
 from trainlab.inspect.inspector import (
     MEASURES,
     Inspection,
@@ -30,7 +23,6 @@ from trainlab.inspect.inspector import (
 from trainlab.inspect.render import report_page, rich_table
 from trainlab.inspect.spectra import jacobian_singular_values, weight_product_singular_values
 
-__all__ = ["MEASURES", "GuessingBias", "GuessingBiasProbe", "Inspection", "SchemeInspection",
-           "guessing_bias", "guessing_bias_distribution", "inspect_init", "inspect_scheme",
-           "jacobian_singular_values", "predicted_class_fractions", "report_page", "rich_table",
+__all__ = ["MEASURES", "Inspection", "SchemeInspection", "inspect_init", "inspect_scheme",
+           "jacobian_singular_values", "report_page", "rich_table",
            "weight_product_singular_values"]

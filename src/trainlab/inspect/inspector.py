@@ -24,8 +24,8 @@ from trainlab.curvature import make_hvp, top_eigenvalue
 from trainlab.errors import ConfigError
 from trainlab.init import INITS, apply
 from trainlab.init._apply import Selector, selected
-from trainlab.inspect.guessing_bias import guessing_bias
 from trainlab.inspect.spectra import jacobian_singular_values, weight_product_singular_values
+from trainlab.probes.guessing_bias import guessing_bias
 from trainlab.probes.signal_propagation import layer_signals
 
 MEASURES = ("signal", "jacobian", "weights", "bias", "hessian")
@@ -151,7 +151,7 @@ def inspect_scheme(model: nn.Module, scheme: str, inputs: torch.Tensor, targets:
         dtype = next(model.parameters()).dtype
         top = top_eigenvalue(hvp, dim, max_iter=hessian_iters, tol=1e-3,
                              generator=torch.Generator().manual_seed(seed), dtype=dtype)
-        out["hessian_top"] = top.value
+        out["hessian_top"] = top.values[0].item()
     return SchemeInspection(**out)
 
 

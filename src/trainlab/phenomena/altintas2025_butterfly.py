@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainlab.analyses.divergence import paired_divergence
 from trainlab.init import apply as init_apply
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
-from trainlab.probes.divergence import paired_divergence
 from trainlab.tasks.gaussian_mixture import gaussian_mixture
 
 

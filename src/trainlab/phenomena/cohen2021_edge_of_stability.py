@@ -91,8 +91,8 @@ class EdgeOfStability(Phenomenon):
                 hvp, dim = make_hvp(model, _half_mse, x, y)
                 top = top_eigenvalue(hvp, dim, max_iter=20, tol=1e-5, v0=v0, generator=g,
                                      dtype=torch.float64)
-                v0 = top.vector
-                sharp.append(top.value)
+                v0 = top.vectors[:, 0]
+                sharp.append(top.values[0].item())
                 sharp_steps.append(k)
             opt.zero_grad()
             loss = _half_mse(model(x), y)

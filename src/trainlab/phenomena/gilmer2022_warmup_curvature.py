@@ -122,7 +122,7 @@ class WarmupCurvature(Phenomenon):
         model = self._model(seed)
         hvp, dim = make_hvp(model, _half_mse, x, y)
         lam0 = top_eigenvalue(hvp, dim, max_iter=200, tol=1e-6, dtype=torch.float64,
-                              generator=torch.Generator().manual_seed(seed)).value
+                              generator=torch.Generator().manual_seed(seed)).values[0].item()
         lr = 4 * 2 / lam0
         return {"lambda0": lam0, "lr": lr, "steps": steps, "warmup": warmup,
                 "none": self._train(x, y, lr, steps, 0, seed),

@@ -11,10 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.analyses.ntk import linear_ntk
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
-from trainlab.probes.ntk import linear_ntk
 
 
 class RichLazyConnectivity(Phenomenon):
@@ -25,7 +25,7 @@ class RichLazyConnectivity(Phenomenon):
     case. Full-batch GD (lr 0.02, float64) on 500 Gaussian inputs until the loss is 1e-2 of
     its initial value (cap 4000 steps). Measured: relative NTK change
     ``||K_T - K_0||_F / ||K_0||_F`` on 200 held-out points
-    (:func:`trainlab.probes.ntk.linear_ntk`) and relative weight change
+    (:func:`trainlab.analyses.ntk.linear_ntk`) and relative weight change
     ``||W1_T - W1_0||_F / ||W1_0||_F``. Same setting in quick mode (it is already small).
 
     Pass criterion (the notes' B20): both changes are >= 1.5x larger for random low rank than

@@ -18,6 +18,7 @@ from trainlab.probes import (  # noqa: F401  (registration)
     generalization_gap,
     gradient_noise,
     gradient_subspace,
+    guessing_bias,
     hessian_spectrum,
     input_sensitivity,
     interpolation,
@@ -35,8 +36,8 @@ from trainlab.probes import (  # noqa: F401  (registration)
     weight_spectrum,
 )
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
 from trainlab.probes.presets import PRESETS, expand
+from trainlab.restore import preserved
 
 
 def build_probes(spec: str | list[str], every: int = 50, **params: dict[str, Any]) -> list[Probe]:

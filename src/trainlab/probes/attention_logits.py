@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
+from trainlab.restore import preserved
 
 
 def max_attention_logits(model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:

@@ -31,10 +31,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad
 
+from trainlab.analyses import ANALYSES
 from trainlab.curvature import HessianOperator, flatten, lanczos, trainable_params, unflatten
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
+from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 
@@ -190,3 +191,5 @@ class GFSSharpnessProbe(Probe):
 PROBES.register("gfs-sharpness", GFSSharpnessProbe, papers=(36,),
                 summary="top Hessian eigenvalue at the gradient-flow solution from the "
                         "current parameters")
+ANALYSES.register("gradient-flow-solution", gfs_sharpness, papers=(36,),
+                  summary="integrate gradient flow to its limit and measure the sharpness there")

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import torch
 
+from trainlab.analyses import ANALYSES
 from trainlab.errors import ConfigError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
 from trainlab.probes.gradient_noise import noise_scale_terms
 from trainlab.probes.per_sample import per_sample_grad_stats
+from trainlab.restore import preserved
 
 
 def predicted_gap_change(grad_train: torch.Tensor, grad_test: torch.Tensor,
@@ -120,3 +121,5 @@ class GeneralizationGapChange(Probe):
 PROBES.register("gen-gap-change", GeneralizationGapChange, papers=(46,),
                 summary="first-order predicted vs measured change of the generalization gap "
                         "per update, and its expectation lr*tr(Sigma)/N")
+ANALYSES.register("generalization-gap-change", expected_gap_change,
+                  papers=(46,), summary="expected change of the generalization gap per SGD step")

@@ -14,7 +14,7 @@ from :mod:`trainlab.curvature`. With the step's learning rate :math:`\eta` and b
 
 The bounds are stated for global minima of the square loss; away from a minimum the ratios
 describe how close training is to the stability edge. The exact criterion for small models is
-in :mod:`trainlab.probes.sgd_stability` (row 70).
+in :mod:`trainlab.analyses.sgd_stability` (row 70).
 """
 
 from __future__ import annotations

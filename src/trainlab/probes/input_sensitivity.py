@@ -51,9 +51,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jvp, vmap
 
+from trainlab.analyses import ANALYSES
 from trainlab.errors import ConfigError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
+from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 PAIRS = ((1, 2), (1, 3), (2, 3))
@@ -257,3 +258,6 @@ class InputSensitivity(Probe):
 PROBES.register("input-sensitivity", InputSensitivity, papers=(25,),
                 summary="first/second/third-derivative sensitivity of the loss to each input "
                         "variable, with Spearman rank correlations between the orderings")
+ANALYSES.register("input-derivatives", input_derivatives, papers=(25,),
+                  summary="1st/2nd/3rd diagonal derivatives of the loss w.r.t. each input "
+                          "variable (or its first-layer weights)")

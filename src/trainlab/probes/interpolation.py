@@ -4,9 +4,9 @@ problems", ICLR 2015; papers.md row 104)."""
 
 from __future__ import annotations
 
+from trainlab.analyses.landscape import interpolate
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.landscape import interpolate
 
 
 class InitInterpolation(Probe):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
+from trainlab.restore import preserved
 
 
 class LogitDivergence(Probe):

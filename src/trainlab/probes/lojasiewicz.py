@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from trainlab.analyses import ANALYSES
 from trainlab.errors import ConfigError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
@@ -157,3 +158,5 @@ class Lojasiewicz(Probe):
 PROBES.register("lojasiewicz", Lojasiewicz, papers=(44,),
                 summary="Lojasiewicz gradient-inequality constants along the run and the "
                         "path-length bound they imply")
+ANALYSES.register("lojasiewicz-fit", fit_lgi, papers=(44,),
+                  summary="Lojasiewicz gradient-inequality constants from (gap, grad norm) pairs")

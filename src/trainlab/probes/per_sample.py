@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_range
-from trainlab.probes._restore import preserved
+from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 Records = dict[nn.Module, "Record | None"]

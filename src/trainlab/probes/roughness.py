@@ -53,10 +53,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.analyses import ANALYSES
+from trainlab.analyses.landscape import random_direction, slice_1d
 from trainlab.curvature import trainable_params
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.landscape import random_direction, slice_1d
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 
@@ -160,3 +161,6 @@ class RoughnessIndex(Probe):
 PROBES.register("roughness", RoughnessIndex, papers=(15,),
                 summary="roughness index: std/mean of the normalized total variation of "
                         "filter-normalized random 1-D loss slices")
+ANALYSES.register("roughness-index", roughness_index, papers=(15,),
+                  summary="roughness index: std/mean of the normalized total variation of "
+                          "random 1-D loss slices")

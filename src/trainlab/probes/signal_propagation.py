@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
+from trainlab.restore import preserved
 
 
 def leaf_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

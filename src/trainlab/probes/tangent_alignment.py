@@ -22,7 +22,7 @@ from torch.func import functional_call, jacrev
 
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes._restore import preserved
+from trainlab.restore import preserved
 
 
 def label_matrix(targets: torch.Tensor, num_outputs: int, dtype: torch.dtype) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Solvers over symmetric linear operators: eigenpairs, traces, norms, spectral densities."""
+"""Solvers over symmetric linear operators: eigenpairs (Lanczos, power iteration), traces,
+norms, spectral densities."""
 
 from trainlab.curvature.solvers.density import (
     SpectralDensity,
@@ -7,8 +8,9 @@ from trainlab.curvature.solvers.density import (
 )
 from trainlab.curvature.solvers.frobenius import frobenius_norm
 from trainlab.curvature.solvers.lanczos import lanczos
+from trainlab.curvature.solvers.power import top_eigenvalue
 from trainlab.curvature.solvers.results import EigenResult, Estimate
 from trainlab.curvature.solvers.trace import hutchinson_trace, hutchpp_trace
 
 __all__ = ["EigenResult", "Estimate", "SpectralDensity", "frobenius_norm", "hutchinson_trace",
-           "hutchpp_trace", "lanczos", "lanczos_quadrature", "spectral_density"]
+           "hutchpp_trace", "lanczos", "lanczos_quadrature", "spectral_density", "top_eigenvalue"]

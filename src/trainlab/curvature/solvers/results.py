@@ -9,7 +9,8 @@ import torch
 
 @dataclass(frozen=True)
 class EigenResult:
-    """Eigenpairs from :func:`~trainlab.curvature.lanczos`.
+    """Eigenpairs from :func:`~trainlab.curvature.lanczos` or
+    :func:`~trainlab.curvature.top_eigenvalue` (power iteration, one pair).
 
     Attributes:
         values: ``(k,)`` Ritz values, in the order asked for (``"LA"`` descending, ``"SA"``

@@ -1,15 +1,15 @@
 """Training procedures that are not a per-step optimizer: hypergradients and the like."""
 
-from trainlab.optim.aligned_mtl import aligned_mtl_gradients
-from trainlab.optim.dproxsgt import dproxsgt
-from trainlab.optim.gradient_sign_masking import transport_task_vector
-from trainlab.optim.model_based import stochastic_model_based
+from trainlab.optim.procedures.aligned_mtl import aligned_mtl_gradients
+from trainlab.optim.procedures.dproxsgt import dproxsgt
 from trainlab.optim.procedures.feedback_alignment import FeedbackAlignment, feedback_linear
 from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_boost_head
+from trainlab.optim.procedures.gradient_sign_masking import transport_task_vector
 from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hypergradient
 from trainlab.optim.procedures.learners import Learner, gradient_learner, module_learner
 from trainlab.optim.procedures.lipschitz_manifold import LipschitzManifold, knn_graph
-from trainlab.optim.regime_adaptation import adapt_regime
+from trainlab.optim.procedures.model_based import stochastic_model_based
+from trainlab.optim.procedures.regime_adaptation import adapt_regime
 from trainlab.registry import Registry
 
 PROCEDURES: Registry = Registry("procedure")

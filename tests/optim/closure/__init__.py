@@ -1,0 +1,1 @@
+"""Multi-pass optimizers that follow the closure contract (trainlab.optim.closure)."""

@@ -1,0 +1,65 @@
+"""Induced-metric optimizer (row 35): the Sherman-Morrison step against a dense solve of the
+metric, the clipping bound, momentum and weight decay written out, and a short training run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainlab.errors import ConfigError
+from trainlab.optim import build_optimizer
+from trainlab.optim.induced_metric import InducedMetric
+
+from .._tiny_mlp import batch, flat_grads, flat_params, mse, tiny_mlp
+
+
+def _loss_and_grad(model, x, y):
+    model.zero_grad()
+    loss = mse(model(x), y)
+    loss.backward()
+    return float(loss.detach()), flat_grads(model).clone()
+
+
+@pytest.mark.parametrize("xi", [1.0, 0.3])
+def test_step_is_the_dense_metric_solve(xi):
+    model, (x, y) = tiny_mlp(), batch()
+    w0 = flat_params(model)
+    _, g = _loss_and_grad(model, x, y)
+    InducedMetric(model.parameters(), lr=0.2, xi=xi).step()
+    metric = torch.eye(g.numel(), dtype=g.dtype) + xi ** 2 * torch.outer(g, g)
+    torch.testing.assert_close(flat_params(model), w0 - 0.2 * torch.linalg.solve(metric, g))
+    torch.testing.assert_close(flat_grads(model), g)  # p.grad untouched
+
+
+def test_momentum_and_weight_decay_written_out():
+    model, (x, y) = tiny_mlp(), batch()
+    opt = InducedMetric(model.parameters(), lr=0.1, xi=2.0, momentum=0.9, weight_decay=0.01)
+    w, buf = flat_params(model), torch.zeros_like(flat_params(model))
+    for _ in range(5):
+        _, g = _loss_and_grad(model, x, y)
+        opt.step()
+        buf = 0.9 * buf + g / (1 + 4.0 * (g @ g))
+        w = w * (1 - 0.1 * 0.01) - 0.1 * buf
+    torch.testing.assert_close(flat_params(model), w)
+
+
+def test_step_length_is_bounded_like_clipping():
+    w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    opt = InducedMetric([w], lr=1.0, xi=0.5)
+    for scale in (1e-3, 2.0, 1e6):
+        w.grad = torch.tensor([scale, -scale, scale], dtype=torch.float64)
+        before = w.detach().clone()
+        opt.step()
+        assert (w.detach() - before).norm() <= 1.0 / (2 * 0.5) + 1e-12
+
+
+def test_trains_a_small_network_and_validates():
+    model, (x, y) = tiny_mlp(), batch()
+    opt = build_optimizer("induced-metric", model.parameters(), lr=0.5, momentum=0.9)
+    start, _ = _loss_and_grad(model, x, y)
+    for _ in range(100):
+        _loss_and_grad(model, x, y)
+        opt.step()
+    assert _loss_and_grad(model, x, y)[0] < 0.5 * start
+    with pytest.raises(ConfigError, match="'xi'"):
+        InducedMetric(model.parameters(), xi=0.0)

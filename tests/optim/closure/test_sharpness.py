@@ -1,0 +1,113 @@
+"""SAM, GAM and gradient regularization against references written from the papers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import grad
+
+from trainlab.optim import build_optimizer
+from trainlab.optim.loss_closure import make_closure
+
+from .._tiny_mlp import clone, flat_grads, flat_params, functional, mse
+
+
+def _penalized_grad(f, w, coef, power):
+    """Exact gradient of f + coef * ||grad f||^power by double backprop (autograd)."""
+    w = w.clone().requires_grad_(True)
+    g = torch.autograd.grad(f(w), w, create_graph=True)[0]
+    pen = coef * g.norm() ** power
+    return torch.autograd.grad(f(w) + pen, w)[0]
+
+
+def _one_step(name, model, x, y, **hyper):
+    opt = build_optimizer(name, model.parameters(), lr=1.0, **hyper)
+    loss = opt.step(make_closure(model, mse, x, y))
+    return opt, loss
+
+
+def test_sam_step_is_gradient_at_ascent_point(problem):
+    model, x, y = problem
+    f, w = functional(model, x, y)
+    g = grad(f)(w)
+    ref = grad(f)(w + 0.05 * g / g.norm())
+    _, loss = _one_step("sam", model, x, y, rho=0.05)
+    torch.testing.assert_close(flat_params(model), w - ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(flat_grads(model), g)  # contract: p.grad = pre-step gradient
+    torch.testing.assert_close(loss, f(w))
+
+
+def test_asam_step_matches_definition(problem):
+    model, x, y = problem
+    f, w = functional(model, x, y)
+    g = grad(f)(w)
+    t = w.abs()
+    eps = 0.5 * t * t * g / (t * g).norm()
+    _one_step("sam", model, x, y, rho=0.5, adaptive=True)
+    torch.testing.assert_close(flat_params(model), w - grad(f)(w + eps), rtol=1e-12, atol=1e-12)
+
+
+def test_sam_direction_is_gradient_of_norm_penalty_to_second_order(problem):
+    model, x, y = problem
+    f, w = functional(model, x, y)
+    exact = lambda rho: _penalized_grad(f, w, rho, 1)  # noqa: E731  d/dw [L + rho ||g||]
+    errs = []
+    for rho in (1e-2, 5e-3):
+        m = clone(model)
+        _one_step("sam", m, x, y, rho=rho)
+        errs.append((w - flat_params(m) - exact(rho)).norm())
+    assert errs[0] < 1e-3
+    assert 3.0 < errs[0] / errs[1] < 5.0  # O(rho^2) error
+
+
+def test_gam_matches_reference_procedure(problem):
+    model, x, y = problem
+    f, w = functional(model, x, y)
+    gf = grad(f)
+    rho, nrho, gamma = 0.1, 0.02, 0.3
+    g0 = gf(w)
+    g1 = gf(w + rho * g0 / g0.norm())
+    d = g1 - g0
+    w2 = w + nrho * d / d.norm()
+    g2 = gf(w2)
+    g3 = gf(w2 + rho * g2 / g2.norm())
+    u = g1 + g3
+    m = g0 + g2
+    ref = u - gamma * (m - (m @ u) / (u @ u) * u)
+    _one_step("gam", model, x, y)
+    torch.testing.assert_close(flat_params(model), w - ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(flat_grads(model), g0)
+
+
+@pytest.mark.parametrize("method", ["forward", "backward"])
+def test_finite_difference_gr_converges_to_exact_penalized_gradient(problem, method):
+    model, x, y = problem
+    f, w = functional(model, x, y)
+    gamma = 0.1
+    exact = _penalized_grad(f, w, gamma / 2, 2)
+    errs = []
+    for eps in (1e-2, 5e-3):
+        m = clone(model)
+        _one_step("gradient-regularization", m, x, y, gamma=gamma, epsilon=eps, method=method)
+        errs.append((w - flat_params(m) - exact).norm())
+    assert errs[0] < 1e-2
+    assert 1.7 < errs[0] / errs[1] < 2.3  # O(epsilon) error
+
+
+def test_double_backprop_gr_is_exact(problem):
+    model, x, y = problem
+    f, w = functional(model, x, y)
+    exact = _penalized_grad(f, w, 0.1 / 2, 2)
+    _one_step("gradient-regularization", model, x, y, gamma=0.1, method="double_backprop")
+    torch.testing.assert_close(flat_params(model), w - exact, rtol=1e-10, atol=1e-12)
+
+
+def test_gr_needs_hvp_for_double_backprop(problem):
+    from trainlab.errors import ConfigError
+
+    model, x, y = problem
+    opt = build_optimizer("gradient-regularization", model.parameters(), lr=0.1,
+                          method="double_backprop")
+    closure = make_closure(model, mse, x, y)
+    with pytest.raises(ConfigError, match="hvp"):
+        opt.step(lambda: closure())

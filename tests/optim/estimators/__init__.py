@@ -1,0 +1,1 @@
+"""Gradient estimators (trainlab.optim.estimators)."""

@@ -1,0 +1,1 @@
+"""Training procedures (trainlab.optim.procedures)."""
