@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import check_range
+from trainlab.optim._generator import optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import (
@@ -88,7 +89,7 @@ class DASA(ClosureOptimizer):
         check_range("init_samples", init_samples, low=1, owner="DASA")
         super().__init__(params, dict(lr=lr, beta2=beta2, alpha=alpha,
                                       init_samples=init_samples, adaptive=adaptive))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import check_range
+from trainlab.optim._generator import optimizer_generator
 from trainlab.optim._outer import OuterOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import evaluate
@@ -70,7 +71,7 @@ class EntropySGD(OuterOptimizer):
         super().__init__(params, lr, dict(inner_steps=inner_steps, gamma=gamma,
                                           inner_lr=inner_lr, noise=noise, alpha=alpha),
                          base, base_hyper)
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     def direction(self, closure, params, loss, grads):
         h = self.param_groups[0]

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import evaluate, set_grads
@@ -106,7 +107,7 @@ class NaturalGradient(ClosureOptimizer):
                         ou_time=ou_time, ou_dt=ou_dt, temperature=temperature,
                         max_exact_dim=max_exact_dim)
         super().__init__(params, defaults)
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:

@@ -50,6 +50,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import (
@@ -157,7 +158,7 @@ class PolynomialPreconditioned(ClosureOptimizer):
         super().__init__(params, dict(lr=lr, tau=tau, curvature=curvature, estimator=estimator,
                                       trace_samples=trace_samples, refresh_every=refresh_every,
                                       line_search=line_search, max_exact_dim=max_exact_dim))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:

@@ -41,6 +41,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import hessian_vector_product, set_grads
@@ -95,7 +96,7 @@ class PSGD(ClosureOptimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, precond_lr=precond_lr,
                                       preconditioner=preconditioner, init_scale=init_scale,
                                       max_kron_dim=max_kron_dim))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]

@@ -52,6 +52,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import hessian_vector_product, set_grads
@@ -126,7 +127,7 @@ class PSGDLRA(ClosureOptimizer):
             check_range("init_scale", init_scale, low=0.0, low_open=True, owner="PSGDLRA")
         super().__init__(params, dict(lr=lr, momentum=momentum, precond_lr=precond_lr,
                                       rank=rank, init_scale=init_scale))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     def _init_state(self, params: list[torch.Tensor], x: torch.Tensor, hx: torch.Tensor) -> None:
         group = self.param_groups[0]
