@@ -38,3 +38,23 @@ def optimizer_generator(generator: torch.Generator | None, params: Iterable[Any]
     first = _first_tensor(params)
     device = first.device if first is not None else torch.device("cpu")
     return torch.Generator(device=device).manual_seed(DEFAULT_SEED)
+
+
+class DrawsRandom:
+    """Mixin of the optimizers that hold ``self.generator``: its state travels in the
+    optimizer's ``state_dict`` (key ``"generator_state"``), so a resumed run draws exactly what
+    an uninterrupted one would."""
+
+    generator: torch.Generator
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()  # type: ignore[misc]
+        state["generator_state"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        generator_state = state_dict.pop("generator_state", None)
+        super().load_state_dict(state_dict)  # type: ignore[misc]
+        if generator_state is not None:
+            self.generator.set_state(generator_state)

@@ -10,7 +10,7 @@ import torch
 from trainlab.errors import check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
-from trainlab.optim._generator import optimizer_generator
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -88,7 +88,7 @@ def gravity(params: list[torch.Tensor], grads: list[torch.Tensor],
         _single_tensor_gravity(*lists, steps, **hyper)
 
 
-class Gravity(StatefulOptimizer):
+class Gravity(DrawsRandom, StatefulOptimizer):
     r"""Gravity (Bahrami & Zadeh, "Gravity Optimizer: a Kinematic Approach on Optimization in
     Deep Learning", 2021; papers.md row 82).
 

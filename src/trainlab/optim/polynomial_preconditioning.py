@@ -50,7 +50,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
-from trainlab.optim._generator import optimizer_generator
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import (
@@ -120,7 +120,7 @@ def power_traces(matvec: Matvec, dim: int, like: torch.Tensor, order: int,
     return traces / samples
 
 
-class PolynomialPreconditioned(ClosureOptimizer):
+class PolynomialPreconditioned(DrawsRandom, ClosureOptimizer):
     """Gradient method with the symmetric-polynomial preconditioner ``P_tau`` (module
     docstring).
 
@@ -141,6 +141,8 @@ class PolynomialPreconditioned(ClosureOptimizer):
     State keys (on the first parameter): ``step``, ``sigmas`` (``sigma_0..sigma_{tau+1}``),
     ``smoothness`` (next trial ``L`` of the line search).
     """
+
+    joint_hypers = "all"
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, tau: int = 1,
                  curvature: Literal["ggn", "hessian"] = "ggn",
