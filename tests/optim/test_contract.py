@@ -3,12 +3,13 @@ they register). Entries whose step needs a closure (flag ``needs_closure``) get 
 step; entries flagged ``needs_special_params`` (cannot run on plain tensors) or
 ``needs_ggn`` / ``needs_hvp`` (need a curvature closure built from a model, see
 ``trainlab.optim.loss_closure``) are skipped here and tested in their own files. Entries
-flagged ``joint_step`` (one step on the concatenation of all parameters, so a group's own lr
-cannot hold it still) skip the "a group with lr=0 stays put" check; entries flagged
-``stochastic`` skip the exact-resume check (their draws come from the caller's generator)."""
+whose step is one joint computation over all groups reject a group with its own value of a
+shared hyperparameter (``joint_hypers``) instead of ignoring it; stochastic entries resume
+exactly too (their generator's state is in the state dict)."""
 
 from __future__ import annotations
 
+import copy
 import io
 
 import pytest
@@ -70,9 +71,8 @@ def test_entry_has_summary_and_papers_are_rows(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_round_trip_resumes_exactly(name):
+    """Stochastic methods too: their generator's state travels in the state dict."""
     _skip_special(name)
-    if _flags(name).get("stochastic", False):
-        pytest.skip(f"{name} is flagged stochastic: its draws come from a caller's generator")
     params, x, y = _problem()
     opt = build_optimizer(name, params, lr=1e-2)
     for _ in range(3):
@@ -113,19 +113,52 @@ def test_grad_is_left_as_computed(name):
             torch.testing.assert_close(p.grad, e, rtol=0, atol=0)  # not modified
 
 
+def _joint_hypers(opt) -> tuple[str, ...]:
+    names = getattr(opt, "joint_hypers", ())
+    return tuple(opt.defaults) if names == "all" else tuple(names)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_param_groups_hold_their_own_hyperparameters(name):
+    """A group's lr is honoured (lr=0 holds it still) or rejected with a ConfigError naming
+    'lr' (joint-step methods: one solve over all groups); never silently ignored."""
     _skip_special(name)
     params, x, y = _problem()
-    opt = build_optimizer(name, [{"params": [params[0]]}, {"params": [params[1]], "lr": 0.0}],
-                          lr=1e-2)
+    groups = [{"params": [params[0]]}, {"params": [params[1]], "lr": 0.0}]
+    try:
+        opt = build_optimizer(name, groups, lr=1e-2)
+    except ConfigError as exc:
+        assert "'lr'" in str(exc) and "group" in str(exc)
+        assert "lr" in _joint_hypers(build_optimizer(name, [params[0]], lr=1e-2))
+        return
     assert [g["lr"] for g in opt.param_groups] == [1e-2, 0.0]
     b0 = params[1].detach().clone()
     for _ in range(3):
         _step(opt, name, params, x, y)
-    if not _flags(name).get("joint_step", False):
-        assert torch.equal(params[1].detach(), b0), "a group with lr=0 moved"
+    assert torch.equal(params[1].detach(), b0), "a group with lr=0 moved"
     assert not torch.equal(params[0].detach(), _problem()[0][0].detach())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_joint_hyperparameters_must_agree_across_groups(name):
+    """Every hyperparameter a method shares across groups is rejected when a group sets its
+    own value, at construction and when a scheduler or user sets the groups apart later."""
+    _skip_special(name)
+    params, x, y = _problem()
+    opt = build_optimizer(name, [{"params": [params[0]]}, {"params": [params[1]]}], lr=1e-2)
+    for key in _joint_hypers(opt):
+        value = opt.param_groups[0][key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        other = value * 2 + 1 if value * 2 + 1 != value else value + 1
+        with pytest.raises(ConfigError, match=f"'{key}'"):
+            build_optimizer(name, [{"params": [params[0]]}, {"params": [params[1]], key: other}],
+                            lr=1e-2)
+        if getattr(opt, "requires_closure", False) and not isinstance(opt, torch.optim.LBFGS):
+            opt.param_groups[1][key] = other
+            with pytest.raises(ConfigError, match=f"'{key}'"):
+                _step(opt, name, params, x, y)
+            opt.param_groups[1][key] = value
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -161,15 +194,32 @@ def test_bad_inputs_raise_config_errors(name):
 @pytest.mark.parametrize("schedule", SCHEDULES.names())
 @pytest.mark.parametrize("name", NAMES)
 def test_works_under_every_schedule(name, schedule):
+    """The optimizer's update follows the scheduled lr: from the same state, a step taken with
+    the scheduled lr differs from one taken with the peak lr whenever the schedule is off its
+    peak, and a step with a scheduled lr of 0 leaves the parameters where they are."""
     _skip_special(name)
     params, x, y = _problem()
     opt = build_optimizer(name, params, lr=1e-2)
     f = build_schedule(schedule, 8)
     sched = ScheduleLR(opt, f)
     seen = []
-    for _ in range(6):
+    for t in range(6):
         seen.append(opt.param_groups[0]["lr"])
+        peak_params = [p.detach().clone().requires_grad_(True) for p in params]
+        peak_opt = build_optimizer(name, peak_params, lr=1e-2)
+        peak_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+        for group in peak_opt.param_groups:
+            group["lr"] = 1e-2
+        before = [p.detach().clone() for p in params]
         _step(opt, name, params, x, y)
+        _step(peak_opt, name, peak_params, x, y)
+        moved = [p.detach() for p in params]
+        if f(t) == 0:
+            assert all(torch.equal(a, b) for a, b in zip(moved, before)), \
+                f"step {t}: the scheduled lr is 0 but the parameters moved"
+        elif f(t) != 1 and any(not torch.equal(a, b) for a, b in zip(moved, before)):
+            assert any(not torch.equal(a, b.detach()) for a, b in zip(moved, peak_params)), \
+                f"step {t}: lr {1e-2 * f(t):g} gave the same update as the peak lr"
         sched.step()
     assert seen == pytest.approx([1e-2 * f(t) for t in range(6)])
     assert all(torch.isfinite(p).all() for p in params)

@@ -57,10 +57,12 @@ def test_rosenbrock_minimizer_matches_scipy():
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
 
-def test_several_param_groups_take_one_joint_step_with_the_first_groups_hypers():
+def test_several_param_groups_take_one_joint_step_and_reject_their_own_hypers():
     x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([-2.0], dtype=torch.float64, requires_grad=True)
-    opt = build_optimizer("lbfgs", [{"params": [x]}, {"params": [y], "lr": 0.5}], lr=1.0,
+    with pytest.raises(ConfigError, match="'lr' must be the same in every group"):
+        build_optimizer("lbfgs", [{"params": [x]}, {"params": [y], "lr": 0.5}], lr=1.0)
+    opt = build_optimizer("lbfgs", [{"params": [x]}, {"params": [y]}], lr=1.0,
                           line_search_fn="strong_wolfe", tolerance_change=1e-15)
 
     def closure():

@@ -23,11 +23,46 @@ from trainlab.optim._registry import build_optimizer
 from trainlab.optim.loss_closure import evaluate, set_grads
 
 
+def check_joint_hypers(optimizer: torch.optim.Optimizer, names: tuple[str, ...] | str) -> None:
+    """Raise :class:`ConfigError` unless the hyperparameters ``names`` (``"all"``: every key of
+    ``optimizer.defaults``) are equal in every param group.
+
+    A method that computes one joint step over all groups (a global solve, a global
+    perturbation norm, a line search) has one value of each such hyperparameter; a group with
+    its own value would be silently ignored, so it is rejected instead.
+    """
+    groups = optimizer.param_groups
+    if len(groups) < 2 or not names:
+        return
+    keys = tuple(optimizer.defaults) if names == "all" else names
+    first = groups[0]
+    for i, group in enumerate(groups[1:], 1):
+        for key in keys:
+            if key in first and group.get(key) != first[key]:
+                raise ConfigError(
+                    f"{type(optimizer).__name__} takes one joint step over all parameter "
+                    f"groups, so {key!r} must be the same in every group (group 0: "
+                    f"{first[key]!r}, group {i}: {group.get(key)!r}); use one group or equal "
+                    "values")
+
+
 class ClosureOptimizer(torch.optim.Optimizer):
     """Base of the optimizers that follow the closure contract and write back the pre-step
-    gradient."""
+    gradient.
+
+    ``joint_hypers`` names the hyperparameters of the one computation shared by all param
+    groups (``"all"``: every hyperparameter, ``lr`` included, for methods whose step is one
+    solve or line search over the concatenated parameters). They must be equal in every group:
+    :func:`check_joint_hypers` runs when a group is added and at every step (a scheduler could
+    set groups apart), so no group's value is ever silently ignored.
+    """
 
     requires_closure = True
+    joint_hypers: tuple[str, ...] | str = ()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        check_joint_hypers(self, self.joint_hypers)
 
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
@@ -36,6 +71,7 @@ class ClosureOptimizer(torch.optim.Optimizer):
         if closure is None:
             raise ConfigError(f"{type(self).__name__}.step needs a closure that re-evaluates "
                               "the loss and its gradients (see trainlab.optim.closure)")
+        check_joint_hypers(self, self.joint_hypers)
         return closure
 
     def _first_call(self, closure: Callable[[], torch.Tensor] | None

@@ -61,6 +61,8 @@ class AEPG(ClosureOptimizer):
     State keys: ``energy`` (scalar, or one per coordinate), ``natural_grad`` (``"ggn"``).
     """
 
+    joint_hypers = "all"
+
     def __init__(self, params: Iterable[Any], lr: float = 0.1, c: float = 1.0,
                  preconditioner: Literal["identity", "ggn"] = "identity",
                  damping: float = 1e-3, cg_iters: int = 20, coordinatewise: bool = False):

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import check_range
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import (
@@ -63,7 +64,7 @@ def hutchinson_diagonal(matvec: Matvec, like: torch.Tensor, samples: int,
     return total / samples
 
 
-class DASA(ClosureOptimizer):
+class DASA(DrawsRandom, ClosureOptimizer):
     """OASIS / DASA (module docstring).
 
     Args:
@@ -75,9 +76,15 @@ class DASA(ClosureOptimizer):
         adaptive: the Lipschitz-based adaptive step (else fixed ``lr``).
         generator: randomness of the probes.
 
+    Under an lr scheduler the applied step is ``eta_k * lr / initial_lr``: the schedule
+    multiplies the step, while ``eta_k`` itself (the paper's sequence) is computed from the
+    peak lr as without a scheduler.
+
     State keys (on the first parameter; flat over all parameters): ``diag`` (``D_k``),
     ``prev_params`` (``w_k``), ``eta`` (``eta_k``), ``theta`` (``theta_k``).
     """
+
+    joint_hypers = "all"
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, beta2: float = 0.999,
                  alpha: float = 1e-5, init_samples: int = 10, adaptive: bool = True,
@@ -88,7 +95,7 @@ class DASA(ClosureOptimizer):
         check_range("init_samples", init_samples, low=1, owner="DASA")
         super().__init__(params, dict(lr=lr, beta2=beta2, alpha=alpha,
                                       init_samples=init_samples, adaptive=adaptive))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
@@ -98,15 +105,19 @@ class DASA(ClosureOptimizer):
         w = flat([p.detach() for p in params])
         hess = curvature_matvec(closure, params, "hessian", "DASA")
         state = self.state[params[0]]
+        # a scheduler multiplies the step by lr / initial_lr; the paper's eta_k sequence (in
+        # state) is computed from the peak lr and left unchanged by it
+        peak = h.get("initial_lr", h["lr"])
+        scale = h["lr"] / peak if peak > 0 else 0.0
         if "diag" not in state:
             d = hutchinson_diagonal(hess, w, h["init_samples"], self.generator)
-            eta, theta = h["lr"], math.inf
+            eta, theta = peak, math.inf
         else:
             d = h["beta2"] * state["diag"] + (1 - h["beta2"]) * hutchinson_diagonal(
                 hess, w, 1, self.generator)
             dhat = d.abs().clamp_min(h["alpha"])
             eta_prev, theta_prev = float(state["eta"]), float(state["theta"])
-            eta = h["lr"]
+            eta = peak
             if h["adaptive"]:
                 g_prev = self._gradient_at(closure, params, state["prev_params"])
                 dw, dg = w - state["prev_params"], g - g_prev
@@ -120,7 +131,7 @@ class DASA(ClosureOptimizer):
         state.update(diag=d, prev_params=w.clone(), eta=torch.tensor(eta),
                      theta=torch.tensor(theta))
         for p, u in zip(params, split_like(g / dhat, params)):
-            p.add_(u, alpha=-eta)
+            p.add_(u, alpha=-eta * scale)
         set_grads(params, grads)
         return loss
 

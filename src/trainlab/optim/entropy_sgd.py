@@ -39,12 +39,13 @@ from typing import Any
 import torch
 
 from trainlab.errors import check_range
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import OuterOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import evaluate
 
 
-class EntropySGD(OuterOptimizer):
+class EntropySGD(DrawsRandom, OuterOptimizer):
     """Entropy-SGD over a base optimizer (default ``"sgd"``; the paper: Nesterov momentum).
 
     Args:
@@ -55,6 +56,8 @@ class EntropySGD(OuterOptimizer):
         generator: randomness of the Langevin noise.
         base, **base_hyper: the base optimizer and its hyper-parameters.
     """
+
+    joint_hypers = ("gamma", "inner_lr", "noise", "alpha", "inner_steps")
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, inner_steps: int = 20,
                  gamma: float = 0.03, inner_lr: float = 0.1, noise: float = 1e-4,
@@ -70,7 +73,7 @@ class EntropySGD(OuterOptimizer):
         super().__init__(params, lr, dict(inner_steps=inner_steps, gamma=gamma,
                                           inner_lr=inner_lr, noise=noise, alpha=alpha),
                          base, base_hyper)
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     def direction(self, closure, params, loss, grads):
         h = self.param_groups[0]

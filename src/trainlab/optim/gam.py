@@ -49,6 +49,8 @@ class GAM(OuterOptimizer):
         base, **base_hyper: the base optimizer and its hyper-parameters.
     """
 
+    joint_hypers = ("rho", "norm_rho", "beta1", "beta2", "beta3", "gamma")
+
     def __init__(self, params: Iterable[Any], lr: float = 0.1, rho: float = 0.1,
                  norm_rho: float = 0.02, beta1: float = 1.0, beta2: float = -1.0,
                  beta3: float = 1.0, gamma: float = 0.3, base: str = "sgd", **base_hyper: Any):

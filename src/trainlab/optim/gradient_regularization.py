@@ -44,6 +44,8 @@ class GradientRegularization(OuterOptimizer):
         base, **base_hyper: the base optimizer and its hyper-parameters.
     """
 
+    joint_hypers = ("gamma", "epsilon", "method")
+
     def __init__(self, params: Iterable[Any], lr: float = 0.1, gamma: float = 0.05,
                  epsilon: float = 0.05,
                  method: Literal["forward", "backward", "double_backprop"] = "forward",

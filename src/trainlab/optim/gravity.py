@@ -10,6 +10,7 @@ import torch
 from trainlab.errors import check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -87,7 +88,7 @@ def gravity(params: list[torch.Tensor], grads: list[torch.Tensor],
         _single_tensor_gravity(*lists, steps, **hyper)
 
 
-class Gravity(StatefulOptimizer):
+class Gravity(DrawsRandom, StatefulOptimizer):
     r"""Gravity (Bahrami & Zadeh, "Gravity Optimizer: a Kinematic Approach on Optimization in
     Deep Learning", 2021; papers.md row 82).
 
@@ -97,7 +98,8 @@ class Gravity(StatefulOptimizer):
         \zeta_t = \frac{g_t}{1 + (g_t/M)^2},\quad \hat\beta_t = \frac{\beta t + 1}{t + 2},\quad
         v_t = \hat\beta_t v_{t-1} + (1-\hat\beta_t)\zeta_t,\quad \theta_{t+1} = \theta_t - l\,v_t
 
-    with :math:`v_0 \sim \mathcal N(0, (\alpha/l)^2)` drawn from ``generator`` and
+    with :math:`v_0 \sim \mathcal N(0, (\alpha/l)^2)` drawn from ``generator`` (when none is
+    given, a private generator seeded with 0: the global RNG is never used) and
     :math:`t = 0, 1, \dots` counting steps from 0, as the authors' Keras code does (so
     :math:`\hat\beta` starts at 1/2). Authors' defaults :math:`l = 0.1, \alpha = 0.01,
     \beta = 0.9`.
@@ -126,9 +128,9 @@ class Gravity(StatefulOptimizer):
         check_range("lr", lr, low=0.0, owner=owner)
         check_range("alpha", alpha, low=0.0, owner=owner)
         check_range("beta", beta, low=0.0, high=1.0, owner=owner)
-        self.generator = generator
         super().__init__(params, dict(lr=lr, alpha=alpha, beta=beta, maximize=maximize,
                                       fused=bool(fused)))
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         # the peak lr: a warmup schedule sets group["lr"] to 0 first, keeping "initial_lr"

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._outer import check_joint_hypers
 from trainlab.optim._registry import OPTIMIZERS
 
 
@@ -31,7 +32,14 @@ class LBFGS(torch.optim.LBFGS):
     ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``, ``prev_loss``.
     """
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        # one two-loop recursion and line search over all groups: one value of each
+        # hyperparameter, lr included
+        super().add_param_group(param_group)
+        check_joint_hypers(self, self.joint_hypers)
+
     requires_closure = True
+    joint_hypers = "all"
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, max_iter: int = 20,
                  max_eval: int | None = None, tolerance_grad: float = 1e-7,

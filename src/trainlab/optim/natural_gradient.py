@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import evaluate, set_grads
@@ -73,7 +74,7 @@ def dense_matrix(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, like: t
     return torch.stack([matvec(eye[i]) for i in range(n)], dim=1)
 
 
-class NaturalGradient(ClosureOptimizer):
+class NaturalGradient(DrawsRandom, ClosureOptimizer):
     """Damped natural gradient descent (see the module docstring).
 
     Args:
@@ -86,6 +87,8 @@ class NaturalGradient(ClosureOptimizer):
         max_exact_dim: largest parameter count the dense solve accepts.
         generator: randomness of the OU noise.
     """
+
+    joint_hypers = "all"
 
     def __init__(self, params: Iterable[Any], lr: float = 0.1, damping: float = 1e-3,
                  solver: Literal["exact", "cg", "thermodynamic"] = "cg", cg_iters: int = 50,
@@ -106,7 +109,7 @@ class NaturalGradient(ClosureOptimizer):
                         ou_time=ou_time, ou_dt=ou_dt, temperature=temperature,
                         max_exact_dim=max_exact_dim)
         super().__init__(params, defaults)
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:

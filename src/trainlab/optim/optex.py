@@ -54,6 +54,8 @@ class OptEx(ClosureOptimizer):
     State keys: ``points``, ``grads`` (the history, ``m x d``).
     """
 
+    joint_hypers = "all"
+
     def __init__(self, params: Iterable[Any], lr: float = 0.1, parallelism: int = 4,
                  history: int = 20, warmup: int = 2, kernel: str = "matern52",
                  lengthscale: float | None = None, noise: float = 1e-6):

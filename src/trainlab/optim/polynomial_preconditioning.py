@@ -50,6 +50,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import (
@@ -119,7 +120,7 @@ def power_traces(matvec: Matvec, dim: int, like: torch.Tensor, order: int,
     return traces / samples
 
 
-class PolynomialPreconditioned(ClosureOptimizer):
+class PolynomialPreconditioned(DrawsRandom, ClosureOptimizer):
     """Gradient method with the symmetric-polynomial preconditioner ``P_tau`` (module
     docstring).
 
@@ -141,6 +142,8 @@ class PolynomialPreconditioned(ClosureOptimizer):
     ``smoothness`` (next trial ``L`` of the line search).
     """
 
+    joint_hypers = "all"
+
     def __init__(self, params: Iterable[Any], lr: float = 1.0, tau: int = 1,
                  curvature: Literal["ggn", "hessian"] = "ggn",
                  estimator: Literal["exact", "hutchinson"] = "hutchinson",
@@ -157,7 +160,7 @@ class PolynomialPreconditioned(ClosureOptimizer):
         super().__init__(params, dict(lr=lr, tau=tau, curvature=curvature, estimator=estimator,
                                       trace_samples=trace_samples, refresh_every=refresh_every,
                                       line_search=line_search, max_exact_dim=max_exact_dim))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:

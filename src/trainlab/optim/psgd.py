@@ -41,6 +41,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import hessian_vector_product, set_grads
@@ -67,7 +68,7 @@ def update_diag_(q: torch.Tensor, v: torch.Tensor, h: torch.Tensor, step: float)
     q.sub_(step / ((a2 + b2).max() + torch.finfo(v.dtype).tiny) * (a2 - b2) * q)
 
 
-class PSGD(ClosureOptimizer):
+class PSGD(DrawsRandom, ClosureOptimizer):
     """PSGD with Kronecker-factored or diagonal Lie-group preconditioners (module docstring).
 
     Args:
@@ -95,7 +96,7 @@ class PSGD(ClosureOptimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, precond_lr=precond_lr,
                                       preconditioner=preconditioner, init_scale=init_scale,
                                       max_kron_dim=max_kron_dim))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]

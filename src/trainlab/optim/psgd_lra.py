@@ -52,6 +52,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.loss_closure import hessian_vector_product, set_grads
@@ -98,7 +99,7 @@ def update_lra_(u: torch.Tensor, v: torch.Tensor, d: torch.Tensor, x: torch.Tens
         v.sub_(mu * (gu + v @ (u.T @ gu)))
 
 
-class PSGDLRA(ClosureOptimizer):
+class PSGDLRA(DrawsRandom, ClosureOptimizer):
     """PSGD with the low-rank-approximation preconditioner (module docstring).
 
     Args:
@@ -111,6 +112,8 @@ class PSGDLRA(ClosureOptimizer):
             pair, ``(|v|^2 / |h|^2)^{1/4}``.
         generator: randomness of the probes, of ``U, V`` at the first step, and of the coins.
     """
+
+    joint_hypers = ("precond_lr", "rank", "init_scale")
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0,
                  precond_lr: float = 0.1, rank: int = 10, init_scale: float | None = None,
@@ -126,7 +129,7 @@ class PSGDLRA(ClosureOptimizer):
             check_range("init_scale", init_scale, low=0.0, low_open=True, owner="PSGDLRA")
         super().__init__(params, dict(lr=lr, momentum=momentum, precond_lr=precond_lr,
                                       rank=rank, init_scale=init_scale))
-        self.generator = generator
+        self.generator = optimizer_generator(generator, self.param_groups)
 
     def _init_state(self, params: list[torch.Tensor], x: torch.Tensor, hx: torch.Tensor) -> None:
         group = self.param_groups[0]

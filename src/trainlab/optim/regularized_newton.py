@@ -73,6 +73,8 @@ class RegularizedNewton(ClosureOptimizer):
     State keys: ``gamma``.
     """
 
+    joint_hypers = "all"
+
     def __init__(self, params: Iterable[Any], lr: float = 1.0, gamma0: float = 1.0,
                  curvature: Literal["hessian", "ggn"] = "hessian",
                  solver: Literal["exact", "cg"] = "exact", adaptive: bool = True,

@@ -72,6 +72,8 @@ class SaddleFreeNewton(ClosureOptimizer):
         krylov_dim: Krylov subspace dimension ``k`` >= 1.
     """
 
+    joint_hypers = "all"
+
     def __init__(self, params: Iterable[Any], lr: float = 1.0, damping: float = 1e-3,
                  krylov_dim: int = 20):
         check_range("lr", lr, low=0.0, owner="SaddleFreeNewton")

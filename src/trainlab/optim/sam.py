@@ -68,6 +68,8 @@ class SAM(OuterOptimizer):
         **base_hyper: the base optimizer's hyper-parameters (e.g. ``momentum=0.9``).
     """
 
+    joint_hypers = ("rho", "adaptive")
+
     def __init__(self, params: Iterable[Any], lr: float = 0.1, rho: float = 0.05,
                  adaptive: bool = False, base: str = "sgd", **base_hyper: Any):
         check_range("rho", rho, low=0.0, low_open=True, owner="SAM")

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.optim._outer import check_joint_hypers
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure import Closure
 
@@ -53,6 +54,11 @@ class SVRG(torch.optim.Optimizer):
 
     State keys: ``step``, ``snapshot`` (:math:`\tilde w`), ``full_grad`` (:math:`\mu`).
     """
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        # the snapshot schedule and the sign of the full gradient are shared by all groups
+        super().add_param_group(param_group)
+        check_joint_hypers(self, ("inner_steps", "maximize"))
 
     requires_closure = True
 
