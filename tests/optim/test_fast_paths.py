@@ -15,6 +15,18 @@ from trainlab.optim.gravity import _blocked_gravity, _single_tensor_gravity
 from trainlab.optim.grokfast import _fused_grokfast_ema_adamw
 from trainlab.optim.transforms import tree_leaves
 
+
+@pytest.fixture(autouse=True, params=["private-kernel", "public-fallback"])
+def adam_kernel(request, monkeypatch):
+    """Every test here runs on torch's private fused Adam kernel and on the public fallback
+    that a torch without it (or an untested release) gets."""
+    import trainlab.optim._fused_adam as fused_adam
+
+    if request.param == "public-fallback":
+        monkeypatch.setattr(fused_adam, "private_kernel_available", lambda: False)
+    return request.param
+
+
 SHAPES = ((7, 9), (300,), (5,), (2, 3, 4), (129,))  # 63+300+5+24+129 elements
 BLOCK = 64  # cuts the (300,) and (129,) tensors, packs the others
 

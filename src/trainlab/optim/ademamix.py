@@ -11,6 +11,7 @@ import torch
 from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._fused_adam import adam_step_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -72,19 +73,16 @@ def _blocked_ademamix(params: list[torch.Tensor], grads: list[torch.Tensor],
     :math:`\nu` update then recomputes the same new :math:`\nu` in the scratch copy)."""
     a_t = ademamix_alpha(step, alpha, alpha_warmup)
     b3_t = ademamix_beta3(step, beta1, beta3, beta3_warmup)
-    t = torch.tensor(float(step))
     buffer = scratch_buffer(params, block_elements)
     lists = (params, grads, exp_avgs, exp_avg_slows, exp_avg_sqs)
     for block in blocks(lists, block_elements):
         p, g, m1, m2, nu = block.views
-        steps = [t] * len(p)
         nu_old = scratch_views(buffer, nu)
         torch._foreach_copy_(nu_old, nu)
-        torch._fused_adamw_(p, g, m1, nu, [], steps, amsgrad=False, lr=lr, beta1=beta1,
-                            beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=maximize)
-        torch._fused_adam_(p, g, m2, nu_old, [], steps, amsgrad=False,
-                           lr=lr * a_t * (1.0 - b3_t**step), beta1=b3_t, beta2=beta2,
-                           weight_decay=0.0, eps=eps, maximize=maximize)
+        adam_step_(p, g, m1, nu, [], step, lr=lr, beta1=beta1, beta2=beta2,
+                   weight_decay=weight_decay, eps=eps, maximize=maximize, decoupled=True)
+        adam_step_(p, g, m2, nu_old, [], step, lr=lr * a_t * (1.0 - b3_t**step), beta1=b3_t,
+                   beta2=beta2, weight_decay=0.0, eps=eps, maximize=maximize)
 
 
 def _ademamix_kernel(p: torch.Tensor, g: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor,

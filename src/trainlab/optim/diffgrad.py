@@ -11,6 +11,7 @@ import torch
 from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._fused_adam import adam_step_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -49,7 +50,6 @@ def _blocked_diffgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
     overwritten by the new gradient at the end of the block anyway)."""
     u_buf = scratch_buffer(params, block_elements)
     g_buf = scratch_buffer(params, block_elements) if (maximize or weight_decay) else None
-    t = torch.tensor(float(step))
     for block in blocks((params, grads, exp_avgs, exp_avg_sqs, prev_grads), block_elements):
         p, g, m, v, g_prev = block.views
         if g_buf is not None:  # the gradient actually used, in scratch (p.grad is read-only)
@@ -65,8 +65,8 @@ def _blocked_diffgrad(params: list[torch.Tensor], grads: list[torch.Tensor],
         torch._foreach_sigmoid_(g_prev)
         u = scratch_views(u_buf, g)
         torch._foreach_zero_(u)
-        torch._fused_adam_(u, g, m, v, [], [t] * len(u), amsgrad=False, lr=lr, beta1=beta1,
-                           beta2=beta2, weight_decay=0.0, eps=eps, maximize=False)
+        adam_step_(u, g, m, v, [], step, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
+                   eps=eps, maximize=False)
         torch._foreach_addcmul_(p, u, g_prev)
         torch._foreach_copy_(g_prev, g)
 

@@ -9,6 +9,7 @@ import torch
 
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._fused_adam import adam_step_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.transforms import (
     ChainState,
@@ -71,7 +72,6 @@ def _fused_grokfast_ema_adamw(alpha: float, lamb: float, b1: float, b2: float, e
             return _advanced(ema_state, adam_state, wd_state, idx, t)
         if not can_block(*lists):
             return None
-        step = torch.tensor(float(t))
         buffer = scratch_buffer(lists[0], block_elements)
         for block in blocks(lists, block_elements):
             p, g, mu, m, v = block.views
@@ -82,9 +82,8 @@ def _fused_grokfast_ema_adamw(alpha: float, lamb: float, b1: float, b2: float, e
             g_hat = scratch_views(buffer, g)
             torch._foreach_copy_(g_hat, g)
             torch._foreach_add_(g_hat, mu, alpha=lamb)
-            torch._fused_adamw_(p, g_hat, m, v, [], [step] * len(p), amsgrad=False, lr=lr,
-                                beta1=b1, beta2=b2, weight_decay=weight_decay, eps=eps,
-                                maximize=False)
+            adam_step_(p, g_hat, m, v, [], float(t), lr=lr, beta1=b1, beta2=b2,
+                       weight_decay=weight_decay, eps=eps, maximize=False, decoupled=True)
         return _advanced(ema_state, adam_state, wd_state, idx, t)
 
     return apply_

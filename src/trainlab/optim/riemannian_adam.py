@@ -9,6 +9,7 @@ import torch
 
 from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import can_block
+from trainlab.optim._fused_adam import adam_step_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 from trainlab.optim.manifolds import manifold as get_manifold
@@ -127,11 +128,10 @@ def _adam_fast_path(group: dict[str, Any], params: list[torch.Tensor],
     if any(t != steps[0] for t in steps) or not can_block(*lists):
         return False
     b1, b2 = group["betas"]
-    step = torch.tensor(float(steps[0]))
-    torch._fused_adam_(*lists[:4], lists[4] if group["amsgrad"] else [],
-                       [step] * len(params), amsgrad=group["amsgrad"], lr=group["lr"],
-                       beta1=b1, beta2=b2, weight_decay=group["weight_decay"],
-                       eps=group["eps"], maximize=group["maximize"])
+    adam_step_(*lists[:4], lists[4] if group["amsgrad"] else [], float(steps[0]),
+               amsgrad=group["amsgrad"], lr=group["lr"], beta1=b1, beta2=b2,
+               weight_decay=group["weight_decay"], eps=group["eps"],
+               maximize=group["maximize"])
     return True
 
 
