@@ -13,6 +13,46 @@ def test_models_map_inputs_to_outputs(name, params):
     assert model(torch.randn(3, 40)).shape == (3, 10)
 
 
+def _weights(model, kind):
+    return [m for m in model.modules() if isinstance(m, kind)]
+
+
+@pytest.mark.parametrize("parametrization", ["standard", "ntk"])
+def test_mlp_equals_its_written_out_forward(parametrization):
+    """relu(W1 x + b1) ... then W_out h + b_out, from the model's own parameters (NTK: each
+    weight divided by sqrt(fan_in) in the forward pass), in float64."""
+    torch.manual_seed(0)
+    model = build_model("mlp", (2, 5), 3, depth=2, width=6,
+                        parametrization=parametrization).double()
+    x = torch.randn(4, 2, 5, dtype=torch.float64)
+    h = x.reshape(4, 10)
+    layers = _weights(model, torch.nn.Linear)
+    assert [tuple(m.weight.shape) for m in layers] == [(6, 10), (6, 6), (3, 6)]
+    for i, m in enumerate(layers):
+        scale = m.in_features ** -0.5 if parametrization == "ntk" else 1.0
+        h = h @ (scale * m.weight).T + m.bias
+        if i < len(layers) - 1:
+            h = torch.relu(h)
+    torch.testing.assert_close(model(x), h, rtol=1e-12, atol=1e-12)
+
+
+def test_cnn1d_equals_its_written_out_forward():
+    """conv (kernel 5, padding 2; stride 1 then 2) + relu, mean over positions, readout."""
+    torch.manual_seed(0)
+    model = build_model("cnn1d", (40,), 10, channels=3, layers=2).double()
+    x = torch.randn(2, 40, dtype=torch.float64)
+    h = x[:, None, :]
+    for i, conv in enumerate(_weights(model, torch.nn.Conv1d)):
+        padded = torch.nn.functional.pad(h, (2, 2))
+        stride = 1 if i == 0 else 2
+        cols = padded.unfold(-1, 5, stride)  # (N, C_in, L_out, 5)
+        h = torch.relu(torch.einsum("nclk,ock->nol", cols, conv.weight) + conv.bias[:, None])
+    assert h.shape == (2, 3, 20)
+    readout = _weights(model, torch.nn.Linear)[0]
+    torch.testing.assert_close(model(x), h.mean(-1) @ readout.weight.T + readout.bias,
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_deep_linear_is_linear():
     model = build_model("deep-linear", (6,), 3, depth=3, width=4)
     x, y = torch.randn(2, 6), torch.randn(2, 6)
