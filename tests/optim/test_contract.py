@@ -1,7 +1,7 @@
 """The optimizer contract, run over every OPTIMIZERS entry (new entries are tested the moment
-they register). Entries whose step needs a closure (flag ``needs_closure``) get one every
-step; entries flagged ``needs_special_params`` (cannot run on plain tensors) or
-``needs_ggn`` / ``needs_hvp`` (need a curvature closure built from a model, see
+they register). Flags are the typed :class:`~trainlab.optim.OptimizerInfo`, read from the
+optimizer: an instance whose step needs a closure (``needs_closure``) gets one every step;
+entries flagged ``needs_ggn`` (need a curvature closure built from a model, see
 ``trainlab.optim.loss_closure``) are skipped here and tested in their own files. Entries
 flagged ``joint_step`` (one step on the concatenation of all parameters, so a group's own lr
 cannot hold it still) skip the "a group with lr=0 stays put" check; entries flagged
@@ -15,17 +15,25 @@ import pytest
 import torch
 
 from trainlab.errors import ConfigError
-from trainlab.optim import OPTIMIZERS, SCHEDULES, ScheduleLR, build_optimizer, build_schedule
+from trainlab.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    OptimizerInfo,
+    ScheduleLR,
+    build_optimizer,
+    build_schedule,
+    optimizer_info,
+)
 
 NAMES = OPTIMIZERS.names()
 
 
-def _flags(name: str) -> dict:
-    return OPTIMIZERS.entry(name).flags
+def _flags(name: str) -> OptimizerInfo:
+    return OPTIMIZERS.entry(name).info
 
 
 def _needs_closure(name: str) -> bool:
-    return bool(_flags(name).get("needs_closure", False))
+    return _flags(name).needs_closure
 
 
 def _problem(seed: int = 0):
@@ -49,17 +57,15 @@ def _step(opt, name, params, x, y):
         loss.backward()
         return loss
 
-    if _needs_closure(name):
+    if optimizer_info(opt).needs_closure:  # the instance decides (gd's polyak rule needs one)
         return opt.step(closure)
     closure()
     return opt.step()
 
 
 def _skip_special(name):
-    flags = _flags(name)
-    for flag in ("needs_special_params", "needs_ggn", "needs_hvp"):
-        if flags.get(flag, False):
-            pytest.skip(f"{name} has the registry flag {flag}")
+    if _flags(name).needs_ggn:
+        pytest.skip(f"{name} has the registry flag needs_ggn")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -71,7 +77,7 @@ def test_entry_has_summary_and_papers_are_rows(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_round_trip_resumes_exactly(name):
     _skip_special(name)
-    if _flags(name).get("stochastic", False):
+    if _flags(name).stochastic:
         pytest.skip(f"{name} is flagged stochastic: its draws come from a caller's generator")
     params, x, y = _problem()
     opt = build_optimizer(name, params, lr=1e-2)
@@ -123,7 +129,7 @@ def test_param_groups_hold_their_own_hyperparameters(name):
     b0 = params[1].detach().clone()
     for _ in range(3):
         _step(opt, name, params, x, y)
-    if not _flags(name).get("joint_step", False):
+    if not _flags(name).joint_step:
         assert torch.equal(params[1].detach(), b0), "a group with lr=0 moved"
     assert not torch.equal(params[0].detach(), _problem()[0][0].detach())
 

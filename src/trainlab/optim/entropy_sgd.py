@@ -56,6 +56,8 @@ class EntropySGD(OuterOptimizer):
         base, **base_hyper: the base optimizer and its hyper-parameters.
     """
 
+    stochastic = True
+
     def __init__(self, params: Iterable[Any], lr: float = 1.0, inner_steps: int = 20,
                  gamma: float = 0.03, inner_lr: float = 0.1, noise: float = 1e-4,
                  alpha: float = 0.75, generator: torch.Generator | None = None,
@@ -106,6 +108,5 @@ def entropy_sgd(params: Iterable[Any], lr: float = 1.0, inner_steps: int = 20,
                       noise=noise, alpha=alpha, generator=generator, base=base, **base_hyper)
 
 
-OPTIMIZERS.register("entropy-sgd", entropy_sgd, papers=(53,), needs_closure=True,
-                    stochastic=True,
+OPTIMIZERS.register("entropy-sgd", entropy_sgd, papers=(53,),
                     summary="Entropy-SGD: local-entropy gradient from an inner Langevin loop")

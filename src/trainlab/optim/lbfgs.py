@@ -31,6 +31,7 @@ class LBFGS(torch.optim.LBFGS):
     ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``, ``prev_loss``.
     """
 
+    joint_step = True
     requires_closure = True
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, max_iter: int = 20,
@@ -71,5 +72,5 @@ class LBFGS(torch.optim.LBFGS):
             self.param_groups = groups
 
 
-OPTIMIZERS.register("lbfgs", LBFGS, papers=(62,), needs_closure=True, joint_step=True,
+OPTIMIZERS.register("lbfgs", LBFGS, papers=(62,),
                     summary="L-BFGS (torch's two-loop recursion, optional strong-Wolfe search)")

@@ -112,6 +112,8 @@ class PSGDLRA(ClosureOptimizer):
         generator: randomness of the probes, of ``U, V`` at the first step, and of the coins.
     """
 
+    stochastic = True
+
     def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0,
                  precond_lr: float = 0.1, rank: int = 10, init_scale: float | None = None,
                  generator: torch.Generator | None = None):
@@ -198,6 +200,6 @@ def psgd_lra(params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0,
                    init_scale=init_scale, generator=generator)
 
 
-OPTIMIZERS.register("psgd-lra", psgd_lra, papers=(29,), needs_closure=True, stochastic=True,
+OPTIMIZERS.register("psgd-lra", psgd_lra, papers=(29,),
                     summary="PSGD: low-rank-approximation (UVd) Lie-group preconditioner "
                             "fitted from HVPs")
