@@ -1,4 +1,8 @@
+import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -130,17 +134,52 @@ def test_phenomenon_rows_match_the_class_and_modes_are_declared():
 
 # ---- discovery -----------------------------------------------------------------------------
 
+def _registering_modules() -> list[str]:
+    src = Path(trainlab.__file__).parent
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if re.search(r"^@?[A-Z_]+\.register\(", path.read_text(), re.M):
+            mod = ".".join(path.relative_to(src.parent).with_suffix("").parts)
+            found.append(mod.removesuffix(".__init__"))
+    assert found
+    return found
+
+
 def test_every_module_that_registers_is_found_by_discovery():
     """A module that calls ``X.register(`` outside the pillar packages would never be imported
     by ``all_registries()`` (its entries would be missing from the CLI, docs and tests)."""
+    missing = sorted(set(_registering_modules()) - set(pillar_modules()))
+    assert not missing, missing
+
+
+def _registry_homes() -> dict[str, str]:
+    """kind -> the public module that holds its registry (where ``Registry("kind")`` is
+    created, or the package above a private module)."""
     src = Path(trainlab.__file__).parent
-    found = set(pillar_modules())
-    registering = []
+    homes = {}
     for path in sorted(src.rglob("*.py")):
-        if re.search(r"^[A-Z_]+\.register\(|^@[A-Z_]+\.register\(", path.read_text(), re.M):
-            mod = ".".join(path.relative_to(src.parent).with_suffix("").parts)
-            registering.append(mod.removesuffix(".__init__"))
-    assert registering and set(registering) <= found, sorted(set(registering) - found)
+        for kind in re.findall(r"= Registry\(\s*\"([\w-]+)\"", path.read_text()):
+            parts = list(path.relative_to(src.parent).with_suffix("").parts)
+            while parts[-1].startswith("_"):
+                parts.pop()
+            homes[kind] = ".".join(parts)
+    return homes
+
+
+def test_importing_the_registries_registers_every_entry():
+    """``from trainlab.optim import OPTIMIZERS`` (without ``all_registries()``) already holds
+    every optimizer: a module that registers but that no package imports fails here."""
+    homes = _registry_homes()
+    code = ("import json, importlib, trainlab.registry as r\n"
+            f"for m in {sorted(set(homes.values()))!r}: importlib.import_module(m)\n"
+            "print(json.dumps({k: reg.names() for k, reg in r._ALL.items()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    by_import = json.loads(out.stdout)
+    for kind, reg in all_registries().items():
+        if kind in homes:
+            missing = sorted(set(reg.names()) - set(by_import.get(kind, ())))
+            assert not missing, f"{kind} entries not imported by {homes[kind]}: {missing}"
 
 
 def test_all_registries_sees_every_kind():
