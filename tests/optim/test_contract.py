@@ -1,7 +1,7 @@
 """The optimizer contract, run over every OPTIMIZERS entry (new entries are tested the moment
-they register). Entries whose step needs a closure (flag ``needs_closure``) get one every
-step; entries flagged ``needs_special_params`` (cannot run on plain tensors) or
-``needs_ggn`` / ``needs_hvp`` (need a curvature closure built from a model, see
+they register). Flags are the typed :class:`~trainlab.optim.OptimizerInfo`, read from the
+optimizer: an instance whose step needs a closure (``needs_closure``) gets one every step;
+entries flagged ``needs_ggn`` (need a curvature closure built from a model, see
 ``trainlab.optim.loss_closure``) are skipped here and tested in their own files. Entries
 whose step is one joint computation over all groups reject a group with its own value of a
 shared hyperparameter (``joint_hypers``) instead of ignoring it; stochastic entries resume
@@ -16,17 +16,25 @@ import pytest
 import torch
 
 from trainlab.errors import ConfigError
-from trainlab.optim import OPTIMIZERS, SCHEDULES, ScheduleLR, build_optimizer, build_schedule
+from trainlab.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    OptimizerInfo,
+    ScheduleLR,
+    build_optimizer,
+    build_schedule,
+    optimizer_info,
+)
 
 NAMES = OPTIMIZERS.names()
 
 
-def _flags(name: str) -> dict:
-    return OPTIMIZERS.entry(name).flags
+def _flags(name: str) -> OptimizerInfo:
+    return OPTIMIZERS.entry(name).info
 
 
 def _needs_closure(name: str) -> bool:
-    return bool(_flags(name).get("needs_closure", False))
+    return _flags(name).needs_closure
 
 
 def _problem(seed: int = 0):
@@ -50,17 +58,15 @@ def _step(opt, name, params, x, y):
         loss.backward()
         return loss
 
-    if _needs_closure(name):
+    if optimizer_info(opt).needs_closure:  # the instance decides (gd's polyak rule needs one)
         return opt.step(closure)
     closure()
     return opt.step()
 
 
 def _skip_special(name):
-    flags = _flags(name)
-    for flag in ("needs_special_params", "needs_ggn", "needs_hvp"):
-        if flags.get(flag, False):
-            pytest.skip(f"{name} has the registry flag {flag}")
+    if _flags(name).needs_ggn:
+        pytest.skip(f"{name} has the registry flag needs_ggn")
 
 
 @pytest.mark.parametrize("name", NAMES)

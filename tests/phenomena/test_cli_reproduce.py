@@ -8,6 +8,7 @@ import pytest
 
 from trainlab.cli import main
 from trainlab.phenomena import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._base import PhenomenonInfo
 from trainlab.registry import Entry
 
 
@@ -27,7 +28,7 @@ class _Tiny(Phenomenon):
 def only_tiny(monkeypatch):
     monkeypatch.setattr(PHENOMENA, "_entries", {
         "tiny-test": Entry("tiny-test", _Tiny, "a test phenomenon", (1,), "phenomenon",
-                           {"reproduces": True})})
+                           PhenomenonInfo(reproduces=True))})
 
 
 def test_list_json(only_tiny, capsys):

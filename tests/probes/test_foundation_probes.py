@@ -1,5 +1,7 @@
 """The foundation's probes against dense float64 references and plain formulas."""
 
+import fnmatch
+
 import pytest
 import torch
 from torch import nn
@@ -66,7 +68,11 @@ def test_every_probe_leaves_the_model_exactly_as_it_was(name):
     grad_refs = {n: p.grad for n, p in model.named_parameters()}
     rng = torch.get_rng_state()
     probe = PROBES.get(name)()
-    probe.measure(ctx)  # every probe must run on a plain MLP context (or return nothing)
+    out = probe.measure(ctx)  # every probe must run on a plain MLP context (or return nothing)
+    declared = PROBES.entry(name).info.metrics
+    assert declared, f"probe {name!r} declares no metrics"
+    undeclared = [k for k in out if not any(fnmatch.fnmatchcase(k, m) for m in declared)]
+    assert not undeclared, f"probe {name!r} measured {undeclared}, not in its metrics {declared}"
     assert model.training
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n]) and torch.equal(p.grad, grads[n])

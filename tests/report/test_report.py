@@ -40,3 +40,25 @@ def test_diverged_run_says_so(tmp_path):
 def test_page_escapes_text(tmp_path):
     html = Page("<t>").text("<script>x</script>").table(["a"], [["<b>"]]).render()
     assert "<script>x" not in html and "&lt;script&gt;" in html and "&lt;b&gt;" in html
+
+
+def test_probe_sections_come_from_the_declared_metrics(tmp_path):
+    """Each probe with a plot hint gets its section, titled from its registry info, exactly
+    when the run holds one of its declared metrics."""
+    from trainlab.probes import PROBES
+
+    store = RunStore(tmp_path)
+    rid = store.create_run({"lr": 0.1}, name="declared", seed=0)
+    rows = []
+    for s in range(0, 50, 10):
+        rows += [(s, "loss", 1.0), (s, "update_ratio", 1e-3 * (s + 1)),
+                 (s, "update_ratio/0.weight", 1e-3), (s, "gns", 10.0 + s),
+                 (s, "gns/trace_cov", 2.0), (s, "undeclared_thing", 1.0)]
+    store.log_metrics(rid, rows)
+    store.set_status(rid, "completed", {})
+    html = write_run_report(store, rid).read_text()
+    sections = set(re.findall(r"<h2>(.*?)</h2>", html))
+    with_plot = {e.info.title or e.name for e in PROBES.entries() if e.info.plot}
+    assert sections & with_plot == {PROBES.entry("update-ratio").info.title,
+                                    PROBES.entry("grad-noise").info.title}
+    assert "undeclared_thing" not in html

@@ -156,3 +156,15 @@ def test_every_registered_optimizer_runs_in_the_trainer(tmp_path, optim):
                     probes="none")
     result = Trainer(cfg, store=RunStore(tmp_path), report=False).run()
     assert result.status == "completed" and math.isfinite(result.summary["final_loss"])
+
+
+def test_optimizer_instance_decides_the_closure_gd_polyak_runs(tmp_path):
+    """gd registers as a closure-free class, but step_rule="polyak" needs the closure's loss:
+    the Trainer asks the instance (requires_closure), so the run trains instead of raising."""
+    store = RunStore(tmp_path)
+    cfg = tiny(optim="gd", lr=0.5, optim_params={"step_rule": "polyak"}, probes="loss", steps=20,
+               schedule="constant", schedule_params={})
+    res = Trainer(cfg, store=store, report=False).run()
+    loss = store.metrics(res.run_id)["loss"][1]
+    assert res.status == "completed"
+    assert loss[-1] < loss[0]

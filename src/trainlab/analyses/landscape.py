@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from trainlab.curvature import loss_function, trainable_params
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.restore import preserved
 
 Params = dict[str, torch.Tensor]
@@ -56,9 +56,8 @@ def random_direction(params: Params, *, generator: torch.Generator | None = None
                      normalization: str = "filter", ignore_1d: bool = True) -> Params:
     """A Gaussian direction in parameter space, normalized by ``"filter"`` (default),
     ``"layer"`` (each tensor scaled to the weight tensor's norm) or ``"none"``."""
-    if normalization not in ("filter", "layer", "none"):
-        raise ConfigError(f"random_direction: normalization must be 'filter', 'layer' or "
-                          f"'none'. Got {normalization!r} instead.")
+    check_choice("normalization", normalization, ("filter", "layer", "none"),
+                 owner="random_direction")
     d = {n: torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
          for n, w in params.items()}
     if normalization == "filter":

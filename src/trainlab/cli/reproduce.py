@@ -44,7 +44,7 @@ def _listing() -> list[dict[str, Any]]:
     for entry in PHENOMENA.entries():
         rows.append({"name": entry.name, "papers": list(entry.papers),
                      "summary": entry.summary, "claim": entry.obj.claim,
-                     "reproduces": bool(entry.flags.get("reproduces", True))})
+                     "reproduces": entry.info.reproduces})
     return rows
 
 
@@ -116,5 +116,5 @@ def main(args: argparse.Namespace) -> int:
         _gallery(results, args.quick).write(path)
         if not args.json:
             print(f"report: {path}")
-    return 0 if all(o.passed == PHENOMENA.entry(p.name).flags.get("reproduces", True)
+    return 0 if all(o.passed == PHENOMENA.entry(p.name).info.reproduces
                     for p, o, _ in results) else 1

@@ -5,14 +5,29 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from trainlab.registry import Registry
+from trainlab.registry import EntryInfo, Registry
 
-INITS: Registry[Callable[..., InitReport]] = Registry("init")
+
+@dataclass(frozen=True)
+class InitInfo(EntryInfo):
+    """Flags of an init entry.
+
+    Attributes:
+        needs_batch: data-dependent: :func:`apply` needs ``batch=``.
+        batch_kind: what that batch is: ``"inputs"`` (a tensor) or ``"pair"``
+            (``(inputs, targets)``, e.g. ``decoupled``).
+    """
+
+    needs_batch: bool = False
+    batch_kind: Literal["inputs", "pair"] = "inputs"
+
+
+INITS: Registry[Callable[..., InitReport]] = Registry("init", info=InitInfo)
 
 Selector = Callable[[str, nn.Module], bool]
 
@@ -112,7 +127,7 @@ def apply(
         An :class:`InitReport` describing what was done to each layer.
     """
     entry = INITS.entry(scheme)
-    if entry.flags.get("needs_batch") and batch is None:
+    if entry.info.needs_batch and batch is None:
         from trainlab.errors import ConfigError
 
         raise ConfigError(f"init {scheme!r} is data-dependent and needs batch=<input tensor>")

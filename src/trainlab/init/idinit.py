@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.init._apply import INITS, InitReport, LayerInit, Selector, selected
 
 ConvMode = Literal["patch", "channel"]
@@ -49,9 +49,7 @@ def idi_matrix(d_out: int, d_in: int, tau: float = 1.0, *, dtype: torch.dtype | 
 
 
 def _check_conv(conv: str, owner: str) -> None:
-    if conv not in CONV_MODES:
-        raise ConfigError(f"The 'conv' parameter of {owner} must be one of "
-                          f"{', '.join(repr(c) for c in CONV_MODES)}. Got {conv!r} instead.")
+    check_choice("conv", conv, CONV_MODES, owner=owner)
 
 
 def idinit_(tensor: torch.Tensor, tau: float = 1.0, *, conv: ConvMode = "patch",

@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_choice
 from trainlab.init._apply import INITS, InitReport, LayerInit
 
 
@@ -32,8 +32,7 @@ def lora_init(model: nn.Module, *, generator: torch.Generator | None = None, sel
     from trainlab.models.lora import LoRALinear
 
     variant = variant or ("B" if scheme.endswith("b") else "A")
-    if variant not in ("A", "B"):
-        raise ConfigError(f"lora_init: variant must be 'A' or 'B', got {variant!r}")
+    check_choice("variant", variant, ("A", "B"), owner="lora_init")
     layers = []
     with torch.no_grad():
         for name, module in model.named_modules():

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.init._apply import INITS, InitReport, LayerInit, Selector, fan_in_out, selected
 from trainlab.init.mean_field import critical_sigma_w2
 from trainlab.init.orthogonal import orthogonal_
@@ -76,9 +76,7 @@ def pseudo_iid_(tensor: torch.Tensor, sigma_w2: float = 1.0, structure: str = "i
     check_range("rank_fraction", rank_fraction, low=0.0, high=1.0, low_open=True,
                 owner="pseudo_iid_")
     check_range("density", density, low=0.0, high=1.0, low_open=True, owner="pseudo_iid_")
-    if structure not in STRUCTURES:
-        raise ConfigError(f"The 'structure' parameter of pseudo_iid_ must be one of "
-                          f"{', '.join(repr(s) for s in STRUCTURES)}. Got {structure!r} instead.")
+    check_choice("structure", structure, STRUCTURES, owner="pseudo_iid_")
     fan_in, _ = fan_in_out(tensor)
     rows = tensor.shape[0]
     f64 = torch.float64

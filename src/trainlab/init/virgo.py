@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_choice
 from trainlab.init._apply import INITS, InitReport, LayerInit
 
 
@@ -53,8 +53,7 @@ def virgo_variances(adjacency: torch.Tensor, features: torch.Tensor, widths: lis
         raise ConfigError("virgo: needs at least one layer (widths of length >= 2)")
     if num_classes < 2:
         raise ConfigError(f"virgo: num_classes must be >= 2, got {num_classes}")
-    if mean not in ("harmonic", "arithmetic"):
-        raise ConfigError(f"virgo: mean must be 'harmonic' or 'arithmetic', got {mean!r}")
+    check_choice("mean", mean, ("harmonic", "arithmetic"), owner="virgo")
     m_in, m_hid = widths[0], widths[1]
     c_for = _aggregated_norms(adjacency, features.double().mean(dim=1), layers)
     n = adjacency.shape[0]

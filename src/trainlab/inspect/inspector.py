@@ -107,9 +107,9 @@ class Inspection:
 
 def _init_batch(scheme: str, inputs: torch.Tensor, targets: Any) -> Any:
     entry = INITS.entry(scheme)
-    if not entry.flags.get("needs_batch"):
+    if not entry.info.needs_batch:
         return None
-    return (inputs, targets) if entry.flags.get("batch_kind") == "pair" else inputs
+    return (inputs, targets) if entry.info.batch_kind == "pair" else inputs
 
 
 def inspect_scheme(model: nn.Module, scheme: str, inputs: torch.Tensor, targets: Any,

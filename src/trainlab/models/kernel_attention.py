@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_choice
 from trainlab.models._registry import MODELS
 
 KERNELS = ("softmax", "gaussian")
@@ -36,13 +36,12 @@ def attention_matrix(q: torch.Tensor, k: torch.Tensor, kernel: str,
                      normalize: bool = False) -> torch.Tensor:
     """``(..., T, T)`` attention weights from queries and keys ``(..., T, d_k)``; the scale
     uses ``d_k``."""
+    check_choice("kernel", kernel, KERNELS, owner="attention")
     d = q.shape[-1]
     if kernel == "softmax":
         return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
-    if kernel == "gaussian":
-        a = torch.exp(-torch.cdist(q, k).pow(2) / (2 * math.sqrt(d)))
-        return a / a.sum(-1, keepdim=True) if normalize else a
-    raise ConfigError(f"attention kernel must be one of {KERNELS}. Got {kernel!r} instead.")
+    a = torch.exp(-torch.cdist(q, k).pow(2) / (2 * math.sqrt(d)))  # gaussian
+    return a / a.sum(-1, keepdim=True) if normalize else a
 
 
 class KernelAttention(nn.Module):
@@ -58,12 +57,8 @@ class KernelAttention(nn.Module):
         if len(input_shape) != 2:
             raise ConfigError(f"kernel-attention: input_shape must be (tokens, dim). Got "
                               f"{input_shape!r} instead.")
-        if kernel not in KERNELS:
-            raise ConfigError(f"kernel-attention: kernel must be one of {KERNELS}. Got "
-                              f"{kernel!r} instead.")
-        if readout not in ("mean", "all"):
-            raise ConfigError(f"kernel-attention: readout must be 'mean' or 'all'. Got "
-                              f"{readout!r} instead.")
+        check_choice("kernel", kernel, KERNELS, owner="kernel-attention")
+        check_choice("readout", readout, ("mean", "all"), owner="kernel-attention")
         d = input_shape[1]
         self.kernel, self.readout, self.gaussian_normalize = kernel, readout, gaussian_normalize
         self.query = nn.Linear(d, d, bias=False)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.models._registry import MODELS
 from trainlab.models.activations import activation
 
@@ -51,9 +51,7 @@ def mlp(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 2, width
     """
     check_range("depth", depth, low=0, owner="mlp")
     check_range("width", width, low=1, owner="mlp")
-    if parametrization not in ("standard", "ntk"):
-        raise ConfigError("mlp: parametrization must be 'standard' or 'ntk'. "
-                          f"Got {parametrization!r} instead.")
+    check_choice("parametrization", parametrization, ("standard", "ntk"), owner="mlp")
     linear = NTKLinear if parametrization == "ntk" else nn.Linear
     fan_in = math.prod(input_shape)
     layers: list[nn.Module] = [nn.Flatten()]

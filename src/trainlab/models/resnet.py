@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.models._registry import MODELS
 
 
@@ -20,14 +20,13 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, width: int, kind: str = "mlp"):
         super().__init__()
+        check_choice("kind", kind, ("mlp", "conv1d"), owner="ResidualBlock")
         if kind == "mlp":
             self.branch_in = nn.Linear(width, width, bias=False)
             self.branch_out = nn.Linear(width, width, bias=False)
-        elif kind == "conv1d":
+        else:
             self.branch_in = nn.Conv1d(width, width, 3, padding=1, bias=False)
             self.branch_out = nn.Conv1d(width, width, 3, padding=1, bias=False)
-        else:
-            raise ConfigError(f"ResidualBlock: kind must be 'mlp' or 'conv1d', got {kind!r}")
         self.bias1a, self.bias1b, self.bias2a, self.bias2b = (
             nn.Parameter(torch.zeros(())) for _ in range(4))
         self.scale = nn.Parameter(torch.ones(()))

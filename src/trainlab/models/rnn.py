@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.models._registry import MODELS
 
 
@@ -36,11 +36,8 @@ class ElmanRNN(nn.Module):
         check_range("input_size", input_size, low=1, owner="rnn")
         check_range("hidden", hidden, low=1, owner="rnn")
         check_range("layers", layers, low=1, owner="rnn")
-        if nonlinearity not in ("tanh", "relu"):
-            raise ConfigError("rnn: nonlinearity must be 'tanh' or 'relu'. "
-                              f"Got {nonlinearity!r} instead.")
-        if readout not in ("last", "all"):
-            raise ConfigError(f"rnn: readout must be 'last' or 'all'. Got {readout!r} instead.")
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"), owner="rnn")
+        check_choice("readout", readout, ("last", "all"), owner="rnn")
         self.readout = readout
         self.rnn = nn.RNN(input_size, hidden, num_layers=layers, nonlinearity=nonlinearity,
                           bias=bias, batch_first=True)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.models._registry import MODELS
 from trainlab.tasks._task import z_loss
 
@@ -97,9 +97,7 @@ class Transformer(nn.Module):
         for name, value in (("d_model", d_model), ("heads", heads), ("layers", layers),
                             ("mlp_ratio", mlp_ratio)):
             check_range(name, value, low=1, owner="transformer")
-        if readout not in ("last", "all"):
-            raise ConfigError(f"transformer: readout must be 'last' or 'all'. Got "
-                              f"{readout!r} instead.")
+        check_choice("readout", readout, ("last", "all"), owner="transformer")
         self.readout = readout
         vocab = num_outputs if vocab_size is None else vocab_size
         self.tok = nn.Embedding(vocab, d_model)

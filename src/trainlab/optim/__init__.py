@@ -29,7 +29,7 @@ from trainlab.optim import (  # noqa: F401  (each module registers its optimizer
     transforms,
     udog,
 )
-from trainlab.optim._registry import OPTIMIZERS, build_optimizer
+from trainlab.optim._registry import OPTIMIZERS, OptimizerInfo, build_optimizer, optimizer_info
 from trainlab.optim.ademamix import AdEMAMix
 from trainlab.optim.clipped_sgd import clipped_sgd
 from trainlab.optim.diffgrad import DiffGrad
@@ -44,6 +44,6 @@ from trainlab.optim.transforms import TRANSFORMS, TransformOptimizer
 from trainlab.optim.xgrad import XGrad
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TRANSFORMS", "AdEMAMix", "DiffGrad", "DoG",
-           "GradientDescent", "Gravity", "OptimisticAMSGrad", "RiemannianAdam", "ScheduleLR",
-           "TransformOptimizer", "XGrad", "build_optimizer", "build_schedule", "clipped_sgd",
-           "grokfast_adamw", "grokfast_ma_adamw", "transforms"]
+           "GradientDescent", "Gravity", "OptimisticAMSGrad", "OptimizerInfo", "RiemannianAdam",
+           "ScheduleLR", "TransformOptimizer", "XGrad", "build_optimizer", "build_schedule",
+           "clipped_sgd", "grokfast_adamw", "grokfast_ma_adamw", "optimizer_info", "transforms"]

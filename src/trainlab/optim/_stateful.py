@@ -23,8 +23,10 @@ class StatefulOptimizer(torch.optim.Optimizer, ABC):
     lazily and increments ``state["step"]`` (a Python int) before the update. ``p.grad`` is
     passed on read-only.
 
-    Class attributes read by generic loops (and by the registry flags):
-    ``requires_closure`` (the step needs a closure, see :mod:`trainlab.optim.closure`).
+    Class attributes read by generic loops and by the registry
+    (:class:`~trainlab.optim.OptimizerInfo`): ``requires_closure`` (the step needs a closure,
+    see :mod:`trainlab.optim.closure`; an instance may override it), and, where true,
+    ``joint_step``, ``stochastic``, ``needs_ggn``.
     """
 
     requires_closure: bool = False

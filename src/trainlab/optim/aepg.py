@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import curvature_matvec, flat, split_like
@@ -62,6 +62,7 @@ class AEPG(ClosureOptimizer):
     """
 
     joint_hypers = "all"
+    joint_step = True
 
     def __init__(self, params: Iterable[Any], lr: float = 0.1, c: float = 1.0,
                  preconditioner: Literal["identity", "ggn"] = "identity",
@@ -69,9 +70,7 @@ class AEPG(ClosureOptimizer):
         check_range("lr", lr, low=0.0, owner="AEPG")
         check_range("damping", damping, low=0.0, low_open=True, owner="AEPG")
         check_range("cg_iters", cg_iters, low=1, owner="AEPG")
-        if preconditioner not in PRECONDITIONERS:
-            raise ConfigError(f"The 'preconditioner' parameter of AEPG must be one of "
-                              f"{PRECONDITIONERS}. Got {preconditioner!r} instead.")
+        check_choice("preconditioner", preconditioner, PRECONDITIONERS, owner="AEPG")
         if coordinatewise and preconditioner != "identity":
             raise ConfigError("AEPG: coordinatewise=True needs preconditioner='identity'")
         super().__init__(params, dict(lr=lr, c=c, preconditioner=preconditioner,
@@ -114,5 +113,5 @@ def aepg(params: Iterable[Any], lr: float = 0.1, c: float = 1.0, preconditioner:
                 cg_iters=cg_iters, coordinatewise=coordinatewise)
 
 
-OPTIMIZERS.register("aepg", aepg, papers=(43,), needs_closure=True, joint_step=True,
+OPTIMIZERS.register("aepg", aepg, papers=(43,),
                     summary="energy-adaptive (AEGD) preconditioned descent; energy never grows")

@@ -19,9 +19,10 @@ PSGD, DASA, saddle-free Newton, natural gradient, regularized Newton, OptEx) tak
   the *first* call, the one at the pre-step weights, so a probe reading ``p.grad`` after the
   step sees the same thing as after ``loss.backward(); sgd.step()``. Where an optimizer
   leaves the gradient of a later call instead, its docstring says so.
-* Optimizers that need it set the class attribute ``requires_closure = True`` (and register
-  with the flag ``needs_closure=True``); their ``step()`` without a closure raises
-  :class:`~trainlab.errors.ConfigError`.
+* Optimizers that need it set the class attribute ``requires_closure = True`` (an instance
+  may set it for its own configuration, as ``gd`` with ``step_rule="polyak"`` does); the
+  registry and every caller read it through :func:`trainlab.optim.optimizer_info`. Their
+  ``step()`` without a closure raises :class:`~trainlab.errors.ConfigError`.
 * Curvature (optional): a closure may also offer ``hvp(vectors)`` (Hessian-vector product)
   and ``ggn_vp(vectors)`` (generalized Gauss-Newton, the Fisher for cross-entropy and squared
   error), one tensor per parameter in, one out, at the current weights.

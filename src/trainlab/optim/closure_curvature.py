@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_choice
 from trainlab.optim.saddle_free_newton import ClosureHessian
 
 Matvec = Callable[[torch.Tensor], torch.Tensor]
@@ -34,9 +34,7 @@ def curvature_matvec(closure: Callable[[], torch.Tensor], params: list[torch.Ten
 
     A :class:`~trainlab.optim.loss_closure.LossClosure` over the same parameters gives its
     operator, built once: call this again after moving the parameters."""
-    if kind not in CURVATURES:
-        raise ConfigError(f"The 'curvature' parameter of {owner} must be one of {CURVATURES}. "
-                          f"Got {kind!r} instead.")
+    check_choice("curvature", kind, CURVATURES, owner=owner)
     operator = getattr(closure, "operator", None)
     same = [id(p) for p in getattr(closure, "params", ())] == [id(p) for p in params]
     if operator is not None and same:

@@ -85,6 +85,8 @@ class DASA(DrawsRandom, ClosureOptimizer):
     """
 
     joint_hypers = "all"
+    joint_step = True
+    stochastic = True
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, beta2: float = 0.999,
                  alpha: float = 1e-5, init_samples: int = 10, adaptive: bool = True,
@@ -157,7 +159,6 @@ def dasa(params: Iterable[Any], lr: float = 1.0, beta2: float = 0.999, alpha: fl
                 adaptive=adaptive, generator=generator)
 
 
-OPTIMIZERS.register("dasa", dasa, papers=(18,), needs_closure=True, stochastic=True,
-                    joint_step=True,
+OPTIMIZERS.register("dasa", dasa, papers=(18,),
                     summary="DASA/OASIS: Hutchinson diagonal preconditioner, adaptive "
                             "Lipschitz step")

@@ -58,6 +58,7 @@ class EntropySGD(DrawsRandom, OuterOptimizer):
     """
 
     joint_hypers = ("gamma", "inner_lr", "noise", "alpha", "inner_steps")
+    stochastic = True
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, inner_steps: int = 20,
                  gamma: float = 0.03, inner_lr: float = 0.1, noise: float = 1e-4,
@@ -109,6 +110,5 @@ def entropy_sgd(params: Iterable[Any], lr: float = 1.0, inner_steps: int = 20,
                       noise=noise, alpha=alpha, generator=generator, base=base, **base_hyper)
 
 
-OPTIMIZERS.register("entropy-sgd", entropy_sgd, papers=(53,), needs_closure=True,
-                    stochastic=True,
+OPTIMIZERS.register("entropy-sgd", entropy_sgd, papers=(53,),
                     summary="Entropy-SGD: local-entropy gradient from an inner Langevin loop")

@@ -93,5 +93,5 @@ def gam(params: Iterable[Any], lr: float = 0.1, rho: float = 0.1, norm_rho: floa
                beta3=beta3, gamma=gamma, base=base, **base_hyper)
 
 
-OPTIMIZERS.register("gam", gam, papers=(63,), needs_closure=True,
+OPTIMIZERS.register("gam", gam, papers=(63,),
                     summary="Gradient norm Aware Minimization (first-order flatness) over a base")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
@@ -106,13 +106,11 @@ class GradientDescent(StatefulOptimizer):
         check_range("lr", lr, low=0.0, owner=owner)
         check_range("momentum", momentum, low=0.0, high=1.0, high_open=True, owner=owner)
         check_range("max_step", max_step, low=0.0, low_open=True, owner=owner)
-        if step_rule not in ("constant", "polyak"):
-            raise ConfigError(f"The 'step_rule' parameter of GradientDescent must be "
-                              f"'constant' or 'polyak'. Got {step_rule!r} instead.")
+        check_choice("step_rule", step_rule, ("constant", "polyak"), owner="GradientDescent")
         if nesterov and momentum == 0.0:
             raise ConfigError("The 'nesterov' option of GradientDescent needs momentum > 0. "
                               "Got momentum=0.0 instead.")
-        self.requires_closure = step_rule == "polyak"
+        self.requires_closure = step_rule == "polyak"  # the instance refines its class
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov,
                                       step_rule=step_rule, f_star=f_star, max_step=max_step,
                                       maximize=maximize, fused=bool(fused)))

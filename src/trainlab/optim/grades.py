@@ -7,7 +7,7 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.transforms import (
     TRANSFORMS,
@@ -54,9 +54,7 @@ def grades(inner: Transform, tau: float = 1e-4, alpha: float = 0.3, total_steps:
     check_range("tau", tau, low=0.0, owner=owner)
     check_range("alpha", alpha, low=0.0, high=1.0, owner=owner)
     check_range("total_steps", total_steps, low=1, owner=owner)
-    if metric not in ("grad_change", "grad"):
-        raise ConfigError(f"The 'metric' parameter of grades must be 'grad_change' or 'grad'. "
-                          f"Got {metric!r} instead.")
+    check_choice("metric", metric, ("grad_change", "grad"), owner="grades")
     grace = alpha * total_steps
 
     def init(params: Params) -> GradESState:

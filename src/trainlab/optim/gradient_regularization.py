@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.optim._outer import OuterOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.sam import gradient_at
@@ -53,9 +53,7 @@ class GradientRegularization(OuterOptimizer):
         check_range("gamma", gamma, low=0.0, owner="GradientRegularization")
         check_range("epsilon", epsilon, low=0.0, low_open=True, owner="GradientRegularization")
         check_range("lr", lr, low=0.0, owner="GradientRegularization")
-        if method not in METHODS:
-            raise ConfigError(f"The 'method' parameter of GradientRegularization must be one of "
-                              f"{METHODS}. Got {method!r} instead.")
+        check_choice("method", method, METHODS, owner="GradientRegularization")
         super().__init__(params, lr, {"gamma": gamma, "epsilon": epsilon, "method": method},
                          base, base_hyper)
 
@@ -84,6 +82,5 @@ def gradient_regularization(params: Iterable[Any], lr: float = 0.1, gamma: float
 
 
 OPTIMIZERS.register("gradient-regularization", gradient_regularization, papers=(12,),
-                    needs_closure=True,
                     summary="gradient-norm penalty by finite differences (F-GR/B-GR) or double "
                             "backprop")

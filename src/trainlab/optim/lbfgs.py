@@ -38,6 +38,7 @@ class LBFGS(torch.optim.LBFGS):
         super().add_param_group(param_group)
         check_joint_hypers(self, self.joint_hypers)
 
+    joint_step = True
     requires_closure = True
     joint_hypers = "all"
 
@@ -79,5 +80,5 @@ class LBFGS(torch.optim.LBFGS):
             self.param_groups = groups
 
 
-OPTIMIZERS.register("lbfgs", LBFGS, papers=(62,), needs_closure=True, joint_step=True,
+OPTIMIZERS.register("lbfgs", LBFGS, papers=(62,),
                     summary="L-BFGS (torch's two-loop recursion, optional strong-Wolfe search)")

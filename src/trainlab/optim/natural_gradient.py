@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
@@ -89,6 +89,7 @@ class NaturalGradient(DrawsRandom, ClosureOptimizer):
     """
 
     joint_hypers = "all"
+    needs_ggn = True
 
     def __init__(self, params: Iterable[Any], lr: float = 0.1, damping: float = 1e-3,
                  solver: Literal["exact", "cg", "thermodynamic"] = "cg", cg_iters: int = 50,
@@ -102,14 +103,13 @@ class NaturalGradient(DrawsRandom, ClosureOptimizer):
         check_range("ou_time", ou_time, low=0.0, low_open=True, owner=owner)
         check_range("ou_dt", ou_dt, low=0.0, low_open=True, owner=owner)
         check_range("temperature", temperature, low=0.0, owner=owner)
-        if solver not in SOLVERS:
-            raise ConfigError(f"The 'solver' parameter of {owner} must be one of {SOLVERS}. "
-                              f"Got {solver!r} instead.")
+        check_choice("solver", solver, SOLVERS, owner=owner)
         defaults = dict(lr=lr, damping=damping, solver=solver, cg_iters=cg_iters, cg_tol=cg_tol,
                         ou_time=ou_time, ou_dt=ou_dt, temperature=temperature,
                         max_exact_dim=max_exact_dim)
         super().__init__(params, defaults)
         self.generator = optimizer_generator(generator, self.param_groups)
+        self.stochastic = solver == "thermodynamic"  # the OU solve draws from the generator
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
@@ -150,6 +150,13 @@ class NaturalGradient(DrawsRandom, ClosureOptimizer):
         return loss
 
 
+class ThermodynamicNGD(NaturalGradient):
+    """:class:`NaturalGradient` with ``solver="thermodynamic"`` (its own class, so the registry
+    reads ``stochastic`` from it)."""
+
+    stochastic = True
+
+
 def natural_gradient(params: Iterable[Any], lr: float = 0.1, damping: float = 1e-3,
                      solver: str = "cg", cg_iters: int = 50, cg_tol: float = 1e-10,
                      ou_time: float = 20.0, ou_dt: float = 0.05, temperature: float = 0.0,
@@ -163,16 +170,14 @@ def natural_gradient(params: Iterable[Any], lr: float = 0.1, damping: float = 1e
 
 def thermodynamic_ngd(params: Iterable[Any], lr: float = 0.1, damping: float = 1e-3,
                       ou_time: float = 20.0, ou_dt: float = 0.05, temperature: float = 0.0,
-                      generator: torch.Generator | None = None) -> NaturalGradient:
+                      generator: torch.Generator | None = None) -> ThermodynamicNGD:
     """TNGD: natural gradient whose solve is a simulated Ornstein-Uhlenbeck process."""
-    return NaturalGradient(params, lr=lr, damping=damping, solver="thermodynamic",
-                           ou_time=ou_time, ou_dt=ou_dt, temperature=temperature,
-                           generator=generator)
+    return ThermodynamicNGD(params, lr=lr, damping=damping, solver="thermodynamic",
+                            ou_time=ou_time, ou_dt=ou_dt, temperature=temperature,
+                            generator=generator)
 
 
-OPTIMIZERS.register("natural-gradient", natural_gradient, papers=(55,), needs_closure=True,
-                    needs_ggn=True,
+OPTIMIZERS.register("natural-gradient", natural_gradient, papers=(55,),
                     summary="damped natural gradient (GGN/Fisher) with exact, CG or OU solve")
-OPTIMIZERS.register("thermodynamic-ngd", thermodynamic_ngd, papers=(55,), needs_closure=True,
-                    needs_ggn=True, stochastic=True,
+OPTIMIZERS.register("thermodynamic-ngd", thermodynamic_ngd, papers=(55,),
                     summary="Thermodynamic NGD: natural-gradient solve as a simulated OU process")

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import flat, split_like
@@ -55,6 +55,7 @@ class OptEx(ClosureOptimizer):
     """
 
     joint_hypers = "all"
+    joint_step = True
 
     def __init__(self, params: Iterable[Any], lr: float = 0.1, parallelism: int = 4,
                  history: int = 20, warmup: int = 2, kernel: str = "matern52",
@@ -67,9 +68,7 @@ class OptEx(ClosureOptimizer):
         check_range("noise", noise, low=0.0, owner=owner)
         if lengthscale is not None:
             check_range("lengthscale", lengthscale, low=0.0, low_open=True, owner=owner)
-        if kernel not in KERNELS:
-            raise ConfigError(f"The 'kernel' parameter of OptEx must be one of {KERNELS}. "
-                              f"Got {kernel!r} instead.")
+        check_choice("kernel", kernel, KERNELS, owner="OptEx")
         super().__init__(params, dict(lr=lr, parallelism=parallelism, history=history,
                                       warmup=warmup, kernel=kernel, lengthscale=lengthscale,
                                       noise=noise))
@@ -117,6 +116,6 @@ def optex(params: Iterable[Any], lr: float = 0.1, parallelism: int = 4, history:
                  kernel=kernel, lengthscale=lengthscale, noise=noise)
 
 
-OPTIMIZERS.register("optex", optex, papers=(72,), needs_closure=True, joint_step=True,
+OPTIMIZERS.register("optex", optex, papers=(72,),
                     summary="OptEx: N approximately parallelized GD iterations per step from a "
                             "kernelized gradient estimate")

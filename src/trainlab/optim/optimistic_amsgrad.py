@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_betas, check_range
+from trainlab.errors import check_betas, check_choice, check_range
 from trainlab.optim._compiled import CompiledUpdate, can_fuse
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
@@ -91,9 +91,7 @@ class OptimisticAMSGrad(StatefulOptimizer):
         check_range("lr", lr, low=0.0, owner=owner)
         check_betas(betas, 2, owner=owner)
         check_range("eps", eps, low=0.0, owner=owner)
-        if predictor not in ("last", "zero"):
-            raise ConfigError(f"The 'predictor' parameter of OptimisticAMSGrad must be 'last' "
-                              f"or 'zero'. Got {predictor!r} instead.")
+        check_choice("predictor", predictor, ("last", "zero"), owner="OptimisticAMSGrad")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, predictor=predictor,
                                       maximize=maximize, fused=bool(fused)))
 

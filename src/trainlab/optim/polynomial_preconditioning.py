@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
@@ -143,6 +143,9 @@ class PolynomialPreconditioned(DrawsRandom, ClosureOptimizer):
     """
 
     joint_hypers = "all"
+    joint_step = True
+    stochastic = True
+    needs_ggn = True
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, tau: int = 1,
                  curvature: Literal["ggn", "hessian"] = "ggn",
@@ -154,9 +157,7 @@ class PolynomialPreconditioned(DrawsRandom, ClosureOptimizer):
         check_range("tau", tau, low=0, owner=owner)
         check_range("trace_samples", trace_samples, low=1, owner=owner)
         check_range("refresh_every", refresh_every, low=1, owner=owner)
-        if estimator not in ESTIMATORS:
-            raise ConfigError(f"The 'estimator' parameter of {owner} must be one of "
-                              f"{ESTIMATORS}. Got {estimator!r} instead.")
+        check_choice("estimator", estimator, ESTIMATORS, owner=owner)
         super().__init__(params, dict(lr=lr, tau=tau, curvature=curvature, estimator=estimator,
                                       trace_samples=trace_samples, refresh_every=refresh_every,
                                       line_search=line_search, max_exact_dim=max_exact_dim))
@@ -234,6 +235,4 @@ def polynomial_preconditioned(params: Iterable[Any], lr: float = 1.0, tau: int =
 
 
 OPTIMIZERS.register("polynomial-preconditioned", polynomial_preconditioned, papers=(92,),
-                    needs_closure=True, stochastic=True, needs_ggn=True,
-                    joint_step=True,
                     summary="gradient method with a symmetric-polynomial preconditioner P_tau(B)")

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
@@ -82,6 +82,8 @@ class PSGD(DrawsRandom, ClosureOptimizer):
         generator: randomness of the probe vectors ``v``.
     """
 
+    stochastic = True
+
     def __init__(self, params: Iterable[Any], lr: float = 0.02, momentum: float = 0.9,
                  precond_lr: float = 0.1, preconditioner: Literal["kron", "diag"] = "kron",
                  init_scale: float = 1.0, max_kron_dim: int = 1024,
@@ -90,9 +92,7 @@ class PSGD(DrawsRandom, ClosureOptimizer):
         check_range("momentum", momentum, low=0.0, high=1.0, high_open=True, owner="PSGD")
         check_range("precond_lr", precond_lr, low=0.0, high=1.0, low_open=True, owner="PSGD")
         check_range("init_scale", init_scale, low=0.0, low_open=True, owner="PSGD")
-        if preconditioner not in KINDS:
-            raise ConfigError(f"The 'preconditioner' parameter of PSGD must be one of {KINDS}. "
-                              f"Got {preconditioner!r} instead.")
+        check_choice("preconditioner", preconditioner, KINDS, owner="PSGD")
         super().__init__(params, dict(lr=lr, momentum=momentum, precond_lr=precond_lr,
                                       preconditioner=preconditioner, init_scale=init_scale,
                                       max_kron_dim=max_kron_dim))
@@ -155,5 +155,5 @@ def psgd(params: Iterable[Any], lr: float = 0.02, momentum: float = 0.9, precond
                 max_kron_dim=max_kron_dim, generator=generator)
 
 
-OPTIMIZERS.register("psgd", psgd, papers=(29,), needs_closure=True, stochastic=True,
+OPTIMIZERS.register("psgd", psgd, papers=(29,),
                     summary="PSGD: Kronecker/diagonal Lie-group preconditioner fitted from HVPs")

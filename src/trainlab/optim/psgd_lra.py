@@ -114,6 +114,7 @@ class PSGDLRA(DrawsRandom, ClosureOptimizer):
     """
 
     joint_hypers = ("precond_lr", "rank", "init_scale")
+    stochastic = True
 
     def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0,
                  precond_lr: float = 0.1, rank: int = 10, init_scale: float | None = None,
@@ -201,6 +202,6 @@ def psgd_lra(params: Iterable[Any], lr: float = 0.01, momentum: float = 0.0,
                    init_scale=init_scale, generator=generator)
 
 
-OPTIMIZERS.register("psgd-lra", psgd_lra, papers=(29,), needs_closure=True, stochastic=True,
+OPTIMIZERS.register("psgd-lra", psgd_lra, papers=(29,),
                     summary="PSGD: low-rank-approximation (UVd) Lie-group preconditioner "
                             "fitted from HVPs")

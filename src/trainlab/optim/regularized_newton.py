@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.optim._outer import ClosureOptimizer
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.closure_curvature import Matvec, curvature_matvec, flat, split_like
@@ -74,6 +74,7 @@ class RegularizedNewton(ClosureOptimizer):
     """
 
     joint_hypers = "all"
+    joint_step = True
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, gamma0: float = 1.0,
                  curvature: Literal["hessian", "ggn"] = "hessian",
@@ -84,9 +85,7 @@ class RegularizedNewton(ClosureOptimizer):
         check_range("gamma0", gamma0, low=0.0, low_open=True, owner=owner)
         check_range("max_search", max_search, low=1, owner=owner)
         check_range("cg_iters", cg_iters, low=1, owner=owner)
-        if solver not in SOLVERS:
-            raise ConfigError(f"The 'solver' parameter of {owner} must be one of {SOLVERS}. "
-                              f"Got {solver!r} instead.")
+        check_choice("solver", solver, SOLVERS, owner=owner)
         super().__init__(params, dict(lr=lr, gamma0=gamma0, curvature=curvature, solver=solver,
                                       adaptive=adaptive, max_search=max_search,
                                       cg_iters=cg_iters, max_exact_dim=max_exact_dim))
@@ -151,7 +150,6 @@ def regularized_newton(params: Iterable[Any], lr: float = 1.0, gamma0: float = 1
                              max_exact_dim=max_exact_dim)
 
 
-OPTIMIZERS.register("regularized-newton", regularized_newton, papers=(34,), needs_closure=True,
-                    joint_step=True,
+OPTIMIZERS.register("regularized-newton", regularized_newton, papers=(34,),
                     summary="gradient-regularized Newton, (approximate) Hessian + ||g||/gamma I, "
                             "adaptive gamma")

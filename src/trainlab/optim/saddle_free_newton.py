@@ -73,6 +73,7 @@ class SaddleFreeNewton(ClosureOptimizer):
     """
 
     joint_hypers = "all"
+    joint_step = True
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, damping: float = 1e-3,
                  krylov_dim: int = 20):
@@ -101,6 +102,5 @@ def saddle_free_newton(params: Iterable[Any], lr: float = 1.0, damping: float = 
     return SaddleFreeNewton(params, lr=lr, damping=damping, krylov_dim=krylov_dim)
 
 
-OPTIMIZERS.register("saddle-free-newton", saddle_free_newton, papers=(114,), needs_closure=True,
-                    joint_step=True,
+OPTIMIZERS.register("saddle-free-newton", saddle_free_newton, papers=(114,),
                     summary="saddle-free Newton: |H|^-1 g in a Lanczos Krylov subspace")

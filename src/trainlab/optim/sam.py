@@ -88,5 +88,5 @@ def sam(params: Iterable[Any], lr: float = 0.1, rho: float = 0.05, adaptive: boo
     return SAM(params, lr=lr, rho=rho, adaptive=adaptive, base=base, **base_hyper)
 
 
-OPTIMIZERS.register("sam", sam, papers=(63,), needs_closure=True,
+OPTIMIZERS.register("sam", sam, papers=(63,),
                     summary="Sharpness-Aware Minimization (ASAM with adaptive=True) over a base")

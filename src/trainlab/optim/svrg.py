@@ -134,5 +134,5 @@ class SVRG(torch.optim.Optimizer):
         return loss
 
 
-OPTIMIZERS.register("svrg", SVRG, papers=(62,), needs_closure=True,
+OPTIMIZERS.register("svrg", SVRG, papers=(62,),
                     summary="SVRG: minibatch gradient corrected by a periodic full gradient")

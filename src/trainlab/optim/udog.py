@@ -240,6 +240,6 @@ def _signed(grad: torch.Tensor, maximize: bool) -> torch.Tensor:
     return torch.neg(grad) if maximize else grad.detach().clone()
 
 
-OPTIMIZERS.register("u-dog", UDoG, papers=(48,), needs_closure=True,
+OPTIMIZERS.register("u-dog", UDoG, papers=(48,),
                     summary="U-DoG: UniXGrad extragradient + DoG distance-over-gradient steps, "
                             "no lr")

@@ -94,5 +94,5 @@ def xgrad(params: Any, lr: float = 1e-3, base: str = "adamw", horizon: int = 1,
     return XGrad(build_optimizer(base, params, lr, **base_hyper), horizon=horizon)
 
 
-OPTIMIZERS.register("xgrad", xgrad, papers=(83,), needs_closure=True,
+OPTIMIZERS.register("xgrad", xgrad, papers=(83,),
                     summary="XGrad: gradients at predicted weights w + s (w - w_prev), any base")

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainlab.registry import Registry
+from trainlab.registry import EntryInfo, Registry
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,21 @@ class Phenomenon(ABC):
         return Outcome(self.name, checks, numbers, seconds), data
 
 
-PHENOMENA: Registry[type[Phenomenon]] = Registry("phenomenon")
-"""Registered phenomena. Entries carry the papers.md rows and the flag ``reproduces``: False
-for a phenomenon that honestly fails at CPU scale (its docstring says why), so the test suite
-expects FAIL for it."""
+@dataclass(frozen=True)
+class PhenomenonInfo(EntryInfo):
+    """Flags of a phenomenon entry (its papers.md rows are the entry's ``papers``, equal to the
+    class's ``papers``, which a test checks).
+
+    Attributes:
+        reproduces: required; False for a phenomenon that honestly fails at CPU scale (its
+            docstring says why), so the test suite expects FAIL for it.
+        modes: the settings :meth:`Phenomenon.run` offers: ``"quick"`` (``quick=True``, under
+            20 s, what the tests run) and ``"full"``.
+    """
+
+    reproduces: bool
+    modes: tuple[str, ...] = ("quick", "full")
+
+
+PHENOMENA: Registry[type[Phenomenon]] = Registry("phenomenon", info=PhenomenonInfo)
+"""Registered phenomena (flags: :class:`PhenomenonInfo`)."""

@@ -16,12 +16,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
 
-from trainlab.registry import Registry
+from trainlab.registry import EntryInfo, Registry
 
 Measurement = dict[str, "torch.Tensor | float"]
 
@@ -167,4 +167,24 @@ class Probe(ABC):
         return f"{type(self).__name__}(every={self.every})"
 
 
-PROBES: Registry[type[Probe]] = Registry("probe")
+@dataclass(frozen=True)
+class ProbeInfo(EntryInfo):
+    """What a probe entry declares about its output, for reports and checks.
+
+    Attributes:
+        metrics: the names :meth:`Probe.measure` returns; ``"prefix/*"`` stands for a family
+            (one series per parameter tensor or layer, or named parts such as quantiles).
+            A contract test checks every measured name against them.
+        plot: how the run report draws the metrics: ``"curves"`` (scalars in one panel, each
+            family in its own), ``"log-curves"`` (the same, log y), ``"heatmap"`` (each family as
+            a layers x steps map, log colour), ``"edge-of-stability"`` (the first metric
+            against ``2/lr``), or ``""`` (not drawn by the generic report section).
+        title: the report section's heading (default: the probe's name).
+    """
+
+    metrics: tuple[str, ...] = ()
+    plot: Literal["", "curves", "log-curves", "heatmap", "edge-of-stability"] = ""
+    title: str = ""
+
+
+PROBES: Registry[type[Probe]] = Registry("probe", info=ProbeInfo)

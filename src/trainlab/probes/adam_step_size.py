@@ -79,4 +79,6 @@ class AdamStepSize(Probe):
 
 
 PROBES.register("adam-step-size", AdamStepSize,
+                metrics=("adam_step/*",),
+                plot="log-curves", title="Adam's per-coordinate step sizes",
                 summary="quantiles of Adam's effective per-parameter step size lr/(sqrt(v)+eps)")

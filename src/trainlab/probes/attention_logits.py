@@ -53,4 +53,6 @@ class AttentionLogits(Probe):
 
 
 PROBES.register("attention-logits", AttentionLogits, papers=(98,),
+                metrics=("attn_logit_max", "attn_logit_max/*"),
+                plot="curves", title="Attention logits",
                 summary="largest pre-softmax attention logit per attention layer")

@@ -47,4 +47,5 @@ class EffectiveRank(Probe):
 
 
 PROBES.register("effective-rank", EffectiveRank, papers=(71,),
+                metrics=("effective_rank/*",), plot="curves", title="Effective rank per layer",
                 summary="entropy effective rank (Roy & Vetterli) of W_t - W_0 per layer")

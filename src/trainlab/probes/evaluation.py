@@ -36,4 +36,6 @@ class Evaluation(Probe):
         return out
 
 
-PROBES.register("eval", Evaluation, summary="loss and metrics on the full train and test sets")
+PROBES.register("eval", Evaluation,
+                metrics=("train/*", "test/*"),
+                summary="loss and metrics on the full train and test sets")

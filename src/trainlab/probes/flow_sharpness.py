@@ -189,6 +189,7 @@ class GFSSharpnessProbe(Probe):
 
 
 PROBES.register("gfs-sharpness", GFSSharpnessProbe, papers=(36,),
+                metrics=("gfs/*",),
                 summary="top Hessian eigenvalue at the gradient-flow solution from the "
                         "current parameters")
 ANALYSES.register("gradient-flow-solution", gfs_sharpness, papers=(36,),

@@ -119,6 +119,8 @@ class GeneralizationGapChange(Probe):
 
 
 PROBES.register("gen-gap-change", GeneralizationGapChange, papers=(46,),
+                metrics=("gen_gap", "gen_gap/*"),
+                plot="curves", title="Generalization-gap change per step",
                 summary="first-order predicted vs measured change of the generalization gap "
                         "per update, and its expectation lr*tr(Sigma)/N")
 ANALYSES.register("generalization-gap-change", expected_gap_change,

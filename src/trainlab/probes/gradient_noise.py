@@ -154,4 +154,6 @@ class _Attachment:
 
 
 PROBES.register("grad-noise", GradientNoise,
+                metrics=("gns", "gsnr", "gns/*", "per_sample_grad_norm/*"),
+                plot="log-curves", title="Gradient noise",
                 summary="gradient noise scale B_simple, mean GSNR, per-example grad-norm spread")

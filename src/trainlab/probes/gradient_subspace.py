@@ -46,4 +46,6 @@ class GradientSubspace(Probe):
 
 
 PROBES.register("gradient-subspace", GradientSubspace, papers=(28,),
+                metrics=("grad_subspace_overlap",),
+                plot="curves", title="Gradient in the top Hessian subspace",
                 summary="fraction of the gradient in the top-k Hessian eigenspace")

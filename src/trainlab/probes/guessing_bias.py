@@ -83,4 +83,6 @@ class GuessingBiasProbe(Probe):
 
 
 PROBES.register("guessing-bias", GuessingBiasProbe, papers=(16,),
+                metrics=("igb_max_fraction", "igb_entropy_ratio"),
+                plot="curves", title="Initial guessing bias",
                 summary="initial guessing bias: fraction of inputs given the dominant class")

@@ -84,4 +84,5 @@ class HessianSpectrum(Probe):
 
 
 PROBES.register("hessian-spectrum", HessianSpectrum, papers=(30, 70),
+                metrics=("hessian/*", "stability/*"), plot="curves", title="Hessian spectrum",
                 summary="top-k Hessian eigenvalues, trace, Frobenius norm, SGD stability ratios")

@@ -52,7 +52,7 @@ from torch import nn
 from torch.func import functional_call, jvp, vmap
 
 from trainlab.analyses import ANALYSES
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.restore import preserved
 
@@ -158,9 +158,7 @@ def input_derivatives(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
     layer reading the inputs (:func:`first_layer_weight`). The model, its ``.grad`` and the
     global RNG are left as found."""
     check_range("chunk", chunk, low=1, owner="input_derivatives")
-    if wrt not in ("inputs", "weights"):
-        raise ConfigError(f"input_derivatives: wrt must be 'inputs' or 'weights'. Got "
-                          f"{wrt!r} instead.")
+    check_choice("wrt", wrt, ("inputs", "weights"), owner="input_derivatives")
     _check_independent(model, inputs)
     x = inputs.detach()
     n, v = x.shape[0], x[0].numel()
@@ -228,9 +226,7 @@ class InputSensitivity(Probe):
         super().__init__(every)
         check_range("max_examples", max_examples, low=1, owner="input-sensitivity")
         check_range("chunk", chunk, low=1, owner="input-sensitivity")
-        if wrt not in ("inputs", "weights"):
-            raise ConfigError(f"input-sensitivity: wrt must be 'inputs' or 'weights'. Got "
-                              f"{wrt!r} instead.")
+        check_choice("wrt", wrt, ("inputs", "weights"), owner="input-sensitivity")
         self.max_examples, self.wrt, self.chunk = max_examples, wrt, chunk
 
     def measure(self, ctx: ProbeContext) -> Measurement:
@@ -256,6 +252,7 @@ class InputSensitivity(Probe):
 
 
 PROBES.register("input-sensitivity", InputSensitivity, papers=(25,),
+                metrics=("sensitivity/*",), plot="curves", title="Input sensitivity",
                 summary="first/second/third-derivative sensitivity of the loss to each input "
                         "variable, with Spearman rank correlations between the orderings")
 ANALYSES.register("input-derivatives", input_derivatives, papers=(25,),

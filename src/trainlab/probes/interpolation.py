@@ -36,4 +36,5 @@ class InitInterpolation(Probe):
 
 
 PROBES.register("init-interpolation", InitInterpolation, papers=(104,),
+                metrics=("interp/*",), plot="curves", title="Interpolation from initialization",
                 summary="loss barrier and monotonicity on the init-to-current linear path")

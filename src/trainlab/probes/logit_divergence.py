@@ -30,4 +30,5 @@ class LogitDivergence(Probe):
 
 
 PROBES.register("logit-divergence", LogitDivergence, papers=(98,),
+                metrics=("logit/*",), plot="curves", title="Logit growth",
                 summary="output-logit divergence: log Z of the softmax normalizer, z-loss value")

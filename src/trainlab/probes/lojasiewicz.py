@@ -156,6 +156,7 @@ class Lojasiewicz(Probe):
 
 
 PROBES.register("lojasiewicz", Lojasiewicz, papers=(44,),
+                metrics=("lgi/*",), plot="curves", title="Lojasiewicz gradient inequality",
                 summary="Lojasiewicz gradient-inequality constants along the run and the "
                         "path-length bound they imply")
 ANALYSES.register("lojasiewicz-fit", fit_lgi, papers=(44,),

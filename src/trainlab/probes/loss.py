@@ -14,4 +14,6 @@ class Loss(Probe):
         return {} if ctx.loss is None else {"loss": ctx.loss.detach()}
 
 
-PROBES.register("loss", Loss, summary="the step's batch loss (as computed by the training loop)")
+PROBES.register("loss", Loss,
+                metrics=("loss",),
+                summary="the step's batch loss (as computed by the training loop)")

@@ -41,4 +41,6 @@ class MomentumAlignment(Probe):
 
 
 PROBES.register("momentum-alignment", MomentumAlignment,
+                metrics=("momentum_cos", "momentum_cos/*"),
+                plot="curves", title="Momentum alignment",
                 summary="cosine between the momentum buffer (exp_avg / momentum_buffer) and grad")

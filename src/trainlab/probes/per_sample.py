@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
@@ -559,9 +559,7 @@ def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tenso
 
     The model's mode, ``.grad``, weights and the global RNG are left as found.
     """
-    if method not in ("auto", "linear-hooks", "vmap"):
-        raise ConfigError(f"per_sample_grad_stats: method must be 'auto', 'linear-hooks' or "
-                          f"'vmap'. Got {method!r} instead.")
+    check_choice("method", method, ("auto", "linear-hooks", "vmap"), owner="per_sample_grad_stats")
     check_range("chunk", chunk, low=1, owner="per_sample_grad_stats")
     if method != "vmap":
         layout = _linear_layout(model)

@@ -67,5 +67,7 @@ class PreconditionedSharpness(Probe):
 
 
 PROBES.register("preconditioned-sharpness", PreconditionedSharpness, papers=(10, 65),
+                metrics=("precond_sharpness", "precond_threshold", "precond_eos_ratio"),
+                plot="log-curves", title="Optimizer-aware sharpness",
                 summary="lambda_max(P^-1 H) for the optimizer's own preconditioner, vs its "
                         "threshold")

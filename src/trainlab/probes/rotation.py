@@ -49,4 +49,6 @@ def _matrices(ctx: ProbeContext, names: tuple[str, ...]) -> tuple[int, ...]:
 
 
 PROBES.register("rotation", Rotation, papers=(56,),
+                metrics=("distance", "rotation/*", "distance/*"),
+                plot="curves", title="Layer rotation",
                 summary="per-layer distance and cosine rotation from initialization")

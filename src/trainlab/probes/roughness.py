@@ -159,6 +159,7 @@ class RoughnessIndex(Probe):
 
 
 PROBES.register("roughness", RoughnessIndex, papers=(15,),
+                metrics=("roughness_index", "roughness/*"), plot="curves", title="Loss roughness",
                 summary="roughness index: std/mean of the normalized total variation of "
                         "filter-normalized random 1-D loss slices")
 ANALYSES.register("roughness-index", roughness_index, papers=(15,),

@@ -84,4 +84,6 @@ class Sharpness(Probe):
 
 
 PROBES.register("sharpness", Sharpness, papers=(10, 65),
+                metrics=("sharpness", "eos_ratio", "sharpness_matvecs"),
+                plot="edge-of-stability", title="Sharpness and the edge of stability",
                 summary="top Hessian eigenvalue by warm-started Lanczos, and lr*sharpness/2")

@@ -66,4 +66,6 @@ class SignalPropagation(Probe):
 
 
 PROBES.register("signal-propagation", SignalPropagation,
+                metrics=("act_mean/*", "act_std/*", "act_grad_rms/*"),
+                plot="curves", title="Signal propagation",
                 summary="per-layer activation mean/std and gradient RMS (forward/backward signal)")

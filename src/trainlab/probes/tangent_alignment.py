@@ -83,4 +83,5 @@ class TangentAlignment(Probe):
 
 
 PROBES.register("tangent-alignment", TangentAlignment, papers=(76,),
+                metrics=("tangent_alignment/*",), plot="curves", title="Tangent alignment",
                 summary="per-layer alignment of the tangent kernel with the label kernel")

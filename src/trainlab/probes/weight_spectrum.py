@@ -106,4 +106,6 @@ class WeightSpectrum(Probe):
 
 
 PROBES.register("weight-spectrum", WeightSpectrum,
+                metrics=("spectral_norm/*", "stable_rank/*"),
+                plot="curves", title="Weight spectra",
                 summary="spectral norm, stable rank and ESD power-law alpha (MLE) per layer")

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.probes import PROBES
+from trainlab.registry import Entry
 from trainlab.report import plots
 from trainlab.report.page import Page
 from trainlab.store import RunRecord, RunStore
@@ -68,6 +70,45 @@ def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
+def _series(view: RunView, metrics: tuple[str, ...]
+            ) -> tuple[dict[str, Series], dict[str, dict[str, Series]]]:
+    """The run's series of a probe's declared metrics: scalars by name, families
+    (``"prefix/*"``) by prefix."""
+    scalars = {m: view.get(m) for m in metrics if not m.endswith("/*") and view.get(m)}
+    families = {m[:-2]: view.layered(m[:-2]) for m in metrics if m.endswith("/*")}
+    return scalars, {k: v for k, v in families.items() if v}
+
+
+def _probe_section(page: Page, view: RunView, entry: Entry[Any]) -> None:
+    """A section for one probe, drawn from its declared metrics and plot hint
+    (:class:`~trainlab.probes.ProbeInfo`); nothing when the run has none of its metrics."""
+    info = entry.info
+    if not info.plot:
+        return
+    scalars, families = _series(view, info.metrics)
+    if not scalars and not families:
+        return
+    rows = "; ".join(f"papers.md row {r}" for r in entry.papers)
+    caption = entry.summary + (f" ({rows})" if rows else "")
+    page.heading(info.title or entry.name)
+    if info.plot == "edge-of-stability" and view.get("lr") and info.metrics[0] in scalars:
+        s, lr = scalars[info.metrics[0]], view.get("lr")
+        page.figure(plots.sharpness(s[0], s[1], lr[0], lr[1]),
+                    caption + "; gradient descent is stable on a quadratic while it stays "
+                              "below 2/lr")
+    elif info.plot == "heatmap":
+        for prefix, series in families.items():
+            steps = next(iter(series.values()))[0]
+            page.figure(plots.heatmap(steps, {n: s[1] for n, s in series.items()},
+                                      f"{prefix} per parameter tensor"), caption)
+    else:
+        logy = info.plot == "log-curves"
+        panels = ([(entry.name, scalars, logy)] if scalars else []) + [
+            (prefix, series, logy) for prefix, series in families.items()]
+        for i in range(0, len(panels), 2):
+            page.figure(plots.curves(panels[i:i + 2]), caption if i == 0 else "")
+
+
 def build_run_page(view: RunView) -> Page:
     r = view.record
     page = Page(f"trainlab run {r.name}", _status_line(r))
@@ -90,36 +131,8 @@ def build_run_page(view: RunView) -> Page:
         panels.append(("learning rate", {"lr": view.get("lr")}, False))
     page.heading("Loss and accuracy").figure(plots.curves(panels))
 
-    grads = view.layered("grad_norm")
-    if grads:
-        steps = next(iter(grads.values()))[0]
-        page.heading("Per-layer gradient norms").figure(
-            plots.heatmap(steps, {n: s[1] for n, s in grads.items()},
-                          "gradient L2 norm per parameter tensor"))
-    if view.get("sharpness") and view.get("lr"):
-        s, lr = view.get("sharpness"), view.get("lr")
-        page.heading("Sharpness and the edge of stability").figure(
-            plots.sharpness(s[0], s[1], lr[0], lr[1]),
-            "top Hessian eigenvalue of the batch loss (power iteration on HVPs); gradient "
-            "descent is stable on a quadratic while it stays below 2/lr")
-    pre, thr = view.get("precond_sharpness"), view.get("precond_threshold")
-    if pre and thr:
-        page.heading("Optimizer-aware sharpness").figure(
-            plots.curves([("lambda_max(P^-1 H) and its threshold",
-                           {"preconditioned sharpness": pre, "threshold": thr}, True)]),
-            "the top eigenvalue of the Hessian preconditioned by the optimizer's own P (Adam: "
-            "bias-corrected second moments) against the threshold that applies to it (Adam: "
-            "38/lr at beta1 = 0.9)")
-    rot = view.layered("rotation")
-    if rot:
-        page.heading("Layer rotation").figure(
-            plots.curves([("cosine distance from initialization", rot, False),
-                          ("distance from initialization", view.layered("distance"), False)]),
-            "Carbonnelle & De Vleeschouwer (2019), papers.md row 56")
-    upd = view.layered("update_ratio")
-    if upd:
-        page.heading("Update-to-weight ratio").figure(
-            plots.curves([("|update| / |weights| per tensor", upd, True)]))
+    for entry in PROBES.entries():
+        _probe_section(page, view, entry)
     page.heading("Configuration").table(["key", "value"], _flat(r.config))
     page.table(["package", "version"], list(r.versions.items()))
     return page

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import TrainlabError, check_choice
 from trainlab.store._schema import SCHEMA, SCHEMA_VERSION
 
 STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
@@ -150,8 +150,7 @@ class RunStore:
 
     def set_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None
                    ) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        check_choice("status", status, STATUSES, owner="RunStore.set_status")
         with self._tx(self._conn) as c:
             if summary is None:
                 c.execute("UPDATE runs SET status=?, updated=? WHERE id=?",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.tasks._task import TASKS, Task
 
 
@@ -23,8 +23,7 @@ def sequence(vocab_size: int = 16, length: int = 8, rule: str = "lag", lag: int 
     check_range("length", length, low=1, owner="sequence")
     check_range("n_train", n_train, low=1, owner="sequence")
     check_range("n_test", n_test, low=1, owner="sequence")
-    if rule not in ("lag", "sum-mod"):
-        raise ConfigError(f"sequence: rule must be 'lag' or 'sum-mod'. Got {rule!r} instead.")
+    check_choice("rule", rule, ("lag", "sum-mod"), owner="sequence")
     if rule == "lag":
         check_range("lag", lag, low=0, high=length - 1, owner="sequence")
     g = torch.Generator().manual_seed(data_seed)

@@ -15,7 +15,7 @@ import torch
 from trainlab.init import INITS
 from trainlab.init import apply as apply_init
 from trainlab.models import build_model
-from trainlab.optim import OPTIMIZERS, ScheduleLR, build_optimizer, build_schedule
+from trainlab.optim import ScheduleLR, build_optimizer, build_schedule, optimizer_info
 from trainlab.optim.loss_closure import make_closure
 from trainlab.store import RunStore, atomic_write_bytes
 from trainlab.tasks import build_task
@@ -95,15 +95,16 @@ class Trainer:
         init_idx = torch.randperm(n, generator=g_init)[: max(cfg.batch_size, 256) if
                                                         cfg.batch_size else n]
         init_batch = self.task.x_train[init_idx]
-        if INITS.entry(cfg.init).flags.get("batch_kind") == "pair":  # e.g. "decoupled"
+        if INITS.entry(cfg.init).info.batch_kind == "pair":  # e.g. "decoupled"
             init_batch = (init_batch, self.task.y_train[init_idx])
         self.init_report = apply_init(self.model, cfg.init, batch=init_batch,
                                       generator=g_init, **cfg.init_params)
         self.optimizer = build_optimizer(cfg.optim, self.model.parameters(), cfg.lr,
                                          **cfg.optim_params)
         # multi-pass methods (SAM, L-BFGS, PSGD, ...) get the contract's closure on the step's
-        # batch (trainlab.optim.closure), with exact Hessian and GGN products
-        self.needs_closure = OPTIMIZERS.entry(cfg.optim).flags.get("needs_closure", False)
+        # batch (trainlab.optim.closure), with exact Hessian and GGN products; the instance
+        # decides (gd with step_rule="polyak" needs one, gd without does not)
+        self.needs_closure = optimizer_info(self.optimizer).needs_closure
         self.scheduler = ScheduleLR(self.optimizer,
                                     build_schedule(cfg.schedule, cfg.steps,
                                                    **cfg.schedule_params))

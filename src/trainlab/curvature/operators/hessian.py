@@ -8,7 +8,7 @@ import torch
 from torch.func import grad, jvp
 
 from trainlab.curvature.operators._curvature import Batch, CurvatureOperator, Params
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_choice
 
 Method = Literal["forward-over-reverse", "double-backward"]
 METHODS = ("forward-over-reverse", "double-backward")
@@ -54,9 +54,7 @@ class HessianOperator(CurvatureOperator):
 
     def __init__(self, *args: Any, method: Method = "forward-over-reverse",
                  retain_graph: bool = False, **kwargs: Any):
-        if method not in METHODS:
-            raise ConfigError(f"HessianOperator method must be one of {METHODS}, got "
-                              f"{method!r}")
+        check_choice("method", method, METHODS, owner="HessianOperator")
         if retain_graph and method != "double-backward":
             raise ConfigError("HessianOperator retain_graph=True needs "
                               "method='double-backward'.")

@@ -8,7 +8,7 @@ import torch
 
 from trainlab.curvature.operators._linear import LinearOperator, as_operator
 from trainlab.curvature.solvers.results import EigenResult
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 
 WHICH = ("LA", "SA", "LM")
 
@@ -162,9 +162,7 @@ def lanczos(
     op = as_operator(op)
     n = op.dim
     check_range("k", k, low=1, high=n, owner="lanczos")
-    if which not in WHICH:
-        raise ConfigError(f"The 'which' parameter of lanczos must be one of {WHICH}; got "
-                          f"{which!r}.")
+    check_choice("which", which, WHICH, owner="lanczos")
     check_range("tol", tol, low=0.0, low_open=True, owner="lanczos")
     if eig_tol is not None:
         check_range("eig_tol", eig_tol, low=0.0, low_open=True, owner="lanczos")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from trainlab.errors import ConfigError
+from trainlab.errors import check_choice
 
 DISTRIBUTIONS = ("rademacher", "gaussian")
 
@@ -12,10 +12,8 @@ DISTRIBUTIONS = ("rademacher", "gaussian")
 def random_probes(dim: int, count: int, distribution: str, generator: torch.Generator | None,
                   dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``(dim, count)`` columns with :math:`E[vv^\\top] = I`: Rademacher (±1) or standard normal."""
+    check_choice("distribution", distribution, DISTRIBUTIONS, owner="random_probes")
     if distribution == "rademacher":
         bits = torch.randint(0, 2, (dim, count), generator=generator, device=device)
         return (2 * bits - 1).to(dtype)
-    if distribution == "gaussian":
-        return torch.randn(dim, count, generator=generator, dtype=dtype, device=device)
-    raise ConfigError(f"The 'distribution' parameter must be one of {DISTRIBUTIONS}; got "
-                      f"{distribution!r}.")
+    return torch.randn(dim, count, generator=generator, dtype=dtype, device=device)

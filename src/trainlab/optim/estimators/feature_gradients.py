@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 
 # c_k of the sublinear learnability estimator for each order m (m coefficients), as the
 # authors tabulate them (NNI gradient_selector/constants.py, "computed running the sublinear
@@ -82,9 +82,7 @@ def learnability_loss(s: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *, orde
     """The learnability loss of the features weighted by the mask ``s`` (lower = more of ``y``
     explained) on one mini-batch ``x`` (N, D), ``y`` (N,), both already standardized (``y``
     in ``{-1, 1}`` for classification)."""
-    if order not in SLE_COEFFICIENTS:
-        raise ConfigError(f"learnability_loss: order must be one of "
-                          f"{sorted(SLE_COEFFICIENTS)}. Got {order} instead.")
+    check_choice("order", order, sorted(SLE_COEFFICIENTS), owner="learnability_loss")
     n = x.shape[0]
     if n < order + 1:
         raise ConfigError(f"learnability_loss: a mini-batch of order {order} needs at least "

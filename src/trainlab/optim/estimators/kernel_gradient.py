@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 
 KERNELS = ("matern52", "rbf")
 
@@ -30,13 +30,12 @@ KERNELS = ("matern52", "rbf")
 def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str, lengthscale: float
                   ) -> torch.Tensor:
     """``k(a_i, b_j)`` for rows ``a`` (``m x d``) and ``b`` (``n x d``)."""
+    check_choice("kernel", kernel, KERNELS, owner="kernel_matrix")
     r = torch.cdist(a, b) / lengthscale
     if kernel == "rbf":
         return torch.exp(-0.5 * r * r)
-    if kernel == "matern52":
-        s = 5 ** 0.5 * r
-        return (1 + s + s * s / 3) * torch.exp(-s)
-    raise ConfigError(f"kernel must be one of {KERNELS}. Got {kernel!r} instead.")
+    s = 5 ** 0.5 * r  # matern52
+    return (1 + s + s * s / 3) * torch.exp(-s)
 
 
 def median_lengthscale(points: torch.Tensor) -> float:

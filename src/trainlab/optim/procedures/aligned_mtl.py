@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_choice
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ def aligned_mtl(grads: torch.Tensor, weights: torch.Tensor | None = None,
     if grads.dim() != 2 or grads.shape[0] < 1:
         raise ConfigError(f"aligned_mtl expects grads of shape (T, n) with T >= 1. "
                           f"Got shape {tuple(grads.shape)} instead.")
-    if scale not in ("min", "median", "rmse"):
-        raise ConfigError(f"The 'scale' parameter of aligned_mtl must be 'min', 'median' or "
-                          f"'rmse'. Got {scale!r} instead.")
+    check_choice("scale", scale, ("min", "median", "rmse"), owner="aligned_mtl")
     t = grads.shape[0]
     w = torch.ones(t, dtype=grads.dtype, device=grads.device) if weights is None else weights
     if w.shape != (t,):

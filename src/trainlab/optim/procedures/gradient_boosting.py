@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 
 LOSSES = ("mse", "cross_entropy")
 
@@ -132,8 +132,7 @@ def gradient_boost_head(features: torch.Tensor, targets: torch.Tensor, num_outpu
     """Train a one-hidden-layer head on ``features`` by gradient boosting (module
     docstring); ``features`` is ``n x d`` (run a frozen body first for the last layers of a
     deep network)."""
-    if loss not in LOSSES:
-        raise ConfigError(f"loss must be one of {LOSSES}. Got {loss!r} instead.")
+    check_choice("loss", loss, LOSSES, owner="gradient_boost_head")
     check_range("steps", steps, low=1, owner="gradient_boost_head")
     check_range("units", units, low=1, owner="gradient_boost_head")
     check_range("shrinkage", shrinkage, low=0.0, high=1.0, low_open=True,

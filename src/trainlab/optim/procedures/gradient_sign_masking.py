@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_choice
 
 
 def descent_signs(grads: Sequence[torch.Tensor],
@@ -19,12 +19,10 @@ def descent_signs(grads: Sequence[torch.Tensor],
     :math:`\mathrm{sign}(-\bar g)`. ``vote="majority"``: each tensor has a leading sample
     dimension (per-sample gradients) and the result is the majority vote
     :math:`\mathrm{sign}(\sum_j \mathrm{sign}(-g_j))` (the paper's few-sample estimator)."""
+    check_choice("vote", vote, ("mean", "majority"), owner="descent_signs")
     if vote == "mean":
         return [torch.sign(-g) for g in grads]
-    if vote == "majority":
-        return [torch.sign(torch.sign(-g).sum(0)) for g in grads]
-    raise ConfigError(f"The 'vote' parameter of descent_signs must be 'mean' or 'majority'. "
-                      f"Got {vote!r} instead.")
+    return [torch.sign(torch.sign(-g).sum(0)) for g in grads]
 
 
 def gradient_sign_mask(task_vector: Sequence[torch.Tensor], signs: Sequence[torch.Tensor]

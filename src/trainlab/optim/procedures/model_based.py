@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 
 Method = Literal["subgradient", "prox_linear", "proximal_point"]
 METHODS: tuple[str, ...] = ("subgradient", "prox_linear", "proximal_point")
@@ -108,9 +108,7 @@ def stochastic_model_based(x0: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *
     sampling one measurement :math:`(a_i, b_i)` uniformly per step (from ``generator``) with a
     constant step size :math:`\alpha` (the paper's experiments use
     :math:`\alpha_t = \alpha_0/\sqrt{T+1}`, constant over a run of :math:`T` steps)."""
-    if method not in _STEPS:
-        raise ConfigError(f"The 'method' parameter of stochastic_model_based must be one of "
-                          f"{list(METHODS)}. Got {method!r} instead.")
+    check_choice("method", method, METHODS, owner="stochastic_model_based")
     check_range("step", step, low=0.0, low_open=True, owner="stochastic_model_based")
     check_range("iterations", iterations, low=0, owner="stochastic_model_based")
     if a.dim() != 2 or b.shape != (a.shape[0],) or x0.shape != (a.shape[1],):

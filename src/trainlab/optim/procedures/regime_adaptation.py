@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,7 @@ def adapt_regime(epochs: float, lr: float, small_batch: int, large_batch: int,
     check_range("large_batch", large_batch, low=1, owner=owner)
     check_range("dataset_size", dataset_size, low=1, owner=owner)
     scale = {"sqrt": math.sqrt, "linear": float, "none": lambda r: 1.0}
-    if lr_scaling not in scale:
-        raise ConfigError(f"The 'lr_scaling' parameter of adapt_regime must be one of "
-                          f"{sorted(scale)}. Got {lr_scaling!r} instead.")
+    check_choice("lr_scaling", lr_scaling, sorted(scale), owner="adapt_regime")
     for m in milestones:
         check_range("milestones", m, low=0.0, high=epochs, owner=owner)
     r = large_batch / small_batch

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.registry import Registry
 
 Schedule = Callable[[int], float]
@@ -173,9 +173,7 @@ def wsd(total_steps: int, *, warmup: int = 0, decay_fraction: float = 0.2, floor
     _check_steps(total_steps, warmup, "wsd")
     check_range("decay_fraction", decay_fraction, low=0.0, high=1.0, low_open=True, owner="wsd")
     check_range("floor", floor, low=0.0, high=1.0, owner="wsd")
-    if shape not in _WSD_SHAPES:
-        raise ConfigError(f"The 'shape' parameter of wsd must be one of {list(_WSD_SHAPES)}. "
-                          f"Got {shape!r} instead.")
+    check_choice("shape", shape, list(_WSD_SHAPES), owner="wsd")
     decay_steps = math.ceil(decay_fraction * total_steps)
     if warmup + decay_steps > total_steps:
         raise ConfigError(f"wsd: warmup ({warmup}) + decay steps ({decay_steps}) exceed "

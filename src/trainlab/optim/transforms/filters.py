@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.optim.transforms._base import Params, Transform, Updates
 
 
@@ -91,9 +91,7 @@ def grokfast_ma(window_size: int = 100, lamb: float = 5.0, *, warmup: bool = Tru
     """
     check_range("window_size", window_size, low=1, owner="grokfast_ma")
     check_range("lamb", lamb, low=0.0, owner="grokfast_ma")
-    if filter_type not in ("mean", "sum"):
-        raise ConfigError(f"The 'filter_type' parameter of grokfast_ma must be 'mean' or 'sum'. "
-                          f"Got {filter_type!r} instead.")
+    check_choice("filter_type", filter_type, ("mean", "sum"), owner="grokfast_ma")
 
     def init(params: Params) -> WindowState:
         return WindowState([0] * len(params),
