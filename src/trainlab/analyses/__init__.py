@@ -3,10 +3,12 @@ loop (landscape slices, paired-run divergence, layer CKA, weight matching, train
 SmoothGrad saliency maps, exact SGD stability, the empirical NTK). One module per analysis;
 each entry of :data:`ANALYSES` (``trainlab list analyses``) is the function itself.
 
-Probes (:mod:`trainlab.probes`) run inside the loop and may build on these functions; probe
-modules whose measurement also has an off-loop form (roughness index, input derivatives,
-gradient-flow solution, Lojasiewicz fit, expected generalization-gap change) register that
-form here from their own module.
+Probes (:mod:`trainlab.probes`) run inside the loop and may build on these functions (this
+package never imports probes). Probe modules whose measurement also has an off-loop form
+(roughness index, input derivatives, gradient-flow solution, Lojasiewicz fit, expected
+generalization-gap change) register that form in :data:`ANALYSES` from their own module, so
+those five entries are present once :mod:`trainlab.probes` is imported
+(:func:`trainlab.registry.all_registries` imports both).
 """
 
 from __future__ import annotations
