@@ -47,8 +47,10 @@ class AttentionLogits(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         per = max_attention_logits(ctx.model, ctx.batch[0])
         out: Measurement = {f"attn_logit_max/{n}": v for n, v in per.items()}
-        if per:
-            out["attn_logit_max"] = torch.stack(list(per.values())).max()
+        if not per:
+            return ctx.skip(self.name, "the model has no module with attention_logits(x) "
+                            "(trainlab's CausalSelfAttention)")
+        out["attn_logit_max"] = torch.stack(list(per.values())).max()
         return out
 
 

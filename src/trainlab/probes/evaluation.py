@@ -27,7 +27,8 @@ class Evaluation(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.task is None:
-            return {}
+            return ctx.skip(self.name, "no task was given to the monitor (evaluation needs its "
+                            "train and test sets)")
         t = ctx.task
         with preserved(ctx.model), torch.inference_mode():
             ctx.model.eval()

@@ -26,7 +26,7 @@ import torch
 from trainlab.curvature import frobenius_norm, hutchpp_trace, lanczos
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.sharpness import step_hessian
+from trainlab.probes.sharpness import eigen_metrics, step_hessian
 
 
 def top_hessian_eigen(ctx: ProbeContext, k: int, v0: torch.Tensor | None = None) -> Any:
@@ -42,6 +42,11 @@ def top_hessian_eigen(ctx: ProbeContext, k: int, v0: torch.Tensor | None = None)
 class HessianSpectrum(Probe):
     """``hessian/eig<i>`` (top ``k``, descending), ``hessian/trace`` (+ ``_stderr``),
     ``hessian/frobenius`` (+ ``_stderr``) and the ``stability/*`` ratios.
+
+    Each eigenvalue comes with ``hessian/eig<i>_residual`` and ``hessian/eig<i>_converged``;
+    one that did not converge is stored as ``hessian/eig<i>_unconverged``
+    (:func:`~trainlab.probes.sharpness.eigen_metrics`), and ``stability/gd`` needs a
+    converged top eigenvalue.
 
     Args:
         every: cadence.
@@ -66,12 +71,15 @@ class HessianSpectrum(Probe):
         op = ctx.cache["hessian_operator"]
         tr = hutchpp_trace(op, num_matvecs=self.trace_matvecs, generator=ctx.generator)
         fro = frobenius_norm(op, num_matvecs=self.frobenius_matvecs, generator=ctx.generator)
-        out: Measurement = {f"hessian/eig{i}": v for i, v in enumerate(eig.values)}
+        out: Measurement = {}
+        for i in range(len(eig.values)):
+            out.update(eigen_metrics(f"hessian/eig{i}", eig, i))
         out.update({"hessian/trace": tr.value, "hessian/trace_stderr": tr.stderr,
                     "hessian/frobenius": fro.value, "hessian/frobenius_stderr": fro.stderr})
         if ctx.lr is not None:
             b = len(ctx.batch[0])
-            out["stability/gd"] = ctx.lr * eig.values[0] / 2
+            if bool(eig.converged[0]):
+                out["stability/gd"] = ctx.lr * eig.values[0] / 2
             out["stability/trace"] = ctx.lr * tr.value / 2
             out["stability/frobenius"] = ctx.lr * fro.value / b ** 0.5
         return out
