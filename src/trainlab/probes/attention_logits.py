@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.probes._outputs import call
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes._restore import preserved
 
@@ -27,7 +28,7 @@ def max_attention_logits(model: nn.Module, inputs: Any) -> dict[str, torch.Tenso
         lambda _m, args, n=n: seen.setdefault(n, args[0])) for n, m in layers.items()]
     try:
         with preserved(model), torch.no_grad():
-            model(inputs)
+            call(model, inputs)
             out = {}
             for n, x in seen.items():
                 logits = layers[n].attention_logits(x)

@@ -36,7 +36,6 @@ from torch.func import functional_call, grad
 
 from trainlab.curvature import (
     EigenResult,
-    HessianOperator,
     flatten,
     lanczos,
     trainable_params,
@@ -46,7 +45,7 @@ from trainlab.curvature.randomness import FixedRandomness
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes._restore import preserved
-from trainlab.probes.sharpness import eigen_metrics
+from trainlab.probes.sharpness import eigen_metrics, training_hessian
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 
@@ -112,8 +111,9 @@ def gradient_flow(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
         masks = FixedRandomness(next(iter(start.values())).device)
 
         def loss_at(flat: torch.Tensor) -> torch.Tensor:
-            with masks.replay():
-                out = functional_call(model, (unflatten(flat, start), buffers), args)
+            with masks.replay():  # fresh buffers: BatchNorm may update them in place
+                out = functional_call(model, (unflatten(flat, start),
+                                              {n: b.clone() for n, b in buffers.items()}), args)
             return loss_fn(out, targets)
 
         grad_fn = grad(loss_at)
@@ -151,17 +151,22 @@ def gradient_flow(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
 def gfs_sharpness(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
                   grad_tol: float = 1e-5, max_evals: int = 2000, rtol: float = 1e-6,
                   atol: float = 1e-9, eig_tol: float = 1e-6, v0: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None) -> GFSSharpness:
+                  generator: torch.Generator | None = None,
+                  run_cache: dict[str, Any] | None = None,
+                  max_iter: int | None = None) -> GFSSharpness:
     """Top Hessian eigenvalue of the batch loss at the gradient-flow solution from the
-    model's current parameters (:func:`gradient_flow`, then Lanczos with ``eig_tol``)."""
+    model's current parameters (:func:`gradient_flow`, then Lanczos with ``eig_tol`` on
+    :func:`~trainlab.probes.sharpness.training_hessian`, at most ``max_iter`` products,
+    default :func:`~trainlab.curvature.lanczos`'s; ``run_cache`` keeps its fallback warning
+    to one per run)."""
     flow = gradient_flow(model, loss_fn, batch, grad_tol=grad_tol, max_evals=max_evals,
                          rtol=rtol, atol=atol)
     with preserved(model):
         # the operator works on copies of the buffers: BatchNorm statistics stay as found
         # the same masks as the flow: both replay the global RNG state of this call
-        op = HessianOperator(model, loss_fn, batch, flow.params, check_deterministic=False,
-                             fixed_randomness=True)
-        eig = lanczos(op, k=1, tol=eig_tol, v0=v0, generator=generator)
+        op = training_hessian(model, loss_fn, batch, flow.params, run_cache=run_cache)
+        eig = lanczos(op, k=1, tol=eig_tol, v0=v0, generator=generator,
+                      max_iter=None if max_iter is None else min(max_iter, op.dim))
     return GFSSharpness(float(eig.values[0]), eig.vectors[:, 0].detach(), flow, eig)
 
 
@@ -176,12 +181,18 @@ class GFSSharpnessProbe(Probe):
     Args:
         every: cadence (each measurement integrates a flow: up to ``max_evals`` gradients).
         grad_tol, max_evals: stopping rule of the flow (see :func:`gradient_flow`).
+        max_iter: Lanczos' Krylov dimension cap at the solution (default None:
+            :func:`~trainlab.curvature.lanczos`'s).
     """
 
     name = "gfs-sharpness"
 
-    def __init__(self, every: int = 1, grad_tol: float = 1e-5, max_evals: int = 1000):
+    def __init__(self, every: int = 1, grad_tol: float = 1e-5, max_evals: int = 1000,
+                 max_iter: int | None = None):
         super().__init__(every)
+        if max_iter is not None:
+            check_range("max_iter", max_iter, low=1, owner="gfs-sharpness")
+        self.max_iter = max_iter
         check_range("grad_tol", grad_tol, low=0.0, low_open=True, owner="gfs-sharpness")
         check_range("max_evals", max_evals, low=4, owner="gfs-sharpness")
         self.grad_tol, self.max_evals = grad_tol, max_evals
@@ -189,7 +200,8 @@ class GFSSharpnessProbe(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         res = gfs_sharpness(ctx.model, ctx.loss_fn, ctx.batch, grad_tol=self.grad_tol,
-                            max_evals=self.max_evals, v0=self._v, generator=ctx.generator)
+                            max_evals=self.max_evals, v0=self._v, generator=ctx.generator,
+                            run_cache=ctx.run_cache, max_iter=self.max_iter)
         self._v = res.vector
         f = res.flow
         out = eigen_metrics("gfs/sharpness", res.eigen)

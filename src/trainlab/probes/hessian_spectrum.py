@@ -29,12 +29,16 @@ from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.sharpness import eigen_metrics, step_hessian
 
 
-def top_hessian_eigen(ctx: ProbeContext, k: int, v0: torch.Tensor | None = None) -> Any:
+def top_hessian_eigen(ctx: ProbeContext, k: int, v0: torch.Tensor | None = None,
+                      max_iter: int | None = None) -> Any:
     """Top-``k`` Hessian eigenpairs of this step's batch loss, shared between probes in the
-    same step through ``ctx.cached``."""
+    same step through ``ctx.cached`` (the first caller's ``max_iter``, default
+    :func:`~trainlab.curvature.lanczos`'s, bounds the Krylov dimension)."""
     def solve() -> Any:
         op = step_hessian(ctx)
-        return lanczos(op, k=min(k, op.dim), v0=v0, generator=ctx.generator, tol=1e-4)
+        kk = min(k, op.dim)
+        cap = None if max_iter is None else min(max(max_iter, kk), op.dim)
+        return lanczos(op, k=kk, v0=v0, generator=ctx.generator, tol=1e-4, max_iter=cap)
 
     return ctx.cached(f"hessian_top{k}", solve)
 
@@ -52,21 +56,26 @@ class HessianSpectrum(Probe):
         every: cadence.
         k: eigenvalues (default 5).
         trace_matvecs: Hutch++ products (default 99); ``frobenius_matvecs`` likewise (50).
+        max_iter: Lanczos' Krylov dimension cap (default None: :func:`~trainlab.curvature.
+            lanczos`'s ``min(dim, max(100, 20 k))``).
     """
 
     name = "hessian-spectrum"
 
     def __init__(self, every: int = 1, k: int = 5, trace_matvecs: int = 99,
-                 frobenius_matvecs: int = 50):
+                 frobenius_matvecs: int = 50, max_iter: int | None = None):
         super().__init__(every)
         check_range("k", k, low=1, owner="hessian-spectrum")
         check_range("trace_matvecs", trace_matvecs, low=3, owner="hessian-spectrum")
         check_range("frobenius_matvecs", frobenius_matvecs, low=2, owner="hessian-spectrum")
+        if max_iter is not None:
+            check_range("max_iter", max_iter, low=1, owner="hessian-spectrum")
         self.k, self.trace_matvecs, self.frobenius_matvecs = k, trace_matvecs, frobenius_matvecs
+        self.max_iter = max_iter
         self._v: torch.Tensor | None = None
 
     def measure(self, ctx: ProbeContext) -> Measurement:
-        eig = top_hessian_eigen(ctx, self.k, self._v)
+        eig = top_hessian_eigen(ctx, self.k, self._v, self.max_iter)
         self._v = eig.vectors.detach()
         op = ctx.cache["hessian_operator"]
         tr = hutchpp_trace(op, num_matvecs=self.trace_matvecs, generator=ctx.generator)

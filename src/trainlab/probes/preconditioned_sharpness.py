@@ -28,9 +28,9 @@ class PreconditionedSharpness(Probe):
     Reports ``precond_sharpness``, ``precond_threshold`` and ``precond_eos_ratio`` (1 at the
     edge), with ``precond_sharpness_residual`` and ``precond_sharpness_converged``; a value
     that did not converge is stored as ``precond_sharpness_unconverged`` and gives no ratio
-    (:func:`~trainlab.probes.sharpness.eigen_metrics`). Before the optimizer has state
-    (Adam before its first step), or for an optimizer whose preconditioner is not known,
-    nothing is measured and the reason is recorded (``ctx.skip``).
+    (:func:`~trainlab.probes.sharpness.eigen_metrics`). Nothing is measured before the
+    optimizer has state (Adam before its first step); for an optimizer whose preconditioner
+    is not known nothing is measured and the reason is recorded (``ctx.skip``).
 
     Args:
         every: cadence.
@@ -50,6 +50,8 @@ class PreconditionedSharpness(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.optimizer is None:
             return ctx.skip(self.name, "no optimizer was given to the monitor")
+        if not ctx.optimizer.state:  # before the first update: no preconditioner yet
+            return {}
         op = step_hessian(ctx)
         v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
         try:

@@ -31,23 +31,31 @@ def step_hessian(ctx: ProbeContext) -> HessianOperator:
     forward-over-reverse on the first failure, with a warning on the ``trainlab`` logger
     (once per run)."""
 
-    def build() -> HessianOperator:
-        op = HessianOperator(ctx.model, ctx.loss_fn, ctx.batch, method="double-backward",
-                             retain_graph=True, fixed_randomness=True)
-        try:
-            op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
-        except RuntimeError as exc:
-            if not ctx.run_cache.get("hessian_fallback_logged"):
-                ctx.run_cache["hessian_fallback_logged"] = True
-                LOG.warning("Hessian-vector products: double backward failed on this model "
-                            "(%s); using forward-over-reverse (torch.func) instead.",
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else
-                            type(exc).__name__)
-            op = HessianOperator(ctx.model, ctx.loss_fn, ctx.batch, check_deterministic=False,
-                                 fixed_randomness=True)
-        return op
+    return ctx.cached("hessian_operator", lambda: training_hessian(
+        ctx.model, ctx.loss_fn, ctx.batch, run_cache=ctx.run_cache))
 
-    return ctx.cached("hessian_operator", build)
+
+def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],
+                     params: dict[str, torch.Tensor] | None = None, *,
+                     run_cache: dict[str, Any] | None = None) -> HessianOperator:
+    """The Hessian operator the curvature probes use (see :func:`step_hessian`): the model's
+    mode kept, one fixed draw of its randomness, double-backward products through a
+    retained graph, or forward-over-reverse when double backward fails (a warning on the
+    ``trainlab`` logger, once per ``run_cache``)."""
+    op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
+                         retain_graph=True, fixed_randomness=True)
+    try:
+        op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
+    except RuntimeError as exc:
+        cache = {} if run_cache is None else run_cache
+        if not cache.get("hessian_fallback_logged"):
+            cache["hessian_fallback_logged"] = True
+            LOG.warning("Hessian-vector products: double backward failed on this model (%s); "
+                        "using forward-over-reverse (torch.func) instead.",
+                        (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        op = HessianOperator(model, loss_fn, batch, params, check_deterministic=False,
+                             fixed_randomness=True)
+    return op
 
 
 def eigen_metrics(key: str, eig: EigenResult, i: int = 0) -> Measurement:

@@ -123,6 +123,9 @@ class CurvatureOperator(LinearOperator):
         self._fixed: Params = {n: _cast(p.detach(), dtype) for n, p in named.items()
                                if n not in params}
         self._buffers = {n: _cast(b.detach().clone(), dtype) for n, b in model.named_buffers()}
+        self._updates_buffers = any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+            and m.track_running_stats for m in model.modules())
         self.batches = [(_cast(x, dtype), _cast(y, dtype)) for x, y in as_batches(data)]
         sizes = [_batch_size(x) for x, _ in self.batches]
         self.weights = [s / sum(sizes) for s in sizes]
@@ -137,10 +140,14 @@ class CurvatureOperator(LinearOperator):
     def outputs(self, params: Params, inputs: Any) -> Any:
         """``model(inputs)`` at ``params`` (the fixed parameters and buffers filled in)."""
         args = inputs if isinstance(inputs, tuple) else (inputs,)
+        # BatchNorm in training mode updates its running statistics in place: give it fresh
+        # copies, which torch.func transforms allow (and the operator's own stay as built)
+        buffers = ({n: b.clone() for n, b in self._buffers.items()} if self._updates_buffers
+                   else self._buffers)
         if self.randomness is None:
-            return functional_call(self.model, ({**self._fixed, **params}, self._buffers), args)
+            return functional_call(self.model, ({**self._fixed, **params}, buffers), args)
         with self.randomness.replay():
-            return functional_call(self.model, ({**self._fixed, **params}, self._buffers), args)
+            return functional_call(self.model, ({**self._fixed, **params}, buffers), args)
 
     def loss(self, params: Params, batch: Batch) -> torch.Tensor:
         """The batch loss at ``params``."""
