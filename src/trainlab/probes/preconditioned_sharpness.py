@@ -50,8 +50,6 @@ class PreconditionedSharpness(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.optimizer is None:
             return ctx.skip(self.name, "no optimizer was given to the monitor")
-        if not ctx.optimizer.state:  # before the first update: no preconditioner yet
-            return {}
         op = step_hessian(ctx)
         v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
         try:
@@ -59,6 +57,8 @@ class PreconditionedSharpness(Probe):
                                            max_iter=min(self.max_iter, op.dim), v0=v0,
                                            generator=ctx.generator)
         except ConfigError as exc:  # no optimizer state yet, or an optimizer without a known P
+            if not ctx.optimizer.state:  # before the first update: nothing to read yet
+                return {}
             return ctx.skip(self.name, str(exc))
         self._v = res.eigen.vectors[:, 0].detach().clone()
         out = eigen_metrics("precond_sharpness", res.eigen)
