@@ -3,6 +3,7 @@ optimizer actually applies, and the edge-of-stability threshold that goes with i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -171,7 +172,7 @@ def _threshold(kind: str, optimizer: torch.optim.Optimizer, groups: list[dict],
     if kind == "optimistic-amsgrad":
         if _uniform(groups, "predictor", optimizer) == "last":
             return (2 + 2 * beta1) / (3 * (1 - beta1) * lr)
-        return (2 + 2 * beta1) / ((1 - beta1) * (1 + 2 * beta1) * lr)
+        return _zero_guess_edge(beta1) / lr
     mu = float(_uniform(groups, "momentum", optimizer))
     if kind == "rmsprop":
         return (2 + 2 * mu) / lr
@@ -179,6 +180,33 @@ def _threshold(kind: str, optimizer: torch.optim.Optimizer, groups: list[dict],
     if mu and _uniform(groups, "nesterov", optimizer):
         return (2 + 2 * mu) / ((1 + 2 * mu) * lr)
     return (2 + 2 * mu) / ((1 - damp) * lr)
+
+
+def _zero_guess_edge(beta1: float) -> float:
+    r"""The smallest :math:`a = \eta\lambda` at which Optimistic-AMSGrad with the zero guess
+    (:math:`h_{t+1} = \beta_1 m_{t-1}`) turns unstable on a quadratic with frozen
+    :math:`P`: a root of :math:`z^3 - (1+\beta_1-(1-\beta_1)a)z^2 + (\beta_1+k)z - k`,
+    :math:`k = \beta_1(1-\beta_1)a`, leaves the unit disc (complex roots cross first when
+    :math:`\beta_1 > 1/2`, so there is no closed form). Scanned on a grid, then bisected."""
+    def radius(a: float) -> float:
+        k = beta1 * (1 - beta1) * a
+        coeffs = torch.tensor([1.0, -(1 + beta1 - (1 - beta1) * a), beta1 + k, -k],
+                              dtype=torch.float64)
+        companion = torch.zeros(3, 3, dtype=torch.float64)
+        companion[0] = -coeffs[1:]
+        companion[1, 0] = companion[2, 1] = 1.0
+        return float(torch.linalg.eigvals(companion).abs().max())
+
+    hi = 4 * (1 + beta1) / (1 - beta1) + 4
+    grid = [hi * i / 4000 for i in range(1, 4001)]
+    a_hi = next((a for a in grid if radius(a) >= 1.0), None)
+    if a_hi is None:
+        return math.inf
+    a_lo = a_hi - hi / 4000
+    for _ in range(50):
+        mid = 0.5 * (a_lo + a_hi)
+        a_lo, a_hi = (mid, a_hi) if radius(mid) < 1.0 else (a_lo, mid)
+    return a_lo
 
 
 def optimizer_preconditioner(optimizer: torch.optim.Optimizer, model: nn.Module,
@@ -204,8 +232,8 @@ def optimizer_preconditioner(optimizer: torch.optim.Optimizer, model: nn.Module,
     * Optimistic-AMSGrad (Wang et al., papers.md row 50): gradients are taken at
       :math:`w_t = w_{t-1/2} - \eta h_t/P` with :math:`h_t = \beta_1 m_{t-2} + (1-\beta_1)
       m^{guess}`; with ``predictor="last"`` :math:`h_t = m_{t-1}` and the threshold is
-      :math:`(2+2\beta_1)/(3(1-\beta_1)\eta)`, with ``"zero"``
-      :math:`(2+2\beta_1)/((1-\beta_1)(1+2\beta_1)\eta)`.
+      :math:`(2+2\beta_1)/(3(1-\beta_1)\eta)`; with ``"zero"``, :math:`h_t = \beta_1
+      m_{t-2}` and the edge is found numerically (``_zero_guess_edge``).
     * torch ``RMSprop``: heavy-ball momentum :math:`\mu` on the preconditioned gradient:
       :math:`(2+2\mu)/\eta`.
     * torch ``SGD``: :math:`P = I`; :math:`2(1+\mu)/((1-d)\eta)` for momentum :math:`\mu`
