@@ -81,6 +81,31 @@ def _diffgrad_friction(param: torch.Tensor, group: dict, state: dict
     return g, torch.sigmoid((state["previous_grad"] - g).abs())
 
 
+def preconditioner_kind(optimizer: torch.optim.Optimizer) -> str:
+    """The family of ``optimizer``'s diagonal preconditioner (see
+    :func:`adaptive_denominator`): ``"adam"``, ``"ademamix"``, ``"diffgrad"``,
+    ``"optimistic-amsgrad"``, ``"rmsprop"`` or ``"sgd"``.
+
+    Raises:
+        ConfigError: an optimizer whose preconditioner is not known here.
+    """
+    from trainlab.optim.ademamix import AdEMAMix
+    from trainlab.optim.diffgrad import DiffGrad
+    from trainlab.optim.optimistic_amsgrad import OptimisticAMSGrad
+    from trainlab.optim.riemannian_adam import RiemannianAdam
+
+    for cls, kind in ((AdEMAMix, "ademamix"), (DiffGrad, "diffgrad"),
+                      (OptimisticAMSGrad, "optimistic-amsgrad"), (RiemannianAdam, "adam"),
+                      (torch.optim.Adam, "adam"), (torch.optim.AdamW, "adam"),
+                      (torch.optim.RMSprop, "rmsprop"), (torch.optim.SGD, "sgd")):
+        if isinstance(optimizer, cls):
+            return kind
+    raise ConfigError(f"Optimizer-aware sharpness supports torch Adam, AdamW, RMSprop and "
+                      f"SGD and trainlab's AdEMAMix, DiffGrad, OptimisticAMSGrad and "
+                      f"RiemannianAdam (euclidean groups); the preconditioner of "
+                      f"{type(optimizer).__name__} is not known.")
+
+
 def adaptive_denominator(optimizer: torch.optim.Optimizer, param: torch.Tensor, group: dict,
                          name: str = "") -> tuple[str, torch.Tensor, float]:
     r"""``(kind, D, c)`` such that the optimizer moves ``param`` by :math:`\eta\,u / (c\,D)`
@@ -107,43 +132,33 @@ def adaptive_denominator(optimizer: torch.optim.Optimizer, param: torch.Tensor, 
         ConfigError: an optimizer (or a Riemannian group) without a known diagonal
             preconditioner, or no state yet.
     """
-    from trainlab.optim.ademamix import AdEMAMix
-    from trainlab.optim.diffgrad import DiffGrad
-    from trainlab.optim.optimistic_amsgrad import OptimisticAMSGrad
-    from trainlab.optim.riemannian_adam import RiemannianAdam
-
+    kind = preconditioner_kind(optimizer)
     state = optimizer.state.get(param, {})
-    if isinstance(optimizer, RiemannianAdam) and group["manifold"] != "euclidean":
+    if group.get("manifold", "euclidean") != "euclidean":
         raise ConfigError(f"RiemannianAdam's preconditioner is diagonal only on 'euclidean' "
                           f"groups; {name!r} is on {group['manifold']!r}.")
-    if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW | RiemannianAdam | AdEMAMix):
+    if kind in ("adam", "ademamix"):
         beta1, beta2 = group["betas"][:2]
         v = _moment(state, "max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq", name,
                     optimizer)
         t = _step(state)
-        kind = "ademamix" if isinstance(optimizer, AdEMAMix) else "adam"
         return kind, (v / (1 - beta2 ** t)).sqrt() + group["eps"], 1 - beta1 ** t
-    if isinstance(optimizer, DiffGrad):
+    if kind == "diffgrad":
         beta1, beta2 = group["betas"]
         v = _moment(state, "exp_avg_sq", name, optimizer)
         t = _step(state) + 1
         g, xi = _diffgrad_friction(param, group, state)
         v_next = beta2 * v + (1 - beta2) * g * g
         return "adam", ((v_next / (1 - beta2 ** t)).sqrt() + group["eps"]) / xi, 1 - beta1 ** t
-    if isinstance(optimizer, OptimisticAMSGrad):
+    if kind == "optimistic-amsgrad":
         v = _moment(state, "max_exp_avg_sq", name, optimizer)
-        return "optimistic-amsgrad", v.sqrt() + group["eps"], 1.0
-    if isinstance(optimizer, torch.optim.RMSprop):
+        return kind, v.sqrt() + group["eps"], 1.0
+    if kind == "rmsprop":
         v = _moment(state, "square_avg", name, optimizer)
         if group["centered"]:
             v = v - state["grad_avg"].square()
-        return "rmsprop", v.sqrt() + group["eps"], 1.0
-    if isinstance(optimizer, torch.optim.SGD):
-        return "sgd", torch.ones_like(param), 1.0
-    raise ConfigError(f"Optimizer-aware sharpness supports torch Adam, AdamW, RMSprop and "
-                      f"SGD and trainlab's AdEMAMix, DiffGrad, OptimisticAMSGrad and "
-                      f"RiemannianAdam (euclidean groups); the preconditioner of "
-                      f"{type(optimizer).__name__} is not known.")
+        return kind, v.sqrt() + group["eps"], 1.0
+    return kind, torch.ones_like(param), 1.0
 
 
 def _threshold(kind: str, optimizer: torch.optim.Optimizer, groups: list[dict],

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from trainlab.curvature.optimizer_sharpness import adaptive_denominator
+from trainlab.curvature.optimizer_sharpness import adaptive_denominator, preconditioner_kind
 from trainlab.errors import ConfigError
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
@@ -35,15 +35,15 @@ def adam_step_sizes(optimizer: torch.optim.Optimizer) -> torch.Tensor:
         ConfigError: an optimizer without a known adaptive denominator (or plain SGD, whose
             step size is its learning rate).
     """
+    if preconditioner_kind(optimizer) == "sgd":
+        raise ConfigError("SGD has no adaptive step size: every entry moves by lr times its "
+                          "(momentum) gradient.")
     out = []
     for group in optimizer.param_groups:
         for p in group["params"]:
             if not optimizer.state.get(p):
                 continue
-            kind, denom, _ = adaptive_denominator(optimizer, p, group)
-            if kind == "sgd":
-                raise ConfigError("SGD has no adaptive step size: every entry moves by lr "
-                                  "times its (momentum) gradient.")
+            _, denom, _ = adaptive_denominator(optimizer, p, group)
             out.append((float(group["lr"]) / denom).reshape(-1))
     return torch.cat(out) if out else torch.empty(0)
 

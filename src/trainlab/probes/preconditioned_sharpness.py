@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from trainlab.curvature import preconditioned_sharpness
+from trainlab.curvature.optimizer_sharpness import preconditioner_kind
 from trainlab.errors import ConfigError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.sharpness import eigen_metrics, step_hessian
@@ -50,6 +51,10 @@ class PreconditionedSharpness(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.optimizer is None:
             return ctx.skip(self.name, "no optimizer was given to the monitor")
+        try:
+            preconditioner_kind(ctx.optimizer)
+        except ConfigError as exc:
+            return ctx.skip(self.name, str(exc))
         op = step_hessian(ctx)
         v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
         try:
