@@ -12,6 +12,9 @@ from :mod:`trainlab.curvature`. With the step's learning rate :math:`\eta` and b
   :math:`\|H\|_F \le O(\sqrt B/\eta)` of Wu, Wang & Su (NeurIPS 2022), which row 30 revisits
   (the bound holds up to a constant, so this ratio is a trend, not a threshold).
 
+All quantities are of :func:`~trainlab.probes.sharpness.step_hessian`: the model in its own
+mode, and under dropout the Hessian for one fixed draw of the masks.
+
 The bounds are stated for global minima of the square loss; away from a minimum the ratios
 describe how close training is to the stability edge. The exact criterion for small models is
 in :mod:`trainlab.probes.sgd_stability` (row 70).
