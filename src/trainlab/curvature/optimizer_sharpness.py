@@ -3,6 +3,7 @@ optimizer actually applies, and the edge-of-stability threshold that goes with i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,8 @@ class Preconditioner:
     Attributes:
         diag: ``(dim,)`` diagonal of ``P`` in the operator's parameter layout.
         threshold: the largest stable eigenvalue of :math:`P^{-1}H` on a quadratic.
-        kind: ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
+        kind: ``"adam"``, ``"ademamix"``, ``"optimistic-amsgrad"``, ``"rmsprop"`` or
+            ``"sgd"``.
     """
 
     diag: torch.Tensor
@@ -55,33 +57,213 @@ def _step(state: dict) -> float:
     return float(step.item() if isinstance(step, torch.Tensor) else step)
 
 
+def _moment(state: dict, key: str, name: str, optimizer: torch.optim.Optimizer
+            ) -> torch.Tensor:
+    if key not in state:
+        raise ConfigError(f"{type(optimizer).__name__} has no state for {name!r} yet: measure "
+                          "after a step.")
+    return state[key]
+
+
+def _diffgrad_friction(param: torch.Tensor, group: dict, state: dict
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(g, xi)``: the gradient of the coming update (``param.grad`` with the group's sign
+    and L2 term, as the optimizer applies them) and its friction :math:`\sigma(|g_{t} -
+    g_{t+1}|)` against the stored previous gradient."""
+    if param.grad is None:
+        raise ConfigError("diffGrad's preconditioner needs the current gradient (p.grad): its "
+                          "friction sigmoid(|g_prev - g|) depends on it.")
+    g = param.grad.detach()
+    if group["maximize"]:
+        g = -g
+    if group["weight_decay"]:
+        g = g + group["weight_decay"] * param.detach()
+    return g, torch.sigmoid((state["previous_grad"] - g).abs())
+
+
+def preconditioner_kind(optimizer: torch.optim.Optimizer) -> str:
+    """The family of ``optimizer``'s diagonal preconditioner (see
+    :func:`adaptive_denominator`): ``"adam"``, ``"ademamix"``, ``"diffgrad"``,
+    ``"optimistic-amsgrad"``, ``"rmsprop"`` or ``"sgd"``.
+
+    Raises:
+        ConfigError: an optimizer whose preconditioner is not known here.
+    """
+    from trainlab.optim.ademamix import AdEMAMix
+    from trainlab.optim.diffgrad import DiffGrad
+    from trainlab.optim.optimistic_amsgrad import OptimisticAMSGrad
+    from trainlab.optim.riemannian_adam import RiemannianAdam
+
+    for cls, kind in ((AdEMAMix, "ademamix"), (DiffGrad, "diffgrad"),
+                      (OptimisticAMSGrad, "optimistic-amsgrad"), (RiemannianAdam, "adam"),
+                      (torch.optim.Adam, "adam"), (torch.optim.AdamW, "adam"),
+                      (torch.optim.RMSprop, "rmsprop"), (torch.optim.SGD, "sgd")):
+        if isinstance(optimizer, cls):
+            return kind
+    raise ConfigError(f"Optimizer-aware sharpness supports torch Adam, AdamW, RMSprop and "
+                      f"SGD and trainlab's AdEMAMix, DiffGrad, OptimisticAMSGrad and "
+                      f"RiemannianAdam (euclidean groups); the preconditioner of "
+                      f"{type(optimizer).__name__} is not known.")
+
+
+def adaptive_denominator(optimizer: torch.optim.Optimizer, param: torch.Tensor, group: dict,
+                         name: str = "") -> tuple[str, torch.Tensor, float]:
+    r"""``(kind, D, c)`` such that the optimizer moves ``param`` by :math:`\eta\,u / (c\,D)`
+    (elementwise), with :math:`u` its moving average of gradients, :math:`D` the adaptive
+    denominator and :math:`c` the bias correction of :math:`u`; the diagonal preconditioner
+    is :math:`P = cD` and :math:`\eta / D` the effective per-entry step size.
+
+    * torch ``Adam``/``AdamW``, and trainlab's ``RiemannianAdam`` on a ``"euclidean"``
+      group (where it is Adam): :math:`D = \sqrt{v_t/(1-\beta_2^t)} + \epsilon` (``v`` the
+      running maximum under AMSGrad), :math:`c = 1-\beta_1^t` (kind ``"adam"``).
+    * ``AdEMAMix``: the same :math:`D` and :math:`c` for :math:`\nu` and the fast EMA
+      :math:`m_1`; the slow EMA enters the threshold (kind ``"ademamix"``).
+    * ``DiffGrad``: of the coming update :math:`t+1`, since the friction of the last one is
+      not kept: :math:`D = (\sqrt{v_{t+1}/(1-\beta_2^{t+1})} + \epsilon)/\xi_{t+1}` with
+      :math:`v_{t+1} = \beta_2 v_t + (1-\beta_2)g^2` and :math:`\xi_{t+1} =
+      \sigma(|g_t - g|)` for the current gradient ``g = p.grad``, :math:`c = 1-\beta_1^{t+1}`
+      (kind ``"adam"``: diffGrad's moments are Adam's).
+    * ``OptimisticAMSGrad``: :math:`D = \sqrt{\hat v_t} + \epsilon` (running maximum, no
+      bias correction), :math:`c = 1` (kind ``"optimistic-amsgrad"``).
+    * torch ``RMSprop``: :math:`D = \sqrt{v_t} + \epsilon` (centered:
+      :math:`\sqrt{v_t - \bar g_t^2} + \epsilon`), :math:`c = 1`; ``SGD``: :math:`D = 1`.
+
+    Raises:
+        ConfigError: an optimizer (or a Riemannian group) without a known diagonal
+            preconditioner, or no state yet.
+    """
+    kind = preconditioner_kind(optimizer)
+    state = optimizer.state.get(param, {})
+    if group.get("manifold", "euclidean") != "euclidean":
+        raise ConfigError(f"RiemannianAdam's preconditioner is diagonal only on 'euclidean' "
+                          f"groups; {name!r} is on {group['manifold']!r}.")
+    if kind in ("adam", "ademamix"):
+        beta1, beta2 = group["betas"][:2]
+        v = _moment(state, "max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq", name,
+                    optimizer)
+        t = _step(state)
+        return kind, (v / (1 - beta2 ** t)).sqrt() + group["eps"], 1 - beta1 ** t
+    if kind == "diffgrad":
+        beta1, beta2 = group["betas"]
+        v = _moment(state, "exp_avg_sq", name, optimizer)
+        t = _step(state) + 1
+        g, xi = _diffgrad_friction(param, group, state)
+        v_next = beta2 * v + (1 - beta2) * g * g
+        return "adam", ((v_next / (1 - beta2 ** t)).sqrt() + group["eps"]) / xi, 1 - beta1 ** t
+    if kind == "optimistic-amsgrad":
+        v = _moment(state, "max_exp_avg_sq", name, optimizer)
+        return kind, v.sqrt() + group["eps"], 1.0
+    if kind == "rmsprop":
+        v = _moment(state, "square_avg", name, optimizer)
+        if group["centered"]:
+            v = v - state["grad_avg"].square()
+        return kind, v.sqrt() + group["eps"], 1.0
+    return kind, torch.ones_like(param), 1.0
+
+
+def _threshold(kind: str, optimizer: torch.optim.Optimizer, groups: list[dict],
+               states: list[dict]) -> float:
+    r"""The stability threshold on :math:`\lambda_{max}(P^{-1}H)` (see
+    :func:`optimizer_preconditioner`)."""
+    lr = float(_uniform(groups, "lr", optimizer))
+    if kind in ("adam", "ademamix", "optimistic-amsgrad"):
+        beta1 = float(_uniform(groups, "betas", optimizer)[0])
+    if kind == "adam":
+        return (2 + 2 * beta1) / ((1 - beta1) * lr)
+    if kind == "ademamix":
+        from trainlab.optim.ademamix import ademamix_alpha, ademamix_beta3
+
+        steps = {_step(s) for s in states}
+        if len(steps) != 1:
+            raise ConfigError(f"AdEMAMix-aware sharpness needs one step count for all "
+                              f"parameters; got {sorted(steps)}.")
+        t = steps.pop()
+        beta3 = float(_uniform(groups, "betas", optimizer)[2])
+        alpha = ademamix_alpha(int(t), float(_uniform(groups, "alpha", optimizer)),
+                               _uniform(groups, "alpha_warmup", optimizer))
+        b3 = ademamix_beta3(int(t), beta1, beta3, _uniform(groups, "beta3_warmup", optimizer))
+        return 2 / (lr * ((1 - beta1) / (1 + beta1)
+                          + (1 - beta1 ** t) * alpha * (1 - b3) / (1 + b3)))
+    if kind == "optimistic-amsgrad":
+        if _uniform(groups, "predictor", optimizer) == "last":
+            return (2 + 2 * beta1) / (3 * (1 - beta1) * lr)
+        return _zero_guess_edge(beta1) / lr
+    mu = float(_uniform(groups, "momentum", optimizer))
+    if kind == "rmsprop":
+        return (2 + 2 * mu) / lr
+    damp = float(_uniform(groups, "dampening", optimizer)) if mu else 0.0
+    if mu and _uniform(groups, "nesterov", optimizer):
+        return (2 + 2 * mu) / ((1 + 2 * mu) * lr)
+    return (2 + 2 * mu) / ((1 - damp) * lr)
+
+
+def _zero_guess_edge(beta1: float) -> float:
+    r"""The smallest :math:`a = \eta\lambda` at which Optimistic-AMSGrad with the zero guess
+    (:math:`h_{t+1} = \beta_1 m_{t-1}`) turns unstable on a quadratic with frozen
+    :math:`P`: a root of :math:`z^3 - (1+\beta_1-(1-\beta_1)a)z^2 + (\beta_1+k)z - k`,
+    :math:`k = \beta_1(1-\beta_1)a`, leaves the unit disc (complex roots cross first when
+    :math:`\beta_1 > 1/2`, so there is no closed form). Scanned on a grid, then bisected."""
+    def radius(a: float) -> float:
+        k = beta1 * (1 - beta1) * a
+        coeffs = torch.tensor([1.0, -(1 + beta1 - (1 - beta1) * a), beta1 + k, -k],
+                              dtype=torch.float64)
+        companion = torch.zeros(3, 3, dtype=torch.float64)
+        companion[0] = -coeffs[1:]
+        companion[1, 0] = companion[2, 1] = 1.0
+        return float(torch.linalg.eigvals(companion).abs().max())
+
+    hi = 4 * (1 + beta1) / (1 - beta1) + 4
+    grid = [hi * i / 4000 for i in range(1, 4001)]
+    a_hi = next((a for a in grid if radius(a) >= 1.0), None)
+    if a_hi is None:
+        return math.inf
+    a_lo = a_hi - hi / 4000
+    for _ in range(50):
+        mid = 0.5 * (a_lo + a_hi)
+        a_lo, a_hi = (mid, a_hi) if radius(mid) < 1.0 else (a_lo, mid)
+    return a_lo
+
+
 def optimizer_preconditioner(optimizer: torch.optim.Optimizer, model: nn.Module,
                              names: list[str], *, dtype: torch.dtype | None = None
                              ) -> Preconditioner:
-    r"""Read the diagonal preconditioner :math:`P` and stability threshold from ``optimizer``.
+    r"""Read the diagonal preconditioner :math:`P = cD` (:func:`adaptive_denominator`) and
+    the stability threshold from ``optimizer``: on a quadratic with :math:`P` frozen, the
+    iteration is stable while :math:`\lambda_{max}(P^{-1}H)` stays below it (the largest
+    :math:`\eta\lambda` at which a root of the linear recurrence of each eigendirection
+    reaches :math:`-1`).
 
-    * ``torch.optim.Adam`` / ``AdamW``: torch's step is
-      :math:`\theta \mathrel{-}= \eta\, m_t / [(1-\beta_1^t)(\sqrt{v_t}/\sqrt{1-\beta_2^t}
-      + \epsilon)]`, so :math:`P = (1-\beta_1^t)(\sqrt{\hat v_t} + \epsilon)` (with
-      ``max_exp_avg_sq`` under AMSGrad), and :math:`m_t` is an exponential moving average of
-      gradients: on a quadratic with frozen :math:`P` the iteration is stable while
-      :math:`\lambda_{max}(P^{-1}H) < (2+2\beta_1)/((1-\beta_1)\eta)`, i.e. :math:`38/\eta`
-      at :math:`\beta_1 = 0.9` ("Adaptive Gradient Methods at the Edge of Stability", Cohen
-      et al. 2022).
-    * ``torch.optim.RMSprop``: :math:`P = \sqrt{v_t} + \epsilon` (centered:
-      :math:`\sqrt{v_t - \bar g_t^2} + \epsilon`), no bias correction; heavy-ball momentum
-      :math:`\mu` on the preconditioned gradient: threshold :math:`(2+2\mu)/\eta`.
-    * ``torch.optim.SGD``: :math:`P = I`; threshold :math:`2(1+\mu)/((1-d)\eta)` for
-      momentum :math:`\mu` and dampening :math:`d`, and :math:`2(1+\mu)/((1+2\mu)\eta)` with
-      Nesterov (plain GD: :math:`2/\eta`, "Gradient descent on neural networks typically
-      occurs at the edge of stability", Cohen et al. 2021, papers.md row 10).
+    * Adam, AdamW, Riemannian Adam (euclidean), diffGrad: :math:`u` is an exponential moving
+      average of gradients: :math:`(2+2\beta_1)/((1-\beta_1)\eta)`, i.e. :math:`38/\eta`
+      at :math:`\beta_1 = 0.9` ("Adaptive Gradient Methods at the Edge of Stability",
+      Cohen et al. 2022). diffGrad's friction :math:`\xi \in (1/2, 1)` is part of its
+      :math:`P`.
+    * AdEMAMix (Pagliardini et al. 2024, papers.md row 94): the step
+      :math:`\eta(m_1/c + \alpha_t m_2)/D` adds the slow EMA (factor :math:`\beta_{3,t}`)
+      with weight :math:`c\,\alpha_t` relative to :math:`P`; the root at :math:`-1` gives
+      :math:`2/(\eta[(1-\beta_1)/(1+\beta_1) + c\,\alpha_t(1-\beta_{3,t})/
+      (1+\beta_{3,t})])` (Adam's at :math:`\alpha = 0`), with :math:`\alpha_t,
+      \beta_{3,t}` at the stored step.
+    * Optimistic-AMSGrad (Wang et al., papers.md row 50): gradients are taken at
+      :math:`w_t = w_{t-1/2} - \eta h_t/P` with :math:`h_t = \beta_1 m_{t-2} + (1-\beta_1)
+      m^{guess}`; with ``predictor="last"`` :math:`h_t = m_{t-1}` and the threshold is
+      :math:`(2+2\beta_1)/(3(1-\beta_1)\eta)`; with ``"zero"``, :math:`h_t = \beta_1
+      m_{t-2}` and the edge is found numerically (``_zero_guess_edge``).
+    * torch ``RMSprop``: heavy-ball momentum :math:`\mu` on the preconditioned gradient:
+      :math:`(2+2\mu)/\eta`.
+    * torch ``SGD``: :math:`P = I`; :math:`2(1+\mu)/((1-d)\eta)` for momentum :math:`\mu`
+      and dampening :math:`d`, and :math:`2(1+\mu)/((1+2\mu)\eta)` with Nesterov (plain GD:
+      :math:`2/\eta`, "Gradient descent on neural networks typically occurs at the edge of
+      stability", Cohen et al. 2021, papers.md row 10).
 
-    The state is read as stored after the last step (``step = t``); nothing is written.
-    Deviations: weight decay is not folded in (the operator is the loss's curvature), and
-    all parameters of the operator must share one learning rate and one set of betas.
+    The state is read as stored after the last step (``step = t``: the preconditioner of the
+    last update; diffGrad: of the coming one, see :func:`adaptive_denominator`); nothing is
+    written. Deviations: weight decay is not folded in (the operator is the loss's
+    curvature), and all parameters of the operator must share one learning rate and one set
+    of betas.
 
     Args:
-        optimizer: a torch Adam, AdamW, RMSprop or SGD instance.
+        optimizer: one of the optimizers above.
         model: the model whose parameters the optimizer updates.
         names: parameter names in the operator's layout (``list(op.params)``).
         dtype: dtype of the returned diagonal (default: the parameters').
@@ -96,44 +278,14 @@ def optimizer_preconditioner(optimizer: torch.optim.Optimizer, model: nn.Module,
     if missing:
         raise ConfigError(f"The optimizer does not update the parameters {missing}.")
     groups = [group_of[id(named[n])] for n in names]
-    lr = float(_uniform(groups, "lr", optimizer))
-    pieces: list[torch.Tensor] = []
-    if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
-        kind = "adam"
-        beta1, beta2 = _uniform(groups, "betas", optimizer)
-        threshold = (2 + 2 * beta1) / ((1 - beta1) * lr)
-        for n, g in zip(names, groups):
-            st = optimizer.state.get(named[n], {})
-            if "exp_avg_sq" not in st:
-                raise ConfigError(f"Adam has no state for {n!r} yet: measure after a step.")
-            t = _step(st)
-            v = st["max_exp_avg_sq"] if g["amsgrad"] else st["exp_avg_sq"]
-            denom = v.sqrt() / (1 - beta2 ** t) ** 0.5 + g["eps"]
-            pieces.append((1 - beta1 ** t) * denom)
-    elif isinstance(optimizer, torch.optim.RMSprop):
-        kind = "rmsprop"
-        mu = float(_uniform(groups, "momentum", optimizer))
-        threshold = (2 + 2 * mu) / lr
-        for n, g in zip(names, groups):
-            st = optimizer.state.get(named[n], {})
-            if "square_avg" not in st:
-                raise ConfigError(f"RMSprop has no state for {n!r} yet: measure after a step.")
-            v = st["square_avg"]
-            if g["centered"]:
-                v = v - st["grad_avg"].square()
-            pieces.append(v.sqrt() + g["eps"])
-    elif isinstance(optimizer, torch.optim.SGD):
-        kind = "sgd"
-        mu = float(_uniform(groups, "momentum", optimizer))
-        damp = float(_uniform(groups, "dampening", optimizer)) if mu else 0.0
-        if mu and _uniform(groups, "nesterov", optimizer):
-            threshold = (2 + 2 * mu) / ((1 + 2 * mu) * lr)
-        else:
-            threshold = (2 + 2 * mu) / ((1 - damp) * lr)
-        pieces = [torch.ones_like(named[n]) for n in names]
-    else:
-        raise ConfigError(f"Optimizer-aware sharpness supports torch Adam, AdamW, RMSprop and "
-                          f"SGD; got {type(optimizer).__name__}.")
+    pieces, kinds = [], set()
+    for n, g in zip(names, groups):
+        kind, denom, c = adaptive_denominator(optimizer, named[n], g, n)
+        kinds.add(kind)
+        pieces.append(c * denom)
+    states = [optimizer.state.get(named[n], {}) for n in names]
+    kind = kinds.pop()
+    threshold = _threshold(kind, optimizer, groups, states)
     diag = torch.cat([p.detach().reshape(-1) for p in pieces])
     return Preconditioner(diag.to(dtype) if dtype is not None else diag, threshold, kind)
 

@@ -13,6 +13,7 @@ returned handle when the run ends.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from torch import nn
 from trainlab.registry import EntryInfo, Registry
 
 Measurement = dict[str, "torch.Tensor | float"]
+LOG = logging.getLogger("trainlab")
 
 
 class Handle(Protocol):
@@ -64,6 +66,12 @@ class ProbeContext:
             owner keys it and checks before every use that it still applies. The monitor's
             ``prev_params`` is always a copy of the parameters that the probes of the step
             before saw (``params()``), taken after they ran.
+        notes: why a probe measured nothing, or measured less than it names, at this step
+            (``{probe name: reason}``), filled by :meth:`skip` and :meth:`note`; the monitor
+            moves them into the run record (one warning per probe and run).
+        warn: log each note as a warning on the ``trainlab`` logger when it is made (the
+            default, for a probe used by hand; the monitor sets it False and warns once per
+            probe and run itself).
     """
 
     step: int
@@ -79,6 +87,20 @@ class ProbeContext:
     generator: torch.Generator | None = None
     cache: dict[str, Any] = field(default_factory=dict)
     run_cache: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    warn: bool = True
+
+    def note(self, probe: str, reason: str) -> None:
+        """Record why ``probe`` measured less than usual at this step (see ``notes``)."""
+        self.notes[probe] = reason
+        if self.warn:
+            LOG.warning("probe %r at step %d: %s", probe, self.step, reason)
+
+    def skip(self, probe: str, reason: str) -> Measurement:
+        """Record why ``probe`` measures nothing at this step and return the empty
+        measurement: ``return ctx.skip(self.name, "why")``."""
+        self.note(probe, reason)
+        return {}
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         """``fn()`` computed once per step and shared between probes."""

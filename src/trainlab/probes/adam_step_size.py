@@ -6,8 +6,13 @@ Adam moves parameter :math:`j` by :math:`\eta_j \hat m_j` with the effective ste
 Optimization", ICLR 2015). How widely these step sizes spread shows how much the
 preconditioner reshapes the update; its quantiles are the summary.
 
-Reads the state of ``torch.optim.Adam``/``AdamW`` and of optimizers that keep the same
-``exp_avg_sq`` and ``step`` state keys (``max_exp_avg_sq`` when ``amsgrad``).
+Reads the optimizer's state through :func:`~trainlab.curvature.optimizer_sharpness.
+adaptive_denominator`: torch's Adam, AdamW and RMSprop and trainlab's AdEMAMix (the
+denominator shared by both of its EMAs), diffGrad (the friction of the coming update
+included, :math:`\eta\xi_j/(\sqrt{\hat v_j}+\epsilon)`), Optimistic-AMSGrad
+(:math:`\eta/(\sqrt{\hat v_j}+\epsilon)` with its running maximum, no bias correction) and
+Riemannian Adam on Euclidean groups. For other optimizers the probe measures nothing and
+records why.
 """
 
 from __future__ import annotations
@@ -16,32 +21,37 @@ from collections.abc import Sequence
 
 import torch
 
+from trainlab.curvature.optimizer_sharpness import adaptive_denominator, preconditioner_kind
 from trainlab.errors import ConfigError
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
 
 def adam_step_sizes(optimizer: torch.optim.Optimizer) -> torch.Tensor:
-    """All effective step sizes :math:`\\eta/(\\sqrt{\\hat v}+\\epsilon)`, flattened, for
-    parameters that have Adam state (empty when none has)."""
+    r"""All effective step sizes :math:`\eta/D` (``D`` the optimizer's adaptive denominator,
+    e.g. Adam's :math:`\sqrt{\hat v}+\epsilon`), flattened, for the parameters that have
+    state (empty when none has).
+
+    Raises:
+        ConfigError: an optimizer without a known adaptive denominator (or plain SGD, whose
+            step size is its learning rate).
+    """
+    if preconditioner_kind(optimizer) == "sgd":
+        raise ConfigError("SGD has no adaptive step size: every entry moves by lr times its "
+                          "(momentum) gradient.")
     out = []
     for group in optimizer.param_groups:
-        if "betas" not in group or "eps" not in group:
-            continue
-        lr, (_, beta2), eps = float(group["lr"]), group["betas"], group["eps"]
         for p in group["params"]:
-            state = optimizer.state.get(p, {})
-            v = state.get("max_exp_avg_sq") if group.get("amsgrad") else state.get("exp_avg_sq")
-            if v is None or "step" not in state:
+            if not optimizer.state.get(p):
                 continue
-            t = float(state["step"])
-            v_hat = v / (1.0 - beta2 ** t)
-            out.append((lr / (v_hat.sqrt() + eps)).reshape(-1))
+            _, denom, _ = adaptive_denominator(optimizer, p, group)
+            out.append((float(group["lr"]) / denom).reshape(-1))
     return torch.cat(out) if out else torch.empty(0)
 
 
 class AdamStepSize(Probe):
     """``adam_step/q<q>`` quantiles (default 5, 25, 50, 75, 95 %), ``adam_step/min`` and
-    ``adam_step/max`` of the effective step sizes. Requires an Adam-family optimizer.
+    ``adam_step/max`` of the effective step sizes. Requires an adaptive optimizer (see the
+    module docstring); for others it records why it measured nothing.
 
     Args:
         every: cadence.
@@ -62,9 +72,12 @@ class AdamStepSize(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.optimizer is None:
-            return {}
-        eta = adam_step_sizes(ctx.optimizer)
-        if eta.numel() == 0:
+            return ctx.skip(self.name, "no optimizer was given to the monitor")
+        try:
+            eta = adam_step_sizes(ctx.optimizer)
+        except ConfigError as exc:
+            return ctx.skip(self.name, str(exc))
+        if eta.numel() == 0:  # before the first update: no state yet
             return {}
         sample = eta
         if eta.numel() > self.max_values:

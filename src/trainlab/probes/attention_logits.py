@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.probes._outputs import call
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.restore import preserved
 
@@ -27,7 +28,7 @@ def max_attention_logits(model: nn.Module, inputs: Any) -> dict[str, torch.Tenso
         lambda _m, args, n=n: seen.setdefault(n, args[0])) for n, m in layers.items()]
     try:
         with preserved(model), torch.no_grad():
-            model(inputs)
+            call(model, inputs)
             out = {}
             for n, x in seen.items():
                 logits = layers[n].attention_logits(x)
@@ -47,8 +48,10 @@ class AttentionLogits(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         per = max_attention_logits(ctx.model, ctx.batch[0])
         out: Measurement = {f"attn_logit_max/{n}": v for n, v in per.items()}
-        if per:
-            out["attn_logit_max"] = torch.stack(list(per.values())).max()
+        if not per:
+            return ctx.skip(self.name, "the model has no module with attention_logits(x) "
+                            "(trainlab's CausalSelfAttention)")
+        out["attn_logit_max"] = torch.stack(list(per.values())).max()
         return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from trainlab.probes._outputs import logits
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.restore import preserved
 
@@ -11,7 +12,8 @@ from trainlab.restore import preserved
 class Evaluation(Probe):
     """``train/<metric>`` and ``test/<metric>`` of the task on its whole train and test sets,
     in eval mode and without gradients (the caller's mode is restored). Large sets are
-    evaluated in chunks of ``chunk`` examples."""
+    evaluated in chunks of ``chunk`` examples; the task's metrics read the logits of the
+    model's output (:func:`~trainlab.probes._outputs.logits`)."""
 
     name = "eval"
 
@@ -21,13 +23,14 @@ class Evaluation(Probe):
 
     def _on(self, ctx: ProbeContext, x: torch.Tensor, y: torch.Tensor, prefix: str
             ) -> Measurement:
-        outs = [ctx.model(x[i:i + self.chunk]) for i in range(0, len(x), self.chunk)]
+        outs = [logits(ctx.model(x[i:i + self.chunk])) for i in range(0, len(x), self.chunk)]
         metrics = ctx.task.metrics(torch.cat(outs), y)
         return {f"{prefix}/{k}": v for k, v in metrics.items()}
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.task is None:
-            return {}
+            return ctx.skip(self.name, "no task was given to the monitor (evaluation needs its "
+                            "train and test sets)")
         t = ctx.task
         with preserved(ctx.model), torch.inference_mode():
             ctx.model.eval()

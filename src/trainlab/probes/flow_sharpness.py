@@ -19,6 +19,9 @@ Deviations: the paper integrates the flow on the full training set; the probe us
 batch (pass a bigger batch to :func:`gfs_sharpness` for the full-batch quantity). A flow that
 does not reach the tolerance within the budget (e.g. cross-entropy, whose minimum is at
 infinity) is reported with ``gfs/converged = 0`` and the sharpness where it stopped.
+Under dropout in training mode the flow and the Hessian use one fixed draw of the masks
+(:class:`~trainlab.curvature.randomness.FixedRandomness`), the same for both: the flow of the
+training loss for that draw.
 """
 
 from __future__ import annotations
@@ -32,9 +35,17 @@ from torch import nn
 from torch.func import functional_call, grad
 
 from trainlab.analyses import ANALYSES
-from trainlab.curvature import HessianOperator, flatten, lanczos, trainable_params, unflatten
+from trainlab.curvature import (
+    EigenResult,
+    flatten,
+    lanczos,
+    trainable_params,
+    unflatten,
+)
+from trainlab.curvature.randomness import FixedRandomness
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes.sharpness import eigen_metrics, training_hessian
 from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
@@ -62,12 +73,13 @@ class FlowSolution:
 
 @dataclass(frozen=True)
 class GFSSharpness:
-    """Top Hessian eigenvalue at the gradient-flow solution, with the flow and the
-    eigenvector (a warm start for the next measurement)."""
+    """Top Hessian eigenvalue at the gradient-flow solution, with the flow, the eigenvector
+    (a warm start for the next measurement) and the Lanczos result (residual, converged)."""
 
     value: float
     vector: torch.Tensor
     flow: FlowSolution
+    eigen: EigenResult
 
 
 def gradient_flow(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
@@ -84,7 +96,8 @@ def gradient_flow(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
             :math:`\|e\|_\infty \le` ``atol + rtol * |w|``.
 
     The model is not modified: its buffers are copied (BatchNorm statistics stay as they
-    were) and the global RNG is restored.
+    were) and the global RNG is restored. Stochastic layers draw one fixed set of masks,
+    replayed at every evaluation (the global RNG state at the call).
     """
     check_range("grad_tol", grad_tol, low=0.0, low_open=True, owner="gradient_flow")
     check_range("max_evals", max_evals, low=4, owner="gradient_flow")
@@ -96,9 +109,12 @@ def gradient_flow(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
     args = inputs if isinstance(inputs, tuple) else (inputs,)
     with preserved(model):
         buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+        masks = FixedRandomness(next(iter(start.values())).device)
 
         def loss_at(flat: torch.Tensor) -> torch.Tensor:
-            out = functional_call(model, (unflatten(flat, start), buffers), args)
+            with masks.replay():  # fresh buffers: BatchNorm may update them in place
+                out = functional_call(model, (unflatten(flat, start),
+                                              {n: b.clone() for n, b in buffers.items()}), args)
             return loss_fn(out, targets)
 
         grad_fn = grad(loss_at)
@@ -136,33 +152,48 @@ def gradient_flow(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
 def gfs_sharpness(model: nn.Module, loss_fn: LossFn, batch: tuple[Any, Any], *,
                   grad_tol: float = 1e-5, max_evals: int = 2000, rtol: float = 1e-6,
                   atol: float = 1e-9, eig_tol: float = 1e-6, v0: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None) -> GFSSharpness:
+                  generator: torch.Generator | None = None,
+                  run_cache: dict[str, Any] | None = None,
+                  max_iter: int | None = None) -> GFSSharpness:
     """Top Hessian eigenvalue of the batch loss at the gradient-flow solution from the
-    model's current parameters (:func:`gradient_flow`, then Lanczos with ``eig_tol``)."""
+    model's current parameters (:func:`gradient_flow`, then Lanczos with ``eig_tol`` on
+    :func:`~trainlab.probes.sharpness.training_hessian`, at most ``max_iter`` products,
+    default :func:`~trainlab.curvature.lanczos`'s; ``run_cache`` keeps its fallback warning
+    to one per run)."""
     flow = gradient_flow(model, loss_fn, batch, grad_tol=grad_tol, max_evals=max_evals,
                          rtol=rtol, atol=atol)
     with preserved(model):
         # the operator works on copies of the buffers: BatchNorm statistics stay as found
-        op = HessianOperator(model, loss_fn, batch, flow.params, check_deterministic=False)
-        eig = lanczos(op, k=1, tol=eig_tol, v0=v0, generator=generator)
-    return GFSSharpness(float(eig.values[0]), eig.vectors[:, 0].detach(), flow)
+        # the same masks as the flow: both replay the global RNG state of this call
+        op = training_hessian(model, loss_fn, batch, flow.params, run_cache=run_cache)
+        eig = lanczos(op, k=1, tol=eig_tol, v0=v0, generator=generator,
+                      max_iter=None if max_iter is None else min(max_iter, op.dim))
+    return GFSSharpness(float(eig.values[0]), eig.vectors[:, 0].detach(), flow, eig)
 
 
 class GFSSharpnessProbe(Probe):
     """``gfs/sharpness`` (top Hessian eigenvalue at the gradient-flow solution from the
     current parameters, on this step's batch), ``gfs/eos_ratio`` (its ``lr * s / 2``),
     ``gfs/loss`` and ``gfs/grad_norm`` at the solution, ``gfs/time``, ``gfs/grad_evals``
-    and ``gfs/converged``.
+    and ``gfs/converged`` (of the flow); the eigenvalue's ``gfs/sharpness_residual`` and
+    ``gfs/sharpness_converged`` (of Lanczos: an unconverged value is stored as
+    ``gfs/sharpness_unconverged`` and gives no ``gfs/eos_ratio``).
 
     Args:
         every: cadence (each measurement integrates a flow: up to ``max_evals`` gradients).
         grad_tol, max_evals: stopping rule of the flow (see :func:`gradient_flow`).
+        max_iter: Lanczos' Krylov dimension cap at the solution (default None:
+            :func:`~trainlab.curvature.lanczos`'s).
     """
 
     name = "gfs-sharpness"
 
-    def __init__(self, every: int = 1, grad_tol: float = 1e-5, max_evals: int = 1000):
+    def __init__(self, every: int = 1, grad_tol: float = 1e-5, max_evals: int = 1000,
+                 max_iter: int | None = None):
         super().__init__(every)
+        if max_iter is not None:
+            check_range("max_iter", max_iter, low=1, owner="gfs-sharpness")
+        self.max_iter = max_iter
         check_range("grad_tol", grad_tol, low=0.0, low_open=True, owner="gfs-sharpness")
         check_range("max_evals", max_evals, low=4, owner="gfs-sharpness")
         self.grad_tol, self.max_evals = grad_tol, max_evals
@@ -170,14 +201,14 @@ class GFSSharpnessProbe(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         res = gfs_sharpness(ctx.model, ctx.loss_fn, ctx.batch, grad_tol=self.grad_tol,
-                            max_evals=self.max_evals, v0=self._v, generator=ctx.generator)
+                            max_evals=self.max_evals, v0=self._v, generator=ctx.generator,
+                            run_cache=ctx.run_cache, max_iter=self.max_iter)
         self._v = res.vector
         f = res.flow
-        out: Measurement = {"gfs/sharpness": res.value, "gfs/loss": f.loss,
-                            "gfs/grad_norm": f.grad_norm, "gfs/time": f.time,
-                            "gfs/grad_evals": float(f.grad_evals),
-                            "gfs/converged": float(f.converged)}
-        if ctx.lr is not None:
+        out = eigen_metrics("gfs/sharpness", res.eigen)
+        out.update({"gfs/loss": f.loss, "gfs/grad_norm": f.grad_norm, "gfs/time": f.time,
+                    "gfs/grad_evals": float(f.grad_evals), "gfs/converged": float(f.converged)})
+        if ctx.lr is not None and "gfs/sharpness" in out:
             out["gfs/eos_ratio"] = ctx.lr * res.value / 2
         return out
 

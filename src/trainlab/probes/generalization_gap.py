@@ -88,7 +88,10 @@ class GeneralizationGapChange(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         t = ctx.task
-        if t is None or ctx.prev_params is None:
+        if t is None:
+            return ctx.skip(self.name, "no task was given to the monitor (the gap needs its "
+                            "train and test sets)")
+        if ctx.prev_params is None:  # the first step: no update to explain yet
             return {}
         k = self.max_examples
         xtr, ytr, xte, yte = t.x_train[:k], t.y_train[:k], t.x_test[:k], t.y_test[:k]

@@ -11,26 +11,47 @@ of per-example gradient norms, from one pass of per-example statistics.
   Parameters", ICLR 2020): per parameter :math:`\bar g_j^2 / \mathrm{Var}_i(g_{ij})`,
   averaged over the parameters with non-zero variance.
 
+Under BatchNorm in training mode the examples of a batch are coupled by the batch
+statistics and per-example gradients are undefined. The probe then falls back (with a note
+in the run record and a warning) to the paper's two-batch-size estimate (its appendix A.1,
+:func:`two_batch_noise`): the squared norms of the mean gradients of ``k`` disjoint
+sub-batches of size :math:`b` and of their union (size :math:`B = kb`) give
+:math:`|G|^2 \approx (B|G_B|^2 - b|G_b|^2)/(B - b)` and
+:math:`\mathrm{tr}\Sigma \approx (|G_b|^2 - |G_B|^2)/(1/b - 1/B)`, each gradient taken as
+training would at that batch size (BatchNorm normalizing with that batch's statistics). It
+reports ``gns``, ``gns/trace_cov``, ``gns/grad_sq`` and their standard errors from the
+spread over the sub-batches; the GSNR and the per-example norms need per-example gradients
+and are not reported.
+
 Deviations: the paper of McCandlish et al. smooths numerator and denominator with separate
 moving averages over steps; this probe reports the per-step terms (``gns/trace_cov``,
 ``gns/grad_sq``) so a consumer can smooth them, and their per-step ratio. The GSNR skips
 parameters whose per-example gradients are all equal (zero variance) instead of adding an
-epsilon, so the value does not depend on the parameter scale.
+epsilon, so the value does not depend on the parameter scale. In the two-batch fallback the
+standard errors count the spread of the small batches only (the big batch is one draw).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
+from torch.func import functional_call
 
-from trainlab.errors import check_range
+from trainlab.errors import ConfigError, check_range
+from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.per_sample import (
     GradStats,
     LinearCapture,
     captured_grad_stats,
     per_sample_grad_stats,
+    training_batchnorm,
 )
+from trainlab.restore import preserved
 
 
 def noise_scale_terms(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,6 +93,84 @@ def _noise(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return trace_cov, grad_sq, ratio.sum() / count.clamp_min(1)
 
 
+@dataclass(frozen=True)
+class TwoBatchNoise:
+    r"""The two-batch-size estimates of :func:`two_batch_noise`: ``trace_cov``
+    (:math:`\mathrm{tr}\Sigma`), ``grad_sq`` (:math:`|G|^2`), their standard errors, and
+    the batch sizes ``small`` (:math:`b`) and ``big`` (:math:`B`)."""
+
+    trace_cov: torch.Tensor
+    grad_sq: torch.Tensor
+    trace_cov_stderr: torch.Tensor
+    grad_sq_stderr: torch.Tensor
+    small: int
+    big: int
+
+
+def _rows(x: Any, i: int, j: int) -> Any:
+    if x is None:
+        return None
+    return tuple(_rows(t, i, j) for t in x) if isinstance(x, tuple) else x[i:j]
+
+
+def two_batch_noise(model: nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor],
+                    inputs: Any, targets: Any, *, groups: int = 4) -> TwoBatchNoise:
+    r"""Gradient noise terms from gradients at two batch sizes ("An Empirical Model of
+    Large-Batch Training", McCandlish, Kaplan, Amodei et al. 2018, appendix A.1): with
+    :math:`b = \lfloor n/k \rfloor` for ``k = groups`` and :math:`B = kb`, the mean
+    gradients :math:`G_{b,j}` of the ``k`` consecutive sub-batches of size :math:`b` and
+    :math:`G_B` of their union, and :math:`\overline{|G_b|^2}` the mean of the
+    :math:`|G_{b,j}|^2`,
+
+    .. math:: |G|^2 \approx \frac{B|G_B|^2 - b\overline{|G_b|^2}}{B - b},\qquad
+              \mathrm{tr}\Sigma \approx \frac{\overline{|G_b|^2} - |G_B|^2}{1/b - 1/B}
+
+    (unbiased when :math:`E|G_b|^2 = |G|^2 + \mathrm{tr}\Sigma/b`). Valid where per-example
+    gradients are not: each gradient is that of ``loss_fn(model(x), y)`` on that batch in
+    the model's current mode (BatchNorm in training mode uses that batch's statistics, as
+    training at batch size :math:`b` would). The model is left as found (buffers are
+    copies; mode, grads and the global RNG are restored). Averaged over the ways of
+    splitting the batch, the estimates equal the per-example ones of
+    :func:`noise_scale_terms` on a model without BatchNorm.
+
+    Args:
+        groups: ``k >= 2`` sub-batches (clipped to ``n // 2`` so that ``b >= 2``).
+
+    Returns:
+        :class:`TwoBatchNoise`; the standard errors come from the spread of the
+        :math:`|G_{b,j}|^2` (the one big batch adds an error not counted).
+    """
+    check_range("groups", groups, low=2, owner="two_batch_noise")
+    n = batch_size(inputs)
+    k = min(groups, n // 2)
+    if k < 2:
+        raise ConfigError(f"two_batch_noise needs at least 4 examples (two sub-batches of 2); "
+                          f"got {n}.")
+    b = n // k
+    big = k * b
+    named = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    with preserved(model):
+        def sq_norm(x: Any, y: Any) -> torch.Tensor:
+            leaves = {name: p.detach().requires_grad_(True) for name, p in named.items()}
+            buffers = {name: t.detach().clone() for name, t in model.named_buffers()}
+            with torch.enable_grad():
+                out = functional_call(model, ({**leaves}, buffers),
+                                      x if isinstance(x, tuple) else (x,))
+                grads = torch.autograd.grad(loss_fn(out, y), list(leaves.values()),
+                                            allow_unused=True)
+            return sum(g.detach().double().pow(2).sum() for g in grads if g is not None)
+
+        s_big = sq_norm(_rows(inputs, 0, big), _rows(targets, 0, big))
+        s_small = torch.stack([sq_norm(_rows(inputs, j * b, (j + 1) * b),
+                                       _rows(targets, j * b, (j + 1) * b)) for j in range(k)])
+    mean_small = s_small.mean()
+    se = s_small.std(correction=1) / k ** 0.5
+    trace_cov = (mean_small - s_big) / (1 / b - 1 / big)
+    grad_sq = (big * s_big - b * mean_small) / (big - b)
+    return TwoBatchNoise(trace_cov, grad_sq, se / (1 / b - 1 / big), b * se / (big - b), b,
+                         big)
+
+
 class GradientNoise(Probe):
     """``gns`` (simple noise scale), ``gns/trace_cov``, ``gns/grad_sq``, ``gsnr`` (mean GSNR)
     and the mean and standard deviation of the per-example gradient norms, on this step's
@@ -86,17 +185,24 @@ class GradientNoise(Probe):
     (up to rounding) when the training loop backpropagated ``loss_fn`` of the batch passed
     to the monitor (a mean over its examples), as the trainer does.
 
+    With BatchNorm in training mode it falls back to :func:`two_batch_noise` (module
+    docstring), says so in the run record (``ctx.note``), and reports ``gns``,
+    ``gns/trace_cov``, ``gns/grad_sq`` with ``gns/trace_cov_stderr`` and
+    ``gns/grad_sq_stderr``.
+
     Args:
         every: cadence.
         max_examples: use at most this many examples of the batch (the first ones).
+        groups: sub-batches of the two-batch fallback (default 4).
     """
 
     name = "grad-noise"
 
-    def __init__(self, every: int = 1, max_examples: int = 4096):
+    def __init__(self, every: int = 1, max_examples: int = 4096, groups: int = 4):
         super().__init__(every)
         check_range("max_examples", max_examples, low=2, owner="grad-noise")
-        self.max_examples = max_examples
+        check_range("groups", groups, low=2, owner="grad-noise")
+        self.max_examples, self.groups = max_examples, groups
         self._captures: list[LinearCapture] = []
 
     def attach(self, model: nn.Module) -> _Attachment | None:
@@ -118,19 +224,21 @@ class GradientNoise(Probe):
         records = capture.take()
         if not records:
             return None
-        return captured_grad_stats(ctx.model, records, len(ctx.batch[0]),
+        return captured_grad_stats(ctx.model, records, batch_size(ctx.batch[0]),
                                    examples=self.max_examples, params=ctx.params())
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
+        if training_batchnorm(ctx.model):
+            return self._two_batch(ctx, take(x, k), take(y, k))
         stats = self._recorded(ctx)
         if stats is None:
             # Probes run after this batch's backward pass and before the update, so p.grad
             # is the mean gradient at these parameters: reuse it (checked) when the whole
             # batch is used instead of summing the per-example gradients again.
-            grads = ctx.grads() if len(x) <= k else None
-            stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, x[:k], y[:k],
+            grads = ctx.grads() if batch_size(x) <= k else None
+            stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, take(x, k), take(y, k),
                                           mean_grad=grads)
         if stats.n < 2:
             return {}
@@ -139,6 +247,21 @@ class GradientNoise(Probe):
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
                 "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),
                 "per_sample_grad_norm/std": norms.std()}
+
+    def _two_batch(self, ctx: ProbeContext, x: Any, y: Any) -> Measurement:
+        if self._captures:  # what the hooks recorded of the training pass is not used
+            for capture in self._captures:
+                capture.take()
+        if batch_size(x) < 4:
+            return ctx.skip(self.name, "BatchNorm in training mode and fewer than 4 examples: "
+                            "neither per-example nor two-batch-size estimates apply")
+        res = two_batch_noise(ctx.model, ctx.loss_fn, x, y, groups=self.groups)
+        ctx.note(self.name, f"BatchNorm in training mode couples the examples: noise scale "
+                 f"from two batch sizes ({res.small} and {res.big}, McCandlish et al. 2018 "
+                 f"appendix A.1); no gsnr or per-example norms")
+        return {"gns": res.trace_cov / res.grad_sq, "gns/trace_cov": res.trace_cov,
+                "gns/grad_sq": res.grad_sq, "gns/trace_cov_stderr": res.trace_cov_stderr,
+                "gns/grad_sq_stderr": res.grad_sq_stderr}
 
 
 class _Attachment:

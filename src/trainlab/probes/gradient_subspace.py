@@ -4,7 +4,9 @@ r"""Overlap of the gradient with the top Hessian eigenspace.
 row 28): after a short period of training the gradient lies mostly in the span of the top
 :math:`k` Hessian eigenvectors, :math:`k` the number of classes. The overlap is
 :math:`\|P_k g\|^2 / \|g\|^2` with :math:`P_k` the projector on that span, computed at the
-current parameters on this step's batch (gradient and Hessian of the same loss).
+current parameters on this step's batch (gradient and Hessian of the same loss: under
+dropout, of the same fixed draw of the masks, see
+:func:`~trainlab.probes.sharpness.step_hessian`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch.func import grad
 
-from trainlab.curvature import flatten, loss_function, trainable_params
+from trainlab.curvature import flatten
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.hessian_spectrum import top_hessian_eigen
+from trainlab.probes.sharpness import step_hessian
 
 
 def subspace_overlap(g: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
@@ -38,9 +41,8 @@ class GradientSubspace(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         k = self.k or getattr(ctx.task, "num_outputs", None) or 10
-        x, y = ctx.batch
-        g = flatten(grad(loss_function(ctx.model, ctx.loss_fn, x, y))(
-            trainable_params(ctx.model)))
+        op = step_hessian(ctx)
+        g = flatten(grad(lambda p: op.loss(p, op.batches[0]))(op.params)).detach()
         eig = top_hessian_eigen(ctx, k)
         return {"grad_subspace_overlap": subspace_overlap(g, eig.vectors.to(g.dtype))}
 

@@ -231,8 +231,12 @@ class InputSensitivity(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
-        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x) or x[0].numel() < 2:
-            return {}
+        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+            kind = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+            return ctx.skip(self.name, f"the inputs are not one floating-point tensor ({kind}): "
+                            "derivatives in discrete inputs are undefined")
+        if x[0].numel() < 2:
+            return ctx.skip(self.name, "one input variable: there is no ordering to compare")
         x, y = x[:self.max_examples], y[:self.max_examples]
         scores = input_derivatives(ctx.model, ctx.loss_fn, x, y, wrt=self.wrt,
                                    chunk=self.chunk).scores()

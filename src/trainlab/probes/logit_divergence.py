@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from trainlab.probes._outputs import call, logits
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.restore import preserved
 
@@ -17,16 +18,18 @@ from trainlab.restore import preserved
 class LogitDivergence(Probe):
     """``logit/log_z_mean``, ``logit/log_z_abs_max``, ``logit/z_loss`` (mean
     :math:`\\log^2 Z`) and ``logit/abs_max`` (largest absolute logit), over all output
-    positions of this step's batch (classification outputs, classes on the last axis)."""
+    positions of this step's batch (classification outputs, classes on the last axis; the
+    logits are read from the model's output by :func:`~trainlab.probes._outputs.logits`:
+    a tensor, a ``logits`` entry or attribute, or a tuple's first tensor)."""
 
     name = "logit-divergence"
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         with preserved(ctx.model), torch.no_grad():
-            logits = ctx.model(ctx.batch[0])
-        log_z = torch.logsumexp(logits, dim=-1)
+            z = logits(call(ctx.model, ctx.batch[0]))
+        log_z = torch.logsumexp(z, dim=-1)
         return {"logit/log_z_mean": log_z.mean(), "logit/log_z_abs_max": log_z.abs().max(),
-                "logit/z_loss": log_z.pow(2).mean(), "logit/abs_max": logits.abs().max()}
+                "logit/z_loss": log_z.pow(2).mean(), "logit/abs_max": z.abs().max()}
 
 
 PROBES.register("logit-divergence", LogitDivergence, papers=(98,),

@@ -128,10 +128,11 @@ class Lojasiewicz(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         grads = ctx.grads()
         if ctx.loss is None or not grads:
-            return {}
+            return ctx.skip(self.name, "needs the step's loss and gradients (p.grad)")
         gap = float(ctx.loss) - self.loss_min
         if gap <= 0:
-            return {}
+            return ctx.skip(self.name, f"the loss {float(ctx.loss):.6g} is at or below "
+                            f"loss_min = {self.loss_min:g}, where the inequality says nothing")
         gnorm = torch.sqrt(sum(g.double().pow(2).sum() for g in grads.values()))
         cs = lgi_constants(torch.tensor([gap], dtype=torch.float64), gnorm.reshape(1))
         self._mins = [min(a, b) for a, b in zip(self._mins, cs.tolist())]

@@ -11,7 +11,9 @@ class Loss(Probe):
     name = "loss"
 
     def measure(self, ctx: ProbeContext) -> Measurement:
-        return {} if ctx.loss is None else {"loss": ctx.loss.detach()}
+        if ctx.loss is None:
+            return ctx.skip(self.name, "the context has no loss")
+        return {"loss": ctx.loss.detach()}
 
 
 PROBES.register("loss", Loss,

@@ -20,6 +20,8 @@ class MomentumAlignment(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.optimizer is None:
+            return ctx.skip(self.name, "no optimizer was given to the monitor")
+        if not ctx.optimizer.state:  # before the first update: no buffer yet
             return {}
         names = {p: n for n, p in ctx.model.named_parameters()}
         out: Measurement = {}
@@ -37,6 +39,9 @@ class MomentumAlignment(Probe):
         if dots:
             out["momentum_cos"] = torch.stack(dots).sum() / (
                 torch.stack(mm).sum() * torch.stack(gg).sum()).sqrt().clamp_min(1e-300)
+        else:
+            return ctx.skip(self.name, f"{type(ctx.optimizer).__name__} keeps no momentum "
+                            f"buffer ({' / '.join(_KEYS)}) for a parameter with a gradient")
         return out
 
 

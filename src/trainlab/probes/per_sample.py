@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_choice, check_range
+from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
@@ -236,7 +237,7 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     handles = [m.register_forward_hook(hook) for m in modules]
     try:
         with torch.enable_grad():
-            loss = loss_fn(model(inputs), targets)
+            loss = loss_fn(call(model, inputs), targets)
     finally:
         for h in handles:
             h.remove()
@@ -511,26 +512,49 @@ def _captured(layout: _Layout, records: Records, batch_size: int, examples: int 
     return _linear_stats(layout, acts, n, batch_size, known, like, "captured")
 
 
-def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: Any,
+def training_batchnorm(model: nn.Module) -> bool:
+    """Whether a BatchNorm layer of ``model`` is in training mode (it then couples the
+    examples of a batch through the batch statistics: per-example gradients are undefined)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+               for m in model.modules())
+
+
+def _one_example(x: Any) -> Any:
+    """One example (vmap's slice) as a batch of one; tuples entry-wise; None stays None."""
+    if x is None:
+        return None
+    if isinstance(x, tuple):
+        return tuple(_one_example(t) for t in x)
+    return x.unsqueeze(0)
+
+
+def _rows(x: Any, i: int, j: int) -> Any:
+    if x is None:
+        return None
+    return tuple(_rows(t, i, j) for t in x) if isinstance(x, tuple) else x[i:j]
+
+
+def _stats_vmap(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
                 chunk: int) -> GradStats:
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
-            raise ConfigError("per-example gradients: a BatchNorm layer in training mode couples "
-                              "the examples of a batch; put the model in eval mode")
+    if training_batchnorm(model):
+        raise ConfigError("per-example gradients: a BatchNorm layer in training mode couples "
+                          "the examples of a batch; put the model in eval mode")
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
 
-    def one(p: dict[str, torch.Tensor], x: torch.Tensor, y: Any) -> torch.Tensor:
-        out = functional_call(model, (p, buffers), (x.unsqueeze(0),))
-        return loss_fn(out, y.unsqueeze(0))
+    def one(p: dict[str, torch.Tensor], x: Any, y: Any) -> torch.Tensor:
+        x1 = _one_example(x)
+        out = functional_call(model, (p, buffers), x1 if isinstance(x1, tuple) else (x1,))
+        return loss_fn(out, _one_example(y))
 
-    per_example = vmap(grad(one), in_dims=(None, 0, 0), randomness="different")
-    n = inputs.shape[0]
+    per_example = vmap(grad(one), in_dims=(None, 0, None if targets is None else 0),
+                       randomness="different")
+    n = batch_size(inputs)
     sq_norms = []
     gsum = {k: torch.zeros_like(v) for k, v in params.items()}
     gsq = {k: torch.zeros_like(v) for k, v in params.items()}
     for i in range(0, n, chunk):
-        g = per_example(params, inputs[i:i + chunk], targets[i:i + chunk])
+        g = per_example(params, _rows(inputs, i, i + chunk), _rows(targets, i, i + chunk))
         sq_norms.append(sum(v.pow(2).flatten(1).sum(1) for v in g.values()))
         for k, v in g.items():
             gsum[k] += v.sum(0)

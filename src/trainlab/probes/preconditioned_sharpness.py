@@ -7,9 +7,10 @@ from typing import Any
 import torch
 
 from trainlab.curvature import preconditioned_sharpness
+from trainlab.curvature.optimizer_sharpness import preconditioner_kind
 from trainlab.errors import ConfigError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.sharpness import step_hessian
+from trainlab.probes.sharpness import eigen_metrics, step_hessian
 
 
 class PreconditionedSharpness(Probe):
@@ -26,18 +27,21 @@ class PreconditionedSharpness(Probe):
     threshold. Warm-started Lanczos on the step's shared Hessian.
 
     Reports ``precond_sharpness``, ``precond_threshold`` and ``precond_eos_ratio`` (1 at the
-    edge). Nothing is reported before the optimizer has state (Adam before its first step)
-    or for an optimizer it does not support.
+    edge), with ``precond_sharpness_residual`` and ``precond_sharpness_converged``; a value
+    that did not converge is stored as ``precond_sharpness_unconverged`` and gives no ratio
+    (:func:`~trainlab.probes.sharpness.eigen_metrics`). Nothing is measured before the
+    optimizer has state (Adam before its first step); for an optimizer whose preconditioner
+    is not known nothing is measured and the reason is recorded (``ctx.skip``).
 
     Args:
         every: cadence.
-        max_iter: Krylov dimension cap (default 20).
+        max_iter: Krylov dimension cap (default 100).
         tol: Lanczos relative residual tolerance (default 1e-2).
     """
 
     name = "preconditioned-sharpness"
 
-    def __init__(self, every: int = 1, max_iter: int = 20, tol: float = 1e-2):
+    def __init__(self, every: int = 1, max_iter: int = 100, tol: float = 1e-2):
         super().__init__(every)
         check_range("max_iter", max_iter, low=1, owner=self.name)
         check_range("tol", tol, low=0.0, low_open=True, owner=self.name)
@@ -46,18 +50,27 @@ class PreconditionedSharpness(Probe):
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         if ctx.optimizer is None:
-            return {}
+            return ctx.skip(self.name, "no optimizer was given to the monitor")
+        try:
+            preconditioner_kind(ctx.optimizer)
+        except ConfigError as exc:
+            return ctx.skip(self.name, str(exc))
         op = step_hessian(ctx)
         v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
         try:
             res = preconditioned_sharpness(op, ctx.optimizer, tol=self.tol,
                                            max_iter=min(self.max_iter, op.dim), v0=v0,
                                            generator=ctx.generator)
-        except ConfigError:  # no optimizer state yet, or an optimizer without a known P
-            return {}
+        except ConfigError as exc:  # no optimizer state yet, or an optimizer without a known P
+            if not ctx.optimizer.state:  # before the first update: nothing to read yet
+                return {}
+            return ctx.skip(self.name, str(exc))
         self._v = res.eigen.vectors[:, 0].detach().clone()
-        return {"precond_sharpness": res.value, "precond_threshold": res.threshold,
-                "precond_eos_ratio": res.ratio}
+        out = eigen_metrics("precond_sharpness", res.eigen)
+        out["precond_threshold"] = res.threshold
+        if "precond_sharpness" in out:
+            out["precond_eos_ratio"] = res.ratio
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"v": self._v}

@@ -153,7 +153,8 @@ class RoughnessIndex(Probe):
                               radius=self.radius, intervals=self.intervals,
                               generator=ctx.generator)
         if not torch.isfinite(res.ntv).all():
-            return {}
+            return ctx.skip(self.name, "the loss is constant along a random slice (or not "
+                            "finite): the normalized total variation is undefined")
         return {"roughness_index": res.index, "roughness/ntv_mean": res.mean,
                 "roughness/ntv_std": res.std}
 

@@ -2,32 +2,71 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
-from trainlab.curvature import HessianOperator, lanczos
+from trainlab.curvature import EigenResult, HessianOperator, lanczos
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+
+LOG = logging.getLogger("trainlab")
 
 
 def step_hessian(ctx: ProbeContext) -> HessianOperator:
     """The Hessian of this step's batch loss, built once per step and shared by the curvature
-    probes. Products use double backward (2-3x cheaper than ``torch.func`` on small CPU
-    models) through a gradient graph built once per step (``retain_graph``: later products
-    are one backward pass each); a model whose operators lack a double backward falls back
-    to forward-over-reverse on the first failure."""
+    probes.
 
-    def build() -> HessianOperator:
-        op = HessianOperator(ctx.model, ctx.loss_fn, ctx.batch, method="double-backward",
-                             retain_graph=True)
-        try:
-            op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
-        except RuntimeError:
-            op = HessianOperator(ctx.model, ctx.loss_fn, ctx.batch, check_deterministic=False)
-        return op
+    Randomness: the model keeps its mode (BatchNorm in training mode normalizes with the
+    batch's statistics, as in the training step) and its stochastic layers (dropout) draw
+    one fixed set of masks, replayed at every product
+    (:class:`~trainlab.curvature.randomness.FixedRandomness`): the operator is the Hessian
+    of the training loss for one draw of the masks, not of its average over masks. The
+    masks come from the global RNG state at the measurement, which is given back unchanged.
 
-    return ctx.cached("hessian_operator", build)
+    Products use double backward (2-3x cheaper than ``torch.func`` on small CPU models)
+    through a gradient graph built once per step (``retain_graph``: later products are one
+    backward pass each); a model whose operators lack a double backward falls back to
+    forward-over-reverse on the first failure, with a warning on the ``trainlab`` logger
+    (once per run)."""
+
+    return ctx.cached("hessian_operator", lambda: training_hessian(
+        ctx.model, ctx.loss_fn, ctx.batch, run_cache=ctx.run_cache))
+
+
+def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],
+                     params: dict[str, torch.Tensor] | None = None, *,
+                     run_cache: dict[str, Any] | None = None) -> HessianOperator:
+    """The Hessian operator the curvature probes use (see :func:`step_hessian`): the model's
+    mode kept, one fixed draw of its randomness, double-backward products through a
+    retained graph, or forward-over-reverse when double backward fails (a warning on the
+    ``trainlab`` logger, once per ``run_cache``)."""
+    op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
+                         retain_graph=True, fixed_randomness=True)
+    try:
+        op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
+    except RuntimeError as exc:
+        cache = {} if run_cache is None else run_cache
+        if not cache.get("hessian_fallback_logged"):
+            cache["hessian_fallback_logged"] = True
+            LOG.warning("Hessian-vector products: double backward failed on this model (%s); "
+                        "using forward-over-reverse (torch.func) instead.",
+                        (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        op = HessianOperator(model, loss_fn, batch, params, check_deterministic=False,
+                             fixed_randomness=True)
+    return op
+
+
+def eigen_metrics(key: str, eig: EigenResult, i: int = 0) -> Measurement:
+    r"""Eigenvalue ``i`` of a Lanczos result with its accuracy: ``key`` when it converged,
+    else ``key + "_unconverged"`` (a Ritz value: a lower bound of the eigenvalue it
+    approximates when it is the top one, never stored as if exact); always
+    ``key + "_residual"`` (the residual norm of the Ritz pair, :math:`\|Hy - \theta y\|`) and
+    ``key + "_converged"`` (1.0 or 0.0)."""
+    ok = bool(eig.converged[i])
+    return {key if ok else f"{key}_unconverged": float(eig.values[i]),
+            f"{key}_residual": float(eig.residuals[i]), f"{key}_converged": float(ok)}
 
 
 class Sharpness(Probe):
@@ -47,9 +86,17 @@ class Sharpness(Probe):
     The Hessian operator (:func:`step_hessian`) is shared with the other curvature probes of
     the same step.
 
+    Every value comes with its Lanczos residual (``sharpness_residual``) and a converged
+    flag (``sharpness_converged``); a value that did not converge within ``max_iter``
+    products is stored as ``sharpness_unconverged`` (a lower bound of the top eigenvalue),
+    never as ``sharpness`` (see :func:`eigen_metrics`), and no ``eos_ratio`` is derived from
+    it. Under dropout the Hessian is that of one fixed draw of the masks
+    (:func:`step_hessian`).
+
     Args:
         every: cadence.
-        max_iter: Krylov dimension cap per measurement (default 20).
+        max_iter: Krylov dimension cap per measurement (default 100, as
+            :func:`~trainlab.curvature.lanczos`; a warm start usually converges in a few).
         tol: Lanczos residual tolerance relative to the eigenvalue (default 1e-2: the
             eigenvalue error is about the residual squared over the spectral gap, so about
             1e-4 relative for a well-separated top eigenvalue).
@@ -57,7 +104,7 @@ class Sharpness(Probe):
 
     name = "sharpness"
 
-    def __init__(self, every: int = 1, max_iter: int = 20, tol: float = 1e-2):
+    def __init__(self, every: int = 1, max_iter: int = 100, tol: float = 1e-2):
         super().__init__(every)
         check_range("max_iter", max_iter, low=1, owner="sharpness")
         check_range("tol", tol, low=0.0, low_open=True, owner="sharpness")
@@ -69,11 +116,11 @@ class Sharpness(Probe):
         v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
         res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
                       generator=ctx.generator)
-        value = float(res.values[0])
         self._v = res.vectors[:, 0].detach().clone()
-        out: Measurement = {"sharpness": value, "sharpness_matvecs": float(res.matvecs)}
-        if ctx.lr is not None:
-            out["eos_ratio"] = value * ctx.lr / 2.0
+        out = eigen_metrics("sharpness", res)
+        out["sharpness_matvecs"] = float(res.matvecs)
+        if ctx.lr is not None and "sharpness" in out:
+            out["eos_ratio"] = float(res.values[0]) * ctx.lr / 2.0
         return out
 
     def state_dict(self) -> dict[str, Any]:

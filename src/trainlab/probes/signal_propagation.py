@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.probes._outputs import call
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.restore import preserved
 
@@ -38,7 +39,7 @@ def layer_signals(model: nn.Module, loss_fn: Any, inputs: Any, targets: Any
         handles.append(module.register_forward_hook(hook))
     try:
         with preserved(model), torch.enable_grad():
-            loss = loss_fn(model(inputs), targets)
+            loss = loss_fn(call(model, inputs), targets)
             names = [n for n, o in outs.items() if o.requires_grad]
             grads = torch.autograd.grad(loss, [outs[n] for n in names], allow_unused=True)
     finally:

@@ -21,6 +21,7 @@ from torch import nn
 from torch.func import functional_call, jacrev
 
 from trainlab.errors import check_range
+from trainlab.probes._outputs import logits
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.restore import preserved
 
@@ -44,7 +45,7 @@ def layer_tangent_kernels(model: nn.Module, inputs: torch.Tensor) -> dict[str, t
     with preserved(model):
         for layer, names in groups.items():
             def f(sub: dict[str, torch.Tensor]) -> torch.Tensor:
-                out = functional_call(model, ({**params, **sub}, buffers), (inputs,))
+                out = logits(functional_call(model, ({**params, **sub}, buffers), (inputs,)))
                 return out.reshape(out.shape[0], -1)
 
             jac = jacrev(f)({n: params[n] for n in names})
@@ -76,7 +77,7 @@ class TangentAlignment(Probe):
         x, y = x[:self.max_examples], y[:self.max_examples]
         kernels = layer_tangent_kernels(ctx.model, x)
         with torch.no_grad(), preserved(ctx.model):
-            k = ctx.model(x[:1]).reshape(1, -1).shape[1]
+            k = logits(ctx.model(x[:1])).reshape(1, -1).shape[1]
         dtype = next(iter(kernels.values())).dtype
         labels = label_matrix(y, k, dtype)
         return {f"tangent_alignment/{n}": alignment(K, labels) for n, K in kernels.items()}

@@ -116,7 +116,15 @@ def build_run_page(view: RunView) -> Page:
         page.text(f"The run diverged (loss became NaN/Inf) at step "
                   f"{r.summary.get('diverged_at', '?')}; everything up to it is shown.",
                   css="status-diverged")
-    page.heading("Summary").table(["quantity", "value"], list(r.summary.items()))
+    probe_rows = [(name, "measured nothing", why)
+                  for name, why in r.summary.get("skipped_probes", {}).items()]
+    probe_rows += [(name, "measured less", why)
+                   for name, why in r.summary.get("probe_notes", {}).items()]
+    page.heading("Summary").table(["quantity", "value"], [
+        (k, v) for k, v in r.summary.items() if k not in ("skipped_probes", "probe_notes")])
+    if probe_rows:
+        page.heading("Probes that did not measure everything").table(
+            ["probe", "outcome", "why"], probe_rows)
 
     loss_series = {}
     if view.get("loss"):

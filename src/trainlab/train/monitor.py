@@ -19,10 +19,19 @@ records the inputs and output gradients of the ``nn.Linear`` layers) are attache
 model when the monitor is built and detached by :meth:`Monitor.finish` (or on leaving a
 ``with`` block, also after an exception). They record only on the forward/backward pass that
 precedes a step where the probe is due, and change no value the model computes.
+
+A probe never stops the training: one that cannot measure on this model (it raises one of
+:data:`PROBE_ERRORS`, or returns nothing and says why through ``ctx.skip``) is recorded with
+its reason, and the other probes go on. The first reason of each probe is logged once per run
+as a warning on the ``trainlab`` logger and kept in :attr:`Monitor.skipped` (probes that
+measured nothing at some step) or :attr:`Monitor.notes` (probes that measured less than they
+name, e.g. after a fallback); :meth:`Monitor.summary` puts both in the run record
+(``skipped_probes``, ``probe_notes``), which the run report shows.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,9 +40,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.probes import Probe, ProbeContext, build_probes
+from trainlab.errors import ConfigError, TrainlabError
+from trainlab.probes import Measurement, Probe, ProbeContext, build_probes
+from trainlab.probes._outputs import loss_function
 from trainlab.probes._probe import Handle
 from trainlab.store import RunStore
+
+LOG = logging.getLogger("trainlab")
+PROBE_ERRORS: tuple[type[BaseException], ...] = (
+    TrainlabError, TypeError, ValueError, RuntimeError, AttributeError, KeyError, IndexError)
+"""What a probe's ``measure`` may raise without stopping the run (with ``on_probe_error=
+"record"``): a model or optimizer the probe cannot measure (ConfigError), an output of another
+type (TypeError, AttributeError, KeyError, IndexError), an operation without the derivative a
+probe needs (RuntimeError, NotImplementedError)."""
 
 
 class Monitor:
@@ -49,7 +68,11 @@ class Monitor:
 
     Args:
         model: the model being trained.
-        loss_fn: ``loss_fn(outputs, targets)``, used by curvature probes.
+        loss_fn: ``loss_fn(outputs, targets)``, used by curvature probes; it receives the
+            model's output as the model returns it (tensor, dict, ``ModelOutput``, tuple).
+            ``None`` when the model computes its own loss: batches are then
+            ``((arg, ...), targets)``, the model is called as ``model(*args)`` and returns the
+            scalar loss or an output with a ``loss`` entry.
         optimizer: read (never written) by probes that need its state or lr.
         probes: a probe spec (``"standard"``, ``"grad-norm,sharpness@10"``) or probe objects.
         every: default cadence of the probes.
@@ -61,13 +84,16 @@ class Monitor:
         task: the task, for evaluation probes.
         seed: seeds the generator handed to stochastic probes.
         flush_every: write buffered rows to the store every this many steps.
+        on_probe_error: ``"record"`` (default: a probe that raises one of
+            :data:`PROBE_ERRORS` is recorded as skipped at that step, with the reason, and
+            the run goes on) or ``"raise"`` (the error propagates: for debugging a probe).
     """
 
     def __init__(
         self,
         model: nn.Module,
         *,
-        loss_fn: Callable[[torch.Tensor, Any], torch.Tensor],
+        loss_fn: Callable[[Any, Any], torch.Tensor] | None,
         optimizer: torch.optim.Optimizer | None = None,
         probes: str | list[Probe] = "standard",
         every: int = 50,
@@ -80,8 +106,16 @@ class Monitor:
         task: Any = None,
         seed: int = 0,
         flush_every: int = 500,
+        on_probe_error: str = "record",
     ):
-        self.model, self.loss_fn, self.optimizer, self.task = model, loss_fn, optimizer, task
+        if on_probe_error not in ("record", "raise"):
+            raise ConfigError(f"The 'on_probe_error' parameter of Monitor must be one of "
+                              f"'record', 'raise'; got {on_probe_error!r}.")
+        self.on_probe_error = on_probe_error
+        self.model, self.optimizer, self.task = model, optimizer, task
+        self.loss_fn = loss_function(loss_fn)
+        self.skipped: dict[str, str] = {}  # probe name -> first reason it measured nothing
+        self.notes: dict[str, str] = {}  # probe name -> first reason it measured less
         self.probes: list[Probe] = (build_probes(probes, every, **(probe_params or {}))
                                     if isinstance(probes, str) else list(probes))
         self.total_steps = total_steps
@@ -185,11 +219,9 @@ class Monitor:
                                init_params=self.init_params, prev_params=self._prev,
                                task=self.task, generator=self.generator,
                                cache={"params": params, "trainable": self._trainable},
-                               run_cache=self._run_cache)
+                               run_cache=self._run_cache, warn=False)
             for probe in due:
-                if not self._set_up:
-                    probe.setup(ctx)
-                values.update(probe.measure(ctx))
+                values.update(self._measure(probe, ctx))
             self._set_up = True
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
@@ -198,6 +230,35 @@ class Monitor:
         if len(self._buffer) and (k + 1) % self.flush_every == 0:
             self.flush()
         return finite
+
+    def _measure(self, probe: Probe, ctx: ProbeContext) -> Measurement:
+        """One probe's measurement; what it could not measure, and why, goes to
+        :attr:`skipped` / :attr:`notes` (one warning per probe and run)."""
+        try:
+            if not self._set_up:
+                probe.setup(ctx)
+            out = probe.measure(ctx)
+        except PROBE_ERRORS as exc:
+            if self.on_probe_error == "raise":
+                raise
+            ctx.notes.pop(probe.name, None)
+            message = str(exc).strip().splitlines()
+            self._remember(self.skipped, probe.name, ctx.step,
+                           f"{type(exc).__name__}: {message[0] if message else ''}")
+            return {}
+        reason = ctx.notes.pop(probe.name, None)
+        if reason is not None:
+            self._remember(self.notes if out else self.skipped, probe.name, ctx.step, reason)
+        return out
+
+    @staticmethod
+    def _remember(where: dict[str, str], name: str, step: int, reason: str) -> None:
+        """Keep the first reason of each probe and log it, once per run."""
+        if name in where:
+            return
+        where[name] = f"{reason} (first at step {step})"
+        LOG.warning("probe %r at step %d: %s (logged once per run; kept in the run record)",
+                    name, step, reason)
 
     def _record(self, step: int, values: dict[str, torch.Tensor | float]) -> None:
         tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
@@ -237,6 +298,10 @@ class Monitor:
             out["best_test_accuracy"] = max(v for _, v in self.history["test/accuracy"])
         if status == "diverged":
             out["diverged_at"] = self.step_index - 1
+        if self.skipped:
+            out["skipped_probes"] = dict(self.skipped)
+        if self.notes:
+            out["probe_notes"] = dict(self.notes)
         return out
 
     def finish(self, status: str = "completed", extra: dict[str, Any] | None = None
@@ -266,7 +331,8 @@ class Monitor:
         return {"step_index": self.step_index, "init_params": self.init_params,
                 "prev": prev, "generator": self.generator.get_state(),
                 "probes": [p.state_dict() for p in self.probes], "set_up": self._set_up,
-                "history": self.history}
+                "history": self.history, "skipped": dict(self.skipped),
+                "notes": dict(self.notes)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_index = state["step_index"]
@@ -277,6 +343,8 @@ class Monitor:
         for probe, s in zip(self.probes, state["probes"]):
             probe.load_state_dict(s)
         self._set_up = state["set_up"]
+        self.skipped = dict(state.get("skipped", {}))
+        self.notes = dict(state.get("notes", {}))
         self.history = {k: [e for e in v if e[0] < self.step_index]
                         for k, v in state["history"].items()}
         self._buffer = []

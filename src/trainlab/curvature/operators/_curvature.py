@@ -25,6 +25,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from trainlab.curvature.operators._linear import LinearOperator
+from trainlab.curvature.randomness import FixedRandomness
 from trainlab.errors import ConfigError
 
 with warnings.catch_warnings():
@@ -92,13 +93,19 @@ class CurvatureOperator(LinearOperator):
             floating inputs are cast copies; the model is not modified.
         check_deterministic: evaluate the first batch's loss twice and raise
             :class:`~trainlab.errors.ConfigError` if it differs (dropout in train mode).
+        fixed_randomness: draw the model's randomness once (dropout masks in train mode)
+            and reuse it in every evaluation (:class:`~trainlab.curvature.randomness.
+            FixedRandomness`: the global RNG state at construction is replayed around each
+            forward pass and the caller's state restored), so the operator is the curvature
+            of the loss for one fixed set of masks; with it the determinism check passes
+            for dropout. Default False.
     """
 
     needs_loss_fn = False
 
     def __init__(self, model: nn.Module, loss_fn: LossFn | None, data: Batch | Sequence[Batch],
                  params: Params | None = None, *, dtype: torch.dtype | None = None,
-                 check_deterministic: bool = True):
+                 check_deterministic: bool = True, fixed_randomness: bool = False):
         if loss_fn is None and self.needs_loss_fn:
             raise ConfigError(f"{type(self).__name__} needs a loss_fn(outputs, targets); a "
                               "model that computes its own loss only supports the Hessian.")
@@ -116,12 +123,16 @@ class CurvatureOperator(LinearOperator):
         self._fixed: Params = {n: _cast(p.detach(), dtype) for n, p in named.items()
                                if n not in params}
         self._buffers = {n: _cast(b.detach().clone(), dtype) for n, b in model.named_buffers()}
+        self._updates_buffers = any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+            and m.track_running_stats for m in model.modules())
         self.batches = [(_cast(x, dtype), _cast(y, dtype)) for x, y in as_batches(data)]
         sizes = [_batch_size(x) for x, _ in self.batches]
         self.weights = [s / sum(sizes) for s in sizes]
         first = next(iter(self.params.values()))
         self.dtype, self.device = first.dtype, first.device
         self.dim = sum(p.numel() for p in self.params.values())
+        self.randomness = FixedRandomness(self.device) if fixed_randomness else None
         if check_deterministic:
             self._check_deterministic()
 
@@ -129,7 +140,14 @@ class CurvatureOperator(LinearOperator):
     def outputs(self, params: Params, inputs: Any) -> Any:
         """``model(inputs)`` at ``params`` (the fixed parameters and buffers filled in)."""
         args = inputs if isinstance(inputs, tuple) else (inputs,)
-        return functional_call(self.model, ({**self._fixed, **params}, self._buffers), args)
+        # BatchNorm in training mode updates its running statistics in place: give it fresh
+        # copies, which torch.func transforms allow (and the operator's own stay as built)
+        buffers = ({n: b.clone() for n, b in self._buffers.items()} if self._updates_buffers
+                   else self._buffers)
+        if self.randomness is None:
+            return functional_call(self.model, ({**self._fixed, **params}, buffers), args)
+        with self.randomness.replay():
+            return functional_call(self.model, ({**self._fixed, **params}, buffers), args)
 
     def loss(self, params: Params, batch: Batch) -> torch.Tensor:
         """The batch loss at ``params``."""
@@ -195,7 +213,8 @@ class CurvatureOperator(LinearOperator):
         tangents = self._split(mat.to(self.dtype).T)
         total = torch.zeros(k, self.dim, dtype=self.dtype, device=self.device)
         for w, batch in zip(self.weights, self.batches):
-            out = vmap(lambda t, b=batch: self._product(t, b), chunk_size=chunk_size)(tangents)
+            out = vmap(lambda t, b=batch: self._product(t, b), chunk_size=chunk_size,
+                       randomness="error" if self.randomness is None else "same")(tangents)
             total += w * self._join(out, (k,))
         return total.T
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import torch
@@ -9,6 +10,8 @@ from torch.func import grad, jvp
 
 from trainlab.curvature.operators._curvature import Batch, CurvatureOperator, Params
 from trainlab.errors import ConfigError, check_choice
+
+LOG = logging.getLogger("trainlab")
 
 Method = Literal["forward-over-reverse", "double-backward"]
 METHODS = ("forward-over-reverse", "double-backward")
@@ -38,6 +41,10 @@ class HessianOperator(CurvatureOperator):
     was written in place since it was built (tracked by tensor version counters), so products
     always use the current values, as without ``retain_graph``.
 
+    With ``method="double-backward"``, a model without forward-mode derivatives (e.g.
+    CPU LSTMs) still gets ``matmat``: one double-backward product per column, after a
+    warning on the ``trainlab`` logger.
+
     See :class:`CurvatureOperator` for the other arguments.
 
     Example:
@@ -62,7 +69,23 @@ class HessianOperator(CurvatureOperator):
         self.retain_graph = retain_graph
         self._graphs: dict[int, tuple[list[torch.Tensor], tuple[torch.Tensor, ...],
                                       list[int]]] = {}
+        self._columnwise = False  # matmat by matvec columns (no forward-mode derivatives)
         super().__init__(*args, **kwargs)
+
+    def matmat(self, mat: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+        if self.method == "double-backward" and not self._columnwise:
+            try:
+                return super().matmat(mat, chunk_size)
+            except (NotImplementedError, RuntimeError) as exc:
+                self._columnwise = True
+                LOG.warning("HessianOperator.matmat: the vectorized forward-over-reverse "
+                            "product failed on this model (%s); multiplying column by column "
+                            "with double backward instead.",
+                            (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        if self._columnwise:
+            self._check(mat, 2)
+            return torch.stack([self.matvec(c) for c in mat.T], dim=1)
+        return super().matmat(mat, chunk_size)
 
     def restrict(self, names: Any) -> HessianOperator:
         block = super().restrict(names)
@@ -81,12 +104,26 @@ class HessianOperator(CurvatureOperator):
 
     def _product(self, tangent: Params, batch: Batch) -> Params:
         inputs, targets = batch
-        zero = self.zero_target_tangent(targets)
-        if zero is None:
+        # floating targets, and the floating tensors among a tuple of inputs (a model that
+        # computes its own loss from its arguments), get explicit zero tangents (see
+        # zero_target_tangent)
+        parts = list(inputs) if isinstance(inputs, tuple) else []
+        slots = [i for i, t in enumerate(parts) if self.zero_target_tangent(t) is not None]
+        with_targets = self.zero_target_tangent(targets) is not None
+        if not slots and not with_targets:
             g = grad(lambda p: self.loss(p, batch))
             return jvp(g, (self.params,), (tangent,))[1]
-        g_t = grad(lambda p, t: self.loss(p, (inputs, t)))
-        return jvp(g_t, (self.params, targets), (tangent, zero))[1]
+
+        def loss(p: Params, *data: torch.Tensor) -> torch.Tensor:
+            t = data[0] if with_targets else targets
+            args = list(parts)
+            for i, v in zip(slots, data[1:] if with_targets else data):
+                args[i] = v
+            return self.loss(p, (tuple(args) if slots else inputs, t))
+
+        primals = ([targets] if with_targets else []) + [parts[i] for i in slots]
+        zeros = [torch.zeros_like(t) for t in primals]
+        return jvp(grad(loss), (self.params, *primals), (tangent, *zeros))[1]
 
     def _gradient_graph(self, batch: Batch, index: int
                         ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
