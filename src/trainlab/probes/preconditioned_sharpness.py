@@ -80,7 +80,8 @@ class PreconditionedSharpness(Probe):
 
 
 PROBES.register("preconditioned-sharpness", PreconditionedSharpness, papers=(10, 65),
-                metrics=("precond_sharpness", "precond_threshold", "precond_eos_ratio"),
+                metrics=("precond_sharpness", "precond_threshold", "precond_eos_ratio",
+                         "precond_sharpness_*"),
                 plot="log-curves", title="Optimizer-aware sharpness",
                 summary="lambda_max(P^-1 H) for the optimizer's own preconditioner, vs its "
                         "threshold")

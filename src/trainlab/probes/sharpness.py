@@ -131,6 +131,7 @@ class Sharpness(Probe):
 
 
 PROBES.register("sharpness", Sharpness, papers=(10, 65),
-                metrics=("sharpness", "eos_ratio", "sharpness_matvecs"),
+                metrics=("sharpness", "eos_ratio", "sharpness_matvecs", "sharpness_residual",
+                         "sharpness_converged", "sharpness_unconverged"),
                 plot="edge-of-stability", title="Sharpness and the edge of stability",
                 summary="top Hessian eigenvalue by warm-started Lanczos, and lr*sharpness/2")
