@@ -61,6 +61,8 @@ class Monitor:
         task: the task, for evaluation probes.
         seed: seeds the generator handed to stochastic probes.
         flush_every: write buffered rows to the store every this many steps.
+        flush_seconds: and at least this often (seconds; 0: every step), so a killed
+            process loses seconds of metrics, not a buffer's worth.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Monitor:
         task: Any = None,
         seed: int = 0,
         flush_every: int = 500,
+        flush_seconds: float = 5.0,
     ):
         self.model, self.loss_fn, self.optimizer, self.task = model, loss_fn, optimizer, task
         self.probes: list[Probe] = (build_probes(probes, every, **(probe_params or {}))
@@ -91,7 +94,8 @@ class Monitor:
                                       name=name, seed=seed)
         self.run_id = run_id
         self.generator = torch.Generator().manual_seed(seed + 7919)
-        self.flush_every = flush_every
+        self.flush_every, self.flush_seconds = flush_every, flush_seconds
+        self._next_flush = time.monotonic() + flush_seconds
         self.step_index = 0
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.init_params: dict[str, torch.Tensor] = {}
@@ -195,7 +199,8 @@ class Monitor:
         self._record(k, values)
         self.step_index = k + 1
         self._arm(k + 1)
-        if len(self._buffer) and (k + 1) % self.flush_every == 0:
+        if len(self._buffer) and ((k + 1) % self.flush_every == 0
+                                  or time.monotonic() >= self._next_flush):
             self.flush()
         return finite
 
@@ -218,6 +223,11 @@ class Monitor:
         if self.store is not None and self._buffer:
             self.store.log_metrics(self.run_id, self._buffer)
         self._buffer = []
+        self._next_flush = time.monotonic() + self.flush_seconds
+
+    def detach(self) -> None:
+        """Remove the probes' hooks from the model without writing anything."""
+        self._detach()
 
     def last(self, name: str, default: float = math.nan) -> float:
         values = self.history.get(name)
