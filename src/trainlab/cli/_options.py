@@ -14,7 +14,8 @@ from trainlab.train.config import RunConfig, apply_overrides
 RUN_FLAGS = {
     "task": str, "model": str, "init": str, "optim": str, "lr": float, "schedule": str,
     "steps": int, "batch_size": int, "probes": str, "every": int, "seed": int, "dtype": str,
-    "z_loss": float, "checkpoint_every": int, "name": str,
+    "z_loss": float, "checkpoint_every": int, "checkpoint_seconds": float,
+    "flush_seconds": float, "name": str,
 }
 
 FLAG_HELP = {
@@ -27,7 +28,10 @@ FLAG_HELP = {
     "seed": "fixes init, batch order and stochastic probes",
     "dtype": "float32 or float64",
     "z_loss": "output-logit z-loss coefficient (row 98; 1e-4 in the paper)",
-    "checkpoint_every": "write a resumable checkpoint every N steps (0: only on Ctrl-C)",
+    "checkpoint_every": "also write a resumable checkpoint every N steps (0: by time only)",
+    "checkpoint_seconds": "write a resumable checkpoint every N seconds (0: off); a kill "
+                          "loses at most this much training",
+    "flush_seconds": "write metrics to the store at least every N seconds",
     "name": "a label for the run",
 }
 

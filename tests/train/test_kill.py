@@ -1,0 +1,74 @@
+"""kill -9 at random points of a real `trainlab run` process: the run is always `crashed`
+(or `completed`), never has a duplicate metric row, and resumes to the very numbers of a run
+never killed. TRAINLAB_KILL_TRIALS=20 runs the long version (default: 2 trials)."""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from trainlab.cli import main
+from trainlab.store import RunStore
+
+ARGS = ["-q", "--no-report", "--task", "teacher-linear", "--model", "deep-linear",
+        "-p", "task.n_train=64", "-p", "task.n_test=16", "-p", "model.width=8", "--optim",
+        "sgd", "--lr", "0.01", "--schedule", "constant", "--steps", "400", "--batch-size", "8",
+        "--probes", "grad-norm", "--every", "1", "--checkpoint-seconds", "0.3",
+        "--flush-seconds", "0.05"]
+CODE = ("import sys, torch; torch.set_num_threads(1); from trainlab.cli import main; "
+        "sys.exit(main(sys.argv[1:]))")
+
+
+def _metrics_written(root) -> bool:
+    try:
+        conn = sqlite3.connect(f"file:{root}/runs.sqlite?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] > 0
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
+def test_kill_9_leaves_a_crashed_resumable_run_without_duplicates(tmp_path):
+    trials = int(os.environ.get("TRAINLAB_KILL_TRIALS", "2"))
+    rng = random.Random(11)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([p for p in sys.path if p])}
+    roots = [tmp_path / f"trial{i}" for i in range(trials)]
+    procs = [subprocess.Popen([sys.executable, "-c", CODE, "run", "--store", str(r), *ARGS],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for r in roots]
+    assert main(["run", "--store", str(tmp_path / "ref"), *ARGS]) == 0  # meanwhile
+    ref_store = RunStore(tmp_path / "ref")
+    reference = ref_store.metrics(ref_store.resolve("latest"))
+    outcomes = []
+    for root, proc in zip(roots, procs):
+        deadline = time.monotonic() + 300
+        while not _metrics_written(root) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))  # a random point of the training
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        store = RunStore(root)
+        (run,) = store.list_runs()
+        outcomes.append(run.status)
+        assert run.status in ("crashed", "completed"), run.status
+        rows = store.count_metrics(run.id)
+        distinct = sum(len(s) for s, _ in store.metrics(run.id).values())
+        assert rows == distinct
+        if run.status == "crashed":
+            assert main(["run", "--resume", "latest", "--store", str(root), "-q",
+                         "--no-report"]) == 0
+        resumed = store.metrics(run.id)
+        assert store.get_run(run.id).status == "completed"
+        assert resumed.keys() == reference.keys()
+        for name, (steps, values) in reference.items():
+            assert np.array_equal(resumed[name][0], steps), name
+            assert np.array_equal(resumed[name][1], values), name
+    assert "crashed" in outcomes
