@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from trainlab.errors import ConfigError
 from trainlab.store import RunStore
 from trainlab.train.config import RunConfig, apply_overrides
 
@@ -43,6 +45,16 @@ def add_store(parser: argparse.ArgumentParser) -> None:
 
 def open_store(args: argparse.Namespace) -> RunStore:
     return RunStore(args.store)
+
+
+def output_file(path: str, option: str = "-o") -> Path:
+    """An output file path the command can write: not a directory, in an existing one."""
+    out = Path(path)
+    if not path or out.is_dir():
+        raise ConfigError(f"{option} {path!r} is a directory or empty; give a file name")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{option} {path!r}: the folder {str(out.parent)!r} does not exist")
+    return out
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
