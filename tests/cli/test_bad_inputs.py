@@ -4,6 +4,7 @@ used to be silently wrong are refused or honoured."""
 import json
 
 import pytest
+import yaml
 
 from trainlab.cli import main
 from trainlab.store import RunStore
@@ -21,9 +22,16 @@ def store(tmp_path_factory):
     return root
 
 
-def _config(tmp_path, text: str | bytes):
+TINY = {"task": "teacher-linear", "model": "deep-linear", "steps": 2, "probes": "none",
+        "schedule": "constant", "schedule_params": {}}
+
+
+def _config(tmp_path, content: dict | str | bytes):
+    """A config file: the tiny run with ``content`` merged in (or raw text/bytes)."""
     path = tmp_path / "c.yaml"
-    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    if isinstance(content, dict):
+        content = yaml.safe_dump({**TINY, **content})
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
     return ["--config", str(path)]
 
 
@@ -42,13 +50,13 @@ RUN_CASES = [
     ("model too large to allocate", ["-p", "model.width=10000000000"], "width"),
     ("seed too large", ["--seed", "99999999999999999999"], "'seed'"),
     ("negative seed", ["--seed", "-1"], "'seed'"),
-    ("probe_params: 3", lambda t, s: _config(t, "probe_params: 3"), "probe_params"),
-    ("task: 3", lambda t, s: _config(t, "task: 3"), "'task'"),
-    ("probes: 7", lambda t, s: _config(t, "probes: 7"), "'probes'"),
-    ("seed: true", lambda t, s: _config(t, "seed: true"), "'seed'"),
-    ("steps: true", lambda t, s: _config(t, "steps: true"), "'steps'"),
-    ("lr: false", lambda t, s: _config(t, "lr: false"), "'lr'"),
-    ("name: [1,2]", lambda t, s: _config(t, "name: [1, 2]"), "'name'"),
+    ("probe_params: 3", lambda t, s: _config(t, {"probe_params": 3}), "probe_params"),
+    ("task: 3", lambda t, s: _config(t, {"task": 3}), "'task'"),
+    ("probes: 7", lambda t, s: _config(t, {"probes": 7}), "'probes'"),
+    ("seed: true", lambda t, s: _config(t, {"seed": True}), "'seed'"),
+    ("steps: true", lambda t, s: _config(t, {"steps": True}), "'steps'"),
+    ("lr: false", lambda t, s: _config(t, {"lr": False}), "'lr'"),
+    ("name: [1,2]", lambda t, s: _config(t, {"name": [1, 2]}), "'name'"),
     ("a date as a parameter", lambda t, s: _config(t, "model_params: {width: 2020-01-01}"),
      "width"),
     ("config is a list", lambda t, s: _config(t, "[1, 2]"), "mapping"),
@@ -63,8 +71,9 @@ RUN_CASES = [
 
 @pytest.mark.parametrize("name,extra,needle", RUN_CASES, ids=[c[0] for c in RUN_CASES])
 def test_bad_run_inputs_are_one_line_exit_2(tmp_path, capsys, name, extra, needle):
+    base = ["-q", "--no-report"] if callable(extra) else RUN  # a config file: nothing else
     extra = extra(tmp_path, None) if callable(extra) else extra
-    assert main(["run", "--store", str(tmp_path / "s"), *RUN, *extra]) == 2
+    assert main(["run", "--store", str(tmp_path / "s"), *base, *extra]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert needle in err, err

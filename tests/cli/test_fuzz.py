@@ -76,3 +76,14 @@ def test_config_files_never_end_in_a_traceback(tmp_path_factory, content):
     (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
     _assert_clean(["run", "--store", str(root / "s"), "--config", str(path), *BASE,
                    "--steps", "2"])
+
+
+@SETTINGS
+@given(st.sampled_from(["show", "export", "rm", "report"]),
+       st.one_of(st.text(max_size=12), st.sampled_from(["latest", "", "../..", "r", "%", "_"])))
+def test_run_references_never_end_in_a_traceback(tmp_path_factory, action, ref):
+    root = tmp_path_factory.mktemp("fuzzref")
+    if ref.startswith("-"):
+        ref = "x" + ref  # an option, not a reference: argparse's business
+    argv = ["report", ref] if action == "report" else ["runs", action, ref]
+    _assert_clean([*argv, "--store", str(root)])

@@ -77,3 +77,16 @@ def test_an_unwritable_artifacts_folder_is_found_before_training(tmp_path):
     with pytest.raises(TrainlabError, match="not writable"):
         Trainer(_cfg(), store=store, report=False).run()
     assert store.list_runs() == []  # no run was created
+
+
+def test_resume_removes_partial_files_and_orphan_checkpoints(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = Trainer(_cfg(steps=10), store=store, report=False).run(stop_at=4).run_id
+    folder = tmp_path / "artifacts" / run_id
+    kept = store.artifact(run_id, "checkpoint")
+    (folder / ".checkpoint-000000009-abcdef.pt.999.tmp").write_bytes(b"partial")
+    (folder / "checkpoint-000000007-abcdef.pt").write_bytes(b"written, never recorded")
+    resumed = Trainer.resume(run_id, store=store, report=False)
+    assert resumed.run(stop_at=6).status == "interrupted"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [store.artifact(run_id, "checkpoint").name] and kept.name not in names

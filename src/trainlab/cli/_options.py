@@ -10,7 +10,7 @@ from typing import Any
 
 from trainlab.errors import ConfigError
 from trainlab.store import RunStore
-from trainlab.train.config import RunConfig, apply_overrides
+from trainlab.train.config import RunConfig, build_config, read_config_file
 
 # flag -> RunConfig field, for the run options
 RUN_FLAGS = {
@@ -90,7 +90,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Defaults < --config file < flags < --param assignments."""
-    cfg = RunConfig.from_file(args.config) if getattr(args, "config", None) else RunConfig()
+    base = read_config_file(args.config) if getattr(args, "config", None) else {}
     flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k, None) is not None}
-    cfg = cfg.switch(**flags)
-    return apply_overrides(cfg, args.param).validate()
+    return build_config(base, flags, args.param)

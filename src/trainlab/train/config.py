@@ -151,20 +151,7 @@ class RunConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
         """Read a YAML (``.yaml``/``.yml``) or JSON (``.json``) file."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
-                              f"{exc.start})") from None
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"malformed config file {path}: {first}") from None
-        return cls.from_dict({} if data is None else data)
+        return cls.from_dict(read_config_file(path))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -180,7 +167,30 @@ class RunConfig:
         """Like :meth:`replace`, but choosing another task/model/init/optim/schedule drops
         that section's parameters when they are still the defaults (the default D2Z warmup
         means nothing to another schedule); explicitly set parameters are kept."""
-        return RunConfig.from_dict(_switched(self.to_dict(), changes))
+        return build_config(self.to_dict(), changes)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML (``.yaml``/``.yml``) or JSON (``.json``) file, unchecked
+    (:class:`RunConfig` checks it); a file that cannot be read or parsed, or that holds
+    something other than a mapping, raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"malformed config file {path}: {first}") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"a run config must be a mapping, got {type(data).__name__}")
+    return data
 
 
 def _wrong(key: str, value: Any, what: str) -> None:
@@ -270,15 +280,21 @@ def _check_probe_params(params: dict[str, dict[str, Any]], probes: tuple[ProbeSp
         accepted = [p for p in sig.parameters if p != "every"]
         for key in kwargs:
             if key not in accepted:
-                raise ConfigError(f"probe {name!r} has no parameter {key!r}; its parameters: "
-                                  f"{', '.join(accepted) or 'none'}")
+                hint = f" (a cadence is set as {name}@N in probes)" if key == "every" else ""
+                raise ConfigError(f"probe {name!r} has no parameter {key!r}{hint}; its "
+                                  f"parameters: {', '.join(accepted) or 'none'}")
+
+
+def _defaults() -> dict[str, Any]:
+    """The default value of every field, without constructing (and checking) a config."""
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING
+            else f.default for f in dataclasses.fields(RunConfig)}
 
 
 def _switched(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``data`` with ``changes``; a section switched to another name loses its parameters
     when they are still the defaults."""
-    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING
-                else f.default for f in dataclasses.fields(RunConfig)}
+    defaults = _defaults()
     out = {**data, **changes}
     for section in SECTIONS:
         key = f"{section}_params"
@@ -304,23 +320,35 @@ def parse_value(text: str) -> Any:
 
 def apply_overrides(config: RunConfig, assignments: list[str]) -> RunConfig:
     """Apply ``key=value`` and ``section.key=value`` assignments (``model.width=256`` sets
-    ``model_params['width']``; ``probe.sharpness.max_iter=50`` sets a probe's argument);
-    the result is checked once, as a whole."""
-    data = config.to_dict()
+    ``model_params['width']``; ``probe.sharpness.max_iter=50`` sets a probe's argument)."""
+    return build_config(config.to_dict(), assignments=assignments)
+
+
+def build_config(base: dict[str, Any] | None = None, flags: dict[str, Any] | None = None,
+                 assignments: list[str] = ()) -> RunConfig:
+    """The one way a config is assembled from parts: the defaults < ``base`` (a file's
+    mapping) < ``flags`` (field values; a switched section drops default parameters) <
+    ``assignments`` (``KEY=VALUE``, ``SECTION.KEY=VALUE``, ``probe.NAME.KEY=VALUE``). The
+    mapping is checked once, by the :class:`RunConfig` constructor."""
+    data = _switched(_switched(_defaults(), base or {}), flags or {})
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"expected key=value, got {item!r}")
         value, parts = parse_value(raw), key.strip().split(".")
         if len(parts) == 1:
-            if parts[0] not in data:
-                RunConfig.from_dict({parts[0]: value})  # raises, naming the closest key
             data = _switched(data, {parts[0]: value})
         elif parts[0] in SECTIONS and len(parts) == 2 and parts[1]:
-            data[f"{parts[0]}_params"] = {**data[f"{parts[0]}_params"], parts[1]: value}
+            params = data[f"{parts[0]}_params"]
+            if not isinstance(params, dict):
+                _wrong(f"{parts[0]}_params", params, "a mapping")
+            data[f"{parts[0]}_params"] = {**params, parts[1]: value}
         elif parts[0] == "probe" and len(parts) == 3 and parts[1] and parts[2]:
-            probe = dict(data["probe_params"].get(parts[1], {}), **{parts[2]: value})
-            data["probe_params"] = {**data["probe_params"], parts[1]: probe}
+            probes = data["probe_params"]
+            if not isinstance(probes, dict) or not isinstance(probes.get(parts[1], {}), dict):
+                _wrong("probe_params", probes, "a mapping of mappings")
+            probe = dict(probes.get(parts[1], {}), **{parts[2]: value})
+            data["probe_params"] = {**probes, parts[1]: probe}
         else:
             raise ConfigError(f"cannot set {key!r}: use KEY, SECTION.KEY (sections: "
                               f"{', '.join(SECTIONS)}) or probe.NAME.KEY")
