@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import ConfigError, TrainlabError
 from trainlab.store import RunStore
 from trainlab.train import Monitor, RunConfig, Trainer
 from trainlab.train.checkpoint import has_checkpoint, load_checkpoint
@@ -90,3 +90,9 @@ def test_resume_removes_partial_files_and_orphan_checkpoints(tmp_path):
     assert resumed.run(stop_at=6).status == "interrupted"
     names = sorted(p.name for p in folder.iterdir())
     assert names == [store.artifact(run_id, "checkpoint").name] and kept.name not in names
+
+
+def test_monitor_rejects_parameters_of_probes_it_does_not_run():
+    with pytest.raises(ConfigError, match="'sharpness', which is not a probe"):
+        Monitor(torch.nn.Linear(2, 1), loss_fn=torch.nn.functional.mse_loss,
+                probes="grad-norm", probe_params={"sharpness": {"max_iter": 3}})

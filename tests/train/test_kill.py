@@ -35,40 +35,54 @@ def _metrics_written(root) -> bool:
         return False
 
 
+def _kill(root, proc, delay: float) -> None:
+    """Kill ``proc`` (with SIGKILL) ``delay`` seconds after its first metrics."""
+    deadline = time.monotonic() + 300
+    while not _metrics_written(root) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)  # a random point of the training
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _check_and_resume(root, reference) -> str:
+    """Check the run a killed process left, resume it and compare with ``reference``;
+    returns the status it was left in."""
+    store = RunStore(root)
+    (run,) = store.list_runs()
+    assert run.status in ("crashed", "completed"), run.status
+    rows = store.count_metrics(run.id)
+    assert rows == sum(len(s) for s, _ in store.metrics(run.id).values())  # no duplicates
+    if run.status == "crashed":
+        assert main(["run", "--resume", "latest", "--store", str(root), "-q",
+                     "--no-report"]) == 0
+    resumed = store.metrics(run.id)
+    assert store.get_run(run.id).status == "completed"
+    assert resumed.keys() == reference.keys()
+    for name, (steps, values) in reference.items():
+        assert np.array_equal(resumed[name][0], steps), name
+        assert np.array_equal(resumed[name][1], values), name
+    return run.status
+
+
 def test_kill_9_leaves_a_crashed_resumable_run_without_duplicates(tmp_path):
     trials = int(os.environ.get("TRAINLAB_KILL_TRIALS", "2"))
     rng = random.Random(11)
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([p for p in sys.path if p])}
-    roots = [tmp_path / f"trial{i}" for i in range(trials)]
-    procs = [subprocess.Popen([sys.executable, "-c", CODE, "run", "--store", str(r), *ARGS],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for r in roots]
-    assert main(["run", "--store", str(tmp_path / "ref"), *ARGS]) == 0  # meanwhile
-    ref_store = RunStore(tmp_path / "ref")
-    reference = ref_store.metrics(ref_store.resolve("latest"))
-    outcomes = []
-    for root, proc in zip(roots, procs):
-        deadline = time.monotonic() + 300
-        while not _metrics_written(root) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.5))  # a random point of the training
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        store = RunStore(root)
-        (run,) = store.list_runs()
-        outcomes.append(run.status)
-        assert run.status in ("crashed", "completed"), run.status
-        rows = store.count_metrics(run.id)
-        distinct = sum(len(s) for s, _ in store.metrics(run.id).values())
-        assert rows == distinct
-        if run.status == "crashed":
-            assert main(["run", "--resume", "latest", "--store", str(root), "-q",
-                         "--no-report"]) == 0
-        resumed = store.metrics(run.id)
-        assert store.get_run(run.id).status == "completed"
-        assert resumed.keys() == reference.keys()
-        for name, (steps, values) in reference.items():
-            assert np.array_equal(resumed[name][0], steps), name
-            assert np.array_equal(resumed[name][1], values), name
+    ref_args = ["run", "--store", str(tmp_path / "ref"), *ARGS]
+    outcomes: list[str] = []
+    for first in range(0, trials, 2):  # two processes at a time
+        roots = [tmp_path / f"trial{i}" for i in range(first, min(first + 2, trials))]
+        procs = [subprocess.Popen([sys.executable, "-c", CODE, "run", "--store", str(r), *ARGS],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for r in roots]
+        if first == 0:
+            assert main(ref_args) == 0  # the reference, while the first two start
+            ref_store = RunStore(tmp_path / "ref")
+            reference = ref_store.metrics(ref_store.resolve("latest"))
+        for root, proc in zip(roots, procs):
+            _kill(root, proc, rng.uniform(0.0, 0.5))
+        outcomes += [_check_and_resume(root, reference) for root in roots]
+    print("kill -9 outcomes:", outcomes)
     assert "crashed" in outcomes

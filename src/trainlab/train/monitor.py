@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.errors import ConfigError
 from trainlab.probes import Probe, ProbeContext, build_probes
 from trainlab.probes._probe import Handle
 from trainlab.store import RunStore
@@ -87,6 +88,10 @@ class Monitor:
         self.model, self.loss_fn, self.optimizer, self.task = model, loss_fn, optimizer, task
         self.probes: list[Probe] = (build_probes(probes, every, **(probe_params or {}))
                                     if isinstance(probes, str) else list(probes))
+        stray = sorted(set(probe_params or {}) - {p.name for p in self.probes})
+        if stray:  # parameters nothing would read
+            raise ConfigError(f"probe_params for {', '.join(map(repr, stray))}, which "
+                              f"{'is' if len(stray) == 1 else 'are'} not a probe of this monitor")
         self.total_steps = total_steps
         self.store = store
         if store is not None and run_id is None:
