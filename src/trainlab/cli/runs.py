@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _record_dict(r) -> dict:
     return {"id": r.id, "name": r.name, "status": r.status, "seed": r.seed,
             "created": r.created, "updated": r.updated, "config": r.config,
-            "summary": r.summary, "versions": r.versions}
+            "summary": r.summary, "versions": r.versions,
+            "owner": None if r.lease is None else {"pid": r.lease.pid, "host": r.lease.host,
+                                                   "heartbeat": r.lease.heartbeat}}
 
 
 def _json_number(v: float) -> float | str:

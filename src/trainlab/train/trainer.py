@@ -236,6 +236,7 @@ class Trainer:
             try:
                 report = write_run_report(self.store, run_id)
             except OSError as exc:
+                self.store.clean_artifacts(run_id)  # no partial report left behind
                 log.warning("run %s: the report was not written (%s); the run is kept, "
                             "`trainlab report %s` writes it later", run_id, _write_error(exc),
                             run_id)
