@@ -148,3 +148,14 @@ def test_a_run_name_with_mathtext_makes_a_comparison_report(tmp_path):
     out = tmp_path / "c.html"
     assert main(["report", r"$\frac{a$", "b", "--store", str(tmp_path), "-o", str(out)]) == 0
     assert out.exists()
+
+
+def test_a_second_ctrl_c_is_one_line_exit_130(tmp_path, capsys, monkeypatch):
+    from trainlab.train import Trainer
+
+    def run(self, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "run", run)
+    assert main(["run", "--store", str(tmp_path), *RUN]) == 130
+    assert capsys.readouterr().err == "trainlab run: stopped\n"

@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"trainlab {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C during `run` (the first stops cleanly)
+        print(f"trainlab {args.command}: stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
