@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, TrainlabError, check_choice
 from trainlab.store._schema import LEASES, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from trainlab.store.lease import HOST, Heartbeat, Lease, LeaseLostError, may_take
 
@@ -282,8 +282,7 @@ class RunStore:
         """Record ``status`` (and the summary); a final status (anything but ``running``)
         also ends this object's ownership of the run."""
         check_run_id(run_id)
-        if status not in RECORDED:
-            raise ValueError(f"status must be one of {RECORDED}, got {status!r}")
+        check_choice("status", status, RECORDED, owner="RunStore.set_status")
         with self._tx(self._conn) as c:
             self._fence(c, run_id)
             if summary is None:
