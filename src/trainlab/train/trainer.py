@@ -200,6 +200,7 @@ class Trainer:
             self._run_id = self.store.create_run(cfg.to_dict(), name=cfg.name, seed=cfg.seed)
         else:
             self.store.clean_artifacts(self._run_id)
+        monitor = None
         try:
             monitor = Monitor(self.model, loss_fn=self.task.loss, optimizer=self.optimizer,
                               probes=self.probes, every=cfg.every, total_steps=cfg.steps,
@@ -217,7 +218,7 @@ class Trainer:
             self.store.truncate_metrics(self._run_id, monitor.step_index)
             self.store.set_status(self._run_id, "running")
         except BaseException as exc:
-            self._fail(None, exc)
+            self._fail(monitor, exc)
             raise
         return monitor
 
