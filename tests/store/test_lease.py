@@ -122,3 +122,22 @@ def test_a_version_1_store_is_migrated_keeping_the_last_duplicate(tmp_path, capl
     with pytest.raises(TrainlabError, match="already recorded"):
         store.log_metrics(rid, [(1, "loss", 0.0)])
     assert store.get_run(rid).status == "completed"
+
+
+def test_a_trainer_whose_run_was_taken_over_stops_and_writes_nothing_more(tmp_path,
+                                                                          monkeypatch):
+    store, thief = RunStore(tmp_path), RunStore(tmp_path)
+    calls = []
+
+    def lease_lost(self, run_id):
+        calls.append(run_id)
+        if len(calls) == 3:  # another process takes the run over during step 2
+            thief.acquire(run_id, take_over=True)
+        return len(calls) >= 3
+
+    monkeypatch.setattr(RunStore, "lease_lost", lease_lost)
+    with pytest.raises(LeaseLostError, match="taken over"):
+        Trainer(_tiny(), store=store, report=False).run()
+    (run,) = thief.list_runs()
+    assert run.status == "running" and run.lease.pid > 0  # the new owner's, untouched
+    assert run.summary == {}  # the old owner recorded no final status
