@@ -19,30 +19,35 @@ ARGS = ["-q", "--no-report", "--task", "teacher-linear", "--model", "deep-linear
         "-p", "task.n_train=64", "-p", "task.n_test=16", "-p", "model.width=8", "--optim",
         "sgd", "--lr", "0.01", "--schedule", "constant", "--steps", "400", "--batch-size", "8",
         "--probes", "grad-norm", "--every", "1", "--checkpoint-seconds", "0.3",
-        "--flush-seconds", "0.05"]
+        "--flush-seconds", "0.02"]
 CODE = ("import sys, torch; torch.set_num_threads(1); from trainlab.cli import main; "
         "sys.exit(main(sys.argv[1:]))")
 
 
-def _metrics_written(root) -> bool:
+def _last_step(root) -> int:
+    """The last step whose metrics reached the store (-1: none yet)."""
     try:
         conn = sqlite3.connect(f"file:{root}/runs.sqlite?mode=ro", uri=True, timeout=5)
         try:
-            return conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] > 0
+            last = conn.execute("SELECT MAX(step) FROM metrics").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.Error:
-        return False
+        return -1
+    return -1 if last is None else last
 
 
-def _kill(root, proc, delay: float) -> None:
-    """Kill ``proc`` (with SIGKILL) ``delay`` seconds after its first metrics."""
-    deadline = time.monotonic() + 300
-    while not _metrics_written(root) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(delay)  # a random point of the training
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+def _kill_all(runs: list[tuple]) -> None:
+    """Kill each ``(root, process, step)`` with SIGKILL once its metrics have reached
+    ``step`` (a point of the training that does not depend on the machine's speed)."""
+    waiting, deadline = list(runs), time.monotonic() + 300
+    while waiting and time.monotonic() < deadline:
+        for root, proc, step in list(waiting):
+            if _last_step(root) >= step or proc.poll() is not None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                waiting.remove((root, proc, step))
+        time.sleep(0.01)
 
 
 def _check_and_resume(root, reference) -> str:
@@ -77,12 +82,11 @@ def test_kill_9_leaves_a_crashed_resumable_run_without_duplicates(tmp_path):
         procs = [subprocess.Popen([sys.executable, "-c", CODE, "run", "--store", str(r), *ARGS],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for r in roots]
+        _kill_all([(r, p, rng.randrange(10, 250)) for r, p in zip(roots, procs)])
         if first == 0:
-            assert main(ref_args) == 0  # the reference, while the first two start
+            assert main(ref_args) == 0  # the reference: the same run, never killed
             ref_store = RunStore(tmp_path / "ref")
             reference = ref_store.metrics(ref_store.resolve("latest"))
-        for root, proc in zip(roots, procs):
-            _kill(root, proc, rng.uniform(0.0, 0.5))
         outcomes += [_check_and_resume(root, reference) for root in roots]
     print("kill -9 outcomes:", outcomes)
     assert "crashed" in outcomes
