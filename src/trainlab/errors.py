@@ -24,6 +24,9 @@ class UnknownNameError(TrainlabError, KeyError):
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.args[0]
 
+    def __reduce__(self) -> tuple:  # picklable (a grid's worker process raises it)
+        return type(self), (self.kind, self.name, self.valid)
+
 
 class ConfigError(TrainlabError, ValueError):
     """An invalid value: names the parameter, the allowed range and the value received."""

@@ -10,6 +10,7 @@ import torch
 
 from trainlab.store import RunStore
 from trainlab.train import RunConfig, Trainer
+from trainlab.train.checkpoint import load_checkpoint
 
 
 def tiny(**kw) -> RunConfig:
@@ -21,7 +22,7 @@ def tiny(**kw) -> RunConfig:
 
 
 def final_params(store: RunStore, run_id: str) -> dict[str, torch.Tensor]:
-    return torch.load(store.artifact(run_id, "checkpoint"), weights_only=False)["model"]
+    return load_checkpoint(store, run_id)["model"]
 
 
 def test_same_config_and_seed_give_bitwise_identical_metrics(tmp_path):
@@ -89,7 +90,8 @@ def test_full_batch_and_float64_teacher(tmp_path):
     assert m["loss"][1][-1] < m["loss"][1][0]
 
 
-def test_sigint_leaves_a_resumable_checkpoint(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_leave_a_resumable_checkpoint(tmp_path, sig):
     code = (
         "from trainlab.store import RunStore\n"
         "from trainlab.train import RunConfig, Trainer\n"
@@ -105,13 +107,13 @@ def test_sigint_leaves_a_resumable_checkpoint(tmp_path):
         if runs and RunStore(tmp_path).count_metrics(runs[0].id) > 0:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     status, run_id = out.split()
     assert status == "interrupted"
     store = RunStore(tmp_path)
-    ck = torch.load(store.artifact(run_id, "checkpoint"), weights_only=False)
+    ck = load_checkpoint(store, run_id)
     assert ck["step"] > 0 and store.count_metrics(run_id) == ck["step"] * 2  # loss and lr
     resumed = Trainer.resume(run_id, store=store, report=False)
     assert resumed.config.steps == 10**7

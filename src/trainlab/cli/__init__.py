@@ -5,8 +5,9 @@ defines ``NAME``, ``HELP`` (one line), ``add_arguments(parser)`` and ``main(args
 docstring (with an ``Example:`` block) becomes the command's ``--help`` description. Modules
 are discovered automatically, so adding a command is adding one file.
 
-A :class:`~trainlab.errors.TrainlabError` (unknown name, bad value, malformed config) is
-printed as one line without a traceback and exits with status 2.
+A :class:`~trainlab.errors.TrainlabError` (unknown name, bad value, malformed config) or an
+``OSError`` (a path that cannot be read or written) is printed as one line without a
+traceback and exits with status 2.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainlabError as exc:
         print(f"trainlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"trainlab {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C during `run` (the first stops cleanly)
+        print(f"trainlab {args.command}: stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

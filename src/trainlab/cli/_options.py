@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from trainlab.errors import ConfigError
 from trainlab.store import RunStore
-from trainlab.train.config import RunConfig, apply_overrides
+from trainlab.train.config import RunConfig, build_config, read_config_file
 
 # flag -> RunConfig field, for the run options
 RUN_FLAGS = {
     "task": str, "model": str, "init": str, "optim": str, "lr": float, "schedule": str,
     "steps": int, "batch_size": int, "probes": str, "every": int, "seed": int, "dtype": str,
-    "z_loss": float, "checkpoint_every": int, "name": str,
+    "z_loss": float, "checkpoint_every": int, "checkpoint_seconds": float,
+    "flush_seconds": float, "name": str,
 }
 
 FLAG_HELP = {
@@ -27,7 +30,10 @@ FLAG_HELP = {
     "seed": "fixes init, batch order and stochastic probes",
     "dtype": "float32 or float64",
     "z_loss": "output-logit z-loss coefficient (row 98; 1e-4 in the paper)",
-    "checkpoint_every": "write a resumable checkpoint every N steps (0: only on Ctrl-C)",
+    "checkpoint_every": "also write a resumable checkpoint every N steps (0: by time only)",
+    "checkpoint_seconds": "write a resumable checkpoint every N seconds (0: off); a kill "
+                          "loses at most this much training",
+    "flush_seconds": "write metrics to the store at least every N seconds",
     "name": "a label for the run",
 }
 
@@ -39,6 +45,16 @@ def add_store(parser: argparse.ArgumentParser) -> None:
 
 def open_store(args: argparse.Namespace) -> RunStore:
     return RunStore(args.store)
+
+
+def output_file(path: str, option: str = "-o") -> Path:
+    """An output file path the command can write: not a directory, in an existing one."""
+    out = Path(path)
+    if not path or out.is_dir():
+        raise ConfigError(f"{option} {path!r} is a directory or empty; give a file name")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{option} {path!r}: the folder {str(out.parent)!r} does not exist")
+    return out
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +90,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Defaults < --config file < flags < --param assignments."""
-    cfg = RunConfig.from_file(args.config) if getattr(args, "config", None) else RunConfig()
+    base = read_config_file(args.config) if getattr(args, "config", None) else {}
     flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k, None) is not None}
-    cfg = cfg.switch(**flags)
-    return apply_overrides(cfg, args.param).validate()
+    return build_config(base, flags, args.param)

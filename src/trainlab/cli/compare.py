@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import argparse
 
-from trainlab.cli._options import add_run_options, add_store, config_from_args, open_store
+from trainlab.cli._options import (
+    add_run_options,
+    add_store,
+    config_from_args,
+    open_store,
+    output_file,
+)
+from trainlab.errors import check_range
 
 NAME = "compare"
 HELP = "run a grid of configurations and compare them"
@@ -35,12 +42,15 @@ def main(args: argparse.Namespace) -> int:
     from trainlab.train.grid import LocalExecutor, expand_grid, parse_grid, run_grid
 
     store = open_store(args)
+    if args.processes is not None:
+        check_range("--processes", args.processes, low=1, owner="compare")
+    output = output_file(args.output)
     configs = expand_grid(config_from_args(args), parse_grid(args.grid))
     console = Console()
     console.print(f"running {len(configs)} configurations")
     results = run_grid(configs, store.root, LocalExecutor(args.processes))
     for (run_id, status), cfg in zip(results, configs):
         console.print(f"  {cfg.name}: {status} ({run_id})")
-    path = write_comparison_report(store, [r for r, _ in results], args.output)
+    path = write_comparison_report(store, [r for r, _ in results], output)
     console.print(f"comparison report: {path}")
     return 0

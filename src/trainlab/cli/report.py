@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainlab.cli._options import add_store, open_store
+from trainlab.cli._options import add_store, open_store, output_file
 
 NAME = "report"
 HELP = "HTML report of a run, or a comparison of runs"
@@ -28,9 +28,10 @@ def main(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     ids = [store.resolve(r) for r in args.runs]
+    output = output_file(args.output) if args.output else None
     if len(ids) == 1:
-        path = write_run_report(store, ids[0], args.output)
+        path = write_run_report(store, ids[0], output)
     else:
-        path = write_comparison_report(store, ids, args.output or "comparison.html")
+        path = write_comparison_report(store, ids, output or output_file("comparison.html"))
     print(path)
     return 0

@@ -8,6 +8,14 @@ Example:
     trainlab run --init lsuv --optim sgd --lr 0.05 -p optim.momentum=0.9 --steps 2000
     trainlab run --config run.yaml --seed 3
     trainlab run --resume latest
+    trainlab run --resume 20261128-101430-201ebf --take-over
+
+Durability: metrics reach the store every few seconds (--flush-seconds, default 5) and a
+checkpoint is written every few minutes (--checkpoint-seconds, default 300), on Ctrl-C and on
+SIGTERM. A killed run shows as `crashed` in `trainlab runs list`; `--resume` continues it
+from its last checkpoint. A run is owned by one process at a time: a second `--resume` of a
+running run is refused; the owner's lease is taken over automatically when that process no
+longer exists on this host, and with --take-over otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +23,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainlab.cli._options import add_run_options, add_store, config_from_args, open_store
+from trainlab.cli._options import (
+    RUN_FLAGS,
+    add_run_options,
+    add_store,
+    config_from_args,
+    open_store,
+)
+from trainlab.errors import ConfigError
 
 NAME = "run"
 HELP = "train with probes on and write a report"
@@ -25,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
     add_store(parser)
     parser.add_argument("--resume", metavar="RUN",
-                        help="continue an interrupted run (id, prefix, name or 'latest')")
+                        help="continue an interrupted or crashed run (id, prefix, name or "
+                             "'latest') with its stored configuration")
+    parser.add_argument("--take-over", action="store_true",
+                        help="with --resume: take the run from an owner that cannot be checked "
+                             "from here (another host, or a pid that may have been reused)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -46,15 +65,28 @@ def print_summary(result) -> None:
                       + (f" --store {result.store}" if result.store else ""))
 
 
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """A resumed run keeps its stored configuration (its schedule, batches and checkpoint
+    depend on it): configuration options next to --resume are an error, not ignored."""
+    given = [f"--{k.replace('_', '-')}" for k in RUN_FLAGS if getattr(args, k) is not None]
+    given += ["--config"] * bool(args.config) + ["-p"] * bool(args.param)
+    if given:
+        raise ConfigError(f"--resume continues a run with its stored configuration; "
+                          f"{', '.join(given)} cannot change it (start a new run instead)")
+
+
 def main(args: argparse.Namespace) -> int:
     from trainlab.train import Trainer
 
     store = open_store(args)
     progress = not args.quiet and sys.stderr.isatty()
     if args.resume:
+        _check_resume_flags(args)
         trainer = Trainer.resume(args.resume, store=store, progress=progress,
-                                 report=not args.no_report)
+                                 report=not args.no_report, take_over=args.take_over)
     else:
+        if args.take_over:
+            raise ConfigError("--take-over only applies with --resume RUN")
         trainer = Trainer(config_from_args(args), store=store, progress=progress,
                           report=not args.no_report)
     result = trainer.run()

@@ -13,10 +13,12 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
-from pathlib import Path
 
-from trainlab.cli._options import add_json, add_store, open_store, print_json
+from trainlab.cli._options import add_json, add_store, open_store, output_file, print_json
+from trainlab.errors import ConfigError
+from trainlab.store import atomic_write_bytes
 
 NAME = "runs"
 HELP = "list, show, export or remove stored runs"
@@ -31,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("run")
     add_json(p)
     add_store(p)
-    p = sub.add_parser("export", help="a run's metrics in long form (step, name, value)")
+    p = sub.add_parser("export", help="a run's metrics in long form (step, name, value); "
+                                      "JSON writes NaN and infinities as \"nan\", \"inf\", "
+                                      "\"-inf\" (JSON has no such numbers)")
     p.add_argument("run")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
@@ -44,7 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _record_dict(r) -> dict:
     return {"id": r.id, "name": r.name, "status": r.status, "seed": r.seed,
             "created": r.created, "updated": r.updated, "config": r.config,
-            "summary": r.summary, "versions": r.versions}
+            "summary": r.summary, "versions": r.versions,
+            "owner": None if r.lease is None else {"pid": r.lease.pid, "host": r.lease.host,
+                                                   "heartbeat": r.lease.heartbeat}}
+
+
+def _json_number(v: float) -> float | str:
+    return v if math.isfinite(v) else str(v)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -85,24 +95,30 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.action == "export":
         run_id = store.resolve(args.run)
+        output = output_file(args.output) if args.output is not None else None
         rows = [(int(s), name, float(v)) for name, (steps, values) in
                 store.metrics(run_id).items() for s, v in zip(steps, values)]
         rows.sort()
         if args.format == "json":
-            text = json.dumps([{"step": s, "name": n, "value": v} for s, n, v in rows])
+            text = json.dumps([{"step": s, "name": n, "value": _json_number(v)}
+                               for s, n, v in rows], allow_nan=False)
         else:
             buf = io.StringIO()
             w = csv.writer(buf)
             w.writerow(["step", "name", "value"])
             w.writerows(rows)
             text = buf.getvalue()
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
+        if output is not None:
+            atomic_write_bytes(output, text.encode("utf-8"))
         else:
             sys.stdout.write(text)
         return 0
     for ref in args.run:
         run_id = store.resolve(ref)
+        record = store.get_run(run_id)
+        if record.status == "running" and record.lease is not None:
+            raise ConfigError(f"run {run_id} is running ({record.lease.describe()}); stop it "
+                              f"before removing it")
         store.remove(run_id)
         print(f"removed {run_id}")
     return 0

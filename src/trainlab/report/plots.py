@@ -26,7 +26,8 @@ def curves(panels: list[tuple[str, dict[str, Series], bool]], *, width: float = 
         for label, s in series.items():
             steps, values = _finite(s)
             if len(steps):
-                ax.plot(steps, values, label=label, lw=1.3)
+                # run names are the user's text: a "$" is a dollar sign, not mathtext
+                ax.plot(steps, values, label=label.replace("$", r"\$"), lw=1.3)
         ax.set_title(title)
         ax.set_xlabel("step")
         if logy and any(np.any(_finite(s)[1] > 0) for s in series.values()):

@@ -3,16 +3,28 @@
 Several processes may write at once (a grid runs one process per core): the database runs in
 WAL mode with a busy timeout, every write is one short ``BEGIN IMMEDIATE`` transaction, and
 metric rows go in batches through ``executemany``, so a record is either wholly there or not
-at all. Artifacts (checkpoints, reports) are files under the store directory, written to a
-temporary name and renamed into place, and referenced from the database.
+at all. A metric row is unique per (run, step, name), which the schema enforces.
+
+A run being trained is owned by one process (:mod:`trainlab.store.lease`): every write of
+the owner checks its lease in the same transaction.
+
+Trust: run ids are checked against the pattern of the ids the store generates
+(:data:`RUN_ID_PATTERN`) on every read and write, and every artifact path is resolved and
+checked to lie in its run's folder before it is read, written or removed. Artifacts
+(checkpoints, reports) are written to a temporary name, fsynced and renamed into place; the
+SHA-256 of their bytes is recorded in the database and :meth:`RunStore.read_artifact`
+refuses a file whose bytes differ.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 import platform
+import re
 import secrets
 import shutil
 import sqlite3
@@ -25,11 +37,18 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.errors import TrainlabError, check_choice
-from trainlab.store._schema import SCHEMA, SCHEMA_VERSION
+from trainlab.errors import ConfigError, TrainlabError, check_choice
+from trainlab.store._schema import LEASES, MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from trainlab.store.lease import HOST, Heartbeat, Lease, LeaseLostError, may_take
 
-STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
+RECORDED = ("running", "completed", "diverged", "interrupted", "failed")
+# what `runs list` shows: a `running` run whose owner died is `crashed` (resumable)
+STATUSES = (*RECORDED, "crashed")
 DB_NAME = "runs.sqlite"
+RUN_ID_PATTERN = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+log = logging.getLogger("trainlab")
 
 
 def default_store_path() -> Path:
@@ -37,17 +56,28 @@ def default_store_path() -> Path:
     return Path(os.environ.get("TRAINLAB_STORE", "trainlab-runs"))
 
 
+def check_run_id(run_id: object) -> str:
+    """Return ``run_id`` if it has the form of the ids the store generates
+    (``YYYYMMDD-HHMMSS-xxxxxx``), else raise :class:`TrainlabError`: an id becomes a folder
+    name, so nothing else (``../x``, ``/``, an empty string) may reach the filesystem."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise TrainlabError(f"invalid run id {run_id!r}: not an id this store generates "
+                            f"(YYYYMMDD-HHMMSS-xxxxxx); refusing to use it")
+    return run_id
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str
     name: str
     config: dict[str, Any]
-    status: str
+    status: str  # as recorded, except a `running` run whose owner died: `crashed`
     seed: int | None
     created: float
     updated: float
     versions: dict[str, str]
     summary: dict[str, Any]
+    lease: Lease | None = None  # the owner of a running run
 
 
 def _versions() -> dict[str, str]:
@@ -70,43 +100,86 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _store_root(path: str | os.PathLike[str] | None) -> Path:
+    """The store directory for ``path``: a directory (created if missing), or the store's own
+    ``runs.sqlite`` file (its directory); any other file is an error."""
+    root = Path(path) if path is not None else default_store_path()
+    if str(path) == "":
+        raise ConfigError("the store path is empty; give a directory")
+    if root.is_file() and root.name == DB_NAME:
+        return root.parent
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the store path {str(root)!r} is a file; a store is a directory "
+                          f"(its database is DIR/{DB_NAME})")
+    if not root.exists() and root.suffix in (".sqlite", ".db", ".sqlite3"):
+        raise ConfigError(f"the store path {str(root)!r} looks like a database file; give the "
+                          f"store directory (its database is DIR/{DB_NAME})")
+    return _mkdir(root, "the store directory")
+
+
+def _mkdir(path: Path, what: str) -> Path:
+    """``path`` created with its parents, or a one-line :class:`TrainlabError`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainlabError(f"cannot create {what} {str(path)!r}: "
+                            f"{exc.strerror or exc}") from None
+    return path
+
+
 class RunStore:
     """A directory holding ``runs.sqlite`` and ``artifacts/<run id>/``.
 
     Args:
         path: the store directory (default :func:`default_store_path`); created if missing.
+            The store's ``runs.sqlite`` is accepted too; any other file raises.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
-        self.root = Path(path) if path is not None else default_store_path()
-        if self.root.suffix == ".sqlite":
-            self.root = self.root.parent
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = _store_root(path)
         self.db_path = self.root / DB_NAME
+        self._owned: dict[str, Heartbeat] = {}  # leases this object holds
         self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
         try:
+            conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
             raise TrainlabError(f"{self.db_path} is not a trainlab run store: {exc}") from None
-        if tables and version != SCHEMA_VERSION:
+        if tables and not (1 <= version <= SCHEMA_VERSION):
             raise TrainlabError(
-                f"{self.db_path} has schema version {version}; this trainlab reads version "
-                f"{SCHEMA_VERSION}")
-        conn.execute("PRAGMA busy_timeout = 60000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        if not tables:
-            with self._tx(conn):
-                for stmt in filter(str.strip, SCHEMA.split(";")):
-                    conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                f"{self.db_path} has schema version {version}; this trainlab reads versions "
+                f"1 to {SCHEMA_VERSION}")
+        try:
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not tables:
+                with self._tx(conn):
+                    for stmt in [*filter(str.strip, SCHEMA.split(";")), LEASES]:
+                        conn.execute(stmt)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version < SCHEMA_VERSION:
+                self._migrate(conn, version)
+        except sqlite3.OperationalError as exc:
+            raise TrainlabError(f"cannot open the run store {self.db_path}: {exc}") from None
         return conn
+
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        with self._tx(conn):
+            before = conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+            for v in range(version, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[v]:
+                    conn.execute(stmt)
+            dropped = before - conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        log.warning("run store %s migrated from schema version %d to %d (%d duplicate metric "
+                    "rows removed, the last written kept; artifacts written before carry no "
+                    "checksum)", self.db_path, version, SCHEMA_VERSION, dropped)
 
     @staticmethod
     @contextmanager
@@ -120,6 +193,9 @@ class RunStore:
         conn.execute("COMMIT")
 
     def close(self) -> None:
+        for beat in self._owned.values():
+            beat.stop()
+        self._owned = {}
         self._conn.close()
 
     def __enter__(self) -> RunStore:
@@ -134,10 +210,61 @@ class RunStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["root"])
 
+    # ---- ownership --------------------------------------------------------------------
+    def _lease(self, run_id: str) -> Lease | None:
+        row = self._conn.execute("SELECT token, pid, host, heartbeat FROM leases WHERE run_id=?",
+                                 (run_id,)).fetchone()
+        return None if row is None else Lease(*row)
+
+    def _fence(self, c: sqlite3.Connection, run_id: str) -> None:
+        """Inside a write: raise :class:`LeaseLostError` if this object owned ``run_id`` and
+        another process has taken it over since."""
+        beat = self._owned.get(run_id)
+        if beat is None:
+            return
+        row = c.execute("SELECT token FROM leases WHERE run_id=?", (run_id,)).fetchone()
+        if row is None or row[0] != beat.token:
+            raise LeaseLostError(f"run {run_id} was taken over by another process; this "
+                                 f"process stops writing to it")
+
+    def _own(self, c: sqlite3.Connection, run_id: str) -> None:
+        token = secrets.token_hex(8)
+        c.execute("INSERT OR REPLACE INTO leases (run_id, token, pid, host, heartbeat) "
+                  "VALUES (?,?,?,?,?)", (run_id, token, os.getpid(), HOST, time.time()))
+        self._owned[run_id] = Heartbeat(self.db_path, run_id, token)
+
+    def acquire(self, run_id: str, *, take_over: bool = False) -> None:
+        """Make this process the owner of ``run_id`` (see :mod:`trainlab.store.lease` for
+        when another owner's lease is taken over); raises
+        :class:`~trainlab.store.lease.RunOwnedError` when it may not be."""
+        check_run_id(run_id)
+        if run_id in self._owned:
+            return
+        with self._tx(self._conn) as c:
+            row = c.execute("SELECT token, pid, host, heartbeat FROM leases WHERE run_id=?",
+                            (run_id,)).fetchone()
+            if row is not None:
+                may_take(Lease(*row), run_id, take_over)
+            self._own(c, run_id)
+
+    def release(self, run_id: str) -> None:
+        """Give up ownership of ``run_id`` (no-op when this object does not own it)."""
+        beat = self._owned.pop(run_id, None)
+        if beat is not None:
+            beat.stop()
+            with self._tx(self._conn) as c:
+                c.execute("DELETE FROM leases WHERE run_id=? AND token=?", (run_id, beat.token))
+
+    def lease_lost(self, run_id: str) -> bool:
+        """True when this object owned ``run_id`` and its heartbeat found the lease gone."""
+        beat = self._owned.get(run_id)
+        return beat is not None and beat.lost.is_set()
+
     # ---- runs -------------------------------------------------------------------------
-    def create_run(self, config: dict[str, Any], *, name: str = "", seed: int | None = None
-                   ) -> str:
-        """Insert a new run with status ``running``; returns its id."""
+    def create_run(self, config: dict[str, Any], *, name: str = "", seed: int | None = None,
+                   own: bool = True) -> str:
+        """Insert a new run with status ``running``; returns its id. With ``own`` (default)
+        this object owns the run until :meth:`set_status` records a final status."""
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         now = time.time()
         with self._tx(self._conn) as c:
@@ -146,101 +273,137 @@ class RunStore:
                 " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
                 (run_id, name or run_id, json.dumps(_json_safe(config)), seed, now, now,
                  json.dumps(_versions())))
+            if own:
+                self._own(c, run_id)
         return run_id
 
     def set_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None
                    ) -> None:
-        check_choice("status", status, STATUSES, owner="RunStore.set_status")
+        """Record ``status`` (and the summary); a final status (anything but ``running``)
+        also ends this object's ownership of the run."""
+        check_run_id(run_id)
+        check_choice("status", status, RECORDED, owner="RunStore.set_status")
         with self._tx(self._conn) as c:
+            self._fence(c, run_id)
             if summary is None:
                 c.execute("UPDATE runs SET status=?, updated=? WHERE id=?",
                           (status, time.time(), run_id))
             else:
                 c.execute("UPDATE runs SET status=?, updated=?, summary=? WHERE id=?",
                           (status, time.time(), json.dumps(_json_safe(summary)), run_id))
+        if status != "running":
+            self.release(run_id)
+
+    _COLS = ("r.id, r.name, r.config, r.status, r.seed, r.created, r.updated, r.versions, "
+             "r.summary, l.token, l.pid, l.host, l.heartbeat")
+    _FROM = "FROM runs r LEFT JOIN leases l ON l.run_id = r.id"
 
     def _record(self, row: tuple) -> RunRecord:
-        rid, name, config, status, seed, created, updated, versions, summary = row
+        rid, name, config, status, seed, created, updated, versions, summary = row[:9]
+        lease = None if row[9] is None else Lease(*row[9:])
+        if status == "running" and lease is not None and lease.stale():
+            status = "crashed"
         return RunRecord(rid, name, json.loads(config), status, seed, created, updated,
-                         json.loads(versions), json.loads(summary))
-
-    _COLS = "id, name, config, status, seed, created, updated, versions, summary"
+                         json.loads(versions), json.loads(summary), lease)
 
     def get_run(self, run_id: str) -> RunRecord:
-        row = self._conn.execute(f"SELECT {self._COLS} FROM runs WHERE id=?",
+        check_run_id(run_id)
+        row = self._conn.execute(f"SELECT {self._COLS} {self._FROM} WHERE r.id=?",
                                  (run_id,)).fetchone()
         if row is None:
             raise TrainlabError(f"no run {run_id!r} in the store {self.root}")
         return self._record(row)
 
     def list_runs(self) -> list[RunRecord]:
-        rows = self._conn.execute(f"SELECT {self._COLS} FROM runs ORDER BY created").fetchall()
+        rows = self._conn.execute(f"SELECT {self._COLS} {self._FROM} ORDER BY r.created"
+                                  ).fetchall()
         return [self._record(r) for r in rows]
 
     def resolve(self, ref: str) -> str:
-        """A run id from an id, a unique id prefix, a run name (latest wins) or ``latest``."""
+        """A run id from an id, a unique id prefix, a run name (latest wins) or ``latest``.
+        The id found is checked (:func:`check_run_id`) before it is returned."""
+        if not isinstance(ref, str) or not ref.strip():
+            raise TrainlabError(f"empty run reference {ref!r}: give an id, a prefix of one, "
+                                f"a run name or 'latest'")
         if ref == "latest":
             row = self._conn.execute("SELECT id FROM runs ORDER BY created DESC LIMIT 1"
                                      ).fetchone()
             if row is None:
                 raise TrainlabError(f"the store {self.root} has no runs")
-            return row[0]
+            return check_run_id(row[0])
         ids = [r[0] for r in self._conn.execute(  # a prefix match, without LIKE wildcards
             "SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY created",
             (len(ref), ref))]
         if ref in ids:
-            return ref
+            return check_run_id(ref)
         if len(ids) == 1:
-            return ids[0]
+            return check_run_id(ids[0])
         if len(ids) > 1:
             raise TrainlabError(f"run prefix {ref!r} is ambiguous: {', '.join(ids[:5])}")
         named = self._conn.execute("SELECT id FROM runs WHERE name=? ORDER BY created DESC",
                                    (ref,)).fetchone()
         if named:
-            return named[0]
+            return check_run_id(named[0])
         raise TrainlabError(f"no run {ref!r} in the store {self.root} "
                             f"(see `trainlab runs list`)")
 
     def remove(self, run_id: str) -> None:
-        """Delete a run, its metrics, artifact records and artifact files."""
+        """Delete a run, its metrics, artifact records and its artifact folder (checked to
+        lie inside the store)."""
+        folder = self._run_folder(run_id)
         with self._tx(self._conn) as c:
             c.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM artifacts WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM leases WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM runs WHERE id=?", (run_id,))
-        shutil.rmtree(self.root / "artifacts" / run_id, ignore_errors=True)
+        if folder.is_symlink():
+            folder.unlink()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ---- metrics ----------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: Iterable[tuple[int, str, float]]) -> int:
-        """Append ``(step, name, value)`` rows in one transaction; returns the row count."""
+        """Insert ``(step, name, value)`` rows in one transaction; returns the row count.
+        A row whose (step, name) the run already has raises :class:`TrainlabError`."""
+        check_run_id(run_id)
         data = [(run_id, int(s), n, None if v != v else float(v)) for s, n, v in rows]
         if data:
-            with self._tx(self._conn) as c:
-                c.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?,?,?,?)",
-                              data)
+            try:
+                with self._tx(self._conn) as c:
+                    self._fence(c, run_id)
+                    c.executemany(
+                        "INSERT INTO metrics (run_id, step, name, value) VALUES (?,?,?,?)", data)
+            except sqlite3.IntegrityError as exc:
+                raise TrainlabError(f"run {run_id}: metric rows already recorded ({exc}); "
+                                    f"a (step, name) pair is written once") from None
         return len(data)
 
     def truncate_metrics(self, run_id: str, from_step: int) -> None:
         """Delete metrics with ``step >= from_step`` (used when resuming a run)."""
+        check_run_id(run_id)
         with self._tx(self._conn) as c:
+            self._fence(c, run_id)
             c.execute("DELETE FROM metrics WHERE run_id=? AND step>=?", (run_id, from_step))
 
     def metric_names(self, run_id: str) -> list[str]:
+        check_run_id(run_id)
         return [r[0] for r in self._conn.execute(
             "SELECT DISTINCT name FROM metrics WHERE run_id=? ORDER BY name", (run_id,))]
 
     def metrics(self, run_id: str, names: Iterable[str] | None = None
                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``{name: (steps, values)}`` sorted by step (NaN where a value was NaN)."""
+        check_run_id(run_id)
         if names is None:
             cur = self._conn.execute(
-                "SELECT name, step, value FROM metrics WHERE run_id=? ORDER BY name, step, rowid",
+                "SELECT name, step, value FROM metrics WHERE run_id=? ORDER BY name, step",
                 (run_id,))
         else:
             names = list(names)
             marks = ",".join("?" * len(names))
             cur = self._conn.execute(
                 f"SELECT name, step, value FROM metrics WHERE run_id=? AND name IN ({marks})"
-                " ORDER BY name, step, rowid", (run_id, *names))
+                " ORDER BY name, step", (run_id, *names))
         grouped: dict[str, tuple[list[int], list[float]]] = {}
         for name, step, value in cur:
             s, v = grouped.setdefault(name, ([], []))
@@ -250,36 +413,140 @@ class RunStore:
                 for n, (s, v) in grouped.items()}
 
     def count_metrics(self, run_id: str) -> int:
+        check_run_id(run_id)
         return self._conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id=?",
                                   (run_id,)).fetchone()[0]
 
     # ---- artifacts --------------------------------------------------------------------
+    def _run_folder(self, run_id: str) -> Path:
+        """``artifacts/<run id>`` after checking the id and that the folder resolves inside
+        the store's artifacts folder (no symlink out of it)."""
+        folder = self.root / "artifacts" / check_run_id(run_id)
+        base = (self.root / "artifacts").resolve()
+        if folder.resolve().parent != base:
+            raise TrainlabError(f"the artifact folder of run {run_id} resolves to "
+                                f"{folder.resolve()}, outside the store {self.root}; "
+                                f"refusing to touch it")
+        return folder
+
+    def _inside(self, run_id: str, path: Path) -> Path:
+        """``path`` after checking that it resolves to a
+        file in the run's artifact folder."""
+        folder = self._run_folder(run_id).resolve()
+        if path.resolve().parent != folder:
+            raise TrainlabError(f"artifact path {str(path)!r} of run {run_id} lies outside "
+                                f"its folder {folder}; refusing to touch it")
+        return path
+
     def artifact_dir(self, run_id: str) -> Path:
-        d = self.root / "artifacts" / run_id
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        return _mkdir(self._run_folder(run_id), "the artifact folder")
+
+    def check_writable(self) -> None:
+        """Raise :class:`TrainlabError` unless the database and the artifacts folder can be
+        written (a small file is written and removed), so a run fails before it trains."""
+        probe = self.root / "artifacts" / f".writable.{os.getpid()}.tmp"
+        try:
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(probe, b"ok")
+            probe.unlink()
+            with self._tx(self._conn) as c:  # a write lock needs a writable database
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise TrainlabError(f"the run store {self.root} is not writable: {reason}") from None
 
     def add_artifact(self, run_id: str, name: str, path: str | os.PathLike[str]) -> None:
-        rel = os.path.relpath(Path(path).resolve(), self.root.resolve())
+        """Record the file ``path`` (in the run's artifact folder) as artifact ``name``,
+        with the SHA-256 of its bytes."""
+        path = self._inside(run_id, Path(path))  # relative to the working directory
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self._record_artifact(run_id, name, path, digest)
+
+    def _record_artifact(self, run_id: str, name: str, path: Path, digest: str) -> None:
+        rel = os.path.relpath(path.resolve(), self.root.resolve())
         with self._tx(self._conn) as c:
-            c.execute("INSERT OR REPLACE INTO artifacts (run_id, name, path) VALUES (?,?,?)",
-                      (run_id, name, rel))
+            self._fence(c, run_id)
+            c.execute("INSERT OR REPLACE INTO artifacts (run_id, name, path, sha256) "
+                      "VALUES (?,?,?,?)", (run_id, name, rel, digest))
+
+    def write_artifact(self, run_id: str, name: str, data: bytes, filename: str) -> Path:
+        """Write ``data`` as artifact ``name`` (file ``filename`` in the run's folder):
+        temporary file, fsync, rename, then the record with its SHA-256. A previous file of
+        that artifact under another name is removed once the new one is recorded, so a kill
+        at any point leaves a recorded file whose checksum matches."""
+        if not _FILE_NAME.fullmatch(filename):
+            raise TrainlabError(f"invalid artifact file name {filename!r}")
+        old = self.artifact(run_id, name)
+        path = self.artifact_dir(run_id) / filename
+        atomic_write_bytes(path, data)
+        self._record_artifact(run_id, name, path, hashlib.sha256(data).hexdigest())
+        if old is not None and old.resolve() != path.resolve():
+            old.unlink(missing_ok=True)
+        return path
 
     def artifact(self, run_id: str, name: str) -> Path | None:
+        check_run_id(run_id)
         row = self._conn.execute("SELECT path FROM artifacts WHERE run_id=? AND name=?",
                                  (run_id, name)).fetchone()
-        return None if row is None else self.root / row[0]
+        return None if row is None else self._inside(run_id, self.root / row[0])
+
+    def read_artifact(self, run_id: str, name: str) -> bytes:
+        """The bytes of artifact ``name``, after checking them against the SHA-256 recorded
+        when it was written; a missing, changed or unrecorded checksum raises
+        :class:`TrainlabError` (nothing unverified is returned)."""
+        check_run_id(run_id)
+        row = self._conn.execute("SELECT path, sha256 FROM artifacts WHERE run_id=? AND name=?",
+                                 (run_id, name)).fetchone()
+        if row is None:
+            raise TrainlabError(f"run {run_id} has no {name}")
+        path = self._inside(run_id, self.root / row[0])
+        if row[1] is None:
+            raise TrainlabError(f"the {name} of run {run_id} has no recorded checksum (written "
+                                f"before checksums were kept); refusing to load it unverified")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TrainlabError(f"cannot read the {name} of run {run_id} ({path}): "
+                                f"{exc.strerror or exc}") from None
+        if hashlib.sha256(data).hexdigest() != row[1]:
+            raise TrainlabError(f"the {name} of run {run_id} ({path}) does not match the "
+                                f"checksum recorded when it was written: it was changed or "
+                                f"corrupted; refusing to load it")
+        return data
 
     def artifacts(self, run_id: str) -> dict[str, Path]:
-        return {n: self.root / p for n, p in self._conn.execute(
+        check_run_id(run_id)
+        return {n: self._inside(run_id, self.root / p) for n, p in self._conn.execute(
             "SELECT name, path FROM artifacts WHERE run_id=? ORDER BY name", (run_id,))}
+
+    def clean_artifacts(self, run_id: str) -> list[Path]:
+        """Remove files of the run's folder that no record refers to (temporary files and
+        checkpoints of a process killed mid-write); returns them."""
+        folder = self._run_folder(run_id)
+        if not folder.is_dir():
+            return []
+        kept = {p.resolve() for p in self.artifacts(run_id).values()}
+        removed = [p for p in folder.iterdir()
+                   if p.is_file() and p.resolve() not in kept
+                   and (p.name.endswith(".tmp") or p.name.startswith("checkpoint"))]
+        for p in removed:
+            p.unlink(missing_ok=True)
+        return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename into place."""
+    """Write to a temporary file in the same directory, fsync, then rename into place. On
+    any error (a full disk) the temporary file is removed and the error raised."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainlab.errors import ConfigError
-from trainlab.train.config import RunConfig, apply_overrides, parse_value
+from trainlab.train.config import RunConfig, build_config, parse_value
 
 
 class Executor(Protocol):
@@ -69,8 +69,8 @@ def expand_grid(base: RunConfig, grid: dict[str, list[Any]]) -> list[RunConfig]:
     configs = []
     for values in itertools.product(*grid.values()):
         assignments = [f"{k}={v}" for k, v in zip(grid, values)]
-        cfg = apply_overrides(base, assignments)
-        configs.append(cfg.replace(name=",".join(assignments)).validate())
+        configs.append(build_config(base.to_dict(), {"name": ",".join(assignments)},
+                                    assignments))
     return configs
 
 

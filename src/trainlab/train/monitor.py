@@ -87,6 +87,8 @@ class Monitor:
         on_probe_error: ``"record"`` (default: a probe that raises one of
             :data:`PROBE_ERRORS` is recorded as skipped at that step, with the reason, and
             the run goes on) or ``"raise"`` (the error propagates: for debugging a probe).
+        flush_seconds: and at least this often (seconds; 0: every step), so a killed
+            process loses seconds of metrics, not a buffer's worth.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Monitor:
         seed: int = 0,
         flush_every: int = 500,
         on_probe_error: str = "record",
+        flush_seconds: float = 5.0,
     ):
         if on_probe_error not in ("record", "raise"):
             raise ConfigError(f"The 'on_probe_error' parameter of Monitor must be one of "
@@ -118,6 +121,10 @@ class Monitor:
         self.notes: dict[str, str] = {}  # probe name -> first reason it measured less
         self.probes: list[Probe] = (build_probes(probes, every, **(probe_params or {}))
                                     if isinstance(probes, str) else list(probes))
+        stray = sorted(set(probe_params or {}) - {p.name for p in self.probes})
+        if stray:  # parameters nothing would read
+            raise ConfigError(f"probe_params for {', '.join(map(repr, stray))}, which "
+                              f"{'is' if len(stray) == 1 else 'are'} not a probe of this monitor")
         self.total_steps = total_steps
         self.store = store
         if store is not None and run_id is None:
@@ -125,7 +132,8 @@ class Monitor:
                                       name=name, seed=seed)
         self.run_id = run_id
         self.generator = torch.Generator().manual_seed(seed + 7919)
-        self.flush_every = flush_every
+        self.flush_every, self.flush_seconds = flush_every, flush_seconds
+        self._next_flush = time.monotonic() + flush_seconds
         self.step_index = 0
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.init_params: dict[str, torch.Tensor] = {}
@@ -227,7 +235,8 @@ class Monitor:
         self._record(k, values)
         self.step_index = k + 1
         self._arm(k + 1)
-        if len(self._buffer) and (k + 1) % self.flush_every == 0:
+        if len(self._buffer) and ((k + 1) % self.flush_every == 0
+                                  or time.monotonic() >= self._next_flush):
             self.flush()
         return finite
 
@@ -279,6 +288,11 @@ class Monitor:
         if self.store is not None and self._buffer:
             self.store.log_metrics(self.run_id, self._buffer)
         self._buffer = []
+        self._next_flush = time.monotonic() + self.flush_seconds
+
+    def detach(self) -> None:
+        """Remove the probes' hooks from the model without writing anything."""
+        self._detach()
 
     def last(self, name: str, default: float = math.nan) -> float:
         values = self.history.get(name)

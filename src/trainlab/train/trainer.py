@@ -1,29 +1,68 @@
-"""The Trainer: runs a :class:`RunConfig` end to end with probes, store, checkpoints, report."""
+"""The Trainer: runs a :class:`RunConfig` end to end with probes, store, checkpoints, report.
+
+Durability: the run is owned by this process (a lease with a heartbeat in the store, see
+:mod:`trainlab.store.lease`). Metrics reach the store every ``flush_seconds`` (default 5 s)
+and a checkpoint every ``checkpoint_seconds`` (default 300 s) and every ``checkpoint_every``
+steps, so a ``kill -9`` loses at most the training since the last checkpoint; the run then
+shows as ``crashed`` and ``trainlab run --resume RUN`` continues it from that checkpoint
+(from step 0 when it had none), bitwise as if never stopped, with the metrics written after
+the checkpoint replaced. SIGINT (Ctrl-C) and SIGTERM finish the step, write a checkpoint and
+mark the run ``interrupted``. A write error (full disk) removes the partial file, records
+the run as ``failed`` with the reason and keeps what was already written.
+"""
 
 from __future__ import annotations
 
-import io
+import logging
 import math
 import signal
+import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from trainlab.errors import ConfigError, TrainlabError
 from trainlab.init import INITS
 from trainlab.init import apply as apply_init
 from trainlab.models import build_model
 from trainlab.optim import ScheduleLR, build_optimizer, build_schedule, optimizer_info
 from trainlab.optim.loss_closure import make_closure
-from trainlab.store import RunStore, atomic_write_bytes
+from trainlab.probes import PROBES
+from trainlab.store import LeaseLostError, RunStore
 from trainlab.tasks import build_task
+from trainlab.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, save_checkpoint
+from trainlab.train.compatibility import check_fits
 from trainlab.train.config import RunConfig
 from trainlab.train.data import BatchSampler
 from trainlab.train.monitor import Monitor
 
-CHECKPOINT = "checkpoint"
+__all__ = ["CHECKPOINT", "RunResult", "Trainer", "train"]
+
+log = logging.getLogger("trainlab")
+# what a builder raises on parameters it cannot take (torch's own checks included)
+_BUILD_ERRORS = (TypeError, ValueError, IndexError, KeyError, RuntimeError, OverflowError,
+                 MemoryError, AssertionError, ZeroDivisionError)
+_STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def _built(what: str, name: str, params: dict[str, Any], fn: Any) -> Any:
+    """``fn()``, with a builder's own exception turned into a one-line ConfigError."""
+    try:
+        return fn()
+    except TrainlabError:
+        raise
+    except _BUILD_ERRORS as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConfigError(f"{what} {name!r} cannot be built with parameters {params}: "
+                          f"{first}") from None
+
+
+def _write_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
 
 
 @dataclass(frozen=True)
@@ -43,13 +82,18 @@ class Trainer:
     given back to the caller afterwards. The same config and seed give bitwise-identical
     metrics in the same environment.
 
-    A NaN/Inf loss ends the run with status ``diverged`` (recorded, not raised). Ctrl-C (or
-    :meth:`request_stop`) finishes the current step, writes a checkpoint and marks the run
-    ``interrupted``; :meth:`resume` continues it bitwise-identically.
+    Everything that can be wrong with the config (parameters a builder rejects, a model
+    that does not fit the task, an unwritable store) raises before a run is created. A
+    NaN/Inf loss ends the run with status ``diverged`` (recorded, not raised). Ctrl-C,
+    SIGTERM (or :meth:`request_stop`) finish the current step, write a checkpoint and mark
+    the run ``interrupted``; :meth:`resume` continues it bitwise-identically, also a
+    ``crashed`` one (see the module doc).
     """
 
     def __init__(self, config: RunConfig, *, store: RunStore | None = None,
                  progress: bool = False, report: bool = True):
+        if not isinstance(config, RunConfig):
+            raise ConfigError(f"Trainer needs a RunConfig, got {type(config).__name__}")
         self.config = config.validate()
         self.store = store if store is not None else RunStore()
         self.progress, self.write_report = progress, report
@@ -59,22 +103,28 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_ref: str, *, store: RunStore | None = None, progress: bool = False,
-               report: bool = True) -> Trainer:
-        """A trainer that continues run ``run_ref`` from its last checkpoint."""
-        from trainlab.errors import TrainlabError
-
+               report: bool = True, take_over: bool = False) -> Trainer:
+        """A trainer that continues run ``run_ref`` from its last checkpoint (from step 0
+        when a crashed run has none). This process becomes the run's owner first: a run
+        owned by another live process is refused (:class:`~trainlab.store.RunOwnedError`);
+        ``take_over`` takes it from an owner whose liveness cannot be checked from here."""
         store = store if store is not None else RunStore()
         run_id = store.resolve(run_ref)
-        record = store.get_run(run_id)
-        path = store.artifact(run_id, CHECKPOINT)
-        if path is None or not path.exists():
-            raise TrainlabError(f"run {run_id} has no checkpoint to resume from")
-        if record.status == "completed":
+        if store.get_run(run_id).status == "completed":
             raise TrainlabError(f"run {run_id} is already completed")
-        self = cls(RunConfig.from_dict(record.config), store=store, progress=progress,
-                   report=report)
-        self._run_id = run_id
-        self._checkpoint = torch.load(path, weights_only=False)
+        store.acquire(run_id, take_over=take_over)
+        try:
+            record = store.get_run(run_id)
+            self = cls(RunConfig.from_dict(record.config), store=store, progress=progress,
+                       report=report)
+            self._run_id = run_id
+            if has_checkpoint(store, run_id):
+                self._checkpoint = load_checkpoint(store, run_id)
+            else:
+                log.warning("run %s has no checkpoint: it restarts from step 0", run_id)
+        except BaseException:
+            store.release(run_id)
+            raise
         return self
 
     def request_stop(self) -> None:
@@ -86,10 +136,13 @@ class Trainer:
         cfg = self.config
         dtype = getattr(torch, cfg.dtype)
         torch.manual_seed(cfg.seed)  # inside fork_rng: only for modules' own draws
-        self.task = build_task(cfg.task, **cfg.task_params).to(dtype)
+        self.task = _built("task", cfg.task, cfg.task_params,
+                           lambda: build_task(cfg.task, **cfg.task_params).to(dtype))
         self.task.z_loss = cfg.z_loss
-        self.model = build_model(cfg.model, self.task.input_shape, self.task.num_outputs,
-                                 **cfg.model_params).to(dtype)
+        self.model = _built("model", cfg.model, cfg.model_params, lambda: build_model(
+            cfg.model, self.task.input_shape, self.task.num_outputs,
+            **cfg.model_params).to(dtype))
+        check_fits(self.model, cfg.model, self.task, cfg.task)
         g_init = torch.Generator().manual_seed(cfg.seed)
         n = len(self.task.x_train)
         init_idx = torch.randperm(n, generator=g_init)[: max(cfg.batch_size, 256) if
@@ -97,19 +150,24 @@ class Trainer:
         init_batch = self.task.x_train[init_idx]
         if INITS.entry(cfg.init).info.batch_kind == "pair":  # e.g. "decoupled"
             init_batch = (init_batch, self.task.y_train[init_idx])
-        self.init_report = apply_init(self.model, cfg.init, batch=init_batch,
-                                      generator=g_init, **cfg.init_params)
-        self.optimizer = build_optimizer(cfg.optim, self.model.parameters(), cfg.lr,
-                                         **cfg.optim_params)
+        self.init_report = _built("init", cfg.init, cfg.init_params, lambda: apply_init(
+            self.model, cfg.init, batch=init_batch, generator=g_init, **cfg.init_params))
+        self.optimizer = _built("optimizer", cfg.optim, cfg.optim_params, lambda:
+                                build_optimizer(cfg.optim, self.model.parameters(), cfg.lr,
+                                                **cfg.optim_params))
         # multi-pass methods (SAM, L-BFGS, PSGD, ...) get the contract's closure on the step's
         # batch (trainlab.optim.closure), with exact Hessian and GGN products; the instance
         # decides (gd with step_rule="polyak" needs one, gd without does not)
         self.needs_closure = optimizer_info(self.optimizer).needs_closure
-        self.scheduler = ScheduleLR(self.optimizer,
-                                    build_schedule(cfg.schedule, cfg.steps,
-                                                   **cfg.schedule_params))
+        self.scheduler = ScheduleLR(self.optimizer, _built(
+            "schedule", cfg.schedule, cfg.schedule_params,
+            lambda: build_schedule(cfg.schedule, cfg.steps, **cfg.schedule_params)))
         self.sampler = BatchSampler(n, cfg.batch_size,
                                     torch.Generator().manual_seed(cfg.seed + 1))
+        self.probes = [_built("probe", s.name, cfg.probe_params.get(s.name, {}), lambda s=s:
+                              PROBES.get(s.name)(every=s.every or cfg.every,
+                                                 **cfg.probe_params.get(s.name, {})))
+                       for s in cfg.probe_list]
 
     def _checkpoint_state(self, monitor: Monitor) -> dict[str, Any]:
         return {"step": monitor.step_index, "model": self.model.state_dict(),
@@ -119,11 +177,8 @@ class Trainer:
 
     def _save_checkpoint(self, monitor: Monitor) -> Path:
         monitor.flush()
-        buf = io.BytesIO()
-        torch.save(self._checkpoint_state(monitor), buf)
-        path = self.store.artifact_dir(monitor.run_id) / "checkpoint.pt"
-        atomic_write_bytes(path, buf.getvalue())
-        self.store.add_artifact(monitor.run_id, CHECKPOINT, path)
+        path = save_checkpoint(self.store, monitor.run_id, self._checkpoint_state(monitor))
+        self._last_checkpoint = time.monotonic()
         return path
 
     # ---- running ---------------------------------------------------------------------
@@ -132,40 +187,98 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             return self._run(stop_at)
 
-    def _run(self, stop_at: int | None) -> RunResult:
+    def _start(self) -> Monitor:
+        """Build and check everything, then create the run (or reopen the resumed one)."""
         cfg = self.config
-        self._build()
-        monitor = Monitor(self.model, loss_fn=self.task.loss, optimizer=self.optimizer,
-                          probes=cfg.probes, every=cfg.every, probe_params=cfg.probe_params,
-                          total_steps=cfg.steps, store=self.store, run_id=self._run_id,
-                          config=cfg.to_dict(), name=cfg.name, task=self.task, seed=cfg.seed)
-        if self._checkpoint is not None:
-            ck = self._checkpoint
-            self.model.load_state_dict(ck["model"])
-            self.optimizer.load_state_dict(ck["optimizer"])
-            self.scheduler.load_state_dict(ck["scheduler"])
-            self.sampler.load_state_dict(ck["sampler"])
-            torch.set_rng_state(ck["rng"])
-            monitor.load_state_dict(ck["monitor"])
-            self.store.truncate_metrics(monitor.run_id, monitor.step_index)
-            self.store.set_status(monitor.run_id, "running")
-        self._run_id = monitor.run_id
+        try:
+            self._build()
+            self.store.check_writable()
+        except BaseException:
+            if self._run_id is not None:
+                self.store.release(self._run_id)
+            raise
+        if self._run_id is None:
+            self._run_id = self.store.create_run(cfg.to_dict(), name=cfg.name, seed=cfg.seed)
+        else:
+            self.store.clean_artifacts(self._run_id)
+        monitor = None
+        try:
+            monitor = Monitor(self.model, loss_fn=self.task.loss, optimizer=self.optimizer,
+                              probes=self.probes, every=cfg.every, total_steps=cfg.steps,
+                              store=self.store, run_id=self._run_id, task=self.task,
+                              seed=cfg.seed, flush_seconds=cfg.flush_seconds)
+            if self._checkpoint is not None:
+                ck = self._checkpoint
+                self.model.load_state_dict(ck["model"])
+                self.optimizer.load_state_dict(ck["optimizer"])
+                self.scheduler.load_state_dict(ck["scheduler"])
+                self.sampler.load_state_dict(ck["sampler"])
+                torch.set_rng_state(ck["rng"])
+                monitor.load_state_dict(ck["monitor"])
+            # rows written after the checkpoint (or by a run killed before its first one)
+            self.store.truncate_metrics(self._run_id, monitor.step_index)
+            self.store.set_status(self._run_id, "running")
+        except BaseException as exc:
+            self._fail(monitor, exc)
+            raise
+        return monitor
+
+    def _run(self, stop_at: int | None) -> RunResult:
+        monitor = self._start()
+        run_id = monitor.run_id
         status = self._loop(monitor, stop_at)
-        summary = monitor.finish(status)
+        try:
+            summary = monitor.finish(status)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._write_failed(monitor, exc) from None
         report = None
         if self.write_report:
             from trainlab.report import write_run_report
 
-            report = write_run_report(self.store, monitor.run_id)
-        return RunResult(monitor.run_id, status, summary, report, self.store.root)
+            try:
+                report = write_run_report(self.store, run_id)
+            except OSError as exc:
+                self.store.clean_artifacts(run_id)  # no partial report left behind
+                log.warning("run %s: the report was not written (%s); the run is kept, "
+                            "`trainlab report %s` writes it later", run_id, _write_error(exc),
+                            run_id)
+        return RunResult(run_id, status, summary, report, self.store.root)
+
+    def _fail(self, monitor: Monitor | None, exc: BaseException) -> None:
+        """Record the run as failed with the reason, as far as the store still takes it."""
+        run_id, reason = self._run_id, _write_error(exc)
+        if isinstance(exc, LeaseLostError) or run_id is None:
+            if monitor is not None:
+                monitor.detach()
+            return
+        try:
+            if monitor is not None:
+                monitor.finish("failed", {"error": reason})
+            else:
+                self.store.set_status(run_id, "failed", {"error": reason})
+        except (OSError, sqlite3.Error, TrainlabError) as second:
+            log.warning("run %s: could not record its failure (%s)", run_id,
+                        _write_error(second))
+            if monitor is not None:
+                monitor.detach()
+            self.store.release(run_id)
+
+    def _write_failed(self, monitor: Monitor, exc: BaseException) -> TrainlabError:
+        self._fail(monitor, exc)
+        return TrainlabError(f"run {monitor.run_id} failed: cannot write to the store "
+                             f"({_write_error(exc)}); what was written before is kept")
 
     def _loop(self, monitor: Monitor, stop_at: int | None) -> str:
-        cfg, task = self.config, self.task
-        old_handler = self._install_sigint()
+        cfg, task, run_id = self.config, self.task, monitor.run_id
+        old_handlers = self._install_handlers()
         bar = _Progress(cfg.steps, self.progress)
         status = "completed"
+        self._last_checkpoint = time.monotonic()
         try:
             for k in range(monitor.step_index, cfg.steps + 1):
+                if self.store.lease_lost(run_id):
+                    raise LeaseLostError(f"run {run_id} was taken over by another process; "
+                                         f"this process stops at step {k}")
                 if self._stop or (stop_at is not None and k >= stop_at):
                     self._save_checkpoint(monitor)
                     status = "interrupted"
@@ -185,28 +298,35 @@ class Trainer:
                 else:
                     self.optimizer.step()
                 self.scheduler.step()
-                if cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0:
+                if ((cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0)
+                        or (cfg.checkpoint_seconds and time.monotonic() - self._last_checkpoint
+                            >= cfg.checkpoint_seconds)):
                     self._save_checkpoint(monitor)
                 bar.update(k + 1, monitor)
-        except BaseException:
-            monitor.finish("failed")
+        except (OSError, sqlite3.Error) as exc:
+            raise self._write_failed(monitor, exc) from None
+        except BaseException as exc:
+            self._fail(monitor, exc)
             raise
         finally:
             bar.close()
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
         return status
 
-    def _install_sigint(self) -> Any:
+    def _install_handlers(self) -> dict[int, Any]:
+        """SIGINT and SIGTERM: the first stops at the next step with a checkpoint, the
+        second stops at once (``KeyboardInterrupt``; the run is marked failed)."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop:  # second Ctrl-C: stop hard
+            if self._stop:
                 raise KeyboardInterrupt
             self._stop = True
 
-        return signal.signal(signal.SIGINT, handler)
+        return {sig: signal.signal(sig, handler)
+                for sig in (getattr(signal, name) for name in _STOP_SIGNALS)}
 
 
 class _Progress:
