@@ -35,3 +35,29 @@ def test_attention_head_matches_explicit_softmax():
         att = np.exp(logits - logits.max(1, keepdims=True))
         att /= att.sum(1, keepdims=True)
         np.testing.assert_allclose(head(x)[n].detach().numpy(), att @ x[n].numpy(), atol=1e-12)
+
+
+def _run(counts, losses):
+    return {"count": np.array(counts), "loss": np.array(losses, dtype=float)}
+
+
+def test_counts_are_read_once_the_loss_moves():
+    from trainlab.phenomena.boixadsera2023_rank_increase import GradualRankIncrease
+
+    run = _run([5, 3, 1, 1, 2, 2], [1.0, 1.0, 0.995, 0.98, 0.5, 0.1])
+    assert GradualRankIncrease.learning_counts(run) == [1, 2, 2]
+    assert GradualRankIncrease.learning_counts(_run([3, 2], [1.0, 1.0])) == []
+
+
+def test_check_on_hand_made_staircases():
+    from trainlab.phenomena.boixadsera2023_rank_increase import GradualRankIncrease
+
+    loss = [1.0, 1.0, 0.9, 0.9, 0.9, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0]
+    small = _run([5, 3, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4], loss)
+    large = _run([9] * 14, loss)
+    data = {"teacher_rank": 4, "runs": [{"small": small, "large": large}] * 3}
+    checks = GradualRankIncrease().check(data)
+    assert [c.passed for c in checks] == [True] * 5  # the dip 5 -> 1 is before learning
+    dip = _run([5, 3, 1, 1, 1, 2, 2, 1, 3, 3, 3, 4, 4, 4], loss)  # a dip while learning
+    data["runs"] = [{"small": small, "large": large}] * 2 + [{"small": dip, "large": large}]
+    assert not GradualRankIncrease().check(data)[1].passed

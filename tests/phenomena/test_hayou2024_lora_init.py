@@ -39,10 +39,16 @@ def test_scan_stops_at_first_stable_lr(monkeypatch):
 
 
 def test_check_slopes():
-    data = {"widths": [64, 256, 1024], "eta_A": [2.0, 1.0, 0.25], "eta_B": [2.0, 0.5, 0.0625]}
+    data = {"widths": [64, 256, 1024], "eta_A": [[2.0, 1.0, 0.25]] * 3,
+            "eta_B": [[2.0, 0.5, 0.0625]] * 3}
     checks = LoRAInitLearningRate().check(data)
     assert all(c.passed for c in checks)
-    slope = np.polyfit([6, 8, 10], np.log2(data["eta_A"]), 1)[0]
-    assert abs(checks[1].measured - slope) < 1e-12
-    data["eta_A"] = [1.0, 0.5, 0.0625]  # below Init[B] at n = 64
+    gap = (np.polyfit([6, 8, 10], np.log2([2.0, 1.0, 0.25]), 1)[0]
+           - np.polyfit([6, 8, 10], np.log2([2.0, 0.5, 0.0625]), 1)[0])
+    assert abs(checks[1].measured - gap) < 1e-12 and checks[1].seeds == 3
+    data["eta_A"] = [[1.0, 0.5, 0.0625]] * 3  # below Init[B] at n = 64
     assert not LoRAInitLearningRate().check(data)[0].passed
+    # a gap smaller than its seed-to-seed spread does not pass
+    data = {"widths": [64, 256, 1024], "eta_B": [[2.0, 0.5, 0.0625]] * 3,
+            "eta_A": [[2.0, 0.5, 0.0625], [2.0, 0.5, 0.0625], [2.0, 2.0, 2.0]]}
+    assert not LoRAInitLearningRate().check(data)[1].passed

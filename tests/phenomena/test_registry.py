@@ -1,5 +1,7 @@
-"""Every registered phenomenon runs in quick mode and its verdict matches its registry flag:
-PASS for ``reproduces=True``, FAIL (honestly reported) for ``reproduces=False``."""
+"""Every registered phenomenon declares what it reproduces and its quick run passes: its
+claim, or, where it declares a ``quick_reference`` (the claim cannot show in 20 s), the
+regression guard against the numbers recorded from the same code path. No test here expects
+a FAIL: an experiment that breaks turns its test red."""
 
 from __future__ import annotations
 
@@ -10,22 +12,39 @@ import pytest
 
 from trainlab.phenomena import PHENOMENA, Check, Outcome, Phenomenon
 
+# Phenomena being moved to their papers' settings on the branch ``phen-b`` (issue 12), whose
+# modules this branch leaves alone: until that branch lands they keep the old contract (quick
+# verdict == registry flag, no declared figure or scale-downs). Remove this set on merge.
+_PENDING_ON_PHEN_B = {"saxe-depth", "saxe-sigmoids", "edge-of-stability", "warmup-curvature",
+                      "tiny-subspace", "butterfly-effect", "grokfast"}
+
 
 @pytest.mark.parametrize("name", PHENOMENA.names())
-def test_quick_run_matches_its_flag(name):
+def test_quick_run_passes_its_claim_or_its_guard(name):
     entry = PHENOMENA.entry(name)
     phen = entry.obj()
     assert isinstance(phen, Phenomenon) and phen.name == name
     assert phen.claim and set(phen.papers) == set(entry.papers)
     assert "reproduces" in entry.flags
+    pending = name in _PENDING_ON_PHEN_B
+    if not pending:
+        assert phen.paper_figure, "declare the paper's figure or table (paper_figure)"
+        assert phen.scale_downs, "declare the scale-downs from the paper (scale_downs)"
     outcome, data = phen.reproduce(quick=True, seed=0)
     assert outcome.checks and all(isinstance(c, Check) for c in outcome.checks)
     for c in outcome.checks:
         assert isinstance(c.passed, bool) and c.expected
         assert math.isfinite(c.measured) or not c.passed
-    json.dumps(outcome.numbers)  # plain floats
-    details = "; ".join(f"{c.name}={c.measured:.4g} ({c.expected})" for c in outcome.checks)
-    assert outcome.passed == entry.flags["reproduces"], details
+    json.dumps(outcome.to_json())  # plain values
+    details = "; ".join(f"{c.name}={c.measured:.6g} ({c.expected})"
+                        for c in outcome.checks + outcome.guard)
+    if pending:
+        assert outcome.passed == entry.flags["reproduces"], details
+    elif phen.quick_reference:
+        assert set(phen.quick_reference) <= set(outcome.numbers), "guard names unknown checks"
+        assert outcome.guard_passed, details
+    else:
+        assert outcome.passed, details
     fig = phen.plot(data)
     if fig is not None:
         import matplotlib.pyplot as plt
@@ -38,3 +57,42 @@ def test_outcome_passes_only_with_all_checks():
     assert Outcome("x", [ok]).passed
     assert not Outcome("x", [ok, bad]).passed
     assert not Outcome("x", []).passed
+    assert not Outcome("x", [ok], error="boom").passed
+
+
+def test_outcome_json_round_trip_keeps_nan_spread():
+    o = Outcome("x", [Check("a", 1.5, "> 0", True, 0.25, 3), Check("b", 2.0, "> 0", True)],
+                seconds=1.25, quick=True, seed=4)
+    back = Outcome.from_json(json.loads(json.dumps(o.to_json())))
+    assert back.checks[0] == o.checks[0] and back.mode == "quick" and back.seed == 4
+    assert math.isnan(back.checks[1].spread) and back.checks[1].seeds == 1
+
+
+class _Guarded(Phenomenon):
+    name = "guarded"
+    claim = "x"
+    quick_reference = {"value": 2.0}
+    quick_rtol = 0.1
+
+    def run(self, *, quick=False, seed=0):
+        return {"v": 2.0 + seed}
+
+    def check(self, data):
+        return [Check("value", data["v"], "> 100", data["v"] > 100)]
+
+
+def test_guard_compares_with_the_recorded_numbers():
+    ok, _ = _Guarded().reproduce(quick=True, seed=0)
+    assert not ok.passed and ok.guard_passed and ok.guard[0].name == "guard:value"
+    moved, _ = _Guarded().reproduce(quick=True, seed=1)  # 3.0 vs 2.0 +- 0.2
+    assert not moved.guard_passed
+    full, _ = _Guarded().reproduce(quick=False, seed=0)
+    assert full.guard == []  # the guard is for quick runs only
+
+
+def test_seed_summary():
+    from trainlab.phenomena._base import seed_summary
+
+    mean, spread, n = seed_summary([1.0, 2.0, 4.0])
+    assert (mean, spread, n) == (pytest.approx(7 / 3), 1.5, 3)
+    assert math.isnan(seed_summary([3.0])[1])

@@ -1,5 +1,5 @@
-"""Attention-logit growth (row 98): the entropy measure against its closed form, and the
-check against hand-made data on both sides of each threshold."""
+"""Attention-logit growth (row 98): the entropy measure, the LR sensitivity and the Bayes loss
+against closed forms, the token generator's statistics, and the check on hand-made data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import math
 import torch
 
 from trainlab.models import build_model
-from trainlab.phenomena.wortsman2023_instabilities import AttentionLogitGrowth, _attention_entropy
+from trainlab.phenomena.wortsman2023_instabilities import (
+    AttentionLogitGrowth,
+    _attention_entropy,
+    best_loss,
+    lr_sensitivity,
+    noisy_copy_tokens,
+)
 
 
 def test_entropy_of_uniform_causal_attention_is_mean_log_of_prefix_length():
@@ -24,16 +30,40 @@ def test_entropy_of_uniform_causal_attention_is_mean_log_of_prefix_length():
     assert not model.blocks[0].attn._forward_pre_hooks  # hooks removed
 
 
-def _data(plain_max: float, entropy: float, z_log_z: float, drift: float) -> dict:
-    base = {"entropy": 0.5, "loss": 1e-3, "log_z": 3.0 + drift, "log_z0": 3.0}
-    return {"lrs": [0.1], "steps": 1, "runs": {
-        "plain@0.1": {**base, "logit_max": plain_max, "entropy": entropy, "loss": 2e-3},
-        "qk@0.1": {**base, "logit_max": 10.0},
-        "qk+z@0.1": {**base, "logit_max": 10.0, "log_z": z_log_z}}}
+def test_lr_sensitivity_caps_at_the_initial_loss():
+    # E[min(l, l0) - l*]: losses 2, 2.5, 5 (capped to 4), inf (counts as 4); l* = 2
+    assert lr_sensitivity([2.0, 2.5, 5.0, math.inf], 4.0) == (0 + 0.5 + 2 + 2) / 4
+    assert lr_sensitivity([3.0, 3.0], 4.0) == 0.0
 
 
-def test_check_thresholds():
+def test_noisy_copy_statistics_and_bayes_loss():
+    x = noisy_copy_tokens(20000, 8, 4, 0.75, torch.Generator().manual_seed(0))
+    hit = (x[:, 4:] == x[:, :4]).float().mean().item()
+    assert abs(hit - (0.75 + 0.25 / 4)) < 0.01
+    # Bayes loss: 3 unpredictable first-half targets (log 4) and 4 copy targets
+    p = 0.75 + 0.25 / 4
+    copy = -(p * math.log(p) + 3 * (0.25 / 4) * math.log(0.25 / 4))
+    assert abs(best_loss(8, 4, 0.75) - (3 * math.log(4) + 4 * copy) / 7) < 1e-12
+    assert abs(best_loss(8, 4, 0.0) - math.log(4)) < 1e-12  # nothing kept: all uniform
+
+
+def _runs(plain_losses, qk_losses, *, logit=(1000.0, 10.0), log_z=(0.5, 3.0, 6.0)):
+    runs = {}
+    for sd in (0, 1, 2):
+        for arm, losses, lmax in (("plain", plain_losses, logit[0]), ("qk", qk_losses, logit[1])):
+            for lr, loss in zip((0.01, 0.1, 0.3), losses, strict=True):
+                runs[f"{arm}@{lr:g}@{sd}"] = {"loss": loss, "initial": 3.5, "logit_max": lmax,
+                                              "log_z": log_z[0], "log_z0": 3.0}
+        runs[f"qk-noz@0.3@{sd}"] = {"loss": 3.0, "initial": 3.5, "logit_max": 10.0,
+                                    "log_z": log_z[2], "log_z0": log_z[1]}
+    return {"lrs": [0.01, 0.1, 0.3], "seeds": [0, 1, 2], "runs": runs}
+
+
+def test_check_on_hand_made_sweeps():
     phen = AttentionLogitGrowth()
-    assert all(c.passed for c in phen.check(_data(60.0, 0.1, 0.5, 3.0)))
-    failed = [c.name for c in phen.check(_data(40.0, 0.3, 1.5, 1.0)) if not c.passed]
-    assert len(failed) == 4  # ratio 4 < 5, entropy 0.3, |log Z| 1.5, drift 1; loss still wins
+    good = phen.check(_runs([2.0, 3.3, 3.5], [2.0, 2.05, 2.6]))
+    assert [c.passed for c in good] == [True] * 5
+    assert abs(good[0].measured - (0.65 / 3) / (2.8 / 3)) < 1e-12
+    flat = phen.check(_runs([2.0, 2.05, 2.6], [2.0, 2.05, 2.6], logit=(40.0, 10.0),
+                            log_z=(1.5, 3.0, 4.0)))
+    assert [c.passed for c in flat] == [False] * 5

@@ -1,15 +1,19 @@
 """Reproduce papers' headline phenomena at CPU scale and check them against the paper.
 
 Each phenomenon runs a small experiment through the public library and compares measured
-numbers with the paper's claim (PASS/FAIL per check). ``--all`` writes a gallery page (one
-section per phenomenon: figure, claim, numbers, verdict). Some phenomena are registered as
-known FAILs at CPU scale (``reproduces=False``, shown in ``reproduce list``); the exit status
-is 0 when every verdict matches its registry entry and 1 otherwise.
+numbers with the paper's claim (PASS/FAIL per check). Every run is recorded in the run store
+(verdict, checks, runtime, figure), so ``list`` shows each phenomenon's last verdict per mode
+and ``--all --from-store`` rebuilds the gallery page without rerunning. ``--all`` runs the
+phenomena in a process pool (``--jobs N``) with a progress display and writes the gallery
+(an index of verdicts, then per phenomenon: claim, the paper's figure beside ours, checks with
+seeds and spread, runtime, scale-downs). The exit status is 0 only if every phenomenon run
+(or read back) passed, 1 otherwise, 2 on bad arguments.
 
 Example:
     trainlab reproduce list
     trainlab reproduce saxe-sigmoids --quick
-    trainlab reproduce --all --quick --out gallery.html
+    trainlab reproduce --all --quick --jobs 2 --out gallery.html
+    trainlab reproduce --all --from-store --out gallery.html
     trainlab reproduce --all --quick --json
 """
 
@@ -17,11 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import sys
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from trainlab.errors import ConfigError
-from trainlab.phenomena import PHENOMENA, Outcome, Phenomenon
+from trainlab.cli._options import add_store, open_store
+from trainlab.errors import ConfigError, check_range
+from trainlab.phenomena import PHENOMENA, Outcome
+from trainlab.phenomena.records import latest, record
 
 NAME = "reproduce"
 HELP = "run the phenomena suite (reproduce list | NAME | --all) and check it against papers"
@@ -32,89 +42,176 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a phenomenon name, or 'list' to list them")
     parser.add_argument("--all", action="store_true", help="run every phenomenon")
     parser.add_argument("--quick", action="store_true",
-                        help="the small setting (< 20 s each on 2 cores, used by CI)")
+                        help="the small setting (< 20 s each on 2 cores, used by the tests)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="phenomena run at once, one process each (default 1)")
+    parser.add_argument("--from-store", action="store_true",
+                        help="with --all: build the gallery from the recorded verdicts, "
+                             "running nothing")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--out", type=Path, default=None,
-                        help="HTML report path (default: reproduce.html with --all)")
+                        help="HTML gallery path (default: reproduce.html with --all)")
+    add_store(parser)
 
 
-def _listing() -> list[dict[str, Any]]:
-    rows = []
-    for entry in PHENOMENA.entries():
-        rows.append({"name": entry.name, "papers": list(entry.papers),
-                     "summary": entry.summary, "claim": entry.obj.claim,
-                     "reproduces": entry.info.reproduces})
-    return rows
+def _run_one(name: str, quick: bool, seed: int, single_thread: bool, figure: bool
+             ) -> tuple[dict[str, Any], bytes | None]:
+    """Run one phenomenon (in a worker process or in this one): its outcome as JSON and its
+    figure as PNG bytes. An exception becomes a FAIL carrying the error text."""
+    if single_thread:
+        import torch
 
+        torch.set_num_threads(1)
+    phen = PHENOMENA.get(name)()
+    try:
+        outcome, data = phen.reproduce(quick=quick, seed=seed)
+    except Exception as exc:  # a broken experiment is a FAIL, reported, not a crash
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return Outcome(name, [], quick=quick, seed=seed, error=detail).to_json(), None
+    png = None
+    if figure:
+        from trainlab.report.page import figure_png
 
-def _as_json(outcome: Outcome, phen: Phenomenon, quick: bool) -> dict[str, Any]:
-    return {"name": outcome.name, "papers": list(phen.papers), "claim": phen.claim,
-            "quick": quick, "passed": outcome.passed, "seconds": round(outcome.seconds, 3),
-            "checks": [{"name": c.name, "measured": c.measured, "expected": c.expected,
-                        "passed": c.passed} for c in outcome.checks]}
+        fig = phen.plot(data)
+        png = figure_png(fig) if fig is not None else None
+    return outcome.to_json(), png
 
 
 def _print_outcome(outcome: Outcome) -> None:
     verdict = "PASS" if outcome.passed else "FAIL"
-    print(f"{outcome.name}: {verdict} ({outcome.seconds:.1f} s)")
-    for c in outcome.checks:
+    print(f"{outcome.name}: {verdict} ({outcome.seconds:.1f} s, {outcome.mode})")
+    if outcome.error:
+        print(f"  [FAIL] raised: {outcome.error}")
+    for c in outcome.checks + outcome.guard:
         mark = "ok  " if c.passed else "FAIL"
-        print(f"  [{mark}] {c.name}: {c.measured:.4g}  (paper/criterion: {c.expected})")
+        spread = f" +- {c.spread:.2g} ({c.seeds} seeds)" if c.seeds > 1 else ""
+        print(f"  [{mark}] {c.name}: {c.measured:.4g}{spread}  (paper/criterion: {c.expected})")
 
 
-def _gallery(results: list[tuple[Phenomenon, Outcome, Any]], quick: bool) -> Any:
-    from trainlab.papers import cite
-    from trainlab.report import Page
+def _run_all(names: list[str], args: argparse.Namespace, figure: bool
+             ) -> list[tuple[Outcome, bytes | None]]:
+    """Run ``names`` (in parallel with ``--jobs`` > 1), recording each as it finishes."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    passed = sum(o.passed for _, o, _ in results)
-    page = Page("trainlab phenomena gallery",
-                f"{passed}/{len(results)} PASS, {'quick' if quick else 'full'} setting")
-    page.table(["phenomenon", "papers.md rows", "verdict", "seconds"],
-               [(p.name, ", ".join(map(str, p.papers)), "PASS" if o.passed else "FAIL",
-                 f"{o.seconds:.1f}") for p, o, _ in results])
-    for phen, outcome, fig in results:
-        page.heading(f"{phen.name}: {'PASS' if outcome.passed else 'FAIL'}")
-        refs = "; ".join(cite(r) for r in phen.papers)
-        page.text(f"Claim: {phen.claim}")
-        page.text(f"Paper: {refs}")
-        if fig is not None:
-            page.figure(fig, caption=phen.name)
-        page.table(["check", "measured", "criterion", "verdict"],
-                   [(c.name, f"{c.measured:.4g}", c.expected, "PASS" if c.passed else "FAIL")
-                    for c in outcome.checks])
-    return page
+    store = open_store(args)
+    results: dict[str, tuple[Outcome, bytes | None]] = {}
+    show = len(names) > 1 and not args.json
+    progress = Progress(TextColumn("reproduce"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), console=Console(stderr=True),
+                        disable=not show)
+
+    def done(payload: dict[str, Any], png: bytes | None) -> None:
+        outcome = Outcome.from_json(payload)
+        record(store, outcome, png)
+        results[outcome.name] = (outcome, png)
+        if show:
+            progress.console.print(f"{outcome.name}: {'PASS' if outcome.passed else 'FAIL'} "
+                                   f"({outcome.seconds:.1f} s)")
+        elif not args.json:
+            _print_outcome(outcome)
+        progress.update(task, advance=1, last=outcome.name)
+
+    with progress:
+        task = progress.add_task("run", total=len(names), last="")
+        if args.jobs == 1:
+            for name in names:
+                done(*_run_one(name, args.quick, args.seed, False, figure))
+        else:
+            ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+            with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+                futures = [pool.submit(_run_one, n, args.quick, args.seed, True, figure)
+                           for n in names]
+                for fut in as_completed(futures):
+                    done(*fut.result())
+    store.close()
+    return [results[n] for n in names]
+
+
+def _from_store(names: list[str], args: argparse.Namespace) -> list[tuple[Outcome, bytes | None]]:
+    store = open_store(args)
+    recorded = latest(store)
+    store.close()
+    mode = "quick" if args.quick else "full"
+    missing = [n for n in names if (n, mode) not in recorded]
+    if missing:
+        raise ConfigError(f"reproduce --from-store: no recorded {mode} verdict for "
+                          f"{', '.join(missing)} in {store.root}; run them first")
+    return [(recorded[(n, mode)].outcome, recorded[(n, mode)].png) for n in names]
+
+
+def _listing(args: argparse.Namespace) -> list[dict[str, Any]]:
+    store = open_store(args)
+    recorded = latest(store)
+    store.close()
+    rows = []
+    for entry in PHENOMENA.entries():
+        row: dict[str, Any] = {
+            "name": entry.name, "papers": list(entry.papers), "summary": entry.summary,
+            "claim": entry.obj.claim, "paper_figure": entry.obj.paper_figure,
+            "reproduces": entry.info.reproduces}
+        for mode in ("quick", "full"):
+            rec = recorded.get((entry.name, mode))
+            row[mode] = None if rec is None else {
+                "passed": rec.outcome.passed, "seconds": round(rec.outcome.seconds, 3),
+                "guard_passed": rec.outcome.guard_passed if rec.outcome.guard else None,
+                "run_id": rec.run_id}
+        rows.append(row)
+    return rows
+
+
+def _gallery(results: list[tuple[Outcome, bytes | None]], args: argparse.Namespace) -> Path:
+    from trainlab.report.gallery import GalleryItem, build_gallery
+
+    store = open_store(args)
+    recorded = latest(store)
+    store.close()
+    items = [GalleryItem(PHENOMENA.get(o.name), o, png,
+                         {m: rec.outcome for (n, m), rec in recorded.items() if n == o.name})
+             for o, png in results]
+    path = args.out or Path("reproduce.html")
+    build_gallery(items, "quick" if args.quick else "full").write(path)
+    return path
 
 
 def main(args: argparse.Namespace) -> int:
+    check_range("jobs", args.jobs, low=1, owner="reproduce")
     if args.target == "list":
-        rows = _listing()
+        rows = _listing(args)
         if args.json:
             print(json.dumps(rows, indent=2))
-        else:
-            for r in rows:
-                flag = "" if r["reproduces"] else "  [known FAIL at CPU scale]"
-                print(f"{r['name']:<24} rows {','.join(map(str, r['papers'])):<8} "
-                      f"{r['summary']}{flag}")
+            return 0
+        def last(r: dict[str, Any] | None) -> str:
+            if r is None:
+                return "-"
+            g = "" if r["guard_passed"] is None else (", guard ok" if r["guard_passed"]
+                                                       else ", guard BROKEN")
+            return f"{'PASS' if r['passed'] else 'FAIL'} {r['seconds']:.1f}s{g}"
+
+        print(f"{'name':<24} {'rows':<8} {'quick':<22} {'full':<22} summary")
+        for r in rows:
+            print(f"{r['name']:<24} {','.join(map(str, r['papers'])):<8} "
+                  f"{last(r['quick']):<22} {last(r['full']):<22} {r['summary']}")
         return 0
     if args.all == (args.target is not None):
         raise ConfigError("reproduce: give exactly one of NAME, 'list' or --all")
+    if args.from_store and not args.all:
+        raise ConfigError("reproduce: --from-store goes with --all")
     names = PHENOMENA.names() if args.all else [PHENOMENA.entry(args.target).name]
-    results = []
-    for name in names:
-        phen = PHENOMENA.get(name)()
-        outcome, data = phen.reproduce(quick=args.quick, seed=args.seed)
-        if not args.json:
-            _print_outcome(outcome)
-        fig = phen.plot(data) if (args.all or args.out) else None
-        results.append((phen, outcome, fig))
+    gallery = bool(args.all or args.out)
+    results = (_from_store(names, args) if args.from_store
+               else _run_all(names, args, figure=gallery))
     if args.json:
-        out = [_as_json(o, p, args.quick) for p, o, _ in results]
+        out = [o.to_json() | {"papers": list(PHENOMENA.get(o.name).papers),
+                              "claim": PHENOMENA.get(o.name).claim} for o, _ in results]
         print(json.dumps(out if args.all else out[0], indent=2))
-    if args.all or args.out:
-        path = args.out or Path("reproduce.html")
-        _gallery(results, args.quick).write(path)
+    elif args.from_store:
+        for o, _ in results:
+            _print_outcome(o)
+    if gallery:
+        path = _gallery(results, args)
         if not args.json:
-            print(f"report: {path}")
-    return 0 if all(o.passed == PHENOMENA.entry(p.name).info.reproduces
-                    for p, o, _ in results) else 1
+            passed = sum(o.passed for o, _ in results)
+            print(f"{passed}/{len(results)} PASS; report: {path}")
+    return 0 if all(o.passed for o, _ in results) else 1

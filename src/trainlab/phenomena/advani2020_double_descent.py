@@ -37,10 +37,23 @@ class DoubleDescent(Phenomenon):
     What was tried: a first quick mode with 8 draws missed the 10% curve check (10.4%, about
     2 standard errors at 8 draws); quick mode now keeps the 20 draws the tolerance assumes and
     only shortens the run.
+
+    Why the check measures the claim: the converged error is GD's t -> infinity limit (the
+    minimum-norm fit), computed exactly per draw, so the peak at P = N is the paper's
+    quantity and not an artefact of a finite run; early stopping and ridge are read at their
+    optimum per alpha, as the paper defines them; and the simulated curves are compared with
+    the paper's own theory (finite-N and Marchenko-Pastur), so the check cannot pass on a
+    curve of the wrong shape. 20 data draws per alpha carry the seed-to-seed spread into the
+    5% and 10% tolerances (about 3 standard errors).
     """
 
     name = "double-descent"
     papers = (26,)
+    paper_figure = ("the generalization-error curves of linear regression under GD vs alpha = P/N"
+                    " with early stopping and ridge (figure numbers not re-read)")
+    scale_downs = ("N = 100 parameters",
+                   "20 data draws per alpha",
+                   "400 GD steps (quick: 150)",)
     claim = ("For linear regression trained by gradient descent, the converged test error "
              "peaks when the number of examples equals the number of parameters, and optimal "
              "early stopping (or ridge) removes the peak, as the Marchenko-Pastur theory "

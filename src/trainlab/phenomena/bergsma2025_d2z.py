@@ -12,7 +12,7 @@ import torch
 from trainlab.init import apply as init_apply
 from trainlab.models import build_model
 from trainlab.optim import ScheduleLR, build_optimizer, build_schedule
-from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, seed_summary
 
 
 class StraightToZero(Phenomenon):
@@ -27,22 +27,46 @@ class StraightToZero(Phenomenon):
     The final loss is measured on 20000 held-out points (the effect is small, so the
     held-out noise must be smaller still). Three seeds (data, init and batches).
 
-    Pass criterion (the notes' B11, from the paper's claim): the best-lr D2Z held-out loss
-    is <= the best-lr 10x-cosine loss on at least 2 of 3 seeds.
+    Pass criterion (from the paper's claim, written before running): the best-lr D2Z
+    held-out loss is <= the best-lr 10x-cosine loss on at least 2 of 3 seeds, and (the rule
+    that a comparison's effect must exceed the seed-to-seed spread) the mean relative gain
+    ``1 - L_D2Z / L_10x`` over the 3 seeds is larger than its half-range over seeds.
 
-    Result: reported FAIL (``reproduces=False``) because the quick setting fails. Full
-    setting (1500 steps): D2Z wins on 2 of 3 seeds, mean gain +0.4% (PASS; the paper reports
-    ~0.8% for a 610M model at 20 tokens per parameter). Short runs (600 steps, tried first as
-    the quick setting; 300 now): 10x cosine wins on 3 of 3 seeds (D2Z 0.8% worse), consistent
-    with the paper's finding that D2Z's advantage grows with training length, but a FAIL of
-    the criterion. Known weakness, not fixed after seeing results: the best lr is the top of
-    the grid (1e-2) for both schedules, so the optimum is not bracketed.
+    Why the check measures the claim: the paper compares the two schedules each at its own
+    best peak lr, after the same number of steps on the same data; here both schedules see
+    the same fresh batches, init and held-out set per seed, so the gain is paired, and fresh
+    batches every step put AdamW in the data-rich regime the paper's EMA explanation needs.
+
+    Result: reported FAIL (``reproduces=False``). Full setting (1500 steps, seeds 0, 100,
+    200, 86 s): D2Z wins on 2 of 3 seeds, mean gain +0.36% with a seed half-range of 0.81%
+    (the paper reports ~0.8% for a 610M model at 20 tokens per parameter): the direction
+    agrees with the paper but the effect does not exceed the seed-to-seed spread, so it is
+    not shown here. Known weakness, not fixed after seeing results: the best lr is the top of
+    the grid (1e-2) for both schedules, so the optimum is not bracketed. Not tried (left for
+    a later change): the paper's trend form of the claim, the gain growing with training
+    length at each schedule's bracketed best lr.
+
+    Quick mode (a regression guard, not the claim): short runs favour 10x cosine (at 600 and
+    300 steps 10x wins on 3 of 3 seeds, D2Z 0.8% worse), consistent with the paper's finding
+    that D2Z's advantage grows with training length but unable to show the claim in 20 s.
+    The quick run is the same code path with 300 steps and 1 seed; the test compares its
+    numbers with the recorded ones (``quick_reference``).
+
+    Deviations: an MLP regression with fresh Gaussian inputs instead of LLM pretraining
+    (the paper's 111M-1.7B GPT models); the lr grid has 3 points.
     """
 
     name = "d2z-vs-cosine"
     papers = (14,)
     claim = ("At the best peak learning rate for each, linear decay to zero ends at a lower "
              "loss than cosine decay to 10% of the peak.")
+
+    paper_figure = ("the abstract's 610M-model comparison at 20 tokens per parameter and the "
+                    "loss-vs-peak-lr sweeps of the main text (figure numbers not re-read)")
+    scale_downs = ("teacher-student MLP regression with fresh batches instead of LLM "
+                   "pretraining", "1500 AdamW steps, 3 seeds, 3 peak lrs")
+    quick_reference = {"seeds where best-lr D2Z <= best-lr 10x cosine": 0.0,
+                       "mean relative gain of D2Z": -0.0032482941092975004}
 
     LRS = (1e-3, 3e-3, 1e-2)
 
@@ -73,7 +97,7 @@ class StraightToZero(Phenomenon):
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         steps = 300 if quick else 1500
-        seeds = [seed + 100 * i for i in range(3)]
+        seeds = [seed + 100 * i for i in range(1 if quick else 3)]
         loss = {s: [[self._final_loss(s, lr, steps, sd) for lr in self.LRS] for sd in seeds]
                 for s in ("d2z", "cosine")}
         return {"lrs": list(self.LRS), "seeds": seeds, "d2z": np.array(loss["d2z"]),
@@ -81,12 +105,15 @@ class StraightToZero(Phenomenon):
 
     def check(self, data: dict[str, Any]) -> list[Check]:
         best_d2z, best_cos = data["d2z"].min(1), data["cosine"].min(1)
+        n = len(best_d2z)
         wins = int(np.sum(best_d2z <= best_cos))
-        gain = float(np.mean(1 - best_d2z / best_cos))
+        gain, spread, _ = seed_summary(1 - best_d2z / best_cos)
         return [
-            Check("seeds where best-lr D2Z <= best-lr 10x cosine", wins, ">= 2 of 3", wins >= 2),
-            Check("mean relative gain of D2Z (info)", gain, "reported (paper: ~0.8% at 20 TPP)",
-                  True),
+            Check("seeds where best-lr D2Z <= best-lr 10x cosine", wins, f">= 2 of 3 ({n} run)",
+                  n >= 3 and wins >= 2, seeds=n),
+            Check("mean relative gain of D2Z", gain,
+                  "> its half-range over seeds (paper: ~0.8% at 20 TPP)",
+                  n >= 3 and gain > spread, spread, n),
         ]
 
     def plot(self, data: dict[str, Any]) -> Any:

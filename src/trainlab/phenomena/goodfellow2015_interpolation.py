@@ -30,10 +30,22 @@ class LinearInterpolation(Phenomenon):
     Pass criterion (the notes' B6, from the paper's "no significant barrier, roughly monotone
     decrease"): at most 2 increases larger than 1e-3 L(0) between consecutive points of the
     path, L(0.5) <= L(0), and the end point below 0.5 L(0) (training actually happened).
+
+    Why the check measures the claim: the measure is the paper's, the training loss on the
+    straight line between the initial and the final weights of one run; the end-point check
+    ensures the run really trained (a path between two nearby points would be trivially
+    monotone), and the tolerance of 1e-3 L(0) per step and at most 2 small rises stands for
+    the paper's 'roughly monotone'. One seed: the claim is about each run's own path, not a
+    comparison between arms.
     """
 
     name = "linear-interpolation"
     papers = (104,)
+    paper_figure = ("the 1-D linear-interpolation plots of the training loss from init to "
+                    "solution (figure numbers not re-read)")
+    scale_downs = ("10-class Gaussian mixture (1000 points) and a 2x128 MLP instead of "
+                   "MNIST/CIFAR networks",
+                   "2000 SGD steps (quick: 600)",)
     claim = ("The training loss decreases monotonically along the straight line from the "
              "initial to the trained weights: no barrier is crossed.")
 

@@ -41,7 +41,7 @@ class TrainLonger(Phenomenon):
     small batch (SB) 32 at lr 0.05 for E epochs; naive large batch (LB) 1024 at lr
     0.05 sqrt(32) with batch norm, same E epochs (32x fewer updates); adapted LB: batch 1024,
     lr 0.05 sqrt(32), ghost batch norm of 32, as many updates as SB ("regime adaptation").
-    E = 16 (2048 SB updates); quick: E = 4 (512). ``||w_t - w_0||`` (all weights) is logged
+    E = 16 (2048 SB updates); quick: E = 2 (256). ``||w_t - w_0||`` (all weights) is logged
     along the SB run.
 
     Pass criterion (the notes' B14, written before running): a linear fit of
@@ -60,10 +60,25 @@ class TrainLonger(Phenomenon):
 
     Deviations: the paper uses CIFAR/ImageNet convnets and step-decay schedules stretched by
     the batch ratio; here a synthetic task and constant learning rates.
+
+    Quick mode (a regression guard, not the claim; issue 12): the full verdict is an honest
+    FAIL, so the quick test compares the quick run's numbers with the values recorded from
+    it (``quick_reference``); a change in the experiment turns the test red instead of being
+    hidden behind an expected FAIL. The quick run was cut from 4 to 2 epochs for the test
+    budget (issue 12) before its numbers were recorded.
     """
 
     name = "train-longer"
     papers = (37,)
+    paper_figure = "Table 1 and the ||w_t - w_0|| vs log t figure (not re-read)"
+    scale_downs = ("synthetic teacher task and a BN MLP instead of CIFAR/ImageNet convnets",
+                   "16 epochs, constant lr (quick: 2 epochs)",
+                   "one seed",)
+    quick_reference = {
+        "R^2 of ||w_t - w_0|| against log t (SB, t >= 10)": 0.9976192878607139,
+        "SB - adapted LB test accuracy (points)": -1.0986328125,
+        "SB - naive LB test accuracy (points)": 4.4189453125}
+    quick_atol = 0.05
     claim = ("The large-batch generalization gap comes from too few updates: training as many "
              "updates with lr scaled by sqrt(batch ratio) and ghost batch norm closes it, "
              "while ||w_t - w_0|| grows logarithmically in t.")
@@ -99,7 +114,7 @@ class TrainLonger(Phenomenon):
         g = torch.Generator().manual_seed(seed)
         x, y = teacher_labels(8192, g)
         data = (x[:4096], y[:4096], x[4096:], y[4096:])
-        epochs = 4 if quick else 16
+        epochs = 2 if quick else 16
         sb_steps = epochs * 4096 // self.SMALL
         lb_lr = self.LR * math.sqrt(self.LARGE / self.SMALL)
         return {

@@ -47,10 +47,24 @@ class GradientStarvation(Phenomenon):
     so any model that uses feature 1 at all is near chance on that test, whatever it learned
     about feature 2. Not changed after seeing the result; the paper's own 2-D setup was not
     read (the SD form L + lambda/2 ||logits||^2 is from the notes, marked as recalled).
+
+    Quick mode (a regression guard, not the claim; issue 12): the full verdict is an honest
+    FAIL, so the quick test compares the quick run's numbers with the values recorded from
+    it (``quick_reference``); a change in the experiment turns the test red instead of being
+    hidden behind an expected FAIL.
     """
 
     name = "gradient-starvation"
     papers = (74,)
+    paper_figure = "the two-moons figures (Figs. 1-3) and spectral decoupling (not re-read)"
+    scale_downs = ("an invented two-feature task, not the paper's two moons",
+                   "2000 steps (quick: 800)",
+                   "one seed",)
+    quick_reference = {
+        "CE accuracy with feature 1 shuffled": 0.5109999775886536,
+        "SD accuracy with feature 1 shuffled": 0.5109999775886536,
+        "CE input-gradient f2 / f1": 0.3594535972126115}
+    quick_atol = 0.001
     claim = ("Under cross-entropy a network that has learned a dominant feature stops "
              "learning a second predictive one (gradient starvation); spectral decoupling "
              "restores it.")

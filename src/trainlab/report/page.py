@@ -66,12 +66,11 @@ class Page:
 
     def figure(self, fig: Any, caption: str = "", dpi: int = 110) -> Page:
         """Embed a matplotlib figure (it is closed afterwards)."""
-        import matplotlib.pyplot as plt
+        return self.image(figure_png(fig, dpi), caption)
 
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
-        self.blocks.append(Figure(buf.getvalue(), caption))
+    def image(self, png: bytes, caption: str = "") -> Page:
+        """Embed a PNG image given as bytes (e.g. a figure stored as an artifact)."""
+        self.blocks.append(Figure(png, caption))
         return self
 
     def render(self) -> str:
@@ -91,6 +90,16 @@ class Page:
         tmp.write_text(self.render(), encoding="utf-8")
         os.replace(tmp, path)
         return path
+
+
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def _fmt(v: Any) -> str:
