@@ -1,0 +1,1 @@
+"""Physics-informed training: problems with trusted references, PDE tasks, metrics."""
