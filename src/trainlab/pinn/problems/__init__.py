@@ -1,0 +1,12 @@
+"""PDE and ODE problems with trusted references and measured error floors."""
+
+from trainlab.pinn.problems import (  # noqa: F401  (registration)
+    advection,
+    burgers,
+    heat,
+    ode_ivp,
+    poisson,
+)
+from trainlab.pinn.problems._problem import PROBLEMS, Problem, Term, build_problem
+
+__all__ = ["PROBLEMS", "Problem", "Term", "build_problem"]
