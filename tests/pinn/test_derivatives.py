@@ -45,3 +45,7 @@ def test_order_one_has_no_hessian_and_bad_order_is_rejected():
         j.laplacian()
     with pytest.raises(ValueError, match="'order'"):
         jet(lambda p: p, torch.ones(2, 2), order=3)
+    j0 = jet(lambda p: p[:1] * 2, torch.ones(2, 2), order=0)
+    assert torch.equal(j0.u, torch.full((2, 1), 2.0)) and j0.grad is None
+    with pytest.raises(ValueError, match="order >= 1"):
+        j0.d(0)

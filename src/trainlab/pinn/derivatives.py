@@ -38,17 +38,21 @@ class Jet:
 
     Attributes:
         u: values, shape ``(N, m)``.
-        grad: first derivatives ``grad[n, k, i] = d u_k / d x_i``, shape ``(N, m, d)``.
+        grad: first derivatives ``grad[n, k, i] = d u_k / d x_i``, shape ``(N, m, d)``; None
+            when the jet was computed to order 0.
         hess: second derivatives ``hess[n, k, i, j]``, shape ``(N, m, d, d)``; None when the
             jet was computed to order 1.
     """
 
     u: torch.Tensor
-    grad: torch.Tensor
+    grad: torch.Tensor | None = None
     hess: torch.Tensor | None = None
 
     def d(self, i: int) -> torch.Tensor:
-        """``d u / d x_i``, shape ``(N, m)``."""
+        """``d u / d x_i``, shape ``(N, m)`` (needs an order-1 or order-2 jet)."""
+        if self.grad is None:
+            raise ValueError("this jet was computed to order 0; first derivatives need "
+                             "order >= 1")
         return self.grad[..., i]
 
     def dd(self, i: int, j: int) -> torch.Tensor:
@@ -82,7 +86,7 @@ def jet(fn: nn.Module | PointFn, x: torch.Tensor, order: int = 2) -> Jet:
     Args:
         fn: a module mapping ``(B, d) -> (B, m)`` or a pointwise function ``(d,) -> (m,)``.
         x: points, shape ``(N, d)``.
-        order: 1 (value and gradient) or 2 (also the Hessian).
+        order: 0 (value only), 1 (and gradient) or 2 (also the Hessian).
 
     Returns:
         a :class:`Jet`; every tensor stays differentiable with respect to the parameters
@@ -93,7 +97,9 @@ def jet(fn: nn.Module | PointFn, x: torch.Tensor, order: int = 2) -> Jet:
         >>> j.laplacian()[0].item()
         4.0
     """
-    check_choice("order", order, (1, 2), owner="jet")
+    check_choice("order", order, (0, 1, 2), owner="jet")
+    if order == 0:
+        return Jet(fn(x) if isinstance(fn, nn.Module) else vmap(fn)(x))
     f = point_function(fn)
 
     def first(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

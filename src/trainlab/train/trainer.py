@@ -88,8 +88,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # inside fork_rng: only for modules' own draws
         self.task = build_task(cfg.task, **cfg.task_params).to(dtype)
         self.task.z_loss = cfg.z_loss
-        self.model = build_model(cfg.model, self.task.input_shape, self.task.num_outputs,
-                                 **cfg.model_params).to(dtype)
+        self.model = self.task.build_network(
+            build_model(cfg.model, self.task.input_shape, self.task.num_outputs,
+                        **cfg.model_params)).to(dtype)
         g_init = torch.Generator().manual_seed(cfg.seed)
         n = len(self.task.x_train)
         init_idx = torch.randperm(n, generator=g_init)[: max(cfg.batch_size, 256) if
