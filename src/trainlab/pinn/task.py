@@ -87,14 +87,13 @@ def collocation(problem: Problem, constraint: str, weights: dict[str, float],
                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Tagged collocation points ``(N, d + 1)`` and ``[weight, term]`` targets ``(N, 2)``,
     each term's default count drawn through ``generator``."""
-    xs, ys = [], []
     names = active_terms(problem, constraint)
-    total = sum(problem.term(n).count for n in names)
-    for i, name in enumerate(names):
-        term = problem.term(name)
-        x = term.sample(term.count, generator)
-        tag = torch.full((term.count, 1), float(i), dtype=x.dtype)
-        w = torch.full((term.count, 1), weights[name] * total / term.count, dtype=x.dtype)
+    points = [problem.term(n).sample(problem.term(n).count, generator) for n in names]
+    total = sum(len(x) for x in points)
+    xs, ys = [], []
+    for i, (name, x) in enumerate(zip(names, points)):
+        tag = torch.full((len(x), 1), float(i), dtype=x.dtype)
+        w = torch.full((len(x), 1), weights[name] * total / len(x), dtype=x.dtype)
         xs.append(torch.cat([x, tag], 1))
         ys.append(torch.cat([w, tag], 1))
     return torch.cat(xs), torch.cat(ys)

@@ -63,6 +63,17 @@ class Task:
             return ce + self.z_loss * z_loss(outputs) if self.z_loss else ce
         return 0.5 * (outputs - targets).pow(2).sum(dim=-1).mean()
 
+    def residuals(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """For a regression task, the residual vector ``(N, outputs)`` with ``loss = 0.5 *
+        ||residuals||^2`` (``(outputs - targets) / sqrt(N)``), what Gauss-Newton methods
+        (``engd``) need; classification has none."""
+        if self.kind != "regression":
+            raise ConfigError(f"task {self.name!r} is {self.kind}: its loss is not least "
+                              "squares, so it has no residuals (Gauss-Newton optimizers such "
+                              "as engd need a regression or pinn-* task)")
+        diff = (outputs - targets).reshape(len(outputs), -1)
+        return diff / len(outputs) ** 0.5
+
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss, and accuracy for classification (tensors; no host sync here)."""
         out = {"loss": self.loss(outputs, targets)}

@@ -25,7 +25,8 @@ class Term:
 
     Attributes:
         name: ``"pde"``, ``"boundary"``, ``"initial"``, ...
-        sample: ``sample(n, generator) -> (n, d)`` points where the term is imposed.
+        sample: ``sample(n, generator) -> (n', d)`` points where the term is imposed
+            (``n' = n`` for random sampling; a grid sampler may round ``n``).
         residual: ``residual(jet, x) -> (n, r)``, zero for the exact solution.
         order: the highest input derivative the residual reads (0, 1 or 2).
         count: the default number of collocation points.
@@ -134,6 +135,29 @@ def sample_slice(lower: tuple[float, ...], upper: tuple[float, ...], n: int,
     x = sample_box(lower, upper, n, generator)
     x[:, dim] = at
     return x
+
+
+def grid_box(lower: tuple[float, ...], upper: tuple[float, ...], n: int) -> torch.Tensor:
+    """About ``n`` points on a tensor grid strictly inside the box: ``m = round(n ** (1/d))``
+    equispaced interior points per axis (the end points excluded), ``m ** d`` in all."""
+    m = max(1, round(n ** (1 / len(lower))))
+    axes = [torch.linspace(lo, hi, m + 2, dtype=DTYPE)[1:-1] for lo, hi in zip(lower, upper)]
+    return tensor_grid(*axes)
+
+
+def grid_faces(lower: tuple[float, ...], upper: tuple[float, ...], n: int) -> torch.Tensor:
+    """About ``n`` equispaced points on the boundary of a 2D box (``n // 4`` per edge,
+    corners once)."""
+    if len(lower) != 2:
+        raise ValueError("grid_faces supports 2D boxes only")
+    m = max(1, n // 4)
+    (x0, y0), (x1, y1) = lower, upper
+    s = torch.linspace(0.0, 1.0, m + 1, dtype=DTYPE)[:-1]  # each edge without its end
+    edges = [torch.stack([x0 + (x1 - x0) * s, torch.full_like(s, y0)], 1),
+             torch.stack([torch.full_like(s, x1), y0 + (y1 - y0) * s], 1),
+             torch.stack([x1 - (x1 - x0) * s, torch.full_like(s, y1)], 1),
+             torch.stack([torch.full_like(s, x0), y1 - (y1 - y0) * s], 1)]
+    return torch.cat(edges)
 
 
 def tensor_grid(*axes: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
@@ -25,6 +25,8 @@ from trainlab.pinn.problems._problem import (
     Problem,
     Term,
     check_count,
+    grid_box,
+    grid_faces,
     sample_box,
     sample_faces,
     tensor_grid,
@@ -32,7 +34,7 @@ from trainlab.pinn.problems._problem import (
 
 
 def poisson(k: int = 1, n_interior: int = 900, n_boundary: int = 200,
-            grid_points: int = 101) -> Problem:
+            grid_points: int = 101, sampling: str = "uniform") -> Problem:
     """The Poisson problem at frequency ``k`` (an integer, 1..8 is the ladder).
 
     Args:
@@ -40,11 +42,15 @@ def poisson(k: int = 1, n_interior: int = 900, n_boundary: int = 200,
         n_interior, n_boundary: default collocation counts (Müller & Zeinhofer use 900
             interior and 120 boundary points).
         grid_points: evaluation grid points per axis.
+        sampling: ``"uniform"`` (random, through the task's generator) or ``"grid"`` (a
+            tensor grid of about ``n_interior`` interior points and ``n_boundary``
+            equispaced boundary points; deterministic).
     """
     check_range("k", k, low=1, owner="poisson")
     n_interior = check_count("n_interior", n_interior, "poisson")
     n_boundary = check_count("n_boundary", n_boundary, "poisson")
     check_range("grid_points", grid_points, low=2, owner="poisson")
+    check_choice("sampling", sampling, ("uniform", "grid"), owner="poisson")
     lo, hi, w = (0.0, 0.0), (1.0, 1.0), k * math.pi
 
     def exact(x: torch.Tensor) -> torch.Tensor:
@@ -57,11 +63,15 @@ def poisson(k: int = 1, n_interior: int = 900, n_boundary: int = 200,
         return j.u
 
     axis = torch.linspace(0.0, 1.0, grid_points, dtype=DTYPE)
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 2, n_interior),
-             Term("boundary", lambda n, g: sample_faces(lo, hi, n, g, (0, 1)), boundary, 0,
-                  n_boundary))
+    if sampling == "grid":
+        inner, edge = (lambda n, g: grid_box(lo, hi, n)), (lambda n, g: grid_faces(lo, hi, n))
+    else:
+        inner = lambda n, g: sample_box(lo, hi, n, g)  # noqa: E731
+        edge = lambda n, g: sample_faces(lo, hi, n, g, (0, 1))  # noqa: E731
+    terms = (Term("pde", inner, pde, 2, n_interior),
+             Term("boundary", edge, boundary, 0, n_boundary))
     return Problem("poisson", ("x", "y"), lo, hi, 1, terms, exact, tensor_grid(axis, axis),
-                   (grid_points, grid_points), params={"k": k},
+                   (grid_points, grid_points), params={"k": k, "sampling": sampling},
                    boundary_value=lambda x: torch.zeros(len(x), 1, dtype=x.dtype),
                    distance=lambda x: (x[:, 0] * (1 - x[:, 0]) * x[:, 1] * (1 - x[:, 1]))[:, None])
 
