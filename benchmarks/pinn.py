@@ -72,7 +72,7 @@ def run_case(name: str, seed: int, budget: float | None, every: int = 5) -> dict
                 hit = time.perf_counter() - start
     err = error()
     return {"error": err, "seconds": time.perf_counter() - start, "hit": hit, "steps": steps,
-            "floor": task.info["error_floor"], "params": sum(p.numel() for p in net.parameters()),
+            "floor": task.problem.error_floor(), "params": sum(p.numel() for p in net.parameters()),
             "points": len(task.x_train), "target": target}
 
 

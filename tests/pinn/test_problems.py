@@ -106,3 +106,51 @@ def test_bad_input_gets_one_line_errors():
     with pytest.raises(ConfigError, match="problem 'poisson'"):
         build_problem("poisson", q=1)
     assert set(PROBLEMS.names()) >= set(SMALL)
+
+
+def test_allen_cahn_etdrk4_matches_dop853_and_converges_in_time():
+    import numpy as np
+    from scipy.integrate import solve_ivp
+
+    from trainlab.pinn.problems.allen_cahn import allen_cahn_snapshots
+
+    modes, eps = 64, 1e-4
+    t_snap, coeffs = allen_cahn_snapshots(eps, modes, 1e-3, 5)
+    x = -1 + 2 * np.arange(modes) / modes
+    k = np.pi * np.fft.rfftfreq(modes, d=1.0 / modes)
+
+    def rhs(_, u):  # method of lines with the spectral second derivative
+        uxx = np.fft.irfft(-(k ** 2) * np.fft.rfft(u), n=modes)
+        return eps * uxx + 5 * u - 5 * u ** 3
+
+    sol = solve_ivp(rhs, (0, 1), x ** 2 * np.cos(np.pi * x), method="DOP853", rtol=1e-12,
+                    atol=1e-12, t_eval=t_snap)
+    etd = np.fft.irfft(coeffs, n=modes, axis=1)
+    assert np.abs(etd - sol.y.T).max() < 1e-7
+    _, half = allen_cahn_snapshots(eps, modes, 5e-4, 5)
+    assert np.abs(np.fft.irfft(half, n=modes, axis=1) - etd).max() < 1e-8
+    # the reference off the solver grid is the Fourier series (equal at grid points)
+    p = build_problem("allen-cahn", modes=modes, dt=1e-3, grid_x=16, grid_t=5)
+    pts = torch.tensor([[0.25, x[3]], [0.25, x[3] + 1e-3]], dtype=torch.float64)
+    u = p.reference(pts)[:, 0]
+    assert u[0].item() == pytest.approx(etd[1, 3], abs=1e-12)
+    assert abs(u[1].item() - u[0].item()) < 1e-2
+    assert 0.0 < p.error_floor() < 1e-2  # 64 vs 128 modes (algebraic convergence)
+    with pytest.raises(ConfigError, match="only at t"):
+        p.reference(torch.tensor([[0.3, 0.0]], dtype=torch.float64))
+
+
+def test_periodic_embedding_makes_the_solution_exactly_periodic():
+    from torch import nn
+
+    from trainlab.pinn.model import PinnModel
+
+    p = build_problem("allen-cahn", modes=32, dt=1e-3, grid_x=8, grid_t=3)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(p.network_inputs, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    model = PinnModel(net, p)
+    t = torch.rand(5, 1, dtype=torch.float64)
+    left = model.solution(torch.cat([t, -torch.ones_like(t)], 1))
+    right = model.solution(torch.cat([t, torch.ones_like(t)], 1))
+    torch.testing.assert_close(left, right, rtol=0, atol=1e-14)
+    assert [t.name for t in p.terms] == ["pde", "initial"]

@@ -56,10 +56,11 @@ def test_test_set_metrics_measure_the_error_against_the_reference():
     ("poisson", TINY), ("burgers", {"n_interior": 20, "n_boundary": 5, "n_initial": 5,
                                     "grid_x": 8, "grid_t": 3}),
     ("heat", {"n_interior": 20, "grid_points": 5}), ("oscillator", {"n_interior": 10}),
-    ("advection", {"c": 30.0, "n_interior": 20, "grid_x": 8, "grid_t": 3})])
+    ("advection", {"c": 30.0, "n_interior": 20, "grid_x": 8, "grid_t": 3}),
+    ("allen-cahn", {"modes": 32, "dt": 1e-3, "n_interior": 20, "grid_x": 8, "grid_t": 3})])
 def test_hard_constraints_hold_exactly(name, params):
     p = build_problem(name, **params)
-    model = PinnModel(_net(p.dim, p.outputs), p, "hard")
+    model = PinnModel(_net(p.network_inputs, p.outputs), p, "hard")
     assert [t.name for t in model.terms] == ["pde"]
     g = torch.Generator().manual_seed(0)
     for term in p.terms[1:]:

@@ -53,7 +53,7 @@ class PinnModel(nn.Module):
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         """The approximate solution at points ``x`` ``(n, d)``, ``(n, outputs)``."""
-        raw = self.net(x)
+        raw = self.net(self.problem.embed(x))
         return hard_output(self.problem, x, raw) if self.constraint == "hard" else raw
 
     def term_residual(self, index: int, x: torch.Tensor) -> torch.Tensor:

@@ -127,8 +127,8 @@ def pinn_task(problem: str, constraint: str = "soft", weights: Any = None, data_
     return PinnTask(f"pinn-{problem}", "regression", x, y, x_test, y_test,
                     num_outputs=prob.outputs,
                     info={"problem": problem, "params": prob.params, "weights": lam,
-                          "error_floor": prob.error_floor(), "constraint": constraint},
-                    model_input_shape=(prob.dim,), wrap_model=wrap, problem=prob,
+                          "constraint": constraint},
+                    model_input_shape=(prob.network_inputs,), wrap_model=wrap, problem=prob,
                     constraint=constraint, term_names=names)
 
 

@@ -3,6 +3,7 @@ grid, reference solution and its measured error floor) and the problem registry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,9 @@ class Problem:
             inside); None when not offered.
         conserved: ``conserved(u_grid) -> (n_t,)``, a quantity the exact solution conserves
             (e.g. energy for the oscillators, mass for periodic advection), or None.
+        periodic: ``{coordinate index: period}`` of coordinates in which the solution is
+            periodic; the model makes periodicity exact by feeding the network
+            ``cos``/``sin`` of those coordinates (see :class:`trainlab.pinn.model.PinnModel`).
     """
 
     name: str
@@ -78,10 +82,29 @@ class Problem:
     boundary_value: Callable[[torch.Tensor], torch.Tensor] | None = None
     distance: Callable[[torch.Tensor], torch.Tensor] | None = None
     conserved: Callable[[torch.Tensor], torch.Tensor] | None = None
+    periodic: dict[int, float] = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
         return len(self.coords)
+
+    @property
+    def network_inputs(self) -> int:
+        """Inputs of the network: the coordinates, a periodic one counting twice."""
+        return self.dim + len(self.periodic)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's input: each periodic coordinate replaced by its cosine and sine."""
+        if not self.periodic:
+            return x
+        cols = []
+        for i in range(self.dim):
+            if i in self.periodic:
+                w = 2 * math.pi / self.periodic[i]
+                cols += [torch.cos(w * x[:, i:i + 1]), torch.sin(w * x[:, i:i + 1])]
+            else:
+                cols.append(x[:, i:i + 1])
+        return torch.cat(cols, 1)
 
     @property
     def order(self) -> int:
