@@ -12,11 +12,11 @@ from trainlab.pinn.problems import PROBLEMS, build_problem
 from trainlab.pinn.problems.burgers import cole_hopf
 
 SMALL = {"poisson": {"k": 3}, "heat": {"initial": "parabola"}, "burgers": {"nodes": 64},
-         "advection": {"c": 10.0}, "oscillator": {"omega": 2.0}}
+         "advection": {"c": 10.0}, "oscillator": {"omega": 2.0}, "kovasznay": {}}
 # how well the reference satisfies each term (the Cole-Hopf quadrature is differentiated
 # through; the parabola series is truncated at 4000 modes)
 TOL = {"poisson": 1e-11, "heat": 1e-8, "burgers": 1e-8, "advection": 1e-12,
-       "oscillator": 1e-13}
+       "oscillator": 1e-13, "kovasznay": 1e-12}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

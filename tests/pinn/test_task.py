@@ -57,6 +57,7 @@ def test_test_set_metrics_measure_the_error_against_the_reference():
                                     "grid_x": 8, "grid_t": 3}),
     ("heat", {"n_interior": 20, "grid_points": 5}), ("oscillator", {"n_interior": 10}),
     ("advection", {"c": 30.0, "n_interior": 20, "grid_x": 8, "grid_t": 3}),
+    ("kovasznay", {"n_interior": 20, "n_boundary": 20, "grid_points": 5}),
     ("allen-cahn", {"modes": 32, "dt": 1e-3, "n_interior": 20, "grid_x": 8, "grid_t": 3})])
 def test_hard_constraints_hold_exactly(name, params):
     p = build_problem(name, **params)
@@ -94,3 +95,14 @@ def test_bad_input_is_rejected_in_one_line():
     with pytest.raises(ConfigError, match="n_boundary"):
         build_task("pinn-poisson", n_interior=4, n_boundary=0)
     assert "pinn-burgers" in TASKS and TASKS.entry("pinn-oscillator").papers == (13,)
+
+
+def test_kovasznay_hard_transform_is_not_the_solution_inside():
+    from trainlab.pinn.problems.kovasznay import coons_patch
+
+    p = build_problem("kovasznay", grid_points=5)
+    x = p.grid
+    inside = (x[:, 0] > -0.5) & (x[:, 0] < 1) & (x[:, 1] > -0.5) & (x[:, 1] < 1.5)
+    g = coons_patch(p.reference, p.lower, p.upper, x)
+    torch.testing.assert_close(g[~inside], p.reference(x)[~inside])
+    assert (g[inside] - p.reference(x)[inside]).abs().max() > 1e-2
