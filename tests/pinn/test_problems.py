@@ -154,3 +154,41 @@ def test_periodic_embedding_makes_the_solution_exactly_periodic():
     right = model.solution(torch.cat([t, torch.ones_like(t)], 1))
     torch.testing.assert_close(left, right, rtol=0, atol=1e-14)
     assert [t.name for t in p.terms] == ["pde", "initial"]
+
+
+def test_poisson_mesh_reference_converges_and_satisfies_the_fe_problem(tmp_path):
+    import numpy as np
+
+    p = build_problem("poisson-mesh", mesh="circle", refine=2, grid_refine=0)
+    floor = p.error_floor()
+    assert 0.0 < floor < 1e-3
+    # on the disk of radius 1 the exact solution is (1 - r^2) / 4 (the polygonal mesh
+    # boundary is within its chord error of the circle)
+    x = p.grid
+    exact = (1 - (x ** 2).sum(1)) / 4
+    assert (p.reference(x)[:, 0] - exact).abs().max() < 2e-2
+    g = torch.Generator().manual_seed(0)
+    b = p.term("boundary").sample(50, g)
+    radius = (b ** 2).sum(1).sqrt()
+    assert radius.max() <= 1 + 1e-12 and radius.min() > 0.95  # on the polygon's edges
+    inner = p.term("pde").sample(200, g)
+    assert (inner ** 2).sum(1).max() <= 1.0 + 1e-12
+    lshape = build_problem("poisson-mesh", refine=2, grid_refine=1)
+    pts = lshape.term("pde").sample(300, g)
+    assert not ((pts[:, 0] > 0) & (pts[:, 1] > 0)).any()  # the removed quadrant
+    # a mesh file: the .npz format round trip, and files that do not parse
+    from skfem import MeshTri
+
+    m = MeshTri.init_sqsymmetric()
+    np.savez(tmp_path / "sq.npz", p=m.p, t=m.t)
+    sq = build_problem("poisson-mesh", mesh=str(tmp_path / "sq.npz"), refine=1, grid_refine=0)
+    assert sq.reference(sq.grid).max() > 0
+    np.savez(tmp_path / "bad.npz", p=m.p, t=m.t + 100)
+    with pytest.raises(ConfigError, match="cannot read mesh file") as err:
+        build_problem("poisson-mesh", mesh=str(tmp_path / "bad.npz"))
+    assert "\n" not in str(err.value)
+    (tmp_path / "junk.msh").write_text("garbage")
+    with pytest.raises(ConfigError, match="cannot read mesh file"):
+        build_problem("poisson-mesh", mesh=str(tmp_path / "junk.msh"))
+    with pytest.raises(ConfigError, match="lshaped, circle"):
+        build_problem("poisson-mesh", mesh="square")

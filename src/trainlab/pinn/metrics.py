@@ -83,14 +83,15 @@ def grid_metrics(pred: torch.Tensor, ref: torch.Tensor, *, time_axis: bool,
 
 def pde_metrics(pred: torch.Tensor, ref: torch.Tensor, problem) -> dict[str, torch.Tensor]:
     """The metrics for predictions at ``problem.grid`` (rows ``(n, m)``), reshaped to the
-    problem's grid. For ODE problems (time only), ``crmse`` is the energy error."""
+    problem's grid. On a one-axis grid (an ODE's times, or the scattered nodes of a mesh)
+    only the global metrics apply, and for ODE problems ``crmse`` is the energy error."""
     time_axis, shape = _layout(problem)
     m = pred.shape[-1]
-    if len(shape) == 1 and time_axis:  # an ODE: time is the only axis
+    if len(shape) == 1:  # an ODE (time only) or scattered points: no spatial grid
         e = pred - ref
         out = {"rel_l2": e.norm() / ref.norm(), "rmse": e.pow(2).mean().sqrt(),
                "max_error": e.abs().max(), "nrmse": e.norm() / ref.norm()}
-        if problem.conserved is not None:
+        if problem.conserved is not None and time_axis:
             err = problem.conserved(pred) - problem.conserved(ref)
             out["crmse"] = err.pow(2).mean().sqrt()
         return out

@@ -8,6 +8,7 @@ from trainlab.pinn.problems import (  # noqa: F401  (registration)
     kovasznay,
     ode_ivp,
     poisson,
+    poisson_mesh,
 )
 from trainlab.pinn.problems._problem import PROBLEMS, Problem, Term, build_problem
 
