@@ -95,6 +95,9 @@ def test_bad_input_is_rejected_in_one_line():
     with pytest.raises(ConfigError, match="n_boundary"):
         build_task("pinn-poisson", n_interior=4, n_boundary=0)
     assert "pinn-burgers" in TASKS and TASKS.entry("pinn-oscillator").papers == (13,)
+    from trainlab.registry import entries_for_paper
+
+    assert {e.name for e in entries_for_paper(80)} >= {"pdebench-metrics", "pdebench-reader"}
 
 
 def test_kovasznay_hard_transform_is_not_the_solution_inside():

@@ -97,3 +97,14 @@ def pde_metrics(pred: torch.Tensor, ref: torch.Tensor, problem) -> dict[str, tor
         return out
     return grid_metrics(pred.reshape(*shape, m), ref.reshape(*shape, m), time_axis=time_axis,
                         conserved=problem.conserved if time_axis else None)
+
+
+def _register() -> None:
+    from trainlab.probes.analyses import ANALYSES
+
+    ANALYSES.register("pdebench-metrics", pde_metrics, papers=(80,),
+                      summary="PDEBench errors of a PDE solution: RMSE, nRMSE, max, boundary, "
+                              "conserved, Fourier bands")
+
+
+_register()

@@ -108,3 +108,14 @@ def read_pdebench(path: str | Path, samples: slice | None = None) -> PDEBenchDat
     raise ConfigError(f"{path} matches no PDEBench layout; expected one of {LAYOUTS}: a "
                       f"'tensor' dataset, per-variable datasets {FIELDS}, or per-sample groups "
                       "with 'data'")
+
+
+def _register() -> None:
+    from trainlab.probes.analyses import ANALYSES
+
+    ANALYSES.register("pdebench-reader", read_pdebench, papers=(80,),
+                      summary="read PDEBench HDF5 data (tensor, per-field or per-sample "
+                              "layouts) for evaluation")
+
+
+_register()

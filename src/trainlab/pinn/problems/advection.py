@@ -4,7 +4,8 @@ r"""Linear advection with a speed ladder.
            \quad u(t, x) = \sin(x - c t).
 
 Large ``c`` (10, 30, 100) is where plain PINNs fail (jaxpi's example uses ``c = 100``;
-"Lagrangian PINNs", Mojgani et al., 2022, papers.md row 66, study the same failure). The mass
+"Lagrangian PINNs", Mojgani et al., 2022, papers.md row 66, study the same failure; their
+Lagrangian-frame method is not implemented here). The mass
 :math:`\int_0^{2\pi} u\,dx` is conserved (zero).
 
 Deviations: jaxpi imposes periodicity in ``x``; here the inflow boundary ``x = 0`` gets the
@@ -66,5 +67,5 @@ def advection(c: float = 1.0, n_interior: int = 2000, n_boundary: int = 200,
                    conserved=lambda u: u[..., 0].mean(1))
 
 
-PROBLEMS.register("advection", advection, papers=(66,),
+PROBLEMS.register("advection", advection,
                   summary="1D advection u_t + c u_x = 0, sin(x - ct), speed ladder c")

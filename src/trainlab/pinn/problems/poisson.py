@@ -5,7 +5,8 @@ r"""Poisson's equation on the unit square with a manufactured solution (frequenc
 
 The frequency ``k`` sets the difficulty: the Gram matrix of the PINN loss has a spectrum
 spread like :math:`k^4` ("An operator preconditioning perspective on training in
-physics-informed machine learning", De Ryck et al., 2024, papers.md row 40). ``k = 1`` is the
+physics-informed machine learning", De Ryck et al., 2024, papers.md row 40; its condition
+number analysis is not implemented here, so the entry does not claim the row). ``k = 1`` is the
 problem of "Achieving High Accuracy with PINNs via Energy Natural Gradient Descent" (Müller &
 Zeinhofer, ICML 2023, section 4.1; relative L2 errors of 1e-6 to 1e-8 with ENGD). The
 reference is the closed form (error floor 0).
@@ -76,5 +77,5 @@ def poisson(k: int = 1, n_interior: int = 900, n_boundary: int = 200,
                    distance=lambda x: (x[:, 0] * (1 - x[:, 0]) * x[:, 1] * (1 - x[:, 1]))[:, None])
 
 
-PROBLEMS.register("poisson", poisson, papers=(40,),
+PROBLEMS.register("poisson", poisson,
                   summary="2D Poisson, manufactured sin(k pi x) sin(k pi y), frequency ladder k")
