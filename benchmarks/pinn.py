@@ -15,6 +15,7 @@ Cases (targets from the issue; anchors quoted, not re-run):
               PINNacle 1.45e-2)
 
 Usage: python benchmarks/pinn.py [--cases poisson-k1] [--seeds 0,1,2] [--budget S]
+       [--threads 1] [--engd damping_init=1e-3]
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ CASES = {
 }
 
 
-def run_case(name: str, seed: int, budget: float | None, every: int = 5) -> dict:
+def run_case(name: str, seed: int, budget: float | None, every: int = 5,
+             engd: dict | None = None) -> dict:
     task_name, params, width, depth, default_budget, target = CASES[name]
     budget = default_budget if budget is None else budget
     task = build_task(task_name, data_seed=seed, **params).to(torch.float64)
@@ -55,7 +57,7 @@ def run_case(name: str, seed: int, budget: float | None, every: int = 5) -> dict
         for m in net.modules():
             if isinstance(m, torch.nn.Linear):
                 m.bias.zero_()
-    opt = build_optimizer("engd", model.parameters(), lr=1.0)
+    opt = build_optimizer("engd", model.parameters(), lr=1.0, **(engd or {}))
     closure = make_closure(model, task.loss, task.x_train, task.y_train)
 
     def error() -> float:
@@ -82,15 +84,19 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--budget", type=float, default=None, help="seconds per seed")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--engd", default="", help="ENGD hyper-parameters, e.g. "
+                        "damping_init=1e-3,line_search_steps=13")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
+    engd = {k: float(v) for k, v in (kv.split("=") for kv in args.engd.split(",") if kv)}
+    engd = {k: int(v) if k == "line_search_steps" else v for k, v in engd.items()}
     print(f"{'case':<12}{'seed':>5}{'params':>8}{'points':>8}{'steps':>7}{'seconds':>9}"
           f"{'rel L2':>11}{'target':>9}{'hit at s':>10}{'ref floor':>11}")
     for name in args.cases.split(","):
         errors = []
         for seed in seeds:
-            r = run_case(name, seed, args.budget)
+            r = run_case(name, seed, args.budget, engd=engd)
             errors.append(r["error"])
             print(f"{name:<12}{seed:>5}{r['params']:>8}{r['points']:>8}{r['steps']:>7}"
                   f"{r['seconds']:>9.1f}{r['error']:>11.2e}{r['target']:>9.0e}"
