@@ -33,20 +33,22 @@ from trainlab.optim import build_optimizer
 from trainlab.optim.loss_closure import make_closure
 from trainlab.tasks import build_task
 
-# name -> (task, task params, width, depth, budget s, target rel L2)
+# name -> (task, task params, width, depth, budget s, target rel L2, ENGD hyper-parameters)
 CASES = {
-    "poisson-k1": ("pinn-poisson", {"k": 1, "sampling": "grid"}, 32, 2, 60.0, 1e-6),
+    "poisson-k1": ("pinn-poisson", {"k": 1, "sampling": "grid"}, 32, 2, 60.0, 1e-6,
+                   {"damping_init": 1e-3}),
     "poisson-k4": ("pinn-poisson", {"k": 4, "sampling": "grid", "n_interior": 1600,
-                                    "n_boundary": 320}, 32, 2, 180.0, 1e-4),
+                                    "n_boundary": 320}, 32, 2, 180.0, 1e-4,
+                   {"damping_init": 1e-3}),
     "heat": ("pinn-heat", {"n_interior": 1000, "n_boundary": 100, "n_initial": 100}, 24, 2,
-             120.0, 1e-5),
-    "burgers": ("pinn-burgers", {}, 30, 3, 600.0, 1e-3),
+             120.0, 1e-5, {}),
+    "burgers": ("pinn-burgers", {}, 30, 3, 600.0, 1e-3, {}),
 }
 
 
 def run_case(name: str, seed: int, budget: float | None, every: int = 5,
              engd: dict | None = None) -> dict:
-    task_name, params, width, depth, default_budget, target = CASES[name]
+    task_name, params, width, depth, default_budget, target, hyper = CASES[name]
     budget = default_budget if budget is None else budget
     task = build_task(task_name, data_seed=seed, **params).to(torch.float64)
     net = build_model("mlp", task.input_shape, task.num_outputs, depth=depth, width=width,
@@ -57,7 +59,7 @@ def run_case(name: str, seed: int, budget: float | None, every: int = 5,
         for m in net.modules():
             if isinstance(m, torch.nn.Linear):
                 m.bias.zero_()
-    opt = build_optimizer("engd", model.parameters(), lr=1.0, **(engd or {}))
+    opt = build_optimizer("engd", model.parameters(), lr=1.0, **{**hyper, **(engd or {})})
     closure = make_closure(model, task.loss, task.x_train, task.y_train)
 
     def error() -> float:
