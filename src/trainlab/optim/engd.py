@@ -203,7 +203,7 @@ class ENGD(ClosureOptimizer):
                                   "them equal")
         rho, jac, loss_at = least_squares_system(closure, params)
         state = self.state[params[0]]
-        nu = state.get("nu", h["damping_init"] if h["adaptive"] else h["damping"])
+        nu = state.get("nu", h["damping_init"]) if h["adaptive"] else h["damping"]
         direction, mu = damped_direction(jac, rho, nu)
         steps = [p.detach() for p in torch.split(direction, [p.numel() for p in params])]
         steps = [s.view_as(p) for s, p in zip(steps, params)]
