@@ -208,6 +208,7 @@ _PILLARS = (
     "trainlab.phenomena",
     "trainlab.theory",
     "trainlab.inspect",
+    "trainlab.pinn",
 )
 
 

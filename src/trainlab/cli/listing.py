@@ -1,5 +1,5 @@
 """List what trainlab offers, from its registries: inits, optimizers, schedules, probes,
-tasks, models, activations, phenomena, and the 119 seed papers with the entries that
+tasks, models, activations, phenomena, PDE problems, and the 119 seed papers with the entries that
 implement each.
 
 Example:
@@ -22,7 +22,7 @@ WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "pr
         "tasks": "task", "models": "model", "activations": "activation",
         "phenomena": "phenomenon", "analyses": "analysis",
         "estimators": "estimator", "procedures": "procedure",
-        "theory": "theory", "transforms": "transform"}
+        "theory": "theory", "transforms": "transform", "problems": "problem"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from trainlab.optim import (  # noqa: F401  (each module registers its optimizer
     aepg,
     classp,
     dasa,
+    engd,
     entropy_sgd,
     gam,
     grades,

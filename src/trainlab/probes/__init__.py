@@ -18,6 +18,7 @@ from trainlab.probes import (  # noqa: F401  (registration)
     generalization_gap,
     gradient_noise,
     gradient_subspace,
+    gram_condition,
     guessing_bias,
     hessian_spectrum,
     input_sensitivity,

@@ -1,5 +1,6 @@
 """Tasks: data, a default model, a loss and metrics, built by name."""
 
+import trainlab.pinn.task  # noqa: F401  (registers the PDE tasks, pinn-<problem>)
 from trainlab.tasks import (  # noqa: F401  (registration)
     adding,
     gaussian_mixture,

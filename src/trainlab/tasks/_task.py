@@ -18,6 +18,10 @@ from trainlab.registry import Registry
 class Task:
     """A supervised learning problem.
 
+    ``model_input_shape`` and ``wrap_model`` (both optional) let a task train a network
+    through a wrapper: the trainer builds the network for inputs of ``model_input_shape`` and
+    trains ``wrap_model(network)`` on ``x_train`` (PDE tasks, :mod:`trainlab.pinn.task`).
+
     ``kind`` decides the loss: ``"classification"`` uses mean cross-entropy and reports
     accuracy; ``"regression"`` uses half the mean squared error summed over outputs,
     ``0.5 * mean_i ||f(x_i) - y_i||^2`` (the convention of the deep-linear theory).
@@ -36,16 +40,39 @@ class Task:
     default_model: str = "mlp"
     info: dict[str, Any] | None = None
     z_loss: float = 0.0
+    model_input_shape: tuple[int, ...] | None = None
+    wrap_model: Callable[[Any], Any] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input of the *network* (``model_input_shape`` when the task
+        wraps the network, as PDE tasks do, else the shape of one training input)."""
+        if self.model_input_shape is not None:
+            return tuple(self.model_input_shape)
         return tuple(self.x_train.shape[1:])
+
+    def build_network(self, net: Any) -> Any:
+        """The model the trainer trains: ``wrap_model(net)`` when the task sets it (a PDE
+        task turns the network into its residuals, :mod:`trainlab.pinn.model`), else
+        ``net``."""
+        return self.wrap_model(net) if self.wrap_model is not None else net
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.kind == "classification":
             ce = F.cross_entropy(outputs, targets)
             return ce + self.z_loss * z_loss(outputs) if self.z_loss else ce
         return 0.5 * (outputs - targets).pow(2).sum(dim=-1).mean()
+
+    def residuals(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """For a regression task, the residual vector ``(N, outputs)`` with ``loss = 0.5 *
+        ||residuals||^2`` (``(outputs - targets) / sqrt(N)``), what Gauss-Newton methods
+        (``engd``) need; classification has none."""
+        if self.kind != "regression":
+            raise ConfigError(f"task {self.name!r} is {self.kind}: its loss is not least "
+                              "squares, so it has no residuals (Gauss-Newton optimizers such "
+                              "as engd need a regression or pinn-* task)")
+        diff = (outputs - targets).reshape(len(outputs), -1)
+        return diff / len(outputs) ** 0.5
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss, and accuracy for classification (tensors; no host sync here)."""

@@ -139,9 +139,9 @@ class Trainer:
         self.task = _built("task", cfg.task, cfg.task_params,
                            lambda: build_task(cfg.task, **cfg.task_params).to(dtype))
         self.task.z_loss = cfg.z_loss
-        self.model = _built("model", cfg.model, cfg.model_params, lambda: build_model(
-            cfg.model, self.task.input_shape, self.task.num_outputs,
-            **cfg.model_params).to(dtype))
+        self.model = _built("model", cfg.model, cfg.model_params, lambda: self.task.build_network(
+            build_model(cfg.model, self.task.input_shape, self.task.num_outputs,
+                        **cfg.model_params)).to(dtype))
         check_fits(self.model, cfg.model, self.task, cfg.task)
         g_init = torch.Generator().manual_seed(cfg.seed)
         n = len(self.task.x_train)
