@@ -2,6 +2,7 @@
 
 from trainlab.tasks import (  # noqa: F401  (registration)
     adding,
+    denoising,
     gaussian_mixture,
     mnist1d,
     modular_addition,
