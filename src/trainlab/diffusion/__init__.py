@@ -5,7 +5,11 @@ condition of sampling decides what is generated (rows 5, 49, 61, 85, 106, 107, 1
 The registry :data:`DIFFUSION` (``trainlab list diffusion``) holds the methods of the rows.
 """
 
-from trainlab.diffusion import cao2024_deq_sampling, zheng2024_enkg  # noqa: F401  (registration)
+from trainlab.diffusion import (  # noqa: F401  (registration)
+    cao2024_deq_sampling,
+    han2024_score_gd,
+    zheng2024_enkg,
+)
 from trainlab.diffusion._registry import DIFFUSION
 from trainlab.diffusion.dsm import (
     FeatureDenoiser,

@@ -14,6 +14,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     gilmer2022_warmup_curvature,
     goodfellow2015_interpolation,
     gurari2018_tiny_subspace,
+    han2024_score_gd,
     hayou2024_lora_init,
     hoffer2017_train_longer,
     jin2023_matrix_sensing,
