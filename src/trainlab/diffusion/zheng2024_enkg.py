@@ -27,6 +27,12 @@ Defaults are the paper's Navier-Stokes setting as released (guidance scale s = 2
 corrections per step, window excluding the first and last 10% of steps (the code's
 default), :math:`\sigma_{max} = 80`, :math:`\sigma_{min} = 0.002`, :math:`\rho = 7`).
 
+Observed limitation (not in the paper's experiments): the correction uses one global,
+ensemble-wide linearisation of :math:`G\circ\phi`, so when the ensemble straddles modes that
+G cannot tell apart by a linear statistic (e.g. :math:`G(x) = (x_1x_2, x_1 - x_2)` with
+solutions :math:`\pm x^*` and a symmetric ensemble, where :math:`\mathrm{Cov}(x, x_1x_2)
+\approx 0`), the even part of G is not corrected; about half the particles then miss.
+
 Deviations from the paper: the normalisation :math:`w = s/\|c\|_F` of the authors' code is
 used (the paper's Prop. 1 weight differs); the number of sampler steps N and of particles J
 are arguments (the paper: J = 2048, batches of 64), chosen small in the tests.
@@ -129,9 +135,9 @@ class GuidedSample:
 
 
 def enkg_sample(denoiser: Denoiser, forward_model: ForwardModel, observation: torch.Tensor,
-                x_init: torch.Tensor, *, num_steps: int = 40, num_updates: int = 2,
-                guidance_scale: float = 2.0, threshold_start: float = 0.1,
-                threshold_end: float = 0.1, sigma_max: float = 80.0, sigma_min: float = 0.002,
+                x_init: torch.Tensor, *, num_steps: int = 80, num_updates: int = 2,
+                guidance_scale: float = 2.0, threshold_start: float = 0.05,
+                threshold_end: float = 0.05, sigma_max: float = 80.0, sigma_min: float = 0.002,
                 rho: float = 7.0) -> GuidedSample:
     """EnKG sampling (module docstring). ``x_init`` are the J initial particles, already
     scaled to ``sigma_max`` (e.g. ``sigma_max * randn``); ``forward_model`` is only ever
