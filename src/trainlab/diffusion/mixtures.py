@@ -48,6 +48,8 @@ class GaussianMixture:
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "means", m)
         object.__setattr__(self, "covs", c)
+        lam, vecs = torch.linalg.eigh(0.5 * (c + c.transpose(-1, -2)))
+        object.__setattr__(self, "_eig", (lam.clamp(min=0), vecs))
 
     @property
     def dim(self) -> int:
@@ -70,13 +72,13 @@ class GaussianMixture:
         n, d = x.shape
         s = torch.as_tensor(scale, dtype=torch.float64).expand(n)
         v = torch.as_tensor(var, dtype=torch.float64).expand(n)
-        cov = s[:, None, None, None] ** 2 * self.covs + v[:, None, None, None] * torch.eye(
-            d, dtype=torch.float64)  # (n, K, d, d)
+        lam, vecs = self._eig  # Sigma_k = U diag(lam) U^T, so C_k = U diag(s^2 lam + v) U^T
         diff = x[:, None, :] - s[:, None, None] * self.means  # (n, K, d)
-        chol = torch.linalg.cholesky(cov)
-        sol = torch.cholesky_solve(diff[..., None], chol)[..., 0]  # C^-1 diff
-        logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        logp = -0.5 * ((diff * sol).sum(-1) + logdet + d * math.log(2 * math.pi))
+        proj = torch.einsum("kdj,nkd->nkj", vecs, diff)
+        c_eig = s[:, None, None] ** 2 * lam + v[:, None, None]  # (n, K, d)
+        sol = torch.einsum("kdj,nkj->nkd", vecs, proj / c_eig)  # C^-1 diff
+        logdet = torch.log(c_eig).sum(-1)
+        logp = -0.5 * ((proj ** 2 / c_eig).sum(-1) + logdet + d * math.log(2 * math.pi))
         resp = torch.softmax(logp + self.weights.log(), dim=1)
         return resp, -sol, torch.logsumexp(logp + self.weights.log(), dim=1)
 
