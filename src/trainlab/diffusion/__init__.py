@@ -7,6 +7,8 @@ The registry :data:`DIFFUSION` (``trainlab list diffusion``) holds the methods o
 
 from trainlab.diffusion import (  # noqa: F401  (registration)
     cao2024_deq_sampling,
+    chen2024_find,
+    guo2024_initno,
     han2024_score_gd,
     zheng2024_enkg,
 )

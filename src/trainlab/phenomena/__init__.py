@@ -18,6 +18,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     han2024_score_gd,
     hayou2024_lora_init,
     hoffer2017_train_longer,
+    initial_noise_digits,
     jin2023_matrix_sensing,
     karnik2024_tubal,
     kreisler2023_gfs_sharpness,
