@@ -10,6 +10,7 @@ from trainlab.diffusion import (  # noqa: F401  (registration)
     chen2024_find,
     guo2024_initno,
     han2024_score_gd,
+    marion2024_implicit_diffusion,
     zheng2024_enkg,
 )
 from trainlab.diffusion._registry import DIFFUSION

@@ -27,6 +27,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     lewandowski2025_spectral_plasticity,
     liu2024_rich_lazy,
     loshchilov2017_sgdr,
+    marion2024_implicit_diffusion,
     marion2024_resnet_ode,
     min2024_early_alignment,
     pascanu2013_rnn_clipping,
