@@ -134,7 +134,21 @@ def test_dsm_loss_at_the_exact_denoiser():
     assert exact.item() < zero.item() - 0.1
 
 
-def test_tiny_unet2d_through_our_sampler_matches_diffusers():
+def test_edm_view_of_a_vp_model_is_the_exact_edm_denoiser():
+    from trainlab.diffusion.samplers import edm_denoiser
+
+    mix, sched = ring_mixture(), vp_schedule()
+    d = edm_denoiser(mix.denoiser(sched), sched)
+    x = 3 * torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for sigma in (0.002, 0.5, 7.0, 80.0):
+        assert torch.allclose(d(x, sigma), mix.edm_denoiser(x, sigma), atol=1e-9)
+
+
+def test_tiny_unet2d_through_our_samplers_matches_diffusers():
+    from trainlab.diffusion.cao2024_deq_sampling import deq_ddim_sample
+    from trainlab.diffusion.samplers import edm_denoiser
+    from trainlab.diffusion.zheng2024_enkg import enkg_sample
+
     with torch.random.fork_rng():
         torch.manual_seed(0)
         unet = diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1,
@@ -149,7 +163,13 @@ def test_tiny_unet2d_through_our_sampler_matches_diffusers():
     with torch.no_grad():
         ref = _diffusers_loop(sched, eps_fn, x_T, None)
         ours = ddim_sample(eps_fn, sched, x_T, num_steps=5)
+        deq = deq_ddim_sample(eps_fn, sched, x_T, num_steps=5, tol=1e-6)
+        guided = enkg_sample(edm_denoiser(eps_fn, sched), lambda x: x.mean((1, 2, 3))[:, None],
+                             torch.zeros(1), 2 * x_T.repeat(4, 1, 1, 1), num_steps=6,
+                             sigma_max=2.0)
     assert ours.x0.shape == x_T.shape and torch.allclose(ours.x0, ref, atol=1e-4)
+    assert torch.allclose(deq.x[-1], ref, atol=1e-4)
+    assert guided.forward_calls > 0 and torch.isfinite(guided.x0).all()
 
 
 def test_diffusion_training_runs_through_the_trainer(tmp_path):

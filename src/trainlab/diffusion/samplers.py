@@ -59,6 +59,25 @@ def unet_denoiser(unet: Any) -> EpsFn:
     return eps_fn
 
 
+def edm_denoiser(eps_fn: EpsFn, schedule: NoiseSchedule | Any
+                 ) -> Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]:
+    r"""The EDM/VE denoiser :math:`D(x, \sigma)` of a VP noise predictor (Karras et al. 2022,
+    Sec. 2 and App. C.1): with :math:`\sigma = \kappa = \sqrt{(1-\bar\alpha)/\bar\alpha}`,
+    :math:`x_{VE} = x_{VP}/\sqrt{\bar\alpha}`, so
+    :math:`D(x, \sigma) = x - \sigma\,\varepsilon(x/\sqrt{1+\sigma^2},\ t(\sigma))`, with the
+    real timestep :math:`t(\sigma)` of :meth:`NoiseSchedule.t_of_kappa` (a ``UNet2DModel``
+    accepts real timesteps). Lets the EDM-based methods (EnKG, DPS) run on any VP model."""
+    sched = as_schedule(schedule)
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        sig = torch.as_tensor(sigma, dtype=torch.float64)
+        t = sched.t_of_kappa(sig).expand(x.shape[0])
+        s = sig.to(x.dtype)
+        return x - s * eps_fn(x / torch.sqrt(1 + s ** 2), t)
+
+    return denoise
+
+
 def _bcast(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     c = torch.as_tensor(c, dtype=x.dtype)
     return c.reshape(c.shape + (1,) * (x.ndim - c.ndim))
@@ -178,5 +197,6 @@ def probability_flow_sample(eps_fn: EpsFn, schedule: NoiseSchedule | Any, x_T: t
 
 
 __all__ = ["EpsFn", "SampleResult", "as_schedule", "ddim_coefficients", "ddim_sample",
+           "edm_denoiser",
            "ddim_step", "ddpm_sample", "ddpm_step", "probability_flow_sample", "tweedie_x0",
            "unet_denoiser"]

@@ -23,6 +23,9 @@ Sec. 3); :func:`enkg_correction` is tested against it, and :func:`ensemble_kalma
 (the one-step ensemble Kalman update of which this is the small-step form) against a dense
 Kalman update.
 
+A VP noise predictor (e.g. a ``diffusers`` ``UNet2DModel`` with its scheduler) becomes the
+EDM denoiser these functions take through :func:`trainlab.diffusion.samplers.edm_denoiser`.
+
 Defaults are the paper's Navier-Stokes setting as released (guidance scale s = 2, 2
 corrections per step, window excluding the first and last 10% of steps (the code's
 default), :math:`\sigma_{max} = 80`, :math:`\sigma_{min} = 0.002`, :math:`\rho = 7`).
