@@ -12,6 +12,7 @@ from trainlab.diffusion import (  # noqa: F401  (registration)
     han2024_score_gd,
     marion2024_implicit_diffusion,
     zheng2024_enkg,
+    zhou2026_ar_diffusion,
     zhou2026_condition_ot,
 )
 from trainlab.diffusion._registry import DIFFUSION

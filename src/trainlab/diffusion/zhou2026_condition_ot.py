@@ -20,8 +20,9 @@ regularisation), map each condition to its barycentric target
 
 Deviations from the paper / not done: the paper's full text was not available, so the JKO
 discretisation above is our derivation, the data term :math:`\lambda E\|c - T^{-1}(x)\|^2`
-is omitted, and the autoregressive backbone with a per-token diffusion head (and the
-measured decay of condition errors along the sequence) is not implemented.
+is omitted; the autoregressive model with a per-token diffusion head and the decay of a
+condition error along the sequence are in :mod:`trainlab.diffusion.zhou2026_ar_diffusion`
+(the refinement is not yet applied to that model's conditions).
 """
 
 from __future__ import annotations
@@ -97,7 +98,6 @@ def refine_conditions(c: torch.Tensor, c_star: torch.Tensor, *, steps: int = 5,
 
 DIFFUSION.register("condition-ot-refinement", refine_conditions, papers=(5,),
                    summary="JKO / optimal-transport refinement of generated conditions toward "
-                           "reference conditions (POT); the AR diffusion-loss model is not "
-                           "implemented")
+                           "reference conditions (POT)")
 
 __all__ = ["Refinement", "jko_refine_step", "refine_conditions", "transport_plan", "w2"]

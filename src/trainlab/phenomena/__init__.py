@@ -34,6 +34,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     pezeshki2021_gradient_starvation,
     wu2023_trace_bound,
     zheng2024_enkg,
+    zhou2026_condition_errors,
     saxe2014_deep_linear,
     song2024_kernel_attention,
     tian2025_grokking_features,
