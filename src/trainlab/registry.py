@@ -209,6 +209,7 @@ _PILLARS = (
     "trainlab.theory",
     "trainlab.inspect",
     "trainlab.pinn",
+    "trainlab.diffusion",
 )
 
 

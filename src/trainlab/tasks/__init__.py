@@ -3,6 +3,7 @@
 import trainlab.pinn.task  # noqa: F401  (registers the PDE tasks, pinn-<problem>)
 from trainlab.tasks import (  # noqa: F401  (registration)
     adding,
+    denoising,
     gaussian_mixture,
     mnist1d,
     modular_addition,
