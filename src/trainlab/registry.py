@@ -111,6 +111,7 @@ _PILLARS = (
     "trainlab.phenomena",
     "trainlab.theory.catalog",
     "trainlab.inspect",
+    "trainlab.minimax",
 )
 
 
