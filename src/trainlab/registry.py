@@ -112,6 +112,7 @@ _PILLARS = (
     "trainlab.theory.catalog",
     "trainlab.inspect",
     "trainlab.minimax",
+    "trainlab.bilevel",
 )
 
 

@@ -22,7 +22,8 @@ WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "pr
         "tasks": "task", "models": "model", "activations": "activation",
         "phenomena": "phenomenon", "analyses": "analysis",
         "estimators": "estimator", "procedures": "procedure",
-        "theory": "theory", "transforms": "transform"}
+        "theory": "theory", "transforms": "transform", "minimax": "minimax",
+        "bilevel": "bilevel"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
