@@ -10,6 +10,7 @@ from trainlab.models import (  # noqa: F401  (registration)
     lora,
     maxout,
     mlp,
+    neural_ode,
     resnet,
     rnn,
     transformer,
