@@ -22,8 +22,10 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     karnik2024_tubal,
     kreisler2023_gfs_sharpness,
     kumar2024_nondifferentiable,
+    kwon2024_penalty,
     lee2024_grokfast,
     lewandowski2025_spectral_plasticity,
+    liu2020_bda,
     liu2024_rich_lazy,
     loshchilov2017_sgdr,
     marion2024_resnet_ode,
@@ -34,6 +36,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     saxe2014_deep_linear,
     song2024_kernel_attention,
     tian2025_grokking_features,
+    vicol2022_warm_cold,
     wortsman2023_instabilities,
 )
 from trainlab.phenomena._base import PHENOMENA, Check, Outcome, Phenomenon
