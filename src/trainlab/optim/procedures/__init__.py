@@ -7,6 +7,7 @@ from trainlab.optim.model_based import stochastic_model_based
 from trainlab.optim.procedures.feedback_alignment import FeedbackAlignment, feedback_linear
 from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_boost_head
 from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hypergradient
+from trainlab.optim.procedures.kostic2024_dpnets import fit_dpnets
 from trainlab.optim.procedures.learners import Learner, gradient_learner, module_learner
 from trainlab.optim.procedures.lipschitz_manifold import LipschitzManifold, knn_graph
 from trainlab.optim.regime_adaptation import adapt_regime
@@ -19,6 +20,8 @@ PROCEDURES.register("gradient-boosting", gradient_boost_head, papers=(41,),
                     summary="fit the last layers as an additive gradient-boosted expansion")
 PROCEDURES.register("ift-hypergradient", ift_hypergradient, papers=(54,),
                     summary="hypergradients by the implicit function theorem, Neumann inverse")
+PROCEDURES.register("dpnets", fit_dpnets, papers=(112,),
+                    summary="DPNets: learn transfer-operator features by a relaxed VAMP score")
 PROCEDURES.register("learner", Learner, papers=(118,),
                     summary="compositional learners: parametrised maps with update rules")
 PROCEDURES.register("lipschitz-manifold", LipschitzManifold, papers=(52,),
