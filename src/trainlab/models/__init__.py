@@ -13,6 +13,7 @@ from trainlab.models import (  # noqa: F401  (registration)
     neural_ode,
     resnet,
     rnn,
+    sorting_network,
     transformer,
 )
 from trainlab.models._registry import MODELS, build_model
