@@ -10,6 +10,7 @@ from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hyper
 from trainlab.optim.procedures.kostic2024_dpnets import fit_dpnets
 from trainlab.optim.procedures.learners import Learner, gradient_learner, module_learner
 from trainlab.optim.procedures.lipschitz_manifold import LipschitzManifold, knn_graph
+from trainlab.optim.procedures.proximal_sampler import proximal_sampler
 from trainlab.optim.regime_adaptation import adapt_regime
 from trainlab.registry import Registry
 
@@ -22,6 +23,8 @@ PROCEDURES.register("ift-hypergradient", ift_hypergradient, papers=(54,),
                     summary="hypergradients by the implicit function theorem, Neumann inverse")
 PROCEDURES.register("dpnets", fit_dpnets, papers=(112,),
                     summary="DPNets: learn transfer-operator features by a relaxed VAMP score")
+PROCEDURES.register("proximal-sampler", proximal_sampler, papers=(109,),
+                    summary="proximal sampler for exp(-V) with an exact rejection oracle")
 PROCEDURES.register("learner", Learner, papers=(118,),
                     summary="compositional learners: parametrised maps with update rules")
 PROCEDURES.register("lipschitz-manifold", LipschitzManifold, papers=(52,),
