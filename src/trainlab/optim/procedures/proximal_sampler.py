@@ -42,7 +42,8 @@ Deviations from the paper:
     gradients (the paper assumes only an evaluation oracle, offered as ``"zeroth"``);
     not implemented: the paper's annealing schedule for generating a Rényi-warm start and
     its complexity analysis (no step counts of the paper are claimed here). The
-    zeroth-order oracle's acceptance rate decays like :math:`e^{-\Theta(d)}`, so it is meant for small dimensions.
+    zeroth-order oracle's acceptance rate decays like :math:`e^{-\Theta(d)}`, so it is
+    meant for small dimensions.
 """
 
 from __future__ import annotations
