@@ -8,6 +8,7 @@ from trainlab.optim.procedures.feedback_alignment import FeedbackAlignment, feed
 from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_boost_head
 from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hypergradient
 from trainlab.optim.procedures.kostic2024_dpnets import fit_dpnets
+from trainlab.optim.procedures.lange2023_es_lottery import es_lottery
 from trainlab.optim.procedures.learners import Learner, gradient_learner, module_learner
 from trainlab.optim.procedures.lipschitz_manifold import LipschitzManifold, knn_graph
 from trainlab.optim.procedures.proximal_sampler import proximal_sampler
@@ -25,6 +26,8 @@ PROCEDURES.register("dpnets", fit_dpnets, papers=(112,),
                     summary="DPNets: learn transfer-operator features by a relaxed VAMP score")
 PROCEDURES.register("proximal-sampler", proximal_sampler, papers=(109,),
                     summary="proximal sampler for exp(-V) with an exact rejection oracle")
+PROCEDURES.register("es-lottery", es_lottery, papers=(81,),
+                    summary="Sep-CMA-ES with iterative signal-to-noise pruning and rewinding")
 PROCEDURES.register("learner", Learner, papers=(118,),
                     summary="compositional learners: parametrised maps with update rules")
 PROCEDURES.register("lipschitz-manifold", LipschitzManifold, papers=(52,),
