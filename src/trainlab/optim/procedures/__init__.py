@@ -6,6 +6,7 @@ from trainlab.optim.gradient_sign_masking import transport_task_vector
 from trainlab.optim.model_based import stochastic_model_based
 from trainlab.optim.procedures.feedback_alignment import FeedbackAlignment, feedback_linear
 from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_boost_head
+from trainlab.optim.procedures.hamdouche2023_exit_control import actor_critic
 from trainlab.optim.procedures.ift_hypergradient import Hypergradient, ift_hypergradient
 from trainlab.optim.procedures.kostic2024_dpnets import fit_dpnets
 from trainlab.optim.procedures.lange2023_es_lottery import es_lottery
@@ -28,6 +29,8 @@ PROCEDURES.register("proximal-sampler", proximal_sampler, papers=(109,),
                     summary="proximal sampler for exp(-V) with an exact rejection oracle")
 PROCEDURES.register("es-lottery", es_lottery, papers=(81,),
                     summary="Sep-CMA-ES with iterative signal-to-noise pruning and rewinding")
+PROCEDURES.register("exit-time-actor-critic", actor_critic, papers=(90,),
+                    summary="actor-critic with Gaussian policies for control with an exit time")
 PROCEDURES.register("learner", Learner, papers=(118,),
                     summary="compositional learners: parametrised maps with update rules")
 PROCEDURES.register("lipschitz-manifold", LipschitzManifold, papers=(52,),
