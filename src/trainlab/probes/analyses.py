@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from trainlab.analyses.feature_shift import detect_feature_shift
 from trainlab.probes import (
     cka,
     divergence,
@@ -27,6 +28,8 @@ from trainlab.registry import Registry
 
 ANALYSES: Registry[Callable[..., Any]] = Registry("analysis")
 
+ANALYSES.register("feature-shift", detect_feature_shift, papers=(84,),
+                  summary="localise shifted features by score-based conditional tests")
 ANALYSES.register("landscape-slice-1d", landscape.slice_1d, papers=(15, 104),
                   summary="loss along a (filter-normalized) direction through the parameters")
 ANALYSES.register("landscape-slice-2d", landscape.slice_2d, papers=(15,),
