@@ -17,15 +17,15 @@ _SCALE = [10.0, 10.0, 1, 1, 1, 0.01, 0.01, 0.01, 1, 1]
 
 class ESLotterySNR(Phenomenon):
     """Linear teacher on 10 features with scales ``(10, 10, 1, 1, 1, 0.01 x3, 1, 1)`` and true
-    weights ``(0.05, -0.05, 0.5)`` on the first three; 200 samples, MSE. pycma Sep-CMA-ES
-    (sigma0 0.3, 100 generations quick / 300 full) from zero, then pruning to 3 weights by
-    ``|mu|/sigma`` and by ``|mu|``; then the full iterative procedure (keep 0.8^k, rewinding)
-    for 5 rounds (quick: 3).
+    weights ``(0.05, -0.05, 0.5)`` on the first three; 200 samples, MSE. For 2 (quick) or 6
+    (full) data seeds: pycma Sep-CMA-ES (sigma0 0.3, 100 generations) from zero, then pruning
+    to 3 weights by ``|mu|/sigma`` and by ``|mu|``; then the full iterative procedure (keep
+    0.8^k, rewinding) for 5 rounds (quick: 3).
 
     Pass criterion (the paper's mechanism: SNR carries curvature information): SNR pruning
-    keeps exactly the three true weights, magnitude pruning does not; the iterative
-    procedure's last ticket keeps the true weights and trains to below 1e-3 of the MSE of
-    the zero weights.
+    keeps exactly the three true weights in every run, magnitude pruning in at most half;
+    the iterative procedure's last ticket keeps the true weights and trains to below 1e-3 of
+    the MSE of the zero weights.
     """
 
     name = "es-lottery-snr"
@@ -36,34 +36,41 @@ class ESLotterySNR(Phenomenon):
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         from trainlab.optim.procedures.lange2023_es_lottery import sep_cma_es
 
-        g = torch.Generator().manual_seed(seed)
-        x = torch.randn(200, 10, generator=g, dtype=torch.float64) * torch.tensor(
-            _SCALE, dtype=torch.float64)
-        w = torch.zeros(10, dtype=torch.float64)
-        w[:3] = torch.tensor([0.05, -0.05, 0.5], dtype=torch.float64)
-        y = x @ w
+        snr_right = magnitude_right = 0
+        seeds = range(seed, seed + (2 if quick else 6))
+        for s in seeds:
+            g = torch.Generator().manual_seed(s)
+            x = torch.randn(200, 10, generator=g, dtype=torch.float64) * torch.tensor(
+                _SCALE, dtype=torch.float64)
+            w = torch.zeros(10, dtype=torch.float64)
+            w[:3] = torch.tensor([0.05, -0.05, 0.5], dtype=torch.float64)
+            y = x @ w
 
-        def loss(v: torch.Tensor) -> float:
-            return float(((x @ v - y) ** 2).mean())
+            def loss(v: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> float:
+                return float(((x @ v - y) ** 2).mean())
 
-        mean, std = sep_cma_es(loss, torch.zeros(10, dtype=torch.float64), sigma0=0.3,
-                               generations=100 if quick else 300, seed=seed + 1)
-        everything = torch.ones(10, dtype=torch.bool)
+            mean, std = sep_cma_es(loss, torch.zeros(10, dtype=torch.float64), sigma0=0.3,
+                                   generations=100, seed=s + 1)
+            everything = torch.ones(10, dtype=torch.bool)
+            truth = [0, 1, 2]
+            snr_right += prune_mask(snr_scores(mean, std), everything, 3).nonzero().squeeze(
+                1).tolist() == truth
+            magnitude_right += prune_mask(mean.abs(), everything, 3).nonzero().squeeze(
+                1).tolist() == truth
         rounds = es_lottery(loss, torch.zeros(10, dtype=torch.float64), rounds=3 if quick else 5,
                             generations=60 if quick else 150, sigma0=0.3, seed=seed + 1)
-        return {"snr": prune_mask(snr_scores(mean, std), everything, 3).nonzero().squeeze(1)
-                .tolist(),
-                "magnitude": prune_mask(mean.abs(), everything, 3).nonzero().squeeze(1).tolist(),
+        return {"runs": len(seeds), "snr": snr_right / len(seeds),
+                "magnitude": magnitude_right / len(seeds),
                 "final_mask": rounds[-1].mask.tolist(),
                 "final_loss": rounds[-1].loss / loss(torch.zeros(10, dtype=torch.float64)),
                 "kept": [int(r.mask.sum()) for r in rounds]}
 
     def check(self, data: dict[str, Any]) -> list[Check]:
-        snr_ok = data["snr"] == [0, 1, 2]
-        mag_ok = data["magnitude"] == [0, 1, 2]
         kept = all(data["final_mask"][:3])
-        return [Check("SNR pruning keeps the true weights", float(snr_ok), "1", snr_ok),
-                Check("magnitude pruning keeps the true weights", float(mag_ok), "0", not mag_ok),
+        return [Check("SNR pruning: share of runs keeping the true weights", data["snr"], "1",
+                      data["snr"] == 1),
+                Check("magnitude pruning: share of runs keeping the true weights",
+                      data["magnitude"], "<= 0.5", data["magnitude"] <= 0.5),
                 Check("last ticket keeps the true weights", float(kept), "1", kept),
                 Check("last ticket MSE / MSE at zero", data["final_loss"], "< 1e-3",
                       data["final_loss"] < 1e-3)]
