@@ -210,6 +210,8 @@ _PILLARS = (
     "trainlab.inspect",
     "trainlab.pinn",
     "trainlab.diffusion",
+    "trainlab.minimax",
+    "trainlab.bilevel",
 )
 
 

@@ -23,6 +23,7 @@ from trainlab.analyses.divergence import (
     paired_divergence,
     parameter_distance,
 )
+from trainlab.analyses.feature_shift import detect_feature_shift
 from trainlab.analyses.landscape import (
     Interpolation,
     filter_normalize,
@@ -45,6 +46,8 @@ from trainlab.registry import Registry
 
 ANALYSES: Registry[Callable[..., Any]] = Registry("analysis")
 
+ANALYSES.register("feature-shift", detect_feature_shift, papers=(84,),
+                  summary="localise shifted features by score-based conditional tests")
 ANALYSES.register("landscape-slice-1d", slice_1d, papers=(15, 104),
                   summary="loss along a (filter-normalized) direction through the parameters")
 ANALYSES.register("landscape-slice-2d", slice_2d, papers=(15,),

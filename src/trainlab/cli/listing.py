@@ -23,7 +23,7 @@ WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "pr
         "phenomena": "phenomenon", "analyses": "analysis",
         "estimators": "estimator", "procedures": "procedure",
         "theory": "theory", "transforms": "transform", "problems": "problem",
-        "diffusion": "diffusion"}
+        "diffusion": "diffusion", "minimax": "minimax", "bilevel": "bilevel"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -100,7 +100,7 @@ def pde_metrics(pred: torch.Tensor, ref: torch.Tensor, problem) -> dict[str, tor
 
 
 def _register() -> None:
-    from trainlab.probes.analyses import ANALYSES
+    from trainlab.analyses import ANALYSES
 
     ANALYSES.register("pdebench-metrics", pde_metrics, papers=(80,),
                       summary="PDEBench errors of a PDE solution: RMSE, nRMSE, max, boundary, "

@@ -111,7 +111,7 @@ def read_pdebench(path: str | Path, samples: slice | None = None) -> PDEBenchDat
 
 
 def _register() -> None:
-    from trainlab.probes.analyses import ANALYSES
+    from trainlab.analyses import ANALYSES
 
     ANALYSES.register("pdebench-reader", read_pdebench, papers=(80,),
                       summary="read PDEBench HDF5 data (tensor, per-field or per-sample "

@@ -8,6 +8,7 @@ from typing import Any
 
 from trainlab import theory
 from trainlab.registry import Registry
+from trainlab.theory.garciatrillos2022_adversarial import boundary_path
 
 THEORY: Registry[Callable[..., Any]] = Registry("theory")
 
@@ -26,5 +27,8 @@ THEORY.register("mean-field-critical-sigma-w", theory.critical_sigma_w2, papers=
 THEORY.register("bures-wasserstein-critical-points", theory.bures_wasserstein_critical_points,
                 papers=(96,),
                 summary="critical points of deep linear covariance factorization, BW loss")
+
+THEORY.register("adversarial-boundary-ode", boundary_path, papers=(6,),
+                summary="1-D optimal adversarial boundary b(eps) by an ODE from the Bayes boundary")
 
 __all__ = ["THEORY"]
