@@ -4,8 +4,8 @@ MultivariateNormal (the paper's route), then detection/localisation rates on pla
 
 import pytest
 import torch
-from trainlab.analyses import ANALYSES
 
+from trainlab.analyses import ANALYSES
 from trainlab.analyses.feature_shift import (
     detect_feature_shift,
     gaussian_score_divergence,

@@ -174,6 +174,10 @@ class ENGD(ClosureOptimizer):
     """Energy natural gradient / damped Gauss-Newton with a grid line search (see the module
     docstring for the update, arguments and references)."""
 
+    joint_step = True
+    needs_ggn = True
+    joint_hypers = "all"  # one Gauss-Newton solve and line search over all groups
+
     def __init__(self, params: Iterable[Any], lr: float = 1.0, damping: float = 1e-10,
                  line_search_steps: int = 31, adaptive: bool = True, damping_init: float = 1.0,
                  exhaustive: bool = False):
@@ -239,6 +243,6 @@ def engd(params: Iterable[Any], lr: float = 1.0, damping: float = 1e-10,
                 adaptive=adaptive, damping_init=damping_init, exhaustive=exhaustive)
 
 
-OPTIMIZERS.register("engd", engd, needs_closure=True, needs_ggn=True, joint_step=True,
+OPTIMIZERS.register("engd", engd,
                     summary="energy natural gradient / damped Gauss-Newton with grid line "
                             "search (Muller & Zeinhofer 2023)")
