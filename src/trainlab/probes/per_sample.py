@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_choice, check_range
+from trainlab.probes._autograd_internals import functorch_transforms_active, product_node_slots
 from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
 
@@ -365,8 +366,6 @@ class _InertHook:
         return None
 
 
-_PRODUCT_NODES = {"AddmmBackward0": (2, 0), "MmBackward0": (1, None)}  # (W^T, bias) slots
-
 
 class _RecordingHook:
     """Forward hook of :class:`LinearCapture` (a class, not a closure, so that a model
@@ -380,10 +379,10 @@ class _RecordingHook:
         if not cap.armed or not torch.is_grad_enabled() or not args:
             return None
         if (not isinstance(out, torch.Tensor) or out.grad_fn is None
-                or torch._C._are_functorch_transforms_active()):
+                or functorch_transforms_active()):
             return None
         a, generation, node = args[0], cap._generation, out.grad_fn
-        slots = _PRODUCT_NODES.get(type(node).__name__)
+        slots = product_node_slots().get(type(node).__name__)
 
         def keep(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             # returns None: autograd's gradients are left as they are

@@ -1,0 +1,82 @@
+"""The two private torch facts :class:`~trainlab.probes.per_sample.LinearCapture` relies on,
+each checked on the running torch before use, with a public fallback.
+
+1. Which autograd nodes a ``nn.Linear`` on 2-D inputs produces (``AddmmBackward0`` with a
+   bias, ``MmBackward0`` without) and in which ``grad_inputs`` slots the node hands back the
+   layer's own weight gradient (transposed) and bias gradient. Node class names and slot
+   orders are not public API, so :func:`product_node_slots` verifies them once against a real
+   ``nn.Linear`` backward pass; a node whose layout differs is dropped, and the capture then
+   computes the weight and bias gradients from the recorded input and output gradient
+   instead (one product more per layer, same numbers).
+2. Whether a functorch transform (``vmap``, ``grad``, ...) is active, where hooks must not
+   record: ``torch._C._are_functorch_transforms_active``. Where it is missing,
+   :func:`functorch_transforms_active` answers True, so nothing is captured and the probes
+   take their second-pass path (slower, same numbers).
+
+Each fallback is announced once on the ``trainlab`` logger.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+from torch import nn
+
+_LOG = logging.getLogger("trainlab")
+
+#: the layouts trainlab knows: node class name -> (slot of W^T's gradient, slot of the bias's)
+KNOWN_SLOTS: dict[str, tuple[int, int | None]] = {"AddmmBackward0": (2, 0),
+                                                   "MmBackward0": (1, None)}
+
+
+def _observed(bias: bool) -> tuple[str, tuple[torch.Tensor | None, ...], nn.Linear]:
+    layer = nn.Linear(3, 2, bias=bias).double()
+    x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = layer(x)
+    seen: list[tuple[torch.Tensor | None, ...]] = []
+    out.grad_fn.register_hook(lambda grad_inputs, grad_outputs: seen.append(grad_inputs))
+    (out * torch.arange(8, dtype=torch.float64).view(4, 2)).sum().backward()
+    return type(out.grad_fn).__name__, seen[0], layer
+
+
+@functools.cache
+def product_node_slots() -> dict[str, tuple[int, int | None]]:
+    """The entries of :data:`KNOWN_SLOTS` that hold on this torch (checked once per process
+    against a ``nn.Linear`` backward pass); an empty dict when none does."""
+    verified: dict[str, tuple[int, int | None]] = {}
+    for bias in (True, False):
+        try:
+            name, grads, layer = _observed(bias)
+            slots = KNOWN_SLOTS.get(name)
+            ok = slots is not None and torch.equal(grads[slots[0]].T, layer.weight.grad) and (
+                slots[1] is None or torch.equal(grads[slots[1]], layer.bias.grad))
+        except (IndexError, AttributeError, RuntimeError, TypeError):
+            name, slots, ok = "?", None, False
+        if ok and slots is not None:
+            verified[name] = slots
+        else:
+            _LOG.warning("torch %s: the autograd node of nn.Linear (bias=%s) is %r with a "
+                         "layout trainlab does not know; per-example statistics compute the "
+                         "layer's gradient from the captured activations instead",
+                         torch.__version__, bias, name)
+    return verified
+
+
+_ACTIVE = getattr(torch._C, "_are_functorch_transforms_active", None)
+
+
+def functorch_transforms_active(probe: object = _ACTIVE) -> bool:
+    """Whether a functorch transform is active; True (capture nothing) where torch does not
+    say (``probe`` is the private query, a parameter so tests can run the fallback)."""
+    if probe is None:
+        _warn_no_query()
+        return True
+    return bool(probe())
+
+
+@functools.cache
+def _warn_no_query() -> None:
+    _LOG.warning("torch %s has no _are_functorch_transforms_active: the probes do not reuse the "
+                 "training step's backward pass (slower, same numbers)", torch.__version__)
