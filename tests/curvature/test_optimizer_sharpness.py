@@ -51,6 +51,17 @@ def test_adam_preconditioner_is_the_one_torch_applies(cls, amsgrad):
     assert pre.kind == "adam"
 
 
+def test_zero_lr_is_stable_at_any_curvature():
+    """A schedule's last step has lr 0: the threshold is infinite and the ratio 0 (it used to
+    divide by zero and stop the run)."""
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run_steps(model, opt, 2)
+    opt.param_groups[0]["lr"] = 0.0
+    pre = optimizer_preconditioner(opt, model, [n for n, _ in model.named_parameters()])
+    assert pre.threshold == float("inf")
+
+
 def test_adam_default_threshold_is_38_over_lr():
     model = mlp()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -39,3 +39,19 @@ def test_presets_expand_to_registered_probes():
     assert PRESETS["standard"] == ("eval", "grad-norm", "weight-norm", "update-ratio",
                                    "rotation", "sharpness")
     assert [p.every for p in build_probes("economy", every=16)] == [16] * 4
+
+
+def test_monitor_probe_spec_errors_are_one_line_config_errors():
+    """A user's own loop gets the same one-line errors as the CLI (was a bare ValueError)."""
+    from trainlab.errors import ConfigError, UnknownNameError
+    from trainlab.probes import build_probes, parse_spec
+
+    with pytest.raises(ConfigError, match="grad-norm@abc"):
+        build_probes("grad-norm@abc")
+    with pytest.raises(ConfigError, match="positive integer"):
+        build_probes("grad-norm@0")
+    with pytest.raises(UnknownNameError, match="grad-norm"):
+        build_probes("grad-nrm")
+    assert parse_spec("grad-norm,weight-norm@5,grad-norm@3") == (("grad-norm", 3),
+                                                                 ("weight-norm", 5))
+    assert [p.every for p in build_probes("grad-norm@3,grad-norm", every=7)] == [3]

@@ -166,6 +166,8 @@ def _threshold(kind: str, optimizer: torch.optim.Optimizer, groups: list[dict],
     r"""The stability threshold on :math:`\lambda_{max}(P^{-1}H)` (see
     :func:`optimizer_preconditioner`)."""
     lr = float(_uniform(groups, "lr", optimizer))
+    if lr == 0.0:  # a step of size 0 is stable at any curvature (e.g. a schedule's last step)
+        return math.inf
     if kind in ("adam", "ademamix", "optimistic-amsgrad"):
         beta1 = float(_uniform(groups, "betas", optimizer)[0])
     if kind == "adam":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainlab.errors import ConfigError
 from trainlab.probes import (  # noqa: F401  (registration)
     adam_step_size,
     attention_logits,
@@ -41,16 +42,35 @@ from trainlab.probes.presets import PRESETS, expand
 from trainlab.restore import preserved
 
 
-def build_probes(spec: str | list[str], every: int = 50, **params: dict[str, Any]) -> list[Probe]:
-    """Probe objects for ``spec`` (names, presets, ``name@every``); ``params[name]`` holds
-    keyword arguments for that probe."""
-    probes = []
+def parse_spec(spec: str | list[str]) -> tuple[tuple[str, int | None], ...]:
+    """The probe spec (names, presets, ``name@every``) as ``(name, every or None)`` pairs,
+    each probe once: a probe named twice keeps its first place and the last cadence given.
+
+    Raises:
+        ConfigError: a cadence that is not a positive integer.
+    """
+    order: dict[str, int | None] = {}
     for item in expand(spec):
-        name, _, cadence = item.partition("@")
-        probes.append(PROBES.get(name)(every=int(cadence) if cadence else every,
-                                       **params.get(name, {})))
-    return probes
+        name, at, cadence = item.partition("@")
+        every = None
+        if at:
+            if not cadence.strip().isdigit() or int(cadence) < 1:
+                raise ConfigError(f"probe cadence in {item!r} must be a positive integer "
+                                  f"(name@every, e.g. {name}@10)")
+            every = int(cadence)
+        if every is not None or name not in order:
+            order[name] = every
+    return tuple(order.items())
+
+
+def build_probes(spec: str | list[str], every: int = 50, **params: dict[str, Any]) -> list[Probe]:
+    """Probe objects for ``spec`` (names, presets, ``name@every``; see :func:`parse_spec`);
+    ``params[name]`` holds keyword arguments for that probe. Unknown names raise
+    :class:`~trainlab.errors.UnknownNameError`, bad cadences :class:`ConfigError`."""
+    return [PROBES.get(name)(every=cadence or every, **params.get(name, {}))
+            for name, cadence in parse_spec(spec)]
 
 
 __all__ = ["PRESETS", "PROBES", "Measurement", "Probe", "ProbeContext", "build_probes", "expand",
+           "parse_spec",
            "preserved"]

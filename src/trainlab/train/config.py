@@ -247,21 +247,11 @@ def _check_params(key: str, params: Any) -> None:
 
 
 def parse_probes(spec: str) -> tuple[ProbeSpec, ...]:
-    """The probe spec (names, presets, ``name@every``) as a typed list, each probe once."""
-    from trainlab.probes import expand
+    """The probe spec (names, presets, ``name@every``) as a typed list, each probe once
+    (:func:`trainlab.probes.parse_spec`)."""
+    from trainlab.probes import parse_spec
 
-    order: dict[str, int | None] = {}
-    for item in expand(spec):
-        name, at, cadence = item.partition("@")
-        every = None
-        if at:
-            if not cadence.strip().isdigit() or int(cadence) < 1:
-                raise ConfigError(f"probe cadence in {item!r} must be a positive integer "
-                                  f"(name@every, e.g. {name}@10)")
-            every = int(cadence)
-        if every is not None or name not in order:
-            order[name] = every
-    return tuple(ProbeSpec(n, e) for n, e in order.items())
+    return tuple(ProbeSpec(n, e) for n, e in parse_spec(spec))
 
 
 def _check_probe_params(params: dict[str, dict[str, Any]], probes: tuple[ProbeSpec, ...]
