@@ -90,6 +90,6 @@ def test_errors_are_clear():
     with pytest.raises(ConfigError, match="'damping'"):
         build_optimizer("engd", model.parameters(), lr=1.0, damping=0.0)
     w, b = model[0].weight, model[0].bias
-    with pytest.raises(ConfigError, match="same 'damping'"):
+    with pytest.raises(ConfigError, match="'damping' must be the same"):
         build_optimizer("engd", [{"params": [w]}, {"params": [b], "damping": 1e-3}], lr=1.0)
     assert OPTIMIZERS.entry("engd").flags["needs_closure"]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.probes import expand
+from trainlab.probes import expand, parse_spec
 from trainlab.train import Monitor
 
 
@@ -107,8 +107,10 @@ def train(kind: str, preset: str | None):
     torch.manual_seed(123)
     mon = None
     if preset is not None:
+        names = {name for name, _ in parse_spec(preset)}
         mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=preset, every=2,
-                      total_steps=STEPS, probe_params=CHEAP)
+                      total_steps=STEPS,
+                      probe_params={k: v for k, v in CHEAP.items() if k in names})
     measured: set[str] = set()
     for probe in mon.probes if mon else ():
         def measure(ctx, probe=probe, inner=probe.measure):

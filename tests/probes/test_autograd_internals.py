@@ -18,6 +18,13 @@ def test_known_node_layouts_hold_on_this_torch():
     assert internals.product_node_slots() == internals.KNOWN_SLOTS
 
 
+def test_the_check_leaves_the_global_rng_alone():
+    internals.product_node_slots.cache_clear()
+    state = torch.get_rng_state()
+    internals.product_node_slots()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_unknown_layout_is_dropped_with_a_warning(monkeypatch, caplog):
     monkeypatch.setattr(internals, "KNOWN_SLOTS", {"AddmmBackward0": (1, 0),  # wrong slots
                                                    "MmBackward0": (1, None)})

@@ -32,8 +32,13 @@ KNOWN_SLOTS: dict[str, tuple[int, int | None]] = {"AddmmBackward0": (2, 0),
 
 
 def _observed(bias: bool) -> tuple[str, tuple[torch.Tensor | None, ...], nn.Linear]:
-    layer = nn.Linear(3, 2, bias=bias).double()
-    x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    # no draw from the global RNG (the caller's dropout masks must not shift)
+    g = torch.Generator().manual_seed(0)
+    layer = torch.nn.utils.skip_init(nn.Linear, 3, 2, bias=bias, dtype=torch.float64)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, dtype=torch.float64, generator=g))
+    x = torch.randn(4, 3, dtype=torch.float64, generator=g)
     out = layer(x)
     seen: list[tuple[torch.Tensor | None, ...]] = []
     out.grad_fn.register_hook(lambda grad_inputs, grad_outputs: seen.append(grad_inputs))

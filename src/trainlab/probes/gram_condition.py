@@ -16,7 +16,7 @@ eigenvalues.
 Values: ``gram/lambda_max``, ``gram/lambda_min`` (the smallest eigenvalue above
 ``rtol * lambda_max``), ``gram/condition`` (their ratio), ``gram/rank`` (how many eigenvalues
 are above the cutoff). Needs a least-squares loss (regression or ``pinn-*`` tasks); for
-other losses it returns nothing.
+other losses it records why it measured nothing (``ctx.skip``).
 
 Deviations from the paper: the paper's :math:`\kappa(A)` is over the whole (infinite) operator
 restricted to the model's tangent space; an over-parametrised network has an exactly singular
@@ -58,8 +58,8 @@ class GramCondition(Probe):
         view = SimpleNamespace(model=ctx.model, loss_fn=ctx.loss_fn, inputs=x, targets=y)
         try:
             _, jac, _ = least_squares_system(view, params)
-        except ConfigError:  # not a least-squares loss
-            return {}
+        except ConfigError as exc:  # not a least-squares loss
+            return ctx.skip(self.name, f"needs a least-squares loss: {exc}")
         lam = torch.linalg.svdvals(jac).pow(2)
         kept = lam[lam > self.rtol * lam[0]] if float(lam[0]) > 0 else lam[:0]
         if len(kept) == 0:
@@ -68,6 +68,7 @@ class GramCondition(Probe):
                 "gram/condition": kept[0] / kept[-1], "gram/rank": float(len(kept))}
 
 
-PROBES.register("gram-condition", GramCondition, papers=(40,),
+PROBES.register("gram-condition", GramCondition, papers=(40,), metrics=("gram/*",),
+                plot="curves", title="Gauss-Newton Gram matrix conditioning",
                 summary="spectrum and condition number of the Gauss-Newton Gram matrix "
                         "J^T J (least-squares and PINN losses)")
