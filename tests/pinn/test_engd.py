@@ -93,3 +93,25 @@ def test_errors_are_clear():
     with pytest.raises(ConfigError, match="'damping' must be the same"):
         build_optimizer("engd", [{"params": [w]}, {"params": [b], "damping": 1e-3}], lr=1.0)
     assert OPTIMIZERS.entry("engd").flags["needs_closure"]
+
+
+def test_engd_pde_run_in_the_trainer_resumes_bitwise(tmp_path):
+    import numpy as np
+
+    from trainlab.store import RunStore
+    from trainlab.train import RunConfig, Trainer
+
+    cfg = RunConfig(task="pinn-poisson", task_params={"n_interior": 25, "n_boundary": 12,
+                                                      "grid_points": 5},
+                    model="mlp", model_params={"width": 6, "depth": 1, "activation": "tanh"},
+                    optim="engd", lr=1.0, schedule="constant", schedule_params={}, steps=6,
+                    batch_size=0, probes="eval", every=3, dtype="float64",
+                    checkpoint_every=6)
+    store = RunStore(tmp_path)
+    full = Trainer(cfg, store=store, report=False).run()
+    part = Trainer(cfg, store=store, report=False).run(stop_at=3)
+    Trainer.resume(part.run_id, store=store, report=False).run()
+    a, b = store.metrics(full.run_id), store.metrics(part.run_id)
+    assert set(a) >= {"loss", "test/rel_l2", "train/mse_pde"}
+    assert all(np.array_equal(a[k][1], b[k][1]) for k in a)
+    assert a["loss"][1][-1] < a["loss"][1][0]
