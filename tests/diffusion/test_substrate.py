@@ -196,3 +196,13 @@ def test_mixture_task_test_labels_are_the_exact_noise_prediction():
     s = x[:, 2]  # first time feature = (t + 1) / T
     t = torch.round(s * sched.num_steps - 1).long()
     assert torch.allclose(task.y_test.double(), mix.eps_star(x[:, :2], sched.abar(t)), atol=1e-5)
+
+
+def test_digits_task_shapes_and_noise_labels():
+    from trainlab.tasks import build_task
+
+    task = build_task("diffusion-digits", n_test=100)
+    assert task.x_train.shape == (1697, 69) and task.y_train.shape == (1697, 64)
+    assert task.x_test.shape == (100, 69)
+    assert abs(task.y_train.double().pow(2).mean().item() - 1.0) < 0.05  # labels are N(0, I)
+    assert task.x_train[:, :64].abs().max() < 6  # noised images of [-1, 1] pixels
