@@ -53,7 +53,7 @@ def test_embedded_error_equals_stability_polynomial_difference(lam, dt):
 
 def test_constant_field_has_zero_regularizer():
     r = local_error_regularizer(Constant(), torch.randn(4, 3, dtype=D), t_reg=0.4)
-    assert float(r) < 1e-13  # sum of the error weights is 0: roundoff only
+    assert float(r) < 1e-9  # the error weights sum to 0: roundoff / tolerance only
 
 
 def test_solve_matches_matrix_exponential_and_counts_evaluations():

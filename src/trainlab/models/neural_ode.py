@@ -11,15 +11,16 @@ error estimate at one random time instead of along the whole trajectory:
         {\mathrm{atol} + \mathrm{rtol}\,\max(|y_r|, |y_r^+|)}\right),
 
 where :math:`\tilde e` is the embedded error of one Dormand-Prince 5(4) step of size
-:math:`\Delta t` from :math:`y_r` (to :math:`y_r^+`), and :math:`\Delta t` is the step an
-adaptive solver would choose at :math:`(t_r, y_r)` (Hairer's starting-step rule), held
-constant. Training minimises ``task_loss + weight * R``; evaluation solves without it.
+:math:`\Delta t` from :math:`y_r` (to :math:`y_r^+`), and :math:`\Delta t` is the step the
+adaptive solver accepted over :math:`t_r` while solving to it (recorded with torchdiffeq's
+``callback_accept_step``; at :math:`t_r = 0`, its starting step), held constant. Training
+minimises ``task_loss + weight * R``; evaluation solves without it.
 
-Both the solve and the regularising step are torchdiffeq's: ``odeint`` for the trajectory,
-its Dormand-Prince tableau, step routine (``_runge_kutta_step``) and step-size rule
-(``_select_initial_step``) for :math:`R`. Those three are private torchdiffeq names, imported
-from ``torchdiffeq._impl`` (checked for torchdiffeq 0.2.5); nothing here integrates an ODE
-by its own code.
+Both the solve and the regularising step are torchdiffeq's: ``odeint`` for the trajectory
+(and the accepted step), its Dormand-Prince tableau, step routine (``_runge_kutta_step``)
+and starting-step rule (``_select_initial_step``) for :math:`R`. Those three are private
+torchdiffeq names, imported from ``torchdiffeq._impl`` (checked for torchdiffeq 0.2.5);
+nothing here integrates an ODE by its own code.
 
 References:
     Pal, Edelman, Rackauckas. "Locally Regularized Neural Differential Equations: Some
@@ -28,12 +29,11 @@ References:
     regulariser; the authors' Julia code (LocalRegNeuralDE.jl) for the error normalisation.
 
 Deviations from the paper:
-    The paper's step is Tsit5 with the step size the running integrator accepted at
-    :math:`t_r`; torchdiffeq has no Tsit5, so this takes a Dormand-Prince 5(4) step with the
-    starting-step heuristic at :math:`t_r`. Only the unbiased (uniform :math:`t_r`) variant
-    and the error-estimate regulariser (not the stiffness estimate) are implemented. The
-    paper's tolerances (1.4e-8 on MNIST) are left to the caller; defaults here are
-    ``rtol = atol = 1e-6``.
+    The paper's step is Tsit5; torchdiffeq has no Tsit5, so this takes a Dormand-Prince 5(4)
+    step (with the step size the Dormand-Prince integrator accepted over :math:`t_r`). Only
+    the unbiased (uniform :math:`t_r`) variant and the error-estimate regulariser (not the
+    stiffness estimate) are implemented. The paper's tolerances (1.4e-8 on MNIST) are left
+    to the caller; defaults here are ``rtol = atol = 1e-6``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,21 @@ class CountingField(nn.Module):
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.nfe += 1
         return self.field(t, y)
+
+
+class _AcceptedStep(nn.Module):
+    """The field, recording the size of each step torchdiffeq's adaptive solver accepts."""
+
+    def __init__(self, field: nn.Module):
+        super().__init__()
+        self.field = field
+        self.dt: torch.Tensor | None = None
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.field(t, y)
+
+    def callback_accept_step(self, t0: torch.Tensor, y0: torch.Tensor, dt: torch.Tensor) -> None:
+        self.dt = dt.detach()
 
 
 class NeuralODE(nn.Module):
@@ -134,14 +149,18 @@ def local_error_regularizer(field: nn.Module, y0: torch.Tensor, *, t1: float = 1
         t_reg = float(torch.rand((), generator=generator, dtype=torch.float64)) * t1
     check_range("t_reg", t_reg, low=0.0, high=t1, owner="local_error_regularizer")
     tt = torch.tensor(t_reg, dtype=y0.dtype)
+    recorder = _AcceptedStep(field)
     if t_reg > 0:
-        y = odeint(field, y0, torch.tensor([0.0, t_reg], dtype=y0.dtype), rtol=rtol,
+        y = odeint(recorder, y0, torch.tensor([0.0, t_reg], dtype=y0.dtype), rtol=rtol,
                    atol=atol)[-1]
     else:
         y = y0
-    with torch.no_grad():
-        dt = _select_initial_step(_PerturbFunc(field), tt, y.detach(), 4, rtol, atol,
-                                  _rms_norm)
+    if recorder.dt is not None:
+        dt = recorder.dt
+    else:  # t_r = 0: the solver's starting step
+        with torch.no_grad():
+            dt = _select_initial_step(_PerturbFunc(field), tt, y.detach(), 4, rtol, atol,
+                                      _rms_norm)
     y_next, err = embedded_error(field, tt, y, dt.to(y.dtype))
     scale = atol + rtol * torch.maximum(y.abs(), y_next.abs())
     return dt.to(y.dtype) * (err / scale).pow(2).mean().sqrt()
