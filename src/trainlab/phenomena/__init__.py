@@ -6,11 +6,11 @@ Every module here holds one paper's phenomenon (or two closely tied ones) and re
 
 from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     advani2020_double_descent,
+    agarwala2023_quadratic_eos,
     altintas2025_butterfly,
     bergsma2025_d2z,
     boixadsera2023_rank_increase,
     carbonnelle2019_layer_rotation,
-    cohen2021_edge_of_stability,
     gilmer2022_warmup_curvature,
     goodfellow2015_interpolation,
     gurari2018_tiny_subspace,
