@@ -58,3 +58,22 @@ def test_check_on_hand_made_times():
     censored = _data(0.05, 1.5)
     censored["gaussian"][:, -1] = np.nan  # never learned: counted at the cap
     assert all(c.passed for c in SaxeDepth().check(censored))
+
+
+def test_regression_guard_orthogonal_times():
+    """Guard against the full path's recorded numbers (seed 0, full mode): the orthogonal
+    learning times at depths 2, 4, 8 were 10, 15, 20 steps (float64, deterministic)."""
+    from trainlab.tasks import build_task
+
+    phen = SaxeDepth()
+    spectrum = np.linspace(2.0, 0.5, phen.OUT)
+    info = build_task("teacher-linear", in_dim=phen.IN, out_dim=phen.OUT,
+                      singular_values=tuple(spectrum), n_train=phen.IN, n_test=1,
+                      data_seed=0).info
+    target = info["U"][:, : phen.OUT] @ torch.diag(info["S"][: phen.OUT]) \
+        @ info["V"][:, : phen.OUT].T
+    g = torch.Generator().manual_seed(10_000)
+    lrs = [2.0 ** (-k / 2) for k in range(21)]
+    times = [steps_to_learn(target, d, phen.WIDTH, "orthogonal", lrs, 100, g)[0]
+             for d in (2, 4, 8)]
+    assert times == [10, 15, 20]
