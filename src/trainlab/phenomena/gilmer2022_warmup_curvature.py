@@ -41,11 +41,12 @@ class WarmupCurvature(Phenomenon):
     ratio lr(t) lambda(t) / 2 it reports. Full: W = 1600 of T = 2000 steps; quick: W = 400 of
     T = 500.
 
-    Paper: Gilmer et al., ICLR 2022 (arXiv 2110.04369), papers.md row 10: abstract and the
-    warmup section: successful settings let the early trajectory "avoid -- or navigate out of
-    -- regions of high curvature" into flatter regions that tolerate the learning rate; under
-    warmup the top Hessian eigenvalue falls while the learning rate rises, the product
-    hovering near the stability threshold 2 (lr x sharpness = 2), while the same learning
+    Paper: Gilmer et al., ICLR 2022 (arXiv 2110.04369), papers.md row 10. Abstract (read):
+    successful settings let the early trajectory "avoid -- or navigate out of -- regions of
+    high curvature" into flatter regions that tolerate a higher learning rate, and warmup is
+    one such setting. The warmup figures (recalled, the body was not available to us when
+    this was rewritten): under warmup the top Hessian eigenvalue falls while the learning rate
+    rises, lr x sharpness hovering near the stability threshold 2, while the same learning
     rate without warmup is unstable at the start.
 
     Criterion (rewritten for issue 12 from the paper's claim, before the rerun; the earlier
