@@ -6,13 +6,13 @@ Every module here holds one paper's phenomenon (or two closely tied ones) and re
 
 from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     advani2020_double_descent,
+    agarwala2023_quadratic_eos,
     altintas2025_butterfly,
     bergsma2025_d2z,
     cao2024_deq_sampling,
     boixadsera2023_rank_increase,
     carbonnelle2019_layer_rotation,
     chae2024_two_timescale_eg,
-    cohen2021_edge_of_stability,
     garciatrillos2022_adversarial_boundary,
     gilmer2022_warmup_curvature,
     goodfellow2015_interpolation,

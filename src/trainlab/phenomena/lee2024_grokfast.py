@@ -18,62 +18,96 @@ from trainlab.tasks import build_task
 
 
 class Grokfast(Phenomenon):
-    """(a + b) mod 23 with half of the pairs for training; an MLP on the concatenated one-hot
-    codes (one hidden layer of 128 ReLU units: the first layer is the sum of two embeddings),
-    ``kaiming-uniform`` init, full-batch training with AdamW (lr 1e-3, betas (0.9, 0.98),
-    weight decay 1.0) against ``grokfast_adamw`` (the same AdamW behind the EMA filter,
-    alpha 0.98, lamb 2: the paper's modular-arithmetic setting). Steps until validation
-    accuracy first reaches 95%, capped at 4000 (quick: 600; a capped run counts as the cap,
-    which can only understate the speed-up). Three seeds (split and init).
+    """Steps until a network that groks on modular addition reaches 95% validation accuracy,
+    with AdamW (baseline) and with the same AdamW behind the Grokfast-EMA gradient filter
+    (``grokfast-adamw``: :math:`\\mu \\leftarrow \\alpha\\mu + (1-\\alpha)g`,
+    :math:`\\hat g = g + \\lambda\\mu`, alpha 0.98, lambda 2, the paper's modular-arithmetic
+    EMA values).
 
-    Pass criterion (the notes' B7; the paper reports x44-x50 on its transformer): the median
-    over the 3 seeds of steps-to-95% with Grokfast is <= 0.5x the baseline's, and every
-    Grokfast run reaches 95%.
+    Paper: Lee, Kang, Kim & Lee, "Grokfast: Accelerated Grokking by Amplifying Slow
+    Gradients", 2024, papers.md row 101 (README and code of the authors: on modular
+    arithmetic with a 2-layer transformer, steps to 95% validation accuracy go from 39890
+    (baseline) to 910 with the EMA filter, x43.8; the MNIST MLP in the Omnigrok setup x22).
+    Claim: with the filter the network generalizes in far fewer steps.
 
-    Result: reported FAIL (``reproduces=False``): in this setting neither optimizer
-    generalizes at all within the budget, so there is no grokking to accelerate. A
-    diagnostic run of seed 0 to 8000 steps: both reach 100% training accuracy by step 1000
-    and stay at 0-1% validation accuracy (below the 4% of chance) through step 8000. Not
-    tried, since each would be tuning after seeing the result: the paper's transformer, a
-    larger learning rate or weight decay, the MA filter, other primes or train fractions.
+    Setting: the one in which trainlab's ``grokking-features`` phenomenon groks (Tian 2025,
+    row 33): (a + b) mod 23 with half of the pairs for training, ``mlp`` with one hidden layer
+    of 256 ReLU units on the concatenated one-hot codes, ``kaiming-uniform`` init, full-batch
+    AdamW lr 1e-2, betas (0.9, 0.98), weight decay 3, squared loss on one-hot targets;
+    training accuracy reaches 99% within ~30 steps and validation 95% only hundreds of steps
+    later (grokking). Both arms use exactly these hyperparameters; the only difference is the
+    filter. Deviations: an MLP on a prime of 23 instead of the paper's transformer on 97
+    (the MLP setting groks on a CPU in seconds); the paper retunes weight decay per filter,
+    here it is the same for both arms (a cleaner comparison of the filter alone). Full:
+    5 seeds (split and init), cap 3000 steps; quick: 2 seeds, cap 1500. A run that never
+    reaches 95% counts as the cap (which can only understate the speed-up).
+
+    Criterion (written before the run, from the paper's claim; the paper's x44 cannot show
+    here because the baseline groks only ~20x after memorizing, which bounds any speed-up):
+    (a) median over seeds of steps-to-95% with Grokfast <= 0.5 x the baseline's median;
+    (b) the effect exceeds the seed spread: the slowest Grokfast run is faster than the
+    fastest baseline run; (c) every Grokfast run reaches 95%.
+    Why this measures the claim: same split, init, data and hyperparameters per seed; the
+    filter is the only difference, and steps-to-95% is the paper's own measure.
+
+    Result: FAIL (``reproduces=False``): in this setting the filter slows generalization
+    down. Full (5 seeds, 50 s): steps to 95% validation accuracy 515, 427, 510, 407, 585 with
+    AdamW and 1358, 1435, 1418, 1698, 1566 with Grokfast-EMA (median ratio 2.81; every run
+    reaches 95%). Quick (seeds 0-1): 515, 427 vs 1358, 1435. A plausible reason, not tested:
+    at lr 1e-2 and weight decay 3 the baseline already generalizes only ~20x after it
+    memorizes, and the amplified slow component acts as extra inertia under Adam's
+    normalization; the paper's regime (lr 1e-3, weight decay 0.005, Adam with L2, a
+    transformer on mod 97 grokking after ~40k steps) was not run: its baseline needs ~4e4
+    steps of a transformer, beyond the CPU budget. Nothing was tuned after this result.
+
+    Earlier result (before issue 12): an MLP on (a + b) mod 23 with AdamW lr 1e-3, weight
+    decay 1 and cross-entropy never generalized in 8000 steps (no grokking to accelerate).
     """
 
     name = "grokfast"
     papers = (101,)
     claim = ("Adding an amplified EMA of past gradients (Grokfast) makes a network reach high "
              "validation accuracy on modular arithmetic in far fewer steps.")
+    paper_figure = "Lee et al. 2024, Fig. 1 / README table (steps to 95% validation accuracy)"
+    scale_downs = ("2-layer transformer on mod 97 -> 1-hidden-layer MLP on mod 23",
+                   "5 seeds, cap 3000 steps (quick: 2 seeds, cap 1500)")
+    P = 23
 
     def _steps_to_generalize(self, optimizer: str, seed: int, cap: int) -> int:
-        task = build_task("modular-addition", p=23, train_fraction=0.5, data_seed=seed)
-        model = build_model("mlp", task.input_shape, task.num_outputs, depth=1, width=128)
+        task = build_task("modular-addition", p=self.P, train_fraction=0.5, data_seed=seed)
+        model = build_model("mlp", task.input_shape, self.P, depth=1, width=256)
         init_apply(model, "kaiming-uniform", generator=torch.Generator().manual_seed(seed))
-        hyper = {"lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0}
-        opt = build_optimizer(optimizer, model.parameters(), **hyper)
+        opt = build_optimizer(optimizer, model.parameters(), lr=1e-2, betas=(0.9, 0.98),
+                              weight_decay=3.0)
+        onehot = F.one_hot(task.y_train, self.P).to(task.x_train.dtype)
         for step in range(cap):
             with torch.no_grad():
                 acc = (model(task.x_test).argmax(1) == task.y_test).float().mean().item()
             if acc >= 0.95:
                 return step
             opt.zero_grad()
-            F.cross_entropy(model(task.x_train), task.y_train).backward()
+            (0.5 * (model(task.x_train) - onehot).pow(2).sum(1).mean()).backward()
             opt.step()
         return cap
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        cap = 600 if quick else 4000
-        seeds = [seed + i for i in range(3)]
+        cap = 1500 if quick else 3000
+        seeds = [seed + i for i in range(2 if quick else 5)]
         return {"cap": cap, "seeds": seeds,
                 "baseline": [self._steps_to_generalize("adamw", s, cap) for s in seeds],
                 "grokfast": [self._steps_to_generalize("grokfast-adamw", s, cap)
                              for s in seeds]}
 
     def check(self, data: dict[str, Any]) -> list[Check]:
-        base, fast = np.median(data["baseline"]), np.median(data["grokfast"])
-        reached = int(np.sum(np.array(data["grokfast"]) < data["cap"]))
+        base, fast = np.array(data["baseline"]), np.array(data["grokfast"])
+        ratio = float(np.median(fast) / np.median(base))
+        reached = int(np.sum(fast < data["cap"]))
         return [
-            Check("median steps Grokfast / baseline", float(fast / base),
-                  "<= 0.5 (paper: 1/44 on its transformer)", fast / base <= 0.5),
-            Check("Grokfast runs reaching 95%", reached, "== 3", reached == 3),
+            Check("median steps Grokfast / baseline", ratio,
+                  "<= 0.5 (paper: 1/44 on its transformer)", ratio <= 0.5),
+            Check("slowest Grokfast / fastest baseline", float(fast.max() / base.min()),
+                  "< 1 (beyond the seed spread)", fast.max() < base.min()),
+            Check("Grokfast runs reaching 95%", reached, f"== {len(fast)}", reached == len(fast)),
         ]
 
     def plot(self, data: dict[str, Any]) -> Any:

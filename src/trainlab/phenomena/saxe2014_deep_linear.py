@@ -13,9 +13,12 @@ import torch
 from torch import nn
 
 from trainlab.init import apply as init_apply
+from trainlab.init.orthogonal import orthogonal_
+from trainlab.init.standard import xavier_normal_
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
 from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._trend import Slope, ols_slope
 from trainlab.tasks import build_task
 from trainlab.theory import mode_strength, mode_strength_discrete
 
@@ -124,93 +127,169 @@ class SaxeSigmoids(Phenomenon):
         return fig
 
 
+def steps_to_learn(target: torch.Tensor, depth: int, width: int, init: str,
+                   lrs: list[float], cap: int, generator: torch.Generator,
+                   tol: float = 1e-3) -> tuple[int | None, float | None]:
+    r"""Learning time of a deep linear network under full-batch GD with the best learning rate
+    of a grid: the first step ``k`` at which, for some ``lr`` in ``lrs``, the loss
+    :math:`\tfrac12\|W_D\cdots W_1 - A\|_F^2` (the whitened-input squared error summed over
+    examples) is below ``tol`` times its initial value; ``(None, None)`` if no ``lr`` gets
+    there within ``cap`` steps.
+
+    All learning rates run at once from the same draw of the ``depth`` weight matrices
+    (``width`` x ``width`` hidden layers, ``init`` = ``"orthogonal"`` or ``"xavier-normal"``
+    from :mod:`trainlab.init`), batched along a leading axis; a copy whose loss is non-finite
+    or above 1e6 times the initial loss has diverged and is frozen at zero weights (a stationary
+    point that never meets the threshold). Returns ``(k, lr)``: the step and the rate that got
+    there first.
+    """
+    tensor_init = {"orthogonal": orthogonal_, "xavier-normal": xavier_normal_}[init]
+    out_dim, in_dim = target.shape
+    m = len(lrs)
+    weights = []
+    for i in range(depth):
+        rows = out_dim if i == depth - 1 else width
+        cols = in_dim if i == 0 else width
+        w = tensor_init(torch.empty(rows, cols, dtype=torch.float64), generator=generator)
+        weights.append(w.expand(m, rows, cols).clone().requires_grad_(True))
+    rate = torch.tensor(lrs, dtype=torch.float64).view(m, 1, 1)
+    first = None
+    for k in range(cap + 1):
+        prod = weights[0]
+        for w in weights[1:]:
+            prod = w @ prod
+        loss = 0.5 * (prod - target).pow(2).sum((1, 2))
+        value = loss.detach()
+        if first is None:
+            first = float(value[0])
+        done = torch.nonzero(value < tol * first)
+        if len(done):
+            return k, lrs[int(done[0, 0])]
+        if k == cap:
+            return None, None
+        grads = torch.autograd.grad(loss.sum(), weights)
+        with torch.no_grad():
+            dead = ~(torch.isfinite(value) & (value < 1e6 * first))
+            for w, g in zip(weights, grads, strict=True):
+                w.sub_(rate * g)
+                w[dead] = 0.0
+    return None, None
+
+
 class SaxeDepth(Phenomenon):
-    """With random orthogonal initialization a deep linear network learns in a number of
-    steps that barely grows with depth; with scaled-Gaussian init (std 1/sqrt(N)) it slows
-    down and then fails as depth grows.
+    r"""With random orthogonal initialization the learning time of a deep linear network stays
+    (nearly) flat as depth grows; with scaled Gaussian initialization it grows with depth.
 
-    Setup (the notes' B1 setting, validated in numpy beforehand): target A ~ N(0, 1/N),
-    N = 32, whitened inputs (x = sqrt(N) e_i, so the task loss is 0.5 ||A - W_L...W_1||_F^2),
-    ``deep-linear`` models of depth D weight matrices, ``orthogonal`` vs ``xavier-normal``
-    (std 1/sqrt(N) for square layers) from ``trainlab.init``, full-batch SGD. For each depth
-    the best learning rate of a fixed grid is used; learning time = steps until the loss is
-    below 1e-3 of its initial value (capped at 3000; a run that is never below is "fail").
+    Paper: Saxe, McClelland & Ganguli, "Exact solutions to the nonlinear dynamics of learning
+    in deep linear neural networks", ICLR 2014, papers.md row 1; Sec. 3 (learning speed vs
+    depth with the learning rate optimized per depth) and Fig. 6A (MNIST, deep linear nets,
+    learning time vs number of layers: scaled random Gaussian grows, random orthogonal and
+    pretrained stay flat).
 
-    Pass criterion (the notes' B1 criterion, written before running here): orthogonal
-    converges at every depth; at depth 4 Gaussian takes >= 3x the steps of orthogonal; and
-    Gaussian fails (within the cap) at depth >= 8.
-    Quick mode: depths (2, 4, 8) and the learning rates (0.2, 0.1, 0.05) instead of 9.
+    Setting (the paper's protocol): deep linear networks with hidden width >= input width,
+    trained by full-batch gradient descent whose update sums over the examples; for each depth
+    the fastest learning rate of a log-spaced grid (the paper: 20 values per depth; here 21,
+    ratio sqrt(2), from 1 down to 1e-3, so that no depth picks an edge); learning time = the
+    first step at which the training error is below a fixed small fraction (1e-3) of its initial
+    value. Initializations: ``orthogonal`` (gain 1) and ``xavier-normal`` (std
+    sqrt(2/(fan_in + fan_out)), 1/sqrt(N) for square layers) from :mod:`trainlab.init`.
 
-    Result: reported FAIL (``reproduces=False``). Orthogonal init converges at every depth up
-    to 32 (24, 56, 168, 318, 386 steps: growth flattens with depth) and Gaussian init fails
-    from depth 8 on, as the paper says; but at depth 4 Gaussian needs 165 steps against 56,
-    a ratio of 2.95, just short of the pre-registered 3 (the numpy run behind the notes gave
-    3.8 with a different target draw). The threshold was not moved after seeing this.
+    Scale-downs (axes the claim does not depend on): MNIST (784 inputs, 10 classes, hidden
+    width 1000) -> a whitened linear teacher with 32 inputs, 10 outputs (one per class) and
+    hidden width 32, its 10 singular values spread from 2 to 0.5 (with whitened inputs the
+    error is :math:`\tfrac12\|W - A\|_F^2`, so the number of examples drops out); depths 2 to
+    32 weight matrices (the paper's Fig. 6A goes to 100 layers); runs are capped at 1000 steps
+    (a capped run counts as 1000, a lower bound, which only weakens the Gaussian slope).
+    Deviation: the output keeps the paper's shape (fewer outputs than inputs); a square
+    input-output map was avoided because with square layers an orthogonal start whose
+    determinant has the wrong sign cannot reach the target without passing a singular point
+    (seen in trial runs: orthogonal depth 4 never converged for one draw), which has nothing to
+    do with the claim.
+
+    Criterion (written before the full run): with t(D) the learning time and the slope b of
+    log2 t against log2 D fitted by least squares over the pooled seeds at the deep depths
+    (8, 16, 32; quick: 4, 8, 16), with its 95% confidence interval:
+    (a) orthogonal learns at every depth (finite learning time: the paper's "finite,
+    depth-independent delay"); (b) orthogonal is flat: the upper end of its slope CI is < 0.5
+    (learning time grows by less than sqrt(2) per doubling of depth); (c) Gaussian grows, by
+    more than the seed spread: the lower end of its slope CI exceeds the upper end of the
+    orthogonal one. 5 seeds (quick: 3); each seed draws the teacher's singular vectors and the
+    initial weights.
+    Why this measures the claim: both arms run on the same teachers with the same learning-rate
+    search, so the only difference between the arms is the initialization, and the slope
+    over depth is the paper's "flat vs growing" in one number with its uncertainty.
+
+    Result: FAIL (``reproduces=False``), on the flatness check only. Full mode (5 seeds, first
+    run with a 1500-step cap): orthogonal learning times (steps, median over seeds) 9, 15, 21,
+    33, 37 at depths 2, 4, 8, 16, 32, every run learned; slope over depths 8-32 about 0.33 with
+    95% CI upper end 0.524 against the pre-registered 0.5 (growth of about 1.25x per doubling,
+    flattening between 16 and 32). Gaussian: 8, 35, 83, 348 steps at depths 2-16 and no run
+    learned at depth 32 within the cap; its slope CI lies 1.3 above the orthogonal one, so the
+    contrast the paper draws (Gaussian grows, orthogonal much less) is reproduced (rerun with
+    the 1000-step cap: same orthogonal numbers, the Gaussian CI 1.0 above; 266 s), but the
+    orthogonal curve is not flat to the stated tolerance in this range of depths. Tried: only
+    this setting; a square 32 x 32 teacher (trial runs) was dropped for the determinant-sign
+    obstruction described above, before any criterion was evaluated. The threshold was not
+    moved.
     """
 
     name = "saxe-depth"
     papers = (1,)
     claim = ("Random orthogonal initialization gives deep linear networks learning times "
-             "that stay finite as depth grows, while scaled-Gaussian initialization slows "
-             "down sharply with depth.")
+             "that stay nearly flat as depth grows, while scaled-Gaussian initialization "
+             "slows down with depth.")
+    paper_figure = "Saxe et al. 2014, Fig. 6A (learning time vs depth, MNIST)"
+    scale_downs = ("MNIST -> whitened linear teacher, 32 inputs, 10 outputs",
+                   "hidden width 1000 -> 32", "depths up to 100 -> up to 32",
+                   "runs capped at 1000 steps (counted as 1000)")
 
-    CAP = 3000
-
-    def _steps_to_fit(self, depth: int, init: str, lr: float, target: torch.Tensor,
-                      seed: int) -> int | None:
-        n = target.shape[0]
-        model = build_model("deep-linear", (n,), n, depth=depth - 1, width=n).double()
-        init_apply(model, init, generator=torch.Generator().manual_seed(seed))
-        x = math.sqrt(n) * torch.eye(n, dtype=torch.float64)
-        y = x @ target.T
-        opt = build_optimizer("sgd", model.parameters(), lr=lr)
-        first = None
-        for k in range(self.CAP + 1):
-            opt.zero_grad()
-            loss = 0.5 * (model(x) - y).pow(2).sum(1).mean()
-            value = loss.item()
-            if first is None:
-                first = value
-            if value < 1e-3 * first:
-                return k
-            if not math.isfinite(value) or value > 1e6 * first:
-                return None
-            loss.backward()
-            opt.step()
-        return None
+    CAP = 1000
+    WIDTH, IN, OUT = 32, 32, 10
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        n = 32
-        depths = (2, 4, 8) if quick else (2, 4, 8, 16, 32)
-        lrs = ((0.2, 0.1, 0.05) if quick
-               else (0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005, 0.002))
-        g = torch.Generator().manual_seed(1000 + seed)
-        target = torch.randn(n, n, generator=g, dtype=torch.float64) / math.sqrt(n)
-        times: dict[str, list[float]] = {"orthogonal": [], "xavier-normal": []}
-        for init in times:
-            for d in depths:
-                best = None
-                for lr in lrs:
-                    k = self._steps_to_fit(d, init, lr, target, seed)
-                    if k is not None and (best is None or k < best):
-                        best = k
-                times[init].append(float("nan") if best is None else float(best))
-        return {"depths": list(depths), "orthogonal": times["orthogonal"],
-                "gaussian": times["xavier-normal"], "cap": self.CAP}
+        depths = (2, 4, 8, 16) if quick else (2, 4, 8, 16, 32)
+        seeds = range(seed, seed + (3 if quick else 5))
+        lrs = [2.0 ** (-k / 2) for k in range(21)]
+        spectrum = np.linspace(2.0, 0.5, self.OUT)
+        times = {"orthogonal": np.full((len(seeds), len(depths)), np.nan),
+                 "xavier-normal": np.full((len(seeds), len(depths)), np.nan)}
+        best_lr = {k: np.full_like(v, np.nan) for k, v in times.items()}
+        for i, sd in enumerate(seeds):
+            task = build_task("teacher-linear", in_dim=self.IN, out_dim=self.OUT,
+                              singular_values=tuple(spectrum), n_train=self.IN, n_test=1,
+                              data_seed=sd)
+            info = task.info
+            target = info["U"][:, : self.OUT] @ torch.diag(info["S"][: self.OUT]) \
+                @ info["V"][:, : self.OUT].T
+            g = torch.Generator().manual_seed(10_000 + sd)
+            for init in times:
+                for j, d in enumerate(depths):
+                    k, lr = steps_to_learn(target, d, self.WIDTH, init, lrs, self.CAP, g)
+                    if k is not None:
+                        times[init][i, j], best_lr[init][i, j] = k, lr
+        return {"depths": list(depths), "fit_depths": list(depths[-3:]), "cap": self.CAP,
+                "orthogonal": times["orthogonal"], "gaussian": times["xavier-normal"],
+                "lr_orthogonal": best_lr["orthogonal"], "lr_gaussian": best_lr["xavier-normal"],
+                "lr_grid": (min(lrs), max(lrs))}
+
+    @staticmethod
+    def _slope(data: dict[str, Any], key: str) -> Slope:
+        depths, fit = data["depths"], data["fit_depths"]
+        t = np.nan_to_num(np.asarray(data[key], dtype=float), nan=data["cap"])
+        cols = [depths.index(d) for d in fit]
+        x = np.log2(np.repeat(np.array(fit, dtype=float)[None], t.shape[0], 0)).ravel()
+        return ols_slope(x, np.log2(np.maximum(t[:, cols], 1.0)).ravel())
 
     def check(self, data: dict[str, Any]) -> list[Check]:
-        depths = data["depths"]
-        orth, gauss = np.array(data["orthogonal"]), np.array(data["gaussian"])
-        i4 = depths.index(4)
-        ratio4 = gauss[i4] / orth[i4] if np.isfinite(gauss[i4]) else float("inf")
-        deep = [gauss[i] for i, d in enumerate(depths) if d >= 8]
+        orth = np.asarray(data["orthogonal"], dtype=float)
+        b_o, b_g = self._slope(data, "orthogonal"), self._slope(data, "gaussian")
         return [
-            Check("orthogonal depths converged", float(np.isfinite(orth).sum()),
-                  f"== {len(depths)} (all depths)", bool(np.isfinite(orth).all())),
-            Check("steps Gaussian / orthogonal at depth 4", float(ratio4), ">= 3",
-                  bool(ratio4 >= 3)),
-            Check("Gaussian runs converged at depth >= 8", float(np.isfinite(deep).sum()),
-                  "== 0 (fails within the cap)", not np.isfinite(deep).any()),
+            Check("orthogonal runs that learned", float(np.isfinite(orth).sum()),
+                  f"== {orth.size} (every depth and seed)", bool(np.isfinite(orth).all())),
+            Check("orthogonal slope d log2 t / d log2 D, CI high", b_o.high,
+                  "< 0.5 (flat: < sqrt(2)x per doubling)", b_o.high < 0.5),
+            Check("Gaussian slope CI low - orthogonal CI high", b_g.low - b_o.high,
+                  "> 0 (grows more, beyond the seed spread)", b_g.low > b_o.high),
         ]
 
     def plot(self, data: dict[str, Any]) -> Any:
@@ -218,12 +297,15 @@ class SaxeDepth(Phenomenon):
 
         fig, ax = plt.subplots(figsize=(5, 3.4))
         cap = data["cap"]
-        for key, label in (("orthogonal", "orthogonal"), ("gaussian", "Gaussian 1/sqrt(N)")):
-            v = np.nan_to_num(np.array(data[key]), nan=cap)
-            ax.plot(data["depths"], v, "o-", label=label)
+        for i, (key, label) in enumerate((("orthogonal", "orthogonal"),
+                                          ("gaussian", "scaled Gaussian"))):
+            t = np.nan_to_num(np.asarray(data[key], dtype=float), nan=cap)
+            med = np.median(t, 0)
+            ax.plot(data["depths"], med, "o-", color=f"C{i}", label=label)
+            ax.fill_between(data["depths"], t.min(0), t.max(0), color=f"C{i}", alpha=0.2)
         ax.axhline(cap, color="gray", ls=":", lw=1)
         ax.set(xscale="log", yscale="log", xlabel="depth (weight matrices)",
-               ylabel="steps to 1e-3 of initial loss (cap = fail)")
+               ylabel="steps to 1e-3 of initial loss", title="median and range over seeds")
         ax.legend(fontsize=8)
         return fig
 
