@@ -43,6 +43,10 @@ class ComonotoneProximalExtragradient(Phenomenon):
     claim = ("On a negatively comonotone game, proximal point converges iff gamma > 2 rho and "
              "extragradient converges with gamma2 < gamma1 - 2 rho, where equal steps and "
              "GDA diverge.")
+    paper_figure = ("the step-size conditions and O(1/N) bounds of the paper's proximal-point and "
+                    "extragradient theorems (theorem numbers not re-read)")
+    scale_downs = ("one 2-D linear game chosen here; the paper's claims are worst-case theorems",
+                   "500 steps (quick: 200)")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         steps = 200 if quick else 500

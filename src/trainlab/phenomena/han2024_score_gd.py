@@ -49,6 +49,11 @@ class ScoreGDEarlyStopping(Phenomenon):
              "noisy labels: GD follows kernel regression with the network's NTK, and long "
              "training fits the label noise, so the score error is U-shaped and early "
              "stopping is required.")
+    paper_figure = ("the abstract's early-stopping and NTK-approximation claims (the paper gives "
+                    "no numbers; theorem numbers not re-read)")
+    scale_downs = ("a 2-D prior of 8 point masses",
+                   "128 training triples, width 512, 3000 GD steps (quick: 1000)",
+                   "NTK tracking at widths 256 and 4096 only")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         g = torch.Generator().manual_seed(seed)

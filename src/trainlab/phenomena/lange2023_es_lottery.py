@@ -32,6 +32,11 @@ class ESLotterySNR(Phenomenon):
     papers = (81,)
     claim = ("Pruning by the ES search distribution's signal-to-noise ratio keeps the weights "
              "the loss is sensitive to, where magnitude pruning keeps noise.")
+    paper_figure = ("the abstract's SNR-pruning claim (curvature information in the ES noise); "
+                    "figure numbers not re-read")
+    scale_downs = ("a 10-feature linear teacher instead of the paper's neural networks and tasks",
+                   "Sep-CMA-ES only",
+                   "6 data seeds and 5 pruning rounds (quick: 2 and 3)")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         from trainlab.optim.procedures.lange2023_es_lottery import sep_cma_es

@@ -28,6 +28,10 @@ class BDANonSingleton(Phenomenon):
     papers = (88,)
     claim = ("Without a lower-level singleton, plain unrolled hypergradients converge to a "
              "wrong point; bilevel descent aggregation reaches the optimistic solution.")
+    paper_figure = ("the paper's counter-example to the lower-level-singleton assumption (section "
+                    "and figure numbers not re-read)")
+    scale_downs = ("the counter-example at n = 1",
+                   "300 BDA outer steps (quick: 80)")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         prob = bda_counterexample(1)

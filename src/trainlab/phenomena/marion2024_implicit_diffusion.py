@@ -40,6 +40,9 @@ class ImplicitDiffusionSingleLoop(Phenomenon):
     claim = ("Optimising the parameters of a Langevin sampler through its samples with one "
              "loop that interleaves sampling and parameter updates reaches a better objective "
              "than the nested loop (sample to convergence, then update) at the same cost.")
+    paper_figure = ("the released Langevin reward-tuning experiment (figure number not re-read)")
+    scale_downs = ("none in full mode: the paper's released Langevin experiment (5000 steps)",
+                   "quick: 1000 Langevin steps")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         g = torch.Generator().manual_seed(seed)
