@@ -52,6 +52,10 @@ class SaxeSigmoids(Phenomenon):
 
     name = "saxe-sigmoids"
     papers = (1,)
+    paper_figure = ("Saxe et al. 2014, Sec. 2: the closed-form mode trajectory (the sigmoid) "
+                    "and its comparison with simulation (figure number not re-read)")
+    scale_downs = ("a 16-input, 16-output linear teacher with 4 modes instead of the paper's "
+                   "data", "one hidden layer", "64 exactly whitened samples")
     claim = ("From a decoupled small initialization, each singular mode of a deep linear "
              "network is learned on the closed-form sigmoid u(t) = s e^{2st/tau} / "
              "(e^{2st/tau} - 1 + s/u0), stronger modes first.")
