@@ -55,9 +55,9 @@ def main() -> None:
         points = theta + 0.01 * torch.randn(n, theta.numel(), generator=gen)
         fast = parallel_gradients(closure, params, points)[1]
         slow = parallel_gradients(closure, params, points, vectorize=False)[1]
-        t_fast = timed(lambda: parallel_gradients(closure, params, points), args.repeats)
-        t_slow = timed(lambda: parallel_gradients(closure, params, points, vectorize=False),
-                       args.repeats)
+        t_fast = timed(lambda pts=points: parallel_gradients(closure, params, pts), args.repeats)
+        t_slow = timed(lambda pts=points: parallel_gradients(closure, params, pts,
+                                                             vectorize=False), args.repeats)
         print(f"{n:<3d} {1e3 * t_fast:8.2f}  {1e3 * t_slow:8.2f}   {t_slow / t_fast:7.2f}x   "
               f"{float((fast - slow).abs().max()):.1e}")
 

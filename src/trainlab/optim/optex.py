@@ -8,9 +8,10 @@ the kernelized gradient estimate :math:`\mu` (GP posterior mean over the gradien
 .. math::  \theta_{t,s} = \theta_{t,s-1} - \eta\, \mu(\theta_{t,s-1}), \quad s = 1..N-1,
 
 then evaluates the true gradient at all :math:`N` points in parallel and takes
-:math:`\theta_t = \theta_{t,N-1} - \eta\, \nabla f(\theta_{t,N-1})`. All :math:`N` evaluated pairs join the history (the last ``history`` are kept). With an exact
-gradient oracle in place of :math:`\mu`, one OptEx iteration is exactly :math:`N` steps of
-gradient descent (tested). Until the history holds ``warmup`` points the proxies are skipped
+:math:`\theta_t = \theta_{t,N-1} - \eta\, \nabla f(\theta_{t,N-1})`. All :math:`N` evaluated
+pairs join the history (the last ``history`` are kept). With an exact gradient oracle in place
+of :math:`\mu`, one OptEx iteration is exactly :math:`N` steps of gradient descent (tested).
+Until the history holds ``warmup`` points the proxies are skipped
 (one plain step).
 
 The :math:`N` true gradients are one batched evaluation (:func:`parallel_gradients`):
@@ -81,8 +82,8 @@ def parallel_gradients(closure: Callable[[], torch.Tensor], params: Sequence[tor
 
     One ``vmap`` of ``grad_and_value`` over the rows when the closure has a functional form
     (:func:`functional_loss`) and ``vectorize``; else one closure call per row (warned when
-    ``vectorize`` asked for the batch and ``warn``). The parameters are restored bit-exactly; ``p.grad`` is
-    left as the sequential path's last call wrote it (callers restore it).
+    ``vectorize`` asked for the batch and ``warn``). The parameters are restored bit-exactly;
+    ``p.grad`` is left as the sequential path's last call wrote it (callers restore it).
     """
     loss_at = functional_loss(closure) if vectorize else None
     if loss_at is not None:
