@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from trainlab.analyses import ANALYSES
-from trainlab.probes.generalization_gap import expected_sgd_minus_gd
+from trainlab.probes.generalization_gap import expected_sgd_minus_gd, gradient_noise_terms
 
 X = torch.tensor([[1.0, 0.3], [-0.4, 1.2], [0.8, -0.9]], dtype=torch.float64)
 Y = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
@@ -60,3 +60,20 @@ def test_one_batch_is_gradient_descent():
     mu = torch.ones(3)
     drift, change = expected_sgd_minus_gd(0.1, 1, 10, mu, torch.ones(3))
     assert float(drift.abs().max()) == 0.0 and float(change) == 0.0
+
+
+def test_gradient_noise_terms_of_a_linear_model_match_the_closed_form():
+    model = torch.nn.Linear(2, 1, bias=False).double()
+    theta0 = torch.tensor([0.2, -0.7], dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.copy_(theta0[None])
+
+    def loss_fn(out, y):
+        return 0.5 * ((out[:, 0] - y) ** 2).mean()
+
+    mean, value, d_trace = gradient_noise_terms(model, loss_fn, X, Y)
+    unbiased = len(X) / (len(X) - 1)
+    torch.testing.assert_close(mean, per_example_grads(theta0).mean(0))
+    torch.testing.assert_close(value, unbiased * trace_cov(theta0))
+    torch.testing.assert_close(d_trace, unbiased * torch.func.grad(trace_cov)(theta0))
+    assert torch.equal(model.weight.detach()[0], theta0)

@@ -45,13 +45,19 @@ equal to the population loss); the paper's own statement of it could not be comp
 (searched: the search tool's "pages" corpus, which holds ar5iv 2104.04874's abstract and
 introduction only, and the "code" corpus). The probe reports the first-order quantities; the
 second-order comparison is an analysis (``sgd-minus-gd``) on given :math:`\mu` and
-:math:`\nabla\mathrm{tr}\,\Sigma`. The prediction is made for the actual update of whatever
-optimizer runs, which for SGD on a batch is not the GD step of the expectation formula.
+:math:`\nabla\mathrm{tr}\,\Sigma`, which :func:`gradient_noise_terms` estimates from a
+model and a sample of examples (exact per-example gradients, differentiated once more).
+The prediction is made for the actual update of whatever optimizer runs, which for SGD on a
+batch is not the GD step of the expectation formula.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch import nn
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 from trainlab.analyses import ANALYSES
 from trainlab.errors import ConfigError, check_range
@@ -97,6 +103,43 @@ abla\mathrm{tr}\,\Sigma`."""
                           f"{tuple(grad_trace_cov.shape)} instead.")
     drift = -lr ** 2 * num_batches * (num_batches - 1) / (4 * n) * grad_trace_cov
     return drift, torch.dot(mean_grad.reshape(-1), drift.reshape(-1))
+
+
+def gradient_noise_terms(model: nn.Module,
+                         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                         inputs: torch.Tensor, targets: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Flat :math:`\mu` (mean per-example gradient), the unbiased :math:`\mathrm{tr}\,\Sigma`
+    and its gradient :math:`\nabla\mathrm{tr}\,\Sigma` over the trainable parameters, from
+    the examples ``inputs``/``targets`` (``loss_fn`` applied to one example at a time, as a
+    batch of one; the model's mode and buffers are left as they are). The inputs of
+    :func:`expected_sgd_minus_gd`."""
+    n = len(inputs)
+    if n < 2 or len(targets) != n:
+        raise ConfigError(f"gradient_noise_terms: needs at least 2 examples and one target "
+                          f"per input. Got {n} inputs and {len(targets)} targets instead.")
+    named = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    buffers = {k: b.detach() for k, b in model.named_buffers()}
+    sizes = [p.numel() for p in named.values()]
+
+    def unflat(flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = torch.split(flat, sizes)
+        return {k: c.view_as(p) for (k, p), c in zip(named.items(), parts)}
+
+    def example_loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, (unflat(flat), buffers), (x[None],))
+        return loss_fn(out, y[None])
+
+    def trace_cov(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = vmap(grad(example_loss), in_dims=(None, 0, 0))(flat, inputs, targets)
+        mean = g.mean(0)
+        value = (g.pow(2).sum(1).mean() - mean.pow(2).sum()) * n / (n - 1)
+        return value, mean.detach()
+
+    flat = torch.cat([p.reshape(-1) for p in named.values()])
+    with torch.enable_grad():
+        d_trace, (value, mean) = grad_and_value(trace_cov, has_aux=True)(flat)
+    return mean, value.detach(), d_trace.detach()
 
 
 def _flat_grad(model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
