@@ -122,3 +122,25 @@ def test_vectorized_optex_iterates_equal_sequential_and_warns_once_without_funct
             opt.step(FunctionClosure(f, v))
     assert len([r for r in caplog.records if "one after the other" in r.message]) == 1
     torch.testing.assert_close(v.detach(), ws[1].detach())
+
+
+def test_batchnorm_model_vectorizes_in_eval_mode_and_warns_in_training_mode(caplog):
+    gen = torch.Generator().manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4),
+                                torch.nn.Linear(4, 1)).double()
+    x = torch.randn(8, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(8, 1, generator=gen, dtype=torch.float64)
+    params = list(model.parameters())
+    theta = torch.cat([p.detach().reshape(-1) for p in params])
+    pts = theta + 0.1 * torch.randn(3, theta.numel(), generator=gen, dtype=torch.float64)
+    model.eval()
+    closure = make_closure(model, torch.nn.functional.mse_loss, x, y)
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        a = parallel_gradients(closure, params, pts)
+    assert not caplog.records
+    torch.testing.assert_close(a[1], parallel_gradients(closure, params, pts,
+                                                        vectorize=False)[1])
+    model.train()
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        parallel_gradients(closure, params, pts)
+    assert any("one after the other" in r.message for r in caplog.records)
