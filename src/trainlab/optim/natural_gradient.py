@@ -34,13 +34,14 @@ past steps). The Euler-Maruyama simulation gives it with :math:`(I - dt\,A_k)^{t
 of :math:`e^{-A_k t}` (tested exactly, and across three TNGD steps of a linear model).
 
 Deviations from the paper:
-    TNGD's hardware runs the OU process in continuous time; here it is simulated by Euler-
-    Maruyama (``dt``). The full text of the paper (arXiv 2405.13817) was not available to check
-    whether its algorithm adds a further scalar moving average on top of the process's own
-    (searched: the search tool's "pages" corpus, which holds the arXiv HTML's opening only; the
-    "code" corpus; the normal-computing GitHub repositories, none of them TNGD's code, thermox
-    being the OU linear solver); only the process's own average is applied. The paper's TNGD-
-    Adam variant (the estimate fed to Adam) is not provided.
+    TNGD's hardware runs the OU process in continuous time; here it is simulated by
+    Euler-Maruyama (``dt``). The full text of the paper (arXiv 2405.13817) was not available
+    to check whether its algorithm adds a further scalar moving average on top of the
+    process's own (searched: the search tool's "pages" corpus, which holds the arXiv HTML's
+    opening only; the "code" corpus; the normal-computing GitHub repositories, none of them
+    TNGD's code, thermox being the OU linear solver); only the process's own average is
+    applied. The hybrid with Adam that the paper's summaries name (TNGD-Adam) is not
+    provided.
 """
 
 from __future__ import annotations
