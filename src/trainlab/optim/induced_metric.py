@@ -32,22 +32,24 @@ References:
     Harvey. "The Optimiser Hidden in Plain Sight: Training with the Loss Landscape's Induced
     Metric", 2025 (arXiv 2509.03594; papers.md row 35); the authors' code,
     github.com/harveyThomas4692/Induced-Metric-Optimiser, ``optimisers/jax_imp.py``
-    (``custom_sgd_rms``: the Adam variant, and its defaults ``momentum`` 0.9, ``beta`` 0.1,
-    ``beta_rms`` 0.99, ``eps`` 1e-8, ``lr`` 0.1).
+    (``custom_sgd_rms``: the Adam variant; ``custom_sgd``: the SGD variant; their defaults
+    ``momentum`` 0.9, ``beta`` 0.1, ``beta_rms`` 0.99, ``eps`` 1e-8, ``lr`` 0.1).
 
 Deviations from the paper:
     ``xi`` multiplies the gradient in the embedding, so :math:`\xi^2` multiplies
     :math:`\|g\|^2`; the authors' code calls that coefficient ``xi`` (their default 0.1 is
-    ``xi = 0.1 ** 0.5`` here, the Adam variant's default). :class:`InducedMetric` is the
+    ``xi = 0.1 ** 0.5`` here, the averaged variants' default). :class:`InducedMetric` is the
     metric step itself, with heavy-ball momentum on the Riemannian gradient; the authors'
-    SGD variant (``custom_sgd``) differs from it as the Adam variant does from a plain metric
-    step: EMA (``beta``) of the norm term, bias-corrected EMA momentum inside the scaled
-    step. The loss-scaled variant (``custom_sgd_log``) and the paper's schedules are not
-    implemented. The paper's text itself was not available (searched: the search tool's
-    "pages" corpus, no copy of arXiv 2509.03594); the authors' code is the source.
+    SGD variant (``custom_sgd``), which differs from it by the EMA (``beta``) of the norm
+    term and bias-corrected EMA momentum inside the scaled step, is
+    :class:`InducedMetricEMA` (``"induced-metric-ema"``). The loss-scaled variant
+    (``custom_sgd_log``) and the paper's schedules are not implemented. The paper's text
+    itself was not available (searched: the search tool's "pages" corpus, no copy of arXiv
+    2509.03594); the authors' code is the source.
 
 State keys: ``step``, ``momentum_buffer`` (with momentum); Adam variant: ``step``,
-``exp_avg``, ``exp_avg_sq``, ``metric_avg``.
+``exp_avg``, ``exp_avg_sq``, ``metric_avg``; SGD variant: ``step``, ``exp_avg``,
+``metric_avg``.
 """
 
 from __future__ import annotations
@@ -118,12 +120,18 @@ OPTIMIZERS.register("induced-metric", InducedMetric, papers=(35,),
 
 def _single_tensor_induced_metric_adam(params: list[torch.Tensor], grads: list[torch.Tensor],
                                        states: list[dict[str, Any]], *, lr: float, xi: float,
-                                       momentum: float, beta: float, beta_rms: float,
+                                       momentum: float, beta: float, beta_rms: float | None,
                                        eps: float, weight_decay: float) -> None:
-    """One step of the Adam variant over a group (reference implementation)."""
+    """One step of the authors' averaged variants over a group (reference implementation):
+    the Adam variant, or with ``beta_rms=None`` the SGD variant (:math:`D = I`)."""
     step = states[0]["step"]
-    denoms, norm_term = [], 0.0
+    denoms: list[torch.Tensor | None] = []
+    norm_term = 0.0
     for g, st in zip(grads, states):
+        if beta_rms is None:
+            denoms.append(None)
+            norm_term += float((g * g).sum())
+            continue
         st["exp_avg_sq"].mul_(beta_rms).addcmul_(g, g, value=1 - beta_rms)
         denom = (st["exp_avg_sq"] / (1 - beta_rms ** step)).sqrt_().add_(eps)
         denoms.append(denom)
@@ -135,7 +143,10 @@ def _single_tensor_induced_metric_adam(params: list[torch.Tensor], grads: list[t
         st["exp_avg"].mul_(momentum).add_(g, alpha=1 - momentum)
         if weight_decay:
             p.mul_(1 - lr * weight_decay)
-        p.addcdiv_(st["exp_avg"], denom, value=-scale / (1 - momentum ** step))
+        if denom is None:
+            p.add_(st["exp_avg"], alpha=-scale / (1 - momentum ** step))
+        else:
+            p.addcdiv_(st["exp_avg"], denom, value=-scale / (1 - momentum ** step))
 
 
 class InducedMetricAdam(StatefulOptimizer):
@@ -181,3 +192,43 @@ class InducedMetricAdam(StatefulOptimizer):
 OPTIMIZERS.register("induced-metric-adam", InducedMetricAdam, papers=(35,),
                     summary="the induced metric over Adam's RMS-preconditioned space (the "
                             "authors' Adam variant)")
+
+
+class InducedMetricEMA(StatefulOptimizer):
+    """The authors' SGD variant (``custom_sgd``): the metric step with the norm term averaged
+    (``beta``) and bias-corrected EMA momentum, i.e. :class:`InducedMetricAdam` with
+    :math:`D = I` (module docstring).
+
+    Args:
+        params: parameters or param groups (the metric is per group).
+        lr: step size, >= 0.
+        xi: embedding scale of the loss axis, > 0 (``xi**2`` is the authors' ``xi``).
+        momentum: EMA factor of the gradient (bias-corrected), in [0, 1).
+        beta: EMA factor of the metric's norm term (bias-corrected), in [0, 1).
+        weight_decay: decoupled weight decay, >= 0.
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.1, xi: float = 0.1 ** 0.5,
+                 momentum: float = 0.9, beta: float = 0.1, weight_decay: float = 0.0):
+        owner = "InducedMetricEMA"
+        check_range("lr", lr, low=0.0, owner=owner)
+        check_range("xi", xi, low=0.0, low_open=True, owner=owner)
+        for name, value in (("momentum", momentum), ("beta", beta)):
+            check_range(name, value, low=0.0, high=1.0, high_open=True, owner=owner)
+        check_range("weight_decay", weight_decay, low=0.0, owner=owner)
+        super().__init__(params, dict(lr=lr, xi=xi, momentum=momentum, beta=beta,
+                                      weight_decay=weight_decay))
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {"exp_avg": torch.zeros_like(p), "metric_avg": 0.0}
+
+    def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
+                      grads: list[torch.Tensor], states: list[dict[str, Any]]) -> None:
+        _single_tensor_induced_metric_adam(
+            params, grads, states, lr=group["lr"], xi=group["xi"], momentum=group["momentum"],
+            beta=group["beta"], beta_rms=None, eps=0.0, weight_decay=group["weight_decay"])
+
+
+OPTIMIZERS.register("induced-metric-ema", InducedMetricEMA, papers=(35,),
+                    summary="the authors' induced-metric SGD: averaged metric norm term, "
+                            "bias-corrected EMA momentum")

@@ -101,3 +101,19 @@ def test_adam_variant_matches_the_authors_recursion():
         torch.testing.assert_close(flat_params(model), w)
     with pytest.raises(ConfigError, match="'beta'"):
         InducedMetricAdam(model.parameters(), beta=1.0)
+
+
+def test_sgd_variant_matches_the_authors_recursion():
+    """The recursion of the authors' custom_sgd (D = I), written out in float64 over 6 steps."""
+    model, (x, y) = tiny_mlp(), batch()
+    lr, xi2, mom, beta = 0.2, 0.1, 0.9, 0.1
+    opt = build_optimizer("induced-metric-ema", model.parameters(), lr=lr)
+    w = flat_params(model)
+    m, s = torch.zeros_like(w), 0.0
+    for t in range(1, 7):
+        _, g = _loss_and_grad(model, x, y)
+        opt.step()
+        s = beta * s + (1 - beta) * xi2 * float(g @ g)
+        m = mom * m + (1 - mom) * g
+        w = w - lr / (1 + abs(s / (1 - beta ** t))) * m / (1 - mom ** t)
+        torch.testing.assert_close(flat_params(model), w)
