@@ -149,6 +149,17 @@ def _single_tensor_induced_metric_adam(params: list[torch.Tensor], grads: list[t
             p.addcdiv_(st["exp_avg"], denom, value=-scale / (1 - momentum ** step))
 
 
+def _averaged_defaults(owner: str, *, lr: float, xi: float, momentum: float, beta: float,
+                       weight_decay: float, **extra: float) -> dict[str, Any]:
+    """Check the hyperparameters shared by the averaged variants; return the defaults."""
+    check_range("lr", lr, low=0.0, owner=owner)
+    check_range("xi", xi, low=0.0, low_open=True, owner=owner)
+    for name, value in (("momentum", momentum), ("beta", beta)):
+        check_range(name, value, low=0.0, high=1.0, high_open=True, owner=owner)
+    check_range("weight_decay", weight_decay, low=0.0, owner=owner)
+    return dict(lr=lr, xi=xi, momentum=momentum, beta=beta, weight_decay=weight_decay, **extra)
+
+
 class InducedMetricAdam(StatefulOptimizer):
     """The induced metric over Adam's preconditioned space (module docstring; the authors'
     ``custom_sgd_rms``).
@@ -167,15 +178,13 @@ class InducedMetricAdam(StatefulOptimizer):
     def __init__(self, params: Iterable[Any], lr: float = 0.1, xi: float = 0.1 ** 0.5,
                  momentum: float = 0.9, beta: float = 0.1, beta_rms: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0):
-        owner = "InducedMetricAdam"
-        check_range("lr", lr, low=0.0, owner=owner)
-        check_range("xi", xi, low=0.0, low_open=True, owner=owner)
-        for name, value in (("momentum", momentum), ("beta", beta), ("beta_rms", beta_rms)):
-            check_range(name, value, low=0.0, high=1.0, high_open=True, owner=owner)
-        check_range("eps", eps, low=0.0, low_open=True, owner=owner)
-        check_range("weight_decay", weight_decay, low=0.0, owner=owner)
-        super().__init__(params, dict(lr=lr, xi=xi, momentum=momentum, beta=beta,
-                                      beta_rms=beta_rms, eps=eps, weight_decay=weight_decay))
+        check_range("beta_rms", beta_rms, low=0.0, high=1.0, high_open=True,
+                    owner="InducedMetricAdam")
+        check_range("eps", eps, low=0.0, low_open=True, owner="InducedMetricAdam")
+        super().__init__(params, _averaged_defaults("InducedMetricAdam", lr=lr, xi=xi,
+                                                    momentum=momentum, beta=beta,
+                                                    weight_decay=weight_decay,
+                                                    beta_rms=beta_rms, eps=eps))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p),
@@ -197,27 +206,15 @@ OPTIMIZERS.register("induced-metric-adam", InducedMetricAdam, papers=(35,),
 class InducedMetricEMA(StatefulOptimizer):
     """The authors' SGD variant (``custom_sgd``): the metric step with the norm term averaged
     (``beta``) and bias-corrected EMA momentum, i.e. :class:`InducedMetricAdam` with
-    :math:`D = I` (module docstring).
-
-    Args:
-        params: parameters or param groups (the metric is per group).
-        lr: step size, >= 0.
-        xi: embedding scale of the loss axis, > 0 (``xi**2`` is the authors' ``xi``).
-        momentum: EMA factor of the gradient (bias-corrected), in [0, 1).
-        beta: EMA factor of the metric's norm term (bias-corrected), in [0, 1).
-        weight_decay: decoupled weight decay, >= 0.
+    :math:`D = I` (module docstring). Arguments as :class:`InducedMetricAdam`'s, without
+    ``beta_rms`` and ``eps``.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 0.1, xi: float = 0.1 ** 0.5,
                  momentum: float = 0.9, beta: float = 0.1, weight_decay: float = 0.0):
-        owner = "InducedMetricEMA"
-        check_range("lr", lr, low=0.0, owner=owner)
-        check_range("xi", xi, low=0.0, low_open=True, owner=owner)
-        for name, value in (("momentum", momentum), ("beta", beta)):
-            check_range(name, value, low=0.0, high=1.0, high_open=True, owner=owner)
-        check_range("weight_decay", weight_decay, low=0.0, owner=owner)
-        super().__init__(params, dict(lr=lr, xi=xi, momentum=momentum, beta=beta,
-                                      weight_decay=weight_decay))
+        super().__init__(params, _averaged_defaults("InducedMetricEMA", lr=lr, xi=xi,
+                                                    momentum=momentum, beta=beta,
+                                                    weight_decay=weight_decay))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         return {"exp_avg": torch.zeros_like(p), "metric_avg": 0.0}
