@@ -20,8 +20,9 @@ functional form. Closures from :func:`trainlab.optim.loss_closure.make_closure` 
 (``functional_call`` on their model); any closure may offer one as ``closure.loss_at(tensors)``
 (the loss as a pure function of one tensor per parameter). A closure without it, or a model
 in training mode with buffers (batch-norm statistics cannot be updated inside ``vmap``), is
-evaluated point after point, with a warning on the ``trainlab`` logger. Both paths give the
-same iterates (tested).
+evaluated point after point, with a warning on the ``trainlab`` logger, as is one whose
+functional form ``vmap`` rejects (``.item()`` or data-dependent branches in the loss). Both
+paths give the same iterates (tested).
 
 References:
     Shu, Fang, He, Yu. "OptEx: Expediting First-Order Optimization with Approximately
@@ -89,9 +90,16 @@ def parallel_gradients(closure: Callable[[], torch.Tensor], params: Sequence[tor
     if loss_at is not None:
         def one(theta: torch.Tensor) -> torch.Tensor:
             return loss_at(split_like(theta, params))
-        with torch.enable_grad():
-            grads, losses = vmap(grad_and_value(one), randomness="different")(points)
-        return losses.detach(), grads.detach()
+        try:
+            with torch.enable_grad():
+                grads, losses = vmap(grad_and_value(one), randomness="different")(points)
+            return losses.detach(), grads.detach()
+        except RuntimeError as err:  # e.g. .item() or data-dependent control flow in the loss
+            if warn:
+                LOG.warning("parallel_gradients: the closure's functional form cannot be "
+                            "vmapped (%s); evaluating %d points one after the other",
+                            str(err).splitlines()[0], len(points))
+            warn = False
     if vectorize and warn:
         LOG.warning("parallel_gradients: the closure has no functional form (loss_at, or a "
                     "make_closure model in eval mode or without buffers); evaluating %d "
@@ -168,7 +176,7 @@ class OptEx(ClosureOptimizer):
         losses, values = parallel_gradients(closure, params, torch.stack(points),
                                             vectorize=h["vectorize"],
                                             warn=not getattr(self, "_warned", False))
-        self._warned = getattr(self, "_warned", False) or functional_loss(closure) is None
+        self._warned = True  # a fallback is warned once per optimizer, at its first step
         loss, grads = losses[0], split_like(values[0], params)
         new = points[-1] - h["lr"] * values[-1]
         for p, v in zip(params, split_like(new, params)):

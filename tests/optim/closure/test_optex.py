@@ -144,3 +144,21 @@ def test_batchnorm_model_vectorizes_in_eval_mode_and_warns_in_training_mode(capl
     with caplog.at_level(logging.WARNING, logger="trainlab"):
         parallel_gradients(closure, params, pts)
     assert any("one after the other" in r.message for r in caplog.records)
+
+
+class ItemClosure(FunctionClosure):
+    """A functional form that ``vmap`` rejects (a data-dependent branch via ``float``)."""
+
+    def loss_at(self, tensors):
+        w = tensors[0]
+        return f(w) if float(w.sum()) > -1e9 else -f(w)
+
+
+def test_unvmappable_functional_form_falls_back_with_a_warning(caplog):
+    gen = torch.Generator().manual_seed(3)
+    points = torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    w = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        _, grads = parallel_gradients(ItemClosure(f, w), [w], points)
+    assert any("cannot be vmapped" in r.message for r in caplog.records)
+    torch.testing.assert_close(grads, torch.stack([grad(f)(p) for p in points]))
