@@ -4,12 +4,14 @@ equality along the slowest eigenvector (which gradient descent aligns with)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from trainlab.analyses import ANALYSES
 from trainlab.errors import ConfigError
 from trainlab.probes import ProbeContext
 from trainlab.probes.lojasiewicz import (
@@ -18,6 +20,7 @@ from trainlab.probes.lojasiewicz import (
     gap_bound,
     length_bound,
     lgi_constants,
+    linear_generalization_bound,
 )
 
 EIGS = torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64)
@@ -115,3 +118,37 @@ def test_checkpoint_round_trip_and_errors():
         lgi_constants(torch.ones(3), torch.ones(2))
     with pytest.raises(ConfigError):
         lgi_constants(torch.ones(3), torch.ones(3), (1.0,))
+
+
+def test_linear_generalization_bound_closed_form_and_rademacher_term():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 3, generator=gen, dtype=torch.float64)
+    radius = 0.7
+    got = linear_generalization_bound(radius, x, lipschitz=2.0, loss_max=1.5, delta=0.1)
+    complexity = radius / 10 * float(x.pow(2).sum().sqrt())
+    assert got == pytest.approx(4.0 * complexity + 4.5 * math.sqrt(math.log(20) / 20))
+    # the complexity term bounds the exact empirical Rademacher complexity of the ball,
+    # (R/n) E_sigma ||sum_i sigma_i x_i||, enumerated over all 2^10 sign patterns
+    signs = torch.tensor(list(itertools.product((-1.0, 1.0), repeat=10)), dtype=torch.float64)
+    exact = radius / 10 * float((signs @ x).norm(dim=1).mean())
+    assert 0.7 * complexity < exact <= complexity
+    assert ANALYSES.get("lojasiewicz-linear-bound") is linear_generalization_bound
+
+
+def test_gradient_descent_stays_in_the_lgi_ball_of_the_bound():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(20, 3, generator=gen, dtype=torch.float64)
+    y = x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)  # interpolable: L* = 0
+    w0 = torch.zeros(3, dtype=torch.float64)
+    w, gaps, norms = w0.clone(), [], []
+    for _ in range(400):
+        r = x @ w - y
+        gaps.append(0.5 * float((r * r).mean()))
+        g = x.T @ r / len(x)
+        norms.append(float(g.norm()))
+        w = w - 0.05 * g
+    fit = fit_lgi(torch.tensor(gaps, dtype=torch.float64),
+                  torch.tensor(norms, dtype=torch.float64))
+    assert float((w - w0).norm()) <= fit.length_bound
+    bound = linear_generalization_bound(fit.length_bound, x, lipschitz=1.0, loss_max=1.0)
+    assert math.isfinite(bound) and bound > 0

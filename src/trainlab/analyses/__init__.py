@@ -35,6 +35,7 @@ from trainlab.analyses.landscape import (
 from trainlab.analyses.ntk import empirical_ntk, linear_ntk
 from trainlab.analyses.sgd_stability import (
     critical_lr,
+    hessian_coherence,
     per_example_hessians,
     second_moment_operator,
     stability_radius,
@@ -67,13 +68,17 @@ ANALYSES.register("training-jacobian", training_jacobian, papers=(102,),
                   summary="Jacobian of trained parameters w.r.t. initial ones, with SV regions")
 ANALYSES.register("sgd-critical-lr", critical_lr, papers=(70, 30),
                   summary="exact mean-square linear-stability threshold of SGD at a minimum")
+ANALYSES.register("hessian-coherence", hessian_coherence, papers=(70,),
+                  summary="Dexter et al.'s coherence of the per-example Hessians, "
+                          "lambda_1(S)/max_i lambda_1(H_i)")
 ANALYSES.register("empirical-ntk", empirical_ntk, papers=(68,),
                   summary="empirical neural tangent kernel J J^T of any model on a point set")
 ANALYSES.register("linear-ntk", linear_ntk, papers=(68,),
                   summary="closed-form NTK of a two-layer linear network W2 W1 x")
 
 __all__ = ["ANALYSES", "Divergence", "Interpolation", "TrainingJacobian", "critical_lr",
-           "empirical_ntk", "filter_normalize", "interpolate", "layer_cka", "layer_outputs",
-           "linear_cka", "linear_ntk", "loss_barrier", "paired_divergence", "parameter_distance",
-           "per_example_hessians", "random_direction", "second_moment_operator", "slice_1d",
-           "slice_2d", "smoothgrad", "stability_radius", "training_jacobian", "weight_matching"]
+           "empirical_ntk", "filter_normalize", "hessian_coherence", "interpolate", "layer_cka",
+           "layer_outputs", "linear_cka", "linear_ntk", "loss_barrier", "paired_divergence",
+           "parameter_distance", "per_example_hessians", "random_direction",
+           "second_moment_operator", "slice_1d", "slice_2d", "smoothgrad", "stability_radius",
+           "training_jacobian", "weight_matching"]

@@ -13,15 +13,31 @@ and the minimum is linearly stable in mean square iff the spectral radius of :ma
 most 1 (Wu, Ma & E, "How SGD selects the global minima in over-parameterized learning",
 NeurIPS 2018). "A Precise Characterization of SGD Stability Using Loss Surface Geometry"
 (Dexter et al., ICLR 2024; papers.md row 70) characterizes this condition through the
-sharpness and a coherence measure of the per-example Hessians; "The Implicit Regularization
-of Dynamical Stability in SGD" (Wu & Su, ICML 2023; row 30) derives from it that stable
-minima have :math:`\mathrm{tr}\,H \le 2/\eta`, where gradient descent only needs
-:math:`\lambda_{max} \le 2/\eta`.
+sharpness and a coherence measure of the per-example Hessians (:func:`hessian_coherence`):
+with :math:`S_{ij} = \|H_i^{1/2} H_j^{1/2}\|_F = \sqrt{\mathrm{tr}(H_i H_j)}` for the
+positive semi-definite :math:`H_i`,
 
-Deviation: this module computes the exact criterion (a :math:`d^2 \times d^2` symmetric
-eigenproblem) rather than the paper's coherence-based sufficient condition, so it is meant
-for small models; :class:`~trainlab.probes.hessian_spectrum.HessianSpectrum` reports the
-scalable bounds.
+.. math:: \sigma = \frac{\lambda_1(S)}{\max_i \lambda_1(H_i)} \ge 1,
+
+large when the examples' curvature shares directions (:math:`\sigma = n` for :math:`n`
+identical rank-one Hessians) and small when it is spread over orthogonal ones
+(:math:`\sigma = 1` for rank-one Hessians with mutually orthogonal ranges). "The Implicit
+Regularization of Dynamical Stability in SGD" (Wu & Su, ICML 2023; row 30) derives from
+the criterion that stable minima have :math:`\mathrm{tr}\,H \le 2/\eta`, where gradient
+descent only needs :math:`\lambda_{max} \le 2/\eta`.
+
+Deviations from the paper:
+    Stability itself is decided by the exact criterion (a :math:`d^2 \times d^2` symmetric
+    eigenproblem, small models only) rather than by the paper's sufficient condition in
+    terms of :math:`\sigma`, :math:`\eta`, :math:`B` and :math:`\lambda_1(H)`: the full
+    text with that theorem's exact form was not available (searched: the search tool's
+    "pages" corpus, which holds arXiv 2401.12332's abstract and opening; the "code" corpus).
+    The definition of :math:`S` and :math:`\sigma` is confirmed by the code of the follow-up
+    by the same group (Chang & Khanna 2025, github.com/changwk1001/
+    Stability_Analysis_and_Simplicity-Bias, ``coherence_local.py``: ``S_ij = sqrt(tr(A_i
+    A_j))`` and a construction whose coherence is the integer it is built with, which the
+    tests reproduce). :class:`~trainlab.probes.hessian_spectrum.HessianSpectrum` reports the
+    scalable bounds.
 """
 
 from __future__ import annotations
@@ -34,7 +50,7 @@ from torch import nn
 from torch.func import functional_call, hessian, vmap
 
 from trainlab.curvature import flatten, trainable_params, unflatten
-from trainlab.errors import check_range
+from trainlab.errors import ConfigError, check_range
 
 
 def per_example_hessians(model: nn.Module, loss_fn: Callable[[torch.Tensor, Any], torch.Tensor],
@@ -82,3 +98,26 @@ def critical_lr(hessians: torch.Tensor, batch_size: int, *, rtol: float = 1e-6) 
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if stability_radius(hessians, mid, batch_size) <= 1.0 else (lo, mid)
     return lo
+
+
+def hessian_coherence(hessians: torch.Tensor) -> float:
+    r"""Dexter et al.'s coherence :math:`\sigma = \lambda_1(S) / \max_i \lambda_1(H_i)` of
+    per-example Hessians ``(n, d, d)``, :math:`S_{ij} = \sqrt{\mathrm{tr}(H_i H_j)}` (module
+    docstring). The Hessians must be positive semi-definite, as at a minimum of a loss with
+    convex per-example terms (their Gauss-Newton parts); a negative eigenvalue below
+    ``-1e-8`` times the largest raises :class:`ConfigError`."""
+    if hessians.ndim != 3 or hessians.shape[1] != hessians.shape[2] or not len(hessians):
+        raise ConfigError(f"hessian_coherence: expected (n, d, d) Hessians, got shape "
+                          f"{tuple(hessians.shape)}")
+    h = 0.5 * (hessians + hessians.transpose(1, 2))
+    ev = torch.linalg.eigvalsh(h)
+    top = float(ev[:, -1].max())
+    if top <= 0:
+        raise ConfigError("hessian_coherence: every per-example Hessian is zero")
+    if float(ev.min()) < -1e-8 * top:
+        raise ConfigError(f"hessian_coherence: the Hessians must be positive semi-definite "
+                          f"(smallest eigenvalue {float(ev.min()):.3g}); use the Gauss-Newton "
+                          "parts at a non-convex point")
+    flat = h.reshape(len(h), -1)
+    s = (flat @ flat.T).clamp_min(0).sqrt()  # tr(H_i H_j) = <H_i, H_j>_F for symmetric H
+    return float(torch.linalg.eigvalsh(s)[-1]) / top

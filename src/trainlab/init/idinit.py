@@ -6,7 +6,7 @@ Sources (the paper body itself could not be read here; strongest first):
 
 * The padded identity, paper Eq. 3, :math:`\theta_{m,j} = \tau` iff
   :math:`m \equiv j \pmod{D_i}` for :math:`\theta \in \mathbb R^{D_{i+1} \times D_i}`: quoted
-  from the paper by its OpenReview reviews (``notes/init-and-phenomena.md`` A4).
+  from the paper by its OpenReview reviews.
 * :math:`\tau = 1`, :math:`\varepsilon = 10^{-6}`, IDIZ on the zero-preserving last layer of a
   residual stem: the paper's Fig. 3 caption (quoted on the liner.com review page).
 * Patch-maintain convolution (IDIC): the ICLR 2024 OpenReview reviews of the earlier version
@@ -17,6 +17,15 @@ Sources (the paper body itself could not be read here; strongest first):
   reviewer notes the resulting kernels are mostly zero, which the layout here reproduces.
 * IDIZ sets the IDI entries to :math:`\varepsilon` ("small perturbations on the diagonals" in
   the same reviews).
+
+Open (searched again for the full text: the search tool's "pages" corpus holds arXiv
+2503.04626v2's HTML, sciencestack and liner summaries, each only up to the introduction or
+the Fig. 3 caption; the "code" corpus has no code by the authors): the form of the
+"small-loosened identity" the paper adds for diversity (named in the sciencestack summary,
+not given) is not implemented; and the order of the patch reshape is PyTorch's
+``(out, in, *kernel)`` row-major layout (input channel major, kernel position minor), which
+the reviews do not fix: a kernel-major reshape would put output channel ``m`` on input
+channel ``m % in`` instead of ``m // K``.
 """
 
 from __future__ import annotations

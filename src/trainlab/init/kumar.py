@@ -32,10 +32,13 @@ def kumar_variance(activation: str | Callable[[torch.Tensor], torch.Tensor], fan
     ``VarianceScaling(scale=3.6, mode="fan_in")``, which draws with *variance*
     :math:`3.6/N` (about 3.6 times smaller); we do not follow it.
 
-    Provenance: the paper body could not be retrieved with the search tool (only abstract
-    pages are stored); the formula, the 3.6 constant and the script come from
-    ``notes/init-and-phenomena.md`` A2. The formula reproduces the paper's quoted constants
-    (sigmoid 3.6, tanh 1), which is the evidence that it is the paper's Eq.
+    Provenance: the paper body could not be retrieved with the search tool (searched again:
+    the "pages" corpus holds abstract pages and third-party notes such as a knowledge-base
+    page quoting the ReLU rule :math:`2/N`, not the sigmoid derivation); the formula, the 3.6
+    constant and the script come from the project's earlier reading of secondary sources
+    quoting the paper and of the author's released script. The formula reproduces the
+    paper's quoted constants (sigmoid 3.6, tanh 1), which is the evidence that it is the
+    paper's Eq.
     """
     if fan_in <= 0:
         raise ConfigError(f"kumar: fan_in must be >= 1, got {fan_in}")

@@ -67,6 +67,9 @@ def pseudo_iid_(tensor: torch.Tensor, sigma_w2: float = 1.0, structure: str = "i
     constructions follow its reviews' description ("random orthonormal basis times an iid
     matrix", "randomly permuted masked iid matrix", "permuted block-sparse"). The scalings are
     fixed by :math:`E[W_{ij}^2] = \sigma_w^2/n`, which the tests check entry by entry.
+    Searched again for the text: the search tool's "pages" corpus holds ar5iv 2310.16597 and
+    the arXiv, Hugging Face and ICLR pages only up to the introduction; the "code" corpus has
+    no code by the authors.
 
     Raises:
         ConfigError: ``sigma_w2 < 0``, ``rank_fraction`` or ``density`` outside ``(0, 1]``,

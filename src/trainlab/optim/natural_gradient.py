@@ -22,10 +22,26 @@ References:
     Donatella, Duffield, Aifer, Melanson, Coles, Ghosh, Kumar. "Thermodynamic Natural
     Gradient Descent", 2024 (papers.md row 55).
 
+TNGD's moving average: the OU state is never reset, so step :math:`k` starts the process at
+the previous estimate :math:`\tilde g_{k-1}` and reads it out after time :math:`t`; with
+:math:`A_k = F_k + \lambda I`, its mean is
+
+.. math::  \tilde g_k = e^{-A_k t}\, \tilde g_{k-1} + (I - e^{-A_k t})\, A_k^{-1} \nabla L_k,
+
+an exponential moving average of natural gradients with the matrix weight
+:math:`e^{-A_k t}` (``ou_time`` sets it: long runs give exact NGD, short ones average over
+past steps). The Euler-Maruyama simulation gives it with :math:`(I - dt\,A_k)^{t/dt}` in place
+of :math:`e^{-A_k t}` (tested exactly, and across three TNGD steps of a linear model).
+
 Deviations from the paper:
     TNGD's hardware runs the OU process in continuous time; here it is simulated by
-    Euler-Maruyama (``dt``), and its exponential moving average of the natural gradient is
-    not applied.
+    Euler-Maruyama (``dt``). The full text of the paper (arXiv 2405.13817) was not available
+    to check whether its algorithm adds a further scalar moving average on top of the
+    process's own (searched: the search tool's "pages" corpus, which holds the arXiv HTML's
+    opening only; the "code" corpus; the normal-computing GitHub repositories, none of them
+    TNGD's code, thermox being the OU linear solver); only the process's own average is
+    applied. The hybrid with Adam that the paper's summaries name (TNGD-Adam) is not
+    provided.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ so a reported instability is real) and raises :class:`~trainlab.errors.ConfigErr
 largest stable ``dt``; a run that still blows up (the estimate was low) raises the same error
 instead of returning garbage. It returns either the final state
 (``average=False``, the paper's read-out at time ``t``) or the time average over the second
-half of the run, which cuts the noise variance as ``1/t``.
+half of the run, which cuts the noise variance as ``1/t``. Started at ``x0``, the noiseless
+read-out is exactly :math:`M x_0 + (I - M) A^{-1} b` with :math:`M = (I - dt A)^{n}` (the
+continuous process: :math:`e^{-At}`), the moving average TNGD relies on (tested).
 
 References:
     Donatella et al., "Thermodynamic Natural Gradient Descent", 2024 (papers.md row 55);

@@ -150,7 +150,11 @@ class UDoG(ClosureOptimizer):
     with its constant 1 replaced by the scale-free :math:`\alpha_0^2\lVert m_0\rVert^2`, the
     :math:`x` step using the lagged sum (as UniXGrad) and the :math:`y` step the current one
     (as DoG), so :math:`G_{y,t-1} = G_{x,t} \le G_{y,t}`. Any theory-only constants or
-    log factors of the paper's step sizes are not included.
+    log factors of the paper's step sizes are not included. Searched again for the paper's
+    Algorithm 1: the search tool's "pages" corpus holds two ar5iv copies of 2404.00666 (the
+    abstract and introduction only) and the junaidaliop summary; the "code" corpus and the
+    ``formll`` GitHub organisation (``dog``, ``experiment-starter`` and others) hold no
+    U-DoG code; nothing new was found, so the recurrence above stands as stated.
 
     Deviations: unconstrained (no projection onto a set :math:`\mathcal K`); ``lr`` is a
     multiplier on both step sizes (1 = the method; a schedule may anneal it).

@@ -33,7 +33,9 @@ Sources and uncertainty: only the abstract (arxiv.org/html/2403.01128v2, whose s
 ends after the introduction's first paragraph) and third-party summaries (themoonlight.io
 review: one-output network, tanh, MSE, AD of the loss "with respect to the weights",
 :math:`\partial L/\partial w_{ij}`; linnk.ai: Xavier initialization, a 13-column table, MNIST)
-could be read; no code by the author was found. Which derivative the paper ranks by, how it
+could be read (searched again: the "pages" corpus adds arxivlens, scholarfeed, groovesquid
+and a French themoonlight copy, all abstract-level or the same summary); no code by the
+author was found. Which derivative the paper ranks by, how it
 reduces over examples or units (here: mean absolute value) and whether it uses mixed
 derivatives (here: diagonal only) are therefore this module's choices, stated here. The
 abstract's "loss function with an activation function" is read as the network's tanh inside

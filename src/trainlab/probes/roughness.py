@@ -36,7 +36,9 @@ the weights; ``M = 100``, ``m = 10``, ``l_i = 0.1`` in the 10-D index scripts (t
 experiments use intervals from 1e-4 to 0.4 and ``m`` from 10 to 200, always ``M = 100``).
 
 Deviations and uncertainty: the paper's own text (its definition section) could not be read
-here, only its abstract and the code; if the paper states the normalization differently
+here, only its abstract and the code (searched again: the search tool's "pages" corpus holds
+a markdown copy of arXiv 2103.11069 and several summary pages, each only up to the
+abstract); if the paper states the normalization differently
 (e.g. without the interval length, which only rescales every :math:`T_k` and leaves RI
 unchanged) the code was followed. The loss is evaluated with the model in eval mode (the
 authors' networks have no normalization or dropout layers, where the two agree). A slice

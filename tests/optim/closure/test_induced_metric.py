@@ -8,7 +8,7 @@ import torch
 
 from trainlab.errors import ConfigError
 from trainlab.optim import build_optimizer
-from trainlab.optim.induced_metric import InducedMetric
+from trainlab.optim.induced_metric import InducedMetric, InducedMetricAdam
 
 from .._tiny_mlp import batch, flat_grads, flat_params, mse, tiny_mlp
 
@@ -63,3 +63,57 @@ def test_trains_a_small_network_and_validates():
     assert _loss_and_grad(model, x, y)[0] < 0.5 * start
     with pytest.raises(ConfigError, match="'xi'"):
         InducedMetric(model.parameters(), xi=0.0)
+
+
+def test_adam_variant_without_averaging_is_the_dense_metric_solve():
+    """momentum = beta = 0: one step is G^-1 g with G = diag(sqrt(v^) + eps) + xi^2 g g^T."""
+    model, (x, y) = tiny_mlp(), batch()
+    opt = InducedMetricAdam(model.parameters(), lr=0.1, xi=0.7, momentum=0.0, beta=0.0,
+                            beta_rms=0.9, eps=1e-3)
+    v = torch.zeros_like(flat_params(model))
+    for step in range(1, 4):
+        w0 = flat_params(model)
+        _, g = _loss_and_grad(model, x, y)
+        opt.step()
+        v = 0.9 * v + 0.1 * g * g
+        metric = torch.diag((v / (1 - 0.9 ** step)).sqrt() + 1e-3) + 0.49 * torch.outer(g, g)
+        torch.testing.assert_close(flat_params(model), w0 - 0.1 * torch.linalg.solve(metric, g))
+
+
+def test_adam_variant_matches_the_authors_recursion():
+    """The recursion of the authors' custom_sgd_rms, written out in float64 over 6 steps."""
+    model, (x, y) = tiny_mlp(), batch()
+    lr, xi2, mom, beta, brms, eps, wd = 0.05, 0.1, 0.9, 0.1, 0.99, 1e-8, 0.01
+    opt = build_optimizer("induced-metric-adam", model.parameters(), lr=lr,
+                          weight_decay=wd)
+    assert opt.defaults["xi"] ** 2 == pytest.approx(xi2)
+    w = flat_params(model)
+    m, v, s = torch.zeros_like(w), torch.zeros_like(w), 0.0
+    for t in range(1, 7):
+        _, g = _loss_and_grad(model, x, y)
+        opt.step()
+        v = brms * v + (1 - brms) * g * g
+        r = (v / (1 - brms ** t)).sqrt() + eps
+        s = beta * s + (1 - beta) * xi2 * float((g * g / r).sum())
+        scale = 1 / (1 + abs(s / (1 - beta ** t)))
+        m = mom * m + (1 - mom) * g
+        w = w - lr * scale * m / ((1 - mom ** t) * r) - lr * wd * w
+        torch.testing.assert_close(flat_params(model), w)
+    with pytest.raises(ConfigError, match="'beta'"):
+        InducedMetricAdam(model.parameters(), beta=1.0)
+
+
+def test_sgd_variant_matches_the_authors_recursion():
+    """The recursion of the authors' custom_sgd (D = I), written out in float64 over 6 steps."""
+    model, (x, y) = tiny_mlp(), batch()
+    lr, xi2, mom, beta = 0.2, 0.1, 0.9, 0.1
+    opt = build_optimizer("induced-metric-ema", model.parameters(), lr=lr)
+    w = flat_params(model)
+    m, s = torch.zeros_like(w), 0.0
+    for t in range(1, 7):
+        _, g = _loss_and_grad(model, x, y)
+        opt.step()
+        s = beta * s + (1 - beta) * xi2 * float(g @ g)
+        m = mom * m + (1 - mom) * g
+        w = w - lr / (1 + abs(s / (1 - beta ** t))) * m / (1 - mom ** t)
+        torch.testing.assert_close(flat_params(model), w)

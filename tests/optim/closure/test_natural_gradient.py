@@ -98,3 +98,43 @@ def test_ngd_requires_ggn_closure(problem):
         opt.step(lambda: closure())
     with pytest.raises(ConfigError, match="solver"):
         build_optimizer("natural-gradient", model.parameters(), lr=0.1, solver="lu")
+
+
+def test_warm_started_ou_solve_is_the_matrix_moving_average_of_natural_gradients():
+    """TNGD's read-out after time t from the previous estimate x0: the noiseless Euler process
+    gives exactly M x0 + (I - M) A^-1 b with M = (I - dt A)^n, and M -> exp(-A t) as dt -> 0
+    (the paper's continuous-time moving average of natural gradients)."""
+    a, b = _spd()
+    x0 = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64)
+    eye = torch.eye(6, dtype=torch.float64)
+    for dt in (0.05, 0.001):
+        n = round(0.6 / dt)
+        m = torch.linalg.matrix_power(eye - dt * a, n)
+        ref = m @ x0 + (eye - m) @ torch.linalg.solve(a, b)
+        torch.testing.assert_close(ou_solve(lambda v: a @ v, b, x0=x0, time=0.6, dt=dt), ref)
+    cont = torch.linalg.matrix_exp(-0.6 * a)
+    assert (m - cont).abs().max() < 2e-3
+
+
+def test_thermodynamic_ngd_carries_the_moving_average_across_steps():
+    gen = torch.Generator().manual_seed(5)
+    model = torch.nn.Linear(3, 2, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(2, 3, generator=gen, dtype=torch.float64))
+    x = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(16, 2, generator=gen, dtype=torch.float64)
+    damping, lr, time, dt = 0.5, 0.3, 0.5, 0.05
+    a = _dense_ggn(model, x, y) + damping * torch.eye(6, dtype=torch.float64)  # constant: linear
+    eye = torch.eye(6, dtype=torch.float64)
+    m = torch.linalg.matrix_power(eye - dt * a, round(time / dt))
+    f, w = functional(model, x, y)
+    nat = torch.zeros(6, dtype=torch.float64)
+    opt = build_optimizer("thermodynamic-ngd", model.parameters(), lr=lr, damping=damping,
+                          ou_time=time, ou_dt=dt)
+    for _ in range(3):
+        exact = torch.linalg.solve(a, torch.func.grad(f)(w))
+        nat = m @ nat + (eye - m) @ exact
+        w = w - lr * nat
+        opt.step(make_closure(model, mse, x, y))
+        torch.testing.assert_close(flat_params(model), w)
+    assert (nat - exact).norm() > 0.05 * exact.norm()  # the average is not the exact NGD step
