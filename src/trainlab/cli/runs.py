@@ -4,6 +4,7 @@ Example:
     trainlab runs list
     trainlab runs show latest
     trainlab runs export latest --format csv -o metrics.csv
+    trainlab runs export latest --format tensorboard -o tb/latest
     trainlab runs rm 20261128-101430-201ebf
 """
 
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from trainlab.cli._options import add_json, add_store, open_store, print_json
+from trainlab.errors import ConfigError
 
 NAME = "runs"
 HELP = "list, show, export or remove stored runs"
@@ -33,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(p)
     p = sub.add_parser("export", help="a run's metrics in long form (step, name, value)")
     p.add_argument("run")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--format", choices=("csv", "json", "tensorboard"), default="csv")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE instead of stdout (tensorboard: the event directory)")
     add_store(p)
     p = sub.add_parser("rm", help="remove runs with their metrics and artifacts")
     p.add_argument("run", nargs="+")
@@ -85,6 +88,14 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.action == "export":
         run_id = store.resolve(args.run)
+        if args.format == "tensorboard":
+            if not args.output:
+                raise ConfigError("--format tensorboard needs -o DIR (the event directory)")
+            from trainlab.integrations.tensorboard import export_run
+
+            n = export_run(store, run_id, args.output)
+            print(f"wrote {n} scalars of run {run_id} to {args.output}")
+            return 0
         rows = [(int(s), name, float(v)) for name, (steps, values) in
                 store.metrics(run_id).items() for s, v in zip(steps, values)]
         rows.sort()

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from trainlab.integrations import Sink
 from trainlab.probes import Probe, ProbeContext, build_probes
 from trainlab.probes._probe import Handle
 from trainlab.store import RunStore
@@ -61,6 +63,11 @@ class Monitor:
         task: the task, for evaluation probes.
         seed: seeds the generator handed to stochastic probes.
         flush_every: write buffered rows to the store every this many steps.
+        sinks: more places every recorded value goes to as it is recorded (objects with
+            ``write(step, {name: value})`` and ``close()``, see
+            :mod:`trainlab.integrations`); closed by :meth:`finish`.
+        tensorboard: a directory: shorthand for adding
+            ``trainlab.integrations.tensorboard.TensorBoardSink(tensorboard)`` to ``sinks``.
     """
 
     def __init__(
@@ -80,6 +87,8 @@ class Monitor:
         task: Any = None,
         seed: int = 0,
         flush_every: int = 500,
+        sinks: Sequence[Sink] = (),
+        tensorboard: str | Path | None = None,
     ):
         self.model, self.loss_fn, self.optimizer, self.task = model, loss_fn, optimizer, task
         self.probes: list[Probe] = (build_probes(probes, every, **(probe_params or {}))
@@ -107,6 +116,11 @@ class Monitor:
         self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
+        self.sinks: list[Sink] = list(sinks)
+        if tensorboard is not None:
+            from trainlab.integrations.tensorboard import TensorBoardSink
+
+            self.sinks.append(TensorBoardSink(tensorboard))
         try:
             for probe in self.probes:
                 handle = probe.attach(model)
@@ -212,6 +226,10 @@ class Monitor:
                 history[name] = [(step, x)]
             if keep:
                 buffer.append((step, name, x))
+        if self.sinks:
+            recorded = {name: history[name][-1][1] for name in values}
+            for sink in self.sinks:
+                sink.write(step, recorded)
 
     def flush(self) -> None:
         """Write buffered rows to the store (one transaction)."""
@@ -246,6 +264,8 @@ class Monitor:
         self._detach()
         self._finished = True
         self.flush()
+        for sink in self.sinks:
+            sink.close()
         summary = {**self.summary(status), **(extra or {})}
         if self.store is not None:
             self.store.set_status(self.run_id, status, summary)

@@ -6,6 +6,7 @@ import io
 import math
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,9 @@ class Trainer:
     """
 
     def __init__(self, config: RunConfig, *, store: RunStore | None = None,
-                 progress: bool = False, report: bool = True):
+                 progress: bool = False, report: bool = True, sinks: Sequence[Any] = ()):
         self.config = config.validate()
+        self.sinks = list(sinks)  # more outputs of the Monitor (trainlab.integrations.Sink)
         self.store = store if store is not None else RunStore()
         self.progress, self.write_report = progress, report
         self._stop = False
@@ -59,7 +61,7 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_ref: str, *, store: RunStore | None = None, progress: bool = False,
-               report: bool = True) -> Trainer:
+               report: bool = True, sinks: Sequence[Any] = ()) -> Trainer:
         """A trainer that continues run ``run_ref`` from its last checkpoint."""
         from trainlab.errors import TrainlabError
 
@@ -72,7 +74,7 @@ class Trainer:
         if record.status == "completed":
             raise TrainlabError(f"run {run_id} is already completed")
         self = cls(RunConfig.from_dict(record.config), store=store, progress=progress,
-                   report=report)
+                   report=report, sinks=sinks)
         self._run_id = run_id
         self._checkpoint = torch.load(path, weights_only=False)
         return self
@@ -138,7 +140,8 @@ class Trainer:
         monitor = Monitor(self.model, loss_fn=self.task.loss, optimizer=self.optimizer,
                           probes=cfg.probes, every=cfg.every, probe_params=cfg.probe_params,
                           total_steps=cfg.steps, store=self.store, run_id=self._run_id,
-                          config=cfg.to_dict(), name=cfg.name, task=self.task, seed=cfg.seed)
+                          config=cfg.to_dict(), name=cfg.name, task=self.task, seed=cfg.seed,
+                          sinks=self.sinks)
         if self._checkpoint is not None:
             ck = self._checkpoint
             self.model.load_state_dict(ck["model"])
