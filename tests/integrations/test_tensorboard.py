@@ -2,16 +2,13 @@
 
 from pathlib import Path
 
-import pytest
 import torch
+from tensorboard.backend.event_processing import event_accumulator
 from torch import nn
 
 from trainlab.cli import main
 from trainlab.store import RunStore
 from trainlab.train import Monitor, RunConfig, Trainer
-
-event_accumulator = pytest.importorskip(
-    "tensorboard.backend.event_processing.event_accumulator")
 
 
 def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -1,0 +1,120 @@
+"""One Monitor step per optimizer step, from the micro-batches of an outside trainer.
+
+Trainers such as ``lightning.Trainer`` and ``transformers.Trainer`` run one or more
+forward/backward passes (micro-batches, with gradient accumulation) before each optimizer
+step. :class:`OptimizerSteps` collects each micro-batch's share of the loss and its batch,
+and when the trainer is about to step the optimizer (gradients complete, parameters not yet
+updated) hands the Monitor one step: the summed loss (whose gradient the optimizer is about to
+use) and the micro-batches joined into one batch. That keeps the Monitor's convention: what
+is recorded at step ``k`` describes the parameters after ``k`` updates and the gradient
+computed there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainlab.errors import ConfigError
+from trainlab.store import RunStore
+from trainlab.train.monitor import Monitor
+
+_LOG = logging.getLogger("trainlab")
+
+
+def join_batches(batches: list[Any]) -> Any:
+    """The micro-batches of one optimizer step as one batch: tensors concatenated along the
+    first dimension, inside tuples, lists and dicts of the same structure. A batch of another
+    kind cannot be joined: the last micro-batch is returned and a warning is logged."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    try:
+        if isinstance(first, torch.Tensor):
+            return torch.cat(batches)
+        if isinstance(first, (tuple, list)):
+            return type(first)(join_batches([b[i] for b in batches]) for i in range(len(first)))
+        if isinstance(first, dict):
+            return {k: join_batches([b[k] for b in batches]) for k in first}
+    except (RuntimeError, TypeError, KeyError, IndexError) as exc:
+        _LOG.warning("cannot join the %d micro-batches of an optimizer step (%s); probes see "
+                     "the last micro-batch only", len(batches), exc)
+        return batches[-1]
+    _LOG.warning("cannot join micro-batches of type %s; probes see the last micro-batch only",
+                 type(first).__name__)
+    return batches[-1]
+
+
+class OptimizerSteps:
+    """Holds the Monitor of an outside trainer's run and feeds it one step per optimizer step.
+
+    Args:
+        monitor_kwargs: keyword arguments of :class:`~trainlab.train.Monitor` (probes, every,
+            probe_params, loss_fn, task, seed, sinks, tensorboard, name, config).
+        store: a :class:`~trainlab.store.RunStore` or its directory; ``None`` keeps the numbers
+            in the Monitor's ``history`` only.
+        report: write the HTML run report at the end (needs a store).
+        batch_fn: maps a micro-batch as the trainer gives it to what the probes receive as
+            ``ctx.batch`` (e.g. ``lambda b: (b["x"], b["y"])``); identity by default.
+    """
+
+    def __init__(self, monitor_kwargs: dict[str, Any], store: RunStore | str | Path | None,
+                 report: bool, batch_fn: Callable[[Any], Any] | None):
+        self.monitor_kwargs = dict(monitor_kwargs)
+        self.store = store if store is None or isinstance(store, RunStore) else RunStore(store)
+        if report and self.store is None:
+            raise ConfigError("report=True needs a store (store=RunStore(...) or a directory)")
+        self.write_report = report
+        self.batch_fn = batch_fn
+        self.monitor: Monitor | None = None
+        self.report: Path | None = None
+        self.summary: dict[str, Any] | None = None
+        self._losses: list[torch.Tensor] = []
+        self._batches: list[Any] = []
+
+    def start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              last_step: int | None, config: dict[str, Any]) -> Monitor:
+        """Build the Monitor (and the run in the store). ``last_step``: the last step the
+        trainer will measure (one less than its number of optimizer steps), always measured."""
+        kw = dict(self.monitor_kwargs)
+        kw["config"] = {**config, **(kw.get("config") or {})}
+        self.monitor = Monitor(model, optimizer=optimizer, total_steps=last_step,
+                               store=self.store, **kw)
+        return self.monitor
+
+    def micro_batch(self, batch: Any) -> None:
+        self._batches.append(batch if self.batch_fn is None else self.batch_fn(batch))
+
+    def loss(self, share: torch.Tensor) -> None:
+        """Add one micro-batch's share of the optimizer step's loss."""
+        self._losses.append(share.detach())
+
+    def optimizer_step(self) -> bool:
+        """Record one Monitor step; False when the loss is not finite (the run diverged)."""
+        if self.monitor is None:
+            raise RuntimeError("the callback's monitor was not started")
+        if not self._losses:
+            raise ConfigError("no loss was seen before the optimizer step (manual "
+                              "optimization, or a loss computed outside the model's forward, "
+                              "is not supported)")
+        loss = torch.stack(self._losses).sum() if len(self._losses) > 1 else self._losses[0]
+        batch = join_batches(self._batches) if self._batches else None
+        self._losses, self._batches = [], []
+        return self.monitor.step(loss, batch)
+
+    def finish(self, status: str) -> dict[str, Any] | None:
+        """Finish the Monitor with ``status`` (once) and write the report if asked."""
+        mon = self.monitor
+        if mon is None or self.summary is not None:
+            return self.summary
+        self.summary = mon.finish(status)
+        if self.write_report and self.store is not None:
+            from trainlab.report import write_run_report
+
+            self.report = write_run_report(self.store, mon.run_id)
+            _LOG.info("trainlab report: %s", self.report)
+        return self.summary
