@@ -13,7 +13,7 @@ computed there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ from trainlab.store import RunStore
 from trainlab.train.monitor import Monitor
 
 _LOG = logging.getLogger("trainlab")
+
+# the callbacks' default probes: cheap, any architecture, no loss function or task needed
+DEFAULT_PROBES = "grad-norm,weight-norm,update-ratio,rotation"
 
 
 def join_batches(batches: list[Any]) -> Any:
@@ -118,3 +121,60 @@ class OptimizerSteps:
             self.report = write_run_report(self.store, mon.run_id)
             _LOG.info("trainlab report: %s", self.report)
         return self.summary
+
+
+class MonitorCallback:
+    """The part the trainers' callbacks share: their arguments and their results.
+
+    Args:
+        probes: a probe spec (``trainlab list probes``); the default needs no ``loss_fn``
+            and no task. Curvature probes need ``loss_fn`` (and a ``batch_fn`` giving them
+            ``(inputs, targets)``), evaluation probes ``task``.
+        every, probe_params, seed: as for :class:`~trainlab.train.Monitor`.
+        loss_fn: ``loss_fn(model(inputs), targets)``, for probes that recompute the loss on
+            ``ctx.batch`` (sharpness, Hessian spectra, ...).
+        batch_fn: maps one micro-batch, as the trainer gives it, to what probes receive as
+            ``ctx.batch``; default: the micro-batch itself.
+        store: a :class:`~trainlab.store.RunStore` or its directory (``None``: the numbers
+            stay in ``self.monitor.history`` only).
+        report: write the HTML run report when training ends (when there is a store).
+        name, config: the run's label and the configuration recorded with it (the callback
+            adds the model and optimizer classes and the trainer's step settings).
+        tensorboard, sinks: more outputs of the Monitor (see :mod:`trainlab.integrations`).
+        task: the trainlab task, for evaluation probes.
+
+    After training: ``monitor`` (its ``history``), ``run_id``, ``summary``, ``report`` (the
+    report's path) and ``status``.
+    """
+
+    def __init__(self, *, probes: str | list[Any] = DEFAULT_PROBES, every: int = 50,
+                 probe_params: dict[str, dict[str, Any]] | None = None,
+                 loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+                 batch_fn: Callable[[Any], Any] | None = None,
+                 store: RunStore | str | Path | None = None, report: bool = True,
+                 name: str = "", config: dict[str, Any] | None = None,
+                 tensorboard: str | Path | None = None, sinks: Sequence[Any] = (),
+                 task: Any = None, seed: int = 0):
+        super().__init__()
+        self._steps = OptimizerSteps(
+            {"probes": probes, "every": every, "probe_params": probe_params,
+             "loss_fn": loss_fn, "name": name, "config": config, "tensorboard": tensorboard,
+             "sinks": sinks, "task": task, "seed": seed},
+            store, report and store is not None, batch_fn)
+        self.status = "completed"
+
+    @property
+    def monitor(self) -> Monitor | None:
+        return self._steps.monitor
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self._steps.monitor is None else self._steps.monitor.run_id
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        return self._steps.summary
+
+    @property
+    def report(self) -> Path | None:
+        return self._steps.report

@@ -28,75 +28,20 @@ recorded steps are ``0 .. T-1`` and step ``T-1`` (the last one seen) gets every 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
 from trainlab.errors import ConfigError
-from trainlab.integrations._optimizer_steps import OptimizerSteps
-from trainlab.store import RunStore
-
-DEFAULT_PROBES = "grad-norm,weight-norm,update-ratio,rotation"
+from trainlab.integrations._optimizer_steps import MonitorCallback
 
 
-class TrainlabCallback(pl.Callback):
+class TrainlabCallback(MonitorCallback, pl.Callback):
     """Probes, the run store, TensorBoard curves and the report for a ``lightning.Trainer``.
 
-    Args:
-        probes: a probe spec (``trainlab list probes``); the default needs no ``loss_fn``
-            and no task. Curvature probes need ``loss_fn``, evaluation probes ``task``.
-        every, probe_params, seed: as for :class:`~trainlab.train.Monitor`.
-        loss_fn: ``loss_fn(module(inputs), targets)``, for probes that recompute the loss
-            on ``ctx.batch`` (sharpness, Hessian spectra, ...).
-        batch_fn: maps a training batch to the probes' ``(inputs, targets)``; default: the
-            batch as the dataloader gives it.
-        store: a :class:`~trainlab.store.RunStore` or its directory (``None``: numbers in
-            ``self.monitor.history`` only).
-        report: write the HTML run report when training ends (needs ``store``).
-        name, config: the run's label and the configuration recorded with it (the callback
-            adds the module and optimizer classes and the trainer's step settings).
-        tensorboard, sinks: more outputs of the Monitor (see :mod:`trainlab.integrations`).
-        task: the trainlab task, for evaluation probes.
-
-    After training: ``self.monitor`` (history), ``self.run_id``, ``self.summary``,
-    ``self.report`` (the report's path).
+    Arguments and results: :class:`~trainlab.integrations._optimizer_steps.MonitorCallback`.
     """
-
-    def __init__(self, *, probes: str | list[Any] = DEFAULT_PROBES, every: int = 50,
-                 probe_params: dict[str, dict[str, Any]] | None = None,
-                 loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
-                 batch_fn: Callable[[Any], Any] | None = None,
-                 store: RunStore | str | Path | None = None, report: bool = True,
-                 name: str = "", config: dict[str, Any] | None = None,
-                 tensorboard: str | Path | None = None, sinks: Sequence[Any] = (),
-                 task: Any = None, seed: int = 0):
-        super().__init__()
-        self._steps = OptimizerSteps(
-            {"probes": probes, "every": every, "probe_params": probe_params,
-             "loss_fn": loss_fn, "name": name, "config": config, "tensorboard": tensorboard,
-             "sinks": sinks, "task": task, "seed": seed},
-            store, report and store is not None, batch_fn)
-        self.status = "completed"
-
-    # the results, once training ran
-    @property
-    def monitor(self):
-        return self._steps.monitor
-
-    @property
-    def run_id(self) -> str | None:
-        return None if self._steps.monitor is None else self._steps.monitor.run_id
-
-    @property
-    def summary(self) -> dict[str, Any] | None:
-        return self._steps.summary
-
-    @property
-    def report(self) -> Path | None:
-        return self._steps.report
 
     # ---- Lightning hooks ---------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
