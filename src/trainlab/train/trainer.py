@@ -35,6 +35,12 @@ class RunResult:
     report: Path | None
     store: Path
 
+    def _repr_html_(self) -> str:
+        """The run report, inline in a notebook (:mod:`trainlab.report.notebook`)."""
+        from trainlab.report.notebook import run_html
+
+        return run_html(RunStore(self.store), self.run_id)
+
 
 class Trainer:
     """Builds task, model, init, optimizer, schedule and probes from a config and trains.
