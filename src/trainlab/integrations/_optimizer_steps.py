@@ -12,7 +12,6 @@ computed there.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,9 @@ from typing import Any
 import torch
 
 from trainlab.errors import ConfigError
+from trainlab.log import LOGGER, warn_once
 from trainlab.store import RunStore
 from trainlab.train.monitor import Monitor
-
-_LOG = logging.getLogger("trainlab")
 
 # the callbacks' default probes: cheap, any architecture, no loss function or task needed
 DEFAULT_PROBES = "grad-norm,weight-norm,update-ratio,rotation"
@@ -32,7 +30,8 @@ DEFAULT_PROBES = "grad-norm,weight-norm,update-ratio,rotation"
 def join_batches(batches: list[Any]) -> Any:
     """The micro-batches of one optimizer step as one batch: tensors concatenated along the
     first dimension, inside tuples, lists and dicts of the same structure. A batch of another
-    kind cannot be joined: the last micro-batch is returned and a warning is logged."""
+    kind cannot be joined: the last micro-batch is returned and a warning is logged (once
+    per batch type)."""
     if len(batches) == 1:
         return batches[0]
     first = batches[0]
@@ -44,11 +43,12 @@ def join_batches(batches: list[Any]) -> Any:
         if isinstance(first, dict):
             return {k: join_batches([b[k] for b in batches]) for k in first}
     except (RuntimeError, TypeError, KeyError, IndexError) as exc:
-        _LOG.warning("cannot join the %d micro-batches of an optimizer step (%s); probes see "
-                     "the last micro-batch only", len(batches), exc)
+        warn_once(f"join-batches:{type(first).__name__}", "cannot join the %d micro-batches "
+                  "of an optimizer step (%s); probes see the last micro-batch only",
+                  len(batches), exc)
         return batches[-1]
-    _LOG.warning("cannot join micro-batches of type %s; probes see the last micro-batch only",
-                 type(first).__name__)
+    warn_once(f"join-batches:{type(first).__name__}", "cannot join micro-batches of type %s; "
+              "probes see the last micro-batch only", type(first).__name__)
     return batches[-1]
 
 
@@ -119,7 +119,7 @@ class OptimizerSteps:
             from trainlab.report import write_run_report
 
             self.report = write_run_report(self.store, mon.run_id)
-            _LOG.info("trainlab report: %s", self.report)
+            LOGGER.info("trainlab report: %s", self.report)
         return self.summary
 
 

@@ -15,12 +15,10 @@ Example::
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from trainlab.errors import ConfigError
-
-_LOG = logging.getLogger("trainlab")
+from trainlab.log import LOGGER
 
 
 def _summary_writer(log_dir: Path, flush_secs: float):
@@ -91,5 +89,5 @@ def export_run(store, run_id: str, log_dir: str | Path) -> int:
     finally:
         sink.close()
     n = sum(len(v) for v in by_step.values())
-    _LOG.info("wrote %d scalars of run %s to %s", n, run_id, log_dir)
+    LOGGER.info("wrote %d scalars of run %s to %s", n, run_id, log_dir)
     return n

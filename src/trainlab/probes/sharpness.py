@@ -8,6 +8,7 @@ import torch
 
 from trainlab.curvature import HessianOperator, lanczos
 from trainlab.errors import check_range
+from trainlab.log import warn_once
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
 
@@ -23,7 +24,11 @@ def step_hessian(ctx: ProbeContext) -> HessianOperator:
                              retain_graph=True)
         try:
             op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
-        except RuntimeError:
+        except RuntimeError as exc:
+            warn_once(f"hessian-fallback:{type(ctx.model).__name__}",
+                      "%s has no double backward (%s); Hessian-vector products of the "
+                      "curvature probes use forward-over-reverse torch.func (slower)",
+                      type(ctx.model).__name__, str(exc).splitlines()[0])
             op = HessianOperator(ctx.model, ctx.loss_fn, ctx.batch, check_deterministic=False)
         return op
 
