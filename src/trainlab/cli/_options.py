@@ -67,6 +67,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=typ, default=None,
                        metavar=typ.__name__.upper(),
                        help=f"{text} (default: {getattr(defaults, flag)!r})".lstrip())
+    g.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers your own tasks, models, inits, "
+                        "optimizers or probes before the config is checked (repeatable)")
     g.add_argument("-p", "--param", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set a parameter, e.g. model.width=256, optim.weight_decay=0, "
                         "schedule.warmup=0, probe.sharpness.max_iter=50 (repeatable)")
@@ -74,6 +77,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Defaults < --config file < flags < --param assignments."""
+    if getattr(args, "imports", None):
+        from trainlab.plugins import register_from_environment
+
+        register_from_environment(args.imports)
     cfg = RunConfig.from_file(args.config) if getattr(args, "config", None) else RunConfig()
     flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k, None) is not None}
     cfg = cfg.switch(**flags)
