@@ -14,7 +14,7 @@ from trainlab.train.config import RunConfig, apply_overrides
 RUN_FLAGS = {
     "task": str, "model": str, "init": str, "optim": str, "lr": float, "schedule": str,
     "steps": int, "batch_size": int, "probes": str, "every": int, "seed": int, "dtype": str,
-    "z_loss": float, "checkpoint_every": int, "name": str,
+    "z_loss": float, "checkpoint_every": int, "name": str, "device": str,
 }
 
 FLAG_HELP = {
@@ -26,6 +26,7 @@ FLAG_HELP = {
     "every": "default probe cadence in steps",
     "seed": "fixes init, batch order and stochastic probes",
     "dtype": "float32 or float64",
+    "device": "cpu, cuda, cuda:N, mps or auto",
     "z_loss": "output-logit z-loss coefficient (row 98; 1e-4 in the paper)",
     "checkpoint_every": "write a resumable checkpoint every N steps (0: only on Ctrl-C)",
     "name": "a label for the run",

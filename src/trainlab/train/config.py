@@ -33,6 +33,8 @@ class RunConfig:
         every: default probe cadence in steps.
         seed: fixes initialization, batch order and stochastic probes.
         dtype: ``float32`` or ``float64``.
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (:mod:`trainlab.train.device`);
+            checked for its form here, for its presence when the run starts.
         z_loss: coefficient of the output-logit z-loss added to a classification loss
             (row 98; the paper uses 1e-4; 0 turns it off).
         checkpoint_every: write a resumable checkpoint every this many steps (0: only on
@@ -58,6 +60,7 @@ class RunConfig:
     every: int = 50
     seed: int = 0
     dtype: str = "float32"
+    device: str = "cpu"
     z_loss: float = 0.0
     checkpoint_every: int = 0
     name: str = ""
@@ -80,6 +83,9 @@ class RunConfig:
         check_range("z_loss", self.z_loss, low=0.0, owner="RunConfig")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        from trainlab.train.device import check_device
+
+        check_device(self.device)
         from trainlab.probes import expand
 
         expand(self.probes)

@@ -22,6 +22,7 @@ from trainlab.store import RunStore, atomic_write_bytes
 from trainlab.tasks import build_task
 from trainlab.train.config import RunConfig
 from trainlab.train.data import BatchSampler
+from trainlab.train.device import resolve_device
 from trainlab.train.monitor import Monitor
 
 CHECKPOINT = "checkpoint"
@@ -107,6 +108,10 @@ class Trainer:
             init_batch = (init_batch, self.task.y_train[init_idx])
         self.init_report = apply_init(self.model, cfg.init, batch=init_batch,
                                       generator=g_init, **cfg.init_params)
+        device = resolve_device(cfg.device)  # built and initialized on the CPU, then moved
+        if device.type != "cpu":
+            self.model.to(device)
+            self.task = self.task.to(device=device)
         self.optimizer = build_optimizer(cfg.optim, self.model.parameters(), cfg.lr,
                                          **cfg.optim_params)
         # multi-pass methods (SAM, L-BFGS, PSGD, ...) get the contract's closure on the step's
