@@ -118,3 +118,39 @@ def test_export_tensorboard_needs_an_output_directory(tmp_path, capsys):
     assert main(["runs", "export", result.run_id, "--store", str(tmp_path),
                  "--format", "tensorboard"]) == 2
     assert "-o DIR" in capsys.readouterr().err
+
+
+def test_resumed_run_replaces_the_interrupted_tail(tmp_path):
+    """A run that crashed after its last checkpoint and is resumed: TensorBoard (purge_step)
+    shows what the store shows, the crashed steps replaced by the resumed ones."""
+    from trainlab.integrations.tensorboard import TensorBoardSink
+
+    class CrashAt:
+        def __init__(self, step):
+            self.step = step
+
+        def write(self, step, values):
+            if step == self.step:
+                raise RuntimeError("simulated crash")
+
+        def close(self):
+            pass
+
+    store = RunStore(tmp_path / "store")
+    cfg = tiny_config(steps=8, checkpoint_every=3)
+    trainer = Trainer(cfg, store=store, report=False,
+                      sinks=[TensorBoardSink(tmp_path / "tb"), CrashAt(5)])
+    try:
+        trainer.run()
+    except RuntimeError as exc:
+        assert "simulated crash" in str(exc)
+    run_id = store.list_runs()[0].id
+    assert store.get_run(run_id).status == "failed"
+    crashed = read_scalars(tmp_path / "tb")
+    assert [s for s, _ in crashed["loss"]] == [0, 1, 2, 3, 4, 5]
+    Trainer.resume(run_id, store=store, report=False,
+                   sinks=[TensorBoardSink(tmp_path / "tb")]).run()
+    stored = {k: list(zip(*v)) for k, v in store.metrics(run_id).items()}
+    stored = as_float32({k: [(int(s), float(v)) for s, v in rows] for k, rows in stored.items()})
+    assert [s for s, _ in stored["loss"]] == list(range(9))
+    assert read_scalars(tmp_path / "tb") == stored

@@ -16,18 +16,19 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from trainlab.errors import ConfigError
 from trainlab.log import LOGGER
 
 
-def _summary_writer(log_dir: Path, flush_secs: float):
+def _summary_writer_class() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # torch raises ImportError when tensorboard is missing
         raise ConfigError("TensorBoard output needs the tensorboard package: "
                           "pip install 'trainlab[tensorboard]'") from exc
-    return SummaryWriter(log_dir=str(log_dir), flush_secs=flush_secs)
+    return SummaryWriter
 
 
 class TensorBoardSink:
@@ -37,19 +38,33 @@ class TensorBoardSink:
     run): give each run its own ``log_dir`` and point ``tensorboard --logdir`` at their
     parent to compare them.
 
+    The event file is opened at the first write. A resumed run (``trainlab run --resume``)
+    writes again from its checkpoint's step ``k``; the sink then tells TensorBoard to drop
+    the steps ``>= k`` an earlier writer recorded in the same directory, as the run store
+    does.
+
     Args:
-        log_dir: the directory of this run's event files (created if missing).
+        log_dir: the directory of this run's event files (created at the first write).
         flush_secs: the writer flushes to disk at least this often, so a live TensorBoard
             sees the curves while training runs; :meth:`close` flushes the rest.
     """
 
     def __init__(self, log_dir: str | Path, *, flush_secs: float = 5.0):
         self.log_dir = Path(log_dir)
-        self._writer = _summary_writer(self.log_dir, flush_secs)
+        self.flush_secs = flush_secs
+        self._writer_class = _summary_writer_class()  # fails here if tensorboard is missing
+        self._writer: Any = None
+        self._closed = False
 
     def write(self, step: int, values: dict[str, float]) -> None:
-        if self._writer is None:
+        if self._closed:
             raise RuntimeError(f"TensorBoardSink({str(self.log_dir)!r}) is closed")
+        if self._writer is None:
+            # a run resumed at step k > 0 starts writing at k: purge_step makes TensorBoard
+            # drop what an earlier writer recorded at steps >= k (the interrupted tail)
+            self._writer = self._writer_class(log_dir=str(self.log_dir),
+                                              flush_secs=self.flush_secs,
+                                              purge_step=step if step > 0 else None)
         for name, value in values.items():
             self._writer.add_scalar(name, value, global_step=step)
 
@@ -62,6 +77,7 @@ class TensorBoardSink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._closed = True
 
     def __repr__(self) -> str:
         return f"TensorBoardSink({str(self.log_dir)!r})"
