@@ -141,3 +141,24 @@ def test_diverging_run_stops_and_is_marked(tmp_path):
     fit(cb, 6, 8, module=Exploding())
     assert store.get_run(cb.run_id).status == "diverged"
     assert [s for s, _ in cb.monitor.history["loss"]] == [0, 1, 2]
+
+
+def test_curvature_probes_see_the_joined_micro_batches():
+    """The sharpness of the accumulated step's loss (two micro-batches of 4, joined) equals the
+    plain loop's on the batch of 8: ctx.batch is the whole batch the update used."""
+    cb = TrainlabCallback(probes="sharpness", every=1, loss_fn=nn.functional.mse_loss)
+    fit(cb, 2, 4, accumulate_grad_batches=2)
+    x, y = data()
+    model = net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    mon = Monitor(model, loss_fn=nn.functional.mse_loss, optimizer=opt, probes="sharpness",
+                  every=1, total_steps=1)
+    for k in range(2):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x[8 * k:8 * k + 8]), y[8 * k:8 * k + 8])
+        loss.backward()
+        mon.step(loss, (x[8 * k:8 * k + 8], y[8 * k:8 * k + 8]))
+        opt.step()
+    mon.finish()
+    got = values(cb.monitor.history, "sharpness")
+    assert got == pytest.approx(values(mon.history, "sharpness"), rel=1e-4)

@@ -90,7 +90,11 @@ class OptimizerSteps:
         return self.monitor
 
     def micro_batch(self, batch: Any) -> None:
-        self._batches.append(batch if self.batch_fn is None else self.batch_fn(batch))
+        """Keep one micro-batch (through ``batch_fn``). A list, as a ``DataLoader`` collates
+        ``(inputs, targets)`` pairs, becomes a tuple: probes and curvature operators read a
+        tuple as one ``(inputs, targets)`` batch and a list as several batches."""
+        batch = batch if self.batch_fn is None else self.batch_fn(batch)
+        self._batches.append(tuple(batch) if isinstance(batch, list) else batch)
 
     def loss(self, share: torch.Tensor) -> None:
         """Add one micro-batch's share of the optimizer step's loss."""
