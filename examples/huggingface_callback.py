@@ -16,12 +16,8 @@ import transformers
 from trainlab.integrations.huggingface import TrainlabCallback
 
 
-def main(argv: list[str] | None = None) -> TrainlabCallback:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--store", default="trainlab-runs")
-    parser.add_argument("--tensorboard", default=None)
-    args = parser.parse_args(argv)
+def main(steps: int = 100, store: str = "trainlab-runs", tensorboard: str | None = None
+         ) -> TrainlabCallback:
     config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64,
                                      n_positions=32)
     model = transformers.GPT2LMHeadModel(config)
@@ -30,10 +26,10 @@ def main(argv: list[str] | None = None) -> TrainlabCallback:
     ids = torch.randint(0, 64, (256, 16), generator=g)
     data = [{"input_ids": row, "labels": row.clone()} for row in ids]
     cb = TrainlabCallback(probes="grad-norm,update-ratio,weight-norm", every=10,
-                          store=args.store, name="hf-example", tensorboard=args.tensorboard)
+                          store=store, name="hf-example", tensorboard=tensorboard)
     with tempfile.TemporaryDirectory() as out:
         training = transformers.TrainingArguments(
-            output_dir=out, max_steps=args.steps, per_device_train_batch_size=16,
+            output_dir=out, max_steps=steps, per_device_train_batch_size=16,
             gradient_accumulation_steps=2, learning_rate=1e-3, report_to=[], use_cpu=True,
             save_strategy="no", logging_strategy="no", disable_tqdm=True)
         transformers.Trainer(model=model, args=training, train_dataset=data,
@@ -44,4 +40,8 @@ def main(argv: list[str] | None = None) -> TrainlabCallback:
 
 
 if __name__ == "__main__":
-    main()
+    cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for flag, options in (("--steps", {"type": int, "default": 100}),
+                          ("--store", {"default": "trainlab-runs"}), ("--tensorboard", {})):
+        cli.add_argument(flag, **options)
+    main(**vars(cli.parse_args()))
