@@ -64,3 +64,12 @@ def test_a_lost_worker_is_retried_and_counted(tmp_path, local_ray, caplog):
     assert executor.map(crash_once, [(0, marker), (1, marker)]) == [0, 10]
     assert executor.attempts == [1, 2]
     assert any("Ray worker lost" in r.getMessage() for r in caplog.records)
+
+
+def test_address_without_the_ray_executor_is_a_one_line_error(tmp_path, capsys):
+    from trainlab.cli import main
+
+    assert main(["compare", "--grid", "lr=0.1", "--address", "auto", "--store",
+                 str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--executor ray" in err
