@@ -162,3 +162,27 @@ def test_curvature_probes_see_the_joined_micro_batches():
     mon.finish()
     got = values(cb.monitor.history, "sharpness")
     assert got == pytest.approx(values(mon.history, "sharpness"), rel=1e-4)
+
+
+def test_resuming_from_a_lightning_checkpoint_numbers_steps_from_there(tmp_path):
+    """fit(ckpt_path=...) after one epoch of 4 updates: the new Monitor's steps are 4, 5 (a
+    new run), and step 4 (the restored weights, the first batch of the next epoch) records
+    what the uninterrupted run recorded there. (Later steps are not compared: Lightning's own
+    resume does not continue bitwise, which is not the callback's doing.)"""
+    whole = TrainlabCallback(probes=PROBES, every=1)
+    fit(whole, 6, 8)
+    first = TrainlabCallback(probes=PROBES, every=1)
+    trainer = fit(first, 4, 8)
+    trainer.save_checkpoint(tmp_path / "epoch.ckpt")
+    resumed = TrainlabCallback(probes="grad-norm", every=1)
+    x, y = data()
+    pl.Trainer(accelerator="cpu", devices=1, max_steps=6, callbacks=[resumed],
+               enable_progress_bar=False, logger=False, enable_checkpointing=False,
+               enable_model_summary=False).fit(
+        Regression(), DataLoader(TensorDataset(x, y), batch_size=8, shuffle=False),
+        ckpt_path=tmp_path / "epoch.ckpt")
+    got = resumed.monitor.history
+    assert [s for s, _ in got["loss"]] == [4, 5]
+    for name in ("loss", "grad_norm"):
+        assert values(got, name)[0] == pytest.approx(values(whole.monitor.history, name)[4],
+                                                     rel=1e-5), name

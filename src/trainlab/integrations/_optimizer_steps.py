@@ -80,13 +80,22 @@ class OptimizerSteps:
         self._batches: list[Any] = []
 
     def start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              last_step: int | None, config: dict[str, Any]) -> Monitor:
+              last_step: int | None, config: dict[str, Any], first_step: int = 0) -> Monitor:
         """Build the Monitor (and the run in the store). ``last_step``: the last step the
-        trainer will measure (one less than its number of optimizer steps), always measured."""
+        trainer will measure (one less than its number of optimizer steps), always measured;
+        ``first_step``: the updates already applied when the trainer resumed from its own
+        checkpoint (the steps are numbered from there; a new run is recorded, and the
+        probes that compare with the initial parameters take those at ``first_step``)."""
         kw = dict(self.monitor_kwargs)
-        kw["config"] = {**config, **(kw.get("config") or {})}
+        kw["config"] = {**config, **(kw.get("config") or {}), "first_step": first_step}
         self.monitor = Monitor(model, optimizer=optimizer, total_steps=last_step,
                                store=self.store, **kw)
+        if first_step:
+            LOGGER.info("trainer resumed after %d updates: a new run %s from step %d; distances "
+                        "from init are measured from the parameters there", first_step,
+                        self.monitor.run_id, first_step)
+            self.monitor.step_index = first_step
+            self.monitor._arm(first_step)  # the probes' hooks, for the step now coming
         return self.monitor
 
     def micro_batch(self, batch: Any) -> None:

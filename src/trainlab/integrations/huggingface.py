@@ -70,7 +70,8 @@ class TrainlabCallback(MonitorCallback, transformers.TrainerCallback):
             "integration": "transformers", "model": type(model).__name__,
             "optimizer": type(optimizer).__name__, "max_steps": state.max_steps,
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "max_grad_norm": args.max_grad_norm, "learning_rate": args.learning_rate})
+            "max_grad_norm": args.max_grad_norm, "learning_rate": args.learning_rate},
+            first_step=state.global_step)
         self._hook = model.register_forward_hook(self._on_forward, with_kwargs=True)
         self.status = "completed"
 

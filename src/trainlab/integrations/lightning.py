@@ -58,7 +58,7 @@ class TrainlabCallback(MonitorCallback, pl.Callback):
             "integration": "lightning", "module": type(pl_module).__name__,
             "optimizer": type(optimizer).__name__, "max_steps": trainer.max_steps,
             "accumulate_grad_batches": trainer.accumulate_grad_batches,
-            "gradient_clip_val": trainer.gradient_clip_val})
+            "gradient_clip_val": trainer.gradient_clip_val}, first_step=trainer.global_step)
         self.status = "completed"
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
