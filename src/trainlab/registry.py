@@ -226,9 +226,13 @@ def pillar_modules() -> list[str]:
 
 
 def all_registries() -> dict[str, Registry[Any]]:
-    """Every registry, after importing every module of every pillar, keyed by kind."""
+    """Every registry, after importing every module of every pillar and the users' plug-ins
+    (entry points and ``TRAINLAB_IMPORT`` modules, :mod:`trainlab.plugins`), keyed by kind."""
     for mod in pillar_modules():
         importlib.import_module(mod)
+    from trainlab import plugins
+
+    plugins.load(_ALL)
     return dict(sorted(_ALL.items()))
 
 

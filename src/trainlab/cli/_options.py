@@ -17,7 +17,7 @@ RUN_FLAGS = {
     "task": str, "model": str, "init": str, "optim": str, "lr": float, "schedule": str,
     "steps": int, "batch_size": int, "probes": str, "every": int, "seed": int, "dtype": str,
     "z_loss": float, "checkpoint_every": int, "checkpoint_seconds": float,
-    "flush_seconds": float, "name": str,
+    "flush_seconds": float, "name": str, "device": str,
 }
 
 FLAG_HELP = {
@@ -29,6 +29,7 @@ FLAG_HELP = {
     "every": "default probe cadence in steps",
     "seed": "fixes init, batch order and stochastic probes",
     "dtype": "float32 or float64",
+    "device": "cpu, cuda, cuda:N, mps or auto",
     "z_loss": "output-logit z-loss coefficient (row 98; 1e-4 in the paper)",
     "checkpoint_every": "also write a resumable checkpoint every N steps (0: by time only)",
     "checkpoint_seconds": "write a resumable checkpoint every N seconds (0: off); a kill "
@@ -83,6 +84,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=typ, default=None,
                        metavar=typ.__name__.upper(),
                        help=f"{text} (default: {getattr(defaults, flag)!r})".lstrip())
+    g.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers your own tasks, models, inits, "
+                        "optimizers or probes before the config is checked (repeatable)")
     g.add_argument("-p", "--param", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set a parameter, e.g. model.width=256, optim.weight_decay=0, "
                         "schedule.warmup=0, probe.sharpness.max_iter=50 (repeatable)")
@@ -90,6 +94,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Defaults < --config file < flags < --param assignments."""
+    if getattr(args, "imports", None):
+        from trainlab.plugins import register_from_environment
+
+        register_from_environment(args.imports)
     base = read_config_file(args.config) if getattr(args, "config", None) else {}
     flags = {k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k, None) is not None}
     return build_config(base, flags, args.param)

@@ -6,6 +6,8 @@ Every axis is ``KEY=V1,V2,...`` with keys as in ``--param`` (``init``, ``lr``,
 Example:
     trainlab compare --grid init=orthogonal,lsuv optim=adamw,sgd --steps 1000
     trainlab compare --grid lr=0.001,0.003,0.01 --processes 2 -o lr-sweep.html
+    trainlab compare --grid seed=0,1,2,3 --executor ray               # a local Ray
+    trainlab compare --grid seed=0,1,2,3 --executor ray --address ray://head:10001
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from trainlab.cli._options import (
     open_store,
     output_file,
 )
-from trainlab.errors import check_range
+from trainlab.errors import ConfigError, check_range
 
 NAME = "compare"
 HELP = "run a grid of configurations and compare them"
@@ -30,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="grid axes; the runs are their cartesian product")
     parser.add_argument("--processes", type=int, default=None,
                         help="worker processes (default: one per core)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local: worker processes here; ray: one Ray task per point, "
+                             "the store written here (default: local)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="Ray cluster address (with --executor ray; default: a local Ray)")
     parser.add_argument("-o", "--output", default="comparison.html", metavar="FILE")
     add_run_options(parser)
     add_store(parser)
@@ -48,7 +55,15 @@ def main(args: argparse.Namespace) -> int:
     configs = expand_grid(config_from_args(args), parse_grid(args.grid))
     console = Console()
     console.print(f"running {len(configs)} configurations")
-    results = run_grid(configs, store.root, LocalExecutor(args.processes))
+    if args.address and args.executor != "ray":
+        raise ConfigError("--address is the Ray cluster's address: use it with --executor ray")
+    if args.executor == "ray":
+        from trainlab.integrations.ray import RayExecutor
+
+        executor = RayExecutor(args.address, num_cpus=args.processes)
+    else:
+        executor = LocalExecutor(args.processes)
+    results = run_grid(configs, store.root, executor)
     for (run_id, status), cfg in zip(results, configs):
         console.print(f"  {cfg.name}: {status} ({run_id})")
     path = write_comparison_report(store, [r for r, _ in results], output)

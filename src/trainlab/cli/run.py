@@ -8,6 +8,7 @@ Example:
     trainlab run --init lsuv --optim sgd --lr 0.05 -p optim.momentum=0.9 --steps 2000
     trainlab run --config run.yaml --seed 3
     trainlab run --resume latest
+    trainlab run --steps 500 --tensorboard tb/run1      # then: tensorboard --logdir tb
     trainlab run --resume 20261128-101430-201ebf --take-over
 
 Durability: metrics reach the store every few seconds (--flush-seconds, default 5) and a
@@ -47,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "from here (another host, or a pid that may have been reused)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="also write every metric to TensorBoard event files in DIR")
 
 
 def print_summary(result) -> None:
@@ -80,15 +83,21 @@ def main(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     progress = not args.quiet and sys.stderr.isatty()
+    sinks = []
+    if args.tensorboard:
+        from trainlab.integrations.tensorboard import TensorBoardSink
+
+        sinks.append(TensorBoardSink(args.tensorboard))
     if args.resume:
         _check_resume_flags(args)
         trainer = Trainer.resume(args.resume, store=store, progress=progress,
-                                 report=not args.no_report, take_over=args.take_over)
+                                 report=not args.no_report, take_over=args.take_over,
+                                 sinks=sinks)
     else:
         if args.take_over:
             raise ConfigError("--take-over only applies with --resume RUN")
         trainer = Trainer(config_from_args(args), store=store, progress=progress,
-                          report=not args.no_report)
+                          report=not args.no_report, sinks=sinks)
     result = trainer.run()
     print_summary(result)
     return {"completed": 0, "diverged": 0, "interrupted": 130}.get(result.status, 1)

@@ -4,6 +4,7 @@ Example:
     trainlab runs list
     trainlab runs show latest
     trainlab runs export latest --format csv -o metrics.csv
+    trainlab runs export latest --format tensorboard -o tb/latest
     trainlab runs rm 20261128-101430-201ebf
 """
 
@@ -37,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "JSON writes NaN and infinities as \"nan\", \"inf\", "
                                       "\"-inf\" (JSON has no such numbers)")
     p.add_argument("run")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--format", choices=("csv", "json", "tensorboard"), default="csv")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE instead of stdout (tensorboard: the event directory)")
     add_store(p)
     p = sub.add_parser("rm", help="remove runs with their metrics and artifacts")
     p.add_argument("run", nargs="+")
@@ -95,6 +97,14 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.action == "export":
         run_id = store.resolve(args.run)
+        if args.format == "tensorboard":
+            if not args.output:
+                raise ConfigError("--format tensorboard needs -o DIR (the event directory)")
+            from trainlab.integrations.tensorboard import export_run
+
+            n = export_run(store, run_id, args.output)
+            print(f"wrote {n} scalars of run {run_id} to {args.output}")
+            return 0
         output = output_file(args.output) if args.output is not None else None
         rows = [(int(s), name, float(v)) for name, (steps, values) in
                 store.metrics(run_id).items() for s, v in zip(steps, values)]

@@ -10,6 +10,7 @@ import torch
 from trainlab.errors import check_range
 from trainlab.init._apply import INITS, fan_in_out, tensor_scheme
 from trainlab.init.orthogonal import orthogonal_
+from trainlab.log import warn_once
 
 
 def _orthogonal_rows(count: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -43,6 +44,8 @@ def conv_aware_(tensor: torch.Tensor, eps_std: float = 0.05, *,
     """
     check_range("eps_std", eps_std, low=0.0, owner="conv_aware_")
     if tensor.dim() not in (3, 4, 5):
+        warn_once(f"conv-aware-{tensor.dim()}d", "conv_aware_: a %d-D weight is not a "
+                  "convolution kernel; it gets orthogonal_ instead", tensor.dim())
         return orthogonal_(tensor, generator=generator)
     out_ch, in_ch, *kernel = tensor.shape
     fshape = torch.fft.rfftn(torch.zeros(kernel, dtype=torch.float64)).shape

@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_choice, check_range
+from trainlab.log import warn_once
 from trainlab.probes._autograd_internals import functorch_transforms_active, product_node_slots
 from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
@@ -599,5 +600,9 @@ def per_sample_grad_stats(model: nn.Module, loss_fn: LossFn, inputs: torch.Tenso
         if method == "linear-hooks":
             raise ConfigError("per_sample_grad_stats: method 'linear-hooks' needs every "
                               "trainable parameter in an nn.Linear called once per forward")
+        warn_once(f"per-sample-vmap:{type(model).__name__}",
+                  "per-example gradients of %s by torch.func.vmap (slower than the "
+                  "nn.Linear hooks, which need every trainable parameter in an nn.Linear "
+                  "called once per forward)", type(model).__name__)
     with preserved(model):
         return _stats_vmap(model, loss_fn, inputs, targets, chunk)

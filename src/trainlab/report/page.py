@@ -82,6 +82,20 @@ class Page:
         return tpl.substitute(title=html.escape(self.title), subtitle=html.escape(self.subtitle),
                               css=css, body=body)
 
+    def fragment(self) -> str:
+        """The page as an HTML fragment for a notebook cell: the same blocks and figures as
+        :meth:`render`, inside one ``div`` whose style rules apply to it alone."""
+        body = "\n".join(_render_block(b) for b in self.blocks)
+        css = resources.files("trainlab.report").joinpath("templates/style.css").read_text(
+            encoding="utf-8")
+        sub = f'<p class="subtitle">{html.escape(self.subtitle)}</p>' if self.subtitle else ""
+        return (f'<div class="{_SCOPE}"><style>{_scoped(css)}</style>'
+                f"<h1>{html.escape(self.title)}</h1>{sub}\n{body}</div>")
+
+    def _repr_html_(self) -> str:
+        """Inline display in Jupyter and other notebooks."""
+        return self.fragment()
+
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the page atomically (temp file + rename) and return its path."""
         path = Path(path)
@@ -100,6 +114,23 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+_SCOPE = "trainlab-report"
+
+
+def _scoped(css: str) -> str:
+    """``css`` with every selector limited to the fragment's ``div`` (``body`` becomes the
+    ``div`` itself), so a notebook's own styles are left alone."""
+    out = []
+    for rule in css.split("}"):
+        selectors, brace, decls = rule.partition("{")
+        if not brace:
+            continue
+        scoped = [f".{_SCOPE}" if s.strip() == "body" else f".{_SCOPE} {s.strip()}"
+                  for s in selectors.split(",")]
+        out.append(f"{', '.join(scoped)} {{{decls}}}")
+    return "\n".join(out)
 
 
 def _fmt(v: Any) -> str:

@@ -62,6 +62,8 @@ class RunConfig:
         every: default probe cadence in steps.
         seed: fixes initialization, batch order and stochastic probes (0 to 2**62).
         dtype: ``float32`` or ``float64``.
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (:mod:`trainlab.train.device`);
+            checked for its form here, for its presence when the run starts.
         z_loss: coefficient of the output-logit z-loss added to a classification loss
             (row 98; the paper uses 1e-4; 0 turns it off).
         checkpoint_every: write a resumable checkpoint every this many steps (0: none by
@@ -96,6 +98,7 @@ class RunConfig:
     every: int = 50
     seed: int = 0
     dtype: str = "float32"
+    device: str = "cpu"
     z_loss: float = 0.0
     checkpoint_every: int = 0
     checkpoint_seconds: float = 300.0
@@ -121,6 +124,9 @@ class RunConfig:
         check_choice("dtype", self.dtype, DTYPES, owner="RunConfig")
         self.probe_list = parse_probes(self.probes)
         _check_probe_params(self.probe_params, self.probe_list)
+        from trainlab.train.device import check_device
+
+        check_device(self.device)
 
     def validate(self) -> RunConfig:
         """Check the config again (after fields were assigned); returns it."""

@@ -2,7 +2,9 @@
 
 An executor maps a picklable function over a list of picklable jobs; :class:`LocalExecutor`
 uses one process per core. A cluster backend is another class with the same ``map``
-method, nothing else changes.
+method; one whose workers must not write the store (``owns_store = False``, e.g.
+:class:`trainlab.integrations.ray.RayExecutor`) gets jobs that train in a private store and
+return what they recorded, which the driver writes into its store (:func:`import_run`).
 """
 
 from __future__ import annotations
@@ -83,8 +85,51 @@ def _run_job(job: tuple[dict[str, Any], str]) -> tuple[str, str]:
     return result.run_id, result.status
 
 
+def _run_detached(config: dict[str, Any]) -> dict[str, Any]:
+    """Train ``config`` in a private temporary store; return everything it recorded."""
+    import tempfile
+
+    from trainlab.store import RunStore
+    from trainlab.train.trainer import Trainer
+
+    with tempfile.TemporaryDirectory(prefix="trainlab-worker-") as tmp:
+        store = RunStore(tmp)
+        result = Trainer(RunConfig.from_dict(config), store=store, report=False).run()
+        r = store.get_run(result.run_id)
+        metrics = {name: (steps.tolist(), values.tolist())
+                   for name, (steps, values) in store.metrics(result.run_id).items()}
+        store.close()
+    return {"config": r.config, "name": r.name, "seed": r.seed, "status": r.status,
+            "summary": r.summary, "metrics": metrics}
+
+
+def import_run(store: Any, recorded: dict[str, Any], *, report: bool = True,
+               **summary_extra: Any) -> tuple[str, str]:
+    """Write a run recorded elsewhere (by :func:`_run_detached`) into ``store``: a new run
+    with the same config, name, seed, status, summary (plus ``summary_extra``) and metric
+    rows, and its report. Returns ``(run id, status)``."""
+    run_id = store.create_run(recorded["config"], name=recorded["name"], seed=recorded["seed"])
+    rows = [(int(s), name, float(v)) for name, (steps, values) in recorded["metrics"].items()
+            for s, v in zip(steps, values)]
+    store.log_metrics(run_id, sorted(rows))
+    store.set_status(run_id, recorded["status"], {**recorded["summary"], **summary_extra})
+    if report:
+        from trainlab.report import write_run_report
+
+        write_run_report(store, run_id)
+    return run_id, recorded["status"]
+
+
 def run_grid(configs: list[RunConfig], store_root: str | Path,
              executor: Executor | None = None) -> list[tuple[str, str]]:
-    """Run every config (each writes its own run into the store); returns (id, status)."""
+    """Run every config; returns (id, status). Each writes its own run into the store, or,
+    with an executor whose workers do not own the store, sends it back to be written here."""
     executor = executor or LocalExecutor()
-    return executor.map(_run_job, [(c.to_dict(), str(store_root)) for c in configs])
+    if getattr(executor, "owns_store", True):
+        return executor.map(_run_job, [(c.to_dict(), str(store_root)) for c in configs])
+    from trainlab.store import RunStore
+
+    recorded = executor.map(_run_detached, [c.to_dict() for c in configs])
+    attempts = getattr(executor, "attempts", None) or [1] * len(recorded)
+    store = RunStore(store_root)
+    return [import_run(store, r, attempts=a) for r, a in zip(recorded, attempts)]

@@ -34,13 +34,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainlab.errors import ConfigError, TrainlabError
+from trainlab.integrations import Sink
 from trainlab.probes import Measurement, Probe, ProbeContext, build_probes
 from trainlab.probes._outputs import loss_function
 from trainlab.probes._probe import Handle
@@ -89,6 +91,11 @@ class Monitor:
             the run goes on) or ``"raise"`` (the error propagates: for debugging a probe).
         flush_seconds: and at least this often (seconds; 0: every step), so a killed
             process loses seconds of metrics, not a buffer's worth.
+        sinks: more places every recorded value goes to as it is recorded (objects with
+            ``write(step, {name: value})`` and ``close()``, see
+            :mod:`trainlab.integrations`); closed by :meth:`finish`.
+        tensorboard: a directory: shorthand for adding
+            ``trainlab.integrations.tensorboard.TensorBoardSink(tensorboard)`` to ``sinks``.
     """
 
     def __init__(
@@ -110,6 +117,8 @@ class Monitor:
         flush_every: int = 500,
         on_probe_error: str = "record",
         flush_seconds: float = 5.0,
+        sinks: Sequence[Sink] = (),
+        tensorboard: str | Path | None = None,
     ):
         if on_probe_error not in ("record", "raise"):
             raise ConfigError(f"The 'on_probe_error' parameter of Monitor must be one of "
@@ -149,6 +158,11 @@ class Monitor:
         self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
+        self.sinks: list[Sink] = list(sinks)
+        if tensorboard is not None:
+            from trainlab.integrations.tensorboard import TensorBoardSink
+
+            self.sinks.append(TensorBoardSink(tensorboard))
         try:
             for probe in self.probes:
                 handle = probe.attach(model)
@@ -282,6 +296,10 @@ class Monitor:
                 history[name] = [(step, x)]
             if keep:
                 buffer.append((step, name, x))
+        if self.sinks:
+            recorded = {name: history[name][-1][1] for name in values}
+            for sink in self.sinks:
+                sink.write(step, recorded)
 
     def flush(self) -> None:
         """Write buffered rows to the store (one transaction)."""
@@ -325,6 +343,8 @@ class Monitor:
         self._detach()
         self._finished = True
         self.flush()
+        for sink in self.sinks:
+            sink.close()
         summary = {**self.summary(status), **(extra or {})}
         if self.store is not None:
             self.store.set_status(self.run_id, status, summary)

@@ -19,6 +19,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from trainlab.train.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoin
 from trainlab.train.compatibility import check_fits
 from trainlab.train.config import RunConfig
 from trainlab.train.data import BatchSampler
+from trainlab.train.device import resolve_device
 from trainlab.train.monitor import Monitor
 
 __all__ = ["CHECKPOINT", "RunResult", "Trainer", "train"]
@@ -73,6 +75,12 @@ class RunResult:
     report: Path | None
     store: Path
 
+    def _repr_html_(self) -> str:
+        """The run report, inline in a notebook (:mod:`trainlab.report.notebook`)."""
+        from trainlab.report.notebook import run_html
+
+        return run_html(RunStore(self.store), self.run_id)
+
 
 class Trainer:
     """Builds task, model, init, optimizer, schedule and probes from a config and trains.
@@ -91,10 +99,12 @@ class Trainer:
     """
 
     def __init__(self, config: RunConfig, *, store: RunStore | None = None,
-                 progress: bool = False, report: bool = True):
+                 progress: bool = False, report: bool = True,
+                 sinks: Sequence[Any] = ()):
         if not isinstance(config, RunConfig):
             raise ConfigError(f"Trainer needs a RunConfig, got {type(config).__name__}")
         self.config = config.validate()
+        self.sinks = list(sinks)  # more outputs of the Monitor (trainlab.integrations.Sink)
         self.store = store if store is not None else RunStore()
         self.progress, self.write_report = progress, report
         self._stop = False
@@ -103,7 +113,8 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_ref: str, *, store: RunStore | None = None, progress: bool = False,
-               report: bool = True, take_over: bool = False) -> Trainer:
+               report: bool = True, take_over: bool = False,
+               sinks: Sequence[Any] = ()) -> Trainer:
         """A trainer that continues run ``run_ref`` from its last checkpoint (from step 0
         when a crashed run has none). This process becomes the run's owner first: a run
         owned by another live process is refused (:class:`~trainlab.store.RunOwnedError`);
@@ -116,7 +127,7 @@ class Trainer:
         try:
             record = store.get_run(run_id)
             self = cls(RunConfig.from_dict(record.config), store=store, progress=progress,
-                       report=report)
+                       report=report, sinks=sinks)
             self._run_id = run_id
             if has_checkpoint(store, run_id):
                 self._checkpoint = load_checkpoint(store, run_id)
@@ -152,6 +163,10 @@ class Trainer:
             init_batch = (init_batch, self.task.y_train[init_idx])
         self.init_report = _built("init", cfg.init, cfg.init_params, lambda: apply_init(
             self.model, cfg.init, batch=init_batch, generator=g_init, **cfg.init_params))
+        device = resolve_device(cfg.device)  # built and initialized on the CPU, then moved
+        if device.type != "cpu":
+            self.model.to(device)
+            self.task = self.task.to(device=device)
         self.optimizer = _built("optimizer", cfg.optim, cfg.optim_params, lambda:
                                 build_optimizer(cfg.optim, self.model.parameters(), cfg.lr,
                                                 **cfg.optim_params))
@@ -206,7 +221,8 @@ class Trainer:
             monitor = Monitor(self.model, loss_fn=self.task.loss, optimizer=self.optimizer,
                               probes=self.probes, every=cfg.every, total_steps=cfg.steps,
                               store=self.store, run_id=self._run_id, task=self.task,
-                              seed=cfg.seed, flush_seconds=cfg.flush_seconds)
+                              seed=cfg.seed, flush_seconds=cfg.flush_seconds,
+                              sinks=self.sinks)
             if self._checkpoint is not None:
                 ck = self._checkpoint
                 self.model.load_state_dict(ck["model"])
