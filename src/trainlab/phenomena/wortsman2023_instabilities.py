@@ -115,7 +115,10 @@ class AttentionLogitGrowth(Phenomenon):
     logits 46 / 18588 / 261666 against 9 / 19 / 63, and log Z near its initial 3.6 in every
     run (the z-loss at 1e-4 has not acted within 300 steps). After it, the step count was
     set to 300 and the no-z-loss arm restricted to the top lr (the only lr its check reads),
-    for time; no threshold was changed.
+    for time; no threshold was changed. That seed points to a PASS of the LR-sensitivity
+    checks (a) and (b) and a FAIL of the z-loss check (c) at this length. The 3-seed full run
+    was not completed in the issue-12 session (the shared machine gave it under a quarter of
+    a core), so the flag is ``reproduces=False`` until a recorded full verdict.
 
     Quick mode (a regression guard, not the claim): the same code path with lrs 1e-2 and
     1e-1, 30 steps, 64 held-out sequences, one seed; the test compares its numbers with the
@@ -266,6 +269,6 @@ class AttentionLogitGrowth(Phenomenon):
 
 
 PHENOMENA.register("attention-logit-growth", AttentionLogitGrowth, papers=(98,),
-                   reproduces=True,
+                   reproduces=False,
                    summary="qk-layernorm removes the lr sensitivity that attention-logit growth "
                            "causes; z-loss keeps log Z near 0")
