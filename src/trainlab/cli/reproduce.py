@@ -189,9 +189,10 @@ def main(args: argparse.Namespace) -> int:
                                                        else ", guard BROKEN")
             return f"{'PASS' if r['passed'] else 'FAIL'} {r['seconds']:.1f}s{g}"
 
-        print(f"{'name':<24} {'rows':<8} {'quick':<22} {'full':<22} summary")
+        width = max([len(r["name"]) for r in rows] + [4])
+        print(f"{'name':<{width}} {'rows':<6} {'quick':<22} {'full':<22} summary")
         for r in rows:
-            print(f"{r['name']:<24} {','.join(map(str, r['papers'])):<8} "
+            print(f"{r['name']:<{width}} {','.join(map(str, r['papers'])):<6} "
                   f"{last(r['quick']):<22} {last(r['full']):<22} {r['summary']}")
         return 0
     if args.all == (args.target is not None):

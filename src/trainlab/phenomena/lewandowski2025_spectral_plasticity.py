@@ -49,7 +49,10 @@ class SpectralPlasticity(Phenomenon):
     0.99; the baseline's largest singular value grows 4.3 -> 12.1 while the regularized one
     falls 3.6 -> 3.07. It failed then only an absolute band [0.5, 2] on sigma_1 that
     assumed sigma_1(0) = 1; that check is replaced (issue 12) by the one above, relative to
-    the init. The 3-seed verdict is in the gallery.
+    the init. Full mode, 3 seeds (0, 100, 200; 72 s): PASS. Baseline accuracy drop 0.84 +-
+    0.02 (half-range), regularized drop -0.01 +- 0.004, gap in the last 3 tasks 0.84 +- 0.02;
+    the regularized sigma_max ends at least 0.90 closer to 1 than at init on every seed, the
+    baseline's at least 7.7 farther.
 
     Quick mode (a regression guard, not the claim): loss of plasticity needs tens of tasks
     (20 tasks of 200 steps, 64 s on this machine, was the old quick setting). The quick run

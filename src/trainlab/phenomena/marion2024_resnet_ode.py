@@ -62,7 +62,7 @@ class ResNetStaysODE(Phenomenon):
     ODE); full-batch gradient descent with lr ``0.01 L`` for 50 steps (the code's default
     budget); float64. The measured quantity is the paper's: ``max_{k,t} ||Z_{k+1}(t) -
     Z_k(t)||_F`` over both weight families Z in {V, W}, layers k and steps t, against the
-    depth L on log-log axes. Depths L = 16, 64, 256, 1024 (the paper: 2, 16, 64, 256, 1014),
+    depth L on log-log axes. Depths L = 16, 64, 256 (the paper: 2, 16, 64, 256, 1014),
     3 seeds (data and W); quick: L = 4, 16, 64, one seed.
 
     Pass criterion (the paper's Fig. 1 and its finite-training-time theorem: the maximal
@@ -80,10 +80,16 @@ class ResNetStaysODE(Phenomenon):
 
     Result: before issue 12 a smooth random multi-frequency init with tanh and 300 steps
     gave a ratio 0.63 between L = 16 and 64 (FAIL); that setting was not the paper's and is
-    replaced by the paper's init and budget here. The verdict is in the gallery.
+    replaced by the paper's init and budget here. With it, full mode at L = 16, 64, 256,
+    1024 and 3 seeds: PASS, slope -1.002 +- 0.0006 (half-range over seeds; the paper's -1),
+    i.i.d. control +0.009, every run's loss falls (largest final/initial 0.74). That run
+    took about 11 minutes of one core (45 min wall on the shared machine), over the 10-minute
+    budget, so full mode now stops at L = 256 (quick mode's L = 4-64 gives -1.03, L = 8-128
+    gave -1.01; the depth range was cut for time after the PASS, not for the verdict). Full
+    mode at L = 16, 64, 256, 3 seeds (52 s): PASS, slope -1.003 +- 0.0008, control +0.011.
 
-    Deviations: 50 steps (the paper's code default, also its figure); depth 1024 instead of
-    1014; seeds drawn from ``torch.Generator`` instead of the code's global seed 2.
+    Deviations: 50 steps (the paper's code default, also its figure); depths up to 256
+    instead of 1014; seeds drawn from ``torch.Generator`` instead of the code's global seed 2.
     """
 
     name = "resnet-stays-ode"
@@ -92,7 +98,7 @@ class ResNetStaysODE(Phenomenon):
              "discretization of a neural ODE keeps neighbouring layers' weights O(1/L) apart "
              "throughout training, i.e. stays a neural ODE.")
     paper_figure = "Fig. 1 (max_{k,t} ||Z_{k+1} - Z_k|| against L, log-log, slope -1)"
-    scale_downs = ("depths 16-1024 (the paper: 2-1014)", "3 seeds",
+    scale_downs = ("depths 16-256 (the paper: 2-1014)", "3 seeds",
                    "quick: depths 4-64, one seed")
 
     D, M, N, STEPS = 16, 32, 100, 50
@@ -117,7 +123,7 @@ class ResNetStaysODE(Phenomenon):
         return {"max_diff": worst, "loss_ratio": loss.item() / first}
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        depths = (4, 16, 64) if quick else (16, 64, 256, 1024)
+        depths = (4, 16, 64) if quick else (16, 64, 256)
         seeds = [seed] if quick else [seed + 100 * i for i in range(3)]
         runs: dict[str, dict[str, float]] = {}
         for sd in seeds:
