@@ -3,9 +3,10 @@
 Everything is measured in one run on the same model and batch, and printed as ratios:
 
 * HVP cost / gradient cost, median of repeats: ours from scratch (``--method``, default
-  double backward, a fresh graph per product), ours through a retained gradient graph
-  (``retain_graph=True``: the first product builds it, later ones are one backward pass),
-  and PyHessian's (always a retained ``create_graph`` graph).
+  ``auto``, the operator's default: double backward, a fresh graph per product), ours
+  through a retained gradient graph (``retain_graph=True``: the first product builds it,
+  later ones are one backward pass), and PyHessian's (always a retained ``create_graph``
+  graph).
 * Top Hessian eigenvalue to 1e-3 relative error: our Lanczos vs PyHessian's
   ``hessian(...).eigenvalues()`` power iteration (defaults ``maxIter=100, tol=1e-3``):
   HVPs, wall time, achieved error against a tight Lanczos reference. Also the number of
@@ -218,8 +219,8 @@ def main() -> None:
     parser.add_argument("--mnist1d-batch", type=int, default=1000)
     parser.add_argument("--mlp-batch", type=int, default=1024)
     parser.add_argument("--only", choices=["mnist1d", "mlp784"], default=None)
-    parser.add_argument("--method", choices=["forward-over-reverse", "double-backward"],
-                        default="double-backward", help="HessianOperator product method")
+    parser.add_argument("--method", choices=["auto", "forward-over-reverse", "double-backward"],
+                        default="auto", help="HessianOperator product method (its default)")
     parser.add_argument("--retain-graph", action=argparse.BooleanOptionalAction, default=True,
                         help="our top-eigenvalue solve builds its operator with "
                              "retain_graph=True (inside the timing), as PyHessian does")

@@ -61,8 +61,8 @@ def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any
             LOG.warning("Hessian-vector products: double backward failed on this model (%s); "
                         "using forward-over-reverse (torch.func) instead.",
                         (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        op = HessianOperator(model, loss_fn, batch, params, check_deterministic=False,
-                             fixed_randomness=True)
+        op = HessianOperator(model, loss_fn, batch, params, method="forward-over-reverse",
+                             check_deterministic=False, fixed_randomness=True)
     return op
 
 
@@ -79,7 +79,8 @@ def eigen_metrics(key: str, eig: EigenResult, i: int = 0) -> Measurement:
 
 class Sharpness(Probe):
     r"""Top eigenvalue :math:`\lambda_{max}` of the Hessian of the batch loss, by Lanczos on
-    Hessian-vector products (forward-over-reverse ``torch.func``), warm-started from the
+    Hessian-vector products (double backward through a retained graph, see
+    :func:`step_hessian`), warm-started from the
     previous measurement's eigenvector so that a slowly moving top eigenvector costs a few
     products per measurement.
 
