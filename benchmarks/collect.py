@@ -78,7 +78,7 @@ def _sharpness(d: dict) -> list[Figure]:
              s["probe_hvps_median"], "<= 5"),
             ("sharpness: fewest HVPs to 1e-3 from the warm start (oracle, median)",
              s["oracle_warm_median"], ""),
-            ("sharpness: largest relative error of a converged measurement",
+            ("sharpness: largest relative error of the probe's value (vs cold, converged)",
              s["probe_rel_err_max"], "<= 1e-3")]
 
 
@@ -100,7 +100,7 @@ BENCHES: dict[str, Bench] = {
                              "--json", "{json}"), _probe_overhead),
     "curvature": Bench("curvature.py", ("--reps", "3", "--json", "{json}"),
                        ("--reps", "1", "--only", "mnist1d", "--budgets", "30",
-                        "--mnist1d-batch", "256", "--json", "{json}"), _curvature),
+                        "--json", "{json}"), _curvature),
     "sharpness_warm": Bench("sharpness_warm.py", ("--steps", "300", "--out", "{json}"),
                             ("--steps", "100", "--out", "{json}"), _sharpness),
     "optim_step": Bench("optim_step.py", ("--threads", "1", "--json", "{json}"),

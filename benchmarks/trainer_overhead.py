@@ -108,6 +108,10 @@ def main() -> None:
     build_task(base.task, **base.task_params)  # generate and cache the data once
     times: dict[str, list[float]] = {"plain": [], "probes_off": [], "standard_every_50": []}
     with tempfile.TemporaryDirectory() as tmp:
+        # untimed warm-up of each configuration (first-call costs: store, allocator, probes)
+        plain_loop(base.replace(steps=50))
+        trainer_run(off.replace(steps=50), Path(tmp) / "warm_off")
+        trainer_run(standard.replace(steps=50), Path(tmp) / "warm_std")
         for rep in range(args.reps):
             times["plain"].append(plain_loop(base))
             times["probes_off"].append(trainer_run(off, Path(tmp) / f"off{rep}"))
