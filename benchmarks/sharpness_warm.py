@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=1e-3)
     ap.add_argument("--cap", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eig-tol", type=float, default=None,
+                    help="the probe's eig_tol (default: off, the probe's default)")
     ap.add_argument("--out", default="benchmarks/results/sharpness_warm.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,8 +64,9 @@ def main() -> None:
     apply_init(model, "orthogonal", generator=torch.Generator().manual_seed(0))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     draws = torch.Generator().manual_seed(1)
-    probe, prev, rows = Sharpness(every=args.every), None, []
+    probe, prev, rows = Sharpness(every=args.every, eig_tol=args.eig_tol), None, []
     print(f"steps={args.steps} every={args.every} target={args.target:g} "
+          f"eig_tol={args.eig_tol} "
           f"torch={torch.__version__} load={os.getloadavg()[0]:.1f}")
     print("step  probe_hvps converged probe_err  oracle_warm oracle_cold  |cos|")
     for step in range(args.steps + 1):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 import torch.nn.functional as F
 from _probe_helpers import batch, context
 from torch import nn
 
-from trainlab.curvature import HessianOperator
+from trainlab.curvature import HessianOperator, lanczos
+from trainlab.errors import ConfigError
 from trainlab.probes.sharpness import Sharpness
 
 
@@ -68,3 +70,23 @@ def test_trial_product_still_falls_back_when_double_backward_fails(caplog, monke
     h = torch.cat([torch.cat([dense[a][b].reshape(sa, sb) for b, sb in zip(names, sizes)], 1)
                    for a, sa in zip(names, sizes)], 0)
     assert abs(out["sharpness"] - torch.linalg.eigvalsh(h)[-1].item()) < 1e-8
+
+
+def test_eig_tol_is_an_opt_in_stop_that_passes_through_to_lanczos():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3)).double()
+    x, y = batch(n=40, seed=4)
+    ctx = context(model, x, y)
+    plain = Sharpness(tol=1e-6).measure(
+        dataclasses.replace(ctx, generator=torch.Generator().manual_seed(5), cache={}))
+    early = Sharpness(tol=1e-6, eig_tol=1e-6).measure(
+        dataclasses.replace(ctx, generator=torch.Generator().manual_seed(5), cache={}))
+    op = HessianOperator(model, F.cross_entropy, (x, y))
+    ref = lanczos(op, k=1, tol=1e-6, eig_tol=1e-6, generator=torch.Generator().manual_seed(5))
+    assert early["sharpness_matvecs"] == ref.matvecs < plain["sharpness_matvecs"]
+    dense = torch.linalg.eigvalsh(torch.stack([op.matvec(e) for e in
+                                               torch.eye(op.dim, dtype=torch.float64)]))[-1]
+    assert early["sharpness"] == pytest.approx(dense.item(), rel=1e-6)
+    assert plain["sharpness"] == pytest.approx(dense.item(), rel=1e-9)
+    with pytest.raises(ConfigError, match="eig_tol"):
+        Sharpness(eig_tol=0.0)

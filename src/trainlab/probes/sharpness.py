@@ -109,22 +109,29 @@ class Sharpness(Probe):
         tol: Lanczos residual tolerance relative to the eigenvalue (default 1e-2: the
             eigenvalue error is about the residual squared over the spectral gap, so about
             1e-4 relative for a well-separated top eigenvalue).
+        eig_tol: also stop once the gap-theorem estimate of the *eigenvalue* error
+            (residual² / distance to the next Ritz value) is below ``eig_tol`` relative
+            (:func:`~trainlab.curvature.lanczos`'s ``eig_tol``); ``None`` (default): the
+            residual test alone. A cheaper, estimated stop: the gap comes from Ritz values.
     """
 
     name = "sharpness"
 
-    def __init__(self, every: int = 1, max_iter: int = 100, tol: float = 1e-2):
+    def __init__(self, every: int = 1, max_iter: int = 100, tol: float = 1e-2,
+                 eig_tol: float | None = None):
         super().__init__(every)
         check_range("max_iter", max_iter, low=1, owner="sharpness")
         check_range("tol", tol, low=0.0, low_open=True, owner="sharpness")
-        self.max_iter, self.tol = max_iter, tol
+        if eig_tol is not None:
+            check_range("eig_tol", eig_tol, low=0.0, low_open=True, owner="sharpness")
+        self.max_iter, self.tol, self.eig_tol = max_iter, tol, eig_tol
         self._v: torch.Tensor | None = None
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         op = step_hessian(ctx)
         v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
         res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
-                      generator=ctx.generator)
+                      generator=ctx.generator, eig_tol=self.eig_tol)
         self._v = res.vectors[:, 0].detach().clone()
         out = eigen_metrics("sharpness", res)
         out["sharpness_matvecs"] = float(res.matvecs)
