@@ -21,8 +21,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
+# every benchmark script, one thread each; writes docs/performance.md (machine, torch, date,
+# each figure as a ratio to its in-process reference). BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/trainer_overhead.py
+	$(BIN)/python benchmarks/collect.py $(BENCH_ARGS)
 
 # Cockpit/BackPACK pull torchvision and their own torch range: a separate environment, never
 # the test one (torch stays pinned by constraints.txt; torchvision 0.28 pairs with torch 2.13).

@@ -3,9 +3,13 @@
 Everything is measured in one run on the same model and batch, and printed as ratios:
 
 * HVP cost / gradient cost, median of repeats: ours from scratch (``--method``, default
-  double backward, a fresh graph per product), ours through a retained gradient graph
-  (``retain_graph=True``: the first product builds it, later ones are one backward pass),
-  and PyHessian's (always a retained ``create_graph`` graph).
+  ``auto``, the operator's default: double backward, a fresh graph per product), ours
+  through a retained gradient graph (``retain_graph=True``: the first product builds it,
+  later ones are one backward pass), and PyHessian's (always a retained ``create_graph``
+  graph).
+* Memory of the retained-graph path over a plain gradient: bytes autograd saves for
+  backward (``saved_tensors_hooks``), the retained ``create_graph`` graph and its gradients
+  against one gradient's graph, on the same batch.
 * Top Hessian eigenvalue to 1e-3 relative error: our Lanczos vs PyHessian's
   ``hessian(...).eigenvalues()`` power iteration (defaults ``maxIter=100, tol=1e-3``):
   HVPs, wall time, achieved error against a tight Lanczos reference. Also the number of
@@ -74,6 +78,37 @@ class CountingHVP:
         pyh.hessian_vector_product = self.original
 
 
+def saved_bytes(fn: Callable[[], object]) -> tuple[int, object]:
+    """Bytes of the distinct storages autograd saves for backward while ``fn`` runs (the
+    graph's memory beyond parameters and inputs, which both paths share), and ``fn()``."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(seen.values()), out
+
+
+def graph_memory(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+                 ) -> dict[str, float]:
+    """Memory the retained-graph HVP path keeps over a plain gradient: the saved tensors of
+    the gradient's graph (forward) against those of the retained ``create_graph`` graph
+    (forward and the differentiable backward), plus the gradient tensors it keeps."""
+    params = [p for p in model.parameters()]
+    plain, _ = saved_bytes(lambda: torch.autograd.grad(loss_fn(model(x), y), params))
+    op = HessianOperator(model, loss_fn, (x, y), method="double-backward", retain_graph=True,
+                         check_deterministic=False)
+    kept, _ = saved_bytes(lambda: op.matvec(torch.zeros(op.dim)))
+    grads = sum(g.numel() * g.element_size() for g in op._graphs[0][1])
+    return {"plain_gradient_graph_mb": plain / 2**20,
+            "retained_graph_mb": (kept + grads) / 2**20,
+            "retained_graph_memory_over_gradient": (kept + grads) / plain}
+
+
 def problem_mnist1d(batch: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     task = build_task("mnist1d")
     torch.manual_seed(0)
@@ -116,6 +151,8 @@ def run_problem(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                hvp_retained_over_grad=t_hvp_retained / t_grad,
                matmat16_per_column_over_grad=t_mm / 16 / t_grad,
                pyhessian_hvp_over_grad=t_pyh_hvp / t_grad)
+
+    out.update(graph_memory(model, loss_fn, x, y))
 
     # --- top eigenvalue ----------------------------------------------------------------------
     ref = lanczos(op, k=1, tol=1e-9, max_iter=min(op.dim, 400),
@@ -218,8 +255,8 @@ def main() -> None:
     parser.add_argument("--mnist1d-batch", type=int, default=1000)
     parser.add_argument("--mlp-batch", type=int, default=1024)
     parser.add_argument("--only", choices=["mnist1d", "mlp784"], default=None)
-    parser.add_argument("--method", choices=["forward-over-reverse", "double-backward"],
-                        default="double-backward", help="HessianOperator product method")
+    parser.add_argument("--method", choices=["auto", "forward-over-reverse", "double-backward"],
+                        default="auto", help="HessianOperator product method (its default)")
     parser.add_argument("--retain-graph", action=argparse.BooleanOptionalAction, default=True,
                         help="our top-eigenvalue solve builds its operator with "
                              "retain_graph=True (inside the timing), as PyHessian does")
@@ -239,7 +276,9 @@ def main() -> None:
         print(json.dumps(res, indent=1))
         print(f"[{name}] HVP/grad {res['hvp_over_grad']:.2f}, retained graph "
               f"{res['hvp_retained_over_grad']:.2f} (PyHessian "
-              f"{res['pyhessian_hvp_over_grad']:.2f}); top eig: PyHessian/ours HVPs "
+              f"{res['pyhessian_hvp_over_grad']:.2f}); retained graph memory "
+              f"{res['retained_graph_memory_over_gradient']:.2f}x a gradient's "
+              f"({res['retained_graph_mb']:.1f} MB); top eig: PyHessian/ours HVPs "
               f"{res['hvp_ratio']:.2f}x, time {res['time_ratio']:.2f}x; to 1e-3: HVPs "
               f"{res['hvp_ratio_to_1e_3']}x, time {res['time_ratio_to_1e_3']}x; our max rel err "
               f"{res['ours_rel_err_max']:.1e}, PyHessian's {res['pyhessian_rel_err_max']:.1e}")

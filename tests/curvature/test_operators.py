@@ -252,4 +252,4 @@ def test_retained_graph_products_equal_fresh_ones_and_follow_inplace_writes():
         v[-15:]), rtol=1e-12, atol=1e-13)
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ConfigError, match="retain_graph"):
-        HessianOperator(model, loss, (x, y), retain_graph=True)
+        HessianOperator(model, loss, (x, y), method="forward-over-reverse", retain_graph=True)

@@ -52,10 +52,11 @@ def make_hvp(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
     """Return ``(hvp, dim)``: ``hvp(v)`` multiplies a flat vector ``v`` by the Hessian of the
     batch loss at ``params`` (default: the model's current trainable parameters).
 
-    A thin shortcut for ``HessianOperator(model, loss_fn, (inputs, targets), params).matvec``
-    (no determinism check).
+    A thin shortcut for ``HessianOperator(model, loss_fn, (inputs, targets), params,
+    method="forward-over-reverse").matvec`` (no determinism check).
     """
     from trainlab.curvature.operators.hessian import HessianOperator
 
-    op = HessianOperator(model, loss_fn, (inputs, targets), params, check_deterministic=False)
+    op = HessianOperator(model, loss_fn, (inputs, targets), params,
+                         method="forward-over-reverse", check_deterministic=False)
     return op.matvec, op.dim

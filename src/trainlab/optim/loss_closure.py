@@ -49,9 +49,12 @@ class LossClosure:
         """The batch's ``"hessian"`` or ``"ggn"`` as a :mod:`trainlab.curvature` operator on
         flat vectors (``params`` order), at the parameters' current values (the operator
         reads the live tensors, so build it after any perturbation)."""
-        cls = {"hessian": HessianOperator, "ggn": GGNOperator}[kind]
-        return cls(self.model, self.loss_fn, (self.inputs, self.targets),
-                   dict(zip(self._names, self.params)), check_deterministic=False)
+        args = (self.model, self.loss_fn, (self.inputs, self.targets),
+                dict(zip(self._names, self.params)))
+        if kind == "hessian":  # a fresh operator per call: no per-call double-backward trial
+            return HessianOperator(*args, method="forward-over-reverse",
+                                   check_deterministic=False)
+        return {"ggn": GGNOperator}[kind](*args, check_deterministic=False)
 
     def _apply(self, kind: str, vectors: Sequence[torch.Tensor]) -> Tensors:
         if len(vectors) != len(self.params):

@@ -41,20 +41,28 @@ def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any
     """The Hessian operator the curvature probes use (see :func:`step_hessian`): the model's
     mode kept, one fixed draw of its randomness, double-backward products through a
     retained graph, or forward-over-reverse when double backward fails (a warning on the
-    ``trainlab`` logger, once per ``run_cache``)."""
+    ``trainlab`` logger, once per ``run_cache``).
+
+    Whether double backward works is tried with one zero product (which also builds the
+    retained graph); once it has worked for ``model``, ``run_cache`` remembers it and later
+    calls skip that trial product (the first real product builds the same graph, so every
+    value is unchanged, one backward pass cheaper per measurement)."""
     op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
                          retain_graph=True, fixed_randomness=True)
+    cache = {} if run_cache is None else run_cache
+    if cache.get("hessian_double_backward_ok") == id(model):
+        return op
     try:
         op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
+        cache["hessian_double_backward_ok"] = id(model)
     except RuntimeError as exc:
-        cache = {} if run_cache is None else run_cache
         if not cache.get("hessian_fallback_logged"):
             cache["hessian_fallback_logged"] = True
             LOG.warning("Hessian-vector products: double backward failed on this model (%s); "
                         "using forward-over-reverse (torch.func) instead.",
                         (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        op = HessianOperator(model, loss_fn, batch, params, check_deterministic=False,
-                             fixed_randomness=True)
+        op = HessianOperator(model, loss_fn, batch, params, method="forward-over-reverse",
+                             check_deterministic=False, fixed_randomness=True)
     return op
 
 
@@ -71,7 +79,8 @@ def eigen_metrics(key: str, eig: EigenResult, i: int = 0) -> Measurement:
 
 class Sharpness(Probe):
     r"""Top eigenvalue :math:`\lambda_{max}` of the Hessian of the batch loss, by Lanczos on
-    Hessian-vector products (forward-over-reverse ``torch.func``), warm-started from the
+    Hessian-vector products (double backward through a retained graph, see
+    :func:`step_hessian`), warm-started from the
     previous measurement's eigenvector so that a slowly moving top eigenvector costs a few
     products per measurement.
 
@@ -100,22 +109,29 @@ class Sharpness(Probe):
         tol: Lanczos residual tolerance relative to the eigenvalue (default 1e-2: the
             eigenvalue error is about the residual squared over the spectral gap, so about
             1e-4 relative for a well-separated top eigenvalue).
+        eig_tol: also stop once the gap-theorem estimate of the *eigenvalue* error
+            (residual² / distance to the next Ritz value) is below ``eig_tol`` relative
+            (:func:`~trainlab.curvature.lanczos`'s ``eig_tol``); ``None`` (default): the
+            residual test alone. A cheaper, estimated stop: the gap comes from Ritz values.
     """
 
     name = "sharpness"
 
-    def __init__(self, every: int = 1, max_iter: int = 100, tol: float = 1e-2):
+    def __init__(self, every: int = 1, max_iter: int = 100, tol: float = 1e-2,
+                 eig_tol: float | None = None):
         super().__init__(every)
         check_range("max_iter", max_iter, low=1, owner="sharpness")
         check_range("tol", tol, low=0.0, low_open=True, owner="sharpness")
-        self.max_iter, self.tol = max_iter, tol
+        if eig_tol is not None:
+            check_range("eig_tol", eig_tol, low=0.0, low_open=True, owner="sharpness")
+        self.max_iter, self.tol, self.eig_tol = max_iter, tol, eig_tol
         self._v: torch.Tensor | None = None
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         op = step_hessian(ctx)
         v0 = self._v if self._v is not None and self._v.numel() == op.dim else None
         res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
-                      generator=ctx.generator)
+                      generator=ctx.generator, eig_tol=self.eig_tol)
         self._v = res.vectors[:, 0].detach().clone()
         out = eigen_metrics("sharpness", res)
         out["sharpness_matvecs"] = float(res.matvecs)
