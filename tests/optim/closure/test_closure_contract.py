@@ -128,12 +128,7 @@ def mnist1d():
 @pytest.mark.parametrize("name", sorted(BUDGET))
 def test_trains_mnist1d_within_budget(mnist1d, name):
     x, y, loss_fn = mnist1d
-    g = torch.Generator().manual_seed(0)
-    model = nn.Sequential(nn.Linear(40, 32), nn.ReLU(), nn.Linear(32, 10))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5 if p.ndim == 2
-                    else torch.zeros(p.shape))
+    model = _init_model()
     hyper, steps, target = BUDGET[name]
     hyper = dict(hyper)
     if CASES[name][1]:
@@ -146,3 +141,36 @@ def test_trains_mnist1d_within_budget(mnist1d, name):
     with torch.no_grad():
         final = loss_fn(model(x), y).item()
     assert final < target, f"{name}: loss {final:.3f} after {steps} steps (target {target})"
+    if name in CURVATURE_BEATS_SGD:
+        # the point of a curvature step: at equal steps it gets further than gradient descent
+        # with momentum at its best learning rate on a grid
+        best = min(_sgd_loss(x, y, loss_fn, steps, lr) for lr in (0.1, 0.3, 0.5, 1.0))
+        assert final < best, f"{name}: {final:.3f} after {steps} steps, SGD reaches {best:.3f}"
+
+
+# second-order methods that must beat tuned SGD+momentum at equal steps (measured margins:
+# natural gradient 0.03 vs 1.13, saddle-free Newton 0.24 vs 1.13, regularized Newton 1.36 vs
+# 1.74); the others' budgets are the methods' own claims (perturbations, preconditioned or
+# extrapolated first-order steps) and are not expected to beat SGD per step
+CURVATURE_BEATS_SGD = ("natural-gradient", "saddle-free-newton", "regularized-newton")
+
+
+def _init_model() -> nn.Module:
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 32), nn.ReLU(), nn.Linear(32, 10))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5 if p.ndim == 2
+                    else torch.zeros(p.shape))
+    return model
+
+
+def _sgd_loss(x, y, loss_fn, steps: int, lr: float) -> float:
+    model = _init_model()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    with torch.no_grad():
+        return loss_fn(model(x), y).item()
