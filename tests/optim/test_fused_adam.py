@@ -50,7 +50,9 @@ def test_adam_step_equals_torch_adam(impl, decoupled, amsgrad, maximize):
 
 def test_auto_falls_back_with_one_warning(monkeypatch, caplog):
     monkeypatch.setattr(fused_adam, "private_kernel_available", lambda: False)
-    monkeypatch.setattr(fused_adam, "_WARNED", set())
+    import trainlab.log
+
+    monkeypatch.setattr(trainlab.log, "_WARNED", set())
     params, grads = _tensors(0), _tensors(1)
     zeros = [[torch.zeros_like(p) for p in params] for _ in range(2)]
     with caplog.at_level(logging.WARNING, logger="trainlab"):

@@ -20,19 +20,16 @@ The step, for each tensor (``t`` = the step count, already incremented, as in to
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 
 from trainlab.errors import check_choice
+from trainlab.log import warn_once
 
 #: torch releases (major, minor) whose private fused Adam kernels trainlab was tested against
 TESTED_TORCH = ((2, 1), (2, 14))
-
-_LOG = logging.getLogger("trainlab")
-_WARNED: set[str] = set()
 
 
 def _torch_version() -> tuple[int, int]:
@@ -66,11 +63,11 @@ def adam_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
     check_choice("impl", impl, ("auto", "private", "public"), owner="adam_step_")
     if impl == "auto":
         impl = "private" if private_kernel_available() else "public"
-        if impl == "public" and "fallback" not in _WARNED:
-            _WARNED.add("fallback")
-            _LOG.warning("torch %s: its private fused Adam kernel is missing or untested; "
-                         "trainlab's Adam-based fast paths use public tensor methods (slower, "
-                         "same numbers)", torch.__version__)
+        if impl == "public":
+            warn_once("fused-adam-fallback",
+                      "torch %s: its private fused Adam kernel is missing or untested; "
+                      "trainlab's Adam-based fast paths use public tensor methods (slower, "
+                      "same numbers)", torch.__version__)
     if impl == "private":
         kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         t = torch.tensor(float(step))

@@ -19,12 +19,11 @@ Each fallback is announced once on the ``trainlab`` logger.
 from __future__ import annotations
 
 import functools
-import logging
 
 import torch
 from torch import nn
 
-_LOG = logging.getLogger("trainlab")
+from trainlab.log import LOGGER, warn_once
 
 #: the layouts trainlab knows: node class name -> (slot of W^T's gradient, slot of the bias's)
 KNOWN_SLOTS: dict[str, tuple[int, int | None]] = {"AddmmBackward0": (2, 0),
@@ -62,7 +61,7 @@ def product_node_slots() -> dict[str, tuple[int, int | None]]:
         if ok and slots is not None:
             verified[name] = slots
         else:
-            _LOG.warning("torch %s: the autograd node of nn.Linear (bias=%s) is %r with a "
+            LOGGER.warning("torch %s: the autograd node of nn.Linear (bias=%s) is %r with a "
                          "layout trainlab does not know; per-example statistics compute the "
                          "layer's gradient from the captured activations instead",
                          torch.__version__, bias, name)
@@ -76,12 +75,8 @@ def functorch_transforms_active(probe: object = _ACTIVE) -> bool:
     """Whether a functorch transform is active; True (capture nothing) where torch does not
     say (``probe`` is the private query, a parameter so tests can run the fallback)."""
     if probe is None:
-        _warn_no_query()
+        warn_once("no-functorch-query",
+                  "torch %s has no _are_functorch_transforms_active: the probes do not reuse "
+                  "the training step's backward pass (slower, same numbers)", torch.__version__)
         return True
     return bool(probe())
-
-
-@functools.cache
-def _warn_no_query() -> None:
-    _LOG.warning("torch %s has no _are_functorch_transforms_active: the probes do not reuse the "
-                 "training step's backward pass (slower, same numbers)", torch.__version__)
