@@ -6,6 +6,7 @@ import logging
 from typing import Any, Literal
 
 import torch
+from torch.autograd.function import BackwardCFunction, once_differentiable
 from torch.func import grad, jvp
 
 from trainlab.curvature.operators._curvature import Batch, CurvatureOperator, Params
@@ -15,6 +16,37 @@ LOG = logging.getLogger("trainlab")
 
 Method = Literal["auto", "forward-over-reverse", "double-backward"]
 METHODS = ("auto", "forward-over-reverse", "double-backward")
+
+# the code object of the wrapper ``once_differentiable`` puts around a backward: a backward
+# whose code is this one was declared not twice differentiable
+_ONCE_DIFFERENTIABLE_CODE = once_differentiable(lambda ctx: None).__code__
+
+
+def once_differentiable_functions(loss: torch.Tensor) -> list[str]:
+    """Names of the custom ``torch.autograd.Function`` classes in ``loss``'s autograd graph
+    whose ``backward`` is wrapped by ``torch.autograd.function.once_differentiable``.
+
+    Such a backward runs without recording a graph, so a second derivative through it is
+    wrong, and silently so where its incoming gradient does not require grad (then
+    ``once_differentiable`` does not even install its error): double backward drops the
+    Function's own second-derivative terms, and ``torch.func``'s forward-over-reverse
+    product comes back wrong too. One walk over the graph's nodes (``next_functions``), no
+    derivative taken."""
+    found: dict[str, None] = {}
+    seen: set[int] = set()
+    stack = [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, BackwardCFunction):
+            cls = node._forward_cls
+            backward = getattr(cls, "backward", None)
+            if getattr(backward, "__code__", None) is _ONCE_DIFFERENTIABLE_CODE:
+                found[cls.__qualname__] = None
+        stack.extend(f for f, _ in node.next_functions)
+    return list(found)
 
 
 class HessianOperator(CurvatureOperator):
@@ -38,6 +70,18 @@ class HessianOperator(CurvatureOperator):
       first time a double-backward product fails (an operator without a double backward),
       the operator warns on the ``trainlab`` logger and uses forward-over-reverse from then
       on. Both methods compute the same product; they differ by float rounding only.
+
+    Before its first product, the operator walks the loss's autograd graph once (one forward
+    pass with ``"forward-over-reverse"``; none extra with double backward, whose first
+    gradient graph is walked) and raises :class:`~trainlab.errors.ConfigError` when it holds a
+    custom ``torch.autograd.Function`` whose backward is ``@once_differentiable``: neither
+    method differentiates through such a backward (double backward silently drops the
+    Function's second-derivative terms; ``torch.func`` returns a wrong product too), so no
+    exact Hessian-vector product exists for that model. The check is exact (the wrapper's
+    code object is compared, no tolerance) and costs one pass over the graph's nodes, not a
+    product; numbers of every other model are unchanged. A custom Function whose backward
+    is not marked, but is still not differentiable (e.g. it works with tensors saved from
+    its forward without a graph), cannot be detected this way and is trusted.
 
     ``retain_graph=True`` (with ``"double-backward"`` or ``"auto"``) builds each batch's gradient
     graph once, at the first product, and keeps it for the operator's lifetime, as PyHessian
@@ -76,9 +120,33 @@ class HessianOperator(CurvatureOperator):
         self._graphs: dict[int, tuple[list[torch.Tensor], tuple[torch.Tensor, ...],
                                       list[int]]] = {}
         self._columnwise = False  # matmat by matvec columns (no forward-mode derivatives)
+        self._graph_checked = False  # once_differentiable Functions looked for
         super().__init__(*args, **kwargs)
 
+    def _check_graph(self, loss: torch.Tensor) -> None:
+        """Raise when ``loss``'s graph has a ``once_differentiable`` Function (once)."""
+        if self._graph_checked:
+            return
+        names = once_differentiable_functions(loss)
+        if names:
+            raise ConfigError(
+                f"HessianOperator: the model uses custom autograd Function(s) "
+                f"{', '.join(names)} whose backward is @once_differentiable, so no "
+                "Hessian-vector product through it is exact (double backward would silently "
+                "drop its second derivative); give it a differentiable backward.")
+        self._graph_checked = True
+
+    def _check_forward(self) -> None:
+        """The graph check for products that build no autograd graph (torch.func): one
+        plain forward pass of the first batch, once."""
+        if self._graph_checked:
+            return
+        leaves = {n: p.detach().requires_grad_(True) for n, p in self.params.items()}
+        with torch.enable_grad():
+            self._check_graph(self.loss(leaves, self.batches[0]))
+
     def matmat(self, mat: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+        self._check_forward()
         if self._double and not self._columnwise:
             try:
                 return super().matmat(mat, chunk_size)
@@ -100,6 +168,7 @@ class HessianOperator(CurvatureOperator):
 
     def matvec(self, vec: torch.Tensor) -> torch.Tensor:
         if not self._double:
+            self._check_forward()
             return super().matvec(vec)
         self._check(vec, 1)
         if self.method == "auto":
@@ -154,6 +223,7 @@ class HessianOperator(CurvatureOperator):
         leaves = {n: p.detach().requires_grad_(True) for n, p in self.params.items()}
         with torch.enable_grad():
             loss = self.loss(leaves, batch)
+            self._check_graph(loss)
             grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True)
         if self.retain_graph:
             self._graphs[index] = (list(leaves.values()), grads, versions)
