@@ -56,6 +56,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eig-tol", type=float, default=None,
                     help="the probe's eig_tol (default: off, the probe's default)")
+    ap.add_argument("--tol", type=float, default=None, help="the probe's tol (default: its own)")
+    ap.add_argument("--min-iter", type=int, default=None, help="the probe's min_iter")
+    ap.add_argument("--gap-tol", type=float, default=None, help="the probe's gap_tol")
     ap.add_argument("--out", default="benchmarks/results/sharpness_warm.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,7 +67,9 @@ def main() -> None:
     apply_init(model, "orthogonal", generator=torch.Generator().manual_seed(0))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     draws = torch.Generator().manual_seed(1)
-    probe, prev, rows = Sharpness(every=args.every, eig_tol=args.eig_tol), None, []
+    probe, prev, rows = Sharpness(every=args.every, eig_tol=args.eig_tol, **{
+        k: v for k, v in (("tol", args.tol), ("min_iter", args.min_iter),
+                          ("gap_tol", args.gap_tol)) if v is not None}), None, []
     print(f"steps={args.steps} every={args.every} target={args.target:g} "
           f"eig_tol={args.eig_tol} "
           f"torch={torch.__version__} load={os.getloadavg()[0]:.1f}")

@@ -36,9 +36,10 @@ class WarmupCurvature(Phenomenon):
     the target learning rate eta = 4 x 2/lambda_0, so GD at eta starts with
     eta lambda_0 / 2 = 4, far beyond the stability threshold of 1. Two runs from the same
     init: constant eta (no warmup), and a linear warmup from 0 to eta over W steps, then
-    eta. Sharpness lambda(t) is tracked by the ``sharpness`` probe (warm-started Lanczos,
-    10 iterations) through a :class:`trainlab.train.Monitor`, every 10 steps, with the
-    ratio lr(t) lambda(t) / 2 it reports. Full: W = 1600 of T = 2000 steps; quick: W = 400 of
+    eta. Sharpness lambda(t) is tracked by the ``sharpness`` probe (warm-started Lanczos, at
+    most 30 products; only values it flags converged count) through a
+    :class:`trainlab.train.Monitor`, every 10 steps, with the ratio lr(t) lambda(t) / 2 it
+    reports. Full: W = 1600 of T = 2000 steps; quick: W = 400 of
     T = 500.
 
     Paper: Gilmer et al., ICLR 2022 (arXiv 2110.04369), papers.md row 10. Abstract (read):
@@ -57,7 +58,7 @@ class WarmupCurvature(Phenomenon):
     - no warmup: eta lambda_0 / 2 > 1 (precondition: the target rate is unstable at init) and
       the run diverges (non-finite loss) or its loss spikes above 2x the initial loss;
     - warmup reaches a region that tolerates eta: the final eta lambda / 2 <= 1.1 (the edge of
-      stability is 1; 10% for the 10-iteration Lanczos estimate and the oscillation at the
+      stability is 1; 10% for the Lanczos estimate and the oscillation at the
       edge), from 4 at the start;
     - during the warmup the sharpness follows the rising rate down: the median of
       lr(t) lambda(t) / 2 over the second half of the warmup is <= 1.25 (hovering near the
@@ -113,7 +114,7 @@ class WarmupCurvature(Phenomenon):
         schedule = linear_warmup(steps, warmup=warmup) if warmup else constant(steps)
         scheduler = ScheduleLR(opt, schedule)
         monitor = Monitor(model, loss_fn=_half_mse, optimizer=opt,
-                          probes=[Sharpness(every=10, max_iter=10)], total_steps=steps,
+                          probes=[Sharpness(every=10, max_iter=30)], total_steps=steps,
                           seed=seed)
         for k in range(steps + 1):
             opt.zero_grad()

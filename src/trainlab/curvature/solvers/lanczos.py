@@ -111,6 +111,8 @@ def lanczos(
     v0: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     eig_tol: float | None = None,
+    gap_tol: float | None = None,
+    min_iter: int = 1,
 ) -> EigenResult:
     r"""The ``k`` extreme eigenpairs of a symmetric operator by the Lanczos method with full
     reorthogonalization ("An iteration method for the solution of the eigenvalue problem of
@@ -148,6 +150,17 @@ def lanczos(
             settled). Eigenvalues converge about twice as fast as vectors, so for a target
             accuracy of the eigenvalue alone this stops several products earlier than
             ``tol``. ``None`` (default): residuals only.
+        gap_tol: a further condition (all other tests must still pass): a pair counts as
+            converged only when its residual is at most ``gap_tol`` times the distance to
+            the nearest other Ritz value, so that at least two Ritz values exist (Krylov
+            dimension >= 2) and, by the Davis-Kahan sin-theta bound with Ritz values
+            standing in for the spectrum, the Ritz vector is within angle ``~gap_tol`` of
+            an eigenvector and the eigenvalue error is about ``gap_tol * residual``.
+            ``None`` (default): no gap condition.
+        min_iter: no pair counts as converged before the Krylov dimension reaches
+            ``min(min_iter, max_iter)`` (default 1). A small residual only proves that a
+            Ritz value is close to *some* eigenvalue; a larger Krylov space from a start with
+            a random component is what makes it likely to be the extreme one.
 
     Returns:
         :class:`EigenResult` with values, vectors, residuals, matvecs and converged flags.
@@ -166,8 +179,12 @@ def lanczos(
     check_range("tol", tol, low=0.0, low_open=True, owner="lanczos")
     if eig_tol is not None:
         check_range("eig_tol", eig_tol, low=0.0, low_open=True, owner="lanczos")
+    if gap_tol is not None:
+        check_range("gap_tol", gap_tol, low=0.0, low_open=True, owner="lanczos")
     max_iter = min(n, max(100, 20 * k)) if max_iter is None else max_iter
     check_range("max_iter", max_iter, low=k, high=n, owner="lanczos")
+    check_range("min_iter", min_iter, low=1, owner="lanczos")
+    min_iter = min(min_iter, max_iter)
 
     krylov = _Tridiagonal(op, start_vector(n, v0, generator, op.dtype, op.device), max_iter)
     floor = math.sqrt(torch.finfo(op.dtype).eps)
@@ -175,18 +192,21 @@ def lanczos(
     def converged(theta: torch.Tensor, res: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         scale = torch.clamp(theta[idx].abs(), min=floor * krylov.anorm)
         ok = res[idx] <= tol * scale
+        dist = (theta[idx, None] - theta[None, :]).abs()
+        dist[torch.arange(len(idx)), idx] = float("inf")
+        gap = dist.min(dim=1).values
         if eig_tol is not None and theta.numel() > 1:
-            dist = (theta[idx, None] - theta[None, :]).abs()
-            dist[torch.arange(len(idx)), idx] = float("inf")
-            ok |= res[idx] ** 2 <= eig_tol * scale * dist.min(dim=1).values
-        return ok
+            ok |= res[idx] ** 2 <= eig_tol * scale * gap
+        if gap_tol is not None and n > 1:  # one Ritz value alone has no gap: not converged
+            ok &= (res[idx] <= gap_tol * gap) & (theta.numel() > 1)
+        return ok & (krylov.m >= min_iter)
 
     while True:
         w = krylov.step()
         m = krylov.m
         if m == max_iter:
             break
-        if m >= k and (m < 100 or m % 10 == 0):
+        if m >= max(k, min_iter) and (m < 100 or m % 10 == 0):
             theta, s = krylov.ritz()
             if bool(converged(theta, krylov.b * s[-1].abs(), _select(theta, k, which)).all()):
                 break
