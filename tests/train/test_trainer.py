@@ -170,3 +170,23 @@ def test_optimizer_instance_decides_the_closure_gd_polyak_runs(tmp_path):
     loss = store.metrics(res.run_id)["loss"][1]
     assert res.status == "completed"
     assert loss[-1] < loss[0]
+
+
+def test_run_outside_the_main_thread_says_signals_are_not_handled(tmp_path, caplog):
+    import logging
+    import threading
+
+    import trainlab.log
+
+    trainlab.log._WARNED.discard("trainer-signals-thread")
+    cfg = RunConfig(task="teacher-linear", model="deep-linear", optim="sgd", lr=0.01,
+                    schedule="constant", schedule_params={}, steps=2, batch_size=0,
+                    probes="none")
+    results = []
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        worker = threading.Thread(target=lambda: results.append(
+            Trainer(cfg, store=RunStore(tmp_path), report=False).run()))
+        worker.start()
+        worker.join()
+    assert results and results[0].status == "completed"
+    assert any("not handled" in r.message for r in caplog.records)

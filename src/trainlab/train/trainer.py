@@ -29,6 +29,7 @@ import torch
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.init import INITS
 from trainlab.init import apply as apply_init
+from trainlab.log import warn_once
 from trainlab.models import build_model
 from trainlab.optim import ScheduleLR, build_optimizer, build_schedule, optimizer_info
 from trainlab.optim.loss_closure import make_closure
@@ -334,6 +335,12 @@ class Trainer:
         """SIGINT and SIGTERM: the first stops at the next step with a checkpoint, the
         second stops at once (``KeyboardInterrupt``; the run is marked failed)."""
         if threading.current_thread() is not threading.main_thread():
+            # Python delivers signals to the main thread only: say so instead of silently
+            # running without the Ctrl-C/SIGTERM checkpoint
+            warn_once("trainer-signals-thread",
+                      "Trainer.run outside the main thread: Ctrl-C and SIGTERM are not "
+                      "handled (no checkpoint on a signal); the time-based checkpoints "
+                      "(checkpoint_seconds) still apply")
             return {}
 
         def handler(signum: int, frame: Any) -> None:
