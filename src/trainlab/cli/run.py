@@ -10,6 +10,8 @@ Example:
     trainlab run --resume latest
     trainlab run --steps 500 --tensorboard tb/run1      # then: tensorboard --logdir tb
     trainlab run --resume 20261128-101430-201ebf --take-over
+    trainlab run --nproc 2 --batch-size 128      # data-parallel (DDP), 2 processes on gloo
+    torchrun --nproc-per-node 4 -m trainlab run  # the same, started by torchrun
 
 Durability: metrics reach the store every few seconds (--flush-seconds, default 5) and a
 checkpoint is written every few minutes (--checkpoint-seconds, default 300), on Ctrl-C and on
@@ -17,11 +19,18 @@ SIGTERM. A killed run shows as `crashed` in `trainlab runs list`; `--resume` con
 from its last checkpoint. A run is owned by one process at a time: a second `--resume` of a
 running run is refused; the owner's lease is taken over automatically when that process no
 longer exists on this host, and with --take-over otherwise.
+
+Data-parallel: `--nproc N` starts N processes on this host (gloo, CPU; each trains on its
+share of every batch through DistributedDataParallel) unless the command already runs under
+torchrun (RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR set), whose process group it joins (nccl
+with CUDA, else gloo). The recorded numbers are those of one process on the global batch;
+rank 0 writes the store and the report (trainlab.train.distributed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from trainlab.cli._options import (
@@ -31,7 +40,7 @@ from trainlab.cli._options import (
     config_from_args,
     open_store,
 )
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, TrainlabError
 
 NAME = "run"
 HELP = "train with probes on and write a report"
@@ -50,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="also write every metric to TensorBoard event files in DIR")
+    parser.add_argument("--nproc", type=int, metavar="N",
+                        help="data-parallel training in N processes on this host (gloo); "
+                             "under torchrun the launcher's processes are used instead")
 
 
 def print_summary(result) -> None:
@@ -79,12 +91,68 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from trainlab.train import distributed
+
+    if distributed.launched_by_torchrun():
+        world = int(os.environ["WORLD_SIZE"])
+        if args.nproc not in (None, world):
+            raise ConfigError(f"--nproc {args.nproc} under torchrun, which started {world} "
+                              f"processes; leave --nproc out")
+        _check_data_parallel(args)
+        dist = distributed.init_from_env()
+        result = _train(args, main_rank=dist is None or dist.is_main)
+        return _finish(result) if dist is None or dist.is_main else 0
+    if args.nproc is not None and args.nproc != 1:
+        from trainlab.errors import check_range
+
+        check_range("nproc", args.nproc, low=1, owner="trainlab run")
+        _check_data_parallel(args)
+        cfg = config_from_args(args)  # a bad config fails here, once, not in every process
+        if cfg.batch_size and cfg.batch_size % args.nproc:
+            raise ConfigError(f"--batch-size {cfg.batch_size} does not divide among "
+                              f"--nproc {args.nproc} processes; choose a multiple of "
+                              f"{args.nproc}")
+        import torch.multiprocessing as mp
+
+        results = mp.get_context(distributed.START_METHOD).SimpleQueue()
+        try:
+            distributed.spawn(_rank_main, args.nproc, args, results)
+        except mp.ProcessRaisedException as exc:  # the first line of the rank's error
+            lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+            raise TrainlabError(f"a data-parallel process failed: {lines[-1].strip()}"
+                                ) from None
+        return _finish(results.get())
+    return _finish(_train(args, main_rank=True))
+
+
+def _check_data_parallel(args: argparse.Namespace) -> None:
+    if args.resume:
+        raise ConfigError("--resume continues a run in one process (a data-parallel run's "
+                          "checkpoint is the single-process state); leave out --nproc/torchrun")
+
+
+def _rank_main(args: argparse.Namespace, results) -> None:
+    """One process of `trainlab run --nproc N` (the process group is set up)."""
+    from trainlab.train import distributed
+
+    main_rank = distributed.current().is_main
+    result = _train(args, main_rank=main_rank)
+    if main_rank:
+        results.put(result)
+
+
+def _finish(result) -> int:
+    print_summary(result)
+    return {"completed": 0, "diverged": 0, "interrupted": 130}.get(result.status, 1)
+
+
+def _train(args: argparse.Namespace, *, main_rank: bool):
     from trainlab.train import Trainer
 
     store = open_store(args)
-    progress = not args.quiet and sys.stderr.isatty()
+    progress = not args.quiet and sys.stderr.isatty() and main_rank
     sinks = []
-    if args.tensorboard:
+    if args.tensorboard and main_rank:
         from trainlab.integrations.tensorboard import TensorBoardSink
 
         sinks.append(TensorBoardSink(args.tensorboard))
@@ -98,6 +166,4 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError("--take-over only applies with --resume RUN")
         trainer = Trainer(config_from_args(args), store=store, progress=progress,
                           report=not args.no_report, sinks=sinks)
-    result = trainer.run()
-    print_summary(result)
-    return {"completed": 0, "diverged": 0, "interrupted": 130}.get(result.status, 1)
+    return trainer.run()

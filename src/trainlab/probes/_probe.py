@@ -72,6 +72,11 @@ class ProbeContext:
         warn: log each note as a warning on the ``trainlab`` logger when it is made (the
             default, for a probe used by hand; the monitor sets it False and warns once per
             probe and run itself).
+        dist: under data-parallel training, the process group
+            (:class:`~trainlab.train.distributed.Distributed`) for the probes that reduce
+            across ranks themselves (``ddp="reduced"``); ``batch`` is then this rank's
+            shard. None in a single process and for the other probes (whose ``batch`` is the
+            global one).
     """
 
     step: int
@@ -89,6 +94,7 @@ class ProbeContext:
     run_cache: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     warn: bool = True
+    dist: Any = None
 
     def note(self, probe: str, reason: str) -> None:
         """Record why ``probe`` measured less than usual at this step (see ``notes``)."""
@@ -107,6 +113,15 @@ class ProbeContext:
         if key not in self.cache:
             self.cache[key] = fn()
         return self.cache[key]
+
+    def examples(self) -> int:
+        """The number of examples of the (global) batch: under data-parallel training that
+        of all ranks together, else that of ``batch``."""
+        if "examples" not in self.cache:
+            from trainlab.probes._outputs import batch_size
+
+            self.cache["examples"] = batch_size(self.batch[0])
+        return self.cache["examples"]
 
     def params(self) -> dict[str, torch.Tensor]:
         """Current trainable parameters by name (detached views, not copies; one dict shared
@@ -202,11 +217,19 @@ class ProbeInfo(EntryInfo):
             a layers x steps map, log colour), ``"edge-of-stability"`` (the first metric
             against ``2/lr``), or ``""`` (not drawn by the generic report section).
         title: the report section's heading (default: the probe's name).
+        ddp: how the probe runs under data-parallel training (:mod:`trainlab.train.distributed`):
+            ``"replicated"`` (it reads only parameters, all-reduced gradients, the global
+            loss, optimizer state or the task: the same on every rank), ``"reduced"`` (it
+            reduces across the ranks itself, through ``ctx.dist``: averaged
+            Hessian-vector products, summed per-sample statistics), ``"global-batch"`` (the
+            default: it is handed the global batch gathered from the ranks) or
+            ``"unsupported"`` (skipped under DDP, with a warning).
     """
 
     metrics: tuple[str, ...] = ()
     plot: Literal["", "curves", "log-curves", "heatmap", "edge-of-stability"] = ""
     title: str = ""
+    ddp: Literal["replicated", "reduced", "global-batch", "unsupported"] = "global-batch"
 
 
 PROBES: Registry[type[Probe]] = Registry("probe", info=ProbeInfo)

@@ -91,7 +91,7 @@ class AdamStepSize(Probe):
         return out
 
 
-PROBES.register("adam-step-size", AdamStepSize,
+PROBES.register("adam-step-size", AdamStepSize, ddp="replicated",
                 metrics=("adam_step/*",),
                 plot="log-curves", title="Adam's per-coordinate step sizes",
                 summary="quantiles of Adam's effective per-parameter step size lr/(sqrt(v)+eps)")

@@ -46,6 +46,6 @@ class EffectiveRank(Probe):
                 for n, w in ctx.params().items() if w.dim() >= 2 and n in ctx.init_params}
 
 
-PROBES.register("effective-rank", EffectiveRank, papers=(71,),
+PROBES.register("effective-rank", EffectiveRank, ddp="replicated", papers=(71,),
                 metrics=("effective_rank/*",), plot="curves", title="Effective rank per layer",
                 summary="entropy effective rank (Roy & Vetterli) of W_t - W_0 per layer")

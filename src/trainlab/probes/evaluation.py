@@ -39,6 +39,6 @@ class Evaluation(Probe):
         return out
 
 
-PROBES.register("eval", Evaluation,
+PROBES.register("eval", Evaluation, ddp="replicated",
                 metrics=("train/*", "test/*"),
                 summary="loss and metrics on the full train and test sets")

@@ -203,7 +203,7 @@ class GeneralizationGapChange(Probe):
         return out
 
 
-PROBES.register("gen-gap-change", GeneralizationGapChange, papers=(46,),
+PROBES.register("gen-gap-change", GeneralizationGapChange, ddp="replicated", papers=(46,),
                 metrics=("gen_gap", "gen_gap/*"),
                 plot="curves", title="Generalization-gap change per step",
                 summary="first-order predicted vs measured change of the generalization gap "

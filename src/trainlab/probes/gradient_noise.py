@@ -93,6 +93,30 @@ def _noise(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return trace_cov, grad_sq, ratio.sum() / count.clamp_min(1)
 
 
+def gathered_stats(stats: GradStats, dist: Any) -> GradStats:
+    """The statistics of the global batch from each rank's (data-parallel training, ``dist``
+    a :class:`~trainlab.train.distributed.Distributed`): counts and gradient sums summed over
+    the ranks, per-example squared norms gathered in rank order. Each rank's sums are those
+    of its shard's examples (per-example gradients of one example do not depend on the other
+    examples without BatchNorm), so the result equals one process's on the global batch."""
+    names = list(stats.grad_sum)
+    flat = torch.cat([torch.cat([stats.grad_sum[n].reshape(-1) for n in names]),
+                      torch.cat([stats.grad_sq_sum[n].reshape(-1) for n in names]),
+                      torch.tensor([float(stats.n)], dtype=stats.sq_norms.dtype,
+                                   device=stats.sq_norms.device)])
+    flat = dist.all_reduce_sum(flat.to(stats.sq_norms.dtype))
+    half = (flat.numel() - 1) // 2
+    grad_sum, grad_sq_sum, offset = {}, {}, 0
+    for name in names:
+        size, shape = stats.grad_sum[name].numel(), stats.grad_sum[name].shape
+        grad_sum[name] = flat[offset:offset + size].view(shape)
+        grad_sq_sum[name] = flat[half + offset:half + offset + size].view(shape)
+        offset += size
+    return GradStats(int(flat[-1].item()), dist.all_gather_cat(stats.sq_norms), grad_sum,
+                     grad_sq_sum, stats.method, stats.reused_mean, flat[:half],
+                     flat[half:2 * half])
+
+
 @dataclass(frozen=True)
 class TwoBatchNoise:
     r"""The two-batch-size estimates of :func:`two_batch_noise`: ``trace_cov``
@@ -217,7 +241,8 @@ class GradientNoise(Probe):
         for capture in self._captures:
             capture.arm(due)
 
-    def _recorded(self, ctx: ProbeContext) -> GradStats | None:
+    def _recorded(self, ctx: ProbeContext, examples: int | None = None
+                  ) -> GradStats | None:
         capture = next((c for c in self._captures if c.model is ctx.model), None)
         if capture is None:
             return None
@@ -225,21 +250,37 @@ class GradientNoise(Probe):
         if not records:
             return None
         return captured_grad_stats(ctx.model, records, batch_size(ctx.batch[0]),
-                                   examples=self.max_examples, params=ctx.params())
+                                   examples=examples or self.max_examples,
+                                   params=ctx.params())
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
         if training_batchnorm(ctx.model):
+            if ctx.dist is not None:
+                for capture in self._captures:
+                    capture.take()
+                return ctx.skip(self.name, "BatchNorm in training mode under data-parallel "
+                                "training: each rank normalizes with its own shard, so no "
+                                "estimate of the global batch applies")
             return self._two_batch(ctx, take(x, k), take(y, k))
-        stats = self._recorded(ctx)
+        if ctx.dist is not None and ctx.examples() > k:
+            k = max(1, k // ctx.dist.world_size)
+            ctx.note(self.name, f"data-parallel training: the first {k} examples of each "
+                     f"rank's shard (max_examples={self.max_examples} over "
+                     f"{ctx.dist.world_size} ranks), not the first {self.max_examples} of "
+                     f"the global batch")
+        stats = self._recorded(ctx, k)
         if stats is None:
             # Probes run after this batch's backward pass and before the update, so p.grad
             # is the mean gradient at these parameters: reuse it (checked) when the whole
-            # batch is used instead of summing the per-example gradients again.
-            grads = ctx.grads() if batch_size(x) <= k else None
+            # batch is used instead of summing the per-example gradients again (not under
+            # data-parallel training: p.grad is then the global batch's, averaged by DDP).
+            grads = ctx.grads() if batch_size(x) <= k and ctx.dist is None else None
             stats = per_sample_grad_stats(ctx.model, ctx.loss_fn, take(x, k), take(y, k),
                                           mean_grad=grads)
+        if ctx.dist is not None:
+            stats = gathered_stats(stats, ctx.dist)
         if stats.n < 2:
             return {}
         trace_cov, grad_sq, gsnr = _noise(stats)
@@ -276,7 +317,7 @@ class _Attachment:
             self._captures.remove(self.capture)
 
 
-PROBES.register("grad-noise", GradientNoise,
+PROBES.register("grad-noise", GradientNoise, ddp="reduced",
                 metrics=("gns", "gsnr", "gns/*", "per_sample_grad_norm/*"),
                 plot="log-curves", title="Gradient noise",
                 summary="gradient noise scale B_simple, mean GSNR, per-example grad-norm spread")

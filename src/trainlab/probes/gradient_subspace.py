@@ -43,11 +43,13 @@ class GradientSubspace(Probe):
         k = self.k or getattr(ctx.task, "num_outputs", None) or 10
         op = step_hessian(ctx)
         g = flatten(grad(lambda p: op.loss(p, op.batches[0]))(op.params)).detach()
+        if ctx.dist is not None:  # this rank's shard: the global batch's mean gradient
+            g = ctx.dist.all_reduce_sum(g.contiguous()).div_(ctx.dist.world_size)
         eig = top_hessian_eigen(ctx, k)
         return {"grad_subspace_overlap": subspace_overlap(g, eig.vectors.to(g.dtype))}
 
 
-PROBES.register("gradient-subspace", GradientSubspace, papers=(28,),
+PROBES.register("gradient-subspace", GradientSubspace, ddp="reduced", papers=(28,),
                 metrics=("grad_subspace_overlap",),
                 plot="curves", title="Gradient in the top Hessian subspace",
                 summary="fraction of the gradient in the top-k Hessian eigenspace")

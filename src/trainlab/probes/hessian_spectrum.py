@@ -89,7 +89,7 @@ class HessianSpectrum(Probe):
         out.update({"hessian/trace": tr.value, "hessian/trace_stderr": tr.stderr,
                     "hessian/frobenius": fro.value, "hessian/frobenius_stderr": fro.stderr})
         if ctx.lr is not None:
-            b = len(ctx.batch[0])
+            b = ctx.examples()  # of the global batch under data-parallel training
             if bool(eig.converged[0]):
                 out["stability/gd"] = ctx.lr * eig.values[0] / 2
             out["stability/trace"] = ctx.lr * tr.value / 2
@@ -103,6 +103,6 @@ class HessianSpectrum(Probe):
         self._v = state.get("v")
 
 
-PROBES.register("hessian-spectrum", HessianSpectrum, papers=(30, 70),
+PROBES.register("hessian-spectrum", HessianSpectrum, ddp="reduced", papers=(30, 70),
                 metrics=("hessian/*", "stability/*"), plot="curves", title="Hessian spectrum",
                 summary="top-k Hessian eigenvalues, trace, Frobenius norm, SGD stability ratios")

@@ -108,7 +108,8 @@ def linear_generalization_bound(radius: float, inputs: torch.Tensor, *, lipschit
                                 loss_max: float, delta: float = 0.05) -> float:
     r"""High-probability bound on :math:`L_{test} - L_{train}` for a linear model that stays in
     the ball :math:`\|w - w_0\| \le` ``radius`` (e.g. :func:`length_bound`), from the
-    training ``inputs`` ``(n, d)``: :math:`2horac Rn\sqrt{\sum_i\|x_i\|^2} +
+    training ``inputs`` ``(n, d)``: :math:`2
+horac Rn\sqrt{\sum_i\|x_i\|^2} +
     3M\sqrt{\log(2/\delta)/(2n)}` (module docstring)."""
     check_range("radius", radius, low=0.0, owner="linear_generalization_bound")
     check_range("lipschitz", lipschitz, low=0.0, owner="linear_generalization_bound")
@@ -187,7 +188,7 @@ class Lojasiewicz(Probe):
         self._mins = list(state.get("mins", [math.inf] * len(THETAS)))
 
 
-PROBES.register("lojasiewicz", Lojasiewicz, papers=(44,),
+PROBES.register("lojasiewicz", Lojasiewicz, ddp="replicated", papers=(44,),
                 metrics=("lgi/*",), plot="curves", title="Lojasiewicz gradient inequality",
                 summary="Lojasiewicz gradient-inequality constants along the run and the "
                         "path-length bound they imply")

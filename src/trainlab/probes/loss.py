@@ -16,6 +16,6 @@ class Loss(Probe):
         return {"loss": ctx.loss.detach()}
 
 
-PROBES.register("loss", Loss,
+PROBES.register("loss", Loss, ddp="replicated",
                 metrics=("loss",),
                 summary="the step's batch loss (as computed by the training loop)")

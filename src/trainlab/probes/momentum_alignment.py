@@ -45,7 +45,7 @@ class MomentumAlignment(Probe):
         return out
 
 
-PROBES.register("momentum-alignment", MomentumAlignment,
+PROBES.register("momentum-alignment", MomentumAlignment, ddp="replicated",
                 metrics=("momentum_cos", "momentum_cos/*"),
                 plot="curves", title="Momentum alignment",
                 summary="cosine between the momentum buffer (exp_avg / momentum_buffer) and grad")

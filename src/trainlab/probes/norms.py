@@ -170,14 +170,14 @@ class UpdateRatio(Probe):
         return out
 
 
-PROBES.register("grad-norm", GradNorm,
+PROBES.register("grad-norm", GradNorm, ddp="replicated",
                 metrics=("grad_norm", "grad_norm/*"), plot="heatmap",
                 title="Per-layer gradient norms",
                 summary="global and per-tensor gradient L2 norm")
-PROBES.register("weight-norm", WeightNorm,
+PROBES.register("weight-norm", WeightNorm, ddp="replicated",
                 metrics=("weight_norm", "weight_norm/*"), plot="curves", title="Weight norms",
                 summary="global and per-tensor weight L2 norm")
-PROBES.register("update-ratio", UpdateRatio,
+PROBES.register("update-ratio", UpdateRatio, ddp="replicated",
                 metrics=("update_ratio", "update_norm", "update_ratio/*"),
                 plot="log-curves", title="Update-to-weight ratio",
                 summary="update-to-weight norm ratio of the last step, global and per tensor")

@@ -79,7 +79,7 @@ class PreconditionedSharpness(Probe):
         self._v = state.get("v")
 
 
-PROBES.register("preconditioned-sharpness", PreconditionedSharpness, papers=(10, 65),
+PROBES.register("preconditioned-sharpness", PreconditionedSharpness, ddp="reduced", papers=(10, 65),
                 metrics=("precond_sharpness", "precond_threshold", "precond_eos_ratio",
                          "precond_sharpness_*"),
                 plot="log-curves", title="Optimizer-aware sharpness",

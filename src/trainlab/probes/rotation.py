@@ -48,7 +48,7 @@ def _matrices(ctx: ProbeContext, names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(i for i, n in enumerate(names) if params[n].dim() >= 2)
 
 
-PROBES.register("rotation", Rotation, papers=(56,),
+PROBES.register("rotation", Rotation, ddp="replicated", papers=(56,),
                 metrics=("distance", "rotation/*", "distance/*"),
                 plot="curves", title="Layer rotation",
                 summary="per-layer distance and cosine rotation from initialization")

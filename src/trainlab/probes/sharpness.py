@@ -29,10 +29,24 @@ def step_hessian(ctx: ProbeContext) -> HessianOperator:
     through a gradient graph built once per step (``retain_graph``: later products are one
     backward pass each); a model whose operators lack a double backward falls back to
     forward-over-reverse on the first failure, with a warning on the ``trainlab`` logger
-    (once per run)."""
+    (once per run).
 
-    return ctx.cached("hessian_operator", lambda: training_hessian(
-        ctx.model, ctx.loss_fn, ctx.batch, run_cache=ctx.run_cache))
+    Under data-parallel training every product is averaged over the ranks (the Hessian of
+    the global batch, :mod:`trainlab.train.distributed`)."""
+
+    return ctx.cached("hessian_operator", lambda: _ranks_averaged(ctx, training_hessian(
+        ctx.model, ctx.loss_fn, ctx.batch, run_cache=ctx.run_cache)))
+
+
+def _ranks_averaged(ctx: ProbeContext, op: HessianOperator) -> Any:
+    """``op`` itself in one process; under data-parallel training (``ctx.dist``) its
+    products averaged over the ranks, each rank's ``op`` being the Hessian of its shard
+    (:class:`~trainlab.train.distributed.AveragedOperator`): the global batch's Hessian."""
+    if ctx.dist is None:
+        return op
+    from trainlab.train.distributed import AveragedOperator
+
+    return AveragedOperator(op, ctx.dist)
 
 
 def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],
@@ -204,7 +218,7 @@ class Sharpness(Probe):
         self._v = state.get("v")
 
 
-PROBES.register("sharpness", Sharpness, papers=(10, 65),
+PROBES.register("sharpness", Sharpness, ddp="reduced", papers=(10, 65),
                 metrics=("sharpness", "eos_ratio", "sharpness_matvecs", "sharpness_residual",
                          "sharpness_converged", "sharpness_unconverged"),
                 plot="edge-of-stability", title="Sharpness and the edge of stability",

@@ -105,7 +105,7 @@ class WeightSpectrum(Probe):
         return out
 
 
-PROBES.register("weight-spectrum", WeightSpectrum,
+PROBES.register("weight-spectrum", WeightSpectrum, ddp="replicated",
                 metrics=("spectral_norm/*", "stable_rank/*"),
                 plot="curves", title="Weight spectra",
                 summary="spectral norm, stable rank and ESD power-law alpha (MLE) per layer")

@@ -27,10 +27,17 @@ as a warning on the ``trainlab`` logger and kept in :attr:`Monitor.skipped` (pro
 measured nothing at some step) or :attr:`Monitor.notes` (probes that measured less than they
 name, e.g. after a fallback); :meth:`Monitor.summary` puts both in the run record
 (``skipped_probes``, ``probe_notes``), which the run report shows.
+
+Data-parallel training: a Monitor built in every process of a ``torch.distributed`` job (the
+model may be the :class:`~torch.nn.parallel.DistributedDataParallel` wrapper; each process
+passes its own shard to :meth:`Monitor.step`) records the numbers of the global batch, as one
+process training on it would, and only rank 0 writes the store and the sinks (see
+:mod:`trainlab.train.distributed` for how each probe is made global).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -44,9 +51,10 @@ from torch import nn
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.integrations import Sink
 from trainlab.probes import Measurement, Probe, ProbeContext, build_probes
-from trainlab.probes._outputs import loss_function
+from trainlab.probes._outputs import batch_size, loss_function
 from trainlab.probes._probe import Handle
 from trainlab.store import RunStore
+from trainlab.train.distributed import current, unwrap
 
 LOG = logging.getLogger("trainlab")
 PROBE_ERRORS: tuple[type[BaseException], ...] = (
@@ -96,6 +104,11 @@ class Monitor:
             :mod:`trainlab.integrations`); closed by :meth:`finish`.
         tensorboard: a directory: shorthand for adding
             ``trainlab.integrations.tensorboard.TensorBoardSink(tensorboard)`` to ``sinks``.
+
+    Under ``torch.distributed`` (a process group of more than one process, found when the
+    monitor is built) every rank builds its monitor the same way; ranks other than 0 get
+    no store, run id or sinks (theirs are ignored, with a debug message) and keep
+    :attr:`history` only, which holds the same global numbers as rank 0's.
     """
 
     def __init__(
@@ -124,7 +137,14 @@ class Monitor:
             raise ConfigError(f"The 'on_probe_error' parameter of Monitor must be one of "
                               f"'record', 'raise'; got {on_probe_error!r}.")
         self.on_probe_error = on_probe_error
+        self.dist = current()
+        model = unwrap(model)  # probes' passes must not trigger DDP's gradient all-reduce
         self.model, self.optimizer, self.task = model, optimizer, task
+        if self.dist is not None and not self.dist.is_main:  # rank 0 alone writes
+            if store is not None or sinks or tensorboard is not None:
+                LOG.debug("Monitor on rank %d: the store and sinks are rank 0's",
+                          self.dist.rank)
+            store, run_id, sinks, tensorboard = None, None, (), None
         self.loss_fn = loss_function(loss_fn)
         self.skipped: dict[str, str] = {}  # probe name -> first reason it measured nothing
         self.notes: dict[str, str] = {}  # probe name -> first reason it measured less
@@ -171,6 +191,7 @@ class Monitor:
         except BaseException:
             self._detach()
             raise
+        self._dp_warned = False
         self._arm(self.step_index)
 
     def _arm(self, step: int) -> None:
@@ -222,6 +243,9 @@ class Monitor:
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+        examples = None
+        if self.dist is not None:
+            loss_t, examples = self._global_loss(loss_t, batch)
         loss_value = loss_t.item()  # the one host sync of a step without probes
         finite = math.isfinite(loss_value)
         values: dict[str, torch.Tensor | float] = {"loss": loss_value}
@@ -236,14 +260,15 @@ class Monitor:
         if not self.init_params:
             self.init_params = {n: p.clone() for n, p in params.items()}
         if due:
+            cache: dict[str, Any] = {"params": params, "trainable": self._trainable}
             ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
                                loss=loss_t, optimizer=self.optimizer, lr=lr,
                                init_params=self.init_params, prev_params=self._prev,
                                task=self.task, generator=self.generator,
-                               cache={"params": params, "trainable": self._trainable},
-                               run_cache=self._run_cache, warn=False)
+                               cache=cache, run_cache=self._run_cache, warn=False)
+            contexts = self._contexts(ctx, due, examples)
             for probe in due:
-                values.update(self._measure(probe, ctx))
+                values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
             self._set_up = True
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
@@ -254,9 +279,57 @@ class Monitor:
             self.flush()
         return finite
 
+    # ---- data-parallel training ------------------------------------------------------
+    def _global_loss(self, loss: torch.Tensor, batch: tuple[Any, Any] | None
+                     ) -> tuple[torch.Tensor, int]:
+        """The global batch's loss (the example-weighted mean of the ranks' losses) and its
+        number of examples; warns once when the shards differ in size (DDP's averaged
+        gradient is then not the global batch's) or BatchNorm normalizes per shard."""
+        n = batch_size(batch[0]) if batch is not None else 1
+        mine = torch.tensor([[float(loss), float(n)]], dtype=torch.float64,
+                            device=loss.device)
+        table = self.dist.all_gather_cat(mine)  # (world, 2): loss and examples per rank
+        total = float(table[:, 1].sum())
+        value = (table[:, 0] * table[:, 1]).sum() / total
+        if not self._dp_warned:
+            self._dp_warned = True
+            sizes = table[:, 1].tolist()
+            if len(set(sizes)) > 1:
+                self._remember(self.notes, "data-parallel/shards", self.step_index,
+                               f"shards of unequal sizes {[int(s) for s in sizes]}: DDP's "
+                               f"gradient is the mean of the ranks' mean gradients, not the "
+                               f"global batch's; gradient-based numbers differ from one "
+                               f"process")
+            if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+                   and not isinstance(m, nn.SyncBatchNorm) for m in self.model.modules()):
+                self._remember(self.notes, "data-parallel/batchnorm", self.step_index,
+                               "BatchNorm in training mode normalizes with each rank's "
+                               "shard: the numbers differ from one process on the global "
+                               "batch (use torch.nn.SyncBatchNorm)")
+        return value.to(loss.dtype), int(total)
+
+    def _contexts(self, ctx: ProbeContext, due: list[Probe], examples: int | None
+                  ) -> dict[str, ProbeContext]:
+        """Under data-parallel training, the context of each ``ddp`` policy: ``ctx`` holds
+        this rank's shard; "reduced" probes get it with ``dist`` set; "global-batch" and
+        "replicated" probes get the global batch, gathered only when a "global-batch" probe
+        is due (the contexts share one per-step cache: its values are global either way)."""
+        if self.dist is None:
+            return {}
+        ctx.cache["examples"] = examples
+        out = {"reduced": dataclasses.replace(ctx, dist=self.dist)}  # same cache and notes
+        if any(_policy(p) == "global-batch" for p in due):
+            batch = self.dist.gather_batch(ctx.batch)
+            out["global-batch"] = out["replicated"] = dataclasses.replace(ctx, batch=batch)
+        return out
+
     def _measure(self, probe: Probe, ctx: ProbeContext) -> Measurement:
         """One probe's measurement; what it could not measure, and why, goes to
         :attr:`skipped` / :attr:`notes` (one warning per probe and run)."""
+        if ctx.dist is None and self.dist is not None and _policy(probe) == "unsupported":
+            self._remember(self.skipped, probe.name, ctx.step, "not supported under "
+                           "data-parallel training (its registry entry says ddp='unsupported')")
+            return {}
         try:
             if not self._set_up:
                 probe.setup(ctx)
@@ -334,6 +407,8 @@ class Monitor:
             out["skipped_probes"] = dict(self.skipped)
         if self.notes:
             out["probe_notes"] = dict(self.notes)
+        if self.dist is not None:
+            out["world_size"] = self.dist.world_size
         return out
 
     def finish(self, status: str = "completed", extra: dict[str, Any] | None = None
@@ -383,6 +458,17 @@ class Monitor:
                         for k, v in state["history"].items()}
         self._buffer = []
         self._arm(self.step_index)
+
+
+def _policy(probe: Probe) -> str:
+    """The probe's ``ddp`` policy (:class:`~trainlab.probes._probe.ProbeInfo`; probes
+    outside the registry: ``"global-batch"``)."""
+    from trainlab.probes import PROBES
+
+    name = probe.name
+    if name in PROBES and isinstance(probe, PROBES.get(name)):
+        return PROBES.entry(name).info.ddp
+    return "global-batch"
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:

@@ -9,6 +9,18 @@ shows as ``crashed`` and ``trainlab run --resume RUN`` continues it from that ch
 the checkpoint replaced. SIGINT (Ctrl-C) and SIGTERM finish the step, write a checkpoint and
 mark the run ``interrupted``. A write error (full disk) removes the partial file, records
 the run as ``failed`` with the reason and keeps what was already written.
+
+Data-parallel training: a Trainer built in every process of a ``torch.distributed`` job
+(``trainlab run --nproc N``, or ``torchrun``) trains the same run as one process would,
+each rank on its contiguous share of every batch (``batch_size`` must divide by the number
+of processes) through :class:`~torch.nn.parallel.DistributedDataParallel`, and the Monitor
+records the global batch's numbers (:mod:`trainlab.train.distributed`). Rank 0 owns the run
+in the store, writes the metrics, the checkpoints and the report; the other ranks keep a
+private temporary store that is deleted when they finish. The ranks agree at every step on
+stopping (a signal on any rank) and on a lost lease. A checkpoint is rank 0's state, the
+state of the single-process run: ``trainlab run --resume RUN`` continues it in one
+process. Optimizers that need a closure (SAM, L-BFGS, ...) are refused under DDP: their
+extra passes would see one shard, with gradients not averaged.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ import logging
 import math
 import signal
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -41,6 +54,7 @@ from trainlab.train.compatibility import check_fits
 from trainlab.train.config import RunConfig
 from trainlab.train.data import BatchSampler
 from trainlab.train.device import resolve_device
+from trainlab.train.distributed import current, shard
 from trainlab.train.monitor import Monitor
 
 __all__ = ["CHECKPOINT", "RunResult", "Trainer", "train"]
@@ -106,6 +120,11 @@ class Trainer:
             raise ConfigError(f"Trainer needs a RunConfig, got {type(config).__name__}")
         self.config = config.validate()
         self.sinks = list(sinks)  # more outputs of the Monitor (trainlab.integrations.Sink)
+        self.dist = current()  # data-parallel training (None: one process)
+        self._scratch: tempfile.TemporaryDirectory | None = None
+        if self.dist is not None and not self.dist.is_main:  # rank 0 alone writes the store
+            self._scratch = tempfile.TemporaryDirectory(prefix="trainlab-rank")
+            store, report, progress = RunStore(self._scratch.name), False, False
         self.store = store if store is not None else RunStore()
         self.progress, self.write_report = progress, report
         self._stop = False
@@ -165,6 +184,8 @@ class Trainer:
         self.init_report = _built("init", cfg.init, cfg.init_params, lambda: apply_init(
             self.model, cfg.init, batch=init_batch, generator=g_init, **cfg.init_params))
         device = resolve_device(cfg.device)  # built and initialized on the CPU, then moved
+        if self.dist is not None and device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())  # LOCAL_RANK's GPU
         if device.type != "cpu":
             self.model.to(device)
             self.task = self.task.to(device=device)
@@ -180,10 +201,34 @@ class Trainer:
             lambda: build_schedule(cfg.schedule, cfg.steps, **cfg.schedule_params)))
         self.sampler = BatchSampler(n, cfg.batch_size,
                                     torch.Generator().manual_seed(cfg.seed + 1))
+        self.train_model = self.model  # what the training step calls (DDP's wrapper)
+        if self.dist is not None:
+            self._data_parallel(device)
         self.probes = [_built("probe", s.name, cfg.probe_params.get(s.name, {}), lambda s=s:
                               PROBES.get(s.name)(every=s.every or cfg.every,
                                                  **cfg.probe_params.get(s.name, {})))
                        for s in cfg.probe_list]
+
+    def _data_parallel(self, device: torch.device) -> None:
+        """Check that the run can be data-parallel and wrap the model in DDP."""
+        if self.needs_closure:
+            raise ConfigError(f"optimizer {self.config.optim!r} needs a closure (extra "
+                              f"forward/backward passes per step), which data-parallel "
+                              f"training does not average across processes; run it in one "
+                              f"process (without --nproc)")
+        shard(torch.arange(self.sampler.batch_size), self.dist)  # raises unless it divides
+        self.train_model = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def _agree(self, lost: bool, stop: bool) -> tuple[bool, bool]:
+        """Under data-parallel training: whether any rank lost the lease or must stop (all
+        ranks then stop at the same step)."""
+        if self.dist is None:
+            return lost, stop
+        flags = torch.tensor([float(lost), float(stop)])
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX,
+                                     group=self.dist.group)
+        return bool(flags[0]), bool(flags[1])
 
     def _checkpoint_state(self, monitor: Monitor) -> dict[str, Any]:
         return {"step": monitor.step_index, "model": self.model.state_dict(),
@@ -191,7 +236,9 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
                 "rng": torch.get_rng_state(), "monitor": monitor.state_dict()}
 
-    def _save_checkpoint(self, monitor: Monitor) -> Path:
+    def _save_checkpoint(self, monitor: Monitor) -> Path | None:
+        if self.dist is not None and not self.dist.is_main:
+            return None  # rank 0's state is the run's state
         monitor.flush()
         path = save_checkpoint(self.store, monitor.run_id, self._checkpoint_state(monitor))
         self._last_checkpoint = time.monotonic()
@@ -200,8 +247,12 @@ class Trainer:
     # ---- running ---------------------------------------------------------------------
     def run(self, *, stop_at: int | None = None) -> RunResult:
         """Train. ``stop_at=k`` simulates an interruption before step ``k`` (for tests)."""
-        with torch.random.fork_rng(devices=[]):
-            return self._run(stop_at)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                return self._run(stop_at)
+        finally:
+            if self._scratch is not None:
+                self._scratch.cleanup()
 
     def _start(self) -> Monitor:
         """Build and check everything, then create the run (or reopen the resumed one)."""
@@ -293,17 +344,21 @@ class Trainer:
         self._last_checkpoint = time.monotonic()
         try:
             for k in range(monitor.step_index, cfg.steps + 1):
-                if self.store.lease_lost(run_id):
+                lost, stop = self._agree(self.store.lease_lost(run_id),
+                                         self._stop or (stop_at is not None and k >= stop_at))
+                if lost:
                     raise LeaseLostError(f"run {run_id} was taken over by another process; "
                                          f"this process stops at step {k}")
-                if self._stop or (stop_at is not None and k >= stop_at):
+                if stop:
                     self._save_checkpoint(monitor)
                     status = "interrupted"
                     break
                 idx = self.sampler.next()
+                if self.dist is not None:  # this rank's share of the global batch
+                    idx = shard(torch.arange(len(task.x_train))[idx], self.dist)
                 x, y = task.x_train[idx], task.y_train[idx]
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = task.loss(self.model(x), y)
+                loss = task.loss(self.train_model(x), y)
                 loss.backward()
                 if not monitor.step(loss, (x, y)):
                     status = "diverged"
