@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-cockpit clean
+.PHONY: demo test lint docs bench bench-cockpit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+
+# the API reference and the registry pages (generated from the docstrings and registries by
+# mkdocs.yml and docs/hooks.py) in build/site; strict: any warning fails the build
+docs: $(STAMP)
+	PYTHONPATH=src $(BIN)/python -m mkdocs build --strict
 
 # every benchmark script, one thread each; writes docs/performance.md (machine, torch, date,
 # each figure as a ratio to its in-process reference). BENCH_ARGS=--quick for a smoke run.
@@ -40,4 +45,4 @@ bench-cockpit: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/cockpit_overhead.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) trainlab-runs .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) trainlab-runs .pytest_cache build/site
