@@ -25,8 +25,9 @@ from trainlab.optim import (
     build_schedule,
     optimizer_info,
 )
+from trainlab.registry import lookup
 
-NAMES = OPTIMIZERS.names()
+NAMES = lookup("optimizer").names()  # plug-ins too (TRAINLAB_IMPORT, entry points)
 
 
 def _flags(name: str) -> OptimizerInfo:
