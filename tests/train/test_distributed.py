@@ -65,8 +65,9 @@ def _own_loop(rank: int, world: int, port: int, root: str, results) -> None:
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
-    from trainlab.probes import PROBES, Probe
+    from trainlab.probes import PROBES, Probe, ProbeContext
     from trainlab.probes.norms import GradNorm
+    from trainlab.probes.sharpness import Sharpness
     from trainlab.train import Monitor
 
     class Unsupported(Probe):
@@ -91,15 +92,20 @@ def _own_loop(rank: int, world: int, port: int, root: str, results) -> None:
     cut = [0, 3, 8]  # shards of unequal sizes: 3 and 5 examples
     xs, ys = x[cut[rank]:cut[rank + 1]], y[cut[rank]:cut[rank + 1]]
     mon = Monitor(model, loss_fn=nn.functional.cross_entropy,
-                  probes=[GradNorm(every=1), Unsupported(every=1)], store=RunStore(root),
-                  every=1)
+                  probes=[GradNorm(every=1), Unsupported(every=1), Sharpness(every=1)],
+                  store=RunStore(root), every=1)
     loss = nn.functional.cross_entropy(model(xs), ys)
     loss.backward()
     mon.step(loss, (xs, ys))
     summary = mon.finish()
     with torch.no_grad():
         full = float(nn.functional.cross_entropy(net(x), y))
+    # one process's sharpness on the global batch, from the monitor's random start
+    ref = Sharpness(every=1).measure(ProbeContext(
+        step=0, model=net, loss_fn=nn.functional.cross_entropy, batch=(x, y),
+        generator=torch.Generator().manual_seed(7919)))["sharpness"]
     results.put((rank, mon.history["loss"][0][1], full, summary, mon.run_id,
+                 (mon.history["sharpness"][0][1], ref),
                  [m for m in messages if "data-parallel" in m or "unsupported" in m]))
     dist.destroy_process_group()
 
@@ -110,9 +116,13 @@ def test_own_loop_monitor_reports_what_cannot_be_global(tmp_path):
     mp.start_processes(_own_loop, args=(2, distributed.free_port(), str(tmp_path), results),
                        nprocs=2, join=True, start_method="fork")
     out = sorted(results.get() for _ in range(2))
-    (_, loss0, full, summary0, run0, msgs0), (_, loss1, _, summary1, run1, _) = out
+    (_, loss0, full, summary0, run0, sharp0, msgs0), (_, loss1, _, summary1, run1, sharp1,
+                                                        _) = out
     # the loss is the global batch's (example-weighted mean over the ranks), on both ranks
     assert loss0 == pytest.approx(full, rel=1e-6) and loss1 == pytest.approx(full, rel=1e-6)
+    # Hessian-vector products summed over the ranks with weights 3/8 and 5/8: the global
+    # batch's Hessian, also for unequal shards
+    assert sharp0[0] == pytest.approx(sharp0[1], rel=1e-5) and sharp1[0] == sharp0[0]
     assert run0 is not None and run1 is None  # rank 0 alone owns a run in the store
     assert [r.id for r in RunStore(tmp_path).list_runs()] == [run0]
     # unequal shards: warned and in the run record; an unsupported probe: skipped, warned

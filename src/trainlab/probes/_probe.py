@@ -123,6 +123,16 @@ class ProbeContext:
             self.cache["examples"] = batch_size(self.batch[0])
         return self.cache["examples"]
 
+    def shard_weight(self) -> float:
+        """This rank's share of the global batch's examples, ``len(batch) / examples()``
+        (1.0 in one process): the weight of this rank's term in a sum over ranks that gives
+        the global batch's mean (exact also for shards of unequal sizes)."""
+        if self.dist is None:
+            return 1.0
+        from trainlab.probes._outputs import batch_size
+
+        return batch_size(self.batch[0]) / self.examples()
+
     def params(self) -> dict[str, torch.Tensor]:
         """Current trainable parameters by name (detached views, not copies; one dict shared
         by the probes of this step: read it, never modify it)."""

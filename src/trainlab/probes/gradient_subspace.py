@@ -44,7 +44,7 @@ class GradientSubspace(Probe):
         op = step_hessian(ctx)
         g = flatten(grad(lambda p: op.loss(p, op.batches[0]))(op.params)).detach()
         if ctx.dist is not None:  # this rank's shard: the global batch's mean gradient
-            g = ctx.dist.all_reduce_sum(g.contiguous()).div_(ctx.dist.world_size)
+            g = ctx.dist.all_reduce_sum(g.mul(ctx.shard_weight()))
         eig = top_hessian_eigen(ctx, k)
         return {"grad_subspace_overlap": subspace_overlap(g, eig.vectors.to(g.dtype))}
 

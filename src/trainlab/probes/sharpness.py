@@ -40,13 +40,14 @@ def step_hessian(ctx: ProbeContext) -> HessianOperator:
 
 def _ranks_averaged(ctx: ProbeContext, op: HessianOperator) -> Any:
     """``op`` itself in one process; under data-parallel training (``ctx.dist``) its
-    products averaged over the ranks, each rank's ``op`` being the Hessian of its shard
+    products averaged over the ranks, each rank's ``op`` being the Hessian of its shard's
+    mean loss, weighted by the shard's share of the examples
     (:class:`~trainlab.train.distributed.AveragedOperator`): the global batch's Hessian."""
     if ctx.dist is None:
         return op
     from trainlab.train.distributed import AveragedOperator
 
-    return AveragedOperator(op, ctx.dist)
+    return AveragedOperator(op, ctx.dist, ctx.shard_weight())
 
 
 def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],

@@ -12,10 +12,10 @@ have equal sizes and the loss is a mean over examples). The Monitor then records
 - probes that read only parameters, gradients (already all-reduced), optimizer state or the
   task (``ddp="replicated"`` in the probe's registry entry): unchanged;
 - curvature probes (``ddp="reduced"``): every Hessian-vector product of
-  :func:`~trainlab.probes.sharpness.step_hessian` is the local product averaged over the ranks
-  (:class:`AveragedOperator`), which is the product with the Hessian of the global batch's mean
-  loss; per-sample statistics (``grad-noise``) are computed on each rank and summed (sums)
-  or gathered (per-sample norms) across ranks;
+  :func:`~trainlab.probes.sharpness.step_hessian` is the local product averaged over the ranks,
+  weighted by their shares of the examples (:class:`AveragedOperator`), which is the product
+  with the Hessian of the global batch's mean loss; per-sample statistics (``grad-noise``)
+  are computed on each rank and summed (sums) or gathered (per-sample norms) across ranks;
 - every other probe (``ddp="global-batch"``, the default): measured on the global batch,
   gathered from the ranks in rank order (:meth:`Distributed.gather_batch`), redundantly on
   every rank (exact, not faster);
@@ -124,23 +124,22 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 class AveragedOperator(LinearOperator):
     r"""A curvature operator whose products are averaged over the ranks:
-    :math:`\frac1W\sum_r H_r v`. With equal shard sizes and a mean loss, :math:`H_r` the
-    Hessian of rank ``r``'s shard, this is the Hessian of the global batch times ``v``.
-    Every rank must call it the same number of times (the probes do: the same solver from
-    the same start on the same averaged products). Other attributes are those of the
-    wrapped operator."""
+    :math:`\sum_r w_r H_r v` with :math:`w_r = n_r / N` (``weight``, this rank's share of
+    the :math:`N` examples). With :math:`H_r` the Hessian of the mean loss of rank ``r``'s
+    :math:`n_r` examples this is the Hessian of the global batch's mean loss times ``v``,
+    for shards of any sizes. Every rank must call it the same number of times (the probes
+    do: the same solver from the same start on the same averaged products). Other
+    attributes are those of the wrapped operator."""
 
-    def __init__(self, op: LinearOperator, dist_: Distributed):
-        self.op, self.dist = op, dist_
+    def __init__(self, op: LinearOperator, dist_: Distributed, weight: float):
+        self.op, self.dist, self.weight = op, dist_, weight
         self.dim, self.dtype, self.device = op.dim, op.dtype, op.device
 
     def matmat(self, mat: torch.Tensor) -> torch.Tensor:
-        out = self.op.matmat(mat).contiguous()
-        return self.dist.all_reduce_sum(out).div_(self.dist.world_size)
+        return self.dist.all_reduce_sum(self.op.matmat(mat).mul(self.weight))
 
     def matvec(self, vec: torch.Tensor) -> torch.Tensor:
-        out = self.op.matvec(vec).contiguous()
-        return self.dist.all_reduce_sum(out).div_(self.dist.world_size)
+        return self.dist.all_reduce_sum(self.op.matvec(vec).mul(self.weight))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.op, name)

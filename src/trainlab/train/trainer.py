@@ -251,7 +251,8 @@ class Trainer:
             with torch.random.fork_rng(devices=[]):
                 return self._run(stop_at)
         finally:
-            if self._scratch is not None:
+            if self._scratch is not None:  # a rank other than 0: its private store goes
+                self.store.close()
                 self._scratch.cleanup()
 
     def _start(self) -> Monitor:
@@ -293,7 +294,7 @@ class Trainer:
 
     def _run(self, stop_at: int | None) -> RunResult:
         monitor = self._start()
-        run_id = monitor.run_id
+        run_id = self._run_id  # (the monitor of a rank other than 0 has none)
         status = self._loop(monitor, stop_at)
         try:
             summary = monitor.finish(status)
@@ -333,11 +334,11 @@ class Trainer:
 
     def _write_failed(self, monitor: Monitor, exc: BaseException) -> TrainlabError:
         self._fail(monitor, exc)
-        return TrainlabError(f"run {monitor.run_id} failed: cannot write to the store "
+        return TrainlabError(f"run {self._run_id} failed: cannot write to the store "
                              f"({_write_error(exc)}); what was written before is kept")
 
     def _loop(self, monitor: Monitor, stop_at: int | None) -> str:
-        cfg, task, run_id = self.config, self.task, monitor.run_id
+        cfg, task, run_id = self.config, self.task, self._run_id
         old_handlers = self._install_handlers()
         bar = _Progress(cfg.steps, self.progress)
         status = "completed"
