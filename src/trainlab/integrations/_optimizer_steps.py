@@ -128,7 +128,8 @@ class OptimizerSteps:
         if mon is None or self.summary is not None:
             return self.summary
         self.summary = mon.finish(status)
-        if self.write_report and self.store is not None:
+        # under data-parallel training only rank 0's monitor has a run (and writes a report)
+        if self.write_report and self.store is not None and mon.run_id is not None:
             from trainlab.report import write_run_report
 
             self.report = write_run_report(self.store, mon.run_id)

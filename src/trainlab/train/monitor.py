@@ -260,12 +260,12 @@ class Monitor:
         if not self.init_params:
             self.init_params = {n: p.clone() for n, p in params.items()}
         if due:
-            cache: dict[str, Any] = {"params": params, "trainable": self._trainable}
             ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
                                loss=loss_t, optimizer=self.optimizer, lr=lr,
                                init_params=self.init_params, prev_params=self._prev,
                                task=self.task, generator=self.generator,
-                               cache=cache, run_cache=self._run_cache, warn=False)
+                               cache={"params": params, "trainable": self._trainable},
+                               run_cache=self._run_cache, warn=False)
             contexts = self._contexts(ctx, due, examples)
             for probe in due:
                 values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
@@ -291,15 +291,14 @@ class Monitor:
         table = self.dist.all_gather_cat(mine)  # (world, 2): loss and examples per rank
         total = float(table[:, 1].sum())
         value = (table[:, 0] * table[:, 1]).sum() / total
+        sizes = table[:, 1].tolist()
+        if len(set(sizes)) > 1:  # noted (and logged) once per run, checked at every step
+            self._remember(self.notes, "data-parallel/shards", self.step_index,
+                           f"shards of unequal sizes {[int(s) for s in sizes]}: DDP's "
+                           f"gradient is the mean of the ranks' mean gradients, not the "
+                           f"global batch's; gradient-based numbers differ from one process")
         if not self._dp_warned:
             self._dp_warned = True
-            sizes = table[:, 1].tolist()
-            if len(set(sizes)) > 1:
-                self._remember(self.notes, "data-parallel/shards", self.step_index,
-                               f"shards of unequal sizes {[int(s) for s in sizes]}: DDP's "
-                               f"gradient is the mean of the ranks' mean gradients, not the "
-                               f"global batch's; gradient-based numbers differ from one "
-                               f"process")
             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
                    and not isinstance(m, nn.SyncBatchNorm) for m in self.model.modules()):
                 self._remember(self.notes, "data-parallel/batchnorm", self.step_index,
