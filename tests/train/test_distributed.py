@@ -153,3 +153,54 @@ def test_every_probe_declares_a_known_ddp_policy():
     assert {n for n, p in policies.items() if p == "reduced"} == {
         "sharpness", "hessian-spectrum", "preconditioned-sharpness", "gradient-subspace",
         "grad-noise"}
+
+
+def _interrupted_rank(rank: int, world: int, port: int, root: str, results) -> None:
+    """One rank of a DDP Trainer stopped before step 3 (as Ctrl-C on one rank would)."""
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    from trainlab.train import Trainer
+
+    distributed.init_from_env("gloo")
+    trainer = Trainer(_config(), store=RunStore(root), report=False)
+    # only rank 1 is asked to stop: the ranks agree, both stop at the same step
+    result = trainer.run(stop_at=3 if rank == 1 else None)
+    results.put((rank, result.status, trainer.store.root == RunStore(root).root))
+    dist.destroy_process_group()
+
+
+def _config():
+    from trainlab.train import RunConfig
+
+    return RunConfig(task="gaussian-mixture", task_params={"n_train": 64, "n_test": 16,
+                                                           "dim": 5},
+                     model="mlp", model_params={"width": 8}, optim="sgd", lr=0.3,
+                     optim_params={"momentum": 0.9}, schedule="constant", schedule_params={},
+                     steps=5, batch_size=8, probes="grad-norm,rotation", every=1)
+
+
+def test_a_stop_on_one_rank_stops_all_and_resumes_in_one_process(tmp_path):
+    from trainlab.train import Trainer
+
+    results = mp.get_context("fork").SimpleQueue()
+    mp.start_processes(_interrupted_rank,
+                       args=(2, distributed.free_port(), str(tmp_path / "ddp"), results),
+                       nprocs=2, join=True, start_method="fork")
+    out = sorted(results.get() for _ in range(2))
+    assert [o[1] for o in out] == ["interrupted", "interrupted"]
+    assert out[0][2] and not out[1][2]  # rank 1 trained against a scratch store
+    store = RunStore(tmp_path / "ddp")
+    (run,) = store.list_runs()
+    # rank 0's checkpoint is the single-process state: one process finishes the run with
+    # the numbers of an uninterrupted single-process run
+    resumed = Trainer.resume(run.id, store=store, report=False).run()
+    assert resumed.status == "completed"
+    ref = Trainer(_config(), store=RunStore(tmp_path / "one"), report=False).run()
+    m_ref = RunStore(tmp_path / "one").metrics(ref.run_id)
+    m_res = store.metrics(run.id)
+    assert set(m_ref) == set(m_res)
+    for name in m_ref:
+        np.testing.assert_array_equal(m_res[name][0], m_ref[name][0])
+        np.testing.assert_allclose(m_res[name][1], m_ref[name][1], rtol=2e-5, atol=1e-7,
+                                   err_msg=name)
