@@ -1,7 +1,8 @@
 """Tutorial: add your own optimizer and get trainlab's contract battery for free.
 
 An optimizer registered in ``trainlab.optim.OPTIMIZERS`` is usable everywhere at once:
-``trainlab run --import own_optimizer --optim normalized-sgd``, configs, grids, the
+``trainlab run --import own_optimizer --optim normalized-sgd`` (run from ``examples/``, or
+with the module on ``PYTHONPATH``), configs, grids, the
 probes that read optimizer state, and the contract battery of ``tests/optim/test_contract.py``
 (state-dict round trip resumes exactly, ``p.grad`` left as computed, every param group's
 own ``lr`` honoured, parameters without a gradient untouched, bad inputs rejected with a
