@@ -204,3 +204,10 @@ def test_a_stop_on_one_rank_stops_all_and_resumes_in_one_process(tmp_path):
         np.testing.assert_array_equal(m_res[name][0], m_ref[name][0])
         np.testing.assert_allclose(m_res[name][1], m_ref[name][1], rtol=2e-5, atol=1e-7,
                                    err_msg=name)
+
+
+def test_nproc_on_cuda_needs_a_gpu_per_process(tmp_path, capsys):
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("this host has 2 GPUs: the refusal does not apply")
+    assert main([*ARGS, "--store", str(tmp_path), "--nproc", "2", "--device", "cuda"]) == 2
+    assert "at least 2 GPUs" in capsys.readouterr().err

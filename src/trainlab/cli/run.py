@@ -20,8 +20,9 @@ from its last checkpoint. A run is owned by one process at a time: a second `--r
 running run is refused; the owner's lease is taken over automatically when that process no
 longer exists on this host, and with --take-over otherwise.
 
-Data-parallel: `--nproc N` starts N processes on this host (gloo, CPU; each trains on its
-share of every batch through DistributedDataParallel) unless the command already runs under
+Data-parallel: `--nproc N` starts N processes on this host (gloo on the CPU; nccl with
+`--device cuda`, one GPU each; each trains on its share of every batch through
+DistributedDataParallel) unless the command already runs under
 torchrun (RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR set), whose process group it joins (nccl
 with CUDA, else gloo). The recorded numbers are those of one process on the global batch;
 rank 0 writes the store and the report (trainlab.train.distributed).
@@ -116,13 +117,27 @@ def main(args: argparse.Namespace) -> int:
 
         results = mp.get_context(distributed.START_METHOD).SimpleQueue()
         try:
-            distributed.spawn(_rank_main, args.nproc, args, results)
+            distributed.spawn(_rank_main, args.nproc, args, results,
+                              backend=_backend(cfg.device, args.nproc))
         except mp.ProcessRaisedException as exc:  # the first line of the rank's error
             lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
             raise TrainlabError(f"a data-parallel process failed: {lines[-1].strip()}"
                                 ) from None
         return _finish(results.get())
     return _finish(_train(args, main_rank=True))
+
+
+def _backend(device: str, nproc: int) -> str:
+    """nccl with one GPU per process for a CUDA run, else gloo."""
+    if not device.startswith("cuda"):
+        return "gloo"
+    import torch
+
+    if device != "cuda" or torch.cuda.device_count() < nproc:
+        raise ConfigError(f"--nproc {nproc} with --device {device}: give --device cuda with "
+                          f"at least {nproc} GPUs (process r uses cuda:r; this host has "
+                          f"{torch.cuda.device_count()}), or use torchrun")
+    return "nccl"
 
 
 def _check_data_parallel(args: argparse.Namespace) -> None:

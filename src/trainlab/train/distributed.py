@@ -192,6 +192,8 @@ def _worker(rank: int, fn: Callable[..., Any], nproc: int, port: int, backend: s
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(max(1, torch.get_num_threads() // nproc))
+    if backend == "nccl":  # one GPU per process
+        torch.cuda.set_device(rank)
     dist.init_process_group(backend, rank=rank, world_size=nproc)
     try:
         fn(*args)
@@ -207,7 +209,8 @@ the tests use it)."""
 
 def spawn(fn: Callable[..., Any], nproc: int, *args: Any, backend: str = "gloo") -> None:
     """Run ``fn(*args)`` in ``nproc`` new processes on this host, each in one process group
-    (``backend``, default ``gloo``: CPU) with the ``torchrun`` environment variables set,
+    (``backend``, default ``gloo``: CPU; ``nccl``: process ``r`` on ``cuda:r``) with the
+    ``torchrun`` environment variables set,
     started by :data:`START_METHOD`. ``fn`` must be importable (a module-level function).
     Raises when a process fails."""
     from trainlab.errors import check_range
