@@ -19,7 +19,7 @@ docstring gives the paper's defaults and its deviations):
 - ``fixup``; ``small`` [20, 27, 68]: Fixup for residual nets; any scheme times a small scale.
 - ``balanced`` [27]: two-layer nets with ``||a_j|| = ||w_j||`` per neuron.
 
-Example:
+Examples:
     >>> import torch, trainlab.init as tinit
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     >>> report = tinit.apply(model, "orthogonal", generator=torch.Generator().manual_seed(0))

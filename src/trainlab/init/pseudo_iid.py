@@ -73,7 +73,7 @@ def pseudo_iid_(tensor: torch.Tensor, sigma_w2: float = 1.0, structure: str = "i
 
     Raises:
         ConfigError: ``sigma_w2 < 0``, ``rank_fraction`` or ``density`` outside ``(0, 1]``,
-        unknown ``structure``.
+            unknown ``structure``.
     """
     check_range("sigma_w2", sigma_w2, low=0.0, owner="pseudo_iid_")
     check_range("rank_fraction", rank_fraction, low=0.0, high=1.0, low_open=True,

@@ -2,7 +2,7 @@
 measured without training (signal propagation through depth, dynamical isometry, initial
 guessing bias, conditioning at step 0), as a table, JSON or an HTML report.
 
-Example:
+Examples:
     >>> import torch, trainlab.inspect as ti
     >>> from trainlab.models import build_model
     >>> model = build_model("mlp", (8,), 3, depth=4, width=16)
