@@ -211,3 +211,13 @@ def test_nproc_on_cuda_needs_a_gpu_per_process(tmp_path, capsys):
         pytest.skip("this host has 2 GPUs: the refusal does not apply")
     assert main([*ARGS, "--store", str(tmp_path), "--nproc", "2", "--device", "cuda"]) == 2
     assert "at least 2 GPUs" in capsys.readouterr().err
+
+
+def test_a_closure_optimizer_is_refused_under_ddp_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(distributed, "START_METHOD", "fork")
+    i = ARGS.index("optim.momentum=0.9")
+    args = [*ARGS[:i - 1], *ARGS[i + 1:]]
+    assert main([*args, "--store", str(tmp_path), "--nproc", "2", "--optim", "lbfgs"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("needs a closure" in line and "one process" in line for line in err), err
+    assert err[-1].startswith("trainlab run: error: a data-parallel process failed")

@@ -114,12 +114,13 @@ def main(args: argparse.Namespace) -> int:
                               f"--nproc {args.nproc} processes; choose a multiple of "
                               f"{args.nproc}")
         import torch.multiprocessing as mp
+        from torch.multiprocessing.spawn import ProcessException
 
         results = mp.get_context(distributed.START_METHOD).SimpleQueue()
         try:
             distributed.spawn(_rank_main, args.nproc, args, results,
                               backend=_backend(cfg.device, args.nproc))
-        except mp.ProcessRaisedException as exc:  # the first line of the rank's error
+        except ProcessException as exc:  # the rank's exception (its traceback's last line)
             lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
             raise TrainlabError(f"a data-parallel process failed: {lines[-1].strip()}"
                                 ) from None
