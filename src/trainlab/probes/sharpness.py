@@ -208,4 +208,5 @@ PROBES.register("sharpness", Sharpness, papers=(10, 65),
                 metrics=("sharpness", "eos_ratio", "sharpness_matvecs", "sharpness_residual",
                          "sharpness_converged", "sharpness_unconverged"),
                 plot="edge-of-stability", title="Sharpness and the edge of stability",
+                compare=("sharpness", "eos_ratio"),
                 summary="top Hessian eigenvalue by warm-started Lanczos, and lr*sharpness/2")
