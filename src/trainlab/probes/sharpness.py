@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.curvature import EigenResult, HessianOperator, lanczos
+from trainlab.curvature.training_hessian import training_hessian
 from trainlab.errors import check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
@@ -33,37 +34,6 @@ def step_hessian(ctx: ProbeContext) -> HessianOperator:
 
     return ctx.cached("hessian_operator", lambda: training_hessian(
         ctx.model, ctx.loss_fn, ctx.batch, run_cache=ctx.run_cache))
-
-
-def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],
-                     params: dict[str, torch.Tensor] | None = None, *,
-                     run_cache: dict[str, Any] | None = None) -> HessianOperator:
-    """The Hessian operator the curvature probes use (see :func:`step_hessian`): the model's
-    mode kept, one fixed draw of its randomness, double-backward products through a
-    retained graph, or forward-over-reverse when double backward fails (a warning on the
-    ``trainlab`` logger, once per ``run_cache``).
-
-    Whether double backward works is tried with one zero product (which also builds the
-    retained graph); once it has worked for ``model``, ``run_cache`` remembers it and later
-    calls skip that trial product (the first real product builds the same graph, so every
-    value is unchanged, one backward pass cheaper per measurement)."""
-    op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
-                         retain_graph=True, fixed_randomness=True)
-    cache = {} if run_cache is None else run_cache
-    if cache.get("hessian_double_backward_ok") == id(model):
-        return op
-    try:
-        op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
-        cache["hessian_double_backward_ok"] = id(model)
-    except RuntimeError as exc:
-        if not cache.get("hessian_fallback_logged"):
-            cache["hessian_fallback_logged"] = True
-            LOG.warning("Hessian-vector products: double backward failed on this model (%s); "
-                        "using forward-over-reverse (torch.func) instead.",
-                        (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        op = HessianOperator(model, loss_fn, batch, params, method="forward-over-reverse",
-                             check_deterministic=False, fixed_randomness=True)
-    return op
 
 
 def eigen_metrics(key: str, eig: EigenResult, i: int = 0) -> Measurement:
