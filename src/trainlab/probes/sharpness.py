@@ -9,7 +9,7 @@ import torch
 
 from trainlab.curvature import EigenResult, HessianOperator, lanczos
 from trainlab.curvature.training_hessian import training_hessian
-from trainlab.errors import check_range
+from trainlab.errors import NotFiniteError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
 LOG = logging.getLogger("trainlab")
@@ -96,7 +96,9 @@ class Sharpness(Probe):
     flag (``sharpness_converged``); a value that did not converge within ``max_iter``
     products is stored as ``sharpness_unconverged`` (a lower bound of the top eigenvalue),
     never as ``sharpness`` (see :func:`eigen_metrics`), and no ``eos_ratio`` is derived from
-    it.
+    it. When a Hessian-vector product is not finite (NaN/Inf, e.g. a run about to diverge)
+    the measurement is ``sharpness = NaN`` with ``sharpness_converged = 0`` and the reason in
+    the run's probe notes, and training goes on.
 
     What "converged" guarantees. A small residual alone only proves that the Ritz value is
     close to *some* eigenvalue: a warm start near the (new) second eigenvector, or a cold
@@ -157,9 +159,13 @@ class Sharpness(Probe):
         op = step_hessian(ctx)
         warm = self._v if self._v is not None and self._v.numel() == op.dim else None
         v0 = mixed_start(warm, op.dim, op.dtype, op.device, ctx.generator)
-        res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
-                      generator=ctx.generator, eig_tol=self.eig_tol, gap_tol=self.gap_tol,
-                      min_iter=self.min_iter)
+        try:
+            res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
+                          generator=ctx.generator, eig_tol=self.eig_tol, gap_tol=self.gap_tol,
+                          min_iter=self.min_iter)
+        except NotFiniteError as exc:  # a diverging run: NaN is the result, recorded as such
+            ctx.note(self.name, str(exc))
+            return {"sharpness": float("nan"), "sharpness_converged": 0.0}
         self._v = res.vectors[:, 0].detach().clone()
         out = eigen_metrics("sharpness", res)
         out["sharpness_matvecs"] = float(res.matvecs)
