@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from _probe_helpers import monitored_steps
 from torch import nn
 
 from trainlab.curvature import LinearOperator, lanczos
@@ -63,14 +64,7 @@ def test_sharpness_probe_records_nan_with_the_reason_and_training_goes_on(caplog
     opt = torch.optim.SGD(model.lin.parameters(), lr=0.1)  # w stays at the cusp
     mon = Monitor(model, loss_fn=nn.functional.mse_loss, optimizer=opt,
                   probes="sharpness,loss", every=1)
-    losses = []
-    for _ in range(3):
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        assert mon.step(loss, (x, y))
-        opt.step()
-        losses.append(loss.item())
+    losses = monitored_steps(mon, model, opt, nn.functional.mse_loss, x, y, steps=3)
     sharp = [v for _, v in mon.history["sharpness"]]
     assert len(sharp) == 3 and all(math.isnan(v) for v in sharp)
     assert [v for _, v in mon.history["sharpness_converged"]] == [0.0] * 3
