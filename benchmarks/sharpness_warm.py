@@ -29,10 +29,11 @@ from pathlib import Path
 import torch
 
 from trainlab.curvature import lanczos
+from trainlab.curvature.training_hessian import training_hessian
 from trainlab.init import apply as apply_init
 from trainlab.models import build_model
 from trainlab.probes import ProbeContext
-from trainlab.probes.sharpness import Sharpness, training_hessian
+from trainlab.probes.sharpness import Sharpness
 from trainlab.tasks import build_task
 
 

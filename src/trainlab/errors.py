@@ -32,6 +32,12 @@ class ConfigError(TrainlabError, ValueError):
     """An invalid value: names the parameter, the allowed range and the value received."""
 
 
+class NotFiniteError(TrainlabError, ArithmeticError):
+    """A computation met NaN or Inf where a number was needed (e.g. a Hessian-vector product
+    on a diverging run): a result that does not exist, said as such instead of a solver's
+    unrelated failure further on."""
+
+
 def check_range(
     name: str,
     value: float,

@@ -11,8 +11,8 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from trainlab.curvature import HessianOperator
+from trainlab.curvature.training_hessian import training_hessian
 from trainlab.errors import ConfigError
-from trainlab.probes.sharpness import training_hessian
 
 
 class Softplus(torch.autograd.Function):

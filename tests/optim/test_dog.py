@@ -1,4 +1,4 @@
-"""DoG and L-DoG against the paper's formula."""
+"""DoG and L-DoG against the authors' package (dog-optimizer, Ivgi, Hinder & Carmon 2023)."""
 
 from __future__ import annotations
 
@@ -17,33 +17,29 @@ def _grads(seed=2, n=15):
 
 
 @pytest.mark.parametrize("layerwise", [False, True])
-def test_reference_recurrence(layerwise):
+@pytest.mark.parametrize("reps", [1e-4, 1e-1])
+def test_matches_the_authors_package(layerwise, reps):
+    """DoG (one distance and gradient sum per group) against the authors' ``dog.DoG``, L-DoG
+    (one per tensor) against their ``dog.LDoG``, 15 steps of fixed gradients, float64."""
+    authors = pytest.importorskip("dog")
     gen = torch.Generator().manual_seed(9)
     x0 = [torch.randn(3, 2, generator=gen, dtype=torch.float64),
           torch.randn(4, generator=gen, dtype=torch.float64)]
-    reps, eps = 1e-4, 1e-8
-    blocks = [[0], [1]] if layerwise else [[0, 1]]
-    xs = [x.clone() for x in x0]
-    rbar = {tuple(b): reps * (1 + math.sqrt(sum(float((x0[i] ** 2).sum()) for i in b)))
-            for b in blocks}
-    gsum = {tuple(b): 0.0 for b in blocks}
-    for gt in _grads():
-        for b in blocks:
-            k = tuple(b)
-            dist = math.sqrt(sum(float(((xs[i] - x0[i]) ** 2).sum()) for i in b))
-            rbar[k] = max(rbar[k], dist)
-            gsum[k] += sum(float((gt[i] ** 2).sum()) for i in b)
-            eta = rbar[k] / math.sqrt(gsum[k] + eps)
-            for i in b:
-                xs[i] = xs[i] - eta * gt[i]
-    ps = [x.clone().requires_grad_(True) for x in x0]
-    opt = DoG(ps, reps_rel=reps, eps=eps, layerwise=layerwise)
-    for gt in _grads():
-        for p, g in zip(ps, gt):
-            p.grad = g.clone()
-        opt.step()
-    for p, x in zip(ps, xs):
-        torch.testing.assert_close(p.detach(), x, rtol=1e-12, atol=1e-14)
+    trajectories = []
+    for make in (lambda ps: DoG(ps, reps_rel=reps, eps=1e-8, layerwise=layerwise),
+                 lambda ps: (authors.LDoG if layerwise else authors.DoG)(ps, reps_rel=reps,
+                                                                           eps=1e-8)):
+        ps = [x.clone().requires_grad_(True) for x in x0]
+        opt, path = make(ps), []
+        for gt in _grads():
+            for p, g in zip(ps, gt):
+                p.grad = g.clone()
+            opt.step()
+            path.append([p.detach().clone() for p in ps])
+        trajectories.append(path)
+    for ours, theirs in zip(*trajectories):
+        for p, q in zip(ours, theirs):
+            torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
 
 
 def test_first_step_is_r_eps_over_grad_norm():

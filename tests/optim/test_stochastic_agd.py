@@ -43,6 +43,34 @@ def test_constant_alpha_when_gamma0_is_mu():
     assert next_alpha(0.3, 0.05, 0.3) == pytest.approx(math.sqrt(0.05 * 0.3))
 
 
+def test_gamma0_mu_is_nesterovs_constant_momentum_method_in_torch():
+    """With gamma_0 = mu the estimating sequence has alpha = sqrt(eta mu) at every step and
+    y_k is Nesterov's constant-step scheme, y_{k+1} = w_{k+1} + beta (w_{k+1} - w_k) with
+    beta = (1 - alpha) / (1 + alpha) (Nesterov 2004, "Introductory Lectures", scheme 2.2.22),
+    whose look-ahead points are the iterates of torch.optim.SGD(nesterov=True)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    a = a @ a.T / 6 + 0.1 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    x0 = torch.randn(6, generator=g, dtype=torch.float64)
+    eta, mu = 1 / float(torch.linalg.eigvalsh(a)[-1]), 0.1
+
+    def path(make):
+        p = torch.nn.Parameter(x0.clone())
+        opt, out = make([p]), []
+        for _ in range(40):
+            p.grad = a @ p.detach() - b
+            opt.step()
+            out.append(p.detach().clone())
+        return torch.stack(out)
+
+    alpha = math.sqrt(eta * mu)
+    ours = path(lambda ps: build_optimizer("stochastic-agd", ps, lr=eta, mu=mu, gamma0=mu))
+    ref = path(lambda ps: torch.optim.SGD(ps, lr=eta, momentum=(1 - alpha) / (1 + alpha),
+                                          nesterov=True))
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-13)
+
+
 def test_faster_than_sgd_on_interpolating_least_squares():
     g = torch.Generator().manual_seed(0)
     n, d = 200, 20

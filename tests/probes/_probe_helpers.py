@@ -100,3 +100,17 @@ def context(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: int = 1
     return ProbeContext(step=step, model=model, loss_fn=loss_fn, batch=(x, y),
                         loss=loss.detach(), optimizer=opt, lr=lr, init_params=init,
                         prev_params=prev, generator=torch.Generator().manual_seed(0))
+
+
+def monitored_steps(mon, model: nn.Module, opt, loss_fn, x, y, steps: int) -> list[float]:
+    """A plain training loop with ``mon.step`` after each backward; every step must keep the
+    loss finite. Returns the losses."""
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        assert mon.step(loss, (x, y))
+        opt.step()
+        losses.append(loss.item())
+    return losses

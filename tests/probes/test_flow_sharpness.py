@@ -12,8 +12,9 @@ import torch
 from _probe_helpers import assert_unchanged, snapshot
 from torch import nn
 
+from trainlab.analyses.gradient_flow import gfs_sharpness, gradient_flow
 from trainlab.probes import ProbeContext
-from trainlab.probes.flow_sharpness import GFSSharpnessProbe, gfs_sharpness, gradient_flow
+from trainlab.probes.flow_sharpness import GFSSharpnessProbe
 
 X = torch.tensor([0.5, 1.0, 1.5], dtype=torch.float64)
 Y = 2.0 * X  # consistent data: the global minima are prod(w) = 2

@@ -4,6 +4,7 @@ import fnmatch
 
 import pytest
 import torch
+from _probe_helpers import monitored_steps
 from torch import nn
 from torch.func import functional_call, hessian
 
@@ -102,12 +103,7 @@ def test_monitor_cadence_final_step_and_history_without_store():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     mon = Monitor(model, loss_fn=nn.functional.cross_entropy, optimizer=opt,
                   probes=build_probes("grad-norm,update-ratio@2", every=1), total_steps=5)
-    for _ in range(6):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        assert mon.step(loss, (x, y))
-        opt.step()
+    monitored_steps(mon, model, opt, nn.functional.cross_entropy, x, y, steps=6)
     assert [s for s, _ in mon.history["grad_norm"]] == [0, 1, 2, 3, 4, 5]
     # update-ratio at 2 and 4 (prev snapshot taken the step before) and at the final step 5
     assert [s for s, _ in mon.history["update_ratio"]] == [2, 4, 5]

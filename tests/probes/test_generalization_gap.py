@@ -13,12 +13,9 @@ import torch
 from _probe_helpers import assert_unchanged, snapshot
 from torch import nn
 
+from trainlab.analyses.generalization_gap import expected_gap_change, predicted_gap_change
 from trainlab.probes import ProbeContext
-from trainlab.probes.generalization_gap import (
-    GeneralizationGapChange,
-    expected_gap_change,
-    predicted_gap_change,
-)
+from trainlab.probes.generalization_gap import GeneralizationGapChange
 
 
 def mse(out, y):

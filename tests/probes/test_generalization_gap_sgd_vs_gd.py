@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from trainlab.analyses import ANALYSES
-from trainlab.probes.generalization_gap import expected_sgd_minus_gd, gradient_noise_terms
+from trainlab.analyses.generalization_gap import expected_sgd_minus_gd
+from trainlab.probes.generalization_gap import gradient_noise_terms
 
 X = torch.tensor([[1.0, 0.3], [-0.4, 1.2], [0.8, -0.9]], dtype=torch.float64)
 Y = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)

@@ -13,14 +13,12 @@ from scipy.stats import spearmanr
 from torch import nn
 from torch.func import functional_call, hessian, jacfwd, jacrev
 
+from trainlab.analyses.input_derivatives import first_layer_weight, input_derivatives, spearman
 from trainlab.errors import ConfigError
 from trainlab.probes import ProbeContext
 from trainlab.probes.input_sensitivity import (
     InputSensitivity,
-    first_layer_weight,
-    input_derivatives,
     rank_correlations,
-    spearman,
     target_correlations,
 )
 

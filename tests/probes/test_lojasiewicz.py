@@ -12,16 +12,16 @@ import torch
 from torch import nn
 
 from trainlab.analyses import ANALYSES
-from trainlab.errors import ConfigError
-from trainlab.probes import ProbeContext
-from trainlab.probes.lojasiewicz import (
-    Lojasiewicz,
+from trainlab.analyses.lojasiewicz import (
     fit_lgi,
     gap_bound,
     length_bound,
     lgi_constants,
     linear_generalization_bound,
 )
+from trainlab.errors import ConfigError
+from trainlab.probes import ProbeContext
+from trainlab.probes.lojasiewicz import Lojasiewicz
 
 EIGS = torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64)
 

@@ -14,12 +14,9 @@ from _probe_helpers import assert_unchanged, batch, context, mlp, snapshot
 from torch import nn
 
 from trainlab.analyses import ANALYSES
+from trainlab.analyses.roughness import normalized_total_variation, roughness_index
 from trainlab.errors import ConfigError
-from trainlab.probes.roughness import (
-    RoughnessIndex,
-    normalized_total_variation,
-    roughness_index,
-)
+from trainlab.probes.roughness import RoughnessIndex
 
 LAM = 0.1
 T = torch.linspace(-LAM, LAM, 11, dtype=torch.float64)

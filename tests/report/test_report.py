@@ -1,5 +1,7 @@
 import re
 
+import numpy as np
+
 from trainlab.report import Page, write_run_report
 from trainlab.store import RunStore
 
@@ -62,3 +64,49 @@ def test_probe_sections_come_from_the_declared_metrics(tmp_path):
     assert sections & with_plot == {PROBES.entry("update-ratio").info.title,
                                     PROBES.entry("grad-noise").info.title}
     assert "undeclared_thing" not in html
+
+
+def test_comparison_panels_come_from_the_declared_metrics(tmp_path):
+    """The comparison draws one panel per metric the probes declare for comparison: declared
+    scalars (update ratio, gradient noise scale, not only a fixed list), the evaluation's
+    members, the sharpness and its EoS ratio but not its solver diagnostics, nothing
+    undeclared; the per-step loss is smoothed, log y where values span decades."""
+    from trainlab.report.run_report import RunView, comparison_panels
+
+    store = RunStore(tmp_path)
+    ids = []
+    for k in (1, 2):
+        rid = store.create_run({"lr": 0.1 * k}, name=f"run{k}", seed=0)
+        rows = [(s, "loss", k / (s + 1)) for s in range(60)]
+        for s in range(0, 60, 10):
+            rows += [(s, "test/loss", 1.0 / (s + 1)), (s, "test/accuracy", 0.5 + s / 200),
+                     (s, "sharpness", 5.0 + s), (s, "eos_ratio", 0.1 * k),
+                     (s, "sharpness_matvecs", 40.0), (s, "update_ratio", 1e-3 * (s + 1)),
+                     (s, "update_ratio/0.weight", 1e-3), (s, "undeclared_thing", 1.0)]
+        if k == 2:
+            rows += [(s, "gns", 10.0 + s) for s in range(0, 60, 10)]
+        store.log_metrics(rid, rows)
+        store.set_status(rid, "completed", {})
+        ids.append(rid)
+    panels = comparison_panels([RunView.load(store, r) for r in ids])
+    titles = [t for t, _, _ in panels]
+    assert titles[:3] == ["loss (smoothed)", "test/accuracy", "test/loss"]
+    assert set(titles[3:]) == {"gns", "sharpness", "eos_ratio", "update_ratio"}
+    by_title = {t: (series, logy) for t, series, logy in panels}
+    assert set(by_title["gns"][0]) == {"run2"} and set(by_title["sharpness"][0]) == {"run1",
+                                                                                    "run2"}
+    assert by_title["loss (smoothed)"][1] and by_title["update_ratio"][1]
+    assert not by_title["test/accuracy"][1] and not by_title["eos_ratio"][1]
+    steps, values = by_title["loss (smoothed)"][0]["run1"]
+    assert len(steps) == 60 - 25 + 1 and np.isclose(values[0], np.mean(1 / np.arange(1, 26)))
+
+
+def test_a_compared_metric_must_be_declared():
+    import pytest
+
+    from trainlab.errors import TrainlabError
+    from trainlab.probes._probe import ProbeInfo
+
+    assert ProbeInfo(metrics=("a", "b/*", "c_*")).compared == ("a",)
+    with pytest.raises(TrainlabError, match="compare"):
+        ProbeInfo(metrics=("a",), compare=("b",))

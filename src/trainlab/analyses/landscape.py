@@ -11,7 +11,7 @@ r"""Loss landscapes: the loss along lines and planes through parameter space.
   (Goodfellow, Vinyals, Saxe, "Qualitatively characterizing neural network optimization
   problems", ICLR 2015; papers.md row 104).
 - The roughness index of row 15, built on these slices, lives in
-  :mod:`trainlab.probes.roughness`.
+  :mod:`trainlab.analyses.roughness` (its probe in :mod:`trainlab.probes.roughness`).
 
 Every function evaluates the loss with ``torch.func.functional_call`` on parameter
 dictionaries: the model's weights are never written, and the model runs in eval mode

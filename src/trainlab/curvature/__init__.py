@@ -35,6 +35,7 @@ from trainlab.curvature.solvers import (
     spectral_density,
     top_eigenvalue,
 )
+from trainlab.curvature.training_hessian import training_hessian
 
 __all__ = [
     "CurvatureOperator", "EigenResult", "EmpiricalFisherOperator", "Estimate", "GGNOperator",
@@ -43,5 +44,5 @@ __all__ = [
     "as_operator", "flatten", "frobenius_norm", "hutchinson_trace", "hutchpp_trace",
     "lanczos", "lanczos_quadrature", "loss_function", "make_hvp", "optimizer_preconditioner",
     "parameter_groups", "preconditioned_sharpness", "spectral_density",
-    "top_eigenvalue", "trainable_params", "unflatten",
+    "top_eigenvalue", "trainable_params", "training_hessian", "unflatten",
 ]

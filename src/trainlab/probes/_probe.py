@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import nn
 
+from trainlab.errors import TrainlabError
 from trainlab.registry import EntryInfo, Registry
 
 Measurement = dict[str, "torch.Tensor | float"]
@@ -234,12 +235,29 @@ class ProbeInfo(EntryInfo):
             Hessian-vector products, summed per-sample statistics), ``"global-batch"`` (the
             default: it is handed the global batch gathered from the ranks) or
             ``"unsupported"`` (skipped under DDP, with a warning).
+        compare: the metrics a comparison of runs draws, one panel each, in this order (a
+            family ``"prefix/*"`` gives one panel per member the runs recorded); ``None``: the
+            scalar metrics (names without ``*``). Each must be one of ``metrics``.
     """
 
     metrics: tuple[str, ...] = ()
     plot: Literal["", "curves", "log-curves", "heatmap", "edge-of-stability"] = ""
     title: str = ""
     ddp: Literal["replicated", "reduced", "global-batch", "unsupported"] = "global-batch"
+    compare: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.compare or () if m not in self.metrics]
+        if unknown:
+            raise TrainlabError(f"ProbeInfo: compare names {unknown}, which are not among "
+                                f"its metrics {list(self.metrics)}")
+
+    @property
+    def compared(self) -> tuple[str, ...]:
+        """What a comparison of runs draws (``compare``, or the scalar metrics)."""
+        if self.compare is not None:
+            return self.compare
+        return tuple(m for m in self.metrics if "*" not in m)
 
 
 PROBES: Registry[type[Probe]] = Registry("probe", info=ProbeInfo)

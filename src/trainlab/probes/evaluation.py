@@ -40,5 +40,5 @@ class Evaluation(Probe):
 
 
 PROBES.register("eval", Evaluation, ddp="replicated",
-                metrics=("train/*", "test/*"),
+                metrics=("train/*", "test/*"), compare=("test/*", "train/*"),
                 summary="loss and metrics on the full train and test sets")

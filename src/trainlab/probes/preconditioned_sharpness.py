@@ -83,5 +83,6 @@ PROBES.register("preconditioned-sharpness", PreconditionedSharpness, ddp="reduce
                 metrics=("precond_sharpness", "precond_threshold", "precond_eos_ratio",
                          "precond_sharpness_*"),
                 plot="log-curves", title="Optimizer-aware sharpness",
+                compare=("precond_sharpness", "precond_eos_ratio"),
                 summary="lambda_max(P^-1 H) for the optimizer's own preconditioner, vs its "
                         "threshold")

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from trainlab.curvature import EigenResult, HessianOperator, lanczos
-from trainlab.errors import check_range
+from trainlab.curvature.training_hessian import training_hessian
+from trainlab.errors import NotFiniteError, check_range
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
 LOG = logging.getLogger("trainlab")
@@ -48,37 +49,6 @@ def _ranks_averaged(ctx: ProbeContext, op: HessianOperator) -> Any:
     from trainlab.train.distributed import AveragedOperator
 
     return AveragedOperator(op, ctx.dist, ctx.shard_weight())
-
-
-def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],
-                     params: dict[str, torch.Tensor] | None = None, *,
-                     run_cache: dict[str, Any] | None = None) -> HessianOperator:
-    """The Hessian operator the curvature probes use (see :func:`step_hessian`): the model's
-    mode kept, one fixed draw of its randomness, double-backward products through a
-    retained graph, or forward-over-reverse when double backward fails (a warning on the
-    ``trainlab`` logger, once per ``run_cache``).
-
-    Whether double backward works is tried with one zero product (which also builds the
-    retained graph); once it has worked for ``model``, ``run_cache`` remembers it and later
-    calls skip that trial product (the first real product builds the same graph, so every
-    value is unchanged, one backward pass cheaper per measurement)."""
-    op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
-                         retain_graph=True, fixed_randomness=True)
-    cache = {} if run_cache is None else run_cache
-    if cache.get("hessian_double_backward_ok") == id(model):
-        return op
-    try:
-        op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
-        cache["hessian_double_backward_ok"] = id(model)
-    except RuntimeError as exc:
-        if not cache.get("hessian_fallback_logged"):
-            cache["hessian_fallback_logged"] = True
-            LOG.warning("Hessian-vector products: double backward failed on this model (%s); "
-                        "using forward-over-reverse (torch.func) instead.",
-                        (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        op = HessianOperator(model, loss_fn, batch, params, method="forward-over-reverse",
-                             check_deterministic=False, fixed_randomness=True)
-    return op
 
 
 def eigen_metrics(key: str, eig: EigenResult, i: int = 0) -> Measurement:
@@ -141,7 +111,9 @@ class Sharpness(Probe):
     flag (``sharpness_converged``); a value that did not converge within ``max_iter``
     products is stored as ``sharpness_unconverged`` (a lower bound of the top eigenvalue),
     never as ``sharpness`` (see :func:`eigen_metrics`), and no ``eos_ratio`` is derived from
-    it.
+    it. When a Hessian-vector product is not finite (NaN/Inf, e.g. a run about to diverge)
+    the measurement is ``sharpness = NaN`` with ``sharpness_converged = 0`` and the reason in
+    the run's probe notes, and training goes on.
 
     What "converged" guarantees. A small residual alone only proves that the Ritz value is
     close to *some* eigenvalue: a warm start near the (new) second eigenvector, or a cold
@@ -202,9 +174,13 @@ class Sharpness(Probe):
         op = step_hessian(ctx)
         warm = self._v if self._v is not None and self._v.numel() == op.dim else None
         v0 = mixed_start(warm, op.dim, op.dtype, op.device, ctx.generator)
-        res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
-                      generator=ctx.generator, eig_tol=self.eig_tol, gap_tol=self.gap_tol,
-                      min_iter=self.min_iter)
+        try:
+            res = lanczos(op, k=1, tol=self.tol, max_iter=min(self.max_iter, op.dim), v0=v0,
+                          generator=ctx.generator, eig_tol=self.eig_tol, gap_tol=self.gap_tol,
+                          min_iter=self.min_iter)
+        except NotFiniteError as exc:  # a diverging run: NaN is the result, recorded as such
+            ctx.note(self.name, str(exc))
+            return {"sharpness": float("nan"), "sharpness_converged": 0.0}
         self._v = res.vectors[:, 0].detach().clone()
         out = eigen_metrics("sharpness", res)
         out["sharpness_matvecs"] = float(res.matvecs)
@@ -223,4 +199,5 @@ PROBES.register("sharpness", Sharpness, ddp="reduced", papers=(10, 65),
                 metrics=("sharpness", "eos_ratio", "sharpness_matvecs", "sharpness_residual",
                          "sharpness_converged", "sharpness_unconverged"),
                 plot="edge-of-stability", title="Sharpness and the edge of stability",
+                compare=("sharpness", "eos_ratio"),
                 summary="top Hessian eigenvalue by warm-started Lanczos, and lr*sharpness/2")

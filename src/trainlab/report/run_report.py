@@ -81,7 +81,7 @@ def _series(view: RunView, metrics: tuple[str, ...]
 
 def _probe_section(page: Page, view: RunView, entry: Entry[Any]) -> None:
     """A section for one probe, drawn from its declared metrics and plot hint
-    (:class:`~trainlab.probes.ProbeInfo`); nothing when the run has none of its metrics."""
+    (:class:`~trainlab.probes._probe.ProbeInfo`); nothing when the run has none of its metrics."""
     info = entry.info
     if not info.plot:
         return
@@ -157,10 +157,43 @@ def write_run_report(store: RunStore, run_id: str, path: str | Path | None = Non
     return out
 
 
-COMPARED = [("loss", "batch loss (smoothed)", True), ("test/loss", "test loss", True),
-            ("test/accuracy", "test accuracy", False), ("train/accuracy", "train accuracy", False),
-            ("sharpness", "sharpness", True), ("grad_norm", "gradient norm", True),
-            ("distance", "distance from init", False)]
+def _log_scale(series: dict[str, Series]) -> bool:
+    """Log y for positive values spanning more than a decade (losses, norms, sharpness),
+    linear otherwise (accuracies, distances from init that start at 0, cosines)."""
+    finite = [v[np.isfinite(v)] for _, v in series.values()]
+    values = np.concatenate(finite) if finite else np.empty(0)
+    return bool(len(values) and values.min() > 0 and values.max() > 10 * values.min())
+
+
+def _every_step(s: Series) -> bool:
+    return len(s[0]) > 1 and bool(np.all(np.diff(s[0]) == 1))
+
+
+def comparison_panels(views: list[RunView]) -> list[tuple[str, dict[str, Series], bool]]:
+    """The comparison's panels ``(title, {run label: series}, log y)``: one per metric that
+    the probes declare for comparison (:attr:`~trainlab.probes._probe.ProbeInfo.compared`) and at
+    least one run recorded: first the probes without a report section of their own (the loss,
+    then the evaluation's families), then the others in registry order. A metric recorded at
+    every step is smoothed."""
+    entries = sorted(PROBES.entries(), key=lambda e: (
+        e.info.plot != "", any("*" in m for m in e.info.compared)))
+    names: list[str] = []
+    for entry in entries:
+        for metric in entry.info.compared:
+            if metric.endswith("/*"):
+                prefix = metric[:-1]
+                names += sorted({n for v in views for n in v.metrics if n.startswith(prefix)})
+            else:
+                names.append(metric)
+    panels = []
+    for name in dict.fromkeys(names):
+        raw = {v.label: v.get(name) for v in views if v.get(name)}
+        if not raw:
+            continue
+        smoothed = any(_every_step(s) for s in raw.values())
+        series = {k: _smooth(s) if _every_step(s) else s for k, s in raw.items()}
+        panels.append((f"{name} (smoothed)" if smoothed else name, series, _log_scale(raw)))
+    return panels
 
 
 def build_comparison_page(views: list[RunView]) -> Page:
@@ -176,12 +209,7 @@ def build_comparison_page(views: list[RunView]) -> Page:
         page.table(["run", *varying], [[v.label, *(dict(_flat(v.record.config)).get(k, "")
                                                    for k in varying)] for v in views],
                    caption="settings that differ between the runs")
-    panels = []
-    for name, title, logy in COMPARED:
-        series = {v.label: (_smooth(v.get(name)) if name == "loss" else v.get(name))
-                  for v in views if v.get(name)}
-        if series:
-            panels.append((title, series, logy))
+    panels = comparison_panels(views)
     for i in range(0, len(panels), 2):
         page.figure(plots.curves(panels[i:i + 2]))
     return page

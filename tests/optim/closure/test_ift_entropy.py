@@ -10,7 +10,7 @@ from trainlab.optim import build_optimizer
 from trainlab.optim.loss_closure import make_closure
 from trainlab.optim.procedures import ift_hypergradient
 
-from .._tiny_mlp import clone, flat_grads, flat_params, functional, mse
+from .._tiny_mlp import flat_grads, flat_params, functional, mse
 
 
 def _ridge():
@@ -81,13 +81,33 @@ def test_entropy_sgd_matches_paper_recurrence(problem, noise):
     torch.testing.assert_close(flat_grads(model), torch.func.grad(f)(w))
 
 
-def test_entropy_sgd_trains_tiny_regression(problem):
-    model, x, y = problem
-    m = clone(model)
-    opt = build_optimizer("entropy-sgd", m.parameters(), lr=1.0, inner_steps=5, gamma=1.0,
-                          momentum=0.9, nesterov=True, generator=torch.Generator().manual_seed(0))
-    closure = make_closure(m, mse, x, y)
-    first = closure().item()
-    for _ in range(60):
-        loss = opt.step(closure)
-    assert loss.item() < 0.6 * first
+def test_noiseless_entropy_sgd_is_gradient_descent_on_the_moreau_envelope():
+    """Without noise the inner Langevin loop is gradient descent on f(x') + gamma/2 |x' - x|^2,
+    which converges to the proximal point; the local-entropy gradient gamma (x - <x'>) becomes
+    the gradient of the Moreau envelope. On f(w) = 1/2 (w - w*)^T A (w - w*) that is
+    gamma (A + gamma I)^-1 A (x - w*), so T outer steps of size lr give, in closed form,
+    x_T - w* = (I - lr gamma (A + gamma I)^-1 A)^T (x_0 - w*) (Chaudhari et al. 2017, Sec. 3,
+    papers.md row 53; the zero-temperature limit)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=g, dtype=torch.float64) * torch.tensor([2.0, 1.0, 0.5, 0.2],
+                                                                             dtype=torch.float64)
+    y = torch.randn(32, 1, generator=g, dtype=torch.float64)
+    model = torch.nn.Linear(4, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(1, 4, generator=g, dtype=torch.float64) * 3)
+    a = x.T @ x / 32  # mse = 1/2 mean (x w - y)^2: Hessian A, minimizer w*
+    w_star = torch.linalg.solve(a, x.T @ y[:, 0] / 32)
+    e0 = model.weight.detach()[0] - w_star
+    lr, gamma, steps = 1.0, 0.5, 15
+    opt = build_optimizer("entropy-sgd", model.parameters(), lr=lr, inner_steps=300,
+                          gamma=gamma, inner_lr=0.2, noise=0.0, alpha=1.0)
+    closure = make_closure(model, mse, x, y)
+    for _ in range(steps):
+        opt.step(closure)
+    eye = torch.eye(4, dtype=torch.float64)
+    contraction = eye - lr * gamma * torch.linalg.solve(a + gamma * eye, a)
+    expected = w_star + torch.linalg.matrix_power(contraction, steps) @ e0
+    torch.testing.assert_close(model.weight.detach()[0], expected, rtol=1e-9, atol=1e-11)
+    # and it is not plain gradient descent with the same outer step on f
+    gd = w_star + torch.linalg.matrix_power(eye - lr * gamma * a, steps) @ e0
+    assert (gd - expected).norm() > 1e-2

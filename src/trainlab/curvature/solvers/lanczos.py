@@ -8,7 +8,7 @@ import torch
 
 from trainlab.curvature.operators._linear import LinearOperator, as_operator
 from trainlab.curvature.solvers.results import EigenResult
-from trainlab.errors import ConfigError, check_choice, check_range
+from trainlab.errors import ConfigError, NotFiniteError, check_choice, check_range
 
 WHICH = ("LA", "SA", "LM")
 
@@ -71,6 +71,12 @@ class _Tridiagonal:
         a = torch.dot(self.q, w).item()
         w = _orthogonalize(w, self.basis[:j + 1])
         self.b = w.norm().item()
+        if not (math.isfinite(a) and math.isfinite(self.b)):
+            # NaN/Inf would reach eigh: a LinAlgError about convergence, or NaN Ritz values
+            raise NotFiniteError(
+                f"lanczos: HVP not finite (the operator's product {j + 1} has NaN or Inf "
+                "entries or overflows, e.g. on a diverging run): there is no eigenvalue to "
+                "report")
         self.alpha.append(a)
         self.anorm = max(self.anorm, abs(a) + self.b + (self.beta[-1] if self.beta else 0.0))
         self.m = j + 1

@@ -1,0 +1,45 @@
+"""The Hessian of a training loss as the curvature probes and analyses use it (the model's mode
+kept, one fixed draw of its randomness, double backward with a forward-over-reverse fallback)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from trainlab.curvature.operators import HessianOperator
+
+LOG = logging.getLogger("trainlab")
+
+
+def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],
+                     params: dict[str, torch.Tensor] | None = None, *,
+                     run_cache: dict[str, Any] | None = None) -> HessianOperator:
+    """The Hessian operator the curvature probes use (see
+    :func:`~trainlab.probes.sharpness.step_hessian`): the model's
+    mode kept, one fixed draw of its randomness, double-backward products through a
+    retained graph, or forward-over-reverse when double backward fails (a warning on the
+    ``trainlab`` logger, once per ``run_cache``).
+
+    Whether double backward works is tried with one zero product (which also builds the
+    retained graph); once it has worked for ``model``, ``run_cache`` remembers it and later
+    calls skip that trial product (the first real product builds the same graph, so every
+    value is unchanged, one backward pass cheaper per measurement)."""
+    op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
+                         retain_graph=True, fixed_randomness=True)
+    cache = {} if run_cache is None else run_cache
+    if cache.get("hessian_double_backward_ok") == id(model):
+        return op
+    try:
+        op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
+        cache["hessian_double_backward_ok"] = id(model)
+    except RuntimeError as exc:
+        if not cache.get("hessian_fallback_logged"):
+            cache["hessian_fallback_logged"] = True
+            LOG.warning("Hessian-vector products: double backward failed on this model (%s); "
+                        "using forward-over-reverse (torch.func) instead.",
+                        (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        op = HessianOperator(model, loss_fn, batch, params, method="forward-over-reverse",
+                             check_deterministic=False, fixed_randomness=True)
+    return op
