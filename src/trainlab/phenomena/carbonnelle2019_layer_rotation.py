@@ -42,16 +42,18 @@ class LayerRotation(Phenomenon):
     Paper: Carbonnelle & De Vleeschouwer, "Layer rotation: a surprisingly powerful indicator
     of generalization in deep networks?", 2019 (arXiv 1806.01603 v2), papers.md row 56;
     Sec. 4 and Fig. 1: on five tasks (CNNs, ResNets, WRNs on CIFAR-10/100 and Tiny
-    ImageNet) the reference configuration :math:`\alpha = 0, \rho(0) = 3^{-3}`, in which all
-    layers reach a cosine distance near 1, tests best; slowing the first layers
-    (:math:`\alpha = 0.6`), the last layers (:math:`\alpha = -0.6`) or all layers
-    (:math:`\rho(0) = 3^{-4}, 3^{-5}`) lowers test accuracy (the differences
-    :math:`\Delta\eta` shown above each panel are all negative) while the training
-    accuracies stay near 1 (0.82-1.0 in the authors' notebook, whose analysis keeps runs
-    above 0.9). The configurations and the Layca rule are the authors' (code of
-    ispgroupucl/layer-rotation-paper-experiments: ``layca`` updates kernels only, biases stay
-    at their initial value; lr schedule x0.2 at 70 of 80 epochs for the tiny-CNN task,
-    training stops when the training loss is below 1e-3).
+    ImageNet) each panel shows, for one configuration, the layer rotation curves and the
+    test-accuracy difference :math:`\Delta\eta` from the reference configuration
+    :math:`\alpha = 0, \rho(0) = 3^{-3}`, in which all layers reach a cosine distance near
+    1; the others slow the first layers (:math:`\alpha = 0.6`), the last layers
+    (:math:`\alpha = -0.6`) or all layers (:math:`\rho(0) = 3^{-4}, 3^{-5}`). The abstract
+    states the result: configurations in which all layers reach a cosine distance of 1
+    consistently outperform the others. The training accuracies stay near 1 (0.82-1.0 in the
+    authors' notebook, whose analysis keeps runs above 0.9). The configurations and the
+    Layca rule are the authors' (code of ispgroupucl/layer-rotation-paper-experiments:
+    ``layca`` updates kernels only, biases stay at their initial value; lr schedule x0.2 at
+    70 of 80 epochs for the tiny-CNN task, training stops when the training loss is below
+    1e-3).
 
     Setting: MNIST-1D (40-sample signals, 10 classes, 4000 training and 1000 test points),
     an ``mlp`` 40-256-256-10 with ReLU, ``kaiming-normal`` weights and zero biases that stay
