@@ -35,7 +35,7 @@ def layca_update_(w: torch.Tensor, step: torch.Tensor, lr: float) -> None:
 
 class Layca(torch.optim.Optimizer):
     r"""Layca on SGD (Carbonnelle & De Vleeschouwer, "Layer rotation: a surprisingly
-    powerful indicator of generalization in deep networks?", 2019, Sec. 4 and Algorithm 1;
+    powerful indicator of generalization in deep networks?", 2019, Sec. 4, and the authors' code;
     papers.md row 56): for each weight tensor with at least 2 dims (weight matrices, conv
     kernels), the gradient step is made into a rotation of angle :math:`\arctan\eta` on the
     sphere of the tensor's norm (:func:`layca_update_`), so that the learning rate sets each
