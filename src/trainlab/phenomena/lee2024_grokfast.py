@@ -85,7 +85,8 @@ class Grokfast(Phenomenon):
     outputs first collapse under the weight decay, then training and test accuracy rise
     together to 1.0 / 0.51 by step 15000. A verdict in that setting needs a threshold that
     fits MNIST-1D (the paper's 95% does not), fixed before a 3-seed run; the baseline's
-    ~3e4 steps cost ~30 s each on an idle core, so it would fit the full-mode budget.
+    ~3e4 steps cost about a minute of CPU each, so 3 seeds per arm would fit the full-mode
+    budget.
 
     Earlier result (before issue 12): an MLP on (a + b) mod 23 with AdamW lr 1e-3, weight
     decay 1 and cross-entropy never generalized in 8000 steps (no grokking to accelerate).
