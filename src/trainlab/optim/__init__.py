@@ -15,6 +15,7 @@ from trainlab.optim import (  # noqa: F401  (each module registers its optimizer
     grades,
     gradient_regularization,
     induced_metric,
+    layca,
     lbfgs,
     natural_gradient,
     optex,

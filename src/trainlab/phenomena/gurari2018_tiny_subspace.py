@@ -60,6 +60,15 @@ class TinySubspace(Phenomenon):
     a low start: late minus initial = -0.13 (median over seeds). Quick (1 seed, 15 s): 0.72,
     -0.09, 0.97. Not tried: other inits or the paper's MNIST; the criterion was not moved.
 
+    Re-check (issue 12, second pass): the paper's Sec. 2 body is still not readable here
+    (the stored arXiv renderings hold its abstract and introduction only; no authors' code
+    is public), so the batch on which g and H are computed, the initialization and the
+    values of its Fig. 1 remain unverified, and nothing was changed: trying other
+    initializations or batches until f_top starts low would be a search over settings that
+    are not known to be the paper's. A later study of the same alignment (Song, Ahn & Yun,
+    "Does SGD really happen in tiny subspaces?", ICLR 2025) attributes it to SGD's
+    stochastic noise; that does not settle Gur-Ari et al.'s protocol either.
+
     Earlier result (before issue 12, Gaussian-mixture task, 20-64-64-10, lr 0.05): persistence
     0.97-0.99 over 200 steps, gradient share median 0.56 against a guessed 0.7 (FAIL).
     """
