@@ -9,6 +9,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     agarwala2023_quadratic_eos,
     altintas2025_butterfly,
     bergsma2025_d2z,
+    botros2021_g3_tradeoff,
     cao2024_deq_sampling,
     boixadsera2023_rank_increase,
     carbonnelle2019_layer_rotation,
