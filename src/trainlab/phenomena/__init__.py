@@ -44,6 +44,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     petersen2022_monotonic_sorting,
     pezeshki2021_gradient_starvation,
     proximal_sampler_cold_start,
+    richterpowell2021_icgn_fit,
     wu2023_trace_bound,
     zheng2024_enkg,
     zhou2026_condition_errors,
