@@ -40,6 +40,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     marion2024_implicit_diffusion,
     marion2024_resnet_ode,
     min2024_early_alignment,
+    pal2023_local_regularization,
     pascanu2013_rnn_clipping,
     petersen2022_monotonic_sorting,
     pezeshki2021_gradient_starvation,
