@@ -1,6 +1,7 @@
 """Training procedures that are not a per-step optimizer: hypergradients and the like."""
 
 from trainlab.optim.procedures.aligned_mtl import aligned_mtl_gradients
+from trainlab.optim.procedures.botros2021_g3_trajectory import plan_g3_trajectory
 from trainlab.optim.procedures.dproxsgt import dproxsgt
 from trainlab.optim.procedures.feedback_alignment import FeedbackAlignment, feedback_linear
 from trainlab.optim.procedures.gradient_boosting import BoostedHead, gradient_boost_head
@@ -43,6 +44,8 @@ PROCEDURES.register("stochastic-model-based", stochastic_model_based, papers=(10
                     summary="stochastic proximal point, prox-linear, subgradient (phase retrieval)")
 PROCEDURES.register("dproxsgt", dproxsgt, papers=(117,),
                     summary="decentralized proximal SGD with gradient tracking over a worker graph")
+PROCEDURES.register("g3-trajectory", plan_g3_trajectory, papers=(99,),
+                    summary="G3 path and velocity profile by gradient descent: comfort vs time")
 PROCEDURES.register("regime-adaptation", adapt_regime, papers=(37,),
                     summary="train longer: scale steps, lr and lr drops by the batch-size ratio")
 
