@@ -5,6 +5,7 @@ from trainlab.pinn.problems import (  # noqa: F401  (registration)
     allen_cahn,
     burgers,
     heat,
+    heat2d,
     kovasznay,
     ode_ivp,
     poisson,
