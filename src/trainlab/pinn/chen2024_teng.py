@@ -181,7 +181,7 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
         _assign(net, before - step)
         new = _values(net, x) - target
         if float(new.norm()) < float(res.norm()):
-            res, state["nu"] = new, max(nu / 3, 1e-14)
+            res, state["nu"] = new, max(nu / 3, 1e-12)
         else:
             _assign(net, before)
             state["nu"] = min(nu * 4, 1e8)

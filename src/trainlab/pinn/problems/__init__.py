@@ -2,6 +2,7 @@
 
 from trainlab.pinn.problems import (  # noqa: F401  (registration)
     advection,
+    advection_lagrangian,
     allen_cahn,
     burgers,
     heat,
