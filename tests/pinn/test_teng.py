@@ -13,6 +13,8 @@ from trainlab.optim.procedures import PROCEDURES
 from trainlab.pinn.chen2024_teng import natural_gradient_fit, teng
 from trainlab.pinn.problems import build_problem
 
+from ._autograd_reference import values_and_laplacians
+
 D = 0.1
 
 
@@ -49,15 +51,7 @@ def _quadrature(points):
 def test_one_euler_step_on_a_linear_model_is_the_exact_least_squares_projection():
     net = _linear_model(12)
     points, dt = 12, 0.01
-    x = _quadrature(points).requires_grad_(True)
-    phi = net[0](x)  # (N, k), and its Laplacian column by column with plain autograd
-    lap = torch.zeros_like(phi)
-    for j in range(phi.shape[1]):
-        (g,) = torch.autograd.grad(phi[:, j].sum(), x, create_graph=True)
-        for i in range(2):
-            (h,) = torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)
-            lap[:, j] += h[:, i]
-    phi, lap = phi.detach(), lap.detach()
+    phi, lap = values_and_laplacians(net[0], _quadrature(points))
     theta0 = net[1].weight.detach()[0].clone()
     target = phi @ theta0 + dt * D * (lap @ theta0)
     expected = torch.linalg.solve(phi.T @ phi, phi.T @ target)  # dense normal equations
