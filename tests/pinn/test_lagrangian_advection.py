@@ -9,14 +9,12 @@ import pytest
 import torch
 
 from trainlab.errors import ConfigError
-from trainlab.init import apply as apply_init
-from trainlab.models import build_model
-from trainlab.optim import build_optimizer
-from trainlab.optim.loss_closure import make_closure
 from trainlab.pinn.derivatives import jet
 from trainlab.pinn.problems import PROBLEMS, build_problem
 from trainlab.pinn.problems.advection_lagrangian import eulerian_error
 from trainlab.tasks import build_task
+
+from ._engd_run import train_engd
 
 
 def test_reference_solves_the_lagrangian_problem_and_has_zero_eulerian_error():
@@ -44,14 +42,7 @@ def _train(name, c, steps=15):
     extra = {} if "lagrangian" in name else {"n_boundary": 40}
     task = build_task(name, c=c, n_interior=150, n_initial=40, grid_x=64, grid_t=21,
                       constraint="hard", **extra)
-    net = build_model("mlp", task.input_shape, task.num_outputs, depth=2, width=12,
-                      activation_name="tanh").double()
-    model = task.build_network(net)
-    apply_init(model, "xavier-normal", generator=torch.Generator().manual_seed(0))
-    opt = build_optimizer("engd", model.parameters(), lr=1.0)
-    closure = make_closure(model, task.loss, task.x_train, task.y_train)
-    for _ in range(steps):
-        opt.step(closure)
+    model = train_engd(task, steps, width=12)
     if "lagrangian" in name:
         return eulerian_error(model.solution, task.problem)
     with torch.no_grad():

@@ -8,6 +8,7 @@ from trainlab.pinn.problems import (  # noqa: F401  (registration)
     heat,
     heat2d,
     kovasznay,
+    level_set_circle,
     ode_ivp,
     poisson,
     poisson_mesh,
