@@ -12,9 +12,8 @@ from trainlab.errors import ConfigError
 from trainlab.pinn.derivatives import jet
 from trainlab.pinn.problems import PROBLEMS, build_problem
 from trainlab.pinn.problems.advection_lagrangian import eulerian_error
+from trainlab.pinn.task import fit_engd
 from trainlab.tasks import build_task
-
-from ._engd_run import train_engd
 
 
 def test_reference_solves_the_lagrangian_problem_and_has_zero_eulerian_error():
@@ -42,7 +41,7 @@ def _train(name, c, steps=15):
     extra = {} if "lagrangian" in name else {"n_boundary": 40}
     task = build_task(name, c=c, n_interior=150, n_initial=40, grid_x=64, grid_t=21,
                       constraint="hard", **extra)
-    model = train_engd(task, steps, width=12)
+    model = fit_engd(task, steps, width=12)
     if "lagrangian" in name:
         return eulerian_error(model.solution, task.problem)
     with torch.no_grad():
