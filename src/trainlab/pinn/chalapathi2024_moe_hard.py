@@ -25,8 +25,8 @@ gives :math:`-f`.
 
 References:
     Chalapathi, Du, Krishnapriyan, "Scaling physics-informed hard constraints with
-    mixture-of-experts", ICLR 2024 (papers.md row 93), section 3 (PI-HC: basis functions
-    and a least-squares PDE constraint; PI-HC-MoE: one constraint per expert on its
+    mixture-of-experts", ICLR 2024 (papers.md row 93): PI-HC (basis functions and a
+    least-squares PDE constraint) and PI-HC-MoE (one constraint per expert on its
     subdomain, implicit differentiation).
 
 Deviations from the paper: linear problems only (the paper solves a nonlinear least-squares

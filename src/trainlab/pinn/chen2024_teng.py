@@ -34,7 +34,9 @@ network (:func:`teng_network`) is their periodic first layer
 References:
     Chen, McCarran, Vizcaino, Soljačić, Luo, "TENG: Time-Evolving Natural Gradient for
     Solving PDEs with Deep Neural Nets Toward Machine Precision", ICML 2024 (papers.md
-    row 7), section 3 (TENG-Euler, TENG-Heun, Algorithm 1) and section 4 (heat, 2D periodic).
+    row 7): TENG-Euler, TENG-Heun and the 2D periodic heat benchmark; the defaults are read
+    from the authors' released code (pde-sim/teng; its licence forbids reuse, nothing was
+    copied).
 
 Deviations from the paper:
     * Size: the paper uses 7 layers of width 40 (about 8.4k parameters), 65,536 to 262,144

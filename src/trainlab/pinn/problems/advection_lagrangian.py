@@ -24,8 +24,9 @@ grows with :math:`c`), while in the Lagrangian frame the solution does not depen
 
 References:
     Mojgani, Balajewicz, Hassanzadeh, "Lagrangian PINNs: A causality-conforming solution to
-    failure modes of physics-informed neural networks", 2022 (papers.md row 66), section 4
-    (LPINN formulation, two-branch architecture) and the convection examples.
+    failure modes of physics-informed neural networks", 2022 (papers.md row 66): the LPINN
+    formulation (two-branch architecture: state on the characteristics, characteristics)
+    and its convection examples.
 
 Deviations from the paper: the paper uses two separate branches (one network for the state,
 one for the characteristics) trained by Adam; here one network with two outputs (the

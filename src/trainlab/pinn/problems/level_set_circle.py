@@ -26,8 +26,8 @@ network fitted to the initial condition converges faster, is not checked here.
 
 References:
     Novello, da Silva, Schardong, Schirmer, Lopes, Velho, "Neural Implicit Surface
-    Evolution", ICCV 2023 (papers.md row 2), section 3 (level-set equation as a loss with a
-    data term at t = 0) and the mean-curvature-flow examples.
+    Evolution", ICCV 2023 (papers.md row 2): the level-set equation as a loss with a data
+    term at t = 0, and its mean-curvature-flow examples.
 
 Deviations from the paper: the paper evolves surfaces in 3D and 2D curves with SIREN
 networks (sine activations) and samples points near the surface; here the circle, whose
