@@ -10,8 +10,8 @@ r"""The heat equation on the periodic square, with its double sine-series soluti
            e^{-D n^2 t} \sin(n s).
 
 The set-up of TENG's 2D heat benchmark ("TENG: Time-Evolving Natural Gradient for Solving
-PDEs with Deep Neural Nets", Chen et al., ICML 2024, papers.md row 7, section 4: periodic
-:math:`[0, 2\pi)^2`, :math:`D = 0.1`, :math:`T = 4`) with an initial condition whose
+PDEs with Deep Neural Nets", Chen et al., ICML 2024, papers.md row 7; as in its released
+code: periodic :math:`[0, 2\pi)^2`, :math:`D = 0.1`, :math:`T = 4`) with an initial condition whose
 Fourier series is infinite and known in closed form (the Poisson-kernel identity for
 :math:`g`), so the reference at :math:`t > 0` is a truncated series: it sums ``modes`` terms
 per axis and its error floor is measured against ``2 * modes`` terms (at :math:`t = 0` the

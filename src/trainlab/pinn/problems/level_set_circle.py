@@ -15,7 +15,7 @@ Each level set :math:`\{f = c\}` of the initial signed distance is a circle of r
 
 a closed form (error floor 0) on :math:`t \in [0, T]`, :math:`T < r_0^2 / 2`,
 :math:`x \in [-1, 1]^2`. :func:`zero_level_radius` extracts the radius of a model's zero
-level set along rays (bisection), the error the paper reports for this example.
+level set along rays (bisection) and :func:`radius_error` compares it with r(t).
 
 The method is the paper's: a space-time implicit neural representation trained without
 supervision away from :math:`t = 0` (a data term on the initial signed distance plus the
