@@ -35,6 +35,12 @@ solve, which is the same problem when it is linear); subdomains are equal slabs 
 coordinate (the paper also uses uniform partitions); experts run one after another in one
 process; a small Tikhonov damping ``damping`` keeps the solve defined when the constraints
 are fewer or more than the basis functions.
+
+Measured (Poisson k = 1, 32 basis functions from a 2-32-32 tanh network, 120 constraint
+points per term, damping 1e-6, 60 Adam steps at lr 1e-3, seed 0): one expert (PI-HC) rel L2
+3.2e-2; four slabs along x 0.88 at a lower PINN loss (1.6e-3 against 4.3e-3). With no
+condition on the interfaces between slabs an inner expert's constraints do not determine
+its solution; the paper's accuracy gain of the experts is NOT reproduced in this setting.
 """
 
 from __future__ import annotations
