@@ -12,11 +12,12 @@ from trainlab.pinn.problems import PROBLEMS, build_problem
 from trainlab.pinn.problems.burgers import cole_hopf
 
 SMALL = {"poisson": {"k": 3}, "heat": {"initial": "parabola"}, "burgers": {"nodes": 64},
-         "advection": {"c": 10.0}, "oscillator": {"omega": 2.0}, "kovasznay": {}}
+         "advection": {"c": 10.0}, "oscillator": {"omega": 2.0}, "kovasznay": {},
+         "heat-2d": {"grid_x": 8, "grid_t": 3}}
 # how well the reference satisfies each term (the Cole-Hopf quadrature is differentiated
 # through; the parabola series is truncated at 4000 modes)
 TOL = {"poisson": 1e-11, "heat": 1e-8, "burgers": 1e-8, "advection": 1e-12,
-       "oscillator": 1e-13, "kovasznay": 1e-12}
+       "oscillator": 1e-13, "kovasznay": 1e-12, "heat-2d": 1e-11}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -61,6 +62,24 @@ def test_heat_series_converges_and_its_floor_is_measured():
     xt = torch.tensor([[0.3, 0.25]], dtype=torch.float64)
     expected = math.exp(-0.4 * math.pi ** 2 * 0.3) * math.sin(math.pi * 0.25)
     assert sine.reference(xt).item() == pytest.approx(expected, rel=1e-14)
+
+
+def test_heat2d_series_is_the_closed_form_at_t0_and_its_floor_decays_like_r_to_the_modes():
+    p = build_problem("heat-2d", grid_x=16, grid_t=5)
+    x0 = p.grid[: 16 * 16]  # the t = 0 slice
+    assert (x0[:, 0] == 0).all()
+    torch.testing.assert_close(p.reference(x0), p.boundary_value(x0), rtol=0, atol=1e-11)
+    floors = [build_problem("heat-2d", modes=m, grid_x=16, grid_t=5).error_floor()
+              for m in (10, 20)]
+    # the truncation error is about r^(modes + 1) (r = 0.5) relative to the leading term
+    assert 1e-5 < floors[0] < 1e-2 and 1e-8 < floors[1] < 1e-5
+    assert floors[1] < floors[0] * 0.5 ** 8
+    one = build_problem("heat-2d", modes=1, r=0.3, d=0.2)
+    pt = torch.tensor([[0.7, 1.1, 2.3]], dtype=torch.float64)
+    expected = 0.09 * math.exp(-0.4 * 0.7) * math.sin(1.1) * math.sin(2.3)
+    assert one.reference(pt).item() == pytest.approx(expected, rel=1e-14)
+    with pytest.raises(ConfigError, match="'r' parameter of heat-2d"):
+        build_problem("heat-2d", r=1.0)
 
 
 def test_cole_hopf_matches_the_basdevant_slope_and_initial_condition():

@@ -145,3 +145,27 @@ def _register(name: str) -> None:
 
 for _name in PROBLEMS.names():
     _register(_name)
+
+
+def fit_engd(task: PinnTask, steps: int, width: int = 16, depth: int = 2, seed: int = 0
+             ) -> PinnModel:
+    """A tanh MLP (``depth`` hidden layers of ``width``, Xavier-normal from ``seed``,
+    float64) wrapped for ``task`` and trained by ``steps`` ENGD steps on the task's whole
+    collocation set (the short Python-API run the pinn tests and benchmarks use; the
+    Trainer, ``trainlab run --task pinn-... --optim engd``, is the full one with probes and
+    store)."""
+    from trainlab.init import apply as apply_init
+    from trainlab.models import build_model
+    from trainlab.optim import build_optimizer
+    from trainlab.optim.loss_closure import make_closure
+
+    check_range("steps", steps, low=0, owner="fit_engd")
+    net = build_model("mlp", task.input_shape, task.num_outputs, depth=depth, width=width,
+                      activation_name="tanh").double()
+    model = task.build_network(net)
+    apply_init(model, "xavier-normal", generator=torch.Generator().manual_seed(seed))
+    opt = build_optimizer("engd", model.parameters(), lr=1.0)
+    closure = make_closure(model, task.loss, task.x_train, task.y_train)
+    for _ in range(int(steps)):
+        opt.step(closure)
+    return model

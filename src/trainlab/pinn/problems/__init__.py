@@ -2,10 +2,13 @@
 
 from trainlab.pinn.problems import (  # noqa: F401  (registration)
     advection,
+    advection_lagrangian,
     allen_cahn,
     burgers,
     heat,
+    heat2d,
     kovasznay,
+    level_set_circle,
     ode_ivp,
     poisson,
     poisson_mesh,

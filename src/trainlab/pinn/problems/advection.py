@@ -5,7 +5,7 @@ r"""Linear advection with a speed ladder.
 
 Large ``c`` (10, 30, 100) is where plain PINNs fail (jaxpi's example uses ``c = 100``;
 "Lagrangian PINNs", Mojgani et al., 2022, papers.md row 66, study the same failure; their
-Lagrangian-frame method is not implemented here). The mass
+Lagrangian-frame formulation is :mod:`trainlab.pinn.problems.advection_lagrangian`). The mass
 :math:`\int_0^{2\pi} u\,dx` is conserved (zero).
 
 Deviations: jaxpi imposes periodicity in ``x``; here the inflow boundary ``x = 0`` gets the

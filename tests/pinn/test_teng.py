@@ -1,0 +1,117 @@
+"""TENG (papers.md row 7): a step on a model linear in its parameters is the exact L2
+projection (dense float64), Heun on Fourier modes is the closed-form Heun factor, a small
+network follows the 2D heat equation, and bad input gets one-line errors."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from trainlab.errors import ConfigError
+from trainlab.optim.procedures import PROCEDURES
+from trainlab.pinn.chen2024_teng import natural_gradient_fit, teng
+from trainlab.pinn.problems import build_problem
+
+from ._autograd_reference import values_and_laplacians
+
+D = 0.1
+
+
+class Features(nn.Module):
+    """Fixed (parameter-free) periodic features of (x, y): tanh of random combinations of
+    cos/sin, or pure Fourier modes."""
+
+    def __init__(self, k: int, fourier: bool = False):
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.fourier = fourier
+        self.register_buffer("w", torch.randn(4, k, generator=g, dtype=torch.float64))
+        self.register_buffer("b", torch.randn(k, generator=g, dtype=torch.float64))
+        modes = [(m, n) for m in range(1, 4) for n in range(1, 4)][:k]
+        self.register_buffer("modes", torch.tensor(modes, dtype=torch.float64))
+
+    def forward(self, x):
+        if self.fourier:
+            return torch.sin(x[:, :1] * self.modes[:, 0]) * torch.sin(x[:, 1:] * self.modes[:, 1])
+        z = torch.cat([torch.cos(x), torch.sin(x)], 1)
+        return torch.tanh(z @ self.w + self.b)
+
+
+def _linear_model(k, fourier=False, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(Features(k, fourier), nn.Linear(k, 1, bias=False).double())
+
+
+def _quadrature(points):
+    axis = torch.arange(points, dtype=torch.float64) * (2 * math.pi / points)
+    return torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+
+
+def test_one_euler_step_on_a_linear_model_is_the_exact_least_squares_projection():
+    net = _linear_model(12)
+    points, dt = 12, 0.01
+    phi, lap = values_and_laplacians(net[0], _quadrature(points))
+    theta0 = net[1].weight.detach()[0].clone()
+    target = phi @ theta0 + dt * D * (lap @ theta0)
+    expected = torch.linalg.solve(phi.T @ phi, phi.T @ target)  # dense normal equations
+    out = teng("heat-2d", net, scheme="euler", dt=dt, horizon=dt, grid_t=2, grid_x=4,
+               points=points, first_iterations=1, initial_iterations=0, solver="lstsq")
+    theta = out.net[1].weight.detach()[0]
+    torch.testing.assert_close(theta, expected, rtol=1e-9, atol=1e-12)
+    assert not torch.allclose(theta, theta0 * (1 - dt * D * 2), atol=1e-6)  # not trivial
+    assert torch.equal(net[1].weight.detach()[0], theta0)  # the caller's model untouched
+    # the damped solver's first iteration is the same projection up to its tiny damping
+    out = teng("heat-2d", net, scheme="euler", dt=dt, horizon=dt, grid_t=2, grid_x=4,
+               points=points, first_iterations=1, initial_iterations=0)
+    torch.testing.assert_close(out.net[1].weight.detach()[0], expected, rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_heun_on_fourier_modes_is_the_heun_amplification_factor():
+    net = _linear_model(9, fourier=True, seed=1)
+    theta0 = net[1].weight.detach()[0].clone()
+    dt = 0.5
+    out = teng("heat-2d", net, scheme="heun", dt=dt, horizon=dt, grid_t=2, grid_x=4, points=8,
+               first_iterations=1, iterations=1, initial_iterations=0, solver="lstsq")
+    modes = net[0].modes
+    z = -dt * D * (modes ** 2).sum(1)
+    torch.testing.assert_close(out.net[1].weight.detach()[0], theta0 * (1 + z + z ** 2 / 2),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_a_small_network_follows_the_2d_heat_equation():
+    g = torch.Generator().manual_seed(0)
+    res = teng("heat-2d", scheme="heun", dt=0.05, horizon=0.2, grid_t=3, grid_x=16, points=16,
+               width=12, depth=3, initial_iterations=150, iterations=3, first_iterations=4,
+               generator=g, r=0.3)
+    assert res.times == [0.0, 0.1, 0.2]
+    assert res.initial_error < 3e-3
+    assert res.space_time_rel_l2 < 1e-2, res.rel_l2
+    # a network that does not move fails: the solution decays by about 4 % over 0.2
+    frozen = teng("heat-2d", res.net, dt=0.05, horizon=0.2, grid_t=3, grid_x=16, points=16,
+                  initial_iterations=0, iterations=0, first_iterations=0, r=0.3)
+    assert frozen.space_time_rel_l2 > 3 * res.space_time_rel_l2
+    assert PROCEDURES.entry("teng").papers == (7,)
+
+
+def test_fit_reports_its_residual_and_bad_input_gets_one_line_errors():
+    net = _linear_model(6)
+    x = _quadrature(6)
+    target = torch.sin(x[:, 0])
+    res = natural_gradient_fit(net, x, target, 1, solver="lstsq")
+    with torch.no_grad():
+        exact = torch.linalg.lstsq(net[0](x), target[:, None]).solution
+        best = (net[0](x) @ exact)[:, 0] - target
+    assert res == pytest.approx(float(best.norm() / target.norm()), rel=1e-9)
+    for kwargs, match in (({"scheme": "rk4"}, "'scheme'.*'euler', 'heun'"),
+                          ({"solver": "svd"}, "'solver'.*'damped', 'lstsq'"),
+                          ({"dt": 0.3}, "multiples of dt"),
+                          ({"dt": 0.0}, "'dt' parameter of teng")):
+        with pytest.raises(ConfigError, match=match) as err:
+            teng("heat-2d", net, grid_t=3, initial_iterations=0, **kwargs)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="periodic spatial domain"):
+        teng("heat", net)
+    with pytest.raises(ConfigError, match="time first"):
+        teng(build_problem("poisson"), net)
