@@ -175,3 +175,41 @@ def test_every_solver_entry_builds_and_solves():
         if not entry.info.learned:
             res = solver.solve(inst.A, inst.b)
             assert res.converged and np.allclose(res.x, inst.x, rtol=1e-6, atol=1e-9)
+
+
+def _cli(*argv):
+    from trainlab.cli import main
+
+    return main(list(argv))
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--method", "nope"], "Unknown solver 'nope'"),
+    (["--n", "0"], "'n' parameter"),
+    (["--train", "0", "--n", "4"], "'train' parameter"),
+    (["--baselines", "jacobi,foo"], "Unknown solver 'foo'"),
+    (["-p", "steps"], "KEY=VALUE"),
+])
+def test_pinn_solvers_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys):
+    assert _cli("pinn", "solvers", "--store", str(tmp_path), *argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err
+
+
+def test_pinn_solvers_records_a_run_and_a_report(tmp_path, capsys):
+    import json
+
+    from trainlab.store import RunStore
+
+    assert _cli("pinn", "solvers", "--store", str(tmp_path), "--n", "12", "--train", "2",
+                "--test", "2", "--baselines", "jacobi", "-p", "steps=20", "-p", "hidden=8",
+                "-p", "blocks=2", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in out["rows"]] == ["neural-pcg", "jacobi"]
+    assert out["ratio_vs_jacobi"] > 0
+    with RunStore(tmp_path) as store:
+        run = store.get_run(out["run_id"])
+        assert run.status == "completed" and run.config["kind"] == "pinn-solvers"
+        assert run.summary["rows"] == out["rows"]
+        assert len(store.metrics(run.id, ["train/loss"])["train/loss"][0]) == 20
+        assert "Learned linear solver" in store.artifact(run.id, "report").read_text()
