@@ -4,12 +4,15 @@ or runs its method, records the result in the run store and writes a report.
 `solvers` trains a learned linear solver (papers.md rows 59, 108) on a random-coefficient
 Poisson family and compares it, in CG iterations to a relative residual on held-out
 coefficients, with plain CG, Jacobi, IC(0) and pyamg's AMG (`trainlab list solvers`).
+`neural-solver` trains the physics-informed learned iterative solver of row 4 on the 1-D
+Helmholtz family and compares its error after L steps with gradient descent and CG.
 
 Example:
     trainlab pinn solvers
     trainlab pinn solvers --method neural-pcg --n 64 --train 16 --test 8 -p steps=300
     trainlab pinn solvers --method dcdm --n 32 -p steps=200 -p lr=1e-3 --json
     trainlab pinn solvers --kind piecewise --baselines jacobi,amg
+    trainlab pinn neural-solver --train 200 --epochs 100
 """
 
 from __future__ import annotations
@@ -49,6 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(p)
     add_store(p)
     p.set_defaults(_action=_solvers)
+    p = sub.add_parser("neural-solver", help="train the learned iterative solver of papers.md "
+                                             "row 4 on 1-D Helmholtz; compare with GD and CG")
+    p.add_argument("--train", type=int, default=800, help="training parameter draws (800)")
+    p.add_argument("--test", type=int, default=200, help="held-out draws (200)")
+    p.add_argument("--epochs", type=int, default=1500, help="Adam epochs (paper 1500)")
+    p.add_argument("--seed", type=int, default=0, help="seeds data, init and batches")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a solver parameter: steps, basis, width, modes, layers, batch, lr, "
+                        "inner_lr (repeatable)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    add_json(p)
+    add_store(p)
+    p.set_defaults(_action=_neural_solver)
 
 
 def _params(items: list[str]) -> dict:
@@ -100,6 +116,39 @@ def _solvers(args: argparse.Namespace) -> int:
     if report:
         print(f"report: {report}")
     sys.stdout.flush()
+    return 0
+
+
+def _neural_solver(args: argparse.Namespace) -> int:
+    from trainlab.errors import check_range
+    from trainlab.pinn.solvers.leboudec2025_neural_solver import (
+        NeuralParametricSolver,
+        compare_helmholtz,
+    )
+    from trainlab.pinn.solvers.records import record_helmholtz
+
+    check_range("train", args.train, low=1, owner="pinn neural-solver")
+    check_range("test", args.test, low=1, owner="pinn neural-solver")
+    params = _params(args.param)
+    try:
+        solver = NeuralParametricSolver(epochs=args.epochs, **params)
+    except TypeError as exc:
+        raise ConfigError(f"neural-solver: {exc}") from None
+    c = compare_helmholtz(solver, train=args.train, test=args.test, seed=args.seed)
+    store = open_store(args)
+    config = {"train": args.train, "test": args.test, "epochs": args.epochs,
+              "seed": args.seed, "params": params}
+    run_id, report = record_helmholtz(store, c, config, report=not args.no_report)
+    store.close()
+    rows = [{"method": m, "steps": s, "relative_l2": e} for m, s, e in c.rows]
+    if args.json:
+        print_json({"run_id": run_id, "rows": rows, "report": str(report) if report else None})
+        return 0
+    print(f"run {run_id}: relative L2 error on {args.test} held-out Helmholtz instances")
+    for r in rows:
+        print(f"{r['method']:<8} {r['steps']:>5} steps  {r['relative_l2']:.3g}")
+    if report:
+        print(f"report: {report}")
     return 0
 
 

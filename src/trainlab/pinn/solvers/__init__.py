@@ -1,9 +1,11 @@
 """Learned and classical solvers of the sparse SPD systems of a random-coefficient Poisson
-family (papers.md rows 59 and 108), beside Jacobi, IC(0) and pyamg's AMG; a common PCG."""
+family (papers.md rows 59 and 108), beside Jacobi, IC(0) and pyamg's AMG, with a common PCG;
+and a physics-informed learned iterative solver over a PDE-parameter family (row 4)."""
 
 from trainlab.pinn.solvers import (  # noqa: F401  (registration)
     classical,
     kaneda2023_dcdm,
+    leboudec2025_neural_solver,
     li2023_neural_pcg,
 )
 from trainlab.pinn.solvers._method import SOLVERS, LinearSolver, SolverInfo, build_solver

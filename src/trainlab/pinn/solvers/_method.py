@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,9 +24,13 @@ from trainlab.registry import EntryInfo, Registry
 
 @dataclass(frozen=True)
 class SolverInfo(EntryInfo):
-    """``learned``: the method trains on the family before it can solve."""
+    """``learned``: the method trains on the family before it can solve; ``family``: the
+    problems it solves (``"poisson-2d"``: sparse SPD systems of
+    :class:`~trainlab.pinn.solvers.poisson_family.PoissonFamily` through ``solve(A, b)``;
+    ``"helmholtz-1d"``: the parametric 1-D Helmholtz family of papers.md row 4)."""
 
     learned: bool = False
+    family: Literal["poisson-2d", "helmholtz-1d"] = "poisson-2d"
 
 
 SOLVERS: Registry[type[LinearSolver]] = Registry("solver", info=SolverInfo)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import ConfigError, check_range
 from trainlab.pinn.solvers._method import SOLVERS, build_solver
 from trainlab.pinn.solvers.poisson_family import PoissonFamily
 
@@ -126,9 +126,11 @@ def compare(method: str = "neural-pcg", *, family: PoissonFamily | None = None,
     check_range("train", train, low=1, owner=owner)
     check_range("test", test, low=1, owner=owner)
     check_range("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True, owner=owner)
-    SOLVERS.entry(method)
-    for b in baselines:
-        SOLVERS.entry(b)
+    for name in (method, *baselines):
+        entry = SOLVERS.entry(name)
+        if entry.info.family != "poisson-2d":
+            raise ConfigError(f"solver {name!r} works on the {entry.info.family} family, not "
+                              "on Poisson systems; run `trainlab pinn neural-solver`")
     family = family or PoissonFamily(seed=seed)
     params = dict(params or {})
     solver = build_solver(method, **params)

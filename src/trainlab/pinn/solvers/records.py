@@ -70,3 +70,37 @@ def record(store: RunStore, c: Comparison, *, report: bool = True) -> tuple[str,
         store.add_artifact(run_id, "report", path)
     store.set_status(run_id, "completed", c.summary())
     return run_id, path
+
+
+def record_helmholtz(store: RunStore, c, config: dict, *, report: bool = True
+                     ) -> tuple[str, Path | None]:
+    """Store a :class:`~trainlab.pinn.solvers.leboudec2025_neural_solver.HelmholtzComparison`
+    (papers.md row 4) as one completed run: summary = the error table, metric
+    ``train/loss`` = the L1 training loss per epoch, artifact ``report``."""
+    from trainlab.report import plots
+    from trainlab.report.page import Page
+
+    config = {"kind": "pinn-neural-solver", **config}
+    run_id = store.create_run(config, name="pinn neural-solver (row 4)",
+                              seed=config.get("seed"))
+    losses = c.training.get("loss", [])
+    store.log_metrics(run_id, [(k, "train/loss", float(v)) for k, v in enumerate(losses)])
+    rows = [{"method": m, "steps": s, "relative_l2": e} for m, s, e in c.rows]
+    path = None
+    if report:
+        page = Page("Learned iterative solver on the 1-D Helmholtz family (papers.md row 4)",
+                    f"run {run_id}")
+        page.heading("Relative L2 error on held-out parameters")
+        page.table(["method", "steps", "relative L2"], [[r["method"], r["steps"],
+                                                         f"{r['relative_l2']:.3g}"]
+                                                        for r in rows])
+        if losses:
+            page.figure(plots.curves([("training L1 loss", {"learned": (
+                np.arange(len(losses)), np.array(losses))}, True)]))
+        page.heading("Configuration").table(["key", "value"], list(config.items()))
+        path = store.artifact_dir(run_id) / "report.html"
+        page.write(path)
+        store.add_artifact(run_id, "report", path)
+    store.set_status(run_id, "completed", {"rows": rows,
+                                           "train_seconds": c.training.get("seconds")})
+    return run_id, path
