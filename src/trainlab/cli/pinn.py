@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "'none' for no baseline)")
     p.add_argument("--rtol", type=float, default=1e-8,
                    help="relative residual to reach (default 1e-8)")
+    p.add_argument("--maxiter", type=int, default=None,
+                   help="iteration cap per solve (default 10 n^2); a solve that reaches it "
+                        "is reported as not converged")
     p.add_argument("--seed", type=int, default=0, help="seeds the family and the training")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter of the method, e.g. steps=300, lr=1e-3 (repeatable)")
@@ -94,7 +97,8 @@ def _solvers(args: argparse.Namespace) -> int:
     family = PoissonFamily(n=args.n, kind=args.kind, seed=args.seed)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     c = compare(args.method, family=family, train=args.train, test=args.test,
-                baselines=baselines, rtol=args.rtol, seed=args.seed, params=_params(args.param))
+                baselines=baselines, rtol=args.rtol, maxiter=args.maxiter, seed=args.seed,
+                params=_params(args.param))
     store = open_store(args)
     run_id, report = record(store, c, report=not args.no_report)
     store.close()

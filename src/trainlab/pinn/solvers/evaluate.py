@@ -126,6 +126,8 @@ def compare(method: str = "neural-pcg", *, family: PoissonFamily | None = None,
     check_range("train", train, low=1, owner=owner)
     check_range("test", test, low=1, owner=owner)
     check_range("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True, owner=owner)
+    if maxiter is not None:
+        check_range("maxiter", maxiter, low=1, owner=owner)
     for name in (method, *baselines):
         entry = SOLVERS.entry(name)
         if entry.info.family != "poisson-2d":
