@@ -26,8 +26,9 @@ a linear 1x1 output; zero padding matches the homogeneous Dirichlet boundary.
 
 References:
     Kaneda, Akar, Chen, Kala, Hyde & Teran, "A Deep Conjugate Direction Method for Iteratively
-    Solving Linear Systems", ICML 2023 (papers.md row 108): Algorithm 1, the loss (Sec. 3),
-    the Ritz-vector training data (Sec. 3.2), Adam with learning rate 1e-4, batch 10.
+    Solving Linear Systems", ICML 2023 (papers.md row 108): the DCDM iteration, the
+    scale-invariant loss, the Ritz-vector training data; Adam with learning rate 1e-4, batch
+    10, m = 10,000, theta = 500 (the authors' released code defaults).
 
 Deviations from the paper:
     - 2-D grids (64x64) instead of 3-D (64^3, 128^3); Lanczos ``m = 256`` Ritz vectors per

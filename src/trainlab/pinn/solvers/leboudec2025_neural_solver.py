@@ -43,6 +43,8 @@ Deviations from the paper:
     - Network inputs: theta, the normalised gradient and the parameters broadcast over the
       coefficient axis (the paper's code selects inputs by flags whose per-experiment values
       are not in its default config).
+    - omega ~ U(0.5, 10), the range of the code's ``helmholtz`` data config (its default
+      ``helmholtz-hf`` goes to omega = 50).
     - Clamped uniform cubic B-splines (the paper's code has a "shifted" knot layout); the
       distribution of ``u_b, g_b`` is ours (U(-1, 1)); the exact solution is the reference
       instead of the authors' stored data set.

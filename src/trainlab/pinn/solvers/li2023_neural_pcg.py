@@ -26,9 +26,10 @@ of the diagonally scaled matrix, ``L = D^{1/2} \hat L``.
 References:
     Li, Chen, Du & Matusik, "Learning Preconditioners for Conjugate Gradient PDE Solvers",
     ICML 2023 (papers.md row 59): GNN preconditioner :math:`LL^\top` with A's lower-triangular
-    sparsity, the loss above (Sec. 4), PCG iterations to tolerance against Jacobi and IC on
-    PDE families. Pfaff et al., "Learning Mesh-Based Simulation with Graph Networks", ICLR
-    2021 (the encoder–processor–decoder the paper's network follows).
+    sparsity, the data-driven loss above, PCG iterations to tolerance against Jacobi and IC
+    on PDE families (network sizes from the authors' released code). Pfaff et al.,
+    "Learning Mesh-Based Simulation with Graph Networks", ICLR 2021 (the
+    encoder–processor–decoder the paper's network follows).
 
 Deviations from the paper:
     - CPU sizes: hidden width 32 and 6 message-passing rounds (the authors' code defaults to
