@@ -64,10 +64,13 @@ class Comparison:
 
     def ratio(self, baseline: str = "jacobi") -> float | None:
         """Mean iterations of ``baseline`` over mean iterations of the learned method (the
-        issue's target: >= 2 against Jacobi); None if either is absent."""
+        issue's target: >= 2 against Jacobi); None if either is absent or did not converge
+        on every held-out system."""
         names = {r.name for r in self.results}
         if baseline not in names or self.method not in names:
             return None
+        if not (all(self.result(baseline).converged) and all(self.result(self.method).converged)):
+            return None                  # an iteration cap is not an iteration count
         return (float(np.mean(self.result(baseline).iterations))
                 / float(np.mean(self.result(self.method).iterations)))
 
