@@ -248,3 +248,14 @@ def test_tiny_learned_helmholtz_solver_beats_gd_and_cg_at_equal_steps():
     c = LB.compare_helmholtz(solver, train=48, test=48, seed=0, classical_steps=(5,))
     assert c.training["loss"][-1] < 0.8 * c.training["loss"][0]
     assert c.error("learned", 5) < min(c.error("gd", 5), c.error("cg", 5))
+
+
+def test_dcdm_coefficient_channel_option_feeds_the_diagonal():
+    inst = PoissonFamily(n=8).test(1)[0]
+    solver = build_solver("dcdm", coefficient_input=True)
+    assert solver.model.first.in_channels == 2
+    res = solver.solve(inst.A, inst.b, maxiter=3)
+    assert res.iterations == 3 and not res.converged and len(res.residuals) == 4
+    d = inst.A.diagonal()
+    assert np.allclose(solver._channel.view(-1).numpy(), np.log(d / d.mean()), atol=1e-6)
+    assert build_solver("dcdm").model.first.in_channels == 1

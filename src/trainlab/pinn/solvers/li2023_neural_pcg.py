@@ -31,6 +31,10 @@ References:
     "Learning Mesh-Based Simulation with Graph Networks", ICLR 2021 (the
     encoder–processor–decoder the paper's network follows).
 
+Measured (64x64 lognormal family, 16 training matrices, defaults, seeds 0-2, 24 held-out
+systems; ``benchmarks/learned_pcg.py``): 52.3 +- 3.6 PCG iterations to 1e-8 against 250.8
+for Jacobi (4.8x fewer), 76.0 for IC(0) and 8.9 for pyamg's smoothed-aggregation AMG.
+
 Deviations from the paper:
     - CPU sizes: hidden width 32 and 6 message-passing rounds (the authors' code defaults to
       width 128 and 15 rounds), a few hundred Adam steps instead of many epochs on a GPU.
