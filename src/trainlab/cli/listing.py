@@ -1,6 +1,6 @@
 """List what trainlab offers, from its registries: inits, optimizers, schedules, probes,
-tasks, models, activations, phenomena, PDE problems, diffusion methods, and the 119 seed
-papers with the entries that implement each.
+tasks, models, activations, phenomena, PDE problems, learned linear solvers, diffusion
+methods, and the 119 seed papers with the entries that implement each.
 
 Example:
     trainlab list optimizers
@@ -23,7 +23,8 @@ WHAT = {"inits": "init", "optimizers": "optimizer", "schedules": "schedule", "pr
         "phenomena": "phenomenon", "analyses": "analysis",
         "estimators": "estimator", "procedures": "procedure",
         "theory": "theory", "transforms": "transform", "problems": "problem",
-        "diffusion": "diffusion", "minimax": "minimax", "bilevel": "bilevel"}
+        "diffusion": "diffusion", "minimax": "minimax", "bilevel": "bilevel",
+        "solvers": "solver"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
