@@ -115,3 +115,32 @@ def test_fit_reports_its_residual_and_bad_input_gets_one_line_errors():
         teng("heat", net)
     with pytest.raises(ConfigError, match="time first"):
         teng(build_problem("poisson"), net)
+
+
+def test_pinn_teng_cli_records_the_run_and_the_errors_it_printed(tmp_path, capsys):
+    import json
+
+    from trainlab.cli import main
+    from trainlab.store import RunStore
+
+    argv = ["pinn", "teng", "--store", str(tmp_path), "--scheme", "euler", "--dt", "0.05",
+            "--points", "8", "--width", "6", "--depth", "2", "--initial-iterations", "20",
+            "--iterations", "2", "--first-iterations", "2", "-p", "horizon=0.1",
+            "-p", "grid_t=3", "-p", "grid_x=4", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    direct = teng("heat-2d", scheme="euler", dt=0.05, points=8, width=6, depth=2,
+                  initial_iterations=20, iterations=2, first_iterations=2,
+                  generator=torch.Generator().manual_seed(0), horizon=0.1, grid_t=3, grid_x=4)
+    assert out["space_time_rel_l2"] == direct.space_time_rel_l2  # same seed, same numbers
+    with RunStore(tmp_path) as store:
+        run = store.get_run(out["run_id"])
+        assert run.status == "completed" and run.config["kind"] == "pinn-teng"
+        steps, values = store.metrics(run.id, ["error/rel_l2"])["error/rel_l2"]
+        assert list(values) == direct.rel_l2 and len(steps) == 3
+        assert "TENG-euler" in store.artifact(run.id, "report").read_text()
+    assert main(["pinn", "teng", "--store", str(tmp_path), "--problem", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope" in err and "\n" not in err
+    assert main(["pinn", "teng", "--store", str(tmp_path), "--scheme", "rk4"]) == 2
+    assert "'scheme'" in capsys.readouterr().err

@@ -6,6 +6,8 @@ Poisson family and compares it, in CG iterations to a relative residual on held-
 coefficients, with plain CG, Jacobi, IC(0) and pyamg's AMG (`trainlab list solvers`).
 `neural-solver` trains the physics-informed learned iterative solver of row 4 on the 1-D
 Helmholtz family and compares its error after L steps with gradient descent and CG.
+`teng` time-steps a network through a periodic evolution problem by TENG-Euler or
+TENG-Heun (row 7) and reports its error against the problem's reference.
 
 Example:
     trainlab pinn solvers
@@ -13,6 +15,7 @@ Example:
     trainlab pinn solvers --method dcdm --n 32 -p steps=200 -p lr=1e-3 --json
     trainlab pinn solvers --kind piecewise --baselines jacobi,amg
     trainlab pinn neural-solver --train 200 --epochs 100
+    trainlab pinn teng --problem heat-2d --scheme heun --dt 0.05 -p horizon=1
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from trainlab.cli._options import add_json, add_store, open_store, print_json
 from trainlab.errors import ConfigError
 
 NAME = "pinn"
-HELP = "physics-informed methods outside training: learned linear solvers (pinn solvers)"
+HELP = ("physics-informed methods outside training: learned linear solvers (pinn solvers, "
+        "pinn neural-solver), TENG time stepping (pinn teng)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +72,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(p)
     add_store(p)
     p.set_defaults(_action=_neural_solver)
+    p = sub.add_parser("teng", help="TENG-Euler/Heun time stepping of a network through a "
+                                    "periodic evolution problem (papers.md row 7)")
+    p.add_argument("--problem", default="heat-2d",
+                   help="a periodic evolution problem (`trainlab list problems`; default "
+                        "heat-2d)")
+    p.add_argument("--scheme", default="heun", help="euler or heun (default heun)")
+    p.add_argument("--dt", type=float, default=0.005, help="time step (default 0.005, paper)")
+    p.add_argument("--iterations", type=int, default=5,
+                   help="natural-gradient iterations per stage (default 5, paper)")
+    p.add_argument("--first-iterations", type=int, default=7,
+                   help="iterations in each step's first stage (default 7, paper)")
+    p.add_argument("--points", type=int, default=32, help="grid points per axis (default 32)")
+    p.add_argument("--initial-iterations", type=int, default=500,
+                   help="iterations fitting the initial condition (default 500)")
+    p.add_argument("--width", type=int, default=24, help="network width (default 24)")
+    p.add_argument("--depth", type=int, default=3, help="network depth (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the network's initialization")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the problem, e.g. horizon=1 (repeatable)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    add_json(p)
+    add_store(p)
+    p.set_defaults(_action=_teng)
 
 
 def _params(items: list[str]) -> dict:
@@ -151,6 +178,36 @@ def _neural_solver(args: argparse.Namespace) -> int:
     print(f"run {run_id}: relative L2 error on {args.test} held-out Helmholtz instances")
     for r in rows:
         print(f"{r['method']:<8} {r['steps']:>5} steps  {r['relative_l2']:.3g}")
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def _teng(args: argparse.Namespace) -> int:
+    import torch
+
+    from trainlab.pinn.chen2024_teng import teng
+    from trainlab.pinn.problems import PROBLEMS
+    from trainlab.pinn.records import record_teng, teng_summary
+
+    PROBLEMS.entry(args.problem)                       # unknown names fail before any work
+    result = teng(args.problem, scheme=args.scheme, dt=args.dt, iterations=args.iterations,
+                  first_iterations=args.first_iterations, points=args.points,
+                  initial_iterations=args.initial_iterations, width=args.width,
+                  depth=args.depth, generator=torch.Generator().manual_seed(args.seed),
+                  **_params(args.param))
+    store = open_store(args)
+    run_id, report = record_teng(store, result, seed=args.seed, report=not args.no_report)
+    store.close()
+    summary = teng_summary(result) | {"run_id": run_id,
+                                      "report": str(report) if report else None}
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"run {run_id}: TENG-{args.scheme} on {args.problem}, dt {args.dt:g}")
+    for t, e in zip(result.times, result.rel_l2, strict=True):
+        print(f"t = {t:<8g} relative L2 {e:.3g}")
+    print(f"space-time relative L2 {result.space_time_rel_l2:.3g} ({result.seconds:.1f} s)")
     if report:
         print(f"report: {report}")
     return 0
