@@ -52,26 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--maxiter", type=int, default=None,
                    help="iteration cap per solve (default 10 n^2); a solve that reaches it "
                         "is reported as not converged")
-    p.add_argument("--seed", type=int, default=0, help="seeds the family and the training")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a parameter of the method, e.g. steps=300, lr=1e-3 (repeatable)")
-    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    add_json(p)
-    add_store(p)
-    p.set_defaults(_action=_solvers)
+    _add_common(p, seed="seeds the family and the training",
+                param="a parameter of the method, e.g. steps=300, lr=1e-3 (repeatable)",
+                action=_solvers)
     p = sub.add_parser("neural-solver", help="train the learned iterative solver of papers.md "
                                              "row 4 on 1-D Helmholtz; compare with GD and CG")
     p.add_argument("--train", type=int, default=800, help="training parameter draws (800)")
     p.add_argument("--test", type=int, default=200, help="held-out draws (200)")
     p.add_argument("--epochs", type=int, default=1500, help="Adam epochs (paper 1500)")
-    p.add_argument("--seed", type=int, default=0, help="seeds data, init and batches")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a solver parameter: steps, basis, width, modes, layers, batch, lr, "
-                        "inner_lr (repeatable)")
-    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    add_json(p)
-    add_store(p)
-    p.set_defaults(_action=_neural_solver)
+    _add_common(p, seed="seeds data, init and batches",
+                param="a solver parameter: steps, basis, width, modes, layers, batch, lr, "
+                      "inner_lr (repeatable)",
+                action=_neural_solver)
     p = sub.add_parser("teng", help="TENG-Euler/Heun time stepping of a network through a "
                                     "periodic evolution problem (papers.md row 7)")
     p.add_argument("--problem", default="heat-2d",
@@ -88,13 +80,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="iterations fitting the initial condition (default 500)")
     p.add_argument("--width", type=int, default=24, help="network width (default 24)")
     p.add_argument("--depth", type=int, default=3, help="network depth (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the network's initialization")
+    _add_common(p, seed="seeds the network's initialization",
+                param="a parameter of the problem, e.g. horizon=1 (repeatable)",
+                action=_teng)
+
+
+def _add_common(p: argparse.ArgumentParser, *, seed: str, param: str, action) -> None:
+    """The options every action shares: seed, ``-p KEY=VALUE``, report, JSON, store."""
+    p.add_argument("--seed", type=int, default=0, help=seed)
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a parameter of the problem, e.g. horizon=1 (repeatable)")
+                   help=param)
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     add_json(p)
     add_store(p)
-    p.set_defaults(_action=_teng)
+    p.set_defaults(_action=action)
 
 
 def _params(items: list[str]) -> dict:
