@@ -70,13 +70,15 @@ def alignment_score(model: DigitsModel, digit: int, weight: float, num_steps: in
 
 @dataclass(frozen=True)
 class InitNOResult:
-    """Optimised noises ``(n, ...)``, their final scores, whether each is valid, and the
-    number of score evaluations (gradient steps) spent per row."""
+    """Optimised noises ``(n, ...)``, their final scores, whether each is valid, the
+    number of score evaluations (gradient steps) spent per row, and the largest final
+    KL(N(mu, sigma^2) || N(0, I)) (element mean) over the optimisation rounds."""
 
     noise: torch.Tensor
     score: torch.Tensor
     valid: torch.Tensor
     steps: torch.Tensor
+    kl: float = 0.0
 
 
 def optimize_noise(score_fn: ScoreFn, z: torch.Tensor, *, steps: int = 10, lr: float = 1e-2,
@@ -116,12 +118,14 @@ def initno(score_fn: ScoreFn, shape: tuple[int, ...], n: int, *, threshold: floa
     best_start = torch.zeros_like(best_noise)
     best_score = torch.full((n,), float("inf"), dtype=torch.float64)
     spent = torch.zeros(n, dtype=torch.long)
+    worst_kl = 0.0
     for _ in range(rounds):
         todo = best_score >= threshold
         z = torch.randn((n, *shape), generator=generator, dtype=torch.float64)
         if not todo.any():
             continue
-        out, sc, _ = optimize_noise(score_fn, z[todo], steps=steps, lr=lr)
+        out, sc, kl = optimize_noise(score_fn, z[todo], steps=steps, lr=lr)
+        worst_kl = max(worst_kl, kl)
         spent[todo] += steps
         better = sc < best_score[todo]
         idx = torch.nonzero(todo).flatten()[better]
@@ -129,10 +133,11 @@ def initno(score_fn: ScoreFn, shape: tuple[int, ...], n: int, *, threshold: floa
             sc[better]
     todo = best_score >= threshold
     if todo.any() and final_steps > 0:
-        out, sc, _ = optimize_noise(score_fn, best_start[todo], steps=final_steps, lr=lr)
+        out, sc, kl = optimize_noise(score_fn, best_start[todo], steps=final_steps, lr=lr)
+        worst_kl = max(worst_kl, kl)
         spent[todo] += final_steps
         best_noise[todo], best_score[todo] = out, sc
-    return InitNOResult(best_noise, best_score, best_score < threshold, spent)
+    return InitNOResult(best_noise, best_score, best_score < threshold, spent, worst_kl)
 
 
 DIFFUSION.register("initno", initno, papers=(107,),
