@@ -22,7 +22,8 @@ Deviations from the paper / not done: the paper's full text was not available, s
 discretisation above is our derivation, the data term :math:`\lambda E\|c - T^{-1}(x)\|^2`
 is omitted; the autoregressive model with a per-token diffusion head and the decay of a
 condition error along the sequence are in :mod:`trainlab.diffusion.zhou2026_ar_diffusion`
-(the refinement is not yet applied to that model's conditions).
+(:func:`~trainlab.diffusion.zhou2026_ar_diffusion.generate` takes the refinement as a
+``refine`` hook; the ``condition-ot-refinement`` phenomenon applies it there).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """In an autoregressive model with a per-token diffusion loss, the effect of an error in one
-condition decays exponentially along the generated sequence (Zhou, Li & Shen, "Condition
+condition decays exponentially along the generated sequence, and an optimal-transport
+refinement of the conditions improves the generated distribution (Zhou, Li & Shen, "Condition
 Errors Refinement in Autoregressive Image Generation with Diffusion Loss", ICLR 2026;
 papers.md row 5)."""
 
@@ -15,12 +16,19 @@ from trainlab.diffusion.zhou2026_ar_diffusion import (
     ARDiffusionModel,
     ar1_sequences,
     condition_error_decay,
+    generate,
     train_ar_diffusion,
 )
-from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.diffusion.zhou2026_condition_ot import refine_conditions, w2
+from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, seed_effect_check
 from trainlab.phenomena._trend import ols_slope
 
 RHO = 0.7
+
+
+def _rotation_ar() -> torch.Tensor:
+    c, s = math.cos(0.6), math.sin(0.6)
+    return RHO * torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
 
 
 class ConditionErrorDecay(Phenomenon):
@@ -58,8 +66,7 @@ class ConditionErrorDecay(Phenomenon):
                    "1500 Adam steps (quick: 800); 3 seeds (quick: 1)")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        c, s = math.cos(0.6), math.sin(0.6)
-        a = RHO * torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+        a = _rotation_ar()
         sched = vp_schedule(beta_schedule="squaredcos_cap_v2")
         disp = []
         for sd in ([seed] if quick else [seed, seed + 1, seed + 2]):
@@ -99,3 +106,73 @@ class ConditionErrorDecay(Phenomenon):
 PHENOMENA.register("condition-error-decay", ConditionErrorDecay, papers=(5,), reproduces=True,
                    summary="a condition error's effect decays geometrically along an AR "
                            "sequence generated with a per-token diffusion head")
+
+
+class ConditionOTRefinement(Phenomenon):
+    """The same data, model, training and 100-step DDIM generation as
+    ``condition-error-decay`` (seeds 0, 1, 2; quick: seed 0, 800 training steps). The
+    "ideal" conditions of position i are the backbone's conditions on real prefixes (256
+    held-out AR(1) sequences); during generation the 256 generated conditions of each
+    position i >= 1 are refined by 5 JKO steps (step h = 1) of the W2 gradient flow toward
+    them, each transport solved by Sinkhorn (POT, regularisation 0.05 x mean cost), as the
+    paper solves its refinement (:mod:`trainlab.diffusion.zhou2026_condition_ot`; the JKO
+    discretisation is our derivation, the paper's data term is omitted). Generation with and
+    without refinement shares its noise. Quality: the exact W2 distance between the 256
+    generated sequences (16-dim) and 256 further real sequences.
+
+    Criterion (the paper's claim that the OT condition refinement improves generation, its
+    main table reporting lower FID with the refinement than the MAR baseline; written before
+    the run): per seed d = W2(without) - W2(with refinement); PASS iff mean(d) exceeds its
+    seed half-range (quick: d > 0).
+
+    Result: recorded in the registry flag ``reproduces`` and the report of issue 14.
+    """
+
+    name = "condition-ot-refinement"
+    papers = (5,)
+    claim = ("Refining the conditions of an autoregressive model with a diffusion loss by an "
+             "optimal-transport (Wasserstein gradient flow) step toward the ideal condition "
+             "distribution improves the generated distribution.")
+    paper_figure = ("the main ImageNet table (FID with vs without the refinement on MAR), read "
+                    "through a secondary summary, and the abstract's refinement claim")
+    scale_downs = ("2-D AR(1) sequences of length 8 instead of image tokens; W2 on sequences "
+                   "instead of FID",
+                   "a linear backbone and a width-64 MLP diffusion head instead of MAR",
+                   "1500 Adam steps (quick: 800); 3 seeds (quick: 1); 256 sequences")
+
+    def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+        a = _rotation_ar()
+        sched = vp_schedule(beta_schedule="squaredcos_cap_v2")
+        rows = []
+        for sd in ([seed] if quick else [seed, seed + 1, seed + 2]):
+            g = torch.Generator().manual_seed(sd)
+            model = ARDiffusionModel(2, sched.num_steps, generator=g)
+            train_ar_diffusion(model, ar1_sequences(512, 8, a, generator=g), sched,
+                               steps=800 if quick else 1500, generator=g)
+            ref = ar1_sequences(256, 8, a, generator=g)
+            test = ar1_sequences(256, 8, a, generator=g)
+            noise = torch.randn(256, 8, 2, generator=g, dtype=torch.float64)
+            with torch.no_grad():
+                ideal = [model.condition(ref[:, i - 1]) if i else None for i in range(8)]
+
+            def refine(i: int, cond: torch.Tensor, ideal: list = ideal) -> torch.Tensor:
+                if i == 0:  # the empty prefix: every sequence has the same condition
+                    return cond
+                return refine_conditions(cond, ideal[i], steps=5, step=1.0,
+                                         method="sinkhorn").conditions
+
+            plain = generate(model, sched, noise, num_steps=100)
+            refined = generate(model, sched, noise, num_steps=100, refine=refine)
+            rows.append({"plain": w2(plain.flatten(1), test.flatten(1)),
+                         "refined": w2(refined.flatten(1), test.flatten(1))})
+        return {"rows": rows}
+
+    def check(self, data: dict[str, Any]) -> list[Check]:
+        return [seed_effect_check("W2 to data: without - with OT refinement",
+                                  [r["plain"] - r["refined"] for r in data["rows"]])]
+
+
+PHENOMENA.register("condition-ot-refinement", ConditionOTRefinement, papers=(5,),
+                   reproduces=True,
+                   summary="optimal-transport refinement of an AR diffusion model's conditions "
+                           "vs none: W2 of the generated sequences to the data")
