@@ -50,7 +50,11 @@ class DEQParallelSampling(Phenomenon):
     thresholds (<= 1e-4 difference at tolerance 1e-6, <= 0.75 N evaluations, residual ratio
     <= 0.5) that were not read from the paper.
 
-    Result: recorded in the registry flag ``reproduces`` and the report of issue 14.
+    Result (full, 3 seeds): PASS. Every solve met tol 1e-3 in 9 parallel iterations (the
+    serial chain: 25 sequential steps; 9 x 25 = 225 network evaluations in all: the saving is
+    in sequential depth, not work); largest relative difference to the serial sample
+    1.4e-3; restoration residual lowered by d = 0.936 +- 0.024. 43 s on the loaded machine
+    (load ~15; 11 s CPU), about 12 s idle. Quick: difference 1.4e-3, d = 0.956, PASS.
     """
 
     name = "deq-parallel-sampling"

@@ -46,8 +46,12 @@ class ScoreGDEarlyStopping(Phenomenon):
     Earlier versions required r >= 1.25 (lowered from 1.5 after a quick run gave 1.496) and a
     hold-out/oracle ratio <= 1.1; both thresholds were set after exploration and are dropped.
 
-    Result: see the module's recorded verdict in the registry flags (``reproduces``) and
-    the report of issue 14.
+    Result (full, 3 seeds): PASS. r = 1.72 +- 0.21 (half-range), the training loss still
+    falling at the end on every seed; NTK slope -0.41, 95% CI [-0.63, -0.18] (the m^-1/2 law
+    predicts -0.5). 40 s on the loaded machine (load ~14; 15 s CPU), about 15 s idle. Quick
+    (1 seed): r = 1.50 and slope -0.46, but one seed's five widths give the CI [-1.04, 0.11],
+    which includes 0, so the quick run is a regression guard (``quick_reference``) on these
+    numbers rather than a test of the claim.
     """
 
     name = "score-gd-early-stopping"
@@ -66,6 +70,9 @@ class ScoreGDEarlyStopping(Phenomenon):
                    "3 seeds (quick: 1)")
 
     WIDTHS = (256, 512, 1024, 2048, 4096)
+    # the quick run (1 seed) cannot show the NTK trend: a regression guard on its numbers
+    quick_reference = {"exact error: final / at early stop": 1.4959075959856776,
+                       "slope of log NTK deviation vs log width": -0.46381506277534806}
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         curves, dev = [], {}

@@ -50,7 +50,9 @@ class ConditionErrorDecay(Phenomenon):
     data's own dynamics, shown for comparison only. This replaces an earlier band (rate within
     0.1 of 0.7 and last/first <= 0.15) that was chosen after exploration.
 
-    Result: recorded in the registry flag ``reproduces`` and the report of issue 14.
+    Result (full, 3 seeds): PASS. Slope -0.279, 95% CI [-0.384, -0.173], rate 0.757
+    (rho(A) = 0.7). 101 s on the loaded machine (load ~15; 19 s CPU), about 20 s idle. Quick
+    (800 steps, 1 seed): slope -0.140 (rate 0.87), CI below 0, PASS.
     """
 
     name = "condition-error-decay"
