@@ -57,6 +57,11 @@ class InitNODigits(Phenomenon):
     KL(N(mu, sigma^2) || N(0, I)) <= 1e-3 (largest over rounds and seeds). An earlier version
     required d >= 0.2, a threshold chosen after exploration.
 
+    History: the first full run under this criterion (KL alignment capped at 100 Adam steps
+    with its own optimiser, and the KL averaged over all noises together) FAILED the KL check
+    (0.0033 > 1e-3; gain 0.483 +- 0.020). The alignment loop was then moved to the authors'
+    code (the same Adam optimiser, per sample, until KL <= 1e-3); the criterion is unchanged.
+
     Result: recorded in the registry flag ``reproduces`` and the report of issue 14.
     """
 
