@@ -28,6 +28,8 @@ condition error along the sequence are in :mod:`trainlab.diffusion.zhou2026_ar_d
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +37,8 @@ import torch
 
 from trainlab.diffusion._registry import DIFFUSION
 from trainlab.errors import check_choice, check_range
+
+_LOG = logging.getLogger("trainlab")
 
 
 def transport_plan(c: torch.Tensor, c_star: torch.Tensor, *, method: str = "emd",
@@ -53,7 +57,11 @@ def transport_plan(c: torch.Tensor, c_star: torch.Tensor, *, method: str = "emd"
         plan = ot.emd(a, b, cost)
     else:
         check_range("reg", reg, low=0.0, low_open=True, owner="transport_plan")
-        plan = ot.sinkhorn(a, b, cost, reg * cost.mean(), numItermax=10000)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan = ot.sinkhorn(a, b, cost, reg * cost.mean(), numItermax=10000)
+        for w in caught:  # POT's non-convergence notice, passed on to the trainlab logger
+            _LOG.warning("transport_plan (sinkhorn, reg %g): %s", reg, w.message)
     return torch.as_tensor(plan, dtype=c.dtype)
 
 
