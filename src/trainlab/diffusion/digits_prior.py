@@ -29,8 +29,23 @@ from trainlab.diffusion.schedules import NoiseSchedule, vp_schedule
 from trainlab.errors import check_range
 
 
+class DigitsReward:
+    """The reward side shared by the digits models (exact or trained): a ``classifier``
+    attribute (a module mapping ``(n, 1, 8, 8)`` images to 10 logits) read as a reward."""
+
+    classifier: nn.Module
+
+    def log_prob_digit(self, x: torch.Tensor, digit: int) -> torch.Tensor:
+        """``log p_clf(digit | x)`` for flattened images ``(n, 64)``."""
+        return torch.log_softmax(self.classifier(x.reshape(-1, 1, 8, 8)), -1)[:, digit]
+
+    def predicted(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's digit for flattened images ``(n, 64)``."""
+        return self.classifier(x.reshape(-1, 1, 8, 8)).argmax(-1)
+
+
 @dataclass(frozen=True)
-class DigitsModel:
+class DigitsModel(DigitsReward):
     """The unconditional mixture, one component per digit, the schedule and the classifier."""
 
     mixture: GaussianMixture
@@ -50,14 +65,6 @@ class DigitsModel:
 
         return eps
 
-    def log_prob_digit(self, x: torch.Tensor, digit: int) -> torch.Tensor:
-        """``log p_clf(digit | x)`` for flattened images ``(n, 64)``."""
-        return torch.log_softmax(self.classifier(x.reshape(-1, 1, 8, 8)), -1)[:, digit]
-
-    def predicted(self, x: torch.Tensor) -> torch.Tensor:
-        """The classifier's digit for flattened images ``(n, 64)``."""
-        return self.classifier(x.reshape(-1, 1, 8, 8)).argmax(-1)
-
 
 def digits_model(*, ridge: float = 0.02) -> DigitsModel:
     """Fit the class-conditional Gaussians (weights = class frequencies) and train the
@@ -76,4 +83,4 @@ def digits_model(*, ridge: float = 0.02) -> DigitsModel:
     return DigitsModel(mix, comps, vp_schedule(), clf)
 
 
-__all__ = ["DigitsModel", "digits_model"]
+__all__ = ["DigitsModel", "DigitsReward", "digits_model"]

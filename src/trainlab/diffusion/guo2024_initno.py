@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from trainlab.diffusion._registry import DIFFUSION
+from trainlab.diffusion.digits_denoiser import TrainedDigitsModel
 from trainlab.diffusion.digits_prior import DigitsModel
 from trainlab.diffusion.noise_distribution import NoiseDistribution
 from trainlab.diffusion.samplers import ddim_step, tweedie_x0
@@ -46,8 +47,8 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 _LOG = logging.getLogger("trainlab")
 
 
-def alignment_score(model: DigitsModel, digit: int, weight: float, num_steps: int = 20,
-                    at_step: int = 0) -> ScoreFn:
+def alignment_score(model: DigitsModel | TrainedDigitsModel, digit: int, weight: float,
+                    num_steps: int = 20, at_step: int = 0) -> ScoreFn:
     r""":math:`S(z) = 1 - p_{clf}(c \mid \hat x_0)` per row of ``z`` ``(n, 64)``, with
     :math:`\hat x_0` Tweedie's estimate at step ``at_step`` of the ``num_steps``-step DDIM chain
     started at z (``at_step = 0``: the first step, as in the paper; later steps run the chain
