@@ -1,9 +1,10 @@
 r"""A class-conditional "digits diffusion model" with an exact score, and the reward model.
 
-The pretrained text-to-image model of the initial-noise papers (rows 61, 107) is replaced by
-the exact denoiser of a class-conditional Gaussian fit to scikit-learn's 8x8 digits (one
-Gaussian per digit: the class mean and the class covariance plus ``ridge`` I), so no network
-is trained and sampling is exact up to the sampler's discretisation. Conditioning on a digit
+The exact denoiser of a class-conditional Gaussian fit to scikit-learn's 8x8 digits (one
+Gaussian per digit: the class mean and the class covariance plus ``ridge`` I): no network is
+trained and sampling is exact up to the sampler's discretisation, the perfectly trained limit
+of the small trained model of :mod:`trainlab.diffusion.digits_denoiser` (which the
+initial-noise phenomena of rows 61 and 107 use as their frozen model). Conditioning on a digit
 c ("the prompt") uses classifier-free guidance (Ho & Salimans, "Classifier-Free Diffusion
 Guidance", 2022, eq. 6) at weight w:
 

@@ -14,8 +14,9 @@ steps, each from fresh noise, stop at the first valid noise; otherwise the round
 lowest score is rerun for 50 steps from its original noise (the authors' code).
 
 Our alignment score (the analogue of the paper's cross-attention score
-:math:`S_{CA} = 1 - \max` response of the subject token): with the CFG digits model of
-:mod:`trainlab.diffusion.digits_prior`, :math:`S(z) = 1 - p_{clf}(c \mid \hat x_0(z))`, where
+:math:`S_{CA} = 1 - \max` response of the subject token): with a CFG digits model
+(:mod:`trainlab.diffusion.digits_denoiser` or :mod:`trainlab.diffusion.digits_prior`),
+:math:`S(z) = 1 - p_{clf}(c \mid \hat x_0(z))`, where
 :math:`\hat x_0` is Tweedie's estimate at a chosen step of the DDIM chain from z
 (:func:`alignment_score`; the paper's choice is the first step); valid iff :math:`S < 0.2`
 (the paper's threshold for :math:`S_{CA}`).
