@@ -24,9 +24,9 @@ Our alignment score (the analogue of the paper's cross-attention score
 Deviations from the paper: a classifier on the first-step prediction replaces the
 cross-attention maps (there is no text encoder or attention here), so the self-attention
 (subject-mixing) score and the Attend-and-Excite nudges of the released pipeline are
-absent; the KL loop has a (large) safety cap ``max_kl_steps`` with a warning. On the digits
-model at CFG weight 0.3 no noise reaches the validity threshold at the first step, so every
-sample runs all rounds and the final 50 steps (``initno-digits`` phenomenon).
+absent; the KL loop has a (large) safety cap ``max_kl_steps`` with a warning. On the exact
+digits prior at CFG weight 0.3 no noise reaches the validity threshold at the first step, so
+every sample runs all rounds and the final 50 steps (``initno-digits`` phenomenon).
 """
 
 from __future__ import annotations

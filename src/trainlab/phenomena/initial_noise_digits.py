@@ -62,8 +62,10 @@ class InitNODigits(Phenomenon):
     prior, d = 0.42 +- 0.028, largest KL 0.00099. The model was then moved to a trained
     network (the papers' setting is a trained model); the criterion is unchanged.
 
-    Result (full, 3 seeds, trained model): recorded in the registry flag ``reproduces`` and
-    the report of issue 14.
+    Result (full, 3 seeds, trained model): PASS. d = 0.247 +- 0.018; largest row KL
+    0.000999. 272 s on the loaded machine (load ~15; 71 s CPU, of which the model's training
+    is most), about 70 s idle. Quick (1000-step model, 50 noises, 1 seed): d = 0.18, KL
+    0.00098, PASS.
     """
 
     name = "initno-digits"
