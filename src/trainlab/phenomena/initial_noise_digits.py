@@ -131,8 +131,12 @@ class FINDDigits(Phenomenon):
     paper's), 0.29 -> 0.81 after 80. The model was then moved to a trained network (the
     paper's setting is a trained model); the criterion is unchanged.
 
-    Result (full, 3 seeds, trained model): recorded in the registry flag ``reproduces`` and
-    the report of issue 14. The quick run (1000-step model, 80 iterations, d = -0.0475) is a
+    Result (full, 3 seeds, trained model): PASS, narrowly: d = 0.062 +- 0.026 (the effect 2.4
+    times its seed half-range). 461 s on the loaded machine (load ~15; 96 s CPU), about 95 s
+    idle. With the exact prior above, the same settings FAILED: the verdict depends on the
+    model, and the switch of model was made after that FAIL was seen (to follow the papers'
+    trained-model setting, not chosen among models by outcome; no other model was tried).
+    The quick run (1000-step model, 80 iterations, d = -0.0475) is a
     regression guard (``quick_reference``), not a test of the claim.
     """
 
@@ -190,6 +194,6 @@ class FINDDigits(Phenomenon):
 PHENOMENA.register("initno-digits", InitNODigits, papers=(107,), reproduces=True,
                    summary="initial-noise optimization raises the prompt success rate of a "
                            "weakly guided digits model")
-PHENOMENA.register("find-digits", FINDDigits, papers=(61,), reproduces=False,
+PHENOMENA.register("find-digits", FINDDigits, papers=(61,), reproduces=True,
                    summary="policy optimization of the initial-noise distribution raises the "
                            "reward of a frozen digits model")
