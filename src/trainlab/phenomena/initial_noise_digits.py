@@ -137,8 +137,10 @@ class FINDDigits(Phenomenon):
     loaded machine (load ~15; 96 s CPU), about 95 s idle. With the exact prior above, the same
     settings FAILED: the verdict depends on the model, and the switch of model was made after
     that FAIL was seen (to follow the papers' trained-model setting, not chosen among models by
-    outcome; no other model was tried). The quick run (1000-step model, 80 iterations, d =
-    -0.0475) is a regression guard (``quick_reference``), not a test of the claim.
+    outcome: two training recipes were compared on sample quality alone, before any InitNO or
+    FIND run on them; the first, 4000 steps with 5 time features, gave samples far outside the
+    data range). The quick run (1000-step model, 80 iterations, d = -0.0475) is a regression
+    guard (``quick_reference``), not a test of the claim.
     """
 
     name = "find-digits"
