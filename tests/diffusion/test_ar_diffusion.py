@@ -57,3 +57,22 @@ def test_training_lowers_the_diffusion_loss():
     losses = train_ar_diffusion(model, ar1_sequences(256, 6, A, generator=g), sched, steps=300,
                                 batch=256, generator=g)
     assert sum(losses[-50:]) / 50 < 0.8 * sum(losses[:50]) / 50
+
+
+def test_generate_applies_the_refinement_hook_per_position():
+    from trainlab.diffusion.zhou2026_ar_diffusion import generate
+
+    sched = vp_schedule()
+    m = _ExactModel(sched)
+    noise = torch.randn(8, 4, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    plain = generate(m, sched, noise, num_steps=10)
+    same = generate(m, sched, noise, num_steps=10, refine=lambda i, c: c)
+    assert torch.equal(plain, same)
+    delta = torch.tensor([0.5, 0.0], dtype=torch.float64)
+    shifted = generate(m, sched, noise, num_steps=10,
+                       refine=lambda i, c: c + delta if i == 0 else c)
+    assert torch.allclose(shifted, generate(m, sched, noise, num_steps=10,
+                                            condition_error=delta))
+    seen = []
+    generate(m, sched, noise, num_steps=10, refine=lambda i, c: seen.append(i) or c)
+    assert seen == [0, 1, 2, 3]

@@ -39,3 +39,16 @@ def test_sinkhorn_approaches_the_exact_step():
     assert errs[1] < errs[0]
     with pytest.raises(ConfigError, match="'emd', 'sinkhorn'"):
         jko_refine_step(c, c_star, method="greenkhorn")
+
+
+def test_sinkhorn_non_convergence_is_logged_not_raised(caplog):
+    import logging
+
+    from trainlab.diffusion.zhou2026_condition_ot import transport_plan
+
+    g = torch.Generator().manual_seed(3)
+    c, c_star = torch.randn(64, 2, generator=g), torch.randn(64, 2, generator=g) + 3
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        plan = transport_plan(c.double(), c_star.double(), method="sinkhorn", reg=1e-3)
+    assert plan.shape == (64, 64)
+    assert any("transport_plan (sinkhorn" in r.message for r in caplog.records)

@@ -102,3 +102,15 @@ def test_seed_summary():
     mean, spread, n = seed_summary([1.0, 2.0, 4.0])
     assert (mean, spread, n) == (pytest.approx(7 / 3), 1.5, 3)
     assert math.isnan(seed_summary([3.0])[1])
+
+
+def test_seed_effect_check_needs_the_effect_to_exceed_the_seed_spread():
+    from trainlab.phenomena._base import seed_effect_check
+
+    ok = seed_effect_check("d", [0.3, 0.5, 0.4])  # mean 0.4 > half-range 0.1
+    assert ok.passed and ok.measured == pytest.approx(0.4) and ok.spread == pytest.approx(0.1)
+    assert ok.seeds == 3
+    assert not seed_effect_check("d", [-0.1, 0.5, 0.2]).passed  # mean 0.2 < half-range 0.3
+    assert not seed_effect_check("r", [1.2, 1.3, 1.1], baseline=1.3).passed
+    assert seed_effect_check("r", [1.2], baseline=1.0).passed  # one seed: above baseline
+    assert not seed_effect_check("r", [0.9], baseline=1.0).passed

@@ -19,10 +19,13 @@ lr 1e-4, 5 steps per iteration). Defaults: :math:`w_r = 10`, :math:`w_{kl} = 0.0
 :math:`\eta = 1` for the rollouts.
 
 Deviations from the paper: the reward is :math:`\log p_{clf}(c \mid x)` of a digits classifier
-on the CFG digits model of :mod:`trainlab.diffusion.digits_prior` (not ImageReward on Stable
-Diffusion); the value net sees only :math:`(\mu, \sigma)` (one prompt, so no text embedding);
-``batch`` rollouts per iteration (the code uses 1) to reduce the variance on a CPU budget; the
-clip is the hard ``clamp`` of the code (no gradient outside the band), not PPO's min form.
+on a CFG digits model (:mod:`trainlab.diffusion.digits_denoiser`, or the exact prior of
+:mod:`trainlab.diffusion.digits_prior`; not ImageReward on Stable Diffusion); the value net sees
+only :math:`(\mu, \sigma)` (one prompt, so no text embedding); ``batch`` rollouts per iteration
+(the code uses 1) to reduce the variance on a CPU budget; the clip is the hard ``clamp`` of the
+code (no gradient outside the band), not PPO's min form; the gradient-norm clip 0.1 is the
+script's ``clip_norm`` argument, whose call is commented out in the released training loop
+(applied here; with Adam it changes little).
 """
 
 from __future__ import annotations

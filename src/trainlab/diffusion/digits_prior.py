@@ -1,9 +1,10 @@
 r"""A class-conditional "digits diffusion model" with an exact score, and the reward model.
 
-The pretrained text-to-image model of the initial-noise papers (rows 61, 107) is replaced by
-the exact denoiser of a class-conditional Gaussian fit to scikit-learn's 8x8 digits (one
-Gaussian per digit: the class mean and the class covariance plus ``ridge`` I), so no network
-is trained and sampling is exact up to the sampler's discretisation. Conditioning on a digit
+The exact denoiser of a class-conditional Gaussian fit to scikit-learn's 8x8 digits (one
+Gaussian per digit: the class mean and the class covariance plus ``ridge`` I): no network is
+trained and sampling is exact up to the sampler's discretisation, the perfectly trained limit
+of the small trained model of :mod:`trainlab.diffusion.digits_denoiser` (which the
+initial-noise phenomena of rows 61 and 107 use as their frozen model). Conditioning on a digit
 c ("the prompt") uses classifier-free guidance (Ho & Salimans, "Classifier-Free Diffusion
 Guidance", 2022, eq. 6) at weight w:
 
@@ -29,8 +30,23 @@ from trainlab.diffusion.schedules import NoiseSchedule, vp_schedule
 from trainlab.errors import check_range
 
 
+class DigitsReward:
+    """The reward side shared by the digits models (exact or trained): a ``classifier``
+    attribute (a module mapping ``(n, 1, 8, 8)`` images to 10 logits) read as a reward."""
+
+    classifier: nn.Module
+
+    def log_prob_digit(self, x: torch.Tensor, digit: int) -> torch.Tensor:
+        """``log p_clf(digit | x)`` for flattened images ``(n, 64)``."""
+        return torch.log_softmax(self.classifier(x.reshape(-1, 1, 8, 8)), -1)[:, digit]
+
+    def predicted(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's digit for flattened images ``(n, 64)``."""
+        return self.classifier(x.reshape(-1, 1, 8, 8)).argmax(-1)
+
+
 @dataclass(frozen=True)
-class DigitsModel:
+class DigitsModel(DigitsReward):
     """The unconditional mixture, one component per digit, the schedule and the classifier."""
 
     mixture: GaussianMixture
@@ -50,14 +66,6 @@ class DigitsModel:
 
         return eps
 
-    def log_prob_digit(self, x: torch.Tensor, digit: int) -> torch.Tensor:
-        """``log p_clf(digit | x)`` for flattened images ``(n, 64)``."""
-        return torch.log_softmax(self.classifier(x.reshape(-1, 1, 8, 8)), -1)[:, digit]
-
-    def predicted(self, x: torch.Tensor) -> torch.Tensor:
-        """The classifier's digit for flattened images ``(n, 64)``."""
-        return self.classifier(x.reshape(-1, 1, 8, 8)).argmax(-1)
-
 
 def digits_model(*, ridge: float = 0.02) -> DigitsModel:
     """Fit the class-conditional Gaussians (weights = class frequencies) and train the
@@ -76,4 +84,4 @@ def digits_model(*, ridge: float = 0.02) -> DigitsModel:
     return DigitsModel(mix, comps, vp_schedule(), clf)
 
 
-__all__ = ["DigitsModel", "digits_model"]
+__all__ = ["DigitsModel", "DigitsReward", "digits_model"]

@@ -43,10 +43,13 @@ class NoiseDistribution(nn.Module):
         elem = elem.flatten(1)
         return elem.mean(1) if reduce == "mean" else elem.sum(1)
 
-    def kl_to_standard(self) -> torch.Tensor:
+    def kl_to_standard(self, *, per_row: bool = False) -> torch.Tensor:
         r"""Element-averaged :math:`KL(N(\mu,\sigma^2)\,\|\,N(0,1))
-        = \tfrac12\,\mathrm{mean}(\sigma^2 + \mu^2 - 1 - \log\sigma^2)`."""
-        return 0.5 * (self.log_var.exp() + self.mu ** 2 - 1 - self.log_var).mean()
+        = \tfrac12\,\mathrm{mean}(\sigma^2 + \mu^2 - 1 - \log\sigma^2)`: over all
+        elements, or (``per_row``) over each row's elements when the first dimension indexes
+        independent noises."""
+        elem = 0.5 * (self.log_var.exp() + self.mu ** 2 - 1 - self.log_var)
+        return elem.flatten(1).mean(1) if per_row else elem.mean()
 
 
 __all__ = ["NoiseDistribution"]

@@ -23,6 +23,7 @@ sequences, not VAE latents of ImageNet.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -97,9 +98,13 @@ def train_ar_diffusion(model: ARDiffusionModel, seqs: torch.Tensor, schedule: No
 
 @torch.no_grad()
 def generate(model: ARDiffusionModel, schedule: NoiseSchedule, noise: torch.Tensor, *,
-             num_steps: int = 20, condition_error: torch.Tensor | None = None) -> torch.Tensor:
+             num_steps: int = 20, condition_error: torch.Tensor | None = None,
+             refine: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Generate sequences token by token with DDIM (eta 0) from the initial noises ``noise``
-    ``(n, length, d)``; ``condition_error`` is added to the first token's condition."""
+    ``(n, length, d)``; ``condition_error`` is added to the first token's condition;
+    ``refine(i, conditions)`` (e.g. an optimal-transport refinement,
+    :mod:`trainlab.diffusion.zhou2026_condition_ot`) replaces the ``(n, d)`` conditions of
+    position i before its token is sampled."""
     n, length, d = noise.shape
     ts = schedule.inference_timesteps(num_steps)
     prev, out = torch.zeros(n, d, dtype=torch.float64), []
@@ -107,6 +112,8 @@ def generate(model: ARDiffusionModel, schedule: NoiseSchedule, noise: torch.Tens
         cond = model.condition(prev)
         if i == 0 and condition_error is not None:
             cond = cond + condition_error
+        if refine is not None:
+            cond = refine(i, cond)
         x = noise[:, i]
         for j, t in enumerate(ts.tolist()):
             s = int(ts[j + 1]) if j + 1 < len(ts) else -1

@@ -22,11 +22,14 @@ Deviations from the paper / not done: the paper's full text was not available, s
 discretisation above is our derivation, the data term :math:`\lambda E\|c - T^{-1}(x)\|^2`
 is omitted; the autoregressive model with a per-token diffusion head and the decay of a
 condition error along the sequence are in :mod:`trainlab.diffusion.zhou2026_ar_diffusion`
-(the refinement is not yet applied to that model's conditions).
+(:func:`~trainlab.diffusion.zhou2026_ar_diffusion.generate` takes the refinement as a
+``refine`` hook; the ``condition-ot-refinement`` phenomenon applies it there).
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +37,8 @@ import torch
 
 from trainlab.diffusion._registry import DIFFUSION
 from trainlab.errors import check_choice, check_range
+
+_LOG = logging.getLogger("trainlab")
 
 
 def transport_plan(c: torch.Tensor, c_star: torch.Tensor, *, method: str = "emd",
@@ -52,7 +57,11 @@ def transport_plan(c: torch.Tensor, c_star: torch.Tensor, *, method: str = "emd"
         plan = ot.emd(a, b, cost)
     else:
         check_range("reg", reg, low=0.0, low_open=True, owner="transport_plan")
-        plan = ot.sinkhorn(a, b, cost, reg * cost.mean(), numItermax=10000)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan = ot.sinkhorn(a, b, cost, reg * cost.mean(), numItermax=10000)
+        for w in caught:  # POT's non-convergence notice, passed on to the trainlab logger
+            _LOG.warning("transport_plan (sinkhorn, reg %g): %s", reg, w.message)
     return torch.as_tensor(plan, dtype=c.dtype)
 
 

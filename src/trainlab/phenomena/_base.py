@@ -70,6 +70,16 @@ def seed_summary(values: Any) -> tuple[float, float, int]:
     return float(v.mean()), spread, int(v.size)
 
 
+def seed_effect_check(name: str, values: Any, *, baseline: float = 0.0) -> Check:
+    """The rule for a comparison over seeds (issue 12): PASS iff the mean of the per-seed
+    ``values`` exceeds ``baseline`` by more than their half-range (with one seed, iff it
+    exceeds ``baseline``). ``measured`` is the mean, ``spread`` the half-range."""
+    mean, spread, n = seed_summary(values)
+    margin = spread if n > 1 else 0.0
+    rule = f"mean > {baseline:g} + seed half-range" if n > 1 else f"> {baseline:g} (1 seed)"
+    return Check(name, mean, rule, mean - baseline > margin, spread, n)
+
+
 @dataclass
 class Outcome:
     """The result of a phenomenon: PASS iff every check passed (and nothing raised).

@@ -5,6 +5,7 @@ row 85)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -16,31 +17,41 @@ from trainlab.diffusion.han2024_score_gd import (
     ring_atoms,
     train_score_gd,
 )
-from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
+from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, seed_effect_check
+from trainlab.phenomena._trend import ols_slope
 
 
 class ScoreGDEarlyStopping(Phenomenon):
     """Denoising score matching as noisy-label regression
-    (:mod:`trainlab.diffusion.han2024_score_gd`): prior = 8 point masses on a circle of
-    radius 0.9 (bounded support, exact E[x0 | x_t]), OU forward process, t ~ U[0.05, 1];
-    two-layer ReLU network (fixed +-1 output weights), full-batch GD with step 1, float64.
+    (:mod:`trainlab.diffusion.han2024_score_gd`, the paper's parametric formulation, Sec. 3):
+    prior = 8 point masses on a circle of radius 0.9 (bounded support, exact E[x0 | x_t]), OU
+    forward process, t ~ U[0.05, 1]; two-layer ReLU network with fixed +-1 output weights and
+    the first layer trained by full-batch GD (step 1), float64.
 
-    Early stopping: n = 128 training triples, width 512, 1000 GD steps (full: 3000),
-    held-out set of 1000 triples. NTK tracking: n = 64, widths 256 and 4096, 300 steps,
-    deviation ``||f_GD - f_kernelGD|| / ||f_GD - f_0||`` on the training inputs.
+    Overfitting / early stopping: n = 128 training triples, width 512, 3000 GD steps (quick:
+    1000), a held-out set of 1000 triples whose DSM-loss minimum picks the stopping step.
+    NTK tracking: n = 64, widths 256, 512, 1024, 2048, 4096, 300 GD steps, deviation
+    ``||f_GD - f_kernelGD|| / ||f_GD - f_0||`` on the training inputs. Seeds 0, 1, 2 (quick:
+    seed 0).
 
-    Pass criterion (from the paper's claims; the paper gives no numbers, the thresholds were
-    set after one exploratory run of 3000 steps): (1) prolonged training overfits the label
-    noise: the exact error ``E||f - E[x0|x_t]||^2`` at the end is at least 1.25 x its value
-    at the hold-out early-stopping step, while the training loss keeps
-    falling; (2) the hold-out rule is near the oracle: its exact error is within 10% of the
-    minimum over the run; (3) GD approaches kernel regression with the NTK: the deviation
-    at width 4096 is at most 0.5 x that at width 256 (an O(m^-1/2) law predicts 0.25).
+    The paper states its claims as theorems, not as measured numbers (abstract: "prolonged
+    training on noisy labels leads to overfitting", an early-stopping rule; GD "approximated by
+    a sequence of kernel regressions"), so each check tests the stated direction with a
+    statistic, not a point value (criterion of issue 14, committed before the run):
+    (1) overfitting: per seed, r = exact error ``E||f - E[x0|x_t]||^2`` after all steps / at
+    the early-stopping step; PASS iff mean(r) - 1 exceeds the seed half-range (quick: r > 1);
+    (2) the training loss keeps falling past the stopping step (every seed);
+    (3) GD approaches kernel regression as width grows: the least-squares slope of
+    log(deviation) on log(width), all seeds pooled, has its 95% confidence interval below 0.
+    Earlier versions required r >= 1.25 (lowered from 1.5 after a quick run gave 1.496) and a
+    hold-out/oracle ratio <= 1.1; both thresholds were set after exploration and are dropped.
 
-    Result (seed 0, quick): PASS. Exact error 0.0568 at the stopping step (100) vs 0.0850
-    after 1000 steps (ratio 1.50; 0.107 after 3000 steps, ratio 1.88), oracle minimum
-    0.0555; training loss still falling (x 0.74); NTK deviation 0.106 at width 256 vs
-    0.028 at width 4096 (ratio 0.26).
+    Result (full, 3 seeds): PASS. r = 1.72 +- 0.21 (half-range), the training loss still
+    falling at the end on every seed; NTK slope -0.41, 95% CI [-0.63, -0.18] (the m^-1/2 law
+    predicts -0.5). 40 s on the loaded machine (load ~14; 15 s CPU), about 15 s idle. Quick
+    (1 seed): r = 1.50 and slope -0.46, but one seed's five widths give the CI [-1.04, 0.11],
+    which includes 0, so the quick run is a regression guard (``quick_reference``) on these
+    numbers rather than a test of the claim.
     """
 
     name = "score-gd-early-stopping"
@@ -49,38 +60,50 @@ class ScoreGDEarlyStopping(Phenomenon):
              "noisy labels: GD follows kernel regression with the network's NTK, and long "
              "training fits the label noise, so the score error is U-shaped and early "
              "stopping is required.")
-    paper_figure = ("the abstract's early-stopping and NTK-approximation claims (the paper gives "
-                    "no numbers; theorem numbers not re-read)")
+    paper_figure = ("the abstract's and Sec. 3-4's statements (overfitting of prolonged training "
+                    "on noisy labels, early stopping, kernel-regression approximation); the "
+                    "paper's own full text beyond the abstract could not be read here, and its "
+                    "only experiment (Credit Default data) reports no such curve")
     scale_downs = ("a 2-D prior of 8 point masses",
                    "128 training triples, width 512, 3000 GD steps (quick: 1000)",
-                   "NTK tracking at widths 256 and 4096 only")
+                   "NTK tracking at widths 256..4096 with 64 triples and 300 steps",
+                   "3 seeds (quick: 1)")
+
+    WIDTHS = (256, 512, 1024, 2048, 4096)
+    # the quick run (1 seed) cannot show the NTK trend: a regression guard on its numbers
+    quick_reference = {"exact error: final / at early stop": 1.4959075959856776,
+                       "slope of log NTK deviation vs log width": -0.46381506277534806}
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        g = torch.Generator().manual_seed(seed)
-        prior = ring_atoms()
-        train = dsm_regression_data(prior, 128, generator=g)
-        test = dsm_regression_data(prior, 1000, generator=g)
-        net = TwoLayerReLU(4, 2, 512, generator=g)
-        curve = train_score_gd(net, train, test, lr=1.0, steps=1000 if quick else 3000,
-                               record_every=50)
-        small = dsm_regression_data(prior, 64, generator=g)
-        widths = (256, 4096)
-        dev = {w: ntk_deviation(w, small, steps=300, generator=g) for w in widths}
-        return {"curve": curve, "ntk": dev}
+        curves, dev = [], {}
+        for s in ([seed] if quick else [seed, seed + 1, seed + 2]):
+            g = torch.Generator().manual_seed(s)
+            prior = ring_atoms()
+            train = dsm_regression_data(prior, 128, generator=g)
+            test = dsm_regression_data(prior, 1000, generator=g)
+            net = TwoLayerReLU(4, 2, 512, generator=g)
+            curves.append(train_score_gd(net, train, test, lr=1.0,
+                                         steps=1000 if quick else 3000, record_every=50))
+            small = dsm_regression_data(prior, 64, generator=g)
+            dev[s] = {w: ntk_deviation(w, small, steps=300, generator=g) for w in self.WIDTHS}
+        return {"curves": curves, "curve": curves[0], "ntk": dev}
 
     def check(self, data: dict[str, Any]) -> list[Check]:
-        c = data["curve"]
-        i = c.steps.index(c.stop)
-        over = c.exact[-1] / c.exact[i]
-        near = c.exact[i] / min(c.exact)
-        ratio = data["ntk"][4096] / data["ntk"][256]
+        over, falling = [], []
+        for c in data["curves"]:
+            i = c.steps.index(c.stop)
+            over.append(c.exact[-1] / c.exact[i])
+            falling.append(c.train[-1] < c.train[i])
+        xs = [math.log(w) for d in data["ntk"].values() for w in d]
+        ys = [math.log(v) for d in data["ntk"].values() for v in d.values()]
+        slope = ols_slope(xs, ys)
         return [
-            Check("exact error: final / at early stop", over, ">= 1.25", over >= 1.25),
-            Check("training loss: final / at early stop", c.train[-1] / c.train[i], "< 1",
-                  c.train[-1] < c.train[i]),
-            Check("exact error at early stop / oracle minimum", near, "<= 1.1", near <= 1.1),
-            Check("NTK deviation: width 4096 / width 256", ratio, "<= 0.5 (m^-1/2 law: 0.25)",
-                  ratio <= 0.5),
+            seed_effect_check("exact error: final / at early stop", over, baseline=1.0),
+            Check("training loss falls past the early stop (share of seeds)",
+                  sum(falling) / len(falling), "= 1", all(falling), seeds=len(falling)),
+            Check("slope of log NTK deviation vs log width", slope.value,
+                  f"95% CI [{slope.low:.3g}, {slope.high:.3g}] below 0 (m^-1/2 law: -0.5)",
+                  slope.high < 0),
         ]
 
     def plot(self, data: dict[str, Any]) -> Any:
