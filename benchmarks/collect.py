@@ -75,7 +75,7 @@ def _curvature(d: dict) -> list[Figure]:
 def _sharpness(d: dict) -> list[Figure]:
     s = d["summary"]
     return [(f"sharpness every {d['every']} steps: HVPs per warm-started measurement (median)",
-             s["probe_hvps_median"], "<= 10"),
+             s["probe_hvps_median"], "<= 5"),
             ("sharpness: fewest HVPs to 1e-3 from the warm start (oracle, median)",
              s["oracle_warm_median"], ""),
             ("sharpness: largest relative error of the probe's value (vs cold, converged)",

@@ -101,3 +101,19 @@ def test_eig_tol_bounds_the_eigenvalue_error_with_fewer_products():
     assert by_value.matvecs < by_residual.matvecs
     with pytest.raises(ConfigError, match="eig_tol"):
         lanczos(a, k=1, eig_tol=0.0)
+
+
+def test_early_stop_returns_the_ritz_pairs_of_its_last_test_bitwise():
+    """A run that stops on convergence reuses the Ritz pairs of its last test; they equal,
+    bit for bit, those of a run capped at the same Krylov dimension (which computes them
+    after the loop)."""
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(60, 60, generator=g, dtype=torch.float64))
+    a = q @ torch.diag(torch.linspace(0.0, 1.0, 60, dtype=torch.float64) ** 3) @ q.T
+    for k, kw in ((1, {}), (2, {"gap_tol": 0.1, "min_iter": 5}), (1, {"eig_tol": 1e-6})):
+        early = lanczos(a, k=k, tol=1e-5, generator=torch.Generator().manual_seed(0), **kw)
+        assert early.matvecs < 60 and bool(early.converged.all())
+        capped = lanczos(a, k=k, tol=1e-5, max_iter=early.matvecs,
+                         generator=torch.Generator().manual_seed(0), **kw)
+        for name in ("values", "vectors", "residuals", "converged"):
+            assert torch.equal(getattr(early, name), getattr(capped, name)), name

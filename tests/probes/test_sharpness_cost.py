@@ -1,5 +1,5 @@
-"""The in-loop sharpness probe skips its double-backward trial product once it has worked in
-a run, without changing any value."""
+"""The in-loop sharpness probe skips its double-backward trial product and its determinism
+check once they have passed in a run, without changing any value."""
 
 from __future__ import annotations
 
@@ -19,23 +19,31 @@ from trainlab.probes.sharpness import Sharpness
 def test_run_cache_skips_the_trial_product_and_keeps_values_bitwise(monkeypatch):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Dropout(0.3), nn.Linear(8, 3)).double()
-    calls = {"n": 0}
+    calls = {"n": 0, "checks": 0}
     original = HessianOperator._double_backward
+    check = HessianOperator._check_deterministic
 
     def counting(self, *args, **kwargs):
         calls["n"] += 1
         return original(self, *args, **kwargs)
 
+    def counting_checks(self):
+        calls["checks"] += 1
+        return check(self)
+
     monkeypatch.setattr(HessianOperator, "_double_backward", counting)
+    monkeypatch.setattr(HessianOperator, "_check_deterministic", counting_checks)
     shared, cached, fresh = {}, Sharpness(tol=1e-8), Sharpness(tol=1e-8)
     for step in range(3):
         x, y = batch(seed=step + 1)
         ctx = context(model, x, y, step=step + 1)  # one SGD update, then this batch's grads
         rng = torch.get_rng_state()
-        calls["n"] = 0
+        calls["n"] = calls["checks"] = 0
         a = cached.measure(dataclasses.replace(ctx, run_cache=shared, cache={},
                                                 generator=torch.Generator().manual_seed(step)))
         used_cached = calls["n"]
+        # the determinism check (two forward passes) also runs once per run_cache
+        assert calls["checks"] == (1 if step == 0 else 0)
         assert torch.equal(torch.get_rng_state(), rng)
         calls["n"] = 0
         b = fresh.measure(dataclasses.replace(ctx, run_cache={}, cache={},

@@ -371,3 +371,30 @@ def test_a_linear_subclass_with_its_own_forward_is_not_taken_for_a_linear(recomp
     ref = loop_grads(model, F.cross_entropy, x, y)
     assert mon.last("per_sample_grad_norm/mean") == pytest.approx(
         ref.norm(dim=1).mean().item(), rel=1e-9)
+
+
+def test_capture_hooks_exist_only_while_armed():
+    """A disarmed capture leaves no hook on the model (its modules keep the fast call
+    path); in a Monitor the hooks are there only before the forward pass of a due step."""
+    model, loss_fn = build("mlp")
+    capture = LinearCapture(model)
+    assert hooks_left(model) == 0
+    capture.arm(True)
+    assert hooks_left(model) == len(capture.modules) > 0
+    capture.arm(True)  # re-arming adds no second set
+    assert hooks_left(model) == len(capture.modules)
+    capture.arm(False)
+    assert hooks_left(model) == 0
+    capture.remove()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[GradientNoise(every=3)])
+    seen = []
+    for step in range(7):
+        seen.append(hooks_left(model) > 0)
+        x, y = data("mlp", 8, seed=step)
+        mon.step(train_step(model, opt, loss_fn, x, y), (x, y))
+        opt.step()
+    assert seen == [True, False, False, True, False, False, True]
+    assert [s for s, _ in mon.history["gns"]] == [0, 3, 6]
+    mon.finish()
+    assert hooks_left(model) == 0

@@ -184,6 +184,8 @@ class HessianOperator(CurvatureOperator):
 
     def _double_matvec(self, vec: torch.Tensor) -> torch.Tensor:
         tangent = self._split(vec.to(self.dtype))
+        if len(self.batches) == 1:  # weight 1: the product itself, not 0 + 1 * product
+            return self._join(self._double_backward(tangent, self.batches[0], 0), ())
         total = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
         for i, (w, batch) in enumerate(zip(self.weights, self.batches)):
             total += w * self._join(self._double_backward(tangent, batch, i), ())

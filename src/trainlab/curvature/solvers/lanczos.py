@@ -207,6 +207,7 @@ def lanczos(
             ok &= (res[idx] <= gap_tol * gap) & (theta.numel() > 1)
         return ok & (krylov.m >= min_iter)
 
+    ok = None  # the last convergence test, when it was made at the final Krylov dimension
     while True:
         w = krylov.step()
         m = krylov.m
@@ -214,13 +215,16 @@ def lanczos(
             break
         if m >= max(k, min_iter) and (m < 100 or m % 10 == 0):
             theta, s = krylov.ritz()
-            if bool(converged(theta, krylov.b * s[-1].abs(), _select(theta, k, which)).all()):
+            res, idx = krylov.b * s[-1].abs(), _select(theta, k, which)
+            ok = converged(theta, res, idx)
+            if bool(ok.all()):
                 break
         krylov.advance(w, generator)
-    theta, s = krylov.ritz()
-    res = krylov.b * s[-1].abs()
-    idx = _select(theta, k, which)
+    if m == max_iter:  # stopped by the cap: Ritz pairs of the final basis, tested once
+        theta, s = krylov.ritz()
+        res, idx = krylov.b * s[-1].abs(), _select(theta, k, which)
+        ok = converged(theta, res, idx)
     vectors = krylov.basis[:m].T @ s[:, idx].to(op.dtype)
     return EigenResult(values=theta[idx].to(op.dtype), vectors=vectors,
                        residuals=res[idx].to(op.dtype), matvecs=m,
-                       converged=converged(theta, res, idx), iterations=m)
+                       converged=ok, iterations=m)
