@@ -25,11 +25,15 @@ def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any
     Whether double backward works is tried with one zero product (which also builds the
     retained graph); once it has worked for ``model``, ``run_cache`` remembers it and later
     calls skip that trial product (the first real product builds the same graph, so every
-    value is unchanged, one backward pass cheaper per measurement)."""
-    op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
-                         retain_graph=True, fixed_randomness=True)
+    value is unchanged, one backward pass cheaper per measurement) and the operator's
+    determinism check (two forward passes, which only raise or pass and change no value:
+    it passed for ``model`` when the trial product was made)."""
     cache = {} if run_cache is None else run_cache
-    if cache.get("hessian_double_backward_ok") == id(model):
+    known = cache.get("hessian_double_backward_ok") == id(model)
+    op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
+                         retain_graph=True, fixed_randomness=True,
+                         check_deterministic=not known)
+    if known:
         return op
     try:
         op.matvec(torch.zeros(op.dim, dtype=op.dtype, device=op.device))
