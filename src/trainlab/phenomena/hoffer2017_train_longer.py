@@ -111,8 +111,9 @@ class TrainLonger(Phenomenon):
                    "kept)", "10 epochs (RA: 320) instead of 50-200 (and x32)",
                    "3 seeds (quick: 1 seed, 1 epoch)")
     quick_reference = {
-        "SB - LB test accuracy (points)": 0.0,
-        "SB - (LB+LR+GBN+RA) test accuracy (points)": 0.0}
+        "SB - LB test accuracy (points)": 57.03125,
+        "SB - (LB+LR+GBN+RA) test accuracy (points)": -26.26953125,
+        "SB - (LB+LR+GBN) test accuracy (points)": 35.3515625}
     quick_atol = 0.5
     quick_rtol = 0.0
     claim = ("The large-batch generalization gap comes from too few updates: training as many "
