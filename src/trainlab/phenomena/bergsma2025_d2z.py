@@ -26,7 +26,7 @@ class StraightToZero(Phenomenon):
     (depth 1, width 32, tanh) on 20-dimensional Gaussian inputs plus label noise of std 0.5;
     every step draws a fresh batch of 32 (infinite data, like LM pretraining, the regime in
     which the paper's EMA argument applies); student ``mlp`` depth 2 width 32 (ReLU,
-    ``kaiming-normal``, 1761 parameters); AdamW (weight decay 0.1, the paper's value), 5%
+    ``kaiming-normal``, 1761 parameters); AdamW (weight decay 0.1), 5%
     warmup, peak lr in {3e-3, 1e-2, 3e-2, 1e-1}; schedules ``d2z`` and ``cosine`` with floor
     0.1 ("10x"). Training lengths 250, 1000 and 4000 steps, i.e. 4.5, 18 and 73 samples per
     parameter (the paper's tokens per parameter, TPP; its sweeps span 2 to 200 TPP with 20

@@ -60,7 +60,7 @@ def fit_r2(x: np.ndarray, y: np.ndarray) -> float:
 class TrainLonger(Phenomenon):
     """Table 1's five columns on MNIST-1D with a shallow batch-norm convnet, three seeds.
 
-    Setting (the paper's Sec. 4-5 and Table 1, hyperparameters from the authors' code,
+    Setting (Table 1's columns; hyperparameters from the authors' code,
     eladhoffer/bigBatch: ``main_gbn.py``, ``models/mnist_f1.py``, ``models/cifar_shallow.py``):
     small batch (SB) 32 and large batch (LB) 1024, the paper's batch ratio 32 (128 vs 4096);
     SGD, momentum 0.9, weight decay 1e-4, lr 0.1 cut 10x at 20%, 40% and 60% of training
