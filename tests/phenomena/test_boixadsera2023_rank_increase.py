@@ -49,15 +49,34 @@ def test_counts_are_read_once_the_loss_moves():
     assert GradualRankIncrease.learning_counts(_run([3, 2], [1.0, 1.0])) == []
 
 
+def test_held_runs_and_stage_violations():
+    from trainlab.phenomena.boixadsera2023_rank_increase import held_runs, stage_violations
+
+    assert held_runs([0, 1, 1, 1, 2, 2], 2) == [(1, 1, 4), (2, 4, 6)]
+    loss = [1.0, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.2, 0.2, 0.2]
+    assert stage_violations([5, 1, 1, 1, 2, 2, 2, 3, 3, 3], loss, 3) == 0
+    assert stage_violations([5, 2, 2, 2, 2, 2, 2, 3, 3, 3], loss, 3) == 1  # 0 -> 2
+    assert stage_violations([5, 1, 1, 1, 2, 2, 2, 1, 1, 1], loss, 3) == 1  # 2 -> 1
+    assert stage_violations([5, 1, 1, 1, 2, 2, 2, 3, 3, 3], loss[::-1], 3) == 2  # loss rises
+    # a short dip between plateaus is a transition, which the theorem does not describe
+    assert stage_violations([1, 1, 1, 0, 1, 1, 1, 2, 2, 2], loss, 3) == 0
+
+
+def _stairs(values, lengths, losses):
+    counts = [v for v, n in zip(values, lengths, strict=True) for _ in range(n)]
+    loss = [x for x, n in zip(losses, lengths, strict=True) for _ in range(n)]
+    return _run(counts, loss)
+
+
 def test_check_on_hand_made_staircases():
     from trainlab.phenomena.boixadsera2023_rank_increase import GradualRankIncrease
 
-    loss = [1.0, 1.0, 0.9, 0.9, 0.9, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0]
-    small = _run([5, 3, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4], loss)
-    large = _run([9] * 14, loss)
+    lengths, losses = [40, 5, 40, 40, 40, 40], [1.0, 1.0, 0.9, 0.4, 0.2, 0.0]
+    small = _stairs([5, 3, 1, 2, 3, 4], lengths, losses)  # 5, 3 are before learning
+    large = _stairs([9] * 6, lengths, losses)
     data = {"teacher_rank": 4, "runs": [{"small": small, "large": large}] * 3}
     checks = GradualRankIncrease().check(data)
-    assert [c.passed for c in checks] == [True] * 5  # the dip 5 -> 1 is before learning
-    dip = _run([5, 3, 1, 1, 1, 2, 2, 1, 3, 3, 3, 4, 4, 4], loss)  # a dip while learning
-    data["runs"] = [{"small": small, "large": large}] * 2 + [{"small": dip, "large": large}]
+    assert [c.passed for c in checks] == [True] * 5
+    jump = _stairs([5, 3, 1, 3, 3, 4], lengths, losses)  # 1 -> 3 skips a stage
+    data["runs"] = [{"small": small, "large": large}] * 2 + [{"small": jump, "large": large}]
     assert not GradualRankIncrease().check(data)[1].passed

@@ -42,56 +42,93 @@ def count_above(matrix: torch.Tensor, fraction: float = 0.1) -> int:
     return int((s > fraction * s[0]).sum()) if s[0] > 0 else 0
 
 
-def plateaus(counts: list[int], min_length: int) -> list[int]:
-    """The values held for at least ``min_length`` consecutive entries of ``counts``, in
-    order of appearance (a value is listed once per run of it)."""
-    held, start = [], 0
+def held_runs(counts: list[int], min_length: int) -> list[tuple[int, int, int]]:
+    """``(value, start, stop)`` of every run of equal entries of ``counts`` at least
+    ``min_length`` long (``counts[start:stop]``), in order."""
+    runs, start = [], 0
     for i in range(1, len(counts) + 1):
         if i == len(counts) or counts[i] != counts[start]:
             if i - start >= min_length:
-                held.append(counts[start])
+                runs.append((counts[start], start, i))
             start = i
-    return held
+    return runs
+
+
+def plateaus(counts: list[int], min_length: int) -> list[int]:
+    """The values held for at least ``min_length`` consecutive entries of ``counts``, in
+    order of appearance (a value is listed once per run of it)."""
+    return [v for v, _, _ in held_runs(counts, min_length)]
+
+
+def stage_violations(counts: list[int], losses: list[float], min_length: int) -> int:
+    """How often the stagewise picture of the paper's theorem is broken along the held runs
+    (plateaus) of ``counts``, starting from rank 0: a plateau whose rank is below the
+    previous one's, or more than one above it, or a rise of the rank whose plateau does not
+    have a lower mean loss than the previous plateau."""
+    bad, prev_rank, prev_loss = 0, 0, math.inf
+    for value, start, stop in held_runs(counts, min_length):
+        loss = float(np.mean(losses[start:stop]))
+        if value == prev_rank:
+            continue
+        bad += int(not 0 < value - prev_rank <= 1) + int(loss >= prev_loss)
+        prev_rank, prev_loss = value, loss
+    return bad
 
 
 class GradualRankIncrease(Phenomenon):
     """A single attention head (:class:`_QKAttention`, d = 16, sequences of T = 8 Gaussian
     tokens, 256 sequences) is fitted by full-batch gradient descent (lr 0.2, float64, MSE) to
     a teacher of the same form whose key-query product ``M = U diag(4, 3, 2, 1) V^T`` has rank
-    4. The initialization is small, std 1e-4/sqrt(d) for W_Q and W_K (the notes' B9 setting),
-    and as a control large, std 1/sqrt(d). Every 10 steps: the number of singular values of
-    ``Delta = W_Q W_K^T - (W_Q W_K^T)_0`` above 10% of the largest, and the entropy effective
-    rank (the ``effective-rank`` probe's measure) of ``W_Q - W_Q(0)``. 1000 steps (600 at the
-    large init); 3 seeds (data, teacher, init); quick mode is one seed of the same run.
+    4. The initialization is small, std 1e-4/sqrt(d) for W_Q and W_K (the paper's
+    alpha -> 0 regime: its Fig. 2 shows stagewise learning from alpha = 0.01 down), and as a
+    control large, std 1/sqrt(d). At every step (the paper's curves are continuous in
+    time): the number of singular values of ``Delta = W_Q W_K^T - (W_Q W_K^T)_0`` above 10%
+    of the largest, and the entropy effective rank (the ``effective-rank`` probe's measure)
+    of ``W_Q - W_Q(0)``. 1000 steps (600 at the large init); 3 seeds (data, teacher, init);
+    quick mode is one seed of the same run.
 
-    Pass criterion (from the paper's claim that in the small-init limit the loss moves in
-    stages and at the end of each stage the rank of the weight change grows by at most one;
-    the measure is read during learning, as the paper plots it): the rank count is read
-    from the first measurement at which the loss has fallen 1% below its initial value
-    (before that ``Delta`` is at the init scale and its spectrum is set by the random init,
-    not by learning; this restriction was added for issue 12, see Result). On every seed, at
-    small init the count rises through >= 3 plateaus (values held for >= 3 consecutive
-    measurements, i.e. 30 steps), never decreases, and ends at the teacher's rank 4; and the
-    staircase needs the small init: when the loss first falls below half its initial value,
-    the count is <= 2 at small init and >= 4 at large init.
+    Pass criterion (issue 12, re-derived from what the paper states and plots: its theorem
+    and Fig. 2, "loss versus rescaled time in the toy task of learning an attention head":
+    training runs in stages, a loss plateau then a sharp drop, and at the end of each stage
+    the rank of the learned perturbation grows by at most one; Fig. 2b follows the learned
+    entries stage by stage). The count is read during learning, from the first step at
+    which the loss has fallen 1% below its initial value (before that ``Delta`` is at the
+    init scale and its spectrum is set by the random init, not by learning); a stage is a
+    plateau of the count, a value held for >= 30 consecutive steps. On every seed, at small
+    init: (a) >= 3 plateaus with a nonzero count; (b) from rank 0, each plateau whose count
+    differs from the previous plateau's is exactly one higher and has a lower mean loss
+    (``stage_violations`` == 0: the theorem's "rank +1 per stage, each stage a loss drop";
+    the transitions between plateaus, which the theorem does not describe, are not judged);
+    (c) the final count is the teacher's rank 4; and the staircase needs the small init:
+    (d) when the loss first falls below half its initial value the count is <= 2 at small
+    init and (e) >= 4 at large init.
 
     Why the check measures the claim: the same data, teacher and optimizer at two init
     scales, so the staircase is attributed to the small init; the count of singular values
     above 10% of the largest is the rank of the learned perturbation at the resolution the
-    paper's spectra show, and plateaus of the count coincide with the loss's plateaus.
+    paper's normalized spectra show, and a rise must come with a loss drop.
 
-    Result (seed 0, before issue 12): the staircase reproduces: the count at small init
-    goes 1 -> 2 -> 3 -> 4 on plateaus of 60-210 steps, each rise with a drop of the loss
-    (1.32, 0.22, 0.045, then 0), and ends at 4; at half the initial loss the count is 1 at
-    small init and 9 at large init. It failed then only because the count *decreased*
-    (5 -> 3 -> 2 -> 1 at steps 20-90) in the alignment phase before the loss moved
-    (1.3166 -> 1.3165), a phase the paper's measure does not cover; issue 12 restricts the
-    monotonicity check to the learning phase. Full mode, 3 seeds (0, 100, 200; 10 s):
-    reported FAIL (``reproduces=False``): on every seed the count climbs through >= 3
-    plateaus to the teacher's rank 4, is <= 2 at half the initial loss at small init and 9
-    at large init, but on one seed the count decreases once during learning, so the
-    "never decreases" check fails. Quick mode (seed 0) passes every check. Nothing was
-    changed after the full run.
+    History (all before this form of the criterion): with the count read every 10 steps
+    from step 0, it fell 5 -> 3 -> 2 -> 1 in the alignment phase before the loss moved;
+    restricted to learning and required to never decrease at any reading (3 seeds, 10 s)
+    it failed on seed 200 only, whose readings at the start of learning were 2, 1, 1, 2, 2,
+    ... (on every seed the count then climbed through plateaus to 4, <= 2 at half loss at
+    small init, 9 at large init). That per-reading monotonicity is not the theorem's
+    statement, which is about the rank at the stage ends; this form judges the plateaus and
+    is stricter elsewhere: the first plateau must be rank 1 (from 0), every rise exactly 1,
+    and every rise a loss drop. It was written and committed before its full run, knowing
+    the earlier run's numbers above.
+
+    Result, this form (full mode, seeds 0, 100, 200; 16.5 s of one core, 4 min 23 s of
+    wall time at load average ~16 on the shared 2 cores): reported FAIL
+    (``reproduces=False``). Seeds 0 and 100 show the theorem's picture exactly: plateaus
+    of rank 1, 2, 3, 4 (seed 100: steps 0-59, 59-175, 175-461, 461-883 of learning, mean
+    losses 0.90, 0.24, 0.043, 0.001), each rise a loss drop. Seed 200 fails (b) by one step:
+    after 7 steps at count 2 (the init's residue at the start of learning) its rank-1 stage
+    lasts 29 steps, one short of the 30-step plateau, so its first plateau is rank 2 (then
+    3, 4 with losses 0.25, 0.049, 0.0009). On every seed the final count is 4, the count at
+    half loss is <= 2 at small init and 8 at large init. Nothing was changed after the run.
+    Quick mode (seed 0, about 3 s of one core) passes every check of the claim.
 
     Deviations: the paper's experiments train ViTs and GPT-2 with Adam and its theory uses
     diagonal weights; here a single key-query head with full matrices under GD, on
@@ -103,12 +140,15 @@ class GradualRankIncrease(Phenomenon):
     claim = ("With small initialization, the difference between trained and initial attention "
              "weights increases in rank one step at a time, each step a plateau of the loss.")
 
-    paper_figure = ("the abstract's incremental-learning theorem and the toy-model "
-                    "loss/spectrum figures (figure numbers not re-read)")
+    paper_figure = ("Fig. 2 (loss against rescaled time in the toy task of learning one "
+                    "attention head; stagewise plateaus, rank +1 per stage) and the "
+                    "incremental-learning theorem (caption as quoted in a reproduction "
+                    "report; the full text was not reachable here)")
     scale_downs = ("one key-query head (d = 16, T = 8, 256 sequences) instead of ViT/GPT-2",
                    "full-batch GD instead of Adam", "3 seeds (quick: 1)")
 
     D, T, N = 16, 8, 256
+    EVERY, HOLD = 1, 30  # measure every step; a plateau is held for >= 30 steps
 
     def _train(self, std: float, steps: int, x: torch.Tensor, y: torch.Tensor,
                generator: torch.Generator) -> dict[str, np.ndarray]:
@@ -120,7 +160,7 @@ class GradualRankIncrease(Phenomenon):
         for k in range(steps + 1):
             opt.zero_grad()
             loss = 0.5 * loss_fn(model(x), y) / len(x)
-            if k % 10 == 0:
+            if k % self.EVERY == 0:
                 with torch.no_grad():
                     counts.append(count_above(model.product() - p0))
                     eranks.append(effective_rank(model.w_q - q0).item())
@@ -162,22 +202,24 @@ class GradualRankIncrease(Phenomenon):
         return [int(c) for c in run["count"][moved[0]:]] if moved.size else []
 
     def check(self, data: dict[str, Any]) -> list[Check]:
-        rank = data["teacher_rank"]
-        held, drops, final, half_small, half_large = [], [], [], [], []
+        rank, hold = data["teacher_rank"], self.HOLD // self.EVERY
+        held, bad, final, half_small, half_large = [], [], [], [], []
         for r in data["runs"]:
-            counts = self.learning_counts(r["small"])
-            held.append(len([c for c in plateaus(counts, 3) if c > 0]))
-            drops.append(int(np.sum(np.diff(counts) < 0)) if counts else 1)
+            run = r["small"]
+            counts = self.learning_counts(run)
+            losses = list(run["loss"][len(run["loss"]) - len(counts):])
+            held.append(len([c for c in plateaus(counts, hold) if c > 0]))
+            bad.append(stage_violations(counts, losses, hold) if counts else 1)
             final.append(counts[-1] if counts else 0)
-            half_small.append(self._count_at_half_loss(r["small"]))
+            half_small.append(self._count_at_half_loss(run))
             half_large.append(self._count_at_half_loss(r["large"]))
         n = len(data["runs"])
         at_rank = sum(f == rank for f in final)
         return [
             Check("plateaus of the rank count while learning, small init (min over seeds)",
                   min(held), ">= 3", min(held) >= 3, seeds=n),
-            Check("times the rank count decreased while learning, small init (max over seeds)",
-                  max(drops), "== 0", max(drops) == 0, seeds=n),
+            Check("plateau-to-plateau steps breaking 'rank +1 with a loss drop', small init "
+                  "(max over seeds)", max(bad), "== 0", max(bad) == 0, seeds=n),
             Check(f"seeds whose final rank count (small init) is {rank}", at_rank, f"== {n}",
                   at_rank == n, seeds=n),
             Check("rank count at half loss, small init (max over seeds)", max(half_small),

@@ -18,141 +18,218 @@ from torch import nn
 from trainlab.init import apply as init_apply
 from trainlab.models.ghost_batchnorm import GhostBatchNorm
 from trainlab.optim import build_optimizer
-from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon
-from trainlab.phenomena._teacher import teacher_labels
+from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, seed_summary
+
+ARMS = ("SB", "LB", "LB+LR", "LB+LR+GBN", "LB+LR+GBN+RA")
+"""Table 1's columns: small batch; large batch; + sqrt lr scaling; + ghost batch norm;
++ regime adaptation (every epoch count multiplied by the batch ratio)."""
 
 
-def _bn_mlp(ghost: int | None, generator: torch.Generator) -> nn.Sequential:
-    """20 -> 256 -> 256 -> 10 ReLU MLP with batch norm (ghost batch norm of virtual size
-    ``ghost`` when given) after each hidden Linear; Kaiming-normal weights."""
-    def norm() -> nn.Module:
-        return nn.BatchNorm1d(256) if ghost is None else GhostBatchNorm(256, ghost_batch_size=ghost)
+def shallow_convnet(ghost: int | None, generator: torch.Generator, channels: int = 32,
+                    hidden: int = 128, length: int = 40, classes: int = 10) -> nn.Sequential:
+    """A 1-D version of the paper's shallow convnet C1 (Keskar et al.'s, as in the authors'
+    ``cifar_shallow.py``): two blocks conv(kernel 5, no bias) -> max-pool(3, stride 2) ->
+    batch norm -> ReLU, then a bias-free Linear -> batch norm -> ReLU -> Linear readout.
+    Batch norm is ghost batch norm of virtual size ``ghost`` when given. Input ``(N, length)``;
+    ``kaiming-normal`` weights drawn from ``generator``."""
+    def norm(c: int) -> nn.Module:
+        return nn.BatchNorm1d(c) if ghost is None else GhostBatchNorm(c, ghost_batch_size=ghost)
 
-    model = nn.Sequential(nn.Linear(20, 256), norm(), nn.ReLU(), nn.Linear(256, 256), norm(),
-                          nn.ReLU(), nn.Linear(256, 10))
+    pooled = length
+    for _ in range(2):
+        pooled = (pooled - 3) // 2 + 1
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, length)),
+        nn.Conv1d(1, channels, 5, padding=2, bias=False), nn.MaxPool1d(3, 2), norm(channels),
+        nn.ReLU(),
+        nn.Conv1d(channels, channels, 5, padding=2, bias=False), nn.MaxPool1d(3, 2),
+        norm(channels), nn.ReLU(), nn.Flatten(),
+        nn.Linear(channels * pooled, hidden, bias=False), norm(hidden), nn.ReLU(),
+        nn.Linear(hidden, classes))
     init_apply(model, "kaiming-normal", generator=generator)
     return model
 
 
+def fit_r2(x: np.ndarray, y: np.ndarray) -> float:
+    """Coefficient of determination of the least-squares line of ``y`` on ``x``."""
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    return float(1 - resid @ resid / np.sum((y - y.mean()) ** 2))
+
+
 class TrainLonger(Phenomenon):
-    """A random teacher ``mlp`` (depth 2, width 64, ``kaiming-normal``) labels 20-dimensional
-    Gaussian inputs into 10 classes (argmax); 4096 training and 4096 test points. Student:
-    :func:`_bn_mlp`, SGD with momentum 0.9, constant learning rate, cross-entropy. Runs:
-    small batch (SB) 32 at lr 0.05 for E epochs; naive large batch (LB) 1024 at lr
-    0.05 sqrt(32) with batch norm, same E epochs (32x fewer updates); adapted LB: batch 1024,
-    lr 0.05 sqrt(32), ghost batch norm of 32, as many updates as SB ("regime adaptation").
-    E = 16 (2048 SB updates); quick: E = 2 (256). ``||w_t - w_0||`` (all weights) is logged
-    along the SB run.
+    """Table 1's five columns on MNIST-1D with a shallow batch-norm convnet, three seeds.
 
-    Pass criterion (the notes' B14, written before running): a linear fit of
-    ``||w_t - w_0||`` against log t over steps 10 .. end of the SB run has R^2 >= 0.95; the
-    adapted LB run's test accuracy is within 1 point of SB's; the naive LB run is worse than
-    SB by more than 1 point.
+    Setting (Table 1's columns; hyperparameters from the authors' code,
+    eladhoffer/bigBatch: ``main_gbn.py``, ``models/mnist_f1.py``, ``models/cifar_shallow.py``):
+    small batch (SB) 32 and large batch (LB) 1024, the paper's batch ratio 32 (128 vs 4096);
+    SGD, momentum 0.9, weight decay 1e-4, lr 0.1 cut 10x at 20%, 40% and 60% of training
+    (F1's 10/20/30 of 50 epochs), cross-entropy, :func:`shallow_convnet`. The five runs per
+    seed: SB for E epochs; LB for E epochs at lr 0.1; "+LR": lr 0.1 sqrt(1024/32);
+    "+GBN": also ghost batch norm over virtual batches of 32; "+RA" (regime adaptation): also
+    E x 32 epochs with every lr milestone x 32, i.e. as many updates as SB. MNIST-1D (the
+    ``mnist1d`` task, 5120 samples: 4096 train, 1024 test), E = 10, seeds 0, 1, 2 (init and
+    batch order). ``||w_t - w_0||`` (all weights) is logged at every step of SB's first
+    (lr 0.1) phase, the phase the paper studies.
 
-    Result (seed 0): reported FAIL (``reproduces=False``). This task shows no large-batch
-    gap to close: the naive LB run is *better* than SB (by 2.8 points full, 1.5 quick), so
-    the gap-closing claim cannot be tested here; the adapted LB run is 1.4 points below SB in
-    full mode (3.9 above in quick). ``||w_t - w_0||`` is close to logarithmic early on
-    (R^2 0.99 over steps 10-512, quick) but grows faster than log t later (R^2 0.93 over
-    10-2048, full). Nothing was changed after the runs; a task with a real gap (e.g. a
-    larger, noisier dataset where SB's gradient noise helps) was not tried for lack of CPU
-    budget. Quick mode costs about 16 s of one core (the adapted LB run dominates).
+    Pass criterion (written before the full run, from the abstract's claims and Table 1,
+    where the LB column is below SB in every row and the +RA column is at or above SB in
+    every row but one, within 0.2 points there): (a) precondition, a gap exists: the mean
+    over seeds of SB - LB test accuracy exceeds its half-range over seeds; (b) the claim,
+    regime adaptation closes it: the mean over seeds of SB - (+RA) is at most its half-range
+    (the remaining gap is not distinguishable from zero, or negative); (c) the weight
+    distance grows like log t, not like the sqrt t of a random walk on a flat landscape: over
+    SB's first phase (t >= 10) the R^2 of the fit against log t exceeds that against sqrt t
+    on every seed. The +LR and +GBN columns are recorded as numbers (not judged: the issue's
+    claim is the one of (b)).
 
-    Deviations: the paper uses CIFAR/ImageNet convnets and step-decay schedules stretched by
-    the batch ratio; here a synthetic task and constant learning rates.
+    Why the check measures the claim: the five arms share data, init and the seed's batch
+    order, so the gap is paired per seed and attributed to the batch/regime change alone; LB
+    at equal epochs makes 32x fewer updates, and +RA restores the updates with everything
+    else the same as +GBN.
 
-    Quick mode (a regression guard, not the claim; issue 12): the full verdict is an honest
-    FAIL, so the quick test compares the quick run's numbers with the values recorded from
-    it (``quick_reference``); a change in the experiment turns the test red instead of being
-    hidden behind an expected FAIL. The quick run was cut from 4 to 2 epochs for the test
-    budget (issue 12) before its numbers were recorded.
+    Result (full mode, seeds 0, 1, 2; 211 s of one core with one torch thread, about 3.5 min
+    on an idle machine): PASS (``reproduces=True``). Test accuracy (%) per seed, SB / LB /
+    +LR / +GBN / +RA: 95.9 / 62.4 / 78.4 / 79.3 / 98.0; 97.3 / 65.0 / 80.1 / 81.9 / 98.1;
+    97.3 / 59.3 / 73.7 / 73.6 / 98.0. (a) SB - LB = 34.6 points, half-range 2.9; (b) SB -
+    (+RA) = -1.3 points (RA is better), half-range 0.7; (c) R^2 against log t 0.998, 0.996,
+    0.999 vs against sqrt t 0.952, 0.973, 0.951 (smallest margin 0.022). Recorded, not
+    judged: SB - (+LR) 19.4 +- 3.2, SB - (+GBN) 18.5 +- 4.2 points: here ghost batch norm
+    alone adds about 1 point on two seeds and nothing on the third, where the paper's +GBN
+    column gains more. The numbers come from the module's own ``_seed``/``check`` run in a
+    script with one torch thread; the CLI run of the same mode (two threads, shared machine
+    at load ~15) was stopped after 95 min without a result.
+
+    Quick mode (a regression guard, not the claim): one seed, E = 1 (the same code path,
+    8.3 s of one core); one seed cannot judge a comparison over seeds, and after one epoch
+    SB itself is far from trained (RA is 26 points above it), so the quick test compares
+    its numbers with those recorded from it (``quick_reference``).
+
+    Deviations: MNIST-1D (4096 procedurally generated 40-sample signals) instead of MNIST /
+    CIFAR; a 1-D C1 without dropout and with 32 channels and 128 hidden units; absolute
+    batch sizes 4x smaller than the paper's (the ratio kept) because the training set is
+    12x smaller; no gradient-norm clipping (the authors' GBN script clips at 5).
     """
 
     name = "train-longer"
     papers = (37,)
-    paper_figure = "Table 1 and the ||w_t - w_0|| vs log t figure (not re-read)"
-    scale_downs = ("synthetic teacher task and a BN MLP instead of CIFAR/ImageNet convnets",
-                   "16 epochs, constant lr (quick: 2 epochs)",
-                   "one seed",)
+    paper_figure = ("Table 1 (columns SB, LB, +LR, +GBN, +RA) and the ||w_t - w_0|| against "
+                    "log t figure of Sec. 3 (the full text was not reachable here; values "
+                    "as recalled, setting from the authors' code)")
+    scale_downs = ("MNIST-1D (4096 train) and a 1-D shallow convnet instead of MNIST/CIFAR "
+                   "and F1/C1/ResNet-44", "batches 32 vs 1024 (paper 128 vs 4096, ratio 32 "
+                   "kept)", "10 epochs (RA: 320) instead of 50-200 (and x32)",
+                   "3 seeds (quick: 1 seed, 1 epoch)")
     quick_reference = {
-        "R^2 of ||w_t - w_0|| against log t (SB, t >= 10)": 0.9976192878607139,
-        "SB - adapted LB test accuracy (points)": -1.0986328125,
-        "SB - naive LB test accuracy (points)": 4.4189453125}
-    quick_atol = 0.05
+        "SB - LB test accuracy (points)": 57.03125,
+        "SB - (LB+LR+GBN+RA) test accuracy (points)": -26.26953125,
+        "SB - (LB+LR+GBN) test accuracy (points)": 35.3515625}
+    quick_atol = 0.5
+    quick_rtol = 0.0
     claim = ("The large-batch generalization gap comes from too few updates: training as many "
              "updates with lr scaled by sqrt(batch ratio) and ghost batch norm closes it, "
              "while ||w_t - w_0|| grows logarithmically in t.")
 
-    SMALL, LARGE, LR = 32, 1024, 0.05
+    SMALL, LARGE, LR = 32, 1024, 0.1
+    MILESTONES = (0.2, 0.4, 0.6)
 
-    def _train(self, batch: int, lr: float, steps: int, ghost: int | None, data: tuple,
-               seed: int, log: bool = False) -> dict[str, Any]:
+    def _train(self, data: tuple, batch: int, lr: float, epochs: int, ghost: int | None,
+               seed: int, log_until: int = 0) -> dict[str, Any]:
         xtr, ytr, xte, yte = data
-        g = torch.Generator().manual_seed(seed + 1)
-        model = _bn_mlp(ghost, g)
+        g = torch.Generator().manual_seed(seed)
+        model = shallow_convnet(ghost, g)
         w0 = torch.cat([p.detach().flatten() for p in model.parameters()])
-        opt = build_optimizer("sgd", model.parameters(), lr=lr, momentum=0.9)
-        distance, logged = [], []
-        order = torch.empty(0, dtype=torch.long)
-        for step in range(1, steps + 1):
-            if len(order) < batch:
-                order = torch.cat([order, torch.randperm(len(xtr), generator=g)])
-            idx, order = order[:batch], order[batch:]
+        opt = build_optimizer("sgd", model.parameters(), lr=lr, momentum=0.9,
+                              weight_decay=1e-4)
+        per_epoch = len(xtr) // batch
+        steps = epochs * per_epoch
+        sched = torch.optim.lr_scheduler.MultiStepLR(
+            opt, [round(f * steps) for f in self.MILESTONES], gamma=0.1)
+        distance = []
+        for step in range(steps):
+            if step % per_epoch == 0:
+                order = torch.randperm(len(xtr), generator=g)
+            idx = order[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
             opt.zero_grad()
             F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
             opt.step()
-            if log and (step & (step - 1) == 0 or step % 64 == 0):
+            sched.step()
+            if step < log_until:
                 w = torch.cat([p.detach().flatten() for p in model.parameters()])
                 distance.append((w - w0).norm().item())
-                logged.append(step)
         model.eval()
         with torch.no_grad():
             accuracy = (model(xte).argmax(1) == yte).float().mean().item()
-        return {"accuracy": accuracy, "steps": logged, "distance": distance}
+        return {"accuracy": accuracy, "steps": steps, "distance": distance}
+
+    def _seed(self, data: tuple, epochs: int, seed: int) -> dict[str, Any]:
+        s, b = self.SMALL, self.LARGE
+        lr_fix = self.LR * math.sqrt(b / s)
+        first_phase = round(self.MILESTONES[0] * epochs * (len(data[0]) // s))
+        return {"SB": self._train(data, s, self.LR, epochs, None, seed, first_phase),
+                "LB": self._train(data, b, self.LR, epochs, None, seed),
+                "LB+LR": self._train(data, b, lr_fix, epochs, None, seed),
+                "LB+LR+GBN": self._train(data, b, lr_fix, epochs, s, seed),
+                "LB+LR+GBN+RA": self._train(data, b, lr_fix, epochs * (b // s), s, seed)}
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        g = torch.Generator().manual_seed(seed)
-        x, y = teacher_labels(8192, g)
-        data = (x[:4096], y[:4096], x[4096:], y[4096:])
-        epochs = 2 if quick else 16
-        sb_steps = epochs * 4096 // self.SMALL
-        lb_lr = self.LR * math.sqrt(self.LARGE / self.SMALL)
-        return {
-            "epochs": epochs,
-            "small": self._train(self.SMALL, self.LR, sb_steps, None, data, seed, log=True),
-            "naive": self._train(self.LARGE, lb_lr, epochs * 4096 // self.LARGE, None, data,
-                                 seed),
-            "adapted": self._train(self.LARGE, lb_lr, sb_steps, self.SMALL, data, seed),
-        }
+        from trainlab.tasks.mnist1d import mnist1d
+
+        task = mnist1d(num_samples=5120)
+        data = (task.x_train, task.y_train, task.x_test, task.y_test)
+        epochs = 1 if quick else 10
+        seeds = [seed] if quick else [seed + i for i in range(3)]
+        return {"epochs": epochs, "seeds": seeds,
+                "runs": [self._seed(data, epochs, sd) for sd in seeds]}
+
+    @staticmethod
+    def log_beats_sqrt(distance: list[float], start: int = 10) -> tuple[float, float]:
+        """``(R^2 against log t, R^2 against sqrt t)`` of ``||w_t - w_0||`` for
+        ``t >= start`` (``distance[t - 1]`` is the value after step ``t``)."""
+        t = np.arange(1, len(distance) + 1, dtype=float)
+        d = np.asarray(distance, dtype=float)
+        keep = t >= start
+        return fit_r2(np.log(t[keep]), d[keep]), fit_r2(np.sqrt(t[keep]), d[keep])
 
     def check(self, data: dict[str, Any]) -> list[Check]:
-        steps = np.array(data["small"]["steps"], dtype=float)
-        dist = np.array(data["small"]["distance"])
-        keep = steps >= 10
-        t, d = np.log(steps[keep]), dist[keep]
-        slope, intercept = np.polyfit(t, d, 1)
-        r2 = 1 - np.sum((d - (slope * t + intercept)) ** 2) / np.sum((d - d.mean()) ** 2)
-        sb = data["small"]["accuracy"]
-        adapted_gap = 100 * (sb - data["adapted"]["accuracy"])
-        naive_gap = 100 * (sb - data["naive"]["accuracy"])
-        return [
-            Check("R^2 of ||w_t - w_0|| against log t (SB, t >= 10)", r2, ">= 0.95", r2 >= 0.95),
-            Check("SB - adapted LB test accuracy (points)", adapted_gap, "<= 1",
-                  adapted_gap <= 1),
-            Check("SB - naive LB test accuracy (points)", naive_gap, "> 1", naive_gap > 1),
+        runs = data["runs"]
+        acc = {a: 100 * np.array([r[a]["accuracy"] for r in runs]) for a in ARMS}
+        n = len(runs)
+        gap, gap_spread, _ = seed_summary(acc["SB"] - acc["LB"])
+        left, left_spread, _ = seed_summary(acc["SB"] - acc["LB+LR+GBN+RA"])
+        fits = [self.log_beats_sqrt(r["SB"]["distance"]) for r in runs]
+        margin = min(a - b for a, b in fits)
+        checks = [
+            Check("SB - LB test accuracy (points)", gap, "> its half-range over seeds",
+                  n >= 3 and gap > gap_spread, gap_spread, n),
+            Check("SB - (LB+LR+GBN+RA) test accuracy (points)", left,
+                  "<= its half-range over seeds", n >= 3 and left <= left_spread,
+                  left_spread, n),
+            Check("R^2(log t) - R^2(sqrt t) of ||w_t - w_0||, SB first phase (min over seeds)",
+                  margin, "> 0", margin > 0, seeds=n),
         ]
+        for arm in ("LB+LR", "LB+LR+GBN"):
+            mean, spread, _ = seed_summary(acc["SB"] - acc[arm])
+            checks.append(Check(f"SB - ({arm}) test accuracy (points)", mean,
+                                "recorded (not judged)", True, spread, n))
+        return checks
 
     def plot(self, data: dict[str, Any]) -> Any:
         import matplotlib.pyplot as plt
 
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.2))
-        a1.plot(data["small"]["steps"], data["small"]["distance"], "o-", ms=3)
-        a1.set(xscale="log", xlabel="step (SB)", ylabel="||w_t - w_0||")
-        names = ("small", "naive", "adapted")
-        a2.bar(names, [100 * data[k]["accuracy"] for k in names])
-        a2.set(ylabel="test accuracy (%)")
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+        for i, r in enumerate(data["runs"]):
+            d = r["SB"]["distance"]
+            a1.plot(np.arange(1, len(d) + 1), d, color=f"C{i}", label=f"seed {data['seeds'][i]}")
+        a1.set(xscale="log", xlabel="step (SB, first phase)", ylabel="||w_t - w_0||")
+        a1.legend(fontsize=8)
+        acc = np.array([[100 * r[a]["accuracy"] for a in ARMS] for r in data["runs"]])
+        a2.bar(range(len(ARMS)), acc.mean(0), yerr=np.ptp(acc, 0) / 2, capsize=3)
+        a2.set_xticks(range(len(ARMS)), ARMS, rotation=20, fontsize=7)
+        a2.set(ylabel="test accuracy (%)", ylim=(max(0, acc.min() - 10), 100))
+        fig.tight_layout()
         return fig
 
 
-PHENOMENA.register("train-longer", TrainLonger, papers=(37,), reproduces=False,
+PHENOMENA.register("train-longer", TrainLonger, papers=(37,), reproduces=True,
                    summary="large batch: equal updates + sqrt lr + ghost BN close the gap")
