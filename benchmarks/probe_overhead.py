@@ -33,16 +33,17 @@ from trainlab.tasks import build_task
 from trainlab.train import Monitor
 
 
-def make(seed: int, task):
+def make(seed: int, task, width: int = 128):
     torch.manual_seed(seed)
-    model = build_model("mlp", task.input_shape, task.num_outputs, depth=2, width=128)
+    model = build_model("mlp", task.input_shape, task.num_outputs, depth=2, width=width)
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
 def run(task, steps: int, batch: int, spec: str | None, every: int = 1,
-        clock=time.perf_counter) -> float:
-    """Seconds per step of ``steps`` training steps, probes ``spec`` due every ``every``."""
-    model, opt = make(0, task)
+        clock=time.perf_counter, width: int = 128) -> float:
+    """Seconds per step of ``steps`` training steps, probes ``spec`` due every ``every``
+    (an MLP 40-``width``-``width``-10)."""
+    model, opt = make(0, task, width)
     g = torch.Generator().manual_seed(0)
     mon = (Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
                    probes=build_probes(spec, every=every), seed=1) if spec else None)

@@ -26,11 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from probe_overhead import run  # the timed loop, shared with the economy benchmark
 from trainlab.curvature import HessianOperator, lanczos
 from trainlab.models import build_model
-from trainlab.probes import build_probes
 from trainlab.tasks import build_task
-from trainlab.train import Monitor
 
 
 def _model(task, width: int):
@@ -39,27 +38,8 @@ def _model(task, width: int):
 
 
 def _loop(task, width: int, batch: int, steps: int, probes: bool) -> float:
-    model = _model(task, width)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    mon = (Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
-                   probes=build_probes("economy", every=1), seed=1) if probes else None)
-    g = torch.Generator().manual_seed(0)
-    n = len(task.x_train)
-    start = time.process_time()
-    try:
-        for _ in range(steps):
-            idx = torch.randint(0, n, (batch,), generator=g)
-            x, y = task.x_train[idx], task.y_train[idx]
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            if mon is not None:
-                mon.step(loss, (x, y))
-            opt.step()
-        return (time.process_time() - start) / steps
-    finally:
-        if mon is not None:
-            mon.finish()
+    return run(task, steps, batch, "economy" if probes else None, clock=time.process_time,
+               width=width)
 
 
 def _lanczos_in_gradients(task, width: int, batch: int, iters: int = 20) -> float:
