@@ -100,11 +100,19 @@ class RichLazyConnectivity(Phenomenon):
     task, decision accuracy >= 0.7 on 2000 fresh trials (chance 0.5; a perfect observer is
     near 0.9 because a fifth of the trials have coherence 0).
 
-    Quick mode (a regression guard, not the claim): at 800 iterations and 2 seeds the
-    weight-change and kernel-alignment slopes are not resolved (0.006 +- 0.098 and
-    0.12 +- 0.29; representation alignment 0.18 +- 0.05 is), so the quick test compares its
-    numbers with those recorded from the same code path (``quick_reference``, absolute
-    tolerance 0.01 for the near-zero slope).
+    Result (full mode, 5 seeds, recorded after the criterion was committed): FAIL, honestly.
+    Kernel alignment rises with rank (slope 0.23 per decade, 95% CI [0.15, 0.31]) and so
+    does representation alignment (0.12, [0.07, 0.17]), as the paper says; the weight change
+    falls with rank (slope -0.045 per decade) but its 95% CI [-0.097, +0.007] still includes
+    0, so criterion (a) is not met. Every run learned the task (lowest accuracy 0.85).
+    187 s wall, 178 s of CPU with one thread (about 3 minutes on an idle machine). Tried:
+    only this setting (the authors' code at N = 100); N = 300 with 10000 iterations and the
+    paper's other tasks did not fit the 10-minute budget.
+
+    Quick mode: at 800 iterations and 2 seeds the weight-change and kernel-alignment slopes
+    are not resolved (0.006 +- 0.098 and 0.12 +- 0.29; representation alignment
+    0.18 +- 0.05 is), so the quick run cannot pass the claim; the regression guard on
+    numbers recorded from the same code path is in the phenomenon's own test file.
 
     Before issue 12 this was a two-layer linear student (d = 50 -> 100 -> 10) trained to a
     loss target; at that scale every run fitted within ~40 steps and the regimes did not
@@ -127,12 +135,6 @@ class RichLazyConnectivity(Phenomenon):
                    "the paper's default N = 300, ranks {1, 30, 100, 300})",
                    "one task (perceptual decision making) of the paper's three",
                    "5 seeds; quick: 800 iterations, 2 seeds")
-    quick_reference = {
-        "slope of weight change ||W_T - W_0||_F vs log10(rank)": 0.005685818711532288,
-        "slope of tangent kernel alignment vs log10(rank)": 0.11983987798351602,
-        "slope of representation alignment vs log10(rank)": 0.17814778143562346,
-        "lowest decision accuracy over runs (precondition: learned)": 0.8084999918937683}
-    quick_atol = 0.01
     claim = ("Recurrent networks whose initial connectivity has higher effective rank learn "
              "more lazily: smaller weight change and higher kernel and representation "
              "alignment than low-rank initial connectivity of the same norm.")
@@ -171,20 +173,25 @@ class RichLazyConnectivity(Phenomenon):
                 "rep_alignment": cosine_alignment(a0 @ a0.T, at @ at.T),
                 "accuracy": acc}
 
+    def seed_runs(self, sd: int, iterations: int, ranks: tuple[int, ...] = RANKS
+                  ) -> dict[str, dict[str, float]]:
+        """The runs of one seed: one ``W0``, input and readout weights and probe set shared
+        by the ranks; keys ``"{rank}@{sd}"``."""
+        n = self.WIDTH
+        g = torch.Generator().manual_seed(sd)
+        w0 = self.GAIN * torch.randn(n, n, generator=g) / n**0.5
+        w_in = (2 * torch.rand(n, 3, generator=g) - 1) / 3**0.5
+        w_out = (2 * torch.rand(3, n, generator=g) - 1) / n**0.5
+        probe, _ = perceptual_decision_trials(320, g, steps=self.STEPS)
+        return {f"{r}@{sd}": self._run_one(truncated_same_norm(w0, r), w_in, w_out, probe,
+                                           iterations, sd + 1) for r in ranks}
+
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         iterations = 800 if quick else 10000
         seeds = [seed + 100 * i for i in range(2 if quick else 5)]
-        n = self.WIDTH
         runs: dict[str, dict[str, float]] = {}
         for sd in seeds:
-            g = torch.Generator().manual_seed(sd)
-            w0 = self.GAIN * torch.randn(n, n, generator=g) / n**0.5
-            w_in = (2 * torch.rand(n, 3, generator=g) - 1) / 3**0.5
-            w_out = (2 * torch.rand(3, n, generator=g) - 1) / n**0.5
-            probe, _ = perceptual_decision_trials(320, g, steps=self.STEPS)
-            for r in self.RANKS:
-                runs[f"{r}@{sd}"] = self._run_one(truncated_same_norm(w0, r), w_in, w_out,
-                                                  probe, iterations, sd + 1)
+            runs.update(self.seed_runs(sd, iterations))
         return {"ranks": list(self.RANKS), "seeds": seeds, "iterations": iterations,
                 "runs": runs}
 
