@@ -139,3 +139,27 @@ def test_errors(two, store, capsys):
     assert main(["reproduce", "tiny-test", "--all", "--store", store]) == 2
     assert main(["reproduce", "tiny-test", "--from-store", "--store", store]) == 2
     assert main(["reproduce", "--all", "--jobs", "0", "--store", store]) == 2
+
+
+def test_threads_option_sets_torch_threads_for_the_run_and_restores_them(monkeypatch, store):
+    import torch
+
+    seen = []
+
+    class _Threads(_Tiny):
+        name = "threads-test"
+
+        def run(self, *, quick=False, seed=0):
+            seen.append(torch.get_num_threads())
+            return {"value": 4.0}
+
+    monkeypatch.setattr(PHENOMENA, "_entries", {"threads-test": _entry(_Threads)})
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["reproduce", "threads-test", "--store", store]) == 0
+        assert main(["reproduce", "threads-test", "--threads", "2", "--store", store]) == 0
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+        assert main(["reproduce", "threads-test", "--threads", "0", "--store", store]) == 2
+    finally:
+        torch.set_num_threads(before)

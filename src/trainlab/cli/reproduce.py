@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="phenomena run at once, one process each (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per phenomenon (default 1: their models are "
+                             "small, and on a shared or 2-core machine a second thread mostly "
+                             "adds synchronisation; use --jobs to use more cores)")
     parser.add_argument("--from-store", action="store_true",
                         help="with --all: build the gallery from the recorded verdicts, "
                              "running nothing")
@@ -55,14 +59,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
 
 
-def _run_one(name: str, quick: bool, seed: int, single_thread: bool, figure: bool
+def _run_one(name: str, quick: bool, seed: int, threads: int, figure: bool
              ) -> tuple[dict[str, Any], bytes | None]:
-    """Run one phenomenon (in a worker process or in this one): its outcome as JSON and its
-    figure as PNG bytes. An exception becomes a FAIL carrying the error text."""
-    if single_thread:
-        import torch
+    """Run one phenomenon (in a worker process or in this one) with ``threads`` torch
+    threads: its outcome as JSON and its figure as PNG bytes. An exception becomes a FAIL
+    carrying the error text."""
+    import torch
 
-        torch.set_num_threads(1)
+    before = torch.get_num_threads()  # restored: an in-process caller keeps its setting
+    torch.set_num_threads(threads)
+    try:
+        return _reproduce(name, quick, seed, figure)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _reproduce(name: str, quick: bool, seed: int, figure: bool
+               ) -> tuple[dict[str, Any], bytes | None]:
     phen = PHENOMENA.get(name)()
     try:
         outcome, data = phen.reproduce(quick=quick, seed=seed)
@@ -117,11 +130,11 @@ def _run_all(names: list[str], args: argparse.Namespace, figure: bool
         task = progress.add_task("run", total=len(names), last="")
         if args.jobs == 1:
             for name in names:
-                done(*_run_one(name, args.quick, args.seed, False, figure))
+                done(*_run_one(name, args.quick, args.seed, args.threads, figure))
         else:
             ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
             with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-                futures = [pool.submit(_run_one, n, args.quick, args.seed, True, figure)
+                futures = [pool.submit(_run_one, n, args.quick, args.seed, args.threads, figure)
                            for n in names]
                 for fut in as_completed(futures):
                     done(*fut.result())
@@ -177,6 +190,7 @@ def _gallery(results: list[tuple[Outcome, bytes | None]], args: argparse.Namespa
 
 def main(args: argparse.Namespace) -> int:
     check_range("jobs", args.jobs, low=1, owner="reproduce")
+    check_range("threads", args.threads, low=1, owner="reproduce")
     if args.target == "list":
         rows = _listing(args)
         if args.json:
