@@ -144,39 +144,74 @@ class RunStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'")}
+            conn.execute("BEGIN")  # one consistent snapshot of version and tables
+            try:
+                version, tables = self._schema_state(conn)
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise TrainlabError(f"{self.db_path} is not a trainlab run store: {exc}") from None
-        if tables and not (1 <= version <= SCHEMA_VERSION):
-            raise TrainlabError(
-                f"{self.db_path} has schema version {version}; this trainlab reads versions "
-                f"1 to {SCHEMA_VERSION}")
+        self._check_version(version, tables)
         try:
             conn.execute("PRAGMA busy_timeout = 60000")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            if not tables:
+            if not tables or version < SCHEMA_VERSION:
+                # under the write lock, so that processes opening a new store at once (ranks
+                # of a DDP job, parallel phenomena) create or migrate it exactly once: each
+                # looks again after taking the lock and finds what the first one wrote
                 with self._tx(conn):
-                    for stmt in [*filter(str.strip, SCHEMA.split(";")), LEASES]:
-                        conn.execute(stmt)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version < SCHEMA_VERSION:
-                self._migrate(conn, version)
+                    version, tables = self._schema_state(conn)
+                    self._check_version(version, tables)
+                    if not tables:
+                        for stmt in [*filter(str.strip, SCHEMA.split(";")), LEASES]:
+                            conn.execute(stmt)
+                        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    elif version < SCHEMA_VERSION:
+                        self._migrate(conn, version)
         except sqlite3.OperationalError as exc:
             raise TrainlabError(f"cannot open the run store {self.db_path}: {exc}") from None
         return conn
 
+    @staticmethod
+    def _use_wal(conn: sqlite3.Connection, patience: float = 60.0) -> None:
+        """Switch to WAL journaling (persistent: usually done once, by the creator). Changing
+        the journal mode answers "database is locked" at once, without the busy timeout,
+        while another process holds the file, so it is retried here for up to ``patience``
+        seconds."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    @staticmethod
+    def _schema_state(conn: sqlite3.Connection) -> tuple[int, set[str]]:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        return version, tables
+
+    def _check_version(self, version: int, tables: set[str]) -> None:
+        if tables and not (1 <= version <= SCHEMA_VERSION):
+            raise TrainlabError(
+                f"{self.db_path} has schema version {version}; this trainlab reads versions "
+                f"1 to {SCHEMA_VERSION}")
+
     def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
-        with self._tx(conn):
-            before = conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
-            for v in range(version, SCHEMA_VERSION):
-                for stmt in MIGRATIONS[v]:
-                    conn.execute(stmt)
-            dropped = before - conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Migrate inside the caller's write transaction."""
+        before = conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+        for v in range(version, SCHEMA_VERSION):
+            for stmt in MIGRATIONS[v]:
+                conn.execute(stmt)
+        dropped = before - conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         log.warning("run store %s migrated from schema version %d to %d (%d duplicate metric "
                     "rows removed, the last written kept; artifacts written before carry no "
                     "checksum)", self.db_path, version, SCHEMA_VERSION, dropped)
