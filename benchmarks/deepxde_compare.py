@@ -20,6 +20,9 @@ zero Dirichlet data; trainlab's ``poisson`` problem) and ``burgers`` (``u_t + u 
 reference). ``--quick`` multiplies every iteration count (DeepXDE) and every wall-clock budget
 (trainlab) by ``--scale`` (default 0.05 with ``--quick``); the printed table says so.
 
+``--match-time`` gives trainlab, per case and seed, DeepXDE's measured wall time as its budget
+(the like-for-like comparison when ``--quick`` shrinks trainlab's budgets to seconds).
+
 Threads are pinned (``--threads``, default 1). Seeds go to ``dde.config.set_random_seed``
 (which seeds Python's, NumPy's and torch's global generators: acceptable in a benchmark
 script, never in library code) and to trainlab's ``data_seed``/init generator.
@@ -32,6 +35,7 @@ Measured: see the lead's report for issue 13 (numbers depend on load; 1 thread, 
 
 Usage: python benchmarks/deepxde_compare.py [--cases poisson-k1,poisson-k4,burgers]
        [--seeds 0] [--quick] [--scale 0.05] [--threads 1] [--skip-trainlab]
+       [--match-time]
 """
 
 from __future__ import annotations
@@ -170,9 +174,10 @@ def load_pinn_benchmark():
     return module
 
 
-def run_trainlab(name: str, seed: int, scale: float) -> dict:
+def run_trainlab(name: str, seed: int, scale: float, budget: float | None = None) -> dict:
+    """trainlab's recipe for ``name``; ``budget`` (seconds) replaces the case's scaled one."""
     pinn = load_pinn_benchmark()
-    budget = pinn.CASES[name][4] * scale
+    budget = pinn.CASES[name][4] * scale if budget is None else budget
     r = pinn.run_case(name, seed, budget)
     return {"error": r["error"], "seconds": r["seconds"], "floor": r["floor"],
             "work": f"ENGD {r['steps']} steps ({budget:.0f} s budget)"}
@@ -187,6 +192,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-trainlab", action="store_true")
+    parser.add_argument("--match-time", action="store_true",
+                        help="give trainlab DeepXDE's wall time of the same case and seed as "
+                        "its budget (instead of its own scaled budget)")
     args = parser.parse_args()
     names = args.cases.split(",")
     unknown = [n for n in names if n not in CASES]
@@ -206,11 +214,12 @@ def main() -> None:
           f"{'ref floor':>11}  work")
     for name in names:
         for seed in seeds:
-            runners = [("deepxde", run_deepxde)]
+            r = run_deepxde(name, seed, scale)
+            rows = [("deepxde", r)]
             if not args.skip_trainlab:
-                runners.append(("trainlab", run_trainlab))
-            for lib, run in runners:
-                r = run(name, seed, scale)
+                budget = r["seconds"] if args.match_time else None
+                rows.append(("trainlab", run_trainlab(name, seed, scale, budget)))
+            for lib, r in rows:
                 print(f"{name:<12}{seed:>5}  {lib:<9}{r['error']:>11.2e}{r['seconds']:>9.1f}"
                       f"{r['floor']:>11.1e}  {r['work']}", flush=True)
 
