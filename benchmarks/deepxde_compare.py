@@ -67,12 +67,16 @@ CASES = {"poisson-k1": ("poisson", {"k": 1}), "poisson-k4": ("poisson", {"k": 4}
 
 
 def import_deepxde():
-    """DeepXDE on the PyTorch backend, float64."""
+    """DeepXDE on the PyTorch backend, float64, on the CPU like trainlab's runs."""
     if os.environ["DDE_BACKEND"] != "pytorch":
         raise RuntimeError(f"DDE_BACKEND={os.environ['DDE_BACKEND']!r}; this benchmark needs "
                            "'pytorch'")
+    device = torch.get_default_device()
     import deepxde as dde
 
+    if torch.get_default_device() != device:  # its import makes CUDA the default device
+        print("DeepXDE made the GPU torch's default device; set back to the CPU")
+        torch.set_default_device(None if device.type == "cpu" else device)
     dde.config.set_default_float("float64")
     return dde
 
