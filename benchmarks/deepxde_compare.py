@@ -31,7 +31,14 @@ Deviations from DeepXDE's example: float64 instead of its float32 default (the i
 setting); the Poisson cases reuse the Burgers example's counts and network, since DeepXDE
 documents no 2D sin(kπx)sin(kπy) example.
 
-Measured: see the lead's report for issue 13 (numbers depend on load; 1 thread, shared CPU).
+Measured on the shared 2-core CPU, 1 thread, load average about 8, seed 0,
+``--quick --match-time`` (DeepXDE at 0.05 of its iterations: Adam 750 + L-BFGS <= 750;
+trainlab given DeepXDE's wall time):
+  poisson-k1  DeepXDE 2.57e-3 in 112 s; trainlab (ENGD, 180 steps) 7.24e-7 in 112 s
+  poisson-k4  DeepXDE 2.58    in 122 s; trainlab (ENGD, 111 steps) 1.06e-4 in 122 s
+  burgers     DeepXDE 1.41e-1 in  87 s; trainlab (ENGD,  10 steps) 5.87e-1 in  89 s
+(relative L2 against trainlab's reference on its grid; the reference floor is 0 for Poisson,
+3.6e-16 for Burgers). Scaled-down runs, not DeepXDE's published setting.
 
 Usage: python benchmarks/deepxde_compare.py [--cases poisson-k1,poisson-k4,burgers]
        [--seeds 0] [--quick] [--scale 0.05] [--threads 1] [--skip-trainlab]
