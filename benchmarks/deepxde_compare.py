@@ -35,6 +35,7 @@ Measured on the shared 2-core CPU, 1 thread, load average about 8, seed 0,
 ``--quick --match-time`` (DeepXDE at 0.05 of its iterations: Adam 750 + L-BFGS <= 750;
 trainlab given DeepXDE's wall time):
   poisson-k1  DeepXDE 2.57e-3 in 112 s; trainlab (ENGD, 180 steps) 7.24e-7 in 112 s
+              (seeds 1, 2: DeepXDE 5.71e-3, 3.48e-3; trainlab 7.39e-7, 7.69e-7, same times)
   poisson-k4  DeepXDE 2.58    in 122 s; trainlab (ENGD, 111 steps) 1.06e-4 in 122 s
   burgers     DeepXDE 1.41e-1 in  87 s; trainlab (ENGD,  10 steps) 5.87e-1 in  89 s
 (relative L2 against trainlab's reference on its grid; the reference floor is 0 for Poisson,
