@@ -31,7 +31,10 @@ References:
 Deviations from the paper:
     Bitonic networks need ``n`` to be a power of two here (``diffsort`` pads); written in
     PyTorch from the equations rather than depending on ``diffsort`` (not installed in
-    trainlab's environment), and checked against a scalar reference in the tests.
+    trainlab's environment), and checked against a scalar reference in the tests. The
+    ranking comparison with ``torchsort`` that would make a second reference is not made:
+    torchsort 0.1.10 ships only a source distribution whose build requires ``CUDA_HOME``
+    even for a CPU install, so it cannot be installed beside the pinned CPU torch here.
 """
 
 from __future__ import annotations
