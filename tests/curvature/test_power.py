@@ -39,3 +39,21 @@ def test_unconverged_run_reports_its_residual():
     # the residual is ||A u - value u|| for the iterate whose Rayleigh quotient is the value:
     # positive here and bounded by the spectral spread
     assert 0.0 < res.residuals[0].item() <= 0.5
+
+
+def test_a_non_finite_product_raises_not_finite_error_naming_the_product():
+    import math as _math
+
+    from trainlab.errors import NotFiniteError
+
+    a = torch.diag(torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64))
+    calls = {"n": 0}
+
+    def matvec(v):
+        calls["n"] += 1
+        out = a @ v
+        return out * _math.nan if calls["n"] == 3 else out
+
+    with pytest.raises(NotFiniteError, match="product 3"):
+        top_eigenvalue(matvec, 3, dtype=torch.float64, max_iter=50, tol=1e-12,
+                       generator=torch.Generator().manual_seed(0))

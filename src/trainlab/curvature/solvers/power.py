@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from trainlab.curvature.solvers.results import EigenResult
-from trainlab.errors import check_range
+from trainlab.errors import NotFiniteError, check_range
 
 
 def _power(matvec: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor, shift: float,
@@ -22,6 +23,11 @@ def _power(matvec: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor, shif
         w = matvec(v) - shift * v
         new = torch.dot(v, w).item()
         residual = (w - new * v).norm().item()
+        if not (math.isfinite(new) and math.isfinite(residual)):
+            raise NotFiniteError(
+                f"power iteration: HVP not finite (the operator's product {it} has NaN or Inf "
+                "entries or overflows, e.g. on a diverging run): there is no eigenvalue to "
+                "report")
         norm = w.norm()
         if norm == 0:
             return shift, v, residual, it, True
