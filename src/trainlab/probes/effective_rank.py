@@ -20,8 +20,12 @@ from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 
 
 def as_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """A weight tensor as a matrix ``(out, rest)`` (convolution kernels are flattened)."""
-    return weight.reshape(weight.shape[0], -1)
+    """A weight tensor as a matrix ``(out, rest)`` (convolution kernels are flattened), in
+    float32 when the weight is half precision (float16/bfloat16): probe arithmetic on a
+    mixed-precision model is done in float32 (CPU linear algebra has no half kernels, and
+    half-precision sums of squares lose most of their digits)."""
+    m = weight.reshape(weight.shape[0], -1)
+    return m.float() if m.dtype in (torch.float16, torch.bfloat16) else m
 
 
 def effective_rank(matrix: torch.Tensor) -> torch.Tensor:

@@ -96,7 +96,11 @@ def hutchpp_trace(
     s = num_matvecs // 3
     g = num_matvecs - 2 * s
     sketch = random_probes(op.dim, s, distribution, generator, op.dtype, op.device)
-    q = torch.linalg.qr(blocked_matmat(op, sketch, block)).Q
+    # QR has no half-precision kernel: a half-precision operator's sketch is orthonormalised
+    # in float32 and cast back (the products stay in the operator's dtype)
+    y = blocked_matmat(op, sketch, block)
+    q = (torch.linalg.qr(y.float()).Q.to(y.dtype)
+         if y.dtype in (torch.float16, torch.bfloat16) else torch.linalg.qr(y).Q)
     low_rank = (q * blocked_matmat(op, q, block)).sum().item()
     probes = random_probes(op.dim, g, distribution, generator, op.dtype, op.device)
     deflated = probes - q @ (q.T @ probes)
