@@ -76,3 +76,14 @@ def test_generate_applies_the_refinement_hook_per_position():
     seen = []
     generate(m, sched, noise, num_steps=10, refine=lambda i, c: seen.append(i) or c)
     assert seen == [0, 1, 2, 3]
+
+
+def test_building_the_model_leaves_the_global_rng_alone_and_is_seeded_by_the_generator():
+    from trainlab.diffusion.zhou2026_ar_diffusion import ARDiffusionModel
+
+    state = torch.get_rng_state()
+    a = ARDiffusionModel(4, 10, width=8, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), state)
+    b = ARDiffusionModel(4, 10, width=8, generator=torch.Generator().manual_seed(3))
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert p.dtype == torch.float64 and torch.equal(p, q)

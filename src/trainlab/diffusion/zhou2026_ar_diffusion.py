@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from trainlab.diffusion._registry import DIFFUSION
 from trainlab.diffusion.dsm import time_features
@@ -56,10 +57,13 @@ class ARDiffusionModel(nn.Module):
                  generator: torch.Generator | None = None):
         super().__init__()
         self.num_steps = num_steps
-        self.backbone = nn.Linear(dim, dim).to(torch.float64)
-        self.head = nn.Sequential(nn.Linear(dim + 5 + dim, width), nn.SiLU(),
-                                  nn.Linear(width, width), nn.SiLU(),
-                                  nn.Linear(width, dim)).to(torch.float64)
+        def linear(fan_in: int, fan_out: int) -> nn.Linear:
+            # no default init (it would draw from the global RNG): the weights come below
+            return skip_init(nn.Linear, fan_in, fan_out, dtype=torch.float64)
+
+        self.backbone = linear(dim, dim)
+        self.head = nn.Sequential(linear(dim + 5 + dim, width), nn.SiLU(),
+                                  linear(width, width), nn.SiLU(), linear(width, dim))
         with torch.no_grad():
             for p in self.parameters():
                 fan_in = p.shape[-1] if p.ndim > 1 else 1
