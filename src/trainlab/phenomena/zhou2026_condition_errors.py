@@ -7,6 +7,7 @@ papers.md row 5)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -29,6 +30,22 @@ RHO = 0.7
 def _rotation_ar() -> torch.Tensor:
     c, s = math.cos(0.6), math.sin(0.6)
     return RHO * torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+
+def _trained_models(seed: int, quick: bool) -> Iterator[tuple[torch.Generator,
+                                                             ARDiffusionModel, Any, torch.Tensor]]:
+    """The shared setting of both phenomena: for each seed (1 quick, 3 full) its generator,
+    an AR diffusion model trained on 512 rotation-AR(1) sequences of length 8 (800 / 1500
+    Adam steps), the cosine schedule and the AR matrix; the generator goes on being used."""
+    a = _rotation_ar()
+    sched = vp_schedule(beta_schedule="squaredcos_cap_v2")
+    for sd in ([seed] if quick else [seed, seed + 1, seed + 2]):
+        g = torch.Generator().manual_seed(sd)
+        model = ARDiffusionModel(2, sched.num_steps, generator=g)
+        train_ar_diffusion(model, ar1_sequences(512, 8, a, generator=g), sched,
+                           steps=800 if quick else 1500, generator=g)
+        yield g, model, sched, a
 
 
 class ConditionErrorDecay(Phenomenon):
@@ -68,14 +85,8 @@ class ConditionErrorDecay(Phenomenon):
                    "1500 Adam steps (quick: 800); 3 seeds (quick: 1)")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        a = _rotation_ar()
-        sched = vp_schedule(beta_schedule="squaredcos_cap_v2")
         disp = []
-        for sd in ([seed] if quick else [seed, seed + 1, seed + 2]):
-            g = torch.Generator().manual_seed(sd)
-            model = ARDiffusionModel(2, sched.num_steps, generator=g)
-            train_ar_diffusion(model, ar1_sequences(512, 8, a, generator=g), sched,
-                               steps=800 if quick else 1500, generator=g)
+        for g, model, sched, _ in _trained_models(seed, quick):
             noise = torch.randn(256, 8, 2, generator=g, dtype=torch.float64)
             decay = condition_error_decay(model, sched, noise,
                                           torch.tensor([0.5, 0.0], dtype=torch.float64),
@@ -147,14 +158,8 @@ class ConditionOTRefinement(Phenomenon):
                    "1500 Adam steps (quick: 800); 3 seeds (quick: 1); 256 sequences")
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        a = _rotation_ar()
-        sched = vp_schedule(beta_schedule="squaredcos_cap_v2")
         rows = []
-        for sd in ([seed] if quick else [seed, seed + 1, seed + 2]):
-            g = torch.Generator().manual_seed(sd)
-            model = ARDiffusionModel(2, sched.num_steps, generator=g)
-            train_ar_diffusion(model, ar1_sequences(512, 8, a, generator=g), sched,
-                               steps=800 if quick else 1500, generator=g)
+        for g, model, sched, a in _trained_models(seed, quick):
             ref = ar1_sequences(256, 8, a, generator=g)
             test = ar1_sequences(256, 8, a, generator=g)
             noise = torch.randn(256, 8, 2, generator=g, dtype=torch.float64)
