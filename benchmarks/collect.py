@@ -148,7 +148,7 @@ def machine() -> dict[str, str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
+    except OSError:  # no /proc (not Linux): platform's name above is what we have
         pass
     import torch  # the benchmarks' own torch, for the version line
 

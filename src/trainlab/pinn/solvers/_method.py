@@ -53,7 +53,8 @@ class LinearSolver:
         return {}
 
     def preconditioner(self, A: sp.spmatrix) -> Apply | None:
-        raise NotImplementedError
+        """The preconditioner for ``A`` (None: plain CG); every registered solver defines it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no preconditioner()")
 
     def solve(self, A: sp.spmatrix, b: np.ndarray, *, rtol: float = 1e-8,
               maxiter: int | None = None) -> SolveResult:
