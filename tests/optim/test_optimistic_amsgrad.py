@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -43,3 +45,40 @@ def test_converges_on_quadratic():
         opt.step()
     torch.testing.assert_close(x.detach(), torch.ones(4, dtype=torch.float64), atol=1e-3,
                                rtol=0)
+
+
+@pytest.mark.parametrize("predictor", ["last", "zero"])
+def test_half_steps_are_torch_amsgrad_and_the_last_guess_extrapolates(predictor):
+    """The half iterates w_{t+1/2} are AMSGrad without bias correction: torch's AMSGrad (an
+    independent implementation) with eps = 0 and its bias corrections undone by the schedule
+    lr_t = lr (1 - b1^t) / sqrt(1 - b2^t). With the "last" guess m_{t+1} = g_t the optimistic
+    direction h_t = b1 theta_{t-1} + (1 - b1) g_t is theta_t itself, so the weights are the
+    extrapolation w_t = 2 w_{t+1/2} - w_{t-1/2} of torch's path; with "zero", h_t = b1 theta_{t-1}
+    and w_t = w_{t+1/2} + b1 (w_{t-1/2} - w_{t-3/2}) sqrt(vhat_{t-1} / vhat_t)."""
+    g = torch.Generator().manual_seed(8)
+    grads = [torch.randn(6, generator=g, dtype=torch.float64) for _ in range(40)]
+    x0 = torch.randn(6, generator=g, dtype=torch.float64)
+    lr, b1, b2 = 0.05, 0.9, 0.99
+    q = x0.clone().requires_grad_(True)
+    ref = torch.optim.Adam([q], lr=lr, betas=(b1, b2), eps=0.0, amsgrad=True, foreach=False)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        ref, lambda k: (1 - b1 ** (k + 1)) / math.sqrt(1 - b2 ** (k + 1)))
+    p = x0.clone().requires_grad_(True)
+    opt = OptimisticAMSGrad([p], lr=lr, betas=(b1, b2), eps=0.0, predictor=predictor)
+    halves, vhats = [x0.clone()], [None]
+    for gt in grads:
+        q.grad = gt.clone()
+        ref.step()
+        sched.step()
+        p.grad = gt.clone()
+        opt.step()
+        halves.append(q.detach().clone())
+        vhats.append(ref.state[q]["max_exp_avg_sq"].clone())
+        torch.testing.assert_close(opt.state[p]["half"], halves[-1], rtol=1e-12, atol=1e-13)
+        if predictor == "last":
+            want = 2 * halves[-1] - halves[-2]
+        elif len(halves) == 2:  # theta_0 = 0
+            want = halves[-1]
+        else:
+            want = halves[-1] + b1 * (halves[-2] - halves[-3]) * (vhats[-2] / vhats[-1]).sqrt()
+        torch.testing.assert_close(p.detach(), want, rtol=1e-12, atol=1e-13)
