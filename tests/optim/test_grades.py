@@ -10,6 +10,8 @@ from trainlab.optim import build_optimizer
 from trainlab.optim.grades import grades
 from trainlab.optim.transforms import TransformOptimizer, identity, scale_by_adam
 
+from ._problems import assert_close_lists, run
+
 
 def _grad_sequence(steps=12):
     # tensor 0: gradient settles (change -> 0); tensor 1: keeps changing
@@ -76,3 +78,14 @@ def test_validation():
         build_optimizer("grades-adamw", p, lr=1e-3, metric="weights")
     with pytest.raises(ConfigError, match="total_steps"):
         build_optimizer("grades-adamw", p, lr=1e-3, total_steps=0)
+
+
+def test_never_frozen_is_torch_adamw():
+    """tau = 0 freezes nothing (an L1 norm is never < 0): grades-adamw must then be
+    torch.optim.AdamW step for step (200 steps, weight decay on)."""
+    hyper = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05)
+    ours, opt = run(lambda p: build_optimizer("grades-adamw", p, tau=0.0, alpha=0.0,
+                                              total_steps=10, **hyper), 200)
+    ref, _ = run(lambda p: torch.optim.AdamW(p, foreach=False, **hyper), 200)
+    assert_close_lists(ours, ref, rtol=1e-12, atol=1e-13)
+    assert opt._transform_states[0].frozen_at == [-1, -1]

@@ -157,3 +157,28 @@ def test_adapter_resume_equals_uninterrupted(name):
     opt2.load_state_dict(sd)
     cont, _ = run(make, 60, params=ps, start=60, opt=opt2)
     assert_close_lists(cont, full, rtol=1e-12, atol=1e-14)
+
+
+def test_clipped_sgd_equals_torch_sgd_after_clip_grad_norm():
+    """clipped-sgd over 150 steps against torch.optim.SGD fed gradients clipped by
+    torch.nn.utils.clip_grad_norm_ (clipping active in the early steps, where the norm is ~6,
+    and idle later); torch divides by norm + 1e-6, hence rtol 1e-6, not bitwise."""
+    def torch_clipped(params):
+        sgd = torch.optim.SGD(params, lr=0.05)
+
+        class Clipped:  # clip, then torch's SGD step
+            def zero_grad(self):
+                sgd.zero_grad()
+
+            def step(self):
+                torch.nn.utils.clip_grad_norm_(params, 1.5)
+                sgd.step()
+
+        return Clipped()
+
+    g0 = [p.detach().clone().requires_grad_(True) for p in initial_params()]
+    loss_fn(g0, 0).backward()
+    assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in g0])) > 3.0
+    ours, _ = run(lambda p: OPTIMIZERS.get("clipped-sgd")(p, lr=0.05, max_norm=1.5), 150)
+    ref, _ = run(torch_clipped, 150)
+    assert_close_lists(ours, ref, rtol=1e-6, atol=1e-8)
