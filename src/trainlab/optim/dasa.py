@@ -130,8 +130,9 @@ class DASA(DrawsRandom, ClosureOptimizer):
                     eta = eta_prev
             theta = eta / eta_prev
         dhat = d.abs().clamp_min(h["alpha"])
-        state.update(diag=d, prev_params=w.clone(), eta=torch.tensor(eta),
-                     theta=torch.tensor(theta))
+        # eta_k and theta_k feed the next step's growth cap: kept in float64, not float32
+        state.update(diag=d, prev_params=w.clone(), eta=torch.tensor(eta, dtype=torch.float64),
+                     theta=torch.tensor(theta, dtype=torch.float64))
         for p, u in zip(params, split_like(g / dhat, params)):
             p.add_(u, alpha=-eta * scale)
         set_grads(params, grads)

@@ -133,7 +133,7 @@ class RegularizedNewton(ClosureOptimizer):
                 gamma *= 2.0
                 break
             gamma *= 0.5
-        state["gamma"] = torch.tensor(gamma)
+        state["gamma"] = torch.tensor(gamma, dtype=torch.float64)
         if delta is not None:
             for p, d in zip(params, split_like(delta, params)):
                 p.add_(d, alpha=h["lr"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch.func import grad, hessian
 
@@ -92,3 +93,26 @@ def test_hutchinson_diagonal_is_unbiased():
     draws = torch.stack([hutchinson_diagonal(h.__matmul__, like, 1, gen) for _ in range(1000)])
     z = (draws.mean(0) - torch.diag(h)) / (draws.std(0) / 1000 ** 0.5)
     assert z.abs().max() < 4.0
+
+
+def test_adaptive_step_closed_form_on_a_diagonal_quadratic():
+    """On f(w) = 1/2 sum h_i (w_i - c_i)^2 every Rademacher product z * (H z) is diag(H), so
+    D_k = H at every step and D^-1 g = w - c: each step shrinks the error by (1 - eta_k). The
+    local ratio |dw|_D / (2 |dg|*_D) is exactly 1/2 (dg = H dw), and theta_0 = inf, so
+    eta_0 = lr and eta_k = 1/2 after: w_K - c = (1 - lr) 2^-(K-1) (w_0 - c), whatever the
+    conditioning (here 1e4)."""
+    h = torch.tensor([100.0, 1.0, 0.01], dtype=torch.float64)
+    c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+
+    def f(w):
+        return 0.5 * (h * (w - c) ** 2).sum()
+
+    w0 = torch.tensor([3.0, 1.0, -4.0], dtype=torch.float64)
+    w = torch.nn.Parameter(w0.clone())
+    opt = DASA([w], lr=0.1, beta2=0.9, alpha=1e-6, init_samples=2,
+               generator=torch.Generator().manual_seed(3))
+    for k in range(1, 9):
+        opt.step(FunctionClosure(f, w))
+        torch.testing.assert_close(w.detach() - c, 0.9 * 0.5 ** (k - 1) * (w0 - c),
+                                   rtol=1e-12, atol=1e-14)
+        assert float(opt.state[w]["eta"]) == pytest.approx(0.1 if k == 1 else 0.5, rel=1e-12)

@@ -90,3 +90,22 @@ def test_ggn_variant_decreases_a_network_loss():
             opt.step(make_closure(net, mse, x, y))
         with torch.no_grad():
             assert float(mse(net(x), y)) < 0.6 * start
+
+
+def test_gamma_kept_in_float64_across_steps():
+    """The adaptive gamma is carried from step to step in full precision: with gamma0 = 0.7
+    (not a float32 number) the run equals the float64 Algorithm 1 to 1e-12 and every gamma is
+    0.7 times a power of two exactly (it was once stored as a float32 tensor)."""
+    def f(w):
+        return (w.abs() ** 3).sum() / 3 + 0.5 * (w ** 2).sum() + 0.3 * w.sum()
+
+    x0 = torch.tensor([3.0, -2.0, 1.0], dtype=torch.float64)
+    w = torch.nn.Parameter(x0.clone())
+    opt = RegularizedNewton([w], gamma0=0.7)
+    gammas = []
+    for _ in range(4):
+        opt.step(FunctionClosure(f, w))
+        gammas.append(float(opt.state[w]["gamma"]))
+    ref, ref_gammas = _algorithm1(f, x0, 4, 0.7)
+    torch.testing.assert_close(w.detach(), ref, rtol=1e-12, atol=1e-14)
+    assert gammas == ref_gammas
