@@ -141,3 +141,64 @@ def test_gr_needs_hvp_for_double_backprop(problem):
     closure = make_closure(model, mse, x, y)
     with pytest.raises(ConfigError, match="hvp"):
         opt.step(lambda: closure())
+
+
+def _authors_gam_step(model, base, x, y, rho, norm_rho, gamma, beta1=1.0, beta2=-1.0,
+                      beta3=1.0, eps=1e-12):
+    """One step of the authors' GAM (xxgege/GAM, gam/gam.py: ``GAM.step`` with
+    ``perturb_weights``, ``grad_norm_ascent``, ``gradient_decompose``), restated in float64:
+    the four gradients at w, w + e0, w + e1 and w + e1 + e2 (each radius over the norm plus
+    1e-12), the decomposition with the cosine of pro_m = g0 + |beta2| g2 and
+    u = beta1 g1 + beta3 g3, then the base optimizer's step on that direction."""
+    params = list(model.parameters())
+
+    def grads():
+        base.zero_grad()
+        mse(model(x), y).backward()
+        return [p.grad.detach().clone() for p in params]
+
+    def norm(ts):
+        return torch.sqrt(sum((t ** 2).sum() for t in ts))
+
+    def shift(ts, sign=1.0):
+        with torch.no_grad():
+            for p, t in zip(params, ts):
+                p.add_(sign * t)
+
+    g0 = grads()
+    e0 = [rho / (norm(g0) + eps) * g for g in g0]
+    shift(e0)
+    g1 = grads()
+    shift(e0, -1.0)
+    d = [a - b for a, b in zip(g1, g0)]
+    e12 = [norm_rho / (norm(d) + eps) * t for t in d]
+    shift(e12)
+    g2 = grads()
+    e2 = [rho / (norm(g2) + eps) * g for g in g2]
+    shift(e2)
+    e12 = [a + b for a, b in zip(e12, e2)]
+    g3 = grads()
+    pro_m = [a + abs(beta2) * b for a, b in zip(g0, g2)]
+    u = [beta1 * a + beta3 * b for a, b in zip(g1, g3)]
+    nu, nm = norm(u), norm(pro_m)
+    cosine = sum((a * b).sum() for a, b in zip(pro_m, u)) / (nu * nm + eps)
+    shift(e12, -1.0)
+    for p, a, m in zip(params, u, pro_m):
+        p.grad = a - gamma * (m - cosine * nm * a / (nu + eps))
+    base.step()
+
+
+def test_gam_matches_the_authors_procedure_over_sgd_momentum(problem):
+    """20 GAM steps at the authors' defaults (rho 0.1, norm_rho 0.02, gamma 0.3) over SGD with
+    momentum and weight decay, against the authors' step restated above (float64)."""
+    model, x, y = problem
+    twin = clone(model)
+    base = {"momentum": 0.9, "weight_decay": 1e-2}
+    ours = build_optimizer("gam", model.parameters(), lr=0.1, **base)
+    theirs = torch.optim.SGD(twin.parameters(), lr=0.1, **base)
+    closure = make_closure(model, mse, x, y)
+    for _ in range(20):
+        ours.step(closure)
+        _authors_gam_step(twin, theirs, x, y, rho=0.1, norm_rho=0.02, gamma=0.3)
+        torch.testing.assert_close(flat_params(model), flat_params(twin), rtol=1e-10,
+                                   atol=1e-12)
