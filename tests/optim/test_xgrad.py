@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -75,3 +77,38 @@ def test_needs_closure():
     p = torch.zeros(2, requires_grad=True)
     with pytest.raises(ConfigError, match="closure"):
         XGrad(torch.optim.SGD([p], lr=0.1)).step()
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_plain_sgd_closed_form_on_a_diagonal_quadratic(horizon):
+    """Over plain SGD on f(w) = 1/2 sum a_i w_i^2 each coordinate follows
+    w_{t+1} = w_t - lr a ((1 + s) w_t - s w_{t-1}) after the unpredicted first step
+    w_1 = (1 - lr a) w_0: a linear two-term recurrence whose solution is c1 r1^t + c2 r2^t,
+    r1, r2 the (real, distinct) roots of r^2 - (1 - lr a (1 + s)) r - lr a s, c1, c2 fixed by
+    w_0, w_1 (a negative root here: the prediction makes the iterates oscillate). Every
+    iterate against that closed form."""
+    a = torch.tensor([1.0, 0.5, 0.05], dtype=torch.float64)
+    w0 = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    lr, s = 0.2, horizon
+    closed = []
+    for ai, xi in zip(a.tolist(), w0.tolist()):
+        b, c = 1 - lr * ai * (1 + s), lr * ai * s
+        disc = math.sqrt(b * b + 4 * c)
+        r1, r2 = (b + disc) / 2, (b - disc) / 2
+        x1 = (1 - lr * ai) * xi
+        c1 = (x1 - r2 * xi) / (r1 - r2)
+        c2 = xi - c1
+        closed.append([c1 * r1 ** t + c2 * r2 ** t for t in range(41)])
+    want = torch.tensor(closed, dtype=torch.float64).T
+    w = torch.nn.Parameter(w0.clone())
+    opt = XGrad(torch.optim.SGD([w], lr=lr), horizon=horizon)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * (a * w * w).sum()
+        loss.backward()
+        return loss
+
+    for t in range(1, 41):
+        opt.step(closure)
+        torch.testing.assert_close(w.detach(), want[t], rtol=1e-9, atol=1e-12)
