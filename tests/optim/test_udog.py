@@ -99,17 +99,27 @@ def test_matches_reference_recurrence_for_100_steps(blocks):
 
 def test_first_step_is_dogs_first_step():
     """Step 0: x~_0 = x_0, alpha_0 = 1, G_x = |m_0|^2, so xbar_1 = x_1 moves exactly r_eps
-    along -m_0, which is DoG's first step (checked against trainlab's DoG)."""
+    along -m_0, which is DoG's first step (checked against trainlab's DoG and, when installed,
+    the DoG authors' package: the only independent reference U-DoG has, see the module
+    docstring of trainlab.optim.udog)."""
     x0 = initial_params(5)
     params = [x.clone().requires_grad_(True) for x in x0]
     opt = UDoG(params, reps_rel=1e-2, eps=0.0)
     opt.step(_closure(opt, params, 0))
-    dog_params = [x.clone().requires_grad_(True) for x in x0]
-    for p, g in zip(dog_params, grads_at(x0, 0)):
-        p.grad = g
-    DoG(dog_params, reps_rel=1e-2, eps=0.0).step()
-    for a, b in zip(params, dog_params):
-        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-13, atol=1e-15)
+    makers = [lambda ps: DoG(ps, reps_rel=1e-2, eps=0.0)]
+    try:
+        import dog as authors
+    except ImportError:
+        authors = None
+    else:
+        makers.append(lambda ps: authors.DoG(ps, reps_rel=1e-2, eps=0.0))
+    for make in makers:
+        dog_params = [x.clone().requires_grad_(True) for x in x0]
+        for p, g in zip(dog_params, grads_at(x0, 0)):
+            p.grad = g
+        make(dog_params).step()
+        for a, b in zip(params, dog_params):
+            torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-13, atol=1e-15)
     moved = math.sqrt(sum(float(((a.detach() - x) ** 2).sum()) for a, x in zip(params, x0)))
     r_eps = 1e-2 * (1 + math.sqrt(sum(float((x ** 2).sum()) for x in x0)))
     assert moved == pytest.approx(r_eps, rel=1e-12)
