@@ -18,7 +18,13 @@ def _low_rank_plus_identity(n, eigs, seed):
 
 
 def _dense_reference_update(u, v, d, x, hx, step, update_u, balance):
-    """The paper's rules written with dense n x n matrices and dense solves."""
+    """The paper's rules written with dense n x n matrices and dense solves. Term by term
+    this is also the authors' ``update_precond_UVd_math_`` with ``step_normalizer='2nd'``
+    (lixilinx/psgd_torch, preconditioned_stochastic_gradient_descent.py, as of commit
+    1943e66, Dec 2024): Qh, Ph = Q^T Q h, Q^-T v and P^-1 v, the d step normalized by
+    min 1/sqrt((Ph^2 + v^2)(h^2 + (P^-1 v)^2)), U or V (one of them per call, as there)
+    normalized by |a| |V V^T a| + |b| |V V^T b|; their random balancing and U-or-V coin are
+    arguments here."""
     n = d.numel()
     eye = torch.eye(n, dtype=F64)
     if balance:
