@@ -111,3 +111,28 @@ def test_noiseless_entropy_sgd_is_gradient_descent_on_the_moreau_envelope():
     # and it is not plain gradient descent with the same outer step on f
     gd = w_star + torch.linalg.matrix_power(eye - lr * gamma * a, steps) @ e0
     assert (gd - expected).norm() > 1e-2
+
+
+def test_entropy_sgd_matches_the_authors_code_without_noise(problem):
+    """Against the authors' PyTorch EntropySGD (ucla-vision/entropy-sgd, python/optim.py,
+    momentum 0, weight decay 0, g1 = 0, eps = 0), restated in float64: L Langevin steps of
+    rate 0.1 on f(x') - g <x - x', .>, the mean mw <- 0.75 mw + 0.25 x' started at x, then
+    x <- x - lr (x - mw). Their code weights the running mean the other way round from the
+    paper's Algorithm 1 (beta1 = 0.75 on the old mean, i.e. the paper's alpha = 0.25) and
+    leaves gamma out of the outer gradient (folded into lr): our alpha = 0.25 and
+    lr = theirs / gamma give the same iterates."""
+    model, x, y = problem
+    f, w = functional(model, x, y)
+    g, lr, steps = 0.5, 0.2, 5
+    opt = build_optimizer("entropy-sgd", model.parameters(), lr=lr / g, inner_steps=steps,
+                          gamma=g, inner_lr=0.1, noise=0.0, alpha=0.25)
+    closure = make_closure(model, mse, x, y)
+    for _ in range(4):
+        opt.step(closure)
+        wc, mw = w.clone(), w.clone()
+        xp = w.clone()
+        for _ in range(steps):
+            xp = xp - 0.1 * (torch.func.grad(f)(xp) - g * (wc - xp))
+            mw = 0.75 * mw + 0.25 * xp
+        w = wc - lr * (wc - mw)
+        torch.testing.assert_close(flat_params(model), w, rtol=1e-12, atol=1e-14)
