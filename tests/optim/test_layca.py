@@ -1,6 +1,8 @@
 """Layca (row 56): against a float64 reference written from the authors' equations (project
 the step on the tangent space, rescale it to the weight norm, step, put the weights back on
-the sphere), the controlled angle arctan(lr), the norm kept, and the vector rule."""
+the sphere; the base optimizers' steps as in their Keras code: momentum as a velocity with the
+learning rate inside, Adam with its bias-corrected rate and epsilon outside), the controlled
+angle arctan(lr), the norm kept, and the vector rule."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def test_matches_reference_and_turns_by_arctan_lr():
     assert torch.equal(w.grad, grad)  # the gradient is left as computed
 
 
-def test_vectors_sgd_or_frozen_and_bad_choice():
+def test_vectors_step_or_frozen_and_bad_choices():
     w = torch.ones(3, requires_grad=True)
     w.grad = torch.ones(3)
     build_optimizer("layca", [w], lr=0.5).step()
@@ -43,6 +45,8 @@ def test_vectors_sgd_or_frozen_and_bad_choice():
     assert torch.allclose(w.detach(), torch.full((3,), 0.5))
     with pytest.raises(ConfigError, match="vectors"):
         build_optimizer("layca", [w], lr=0.1, vectors="adam")
+    with pytest.raises(ConfigError, match="base.*'sgd', 'momentum', 'rmsprop', 'adam'"):
+        build_optimizer("layca", [w], lr=0.1, base="lamb")
 
 
 def test_a_radial_step_leaves_the_weights_alone():
@@ -86,3 +90,75 @@ def test_matches_the_authors_keras_sgd_over_a_run():
                 p.copy_(new / new.norm() * n0)
         for a, b in zip(ours.parameters(), theirs):
             torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-12, atol=1e-13)
+
+
+def _keras_steps(base: str, grads: list[torch.Tensor], lr: float, t: int, buf: dict,
+                 **h: float) -> torch.Tensor:
+    """The step the authors' Keras optimizer takes (lr included) at step t for gradient g."""
+    g = grads[t - 1]
+    if base == "momentum":
+        v = h["momentum"] * buf.get("v", torch.zeros_like(g)) - lr * g
+        buf["v"] = v
+        return -(h["momentum"] * v - lr * g) if h.get("nesterov") else -v
+    if base == "rmsprop":
+        buf["a"] = h["alpha"] * buf.get("a", torch.zeros_like(g)) + (1 - h["alpha"]) * g * g
+        return lr * g / (buf["a"].sqrt() + h["eps"])
+    if base == "adagrad":
+        buf["a"] = buf.get("a", torch.zeros_like(g)) + g * g
+        return lr * g / (buf["a"].sqrt() + h["eps"])
+    b1, b2 = h["betas"]
+    buf["m"] = b1 * buf.get("m", torch.zeros_like(g)) + (1 - b1) * g
+    buf["v"] = b2 * buf.get("v", torch.zeros_like(g)) + (1 - b2) * g * g
+    lr_t = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+    return lr_t * buf["m"] / (buf["v"].sqrt() + h["eps"])
+
+
+@pytest.mark.parametrize(("base", "hyper"), [
+    ("momentum", {"momentum": 0.9}),
+    ("momentum", {"momentum": 0.5, "nesterov": True}),
+    ("rmsprop", {"alpha": 0.9, "eps": 1e-7}),
+    ("adagrad", {"eps": 1e-7}),
+    ("adam", {"betas": (0.9, 0.999), "eps": 1e-7}),
+])
+def test_each_base_matches_the_authors_equations(base, hyper):
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    grads_w = [torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(4)]
+    grads_b = [torch.randn(3, generator=g, dtype=torch.float64) for _ in range(4)]
+    w_init = w.detach().clone()
+    ref_w, ref_b, buf_w, buf_b, lr = w.detach().clone(), b.detach().clone(), {}, {}, 0.05
+    opt = build_optimizer("layca", [w, b], lr=lr, base=base, **hyper)
+    for t in range(1, 5):
+        w.grad, b.grad = grads_w[t - 1].clone(), grads_b[t - 1].clone()
+        opt.step()
+        ref_w = _reference(ref_w, _keras_steps(base, grads_w, lr, t, buf_w, **hyper), lr)
+        ref_b = ref_b - _keras_steps(base, grads_b, lr, t, buf_b, **hyper)
+    assert torch.allclose(w.detach(), ref_w, atol=1e-12)
+    assert torch.allclose(b.detach(), ref_b, atol=1e-12)
+    # the base matters: plain Layca-SGD on the same gradients ends elsewhere
+    assert not torch.allclose(w.detach(), _sgd_layca_from(w_init, grads_w, lr), atol=1e-6)
+
+
+def _sgd_layca_from(w0: torch.Tensor, grads: list[torch.Tensor], lr: float) -> torch.Tensor:
+    w = w0.clone()
+    for gr in grads:
+        w = _reference(w, gr, lr)
+    return w
+
+
+def test_hyperparameters_per_group():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    a0, c0 = a.detach().clone(), c.detach().clone()
+    opt = build_optimizer("layca", [{"params": [a], "lr": 0.0},
+                                    {"params": [c], "base": "adam", "lr": 0.2}], lr=0.1)
+    for _ in range(2):
+        a.grad = torch.randn(3, 3, generator=g, dtype=torch.float64)
+        c.grad = torch.randn(3, 3, generator=g, dtype=torch.float64)
+        opt.step()
+    assert torch.equal(a.detach(), a0)  # lr 0 in its group: no rotation
+    cos = (c.detach().flatten() @ c0.flatten()) / c0.norm() ** 2
+    assert math.acos(min(1.0, cos.item())) > 0.2  # two rotations of arctan(0.2) each, some way
+    assert set(opt.state[c]) >= {"exp_avg", "exp_avg_sq"}
