@@ -12,10 +12,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import sys
 from typing import Any
 
 from trainlab.registry import Entry, Registry, all_registries
 
+#: what a page says where a docstring has no Deviations paragraph: not "none", which only a
+#: docstring may say (after checking the implementation against the paper)
+NOT_STATED = "not stated in the docstring (no record of a check against the paper)."
 _DEVIATIONS = re.compile(r"(?i)(?<!standard )\bdeviations?\b[^:\n.]{0,60}:")
 
 
@@ -26,8 +30,6 @@ def deviations(obj: Any) -> str:
     A line ending ``Deviations from the paper:`` opens a section (its indented lines
     follow); ``Deviation: ...`` / ``Deviations: ...`` within a paragraph runs to the next
     blank line."""
-    import sys
-
     module = sys.modules.get(getattr(obj, "__module__", "") or "")
     for doc in (inspect.getdoc(obj), inspect.getdoc(module) if module else None):
         if not doc:
@@ -109,13 +111,140 @@ def entry_markdown(entry: Entry[Any]) -> str:
         lines.append("")
     dev = deviations(entry.obj)
     if entry.papers or dev:
-        lines += [f"Deviations from the paper: {_escape(dev) if dev else 'none stated.'}", ""]
+        text = rst_to_markdown(dev, getattr(entry.obj, "__module__", "")) if dev else NOT_STATED
+        lines += [f"Deviations from the paper: {text}", ""]
     return "\n".join(lines)
 
 
-def _escape(text: str) -> str:
-    """Docstring text as Markdown text (its reStructuredText roles kept as code)."""
-    return re.sub(r":(\w+):`~?([^`]+)`", r"`\2`", text).replace("*", r"\*")
+# ---------------------------------------------------------------------------------------
+# reStructuredText inline markup as Markdown
+
+#: ``.. math::`` with its (optional) first line and the indented lines below it
+_MATH_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>[^\n]*)\n?"
+                             r"(?P<body>(?:(?:[ \t]*\n)*(?P=indent)[ \t]+[^\n]*\n?)*)",
+                             re.MULTILINE)
+#: inline markup, first match wins: a ``literal`` (may hold single backticks), a
+#: :role:`target`, a `default-role` span (already Markdown code), reST emphasis/strong,
+#: and a lone star (escaped, so Markdown does not pair it up)
+_INLINE = re.compile(
+    r"(?P<literal>(?<!`)``(?P<lit>(?:[^\n]|\n(?![ \t]*\n))+?)``(?!`))"
+    r"|(?P<role>(?<![\w`:]):(?P<name>[A-Za-z][\w.+-]*(?::[A-Za-z][\w.+-]*)?):"
+    r"`(?P<body>(?:[^`\n]|\n(?![ \t]*\n))+?)`(?!`))"
+    r"|(?P<code>(?<!`)`[^`\n]+`(?!`))"
+    r"|(?P<emph>(?<![\w*\\])(?P<stars>\*\*?)(?=[^\s*])(?:[^*\n]|\n(?![ \t]*\n))*?[^\s*\\]"
+    r"(?P=stars)(?![\w*]))"
+    r"|(?P<star>\*)")
+_XREF_ROLES = {"func", "class", "meth", "mod", "attr", "data", "exc", "obj", "const",
+               "type", "any", "ref"}
+
+
+def rst_to_markdown(text: str, module: str = "") -> str:
+    r"""reST markup in a docstring as Markdown that MkDocs renders: the one conversion the
+    registry pages and the API pages (the docs' griffe extension) both use.
+
+    - ``:func:`x```, ``:class:`~a.B```, ``:meth:``, ``:mod:`` and the other Python roles:
+      an optional MkDocs cross-reference (``<autoref ... optional>``) whose text is the
+      target as code (its last part after ``~``; the title of ``title <target>``); it
+      links where the API pages document the target and is plain code elsewhere. A
+      target without a dot, or a relative one, is looked up in ``module``.
+    - ``:math:`x``` becomes ``\(x\)`` and a ``.. math::`` directive a ``\[ ... \]``
+      block (arithmatex, rendered by MathJax).
+    - ````literal```` becomes a Markdown code span (with a longer fence where the
+      literal holds backticks); `x` (reST's default role) stays a code span.
+    - reST ``*emphasis*`` and ``**strong**`` stay; any other star is escaped.
+
+    Everything else is left as it is."""
+    out: list[str] = []
+    pos = 0
+    for m in _MATH_DIRECTIVE.finditer(text):
+        out.append(_inline(text[pos:m.start()], module))
+        out.append(_math_block(m["indent"], m["first"], m["body"]))
+        pos = m.end()
+    out.append(_inline(text[pos:], module))
+    return "".join(out)
+
+
+def _math_block(indent: str, first: str, body: str) -> str:
+    lines = [first.strip()] if first.strip() else []
+    body_lines = body.splitlines()
+    deeper = [len(b) - len(b.lstrip()) for b in body_lines if b.strip()]
+    cut = min(deeper, default=0)
+    lines += [b[cut:].rstrip() for b in body_lines if b.strip()]
+    math = "\n".join(f"{indent}    {line}" if line else "" for line in lines)
+    return f"\n{indent}\\[\n{math}\n{indent}\\]\n\n"
+
+
+def _inline(text: str, module: str) -> str:
+    return _INLINE.sub(lambda m: _inline_token(m, module), text)
+
+
+def _inline_token(m: re.Match[str], module: str) -> str:
+    if m["literal"]:
+        return _code_span(m["lit"])
+    if m["code"] or m["emph"]:
+        return m[0]
+    if m["star"]:
+        return r"\*"
+    name, body = m["name"].split(":")[-1], m["body"]
+    if name == "math":
+        return rf"\({body}\)"
+    if name not in _XREF_ROLES:
+        return _code_span(body)
+    titled = re.fullmatch(r"(?s)(?P<title>.*?\S)\s*<(?P<target>[^<>]+)>", body)
+    if titled:
+        title, target = titled["title"], titled["target"]
+    else:
+        target = body.lstrip("!")
+        title = target[1:].rsplit(".", 1)[-1] if target.startswith("~") else target
+    relative = target.lstrip("~!").startswith(".")
+    target = " ".join(target.lstrip("~.!").split())
+    if body.startswith("!") or not re.fullmatch(r"[\w.]+", target):
+        return _code_span(title)
+    target = _identifier(target, module, relative)
+    escaped = " ".join(title.split()).replace("&", "&amp;").replace("<", "&lt;")
+    return f'<autoref identifier="{target}" optional><code>{escaped}</code></autoref>'
+
+
+def _identifier(target: str, module: str, relative: bool) -> str:
+    """The documented path of ``target`` as seen from ``module``: where the name can be
+    followed to a Python object, the path where that object is defined (the one the API
+    pages give it); else ``module.target`` for a name that is not absolute."""
+    local = f"{module}.{target}" if module else target
+    absolute = not relative and target.split(".")[0] in sys.modules
+    for path in ((target, local) if absolute else (local,)):
+        obj = _lookup(path)
+        if obj is None:
+            continue
+        if inspect.ismodule(obj):
+            return obj.__name__
+        where, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+        if isinstance(where, str) and isinstance(name, str) and "<" not in name:
+            return f"{where}.{name}"
+        return path
+    return target if absolute else local
+
+
+def _lookup(path: str) -> Any:
+    """The object at dotted ``path`` among the modules already imported (None if none)."""
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        obj = sys.modules.get(".".join(parts[:cut]))
+        if obj is None:
+            continue
+        for part in parts[cut:]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return None
+        return obj
+    return None
+
+
+def _code_span(text: str) -> str:
+    """``text`` as one Markdown code span: a fence longer than its longest backtick run."""
+    text = " ".join(text.split())
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def registry_markdown(registry: Registry[Any]) -> str:
