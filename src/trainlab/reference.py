@@ -25,12 +25,13 @@ _DEVIATIONS = re.compile(r"(?i)(?<!standard )\bdeviations?\b[^:\n.]{0,60}:")
 
 def deviations(obj: Any) -> str:
     """The text of the "Deviations" paragraph or section of ``obj``'s docstring, else of
-    its module's docstring ("" when neither states any).
+    its module's docstring (of the wrapped function's module for a wrapper such as
+    :func:`trainlab.init._apply.tensor_scheme`'s; "" when neither states any).
 
     A line ending ``Deviations from the paper:`` opens a section (its indented lines
     follow); ``Deviation: ...`` / ``Deviations: ...`` within a paragraph runs to the next
     blank line."""
-    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    module = sys.modules.get(getattr(inspect.unwrap(obj), "__module__", "") or "")
     for doc in (inspect.getdoc(obj), inspect.getdoc(module) if module else None):
         if not doc:
             continue
@@ -111,7 +112,8 @@ def entry_markdown(entry: Entry[Any]) -> str:
         lines.append("")
     dev = deviations(entry.obj)
     if entry.papers or dev:
-        text = rst_to_markdown(dev, getattr(entry.obj, "__module__", "")) if dev else NOT_STATED
+        where = getattr(inspect.unwrap(entry.obj), "__module__", "")
+        text = rst_to_markdown(dev, where) if dev else NOT_STATED
         lines += [f"Deviations from the paper: {text}", ""]
     return "\n".join(lines)
 
