@@ -199,6 +199,8 @@ def _inline_token(m: re.Match[str], module: str) -> str:
         target = body.lstrip("!")
         title = target[1:].rsplit(".", 1)[-1] if target.startswith("~") else target
     relative = target.lstrip("~!").startswith(".")
+    if not titled:  # a target broken over lines: a dotted name has no spaces
+        target = "".join(target.split())
     target = " ".join(target.lstrip("~.!").split())
     if body.startswith("!") or not re.fullmatch(r"[\w.]+", target):
         return _code_span(title)
