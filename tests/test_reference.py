@@ -108,6 +108,26 @@ def test_rst_to_markdown_output_renders_without_raw_rest():
     assert "x*y" in html and "**kwargs" in html
 
 
+def test_deviations_heading_forms():
+    """A heading ending its line reads the indented section below it, or the paragraph when
+    the next line is not indented; a heading with nothing after it gives way to the next."""
+
+    def doc(text):
+        def f():
+            pass
+        f.__doc__ = text
+        f.__module__ = "no.such.module"
+        return f
+
+    section = doc("Summary.\n\nDeviations from the paper:\n    one,\n    two.\n\nArgs:\n    x: y.")
+    assert deviations(section) == "one, two."
+    flat = doc("Summary.\n\nScale-downs and deviations:\nCIFAR -> toy,\nfewer steps.\n\nMore.")
+    assert deviations(flat) == "CIFAR -> toy, fewer steps."
+    empty_first = doc("Deviations from the paper:\n\nText.\n\nDeviations: none known.")
+    assert deviations(empty_first) == "none known."
+    assert deviations(doc("No such paragraph; standard deviation: 2.")) == ""
+
+
 def test_pages_tell_a_missing_deviations_paragraph_from_none():
     """A docstring's "Deviations: none ..." is shown as written; a docstring without the
     paragraph is shown as not stated. Prints the entries still without one."""

@@ -28,33 +28,37 @@ def deviations(obj: Any) -> str:
     its module's docstring (of the wrapped function's module for a wrapper such as
     :func:`trainlab.init._apply.tensor_scheme`'s; "" when neither states any).
 
-    A line ending ``Deviations from the paper:`` opens a section (its indented lines
-    follow); ``Deviation: ...`` / ``Deviations: ...`` within a paragraph runs to the next
-    blank line."""
+    A line ending ``Deviations from the paper:`` opens a section: its more indented lines
+    follow (or, when the next line is not indented further, the paragraph up to the next
+    blank line); ``Deviation: ...`` / ``Deviations: ...`` within a paragraph runs to the
+    next blank line. A heading with no text after it is skipped for the next one."""
     module = sys.modules.get(getattr(inspect.unwrap(obj), "__module__", "") or "")
     for doc in (inspect.getdoc(obj), inspect.getdoc(module) if module else None):
-        if not doc:
-            continue
-        match = _DEVIATIONS.search(doc)
-        if match is None:
-            continue
-        start = doc.rfind("\n", 0, match.start()) + 1
-        indent = len(doc[start:match.start()]) - len(doc[start:match.start()].lstrip())
-        rest = doc[match.end():]
-        lines = rest.splitlines()
-        head, body = (lines[0].strip(), lines[1:]) if lines else ("", [])
-        out = [head] if head else []
-        for line in body:
-            if not line.strip():
-                if head:  # a paragraph ends at the first blank line
-                    break
-                out.append("")
-                continue
-            if not head and len(line) - len(line.lstrip()) <= indent:
-                break  # the section ends where its indentation does
-            out.append(line.strip())
-        return " ".join(" ".join(out).split())
+        for match in _DEVIATIONS.finditer(doc or ""):
+            text = _deviation_text(doc, match)
+            if text:
+                return text
     return ""
+
+
+def _deviation_text(doc: str, match: re.Match[str]) -> str:
+    """The text that follows one "Deviations ...:" heading (see :func:`deviations`)."""
+    start = doc.rfind("\n", 0, match.start()) + 1
+    indent = len(doc[start:match.start()]) - len(doc[start:match.start()].lstrip())
+    lines = doc[match.end():].splitlines()
+    head, body = (lines[0].strip(), lines[1:]) if lines else ("", [])
+    nested = not head and bool(body) and len(body[0]) - len(body[0].lstrip()) > indent
+    out = [head] if head else []
+    for line in body:
+        if not line.strip():
+            if not nested:  # a paragraph ends at the first blank line
+                break
+            out.append("")
+            continue
+        if nested and len(line) - len(line.lstrip()) <= indent:
+            break  # the section ends where its indentation does
+        out.append(line.strip())
+    return " ".join(" ".join(out).split())
 
 
 def defaults(obj: Any) -> list[tuple[str, str]]:
