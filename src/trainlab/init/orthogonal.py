@@ -24,13 +24,13 @@ def orthogonal_(tensor: torch.Tensor, gain: float = 1.0, *, generator: torch.Gen
     linear networks ("Exact solutions to the nonlinear dynamics of learning in deep linear
     neural networks", 2014, papers.md row 1).
 
-    Deviations from the paper: the paper's deep linear networks use square orthogonal
-    matrices; non-square weights get semi-orthogonal ones here and convolution kernels
-    are flattened to ``(out, in * prod(kernel))`` (the paper has no convolutions).
-    ``gain`` defaults to 1 (the linear case); a gain for a nonlinear network must be
-    passed. The model-level scheme sets biases to zero. Checked: the random orthogonal
-    initial condition the abstract states; the paper's nonlinear-network gains were not
-    re-read for this paragraph.
+    Deviations from the paper: non-square weights get semi-orthogonal matrices (rows or
+    columns orthonormal, as above) and convolution kernels are flattened to
+    ``(out, in * prod(kernel))`` (the paper has no convolutions). ``gain`` defaults to 1 (the
+    linear case); a gain for a nonlinear network must be passed. The model-level scheme sets
+    biases to zero. Checked: the random orthogonal initial condition the abstract states; the
+    paper's handling of unequal widths and its nonlinear-network gains were not re-read for
+    this paragraph.
 
     Args:
         tensor: a tensor with at least 2 dims.

@@ -33,9 +33,9 @@ class LBFGS(torch.optim.LBFGS):
 
     Deviations from the paper: the method is torch's L-BFGS, whose defaults (``lr = 1``,
     ``max_iter = 20``, ``history_size = 100``, no line search) and termination tests are
-    torch's, not choices from the review, which gives the algorithm without such defaults
-    (its section 6.2 was not re-read for this paragraph). Addition: several param groups
-    (one joint step, first group's hyper-parameters).
+    torch's, not values taken from the review (its section 6.2 was not re-read for this
+    paragraph). Addition: several param groups (one joint step, first group's
+    hyper-parameters).
     """
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
