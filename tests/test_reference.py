@@ -61,6 +61,9 @@ b`. Left alone: 10:30, https://x.org/a:b, `code`, *emph*, **strong**, x*y, **kwa
     w' = w - \eta\, g
     \quad (\eta > 0)
 
+* a bullet with **strong** text
+  * and a nested one.
+
 Args:
     n: the width."""
 
@@ -79,6 +82,9 @@ b\). Left alone: 10:30, https://x.org/a:b, `code`, *emph*, **strong**, x\*y, \*\
     \quad (\eta > 0)
 \]
 
+
+* a bullet with **strong** text
+  * and a nested one.
 
 Args:
     n: the width."""
@@ -106,6 +112,7 @@ def test_rst_to_markdown_output_renders_without_raw_rest():
     assert html.count('<div class="arithmatex">') == 1
     assert "<em>emph</em>" in html and "<strong>strong</strong>" in html
     assert "x*y" in html and "**kwargs" in html
+    assert html.count("<li>") == 2  # the bullets stay a list
 
 
 def test_deviations_heading_forms():

@@ -130,16 +130,17 @@ _MATH_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>[^\
                              r"(?P<body>(?:(?:[ \t]*\n)*(?P=indent)[ \t]+[^\n]*\n?)*)",
                              re.MULTILINE)
 #: inline markup, first match wins: a ``literal`` (may hold single backticks), a
-#: :role:`target`, a `default-role` span (already Markdown code), reST emphasis/strong,
-#: and a lone star (escaped, so Markdown does not pair it up)
+#: :role:`target`, a `default-role` span (already Markdown code), a bullet's star, reST
+#: emphasis/strong, and a lone star (escaped, so Markdown does not pair it up)
 _INLINE = re.compile(
     r"(?P<literal>(?<!`)``(?P<lit>(?:[^\n]|\n(?![ \t]*\n))+?)``(?!`))"
     r"|(?P<role>(?<![\w`:]):(?P<name>[A-Za-z][\w.+-]*(?::[A-Za-z][\w.+-]*)?):"
     r"`(?P<body>(?:[^`\n]|\n(?![ \t]*\n))+?)`(?!`))"
     r"|(?P<code>(?<!`)`[^`\n]+`(?!`))"
+    r"|(?P<bullet>^[ \t]*\*(?=[ \t]))"
     r"|(?P<emph>(?<![\w*\\])(?P<stars>\*\*?)(?=[^\s*])(?:[^*\n]|\n(?![ \t]*\n))*?[^\s*\\]"
     r"(?P=stars)(?![\w*]))"
-    r"|(?P<star>\*)")
+    r"|(?P<star>\*)", re.MULTILINE)
 _XREF_ROLES = {"func", "class", "meth", "mod", "attr", "data", "exc", "obj", "const",
                "type", "any", "ref"}
 
@@ -157,7 +158,8 @@ def rst_to_markdown(text: str, module: str = "") -> str:
       block (arithmatex, rendered by MathJax).
     - ````literal```` becomes a Markdown code span (with a longer fence where the
       literal holds backticks); `x` (reST's default role) stays a code span.
-    - reST ``*emphasis*`` and ``**strong**`` stay; any other star is escaped.
+    - reST ``*emphasis*``, ``**strong**`` and ``*`` list bullets stay; any other star is
+      escaped.
 
     Everything else is left as it is."""
     out: list[str] = []
@@ -187,7 +189,7 @@ def _inline(text: str, module: str) -> str:
 def _inline_token(m: re.Match[str], module: str) -> str:
     if m["literal"]:
         return _code_span(m["lit"])
-    if m["code"] or m["emph"]:
+    if m["code"] or m["emph"] or m["bullet"]:
         return m[0]
     if m["star"]:
         return r"\*"
