@@ -93,6 +93,10 @@ Args:
 def test_rst_to_markdown_converts_roles_literals_and_math_and_leaves_the_rest():
     assert rst_to_markdown(DOCSTRING, "trainlab.reference") == MARKDOWN
     assert rst_to_markdown("plain text: a, b.", "x") == "plain text: a, b."
+    # literal blocks and doctests stay verbatim ("text::" reads "text:")
+    verbatim = "Usage::\n\n    y = a * b  # :func:`x`\n\n>>> t ** 2\n4\n\nAfter a * b."
+    assert rst_to_markdown(verbatim) == (
+        "Usage:\n\n    y = a * b  # :func:`x`\n\n>>> t ** 2\n4\n\nAfter a \\* b.")
     assert rst_to_markdown(":func:`title <trainlab.reference.pages>` :func:`!raw`") == (
         '<autoref identifier="trainlab.reference.pages" optional><code>title</code></autoref>'
         " `raw`")

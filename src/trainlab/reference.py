@@ -125,10 +125,16 @@ def entry_markdown(entry: Entry[Any]) -> str:
 # ---------------------------------------------------------------------------------------
 # reStructuredText inline markup as Markdown
 
-#: ``.. math::`` with its (optional) first line and the indented lines below it
-_MATH_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>[^\n]*)\n?"
-                             r"(?P<body>(?:(?:[ \t]*\n)*(?P=indent)[ \t]+[^\n]*\n?)*)",
-                             re.MULTILINE)
+#: the blocks that are not inline text: a ``.. math::`` directive with its (optional) first
+#: line and the more indented lines below it; a literal block (a line ending ``::``, a blank
+#: line, then more indented lines); a doctest (from a ``>>>`` line to the next blank line)
+_BLOCKS = re.compile(
+    r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>[^\n]*)\n?"
+    r"(?P<body>(?:(?:[ \t]*\n)*(?P=indent)[ \t]+[^\n]*\n?)*)"
+    r"|^(?P<lhead>(?P<lindent>[ \t]*)[^\n]*\S)::[ \t]*\n"
+    r"(?P<lbody>(?:[ \t]*\n)+(?:(?P=lindent)[ \t]+[^\n]*\n?|[ \t]*\n)*)"
+    r"|^(?P<doctest>[ \t]*>>>[^\n]*(?:\n[^\n]*\S[^\n]*)*\n?)",
+    re.MULTILINE)
 #: inline markup, first match wins: a ``literal`` (may hold single backticks), a
 #: :role:`target`, a `default-role` span (already Markdown code), a bullet's star, reST
 #: emphasis/strong, and a lone star (escaped, so Markdown does not pair it up)
@@ -160,13 +166,20 @@ def rst_to_markdown(text: str, module: str = "") -> str:
       literal holds backticks); `x` (reST's default role) stays a code span.
     - reST ``*emphasis*``, ``**strong**`` and ``*`` list bullets stay; any other star is
       escaped.
+    - literal blocks (after ``text::``, which reads ``text:``) and doctests are left
+      verbatim (Markdown shows an indented block as code).
 
     Everything else is left as it is."""
     out: list[str] = []
     pos = 0
-    for m in _MATH_DIRECTIVE.finditer(text):
+    for m in _BLOCKS.finditer(text):
         out.append(_inline(text[pos:m.start()], module))
-        out.append(_math_block(m["indent"], m["first"], m["body"]))
+        if m["lhead"] is not None:  # "text::" reads "text:", its block stays verbatim
+            out.append(_inline(m["lhead"], module) + ":\n" + m["lbody"])
+        elif m["doctest"] is not None:
+            out.append(m["doctest"])
+        else:
+            out.append(_math_block(m["indent"], m["first"], m["body"]))
         pos = m.end()
     out.append(_inline(text[pos:], module))
     return "".join(out)
