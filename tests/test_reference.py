@@ -93,6 +93,9 @@ Args:
 def test_rst_to_markdown_converts_roles_literals_and_math_and_leaves_the_rest():
     assert rst_to_markdown(DOCSTRING, "trainlab.reference") == MARKDOWN
     assert rst_to_markdown("plain text: a, b.", "x") == "plain text: a, b."
+    # starred parameter names in an Args section stay (griffe reads them as names)
+    assert rst_to_markdown("Args:\n    base, **hyper: on.\n    *args: more.") == (
+        "Args:\n    base, **hyper: on.\n    *args: more.")
     # literal blocks and doctests stay verbatim ("text::" reads "text:")
     verbatim = "Usage::\n\n    y = a * b  # :func:`x`\n\n>>> t ** 2\n4\n\nAfter a * b."
     assert rst_to_markdown(verbatim) == (

@@ -136,14 +136,16 @@ _BLOCKS = re.compile(
     r"|^(?P<doctest>[ \t]*>>>[^\n]*(?:\n[^\n]*\S[^\n]*)*\n?)",
     re.MULTILINE)
 #: inline markup, first match wins: a ``literal`` (may hold single backticks), a
-#: :role:`target`, a `default-role` span (already Markdown code), a bullet's star, reST
-#: emphasis/strong, and a lone star (escaped, so Markdown does not pair it up)
+#: :role:`target`, a `default-role` span (already Markdown code), a bullet's star, starred
+#: parameter names opening a line (``**kwargs:`` in Args), reST emphasis/strong, and a
+#: lone star (escaped, so Markdown does not pair it up)
 _INLINE = re.compile(
     r"(?P<literal>(?<!`)``(?P<lit>(?:[^\n]|\n(?![ \t]*\n))+?)``(?!`))"
     r"|(?P<role>(?<![\w`:]):(?P<name>[A-Za-z][\w.+-]*(?::[A-Za-z][\w.+-]*)?):"
     r"`(?P<body>(?:[^`\n]|\n(?![ \t]*\n))+?)`(?!`))"
     r"|(?P<code>(?<!`)`[^`\n]+`(?!`))"
     r"|(?P<bullet>^[ \t]*\*(?=[ \t]))"
+    r"|(?P<params>^[ \t]*(?=[\w, \t]*\*)[\w*, \t]*\w(?=:))"
     r"|(?P<emph>(?<![\w*\\])(?P<stars>\*\*?)(?=[^\s*])(?:[^*\n]|\n(?![ \t]*\n))*?[^\s*\\]"
     r"(?P=stars)(?![\w*]))"
     r"|(?P<star>\*)", re.MULTILINE)
@@ -202,7 +204,7 @@ def _inline(text: str, module: str) -> str:
 def _inline_token(m: re.Match[str], module: str) -> str:
     if m["literal"]:
         return _code_span(m["lit"])
-    if m["code"] or m["emph"] or m["bullet"]:
+    if m["code"] or m["emph"] or m["bullet"] or m["params"]:
         return m[0]
     if m["star"]:
         return r"\*"
