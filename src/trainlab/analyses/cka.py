@@ -53,7 +53,13 @@ def layer_outputs(model: nn.Module, inputs: torch.Tensor, names: Sequence[str]
 def layer_cka(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor,
               names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """Linear CKA between the outputs of same-named submodules of two models (default: every
-    leaf module with parameters, e.g. each Linear layer's pre-activation)."""
+    leaf module with parameters, e.g. each Linear layer's pre-activation).
+
+    Deviations from the paper: linear CKA only (the kernel variants of Kornblith et al. are not
+    implemented); row 8 uses representational similarity as one of its measures, and the layers
+    compared here are the same-named leaf modules' outputs by default, which was not checked against
+    row 8's choice of layers.
+    """
     if names is None:
         names = [n for n, m in model_a.named_modules()
                  if n and not list(m.children()) and list(m.parameters(recurse=False))]

@@ -53,7 +53,12 @@ def paired_divergence(model_a: nn.Module, model_b: nn.Module, loss_fn: LossFn, i
                       targets: Any, *, align: bool = True, points: int = 25,
                       generator: torch.Generator | None = None) -> Divergence:
     """All divergence measures between two models of the same architecture. ``align`` uses
-    weight matching (MLPs as ``nn.Sequential``); neither model is changed."""
+    weight matching (MLPs as ``nn.Sequential``); neither model is changed.
+
+    Deviations from the paper: weight matching (alignment) is implemented for MLPs given as
+    ``nn.Sequential`` only, and representational similarity is linear CKA per layer; the paper's
+    exact choice of similarity measure and barrier grid was not re-read for this paragraph.
+    """
     aligned = weight_matching(model_a, model_b, generator=generator) if align else None
     return Divergence(
         float(parameter_distance(model_a, model_b)),

@@ -155,7 +155,12 @@ def input_derivatives(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor,
     (``loss_fn`` must be the mean of per-example losses; it is called on one example at a
     time). ``wrt="weights"``: of the batch loss with respect to each weight of the first
     layer reading the inputs (:func:`first_layer_weight`). The model, its ``.grad`` and the
-    global RNG are left as found."""
+    global RNG are left as found.
+
+    Deviations from the paper: see the module docstring (its method section could not be read; the
+    two readings ``wrt``, the mean of absolute values over examples or units and the diagonal-only
+    derivatives are this module's stated choices).
+    """
     check_range("chunk", chunk, low=1, owner="input_derivatives")
     check_choice("wrt", wrt, ("inputs", "weights"), owner="input_derivatives")
     _check_independent(model, inputs)

@@ -92,7 +92,12 @@ def _axpy(base: Params, terms: Sequence[tuple[float, Params]]) -> Params:
 def slice_1d(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any, direction: Params,
              ts: Sequence[float] | torch.Tensor, *, center: Params | None = None
              ) -> torch.Tensor:
-    """Loss at ``center + t * direction`` for each ``t`` (center: the current parameters)."""
+    """Loss at ``center + t * direction`` for each ``t`` (center: the current parameters).
+
+    Deviations from the papers: a slice along the given direction only (random filter-normalized
+    directions come from this module's direction helpers, following Li et al. 2018, which is not a
+    papers.md row); the loss is evaluated on the given batch in eval mode.
+    """
     center = trainable_params(model) if center is None else center
     with preserved(model):
         model.eval()
@@ -104,7 +109,12 @@ def slice_1d(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any, direc
 def slice_2d(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any, d1: Params,
              d2: Params, xs: Sequence[float] | torch.Tensor, ys: Sequence[float] | torch.Tensor,
              *, center: Params | None = None) -> torch.Tensor:
-    """Loss on the grid ``center + x d1 + y d2``; ``out[i, j]`` is at ``(xs[i], ys[j])``."""
+    """Loss on the grid ``center + x d1 + y d2``; ``out[i, j]`` is at ``(xs[i], ys[j])``.
+
+    Deviations from the paper: a plane along the two given directions, evaluated on the given batch
+    in eval mode; row 15's roughness index on top of such slices is
+    :func:`trainlab.analyses.roughness.roughness_index` (see its deviations).
+    """
     center = trainable_params(model) if center is None else center
     with preserved(model):
         model.eval()
@@ -130,7 +140,13 @@ def interpolate(model: nn.Module, loss_fn: LossFn, inputs: Any, targets: Any,
                 ) -> Interpolation:
     """Loss on the segment from ``theta_a`` (e.g. the initialization) to ``theta_b`` (default:
     the model's current parameters), at ``points`` evenly spaced alphas including both ends
-    (Goodfellow et al. 2015)."""
+    (Goodfellow et al. 2015).
+
+    Deviations from the paper: the segment is evaluated at ``points`` values in [0, 1] on the given
+    batch with the model in eval mode (the paper plots the loss on its training data, in its own
+    evaluation mode); extending the line past its ends, as plots often do, is left to
+    :func:`slice_1d`.
+    """
     check_range("points", points, low=2, owner="interpolate")
     theta_b = trainable_params(model) if theta_b is None else theta_b
     alphas = torch.linspace(0.0, 1.0, points, dtype=torch.float64)

@@ -28,7 +28,13 @@ from trainlab.restore import preserved
 def empirical_ntk(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """The ``(n k, n k)`` empirical NTK of ``model`` over its trainable parameters on
     ``inputs`` (n examples; outputs flattened to k per example), example-major. The model is
-    evaluated in its current mode and left unchanged."""
+    evaluated in its current mode and left unchanged.
+
+    Deviations from the paper: the kernel is exact (full Jacobian), so it is for small models and
+    point sets; the kernel-change summary :math:`\\|K_T - K_0\\|_F / \\|K_0\\|_F` that row 68
+    compares is left to the caller, and the paper's own networks and kernel normalization were not
+    re-read for this paragraph.
+    """
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ConfigError("empirical_ntk: the model has no trainable parameters.")
@@ -51,6 +57,9 @@ def linear_ntk(w1: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
     the first term from the gradients in :math:`W_2`, the second from those in :math:`W_1`
     (exact, papers.md row 68).
+
+    Deviations from the paper: the closed form is for the two-layer linear network only (no biases);
+    the paper's kernel comparisons and models were not re-read for this paragraph.
 
     Args:
         w1: first-layer weights ``(h, d)``.

@@ -27,6 +27,10 @@ def smoothgrad(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor | No
     ``magnitude=True`` averages squared gradients (the paper's "SmoothGrad with squared
     maps" variant). The model runs in eval mode (restored afterwards); weights, grads and the
     global RNG are untouched.
+
+    Deviations from the paper: the defaults ``samples = 50`` and ``noise_level = 0.15`` are within
+    the paper's recommendations stated above; the score is the model's output for the class
+    (pre-softmax logits if the model returns logits), and the input range is taken per example.
     """
     check_range("samples", samples, low=1, owner="smoothgrad")
     check_range("noise_level", noise_level, low=0.0, owner="smoothgrad")

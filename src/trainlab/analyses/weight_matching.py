@@ -36,7 +36,12 @@ def _linears(model: nn.Module) -> list[nn.Linear]:
 def weight_matching(model_a: nn.Module, model_b: nn.Module, *, max_iter: int = 100,
                     generator: torch.Generator | None = None) -> nn.Module:
     """A copy of ``model_b`` with its hidden units permuted to match ``model_a`` (same
-    function as ``model_b``; ``model_b`` itself is not changed)."""
+    function as ``model_b``; ``model_b`` itself is not changed).
+
+    Deviations from the paper: MLPs only (the paper also aligns convolutional and residual
+    networks), and the layer order of the coordinate descent is drawn from ``generator``; the
+    paper's Algorithm 2 was not re-read for this paragraph.
+    """
     check_range("max_iter", max_iter, low=1, owner="weight_matching")
     la, lb = _linears(model_a), _linears(model_b)
     if [m.weight.shape for m in la] != [m.weight.shape for m in lb]:

@@ -17,6 +17,13 @@ with :math:`u_j` uniform on the unit sphere of the output space: a fair random s
 output. Biases are set to zero (the conserved quantity then stays
 :math:`\|w_j\|^2 + b_j^2 - \|a_j\|^2 = 0`). Use a small ``scale`` (e.g. 1e-6) for the
 small-initialization regime of row 27.
+
+Deviations from the paper: row 27 assumes a balanced start (each neuron's output weight as
+large as its input weights) and analyses it; the draw here (input weights ``scale`` times
+N(0, I/d), output weights of that norm in a uniform direction, a fair sign for one output)
+is this module's choice, as is the default ``scale = 1`` (pass a small one for the paper's
+regime). Biases are set to zero, and only exact two-layer networks are accepted. Not checked
+against the paper's text for this paragraph: its exact initial distribution and scale.
 """
 
 from __future__ import annotations

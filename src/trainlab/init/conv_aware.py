@@ -41,6 +41,13 @@ def conv_aware_(tensor: torch.Tensor, eps_std: float = 0.05, *,
     fall back to :func:`~trainlab.init.orthogonal.orthogonal_`. Real spectra are not exactly
     Hermitian-symmetric for multi-dimensional kernels, so there the round trip (and hence the
     orthogonality) is approximate; for 1-D odd kernels it is exact.
+
+    Deviations from the paper: the construction and the default ``eps_std`` are those of the
+    reference implementation named above, not re-derived from the paper's text (not read for
+    this paragraph). Kernels with one Fourier bin get noise only; weights that are not 3-5-D
+    get :func:`~trainlab.init.orthogonal.orthogonal_` (with a warning); for
+    multi-dimensional kernels the spectra are orthogonal only approximately (see above). The
+    model-level scheme sets biases to zero.
     """
     check_range("eps_std", eps_std, low=0.0, owner="conv_aware_")
     if tensor.dim() not in (3, 4, 5):

@@ -71,7 +71,14 @@ def small(model: nn.Module, *, generator: torch.Generator | None = None,
     weight by ``scale`` (default :math:`10^{-2}`): the small-initialization ("rich") regime in
     which gradient descent learns greedily low-rank solutions (matrix sensing, papers.md row 20),
     neurons align early to data directions (row 27) and weights move far from init (row 68).
-    Biases are scaled too."""
+    Biases are scaled too.
+
+    Deviations from the paper: rows 20, 27 and 68 each study small initialization in their
+    own model, with their own scale and distribution; this is a generic scheme (any base
+    scheme times ``scale``, biases scaled too) whose default ``scale = 1e-2`` is this
+    library's choice, not any of the papers' values. The papers' settings are in the
+    phenomena that reproduce them.
+    """
     check_range("scale", scale, low=0.0, low_open=True, owner="small")
     report = apply(model, base, batch=batch, generator=generator, select=select, **hyper)
     with torch.no_grad():

@@ -26,6 +26,11 @@ not given) is not implemented; and the order of the patch reshape is PyTorch's
 ``(out, in, *kernel)`` row-major layout (input channel major, kernel position minor), which
 the reviews do not fix: a kernel-major reshape would put output channel ``m`` on input
 channel ``m % in`` instead of ``m // K``.
+
+Deviations from the paper: not checked against the paper's text, which could not be read
+(see Sources). Known from the sources above: the small-loosened identity is not implemented,
+and the order of the patch reshape is unverified. The defaults (``tau = 1``, ``eps = 1e-6``,
+patch-maintain convolutions) are those the sources quote; biases are set to zero.
 """
 
 from __future__ import annotations

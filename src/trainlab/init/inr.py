@@ -134,7 +134,16 @@ def vi3nr(model: nn.Module, *, generator: torch.Generator | None = None,
           ) -> InitReport:
     """Model-level VI3NR: hidden layers get the activation's forward gain at ``sigma_p``; the
     first layer uses the batch's input statistics when ``batch`` is given (else it is treated
-    as a hidden layer); biases zero."""
+    as a hidden layer); biases zero.
+
+    Deviations from the paper: gains come from quadrature instead of Monte Carlo (see
+    :func:`vi3nr_gain`); ``sigma_p`` is an argument (default 1, as in the authors' usage
+    example) instead of the paper's grid search (:func:`vi3nr_sigma_p` solves the backward
+    condition instead); the first layer uses the batch's pooled mean and variance, and
+    without a batch it is treated as a hidden layer; biases are set to zero. Checked: the
+    authors' usage example (forward gain, input gain from data mean and std, uniform draw)
+    as found with the search tool; the paper body was not read for this paragraph.
+    """
     moment = None
     if batch is not None:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

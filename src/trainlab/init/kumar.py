@@ -58,6 +58,12 @@ def kumar_normal_(tensor: torch.Tensor, activation: str | Callable[[torch.Tensor
                   = "relu", *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill ``tensor`` with ``N(0, v^2)``, ``v^2`` from :func:`kumar_variance` (fan-in mode).
 
+    Deviations from the paper: not checked against the paper's text, which could not be
+    read (see :func:`kumar_variance`): the variance rule is the one reconstructed there,
+    which reproduces the constants quoted from the paper (sigmoid std 3.6/sqrt(N), tanh
+    1/N, ReLU 2/N). The normal distribution and fan-in mode are this function's choice;
+    the model-level scheme sets biases to zero.
+
     Args:
         tensor: weight of shape ``(out, in, *kernel)``.
         activation: a registered activation name or an elementwise callable.

@@ -75,7 +75,13 @@ def maxout_init(model: nn.Module, *, generator: torch.Generator | None = None,
                 **_: object) -> InitReport:
     """Model-level maxout init: the linear map inside each ``Maxout`` module gets
     :func:`maxout_normal_` with its rank; any other selected layer (e.g. the linear readout)
-    gets ``N(0, 1 / fan_in)`` (``c = 1``, the paper's last layer); biases are zero."""
+    gets ``N(0, 1 / fan_in)`` (``c = 1``, the paper's last layer); biases are zero.
+
+    Deviations from the paper: the constants are those of the authors' code (see
+    :func:`maxout_normal_`); the paper's text was not read for this paragraph. Every
+    selected layer that is not inside a ``Maxout`` module (not only the readout) gets
+    ``c = 1``; biases are set to zero.
+    """
     del batch
     from trainlab.models.maxout import Maxout
 

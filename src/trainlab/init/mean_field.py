@@ -177,6 +177,10 @@ def critical_sigma_w2(activation: str | Activation, sigma_b2: float = 0.0, *,
     nothing in :math:`\chi_1 = \sigma_w^2/2`), tanh 1 at ``sigma_b2 = 0`` and about 1.761 at
     ``sigma_b2 = 0.05``.
 
+    Deviations from the papers: the critical point is found by root search on :math:`\chi_1 = 1`
+    with Gaussian expectations by quadrature (see the module docstring); rows 111 and 3 use it as
+    stated above, and neither paper's own numerical procedure was re-read for this paragraph.
+
     Raises:
         ConfigError: when :math:`\chi_1 - 1` does not change sign over ``bracket``.
     """

@@ -24,6 +24,14 @@ def orthogonal_(tensor: torch.Tensor, gain: float = 1.0, *, generator: torch.Gen
     linear networks ("Exact solutions to the nonlinear dynamics of learning in deep linear
     neural networks", 2014, papers.md row 1).
 
+    Deviations from the paper: non-square weights get semi-orthogonal matrices (rows or
+    columns orthonormal, as above) and convolution kernels are flattened to
+    ``(out, in * prod(kernel))`` (the paper has no convolutions). ``gain`` defaults to 1 (the
+    linear case); a gain for a nonlinear network must be passed. The model-level scheme sets
+    biases to zero. Checked: the random orthogonal initial condition the abstract states; the
+    paper's handling of unequal widths and its nonlinear-network gains were not re-read for
+    this paragraph.
+
     Args:
         tensor: a tensor with at least 2 dims.
         gain: multiplicative scale, >= 0 (1 for linear nets; sqrt(2) is common for ReLU).
@@ -101,7 +109,13 @@ def decoupled(model: torch.nn.Module, *, batch, generator: torch.Generator | Non
               select=None, scheme: str = "decoupled", mode_strength: float = 1e-3):
     """Model-level :func:`decoupled_`: the selected layers must form a bias-free linear chain
     in module order; ``batch = (inputs, targets)`` gives :math:`\\Sigma^{31}` (targets as
-    vectors, e.g. one-hot for classification)."""
+    vectors, e.g. one-hot for classification).
+
+    Deviations from the paper: the mode strength is split evenly over the layers (see
+    :func:`decoupled_`); :math:`\\Sigma^{31}` is that of the given batch, whose inputs are
+    not whitened here, while the paper's closed-form mode dynamics assume whitened inputs
+    (:math:`\\Sigma^{11} = I`); biases are set to zero (the paper's networks have none).
+    """
     from trainlab.errors import ConfigError
     from trainlab.init._apply import InitReport, LayerInit, selected
 

@@ -119,6 +119,13 @@ def edge_of_chaos(model: nn.Module, *, generator: torch.Generator | None = None,
     \approx 1.76` (Schoenholz et al. 2017, Fig. 1 range); ReLU is critical at 2 for any bias.
     The paper's theorem assumes an iid Gaussian first layer, so with ``first_layer_iid`` (the
     default) the first selected layer is ``iid`` whatever ``structure`` is.
+
+    Deviations from the paper: the low-rank and sparse structures follow the paper's
+    reviews, not its section 3.1 text, which could not be read (see :func:`pseudo_iid_`);
+    convolution weights are structured as ``(out, in * prod(kernel))`` matrices, which was
+    not checked against the paper's convolutional construction; the default ``sigma_b2 =
+    0.05`` is this library's choice (the paper's experimental bias variance was not
+    checked); the first layer is iid Gaussian by default, as the paper's theorem assumes.
     """
     del batch
     s2 = critical_sigma_w2(activation, sigma_b2) if sigma_w2 is None else sigma_w2

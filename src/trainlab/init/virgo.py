@@ -74,7 +74,13 @@ def virgo(model: nn.Module, *, batch, generator: torch.Generator | None = None, 
     """Model-level Virgo for :class:`trainlab.models.gcn.GCN`: ``batch`` is the node-feature
     matrix; each convolution's weight gets ``U(+-sqrt(3 c2))`` with ``c2`` from
     :func:`virgo_variances` (``mode`` = ``"virgo"``, ``"forward"`` or ``"backward"``); biases are
-    left as they are (the reference code does not touch them). ``select`` is ignored."""
+    left as they are (the reference code does not touch them). ``select`` is ignored.
+
+    Deviations from the paper: the variances follow the authors' reference code (see
+    :func:`virgo_variances`), not a re-derivation from the paper's text (not read for this
+    paragraph); only GCN-like models (``.adjacency`` and ``.convs``) are supported; biases
+    are left as they are and ``select`` is ignored.
+    """
     del select
     convs = getattr(model, "convs", None)
     adjacency = getattr(model, "adjacency", None)

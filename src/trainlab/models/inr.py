@@ -54,7 +54,13 @@ def inr_mlp(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 3, w
             activation_name: str = "sine") -> nn.Sequential:
     """A coordinate MLP: ``depth`` hidden layers with an INR activation (``sine`` is SIREN's
     sin(30 x); also ``gaussian``, ``sinc``, ``wavelet`` or any registered activation), then a
-    linear output."""
+    linear output.
+
+    Deviations from the paper: a plain coordinate MLP whose defaults (depth 3, width 256, SIREN's
+    sine) are this library's; the activation parameters of the non-sine activations are those of
+    :func:`trainlab.models.inr.inr_activation`, which were not checked against the paper's
+    experimental settings for this paragraph.
+    """
     check_range("depth", depth, low=1, owner="inr-mlp")
     check_range("width", width, low=1, owner="inr-mlp")
     if len(input_shape) != 1:

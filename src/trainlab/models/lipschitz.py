@@ -53,7 +53,13 @@ class SLLBlock(nn.Module):
 
 def aol_mlp(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 4, width: int = 64
             ) -> nn.Sequential:
-    """``depth`` AOL layers with ReLU, then an AOL readout: a 1-Lipschitz classifier."""
+    """``depth`` AOL layers with ReLU, then an AOL readout: a 1-Lipschitz classifier.
+
+    Deviations from the paper: the AOL layer is Prach & Lampert's (not a papers.md row), whose
+    initialization row 64 analyses; the architecture (``depth`` AOL layers with ReLU, default depth
+    4 and width 64) is this library's small test network, not the paper's experimental architecture
+    (not re-read for this paragraph).
+    """
     check_range("depth", depth, low=0, owner="aol-mlp")
     fan_in = math.prod(input_shape)
     layers: list[nn.Module] = [nn.Flatten()]
@@ -66,7 +72,13 @@ def aol_mlp(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 4, w
 
 def sll_net(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 4, width: int = 64
             ) -> nn.Sequential:
-    """AOL stem to ``width``, ``depth`` SLL blocks, AOL readout (all 1-Lipschitz)."""
+    """AOL stem to ``width``, ``depth`` SLL blocks, AOL readout (all 1-Lipschitz).
+
+    Deviations from the paper: the SLL block is Araujo et al.'s (not a papers.md row), whose
+    initialization row 64 analyses; the stack (AOL stem, ``depth`` SLL blocks, AOL readout, default
+    depth 4 and width 64) is this library's small test network, not the paper's experimental
+    architecture (not re-read for this paragraph).
+    """
     check_range("depth", depth, low=0, owner="sll-net")
     layers: list[nn.Module] = [nn.Flatten(), AOLLinear(math.prod(input_shape), width)]
     layers += [SLLBlock(width) for _ in range(depth)]

@@ -30,7 +30,12 @@ class Maxout(nn.Module):
 def maxout_mlp(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 2,
                width: int = 64, rank: int = 5, bias: bool = True) -> nn.Sequential:
     """``depth`` maxout layers of ``width`` units of rank ``rank``, then a linear readout
-    (the paper's experiments use rank 5)."""
+    (the paper's experiments use rank 5).
+
+    Deviations from the paper: ``rank = 5`` follows the paper's experiments (as stated above); the
+    depth (2) and width (64) defaults are this library's, not the paper's network sizes (not re-read
+    for this paragraph).
+    """
     check_range("depth", depth, low=0, owner="maxout-mlp")
     check_range("width", width, low=1, owner="maxout-mlp")
     fan_in = math.prod(input_shape)

@@ -65,7 +65,12 @@ def mlp(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 2, width
 def deep_linear(input_shape: tuple[int, ...], num_outputs: int, *, depth: int = 2,
                 width: int = 32) -> nn.Sequential:
     """A deep linear network (no biases, no nonlinearity): ``depth`` hidden layers
-    (the setting of Saxe et al. 2014, papers.md row 1)."""
+    (the setting of Saxe et al. 2014, papers.md row 1).
+
+    Deviations from the paper: none in kind (bias-free linear layers, as in the paper); every hidden
+    layer has the same ``width``, and the defaults (depth 2, width 32) are this library's, not the
+    paper's network sizes.
+    """
     return mlp(input_shape, num_outputs, depth=depth, width=width, activation_name="identity",
                bias=False)
 

@@ -65,7 +65,12 @@ def rnn(input_shape: tuple[int, ...], num_outputs: int, *, hidden: int = 32, lay
         nonlinearity: Literal["tanh", "relu"] = "tanh", bias: bool = True,
         readout: Literal["last", "all"] = "last") -> ElmanRNN:
     """An :class:`ElmanRNN` for inputs of shape ``(T, d)`` (the length T may vary at run
-    time; only d is fixed)."""
+    time; only d is fixed).
+
+    Deviations from the paper: the recurrence is :class:`torch.nn.RNN` (tanh or ReLU, with biases)
+    with a linear readout; the defaults (``hidden = 32``, one layer) are this library's, not the
+    paper's network sizes (not re-read for this paragraph).
+    """
     if len(input_shape) != 2:
         raise ConfigError("rnn: input_shape must be (T, d) (sequence length, features). "
                           f"Got {tuple(input_shape)} instead.")

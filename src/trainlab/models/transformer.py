@@ -84,7 +84,14 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Token and learned position embeddings, ``layers`` blocks, final LayerNorm, linear
     head. ``vocab_size`` defaults to ``num_outputs``; the context length is
-    ``input_shape[0]``."""
+    ``input_shape[0]``.
+
+    Deviations from the paper: a scale-down: the paper's proxies are much larger transformers
+    trained on language data, this is a small pre-LayerNorm decoder (defaults ``d_model = 64``, 4
+    heads, 2 layers) with learned position embeddings; qk-layernorm is off by default and the z-loss
+    is a loss wrapper (:func:`with_z_loss`). Other architectural details of the paper's models were
+    not re-read for this paragraph.
+    """
 
     def __init__(self, input_shape: tuple[int, ...], num_outputs: int, *, d_model: int = 64,
                  heads: int = 4, layers: int = 2, mlp_ratio: int = 4,

@@ -175,6 +175,16 @@ class AdEMAMix(StatefulOptimizer):
     fused CPU Adam kernel on 64k-element blocks (so the second call finds its operands in
     cache); :func:`_single_tensor_ademamix` is the reference it matches (float64 test to
     1e-12). Otherwise the reference runs.
+
+    Deviations from the paper: none known in the update, checked against the authors'
+    PyTorch code (apple/ml-ademamix ``pytorch/ademamix.py``: the two EMAs, the uncorrected
+    slow EMA, the linear alpha warmup, the beta3 warmup linear in half-life, decoupled
+    weight decay multiplied by the learning rate, default betas (0.9, 0.999, 0.9999) and eps
+    1e-8). Defaults that differ: ``alpha = 5`` (that code's default is 2; the paper's
+    experiments use larger values, per the Args above), and no warmup by default, where the
+    paper sets both warmups to the run length (that code's default is also no warmup). The
+    paper's Algorithm 1 itself was not re-read for this paragraph. Additions: ``maximize``
+    and ``fused``.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,

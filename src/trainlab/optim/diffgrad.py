@@ -131,6 +131,16 @@ class DiffGrad(StatefulOptimizer):
     :func:`_single_tensor_diffgrad` is the reference it matches (float64 test to 1e-12).
     With ``fused=True`` the update is instead one kernel per tensor compiled by
     ``torch.compile`` (see :mod:`trainlab.optim._compiled`; a one-time compilation).
+
+    Deviations from the paper: none known in the update, checked against the authors'
+    released code (shivram1987/diffGrad ``diffGrad.py``: Adam moments, friction
+    ``1/(1+exp(-|g_{t-1} - g_t|))`` with a zero previous gradient at the first step, bias
+    corrections, defaults lr 1e-3, betas (0.9, 0.999), eps 1e-8, L2 weight decay added to
+    the gradient before the friction), except that eps is added to the bias-corrected root
+    here (as in the update above) and to the uncorrected one there, which changes eps by the
+    factor sqrt(1 - beta2^t); that code's first version also overwrote the stored gradient
+    (its own note), which is not copied. The paper's text was not read for this paragraph.
+    Additions: ``maximize`` and ``fused``.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,

@@ -60,6 +60,14 @@ class DoG(StatefulOptimizer):
     evaluation.
 
     State keys: ``step``, ``x0``, ``rbar``, ``g_sq_sum``.
+
+    Deviations from the paper: checked against the authors' PyTorch package (formll/dog,
+    ``DoG`` and ``LDoG``): same initial distance ``reps_rel (1 + ||x_0||)``, running maximum
+    distance, eps added once to the sum of squared gradient norms, multiplier ``lr = 1``.
+    Not implemented: that package's ``weight_decay`` (L2 added to the gradient) and
+    ``init_eta`` options, and the polynomial-decay iterate averaging (see above). The DoG
+    and U-DoG papers' texts were not read for this paragraph (the package recommends
+    ``reps_rel = 1e-4`` for models with batch normalization).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, reps_rel: float = 1e-6,

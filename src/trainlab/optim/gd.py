@@ -96,6 +96,14 @@ class GradientDescent(StatefulOptimizer):
     ``torch.compile`` (see :mod:`trainlab.optim._compiled`; a one-time compilation).
 
     State keys: ``step``, ``anchor`` (only with momentum).
+
+    Deviations from the paper: not checked against the papers' text for this paragraph. By
+    construction: the Polyak rule multiplies the classical step :math:`(f -
+    f^*)/\lVert\nabla f\rVert^2` by ``lr`` and caps it at ``max_step`` (both safeguards of
+    this library; ``lr = 1`` and an infinite cap give the classical step), ``f_star``
+    defaults to 0, and the momentum :math:`\beta` is constant (no schedule such as
+    Nesterov's :math:`k/(k+3)`). Norms are per param group. The default ``lr = 1e-2`` is
+    this library's choice.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, momentum: float = 0.0,

@@ -90,7 +90,13 @@ def grades_adamw(params: Iterable[Any], lr: float = 1e-3, tau: float = 1e-4,
                  weight_decay: float = 0.0, *, maximize: bool = False) -> TransformOptimizer:
     """AdamW with GradES freezing (the paper's fine-tuning setting): ``grades(chain(
     scale_by_adam, add_decayed_weights), tau, alpha, total_steps)``; frozen components get
-    no update, not even weight decay. Pass the run's ``total_steps`` for the grace period."""
+    no update, not even weight decay. Pass the run's ``total_steps`` for the grace period.
+
+    Deviations from the paper: those of :func:`grades` (components are parameter tensors;
+    defaults ``tau`` and ``alpha`` from the authors' package), plus AdamW's defaults here
+    (lr 1e-3, betas (0.9, 0.999), no weight decay), which are this library's, not the
+    paper's fine-tuning settings (not checked for this paragraph).
+    """
     tx = grades(chain(scale_by_adam(betas[0], betas[1], eps), add_decayed_weights(weight_decay)),
                 tau, alpha, total_steps, metric)
     return TransformOptimizer(params, tx, lr=lr, maximize=maximize)

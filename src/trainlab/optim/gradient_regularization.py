@@ -76,7 +76,13 @@ class GradientRegularization(OuterOptimizer):
 def gradient_regularization(params: Iterable[Any], lr: float = 0.1, gamma: float = 0.05,
                             epsilon: float = 0.05, method: str = "forward", base: str = "sgd",
                             **base_hyper: Any) -> GradientRegularization:
-    """Gradient-norm regularization (F-GR, B-GR or double backprop) over a base optimizer."""
+    """Gradient-norm regularization (F-GR, B-GR or double backprop) over a base optimizer.
+
+    Deviations from the paper: the defaults ``gamma = epsilon = 0.05`` and the base SGD
+    at lr 0.1 are this library's starting point (the paper sweeps gamma and epsilon);
+    the finite-difference and double-backprop forms follow the module docstring's
+    statement of the paper, which was not re-read for this paragraph.
+    """
     return GradientRegularization(params, lr=lr, gamma=gamma, epsilon=epsilon, method=method,
                                   base=base, **base_hyper)
 

@@ -118,7 +118,18 @@ def grokfast_adamw(params: Iterable[Any], lr: float = 1e-3, alpha: float = 0.98,
     (64k elements, cache-resident). The chain's ``update`` is the reference it matches
     (float64 test to 1e-12); other inputs run the chain. ``fused=True`` runs every step after
     the first as one kernel per tensor compiled by ``torch.compile`` (see
-    :mod:`trainlab.optim._compiled`; a one-time compilation)."""
+    :mod:`trainlab.optim._compiled`; a one-time compilation).
+
+    Deviations from the paper: the filter was checked against the authors' code
+    (ironjr/grokfast ``grokfast.py``, ``gradfilter_ema``: the EMA starts at the first
+    gradient, and ``lamb`` times the EMA is added to the raw gradient before the optimizer).
+    Differences from the authors' script (``main.py``): it warms the learning rate up
+    linearly over the first 10 updates (not part of this optimizer; use a schedule), and its
+    command-line defaults (Adam, weight decay 0, alpha 0.99, lamb 5) differ from the
+    defaults here, which are the setting quoted above (AdamW lr 1e-3, betas (0.9, 0.98),
+    weight decay 1, alpha 0.98, lamb 2; the paper's tables were not re-read for this
+    paragraph). Addition: ``maximize``.
+    """
     tx = chain(grokfast_ema(alpha, lamb), scale_by_adam(betas[0], betas[1], eps),
                add_decayed_weights(weight_decay))
     tx = tx._replace(apply_=_fused_grokfast_ema_adamw(alpha, lamb, betas[0], betas[1], eps,
@@ -132,7 +143,14 @@ def grokfast_ma_adamw(params: Iterable[Any], lr: float = 1e-3, window_size: int 
                       weight_decay: float = 1.0, *, maximize: bool = False
                       ) -> TransformOptimizer:
     """Grokfast-MA + AdamW: the windowed-mean filter (window 100, lamb 5 in the paper) in front
-    of AdamW; see :func:`grokfast_adamw`."""
+    of AdamW; see :func:`grokfast_adamw`.
+
+    Deviations from the paper: the filter was checked against the authors' code
+    (ironjr/grokfast ``gradfilter_ma``: mean of the last ``window_size`` gradients times
+    ``lamb`` added to the gradient, only once the window is full with ``warmup``); the
+    authors' ablation switch ``trigger`` is not implemented. The optimizer defaults are
+    those of :func:`grokfast_adamw` (see its deviations).
+    """
     tx = chain(grokfast_ma(window_size, lamb, warmup=warmup),
                scale_by_adam(betas[0], betas[1], eps), add_decayed_weights(weight_decay))
     return TransformOptimizer(params, tx, lr=lr, maximize=maximize)

@@ -30,6 +30,12 @@ class LBFGS(torch.optim.LBFGS):
 
     State keys (torch's, on the first parameter): ``func_evals``, ``n_iter``, ``d``, ``t``,
     ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``, ``prev_loss``.
+
+    Deviations from the paper: the method is torch's L-BFGS, whose defaults (``lr = 1``,
+    ``max_iter = 20``, ``history_size = 100``, no line search) and termination tests are
+    torch's, not values taken from the review (its section 6.2 was not re-read for this
+    paragraph). Addition: several param groups (one joint step, first group's
+    hyper-parameters).
     """
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

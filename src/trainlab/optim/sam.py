@@ -84,7 +84,15 @@ class SAM(OuterOptimizer):
 
 def sam(params: Iterable[Any], lr: float = 0.1, rho: float = 0.05, adaptive: bool = False,
         base: str = "sgd", **base_hyper: Any) -> SAM:
-    """SAM (or ASAM with ``adaptive=True``) over a registered base optimizer."""
+    """SAM (or ASAM with ``adaptive=True``) over a registered base optimizer.
+
+    Deviations from the paper: the perturbation uses the gradient of the whole batch the
+    closure computes (the paper's m-sharpness, one perturbation per sub-batch of m
+    examples, is not implemented); the base optimizer defaults to plain SGD at lr 0.1
+    without momentum (this library's default, not the paper's training setups, which
+    were not re-read for this paragraph); ASAM's ``eta`` offset is not applied (see the
+    module docstring).
+    """
     return SAM(params, lr=lr, rho=rho, adaptive=adaptive, base=base, **base_hyper)
 
 

@@ -70,6 +70,12 @@ class StochasticAGD(StatefulOptimizer):
 
     Note: the paper's arXiv history records an error in an earlier version's proofs; the
     method (Nesterov's scheme with stochastic gradients) is unchanged.
+
+    Deviations from the paper: the SGD primal step only (see above; the paper's general
+    progress condition is not offered), and ``gamma0`` defaults as stated above. The
+    defaults ``lr = 1e-2`` and ``mu = 0`` are this library's; the paper sets the step from
+    :math:`\rho` and :math:`L`, which the optimizer does not know. The recurrences above
+    were not re-checked line by line against the paper for this paragraph.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, mu: float = 0.0,

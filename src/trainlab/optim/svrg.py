@@ -53,6 +53,14 @@ class SVRG(torch.optim.Optimizer):
         maximize: ascend instead.
 
     State keys: ``step``, ``snapshot`` (:math:`\tilde w`), ``full_grad`` (:math:`\mu`).
+
+    Deviations from the paper: option (a) of the review's Algorithm 5.1 only (the other
+    options for the outer iterate are not implemented); without ``full_closure`` the
+    snapshot gradient is the step's own minibatch gradient (exact only for full-batch
+    closures, as above); defaults ``lr = 1e-2`` and ``inner_steps = 100`` are this
+    library's, not values from the review (which states the method and its step-size
+    condition). Checked: the update and snapshot rule against the algorithm as restated
+    above; the review's text was not re-read for this paragraph.
     """
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

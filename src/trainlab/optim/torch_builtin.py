@@ -22,7 +22,16 @@ def _can_fuse(params: list[Any]) -> bool:
 
 def sgd(params: Iterable[Any], lr: float = 1e-2, momentum: float = 0.0, dampening: float = 0.0,
         weight_decay: float = 0.0, nesterov: bool = False) -> torch.optim.SGD:
-    """Plain SGD, heavy-ball momentum or Nesterov momentum (torch.optim.SGD)."""
+    r"""Plain SGD, heavy-ball momentum or Nesterov momentum (torch.optim.SGD).
+
+    Deviations from the paper: this is ``torch.optim.SGD``; its momentum keeps a buffer
+    :math:`b \leftarrow \mu b + g` and steps :math:`-\eta b` (Nesterov: :math:`-\eta (g
+    + \mu b)`), which equals the papers' heavy-ball and Nesterov recurrences at a
+    constant learning rate but not when the rate changes (the rate then scales past
+    gradients too; :class:`trainlab.optim.gd.GradientDescent` keeps the papers' form).
+    The default ``lr = 1e-2`` is this library's. The papers' text was not re-read for
+    this paragraph.
+    """
     return torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening,
                            weight_decay=weight_decay, nesterov=nesterov)
 

@@ -88,7 +88,14 @@ class XGrad(torch.optim.Optimizer):
 
 def xgrad(params: Any, lr: float = 1e-3, base: str = "adamw", horizon: int = 1,
           **base_hyper: Any) -> XGrad:
-    """Build ``XGrad`` around the registered optimizer ``base`` (registry entry point)."""
+    """Build ``XGrad`` around the registered optimizer ``base`` (registry entry point).
+
+    Deviations from the paper: those of :class:`XGrad` (the last step is reused as the
+    predicted direction, so under a changing learning rate it is not rescaled, and
+    weight decay enters the prediction); the default base optimizer ``adamw`` at lr 1e-3
+    with ``horizon = 1`` is this library's choice (the paper evaluates several bases;
+    not re-read for this paragraph).
+    """
     from trainlab.optim._registry import build_optimizer
 
     return XGrad(build_optimizer(base, params, lr, **base_hyper), horizon=horizon)

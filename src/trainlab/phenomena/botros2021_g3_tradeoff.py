@@ -42,6 +42,10 @@ class G3ComfortTimeTradeoff(Phenomenon):
     curvature rate continuous (jumps < 1e-6 at the knots, evaluated 1e-9 apart); every run
     converged; on the straight road the way-point optimum is within 2 % above the exact
     minimum-jerk optimum (and not below it, which would mean a wrong cost).
+
+    Deviations from the paper: one quarter-turn scenario and a straight-road closed-form check, with
+    this library's way-point count and weights; the criterion was written from the abstract's claim
+    (the paper's own scenarios were not re-read).
     """
 
     name = "g3-comfort-time-tradeoff"

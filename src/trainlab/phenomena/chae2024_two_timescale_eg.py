@@ -34,6 +34,10 @@ class TwoTimescaleExtragradient(Phenomenon):
     around the point within 200 steps for every ``tau`` (linearised radius > 1); EG with
     ``tau = 1`` leaves it too, but with ``tau = 4`` and ``16`` ends at
     ``||z_N|| < 0.05 ||z_0||`` (radius < 1).
+
+    Deviations from the paper: one two-dimensional cubic instance with a degenerate max-player
+    Hessian, chosen here, with this library's step size, timescale ratios and step counts; the
+    paper's other examples are not reproduced.
     """
 
     name = "two-timescale-extragradient"

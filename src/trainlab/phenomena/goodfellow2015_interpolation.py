@@ -37,6 +37,10 @@ class LinearInterpolation(Phenomenon):
     monotone), and the tolerance of 1e-3 L(0) per step and at most 2 small rises stands for
     the paper's 'roughly monotone'. One seed: the claim is about each run's own path, not a
     comparison between arms.
+
+    Deviations from the paper: a scale-down: a 10-class Gaussian mixture and a small MLP instead of
+    the paper's image datasets and networks, and the path is evaluated on [0, 1] only; the
+    tolerances are this library's reading of 'roughly monotone' (above).
     """
 
     name = "linear-interpolation"

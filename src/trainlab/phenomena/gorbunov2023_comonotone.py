@@ -36,6 +36,10 @@ class ComonotoneProximalExtragradient(Phenomenon):
     ``2 rho`` and classic EG and GDA end with ``||F(z_N)|| > ||F(z_0)||``; PP above ``2 rho``
     and EG with the smaller second step end below ``1e-3 ||F(z_0)||``; their squared
     residuals never exceed the O(1/N) bounds (ratio of measured to bound <= 1).
+
+    Deviations from the paper: a two-dimensional quadratic game chosen here to be negatively
+    comonotone (constants above), not an instance from the paper; the step sizes follow the paper's
+    conditions, and the step counts and tolerances are this library's.
     """
 
     name = "comonotone-proximal-extragradient"

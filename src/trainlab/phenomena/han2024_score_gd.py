@@ -52,6 +52,10 @@ class ScoreGDEarlyStopping(Phenomenon):
     (1 seed): r = 1.50 and slope -0.46, but one seed's five widths give the CI [-1.04, 0.11],
     which includes 0, so the quick run is a regression guard (``quick_reference``) on these
     numbers rather than a test of the claim.
+
+    Deviations from the paper: the paper's claims are theorems; this checks their directions on a
+    bounded eight-point prior with an exact posterior mean, a two-layer ReLU network with fixed
+    output weights and this library's sizes (above), with criteria written before the run.
     """
 
     name = "score-gd-early-stopping"

@@ -66,6 +66,11 @@ class InitNODigits(Phenomenon):
     0.000999. 272 s on the loaded machine (load ~15; 71 s CPU, of which the model's training
     is most), about 70 s idle. Quick (1000-step model, 50 noises, 1 seed): d = 0.18, KL
     0.00098, PASS.
+
+    Deviations from the paper: a scale-down: a class-conditional MLP denoiser on scikit-learn's 8x8
+    digits stands in for Stable Diffusion, and the score being optimised is 1 - p(3 | Tweedie x0)
+    from a linear discriminant instead of the paper's attention-based scores; InitNO's optimiser
+    settings are the released defaults (above); the criterion is this library's.
     """
 
     name = "initno-digits"
@@ -141,6 +146,11 @@ class FINDDigits(Phenomenon):
     FIND run on them; the first, 4000 steps with 5 time features, gave samples far outside the
     data range). The quick run (1000-step model, 80 iterations, d = -0.0475) is a regression
     guard (``quick_reference``), not a test of the claim.
+
+    Deviations from the paper: a scale-down: a class-conditional MLP denoiser on scikit-learn's 8x8
+    digits stands in for Stable Diffusion, with a linear discriminant as the prompt-consistency
+    judge; the policy settings are the authors' released ones (above), with 16 rollouts per
+    iteration where the code uses 1; the criterion is this library's.
     """
 
     name = "find-digits"

@@ -79,6 +79,9 @@ class TubalImplicitRegularization(Phenomenon):
 
     Earlier result (before issue 12): a control "large init must fail" was not the paper's
     claim (with m near the free parameters a large init can also fit), and was dropped.
+
+    Deviations from the paper: the setting of the authors' code for the initialization-scale figure
+    (above); the iteration at which the error is read and the pass thresholds are this library's.
     """
 
     name = "tubal-implicit-regularization"

@@ -24,6 +24,10 @@ class FeatureShiftLocalisation(Phenomenon):
     Pass criterion: attacks detected and localised to the right feature in >= 90% of trials,
     false alarms on clean trials at most ``alpha`` plus two binomial standard errors, and the
     marginal KS test of the attacked feature does not detect it (median p-value > 0.05).
+
+    Deviations from the paper: a five-dimensional equicorrelated Gaussian with a permuted column
+    stands in for the paper's datasets and attacks; the full mode uses the paper's 250 bootstraps,
+    the quick mode 100, and the trial counts are this library's.
     """
 
     name = "feature-shift-localisation"

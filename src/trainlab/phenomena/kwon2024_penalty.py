@@ -26,6 +26,11 @@ class PenaltyBilevel(Phenomenon):
     Pass criterion (the paper's O(sigma) closeness): each run ends within 1e-5 of the
     surrogate's minimiser, and ``|x_sigma - 2| / sigma`` stays between 0.1 and 1 for every
     ``sigma`` (here it tends to 1/3: error linear in ``sigma``).
+
+    Deviations from the paper: a quadratic toy with a line of lower-level solutions, chosen here so
+    that the optimistic solution and the surrogate's minimiser are in closed form; the first-order
+    method runs deterministically (no stochastic approximation), with this library's step sizes and
+    counts.
     """
 
     name = "penalty-bilevel"

@@ -26,6 +26,10 @@ class ESLotterySNR(Phenomenon):
     keeps exactly the three true weights in every run, magnitude pruning in at most half;
     the iterative procedure's last ticket keeps the true weights and trains to below 1e-3 of
     the MSE of the zero weights.
+
+    Deviations from the paper: a scale-down: a linear teacher with designed feature scales and
+    pycma's Sep-CMA-ES instead of the paper's networks and strategies; the pruning rules are the
+    paper's signal-to-noise and magnitude criteria, and the sizes and rounds are this library's.
     """
 
     name = "es-lottery-snr"

@@ -22,6 +22,10 @@ class BDANonSingleton(Phenomenon):
     Pass criterion: plain unrolling stops at ``x = 0.5`` (within 1e-3) with ``F = 1/16``
     (within 1e-3), the answer of ``min x^4/2 + (x-1)^4/2`` since ``y2`` never moves; BDA ends
     with ``F < 1e-3`` and ``|x - 1| < 0.1``.
+
+    Deviations from the paper: the paper's counter-example at n = 1 (see above); the step sizes,
+    aggregation weight and step counts are this library's choices for a quick, deterministic check,
+    not values taken from the paper's experiments (not re-read for this paragraph).
     """
 
     name = "bda-non-singleton"

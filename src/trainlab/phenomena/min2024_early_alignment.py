@@ -36,6 +36,10 @@ class EarlyAlignment(Phenomenon):
     phase, on data that meets the paper's correlation condition; the final stable rank tests
     the low-rank outcome. Dead neurons are excluded as the paper's analysis does. One seed:
     the claim is about the dynamics of each run.
+
+    Deviations from the paper: the paper studies gradient flow; this runs gradient descent (lr 0.1)
+    on synthetic data built to meet its correlation condition, with this library's sizes and
+    thresholds (the notes' criterion above); the MNIST experiment of the paper is not reproduced.
     """
 
     name = "early-alignment"

@@ -91,6 +91,11 @@ class ICGNFitsConvexGradient(Phenomenon):
     ICNN on an unbounded linear map. Nothing else was tried (no other target, width or
     optimiser), so as not to search settings until one passes. The quick run (100 steps, the
     claim does not show there) is a regression guard against the numbers recorded from it.
+
+    Deviations from the paper: a two-dimensional Gaussian Brenier map with parameter-matched
+    single-layer models, this library's widths, quadrature nodes and budgets; the criterion was
+    written from the abstract (the paper's own toy example was not read). The recorded verdict is
+    FAIL (see above).
     """
 
     name = "icgn-fits-convex-gradient"

@@ -48,6 +48,11 @@ class SaxeSigmoids(Phenomenon):
     as 1/s (within 2% of the closed form).
     Training uses 64 samples, which the exact whitening makes equivalent to any other number.
     Quick mode: the same, without the random-init run (it only feeds the figure).
+
+    Deviations from the paper: sizes, singular values, initial strength and learning rate are this
+    library's (the notes' setting above); inputs are whitened exactly on the training set; the
+    depth-independence claim is checked through :func:`trainlab.theory.learning_time_vs_depth`, not
+    by training deep networks here.
     """
 
     name = "saxe-sigmoids"

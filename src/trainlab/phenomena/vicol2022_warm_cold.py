@@ -36,6 +36,10 @@ class WarmColdBilevel(Phenomenon):
     closed form ``b / |b|^2``; warm start ends elsewhere (distance > 0.3) with outer loss
     < 0.05, and re-training its inner weights from scratch raises the outer loss above 1
     (warm-start + re-train collapses, as in the paper's dataset-distillation table).
+
+    Deviations from the paper: a scale-down: a one-point, two-dimensional dataset-distillation toy
+    stands in for the paper's experiments (Section 4, Table 3); step sizes and counts are this
+    library's. The claims checked are the paper's, on this toy.
     """
 
     name = "bilevel-warm-cold"

@@ -72,6 +72,10 @@ def _coords(f, times: int, prefix: str = "", suffix: str = "-coordinate"
 def read_pdebench(path: str | Path, samples: slice | None = None) -> PDEBenchData:
     """Read a PDEBench HDF5 file (any of :data:`LAYOUTS`), optionally only ``samples``.
 
+    Deviations from the paper: a reader only (no PDEBench baselines or metrics); the three layouts
+    are those listed above, read from PDEBench's files as described there, and files that match none
+    of them are rejected.
+
     Raises:
         ConfigError: the file is missing, is not HDF5, or matches none of the layouts (the
             message names them).

@@ -138,7 +138,14 @@ def _register(name: str) -> None:
     def factory(**params: Any) -> PinnTask:
         return pinn_task(name, **params)
 
-    factory.__doc__ = f"PINN task of the {name!r} problem (see trainlab.pinn.task.pinn_task)."
+    problem = f"{entry.obj.__module__}.{entry.obj.__qualname__}"
+    factory.__doc__ = (
+        f"PINN task of the {name!r} problem (see trainlab.pinn.task.pinn_task).\n\n"
+        f"Deviations from the paper: those of the problem (:func:`{problem}`, registry "
+        f"'problem', entry {name!r}); the task layer adds only the loss of "
+        "trainlab.pinn.task "
+        "(weighted mean squared residuals over the collocation points, with a mini-batch "
+        "mean as an unbiased estimate) and the relative L2 test error.")
     TASKS.register(f"pinn-{name}", factory, papers=entry.papers,
                    summary=f"PINN: {entry.summary}")
 

@@ -41,7 +41,13 @@ def max_attention_logits(model: nn.Module, inputs: Any) -> dict[str, torch.Tenso
 
 class AttentionLogits(Probe):
     """``attn_logit_max/<layer>`` per attention layer and ``attn_logit_max`` over all
-    (nothing when the model has no attention layer)."""
+    (nothing when the model has no attention layer).
+
+    Deviations from the paper: the statistic is the largest pre-softmax logit per layer (and over
+    layers) on this step's batch, read only from modules that expose ``attention_logits``
+    (trainlab's own attention); whether the paper tracks the maximum or another statistic of the
+    logits was not re-read for this paragraph.
+    """
 
     name = "attention-logits"
 

@@ -27,6 +27,12 @@ class GFSSharpnessProbe(Probe):
     ``gfs/sharpness_converged`` (of Lanczos: an unconverged value is stored as
     ``gfs/sharpness_unconverged`` and gives no ``gfs/eos_ratio``).
 
+    Deviations from the paper: those of :mod:`trainlab.analyses.gradient_flow`: the flow runs on
+    this step's batch, not on the full training set as in the paper; a flow that does not reach
+    ``grad_tol`` within ``max_evals`` is reported as not converged, with the sharpness where it
+    stopped; under dropout the flow and the Hessian share one fixed draw of the masks. The top
+    eigenvalue is a Lanczos estimate with its residual.
+
     Args:
         every: cadence (each measurement integrates a flow: up to ``max_evals`` gradients).
         grad_tol, max_evals: stopping rule of the flow (see :func:`gradient_flow`).

@@ -29,7 +29,12 @@ def subspace_overlap(g: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
 
 class GradientSubspace(Probe):
     """``grad_subspace_overlap``: fraction of the squared gradient norm in the top-``k``
-    Hessian eigenspace (``k`` defaults to the task's number of classes, else 10)."""
+    Hessian eigenspace (``k`` defaults to the task's number of classes, else 10).
+
+    Deviations from the paper: the gradient and the Hessian are those of this step's batch loss (the
+    paper's protocol for them was not re-read for this paragraph); the top-``k`` eigenspace is a
+    Lanczos estimate; ``k`` falls back to 10 when the task does not give a number of classes.
+    """
 
     name = "gradient-subspace"
 

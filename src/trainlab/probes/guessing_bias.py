@@ -72,7 +72,14 @@ def guessing_bias_distribution(build: Callable[[torch.Generator], nn.Module], in
 
 class GuessingBiasProbe(Probe):
     """``igb_max_fraction`` and ``igb_entropy_ratio`` of the model's predictions on this step's
-    batch inputs (the initial guessing bias of papers.md row 16, tracked through training)."""
+    batch inputs (the initial guessing bias of papers.md row 16, tracked through training).
+
+    Deviations from the paper: :math:`G_{max}` (the largest class fraction) generalizes the paper's
+    two-class :math:`G_0` to :math:`C` classes, and the entropy ratio is this library's addition;
+    the probe measures one network on this step's batch inputs, while the paper's statement is about
+    the distribution over initializations (:func:`guessing_bias_distribution`). The paper's text was
+    not re-read for this paragraph.
+    """
 
     name = "guessing-bias"
 

@@ -55,6 +55,13 @@ class HessianSpectrum(Probe):
     (:func:`~trainlab.probes.sharpness.eigen_metrics`), and ``stability/gd`` needs a
     converged top eigenvalue.
 
+    Deviations from the papers: the bounds are stated at global minima of the square loss and are
+    evaluated here at every measured step, on this step's batch Hessian; the trace and the Frobenius
+    norm are stochastic estimates (Hutch++ and Hutchinson, with standard errors) and the eigenvalues
+    Lanczos estimates; the Frobenius ratio drops the bound's unknown constant (a trend, see above);
+    row 70's exact criterion is not evaluated here (see :mod:`trainlab.analyses.sgd_stability`). The
+    papers' constants were not re-read for this paragraph.
+
     Args:
         every: cadence.
         k: eigenvalues (default 5).

@@ -40,6 +40,11 @@ class InputSensitivity(Probe):
     and the variables' absolute rank correlation with the target, the paper's comparison).
     Nothing for non-float inputs.
 
+    Deviations from the paper: those of :mod:`trainlab.analyses.input_derivatives`: the paper's
+    method section could not be read, so which derivative it ranks by, how it reduces over examples
+    and whether it uses mixed derivatives are that module's stated choices (two readings, ``wrt``);
+    only the first ``max_examples`` of the step's batch are used.
+
     Args:
         every: cadence.
         max_examples: examples of the batch used (the first ones).

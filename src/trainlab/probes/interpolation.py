@@ -15,6 +15,11 @@ class InitInterpolation(Probe):
     ``interp/monotone``: 1.0 when the loss decreases monotonically along the segment (the
     paper's finding for many networks), else 0.0; ``interp/max_loss``.
 
+    Deviations from the paper: the paper plots the loss curve along the line on the training
+    data; this probe evaluates this step's batch at ``points`` values of :math:`a` in [0, 1]
+    and summarizes the curve by the barrier, a monotonicity flag and the maximum (this
+    library's summaries).
+
     Args:
         every: cadence.
         points: alphas on the segment, ends included (default 25).

@@ -20,7 +20,12 @@ class LogitDivergence(Probe):
     :math:`\\log^2 Z`) and ``logit/abs_max`` (largest absolute logit), over all output
     positions of this step's batch (classification outputs, classes on the last axis; the
     logits are read from the model's output by :func:`~trainlab.probes._outputs.logits`:
-    a tensor, a ``logits`` entry or attribute, or a tuple's first tensor)."""
+    a tensor, a ``logits`` entry or attribute, or a tuple's first tensor).
+
+    Deviations from the paper: the probe only measures (log Z statistics of this step's outputs);
+    ``logit/z_loss`` is the mean of :math:`\\log^2 Z` without the z-loss coefficient. Which
+    statistic the paper plots for the divergence was not re-read for this paragraph.
+    """
 
     name = "logit-divergence"
 

@@ -33,6 +33,12 @@ class PreconditionedSharpness(Probe):
     optimizer has state (Adam before its first step); for an optimizer whose preconditioner
     is not known nothing is measured and the reason is recorded (``ctx.skip``).
 
+    Deviations from the papers: rows 10 and 65 concern the sharpness of gradient descent; the
+    preconditioned quantity and its threshold come from Cohen et al. 2022 (cited above, not a
+    papers.md row). The preconditioner is the optimizer's state at the measurement, held fixed; the
+    Hessian is that of this step's batch loss and the eigenvalue a Lanczos estimate to ``tol``.
+    Cohen et al.'s text was not re-read for this paragraph.
+
     Args:
         every: cadence.
         max_iter: Krylov dimension cap (default 100).

@@ -20,6 +20,10 @@ class Rotation(Probe):
     :math:`2\langle w_t, w_0\rangle = \|w_t\|^2 + \|w_0\|^2 - \|w_t - w_0\|^2`, which the
     step's shared norm call gives (:func:`~trainlab.probes.norms.param_norms`) instead of a
     Python loop over the layers.
+
+    Deviations from the paper: the cosine distance per tensor is the measure the paper's title and
+    abstract describe (its text was not re-read for this paragraph); tensors with fewer than 2 dims
+    get none, and the global distance from initialization is this library's addition.
     """
 
     name = "rotation"

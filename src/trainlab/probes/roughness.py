@@ -22,7 +22,12 @@ class RoughnessIndex(Probe):
     Nothing is reported when a slice is constant (the index is undefined).
 
     The paper observes the index rising then falling along gradient-descent paths, and
-    larger at deep Ritz than at deep Galerkin minimizers."""
+    larger at deep Ritz than at deep Galerkin minimizers.
+
+    Deviations from the paper: those of :mod:`trainlab.analyses.roughness`: the paper's definition
+    section could not be read, so the index follows its abstract and the authors' code; the loss is
+    evaluated in eval mode; a constant slice gives no index. The probe uses this step's batch loss.
+    """
 
     name = "roughness"
 

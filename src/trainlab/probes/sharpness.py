@@ -134,6 +134,13 @@ class Sharpness(Probe):
     stored errors of 2e-2 to 2e-1. Under dropout the Hessian is that of one fixed draw of the masks
     (:func:`step_hessian`).
 
+    Deviations from the papers: the sharpness is that of this step's batch loss (the papers track
+    the training loss on the full set or a fixed subset; pass a larger batch for that), a Lanczos
+    estimate with its residual; under dropout the Hessian is that of one fixed draw of the masks;
+    ``eos_ratio`` uses gradient descent's threshold :math:`2/\eta` (for momentum or adaptive methods
+    see :func:`trainlab.curvature.preconditioned_sharpness`). The papers' measurement protocols were
+    not re-read for this paragraph.
+
     Args:
         every: cadence.
         max_iter: Krylov dimension cap per measurement (default 100, as

@@ -43,7 +43,12 @@ def adding(length: int = 50, n_train: int = 10000, n_test: int = 1000,
            data_seed: int = 0) -> Task:
     """The ``adding`` task: a fixed training and test set of :func:`adding_problem`
     sequences (generator seeded with ``data_seed``), regression with the default model
-    ``"rnn"``."""
+    ``"rnn"``.
+
+    Deviations from the paper: the common modern variant of the adding problem (see
+    :func:`adding_problem`); the defaults (length 50, 10000 training and 1000 test sequences) are
+    this library's, not the paper's protocol (not re-read for this paragraph).
+    """
     check_range("n_train", n_train, low=1, owner="adding")
     check_range("n_test", n_test, low=1, owner="adding")
     g = torch.Generator().manual_seed(data_seed)

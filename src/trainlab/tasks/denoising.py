@@ -28,7 +28,13 @@ def diffusion_mixture_task(data: str = "ring", n_train: int = 512, n_test: int =
     """DSM on ``n_train`` points of ``ring_mixture()`` (``data="ring"``, 2-D) or
     ``signal_mixture()`` (``data="signals"``, length 32), ``draws`` noisings each, T =
     ``num_steps`` (linear VP schedule); test labels are the exact eps* (module docstring).
-    ``info`` holds the mixture and the schedule."""
+    ``info`` holds the mixture and the schedule.
+
+    Deviations from the paper: the data are low-dimensional Gaussian mixtures with an exact score (a
+    2-D ring or 1-D signals), a linear VP schedule with ``num_steps = 1000`` and exact test labels;
+    these are this library's choices for a small, checkable setting, not the paper's experimental
+    setup (not re-read for this paragraph).
+    """
     check_choice("data", data, ("ring", "signals"), owner="diffusion-mixture")
     check_range("n_train", n_train, low=1, owner="diffusion-mixture")
     check_range("n_test", n_test, low=1, owner="diffusion-mixture")

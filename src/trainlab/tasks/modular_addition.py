@@ -14,6 +14,13 @@ def modular_addition(p: int = 97, train_fraction: float = 0.5, data_seed: int = 
 
     Inputs are the concatenated one-hot codes of a and b (dimension 2p), so any model that
     takes a flat vector applies; ``info["pairs"]`` keeps the integer pairs for token models.
+
+    Deviations from the papers: inputs are the concatenated one-hot codes of ``a`` and ``b`` for
+    models that take a flat vector (token models use ``info["pairs"]``); the modulus 97 and the
+    random half split are the usual grokking setting, which was not re-read in rows 33 and 101 for
+    this paragraph (the Grokfast authors' script, read for
+    :func:`trainlab.optim.grokfast.grokfast_adamw`, also uses p = 97 and a half split, on a
+    multiplication table).
     """
     check_range("p", p, low=2, owner="modular_addition")
     check_range("train_fraction", train_fraction, low=0.0, high=1.0, low_open=True,

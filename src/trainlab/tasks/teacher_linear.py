@@ -34,6 +34,10 @@ def teacher_linear(
     the identity (needs ``n_train >= in_dim``), so the theory's :math:`\Sigma^{xx} = I` holds
     on the training set and not only in expectation.
 
+    Deviations from the paper: whitening is made exact on the training set (``whiten=True``), and
+    the spectrum, dimensions and sample sizes (defaults ``(4, 3, 2, 1)``, 16 by 16, 1024 points) are
+    this library's, not the paper's.
+
     Args:
         singular_values: the teacher's spectrum; a comma-separated string is accepted.
         info: the returned task's ``info`` holds ``U``, ``S``, ``V`` (float64).

@@ -50,6 +50,11 @@ def mode_strength(t: np.ndarray | float, s: float, u0: float, tau: float = 1.0) 
     sigmoid that stays near :math:`u_0` for about :math:`(\tau/2s)\ln(s/u_0)` and then rises
     to :math:`s`.
 
+    Deviations from the paper: the formulas are the paper's as restated above (not re-read line by
+    line for this paragraph); the deep (:math:`D > 2`) dynamics assume equal per-layer scalars
+    (balanced), and the time unit is optimizer steps through :math:`\tau = 1/\text{lr}` under the
+    loss convention stated above.
+
     Args:
         t: time(s), in the units of ``tau`` (steps when ``tau = 1/lr``).
         s: the mode's singular value in :math:`\Sigma^{yx}`, > 0.
@@ -67,6 +72,11 @@ def mode_strength(t: np.ndarray | float, s: float, u0: float, tau: float = 1.0) 
 def learning_time(s: float, u0: float, uf: float, tau: float = 1.0) -> float:
     r"""Time for a two-layer mode to go from ``u0`` to ``uf``:
     :math:`t = \frac{\tau}{2s}\ln\frac{u_f(s-u_0)}{u_0(s-u_f)}` (Saxe et al. 2014, eq. 8).
+
+    Deviations from the paper: the formulas are the paper's as restated above (not re-read line by
+    line for this paragraph); the deep (:math:`D > 2`) dynamics assume equal per-layer scalars
+    (balanced), and the time unit is optimizer steps through :math:`\tau = 1/\text{lr}` under the
+    loss convention stated above.
 
     Raises:
         ConfigError: unless ``0 < u0 < s`` and ``0 < uf < s``.
@@ -151,6 +161,11 @@ def learning_time_vs_depth(depths: Sequence[int], s: float, u0: float | Callable
     weights the product's singular values spread out with depth (many modes start near 0),
     so :math:`u_0` falls with depth and :math:`t_D` grows; pass ``u0`` as a function of the
     depth to model it.
+
+    Deviations from the paper: the formulas are the paper's as restated above (not re-read line by
+    line for this paragraph); the deep (:math:`D > 2`) dynamics assume equal per-layer scalars
+    (balanced), and the time unit is optimizer steps through :math:`\tau = 1/\text{lr}` under the
+    loss convention stated above.
 
     Args:
         depths: numbers of weight matrices, each >= 1.

@@ -123,6 +123,11 @@ def generalization_error(t: np.ndarray | float, *, alpha: float | None = None,
                lr: float | None = None) -> np.ndarray:
     r"""Expected test (generalization) error :math:`E_g(t)` at time(s) ``t``.
 
+    Deviations from the paper: the discrete gradient-descent factor :math:`(1 - \eta\lambda_i)^t`
+    and the exact average for one given data matrix are additions beside the paper's gradient-flow,
+    Marchenko-Pastur theory; the formulas were not re-read line by line against the paper for this
+    paragraph.
+
     Args:
         t: gradient-flow time in units of :math:`\tau` (``lr=None``) or GD step counts.
         alpha: P/N for the Marchenko-Pastur (large-N) theory.
@@ -147,7 +152,13 @@ def training_error(t: np.ndarray | float, *, alpha: float | None = None,
                 lr: float | None = None) -> np.ndarray:
     r"""Expected training error :math:`E_t(t) = \frac1P\|y - Xw(t)\|^2` (arguments as in
     :func:`generalization_error`). Once :math:`P > N` it tends to
-    :math:`\sigma_\epsilon^2(1 - N/P)`."""
+    :math:`\sigma_\epsilon^2(1 - N/P)`.
+
+    Deviations from the paper: the discrete gradient-descent factor :math:`(1 - \eta\lambda_i)^t`
+    and the exact average for one given data matrix are additions beside the paper's gradient-flow,
+    Marchenko-Pastur theory; the formulas were not re-read line by line against the paper for this
+    paragraph.
+    """
     spec = _spectrum(alpha, eigenvalues, num_samples)
     t = np.atleast_1d(np.asarray(t, dtype=np.float64))
     d = _decay(spec, t, lr)

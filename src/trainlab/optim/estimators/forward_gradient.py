@@ -59,6 +59,11 @@ def forward_gradient(f: Callable[[Params], torch.Tensor], params: Params, *,
                      generator: torch.Generator | None = None) -> ForwardGradient:
     """Estimate ``grad f(params)`` from forward-mode products (module docstring).
 
+    Deviations from the papers: random directions are standard Gaussian and ``num_directions`` draws
+    are averaged (one draw, the default, is row 21's single-direction forward gradient); several
+    ``guesses`` are summed as given, not orthonormalized (row 9's guesses come from local auxiliary
+    losses, which the caller supplies). The papers' texts were not re-read for this paragraph.
+
     Args:
         f: scalar function of a parameter dict.
         params: where to differentiate.
@@ -93,6 +98,10 @@ def forward_gradient(f: Callable[[Params], torch.Tensor], params: Params, *,
 def model_forward_gradient(model: nn.Module, loss_fn: Callable[[torch.Tensor, Any], torch.Tensor],
                            inputs: Any, targets: Any, **kwargs: Any) -> ForwardGradient:
     """:func:`forward_gradient` of a model's batch loss at its current trainable parameters
-    (keyword arguments as for :func:`forward_gradient`); ``p.grad`` is not touched."""
+    (keyword arguments as for :func:`forward_gradient`); ``p.grad`` is not touched.
+
+    Deviations from the papers: those of :func:`forward_gradient`; the function is the model's batch
+    loss at its current trainable parameters.
+    """
     return forward_gradient(loss_function(model, loss_fn, inputs, targets),
                             trainable_params(model), **kwargs)

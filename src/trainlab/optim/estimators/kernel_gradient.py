@@ -51,7 +51,12 @@ def kernel_gradient(points: torch.Tensor, values: torch.Tensor, query: torch.Ten
                     kernel: str = "matern52", lengthscale: float | None = None,
                     noise: float = 1e-6) -> torch.Tensor:
     """GP posterior mean at ``query`` (``d`` or ``q x d``) of the field observed as
-    ``values`` (``m x d``) at ``points`` (``m x d``)."""
+    ``values`` (``m x d``) at ``points`` (``m x d``).
+
+    Deviations from the paper: one shared kernel for every coordinate, the Matérn-5/2 default, the
+    median-distance lengthscale and ``noise = 1e-6`` are this implementation's choices (see above);
+    how OptEx chooses its kernel, lengthscale and history window was not re-read for this paragraph.
+    """
     check_range("noise", noise, low=0.0, owner="kernel_gradient")
     if points.ndim != 2 or values.shape != points.shape:
         raise ConfigError(f"kernel_gradient: points and values must be m x d with the same "

@@ -38,7 +38,12 @@ def _softmax_jvp(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def straight_through(logits: torch.Tensor, tau: float = 1.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """One-hot sample of ``softmax(logits)`` whose gradient is that of
-    ``softmax(logits / tau)`` (straight-through)."""
+    ``softmax(logits / tau)`` (straight-through).
+
+    Deviations from the paper: the straight-through baseline as stated above (the backward of
+    ``softmax(logits / tau)``, sample drawn from ``softmax(logits)``); the paper's own statement of
+    its baseline was not re-read for this paragraph.
+    """
     check_range("tau", tau, low=0.0, low_open=True, owner="straight_through")
     with torch.no_grad():
         sample = _sample_one_hot(logits.softmax(-1), generator)
@@ -65,6 +70,14 @@ class _ReinMax(torch.autograd.Function):
 
 def reinmax(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None
             ) -> torch.Tensor:
-    """One-hot sample of ``softmax(logits)`` with ReinMax's second-order gradient."""
+    """One-hot sample of ``softmax(logits)`` with ReinMax's second-order gradient.
+
+    Deviations from the paper: none known in the backward pass: checked against
+    ``ReinMax_Auto`` of the authors' ``reinmax`` package (read in a third-party copy that adds a
+    weight ``alpha``; at ``alpha = 1`` its backward is the one above, centred over the
+    categories). That function also returns ``softmax(logits)`` with its own gradient; here
+    only the sample is returned (take the softmax separately). The paper's text was not
+    re-read for this paragraph.
+    """
     check_range("tau", tau, low=1.0, owner="reinmax")
     return _ReinMax.apply(logits, tau, generator)

@@ -90,7 +90,14 @@ def aligned_mtl_gradients(losses: Sequence[torch.Tensor], params: Sequence[torch
                           ) -> list[torch.Tensor]:
     """Per-parameter Aligned-MTL update direction for the task ``losses`` over the shared
     ``params`` (one backward pass per task, ``p.grad`` untouched). Write it into ``p.grad``
-    and call any optimizer's ``step`` to train with Aligned-MTL."""
+    and call any optimizer's ``step`` to train with Aligned-MTL.
+
+    Deviations from the paper: those of :func:`aligned_mtl` (Algorithm 1 with the authors'
+    eigenvalue cut-off and unit task weights; ``scale`` also offers ``"median"`` and ``"rmse"``,
+    which are not the paper's). Here the shared parameters' gradients are flattened into one vector
+    per task; the paper's encoder-decoder variant, which aligns the gradients of a shared
+    representation instead, is not implemented (its details were not re-read for this paragraph).
+    """
     if not losses:
         raise ConfigError("aligned_mtl_gradients needs at least one task loss")
     rows = []

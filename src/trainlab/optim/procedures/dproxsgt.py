@@ -93,6 +93,11 @@ def dproxsgt(x0: torch.Tensor, grad_fn: GradFn, mixing: torch.Tensor, *, step: f
     :math:`W` is the mixing matrix of the graph, one communication round for :math:`y` and one
     for :math:`x` per iteration).
 
+    Deviations from the paper: the workers are simulated as rows of one tensor (no communication
+    layer); the order of the updates follows the authors' code, as stated above, because the paper's
+    Algorithm 1 could not be read; ``step`` and ``iterations`` have no defaults (the paper's values
+    were not checked).
+
     Args:
         x0: ``(n, d)`` initial worker iterates.
         grad_fn: ``grad_fn(x, t) -> (n, d)``, each worker's stochastic gradient of its own

@@ -56,6 +56,11 @@ def feedback_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 class FeedbackAlignment:
     """Fixed random feedback matrices for every ``nn.Linear`` of ``model`` (module docstring).
 
+    Deviations from the paper: row 103 is a review of the method; only ``nn.Linear`` layers get
+    feedback matrices (other layers backpropagate as usual), and the feedback scale follows
+    PyTorch's default weight draw unless ``scale`` is given (Lillicrap et al.'s own draws were not
+    re-read for this paragraph).
+
     Args:
         model: the network (its ``nn.Linear`` layers get feedback matrices).
         generator: randomness of the feedback matrices.

@@ -56,6 +56,12 @@ def transport_task_vector(target_params: Sequence[torch.Tensor],
     from a few labelled target samples (:func:`descent_signs`). The masked vector has a
     non-positive inner product with :math:`\nabla L_B` (first-order descent guarantee).
 
+    Deviations from the paper: the default ``vote="mean"`` (the sign of the mean target
+    gradient) is this library's; the paper's few-sample estimator is the majority vote of
+    per-sample signs (``vote="majority"``, see :func:`descent_signs`). ``alpha = 1`` is this
+    function's default; how the paper chooses ``alpha`` and the number of labelled samples
+    was not re-read for this paragraph.
+
     Args:
         target_params: :math:`\theta_B`, one tensor per parameter (not modified).
         task_vector: :math:`\tau_A`, same shapes.

@@ -51,6 +51,11 @@ def ift_hypergradient(train_loss: Loss, val_loss: Loss, w: torch.Tensor, lam: to
                       neumann_steps: int = 20, alpha: float = 0.1) -> Hypergradient:
     """The IFT hypergradient of ``val_loss(w, lam)`` at (approximately) optimal ``w``.
 
+    Deviations from the paper: the hypergradient is computed at the given ``w`` (the paper
+    alternates a few training steps with one hypergradient step; that outer loop is the caller's);
+    ``neumann_steps = 20`` and ``alpha = 0.1`` are this function's defaults (the Neumann step the
+    paper uses was not re-read for this paragraph); the losses take flat tensors.
+
     Args:
         train_loss, val_loss: scalar functions ``(w, lam) -> loss`` of flat tensors.
         w: the trained weights (flat). lam: the hyperparameters (flat).

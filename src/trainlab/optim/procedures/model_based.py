@@ -107,7 +107,13 @@ def stochastic_model_based(x0: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *
     r"""Run ``iterations`` steps of a stochastic model-based method on robust phase retrieval,
     sampling one measurement :math:`(a_i, b_i)` uniformly per step (from ``generator``) with a
     constant step size :math:`\alpha` (the paper's experiments use
-    :math:`\alpha_t = \alpha_0/\sqrt{T+1}`, constant over a run of :math:`T` steps)."""
+    :math:`\alpha_t = \alpha_0/\sqrt{T+1}`, constant over a run of :math:`T` steps).
+
+    Deviations from the paper: the step size is constant over a run (the paper's experiments use the
+    same constant form, as stated above) and measurements are sampled uniformly with replacement;
+    only the robust phase retrieval problem is implemented (the paper's other experiments are not).
+    The paper's text was not re-read for this paragraph.
+    """
     check_choice("method", method, METHODS, owner="stochastic_model_based")
     check_range("step", step, low=0.0, low_open=True, owner="stochastic_model_based")
     check_range("iterations", iterations, low=0, owner="stochastic_model_based")

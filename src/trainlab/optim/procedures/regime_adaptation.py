@@ -38,6 +38,10 @@ def adapt_regime(epochs: float, lr: float, small_batch: int, large_batch: int,
     :mod:`trainlab.optim.schedules`) needs no change: the adapted run has
     ``Regime.updates`` = the small-batch number of updates.
 
+    Deviations from the paper: only the learning-rate and epoch rescaling of section 5 is computed
+    here; ghost batch normalization and gradient clipping, the recipe's other parts, are separate
+    (see above), and the ``"linear"`` and ``"none"`` learning-rate options are not the paper's rule.
+
     Returns:
         the adapted :class:`Regime` (``updates`` counts partial last batches as fractions).
     """

@@ -88,6 +88,10 @@ def d2z(total_steps: int, *, warmup: float = 0) -> Schedule:
     "Straight to Zero: Why Linearly Decaying the Learning Rate to Zero Works Best for LLMs"
     (Bergsma et al., 2025): :math:`f(t) = t/w` for :math:`t < w`, then
     :math:`f(t) = (T - t)/(T - w)`, reaching 0 at :math:`t = T` (and staying 0 after).
+
+    Deviations from the paper: ``warmup`` defaults to 0 steps (pass the run's warmup; the paper's
+    warmup lengths were not re-read for this paragraph); the schedule is a multiplier of each
+    group's peak learning rate.
     """
     warmup = _check_steps(total_steps, warmup, "d2z")
     span = total_steps - warmup
@@ -106,6 +110,11 @@ def sgdr(total_steps: int = 1, *, t0: int = 100, t_mult: int = 1, floor: float =
     (1+\cos(\pi T_{cur}/T_i))`, with restart periods :math:`T_i = T_0 T_{mult}^i`. Here
     :math:`\eta_{min}/\eta_{max}` = ``floor``. ``T_cur`` counts steps (the paper's per-batch
     variant); ``warmup`` prepends a linear warmup (not in the paper, default 0).
+
+    Deviations from the paper: ``T_cur`` counts steps (the paper's per-batch variant) and the
+    periods are in steps; the defaults ``t0 = 100``, ``t_mult = 1`` and ``floor = 0`` are this
+    library's, not the paper's settings (given in epochs); the optional warmup is not in the paper.
+    Checked: Eq. (5) as restated above.
     """
     check_range("t0", t0, low=1, owner="sgdr")
     check_range("t_mult", t_mult, low=1, owner="sgdr")

@@ -26,7 +26,11 @@ def clip_by_global_norm(max_norm: float = 1.0) -> Transform:
     \lVert \hat g\rVert)\,\hat g`. The paper suggests a threshold of 0.5 to 10 times the average
     norm seen over a number of updates; ``max_norm`` has no universal default (1.0 is common).
     Unlike ``torch.nn.utils.clip_grad_norm_`` this returns new tensors and leaves ``p.grad``
-    untouched (no ``+1e-6`` in the denominator: the norm is only divided when it exceeds c)."""
+    untouched (no ``+1e-6`` in the denominator: the norm is only divided when it exceeds c).
+
+    Deviations from the paper: the default ``max_norm = 1`` is a common value, not the paper's (see
+    above); the norm is over all the updates the transform sees (a param group).
+    """
     check_range("max_norm", max_norm, low=0.0, low_open=True, owner="clip_by_global_norm")
 
     def update(updates: Updates, state: tuple, params: Params) -> tuple[Updates, tuple]:
@@ -39,7 +43,11 @@ def clip_by_global_norm(max_norm: float = 1.0) -> Transform:
 
 def clip_by_value(max_abs: float = 1.0) -> Transform:
     """Clip each coordinate to ``[-max_abs, max_abs]`` (the element-wise alternative the
-    same paper contrasts with norm clipping)."""
+    same paper contrasts with norm clipping).
+
+    Deviations from the paper: the default ``max_abs = 1`` is this library's; the paper describes
+    element-wise clipping only as the alternative it contrasts with.
+    """
     check_range("max_abs", max_abs, low=0.0, low_open=True, owner="clip_by_value")
 
     def update(updates: Updates, state: tuple, params: Params) -> tuple[Updates, tuple]:

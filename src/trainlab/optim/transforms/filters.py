@@ -49,7 +49,12 @@ def grokfast_ema(alpha: float = 0.98, lamb: float = 2.0) -> Transform:
     r"""Grokfast (EMA filter): :math:`\mu_t = \alpha\mu_{t-1} + (1-\alpha) g_t`,
     :math:`\hat g_t = g_t + \lambda\mu_t`, with :math:`\mu_1 = g_1` (the authors' code starts the
     average at the first gradient). Paper defaults :math:`\alpha = 0.98`, :math:`\lambda = 2`.
-    ``lamb=0`` returns the gradients unchanged."""
+    ``lamb=0`` returns the gradients unchanged.
+
+    Deviations from the paper: none known: the filter was checked against the authors'
+    ``gradfilter_ema`` (ironjr/grokfast: the average starts at the first gradient; ``lamb`` times it
+    is added to the raw gradient). Defaults as stated above.
+    """
     check_range("alpha", alpha, low=0.0, high=1.0, high_open=True, owner="grokfast_ema")
     check_range("lamb", lamb, low=0.0, owner="grokfast_ema")
 
@@ -88,6 +93,11 @@ def grokfast_ma(window_size: int = 100, lamb: float = 5.0, *, warmup: bool = Tru
     The window is a ring buffer of shape ``(window_size, *p.shape)`` per parameter (memory:
     ``window_size`` copies of the model) with a running sum, recomputed exactly each time the
     ring wraps; both are donated state, written in place.
+
+    Deviations from the paper: checked against the authors' ``gradfilter_ma`` (ironjr/grokfast:
+    mean, or sum, of the last ``window_size`` gradients times ``lamb`` added to the gradient, only
+    once the window is full when ``warmup``); that function's ablation switch ``trigger`` is not
+    implemented.
     """
     check_range("window_size", window_size, low=1, owner="grokfast_ma")
     check_range("lamb", lamb, low=0.0, owner="grokfast_ma")
