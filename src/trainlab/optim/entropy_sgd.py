@@ -27,7 +27,10 @@ References:
 
 Deviations from the paper:
     The paper's scoping schedule (gamma growing as ``gamma0 (1 + gamma1)^t``) is left to the
-    caller (change ``gamma`` in the param group between steps).
+    caller (change ``gamma`` in the param group between steps). The running mean puts
+    ``alpha`` on the new inner iterate, as the paper's Algorithm 1 reads here; the authors'
+    code puts 0.75 on the old mean, scales the Langevin noise differently and leaves
+    :math:`\gamma` out of the outer step (the mapping is in the test against their code).
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ Deviations from the paper:
     others); the :math:`N` gradients are vectorized on one device rather than spread over
     :math:`N` workers (the wall-time gain is vectorization's, not :math:`N`-fold); the kernel
     lengthscale defaults to the history's median pairwise distance instead of being fitted.
+    The authors' code (youyve/OptEx) also differs from this reading of the paper: a Matern
+    kernel on normalised inputs, re-fitted on a random split, and the best of the parallel
+    iterates kept; neither is done here.
 """
 
 from __future__ import annotations

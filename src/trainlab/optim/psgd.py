@@ -30,7 +30,11 @@ Deviations from the paper:
     :mod:`trainlab.optim.psgd_lra` (``psgd-lra``); Kronecker
     factors are applied to tensors up to ``max_kron_dim`` per side, larger sides fall back to
     the diagonal preconditioner. The update of ``Q`` uses the Newton-type (Hessian-vector)
-    criterion only, not the gradient-whitening variant.
+    criterion only, not the gradient-whitening variant. The Kronecker factors' step is
+    normalised by the largest absolute entry of :math:`AA^\top + BB^\top`; the authors'
+    current code (lixilinx/psgd_torch) normalises by a lower bound of its spectral norm, which
+    is at least as large, so steps here can be larger on big factors (the diagonal rule
+    matches theirs).
 """
 
 from __future__ import annotations

@@ -24,9 +24,11 @@ class XGrad(torch.optim.Optimizer):
         w_{t+1} = w_t + \Delta_{\text{base}}(g_t)
 
     For SGD with momentum, Adam and AdamW at a constant learning rate, :math:`w_t - w_{t-1}`
-    is exactly the paper's :math:`-\gamma\,\Delta w_t` (the base optimizer's update direction
+    is the paper's :math:`-\gamma\,\Delta w_t` (the base optimizer's update direction
     from its current moments), so this is the paper's prediction without per-optimizer
-    formulas. Deviation: under a changing learning rate the last step is reused as is (the
+    formulas; for Adam the bias-correction index of the paper's formula may differ from
+    this by one step (not checked against the paper's text).
+    Deviation: under a changing learning rate the last step is reused as is (the
     paper rescales it by the current rate); weight decay enters through the last step as well.
     The first step predicts :math:`\hat w = w_0`.
 
