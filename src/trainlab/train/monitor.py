@@ -26,17 +26,23 @@ its reason, and the other probes go on. The first reason of each probe is logged
 as a warning on the ``trainlab`` logger and kept in :attr:`Monitor.skipped` (probes that
 measured nothing at some step) or :attr:`Monitor.notes` (probes that measured less than they
 name, e.g. after a fallback); :meth:`Monitor.summary` puts both in the run record
-(``skipped_probes``, ``probe_notes``), which the run report shows.
+(``skipped_probes``, ``probe_notes``), which the run report shows. A probe that raised
+leaves no trace: its state, the probes' generator and the cache entries it added are rolled
+back.
 
 Data-parallel training: a Monitor built in every process of a ``torch.distributed`` job (the
 model may be the :class:`~torch.nn.parallel.DistributedDataParallel` wrapper; each process
 passes its own shard to :meth:`Monitor.step`) records the numbers of the global batch, as one
 process training on it would, and only rank 0 writes the store and the sinks (see
-:mod:`trainlab.train.distributed` for how each probe is made global).
+:mod:`trainlab.train.distributed` for how each probe is made global). Every rank agrees on
+whether each probe measured (:mod:`trainlab.train.probe_agreement`): a probe that raises on
+some ranks only is skipped on every rank, with the failing rank's reason in the run record,
+and no rank is left waiting in a collective the failing rank will never enter.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -54,6 +60,7 @@ from trainlab.probes import Measurement, Probe, ProbeContext, build_probes
 from trainlab.probes._outputs import batch_size, loss_function
 from trainlab.probes._probe import Handle
 from trainlab.store import RunStore
+from trainlab.train import probe_agreement as agreement
 from trainlab.train.distributed import current, unwrap
 
 LOG = logging.getLogger("trainlab")
@@ -316,7 +323,8 @@ class Monitor:
         if self.dist is None:
             return {}
         ctx.cache["examples"] = examples
-        out = {"reduced": dataclasses.replace(ctx, dist=self.dist)}  # same cache and notes
+        group = agreement.ProbeGroup(self.dist.rank, self.dist.world_size, self.dist.group)
+        out = {"reduced": dataclasses.replace(ctx, dist=group)}  # same cache and notes
         if any(_policy(p) == "global-batch" for p in due):
             batch = self.dist.gather_batch(ctx.batch)
             out["global-batch"] = out["replicated"] = dataclasses.replace(ctx, batch=batch)
@@ -324,22 +332,46 @@ class Monitor:
 
     def _measure(self, probe: Probe, ctx: ProbeContext) -> Measurement:
         """One probe's measurement; what it could not measure, and why, goes to
-        :attr:`skipped` / :attr:`notes` (one warning per probe and run)."""
+        :attr:`skipped` / :attr:`notes` (one warning per probe and run).
+
+        A probe that raises leaves no trace: its state, the generator and the cache entries
+        it added are rolled back. Under data-parallel training every rank agrees on whether
+        the probe measured (:mod:`trainlab.train.probe_agreement`): a probe that raises on
+        some ranks only is skipped on every rank, with the failing rank's reason, and no
+        rank waits in a collective that the failing rank will not enter."""
         if ctx.dist is None and self.dist is not None and _policy(probe) == "unsupported":
             self._remember(self.skipped, probe.name, ctx.step, "not supported under "
                            "data-parallel training (its registry entry says ddp='unsupported')")
             return {}
+        saved = _Savepoint(probe, ctx)
+        state, seen, error = agreement.MEASURED, None, None
         try:
             if not self._set_up:
                 probe.setup(ctx)
             out = probe.measure(ctx)
+        except agreement.ProbeAborted as exc:  # another rank ended the probe first
+            out, state, seen = {}, None, exc.seen
         except PROBE_ERRORS as exc:
-            if self.on_probe_error == "raise":
+            if self.on_probe_error == "raise" and self.dist is None:
                 raise
+            out, state, error = {}, agreement.FAILED, exc
+        except BaseException as exc:
+            if self.dist is None:
+                raise
+            out, state, error = {}, agreement.FATAL, exc
+        why = _describe(error) if error is not None else ""
+        if self.dist is not None:
+            verdict = agreement.conclude(self.dist, state, seen, why)
+            if verdict.fatal or (not verdict.measured and self.on_probe_error == "raise"):
+                if error is not None:
+                    raise error
+                raise TrainlabError(f"probe {probe.name!r} at step {ctx.step}: "
+                                    f"{verdict.reason}")
+            why = verdict.reason
+        if why:
+            saved.restore()
             ctx.notes.pop(probe.name, None)
-            message = str(exc).strip().splitlines()
-            self._remember(self.skipped, probe.name, ctx.step,
-                           f"{type(exc).__name__}: {message[0] if message else ''}")
+            self._remember(self.skipped, probe.name, ctx.step, why)
             return {}
         reason = ctx.notes.pop(probe.name, None)
         if reason is not None:
@@ -457,6 +489,31 @@ class Monitor:
                         for k, v in state["history"].items()}
         self._buffer = []
         self._arm(self.step_index)
+
+
+class _Savepoint:
+    """What a probe may change while measuring: its state, the generator's state and the
+    entries it adds to the step's and the run's caches; :meth:`restore` rolls them back."""
+
+    def __init__(self, probe: Probe, ctx: ProbeContext):
+        self.probe, self.ctx = probe, ctx
+        self.state = copy.deepcopy(probe.state_dict())
+        self.rng = ctx.generator.get_state() if ctx.generator is not None else None
+        self.keys = set(ctx.cache), set(ctx.run_cache)
+
+    def restore(self) -> None:
+        self.probe.load_state_dict(self.state)
+        if self.rng is not None:
+            self.ctx.generator.set_state(self.rng)
+        for cache, keys in zip((self.ctx.cache, self.ctx.run_cache), self.keys):
+            for key in set(cache) - keys:
+                del cache[key]
+
+
+def _describe(exc: BaseException) -> str:
+    """``"Type: first line of the message"``."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0] if message else ''}"
 
 
 def _policy(probe: Probe) -> str:
