@@ -28,7 +28,12 @@ def ranks():
 
     import torch.multiprocessing as mp
 
+    from trainlab.registry import all_registries
     from trainlab.train import distributed
+
+    # imported once here, before the fork, not once in every rank (each import costs seconds)
+    all_registries()
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)]).step()
 
     def run(fn, *args, world=2, timeout=60.0):
         procs = mp.start_processes(distributed._worker, args=(fn, world, distributed.free_port(),

@@ -107,6 +107,12 @@ class Distributed:
         dist.all_gather_object(out, obj, group=self.group)
         return out
 
+    def from_main(self, obj: Any) -> Any:
+        """Rank 0's picklable ``obj`` on every rank (the other ranks' ``obj`` is ignored)."""
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, group=self.group, group_src=0)
+        return box[0]
+
     @property
     def device(self) -> torch.device:
         """Where this group's collectives take tensors: the current CUDA device under nccl,
