@@ -68,8 +68,9 @@ class OptimizerSteps:
     def __init__(self, monitor_kwargs: dict[str, Any], store: RunStore | str | Path | None,
                  report: bool, batch_fn: Callable[[Any], Any] | None):
         self.monitor_kwargs = dict(monitor_kwargs)
-        self.store = store if store is None or isinstance(store, RunStore) else RunStore(store)
-        if report and self.store is None:
+        self._store_arg = store  # opened by start(), on rank 0 only under data parallelism
+        self.store: RunStore | None = None
+        if report and store is None:
             raise ConfigError("report=True needs a store (store=RunStore(...) or a directory)")
         self.write_report = report
         self.batch_fn = batch_fn
@@ -81,13 +82,21 @@ class OptimizerSteps:
 
     def start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
               last_step: int | None, config: dict[str, Any], first_step: int = 0) -> Monitor:
-        """Build the Monitor (and the run in the store). ``last_step``: the last step the
+        """Build the Monitor (and the run in the store; under data-parallel training the
+        store is opened on rank 0 only). ``last_step``: the last step the
         trainer will measure (one less than its number of optimizer steps), always measured;
         ``first_step``: the updates already applied when the trainer resumed from its own
         checkpoint (the steps are numbered from there; a new run is recorded, and the
         probes that compare with the initial parameters take those at ``first_step``)."""
+        from trainlab.train.distributed import current
+
         kw = dict(self.monitor_kwargs)
         kw["config"] = {**config, **(kw.get("config") or {}), "first_step": first_step}
+        store, group = self._store_arg, current()
+        if group is not None and not group.is_main:  # rank 0 alone opens and writes it
+            self.store = None
+        else:
+            self.store = store if store is None or isinstance(store, RunStore) else RunStore(store)
         self.monitor = Monitor(model, optimizer=optimizer, total_steps=last_step,
                                store=self.store, **kw)
         if first_step:
