@@ -13,12 +13,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from _plain_loop import plain_loop
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from trainlab.integrations.lightning import TrainlabCallback
 from trainlab.store import RunStore
-from trainlab.train import Monitor
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning")
@@ -82,21 +82,9 @@ def test_lightning_ddp_on_2_processes_records_the_global_batch(tmp_path, ranks):
     assert run0 is not None and run1 is None and report0 and not report1
     assert [r.id for r in RunStore(tmp_path / "store").list_runs()] == [run0]
     # one process, the same model and optimizer, on the global batches
-    x, y = data()
-    model = net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    mon = Monitor(model, loss_fn=nn.functional.mse_loss, optimizer=opt, probes=PROBES,
-                  every=1, total_steps=STEPS - 1)
-    for k in range(STEPS):
-        xb, yb = x[k * GLOBAL_BATCH:(k + 1) * GLOBAL_BATCH], y[k * GLOBAL_BATCH:
-                                                               (k + 1) * GLOBAL_BATCH]
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(xb), yb)
-        loss.backward()
-        mon.step(loss, (xb, yb))
-        opt.step()
+    ref = plain_loop(net(), *data(), STEPS, GLOBAL_BATCH, PROBES)
     for name in ("loss", "grad_norm", "update_ratio", "sharpness"):
-        want = [v for _, v in mon.history[name]]
+        want = [v for _, v in ref[name]]
         assert len(want) >= STEPS - 1, name  # (update-ratio: from the second step)
         assert h0[name] == h1[name], name  # the same global numbers on both ranks
         assert h0[name] == pytest.approx(want, rel=1e-5), name
