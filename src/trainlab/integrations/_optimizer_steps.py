@@ -118,8 +118,9 @@ class OptimizerSteps:
         """Add one micro-batch's share of the optimizer step's loss."""
         self._losses.append(share.detach())
 
-    def optimizer_step(self) -> bool:
-        """Record one Monitor step; False when the loss is not finite (the run diverged)."""
+    def optimizer_step(self, loss_over_ranks: str = "mean") -> bool:
+        """Record one Monitor step; False when the loss is not finite (the run diverged).
+        ``loss_over_ranks``: see :meth:`~trainlab.train.Monitor.step`."""
         if self.monitor is None:
             raise RuntimeError("the callback's monitor was not started")
         if not self._losses:
@@ -129,7 +130,7 @@ class OptimizerSteps:
         loss = torch.stack(self._losses).sum() if len(self._losses) > 1 else self._losses[0]
         batch = join_batches(self._batches) if self._batches else None
         self._losses, self._batches = [], []
-        return self.monitor.step(loss, batch)
+        return self.monitor.step(loss, batch, loss_over_ranks=loss_over_ranks)
 
     def finish(self, status: str) -> dict[str, Any] | None:
         """Finish the Monitor with ``status`` (once) and write the report if asked."""

@@ -238,11 +238,16 @@ class Monitor:
         return self._views
 
     def step(self, loss: torch.Tensor | float, batch: tuple[Any, Any] | None = None,
-             lr: float | None = None) -> bool:
+             lr: float | None = None, *, loss_over_ranks: str = "mean") -> bool:
         """Record step ``self.step_index`` and advance the counter.
 
         Returns False when the loss is NaN/Inf (the caller should stop: the run diverged);
         the non-finite loss is recorded and no probe runs at that step.
+
+        ``loss_over_ranks`` (data-parallel training): how the ranks' ``loss`` make the
+        global batch's: ``"mean"`` (each is its shard's mean loss: their example-weighted
+        mean) or ``"sum"`` (each is already its shard's share of the global mean, as
+        ``transformers.Trainer`` computes it with ``average_tokens_across_devices``).
         """
         k = self.step_index
         for probe, _ in self._attached:  # keep what the training pass recorded, record no more
@@ -252,7 +257,10 @@ class Monitor:
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
         examples = None
         if self.dist is not None:
-            loss_t, examples = self._global_loss(loss_t, batch)
+            if loss_over_ranks not in ("mean", "sum"):
+                raise ConfigError(f"The 'loss_over_ranks' parameter of Monitor.step must be "
+                                  f"one of 'mean', 'sum'; got {loss_over_ranks!r}.")
+            loss_t, examples = self._global_loss(loss_t, batch, loss_over_ranks == "sum")
         loss_value = loss_t.item()  # the one host sync of a step without probes
         finite = math.isfinite(loss_value)
         values: dict[str, torch.Tensor | float] = {"loss": loss_value}
@@ -287,17 +295,18 @@ class Monitor:
         return finite
 
     # ---- data-parallel training ------------------------------------------------------
-    def _global_loss(self, loss: torch.Tensor, batch: tuple[Any, Any] | None
+    def _global_loss(self, loss: torch.Tensor, batch: Any, shares: bool
                      ) -> tuple[torch.Tensor, int]:
-        """The global batch's loss (the example-weighted mean of the ranks' losses) and its
-        number of examples; warns once when the shards differ in size (DDP's averaged
-        gradient is then not the global batch's) or BatchNorm normalizes per shard."""
-        n = batch_size(batch[0]) if batch is not None else 1
+        """The global batch's loss (the example-weighted mean of the ranks' losses, or their
+        sum when they are ``shares`` of it already) and its number of examples; warns once
+        when the shards differ in size (DDP's averaged gradient is then not the global
+        batch's) or BatchNorm normalizes per shard."""
+        n = _examples(batch)
         mine = torch.tensor([[float(loss), float(n)]], dtype=torch.float64,
                             device=loss.device)
         table = self.dist.all_gather_cat(mine)  # (world, 2): loss and examples per rank
         total = float(table[:, 1].sum())
-        value = (table[:, 0] * table[:, 1]).sum() / total
+        value = table[:, 0].sum() if shares else (table[:, 0] * table[:, 1]).sum() / total
         sizes = table[:, 1].tolist()
         if len(set(sizes)) > 1:  # noted (and logged) once per run, checked at every step
             self._remember(self.notes, "data-parallel/shards", self.step_index,
@@ -508,6 +517,17 @@ class _Savepoint:
         for cache, keys in zip((self.ctx.cache, self.ctx.run_cache), self.keys):
             for key in set(cache) - keys:
                 del cache[key]
+
+
+def _examples(batch: Any) -> int:
+    """The examples of a batch as :meth:`Monitor.step` receives it: ``(inputs, targets)``,
+    a dict of model inputs (the leading dimension of its first tensor), or None (1)."""
+    if batch is None:
+        return 1
+    if isinstance(batch, dict):
+        first = next((v for v in batch.values() if isinstance(v, torch.Tensor)), None)
+        return 1 if first is None or first.dim() == 0 else int(first.shape[0])
+    return batch_size(batch[0])
 
 
 def _describe(exc: BaseException) -> str:
