@@ -42,12 +42,13 @@ and no rank is left waiting in a collective the failing rank will never enter.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -282,8 +283,9 @@ class Monitor:
                                cache={"params": params, "trainable": self._trainable},
                                run_cache=self._run_cache, warn=False)
             contexts = self._contexts(ctx, due, examples)
-            for probe in due:
-                values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
+            with full_precision():  # the probes' own passes: not under the user's autocast
+                for probe in due:
+                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
             self._set_up = True
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
@@ -517,6 +519,21 @@ class _Savepoint:
         for cache, keys in zip((self.ctx.cache, self.ctx.run_cache), self.keys):
             for key in set(cache) - keys:
                 del cache[key]
+
+
+AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """Autocast turned off, on every device type where the caller turned it on (a probe
+    called inside the user's ``torch.autocast`` block computes in the model's dtype, not in
+    bfloat16/float16), and back on after."""
+    with contextlib.ExitStack() as stack:
+        for device in AUTOCAST_DEVICES:
+            if torch.is_autocast_enabled(device):
+                stack.enter_context(torch.autocast(device, enabled=False))
+        yield
 
 
 def _examples(batch: Any) -> int:
