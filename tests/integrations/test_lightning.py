@@ -4,6 +4,7 @@ Monitor in a plain loop on the same data and initialization."""
 import logging
 import math
 
+import _plain_loop
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -64,23 +65,7 @@ def fit(cb, steps, batch_size, module=None, **trainer_kwargs):
 
 def plain_loop(steps, batch_size, clip=None):
     """The same training as a plain loop, the Monitor called by hand (its own convention)."""
-    x, y = data()
-    model = net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    mon = Monitor(model, loss_fn=nn.functional.mse_loss, optimizer=opt, probes=PROBES,
-                  every=1, total_steps=steps - 1)
-    for k in range(steps):
-        i = (k * batch_size) % len(x)
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(xb), yb)
-        loss.backward()
-        mon.step(loss, (xb, yb))
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-    mon.finish()
-    return mon.history
+    return _plain_loop.plain_loop(net(), *data(), steps, batch_size, PROBES, clip)
 
 
 def values(history, name):

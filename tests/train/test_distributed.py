@@ -136,7 +136,7 @@ def test_own_loop_monitor_reports_what_cannot_be_global(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--nproc", "0"], "nproc"),
     (["--nproc", "3"], "does not divide"),
-    (["--nproc", "2", "--resume", "latest"], "one process"),
+    (["--nproc", "2", "--resume", "latest"], "stored configuration"),
 ])
 def test_nproc_bad_input_exits_2(tmp_path, capsys, extra, message):
     assert main([*ARGS, "--store", str(tmp_path), *extra]) == 2

@@ -11,6 +11,7 @@ Example:
     trainlab run --steps 500 --tensorboard tb/run1      # then: tensorboard --logdir tb
     trainlab run --resume 20261128-101430-201ebf --take-over
     trainlab run --nproc 2 --batch-size 128      # data-parallel (DDP), 2 processes on gloo
+    trainlab run --nproc 2 --resume latest       # continue it, again in 2 processes
     torchrun --nproc-per-node 4 -m trainlab run  # the same, started by torchrun
 
 Durability: metrics reach the store every few seconds (--flush-seconds, default 5) and a
@@ -25,7 +26,9 @@ Data-parallel: `--nproc N` starts N processes on this host (gloo on the CPU; ncc
 DistributedDataParallel) unless the command already runs under
 torchrun (RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR set), whose process group it joins (nccl
 with CUDA, else gloo). The recorded numbers are those of one process on the global batch;
-rank 0 writes the store and the report (trainlab.train.distributed).
+rank 0 writes the store and the report (trainlab.train.distributed). `--resume RUN`
+continues a run in as many processes as given (rank 0 reads the checkpoint and sends it to
+the others; each rank takes back its own RNG state).
 """
 
 from __future__ import annotations
@@ -99,7 +102,6 @@ def main(args: argparse.Namespace) -> int:
         if args.nproc not in (None, world):
             raise ConfigError(f"--nproc {args.nproc} under torchrun, which started {world} "
                               f"processes; leave --nproc out")
-        _check_data_parallel(args)
         dist = distributed.init_from_env()
         result = _train(args, main_rank=dist is None or dist.is_main)
         return _finish(result) if dist is None or dist.is_main else 0
@@ -107,8 +109,7 @@ def main(args: argparse.Namespace) -> int:
         from trainlab.errors import check_range
 
         check_range("nproc", args.nproc, low=1, owner="trainlab run")
-        _check_data_parallel(args)
-        cfg = config_from_args(args)  # a bad config fails here, once, not in every process
+        cfg = _parent_config(args)  # a bad config fails here, once, not in every process
         if cfg.batch_size and cfg.batch_size % args.nproc:
             raise ConfigError(f"--batch-size {cfg.batch_size} does not divide among "
                               f"--nproc {args.nproc} processes; choose a multiple of "
@@ -141,10 +142,19 @@ def _backend(device: str, nproc: int) -> str:
     return "nccl"
 
 
-def _check_data_parallel(args: argparse.Namespace) -> None:
-    if args.resume:
-        raise ConfigError("--resume continues a run in one process (a data-parallel run's "
-                          "checkpoint is the single-process state); leave out --nproc/torchrun")
+def _parent_config(args: argparse.Namespace):
+    """The configuration the processes of `--nproc N` will train: the stored one of the
+    run given to --resume (checked here, once), else the one from the options."""
+    if not args.resume:
+        return config_from_args(args)
+    from trainlab.train import RunConfig
+
+    _check_resume_flags(args)
+    store = open_store(args)
+    try:
+        return RunConfig.from_dict(store.get_run(store.resolve(args.resume)).config)
+    finally:
+        store.close()  # the processes open their own
 
 
 def _rank_main(args: argparse.Namespace, results) -> None:

@@ -68,8 +68,9 @@ class OptimizerSteps:
     def __init__(self, monitor_kwargs: dict[str, Any], store: RunStore | str | Path | None,
                  report: bool, batch_fn: Callable[[Any], Any] | None):
         self.monitor_kwargs = dict(monitor_kwargs)
-        self.store = store if store is None or isinstance(store, RunStore) else RunStore(store)
-        if report and self.store is None:
+        self._store_arg = store  # opened by start(), on rank 0 only under data parallelism
+        self.store: RunStore | None = None
+        if report and store is None:
             raise ConfigError("report=True needs a store (store=RunStore(...) or a directory)")
         self.write_report = report
         self.batch_fn = batch_fn
@@ -81,13 +82,21 @@ class OptimizerSteps:
 
     def start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
               last_step: int | None, config: dict[str, Any], first_step: int = 0) -> Monitor:
-        """Build the Monitor (and the run in the store). ``last_step``: the last step the
+        """Build the Monitor (and the run in the store; under data-parallel training the
+        store is opened on rank 0 only). ``last_step``: the last step the
         trainer will measure (one less than its number of optimizer steps), always measured;
         ``first_step``: the updates already applied when the trainer resumed from its own
         checkpoint (the steps are numbered from there; a new run is recorded, and the
         probes that compare with the initial parameters take those at ``first_step``)."""
+        from trainlab.train.distributed import current
+
         kw = dict(self.monitor_kwargs)
         kw["config"] = {**config, **(kw.get("config") or {}), "first_step": first_step}
+        store, group = self._store_arg, current()
+        if group is not None and not group.is_main:  # rank 0 alone opens and writes it
+            self.store = None
+        else:
+            self.store = store if store is None or isinstance(store, RunStore) else RunStore(store)
         self.monitor = Monitor(model, optimizer=optimizer, total_steps=last_step,
                                store=self.store, **kw)
         if first_step:
@@ -109,8 +118,9 @@ class OptimizerSteps:
         """Add one micro-batch's share of the optimizer step's loss."""
         self._losses.append(share.detach())
 
-    def optimizer_step(self) -> bool:
-        """Record one Monitor step; False when the loss is not finite (the run diverged)."""
+    def optimizer_step(self, loss_over_ranks: str = "mean") -> bool:
+        """Record one Monitor step; False when the loss is not finite (the run diverged).
+        ``loss_over_ranks``: see :meth:`~trainlab.train.Monitor.step`."""
         if self.monitor is None:
             raise RuntimeError("the callback's monitor was not started")
         if not self._losses:
@@ -120,7 +130,7 @@ class OptimizerSteps:
         loss = torch.stack(self._losses).sum() if len(self._losses) > 1 else self._losses[0]
         batch = join_batches(self._batches) if self._batches else None
         self._losses, self._batches = [], []
-        return self.monitor.step(loss, batch)
+        return self.monitor.step(loss, batch, loss_over_ranks=loss_over_ranks)
 
     def finish(self, status: str) -> dict[str, Any] | None:
         """Finish the Monitor with ``status`` (once) and write the report if asked."""

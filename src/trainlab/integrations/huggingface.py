@@ -24,6 +24,13 @@ clips *before* ``on_pre_optimizer_step``, so the probes measure the clipped grad
 the optimizer uses); set ``max_grad_norm=0`` to measure raw gradients (the Trainer then logs
 the same pre-clip norm it always logs).
 
+Data parallelism (the Trainer launched in several processes, e.g. by ``torchrun`` or
+``accelerate launch``): the Monitor records the global batch's numbers and rank 0 alone writes
+the store and the report (:mod:`trainlab.train.distributed`). With
+``average_tokens_across_devices`` (the default) the model normalizes each rank's loss by the
+tokens of all ranks, and the global loss is the sum of the ranks' losses; otherwise it is
+their example-weighted mean.
+
 The Trainer makes no optimizer step after its last one: with ``max_steps=T`` the recorded
 steps are ``0 .. T-1`` and step ``T-1`` (the last one seen) gets every probe.
 
@@ -77,12 +84,15 @@ class TrainlabCallback(MonitorCallback, transformers.TrainerCallback):
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         parts = list(self._normalized)
+        # under data parallelism with average_tokens_across_devices, the model normalized
+        # each rank's loss by the tokens of all ranks: the global loss is their sum
+        shares = bool(self._normalized) and args.average_tokens_across_devices
         if self._means:
             parts.append(torch.stack(self._means).sum() / len(self._means))
         self._normalized, self._means = [], []
         for part in parts:
             self._steps.loss(part)
-        if not self._steps.optimizer_step():
+        if not self._steps.optimizer_step("sum" if shares else "mean"):
             self.status = "diverged"
             control.should_training_stop = True
 

@@ -504,6 +504,7 @@ def _captured(layout: _Layout, records: Records, batch_size: int, examples: int 
         rec = records.get(m)
         if rec is None or rec.a.shape[0] != batch_size or rec.a.shape[:-1] != rec.d.shape[:-1]:
             return None
+        rec = _in_dtype(rec, m.weight.dtype)
         acts[m] = (rec.a, rec.d)
         if rec.a.dim() != 2:
             continue
@@ -521,6 +522,14 @@ def _captured(layout: _Layout, records: Records, batch_size: int, examples: int 
         acts = {m: (a[:n], d[:n]) for m, (a, d) in acts.items()}
     like = next(iter(acts.values()))[1]
     return _linear_stats(layout, acts, n, batch_size, known, like, "captured")
+
+
+def _in_dtype(rec: Record, dtype: torch.dtype) -> Record:
+    """A record of a pass under autocast (bfloat16/float16 activations and gradients of a
+    float32 layer) in the layer's dtype: the statistics are computed in float32."""
+    if rec.a.dtype == dtype and rec.d.dtype == dtype:
+        return rec
+    return Record(*(None if t is None else t.to(dtype) for t in rec))
 
 
 def training_batchnorm(model: nn.Module) -> bool:

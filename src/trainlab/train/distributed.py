@@ -99,9 +99,33 @@ class Distributed:
 
     def sizes(self, n: int) -> list[int]:
         """Every rank's ``n`` (e.g. its number of examples), in rank order."""
+        return [int(v) for v in self.objects(int(n))]
+
+    def objects(self, obj: Any) -> list[Any]:
+        """Every rank's picklable ``obj``, in rank order."""
         out = [None] * self.world_size
-        dist.all_gather_object(out, int(n), group=self.group)
-        return [int(v) for v in out]
+        dist.all_gather_object(out, obj, group=self.group)
+        return out
+
+    def from_main(self, obj: Any) -> Any:
+        """Rank 0's picklable ``obj`` on every rank (the other ranks' ``obj`` is ignored)."""
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, group=self.group, group_src=0)
+        return box[0]
+
+    @property
+    def device(self) -> torch.device:
+        """Where this group's collectives take tensors: the current CUDA device under nccl,
+        else the CPU."""
+        if dist.get_backend(self.group) == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    def any_of(self, flags: list[bool]) -> list[bool]:
+        """Each flag OR-ed over the ranks (one all-reduce of ``len(flags)`` numbers)."""
+        t = torch.tensor([float(f) for f in flags], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.group)
+        return [bool(v) for v in t.tolist()]
 
 
 def current(group: Any = None) -> Distributed | None:

@@ -26,22 +26,29 @@ its reason, and the other probes go on. The first reason of each probe is logged
 as a warning on the ``trainlab`` logger and kept in :attr:`Monitor.skipped` (probes that
 measured nothing at some step) or :attr:`Monitor.notes` (probes that measured less than they
 name, e.g. after a fallback); :meth:`Monitor.summary` puts both in the run record
-(``skipped_probes``, ``probe_notes``), which the run report shows.
+(``skipped_probes``, ``probe_notes``), which the run report shows. A probe that raised
+leaves no trace: its state, the probes' generator and the cache entries it added are rolled
+back.
 
 Data-parallel training: a Monitor built in every process of a ``torch.distributed`` job (the
 model may be the :class:`~torch.nn.parallel.DistributedDataParallel` wrapper; each process
 passes its own shard to :meth:`Monitor.step`) records the numbers of the global batch, as one
 process training on it would, and only rank 0 writes the store and the sinks (see
-:mod:`trainlab.train.distributed` for how each probe is made global).
+:mod:`trainlab.train.distributed` for how each probe is made global). Every rank agrees on
+whether each probe measured (:mod:`trainlab.train.probe_agreement`): a probe that raises on
+some ranks only is skipped on every rank, with the failing rank's reason in the run record,
+and no rank is left waiting in a collective the failing rank will never enter.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +61,7 @@ from trainlab.probes import Measurement, Probe, ProbeContext, build_probes
 from trainlab.probes._outputs import batch_size, loss_function
 from trainlab.probes._probe import Handle
 from trainlab.store import RunStore
+from trainlab.train import probe_agreement as agreement
 from trainlab.train.distributed import current, unwrap
 
 LOG = logging.getLogger("trainlab")
@@ -231,11 +239,16 @@ class Monitor:
         return self._views
 
     def step(self, loss: torch.Tensor | float, batch: tuple[Any, Any] | None = None,
-             lr: float | None = None) -> bool:
+             lr: float | None = None, *, loss_over_ranks: str = "mean") -> bool:
         """Record step ``self.step_index`` and advance the counter.
 
         Returns False when the loss is NaN/Inf (the caller should stop: the run diverged);
         the non-finite loss is recorded and no probe runs at that step.
+
+        ``loss_over_ranks`` (data-parallel training): how the ranks' ``loss`` make the
+        global batch's: ``"mean"`` (each is its shard's mean loss: their example-weighted
+        mean) or ``"sum"`` (each is already its shard's share of the global mean, as
+        ``transformers.Trainer`` computes it with ``average_tokens_across_devices``).
         """
         k = self.step_index
         for probe, _ in self._attached:  # keep what the training pass recorded, record no more
@@ -245,7 +258,10 @@ class Monitor:
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
         examples = None
         if self.dist is not None:
-            loss_t, examples = self._global_loss(loss_t, batch)
+            if loss_over_ranks not in ("mean", "sum"):
+                raise ConfigError(f"The 'loss_over_ranks' parameter of Monitor.step must be "
+                                  f"one of 'mean', 'sum'; got {loss_over_ranks!r}.")
+            loss_t, examples = self._global_loss(loss_t, batch, loss_over_ranks == "sum")
         loss_value = loss_t.item()  # the one host sync of a step without probes
         finite = math.isfinite(loss_value)
         values: dict[str, torch.Tensor | float] = {"loss": loss_value}
@@ -267,8 +283,9 @@ class Monitor:
                                cache={"params": params, "trainable": self._trainable},
                                run_cache=self._run_cache, warn=False)
             contexts = self._contexts(ctx, due, examples)
-            for probe in due:
-                values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
+            with full_precision():  # the probes' own passes: not under the user's autocast
+                for probe in due:
+                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
             self._set_up = True
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
@@ -280,17 +297,18 @@ class Monitor:
         return finite
 
     # ---- data-parallel training ------------------------------------------------------
-    def _global_loss(self, loss: torch.Tensor, batch: tuple[Any, Any] | None
+    def _global_loss(self, loss: torch.Tensor, batch: Any, shares: bool
                      ) -> tuple[torch.Tensor, int]:
-        """The global batch's loss (the example-weighted mean of the ranks' losses) and its
-        number of examples; warns once when the shards differ in size (DDP's averaged
-        gradient is then not the global batch's) or BatchNorm normalizes per shard."""
-        n = batch_size(batch[0]) if batch is not None else 1
+        """The global batch's loss (the example-weighted mean of the ranks' losses, or their
+        sum when they are ``shares`` of it already) and its number of examples; warns once
+        when the shards differ in size (DDP's averaged gradient is then not the global
+        batch's) or BatchNorm normalizes per shard."""
+        n = _examples(batch)
         mine = torch.tensor([[float(loss), float(n)]], dtype=torch.float64,
                             device=loss.device)
         table = self.dist.all_gather_cat(mine)  # (world, 2): loss and examples per rank
         total = float(table[:, 1].sum())
-        value = (table[:, 0] * table[:, 1]).sum() / total
+        value = table[:, 0].sum() if shares else (table[:, 0] * table[:, 1]).sum() / total
         sizes = table[:, 1].tolist()
         if len(set(sizes)) > 1:  # noted (and logged) once per run, checked at every step
             self._remember(self.notes, "data-parallel/shards", self.step_index,
@@ -316,7 +334,8 @@ class Monitor:
         if self.dist is None:
             return {}
         ctx.cache["examples"] = examples
-        out = {"reduced": dataclasses.replace(ctx, dist=self.dist)}  # same cache and notes
+        group = agreement.ProbeGroup(self.dist.rank, self.dist.world_size, self.dist.group)
+        out = {"reduced": dataclasses.replace(ctx, dist=group)}  # same cache and notes
         if any(_policy(p) == "global-batch" for p in due):
             batch = self.dist.gather_batch(ctx.batch)
             out["global-batch"] = out["replicated"] = dataclasses.replace(ctx, batch=batch)
@@ -324,22 +343,46 @@ class Monitor:
 
     def _measure(self, probe: Probe, ctx: ProbeContext) -> Measurement:
         """One probe's measurement; what it could not measure, and why, goes to
-        :attr:`skipped` / :attr:`notes` (one warning per probe and run)."""
+        :attr:`skipped` / :attr:`notes` (one warning per probe and run).
+
+        A probe that raises leaves no trace: its state, the generator and the cache entries
+        it added are rolled back. Under data-parallel training every rank agrees on whether
+        the probe measured (:mod:`trainlab.train.probe_agreement`): a probe that raises on
+        some ranks only is skipped on every rank, with the failing rank's reason, and no
+        rank waits in a collective that the failing rank will not enter."""
         if ctx.dist is None and self.dist is not None and _policy(probe) == "unsupported":
             self._remember(self.skipped, probe.name, ctx.step, "not supported under "
                            "data-parallel training (its registry entry says ddp='unsupported')")
             return {}
+        saved = _Savepoint(probe, ctx)
+        state, seen, error = agreement.MEASURED, None, None
         try:
             if not self._set_up:
                 probe.setup(ctx)
             out = probe.measure(ctx)
+        except agreement.ProbeAborted as exc:  # another rank ended the probe first
+            out, state, seen = {}, None, exc.seen
         except PROBE_ERRORS as exc:
-            if self.on_probe_error == "raise":
+            if self.on_probe_error == "raise" and self.dist is None:
                 raise
+            out, state, error = {}, agreement.FAILED, exc
+        except BaseException as exc:
+            if self.dist is None:
+                raise
+            out, state, error = {}, agreement.FATAL, exc
+        why = _describe(error) if error is not None else ""
+        if self.dist is not None:
+            verdict = agreement.conclude(self.dist, state, seen, why)
+            if verdict.fatal or (not verdict.measured and self.on_probe_error == "raise"):
+                if error is not None:
+                    raise error
+                raise TrainlabError(f"probe {probe.name!r} at step {ctx.step}: "
+                                    f"{verdict.reason}")
+            why = verdict.reason
+        if why:
+            saved.restore()
             ctx.notes.pop(probe.name, None)
-            message = str(exc).strip().splitlines()
-            self._remember(self.skipped, probe.name, ctx.step,
-                           f"{type(exc).__name__}: {message[0] if message else ''}")
+            self._remember(self.skipped, probe.name, ctx.step, why)
             return {}
         reason = ctx.notes.pop(probe.name, None)
         if reason is not None:
@@ -457,6 +500,57 @@ class Monitor:
                         for k, v in state["history"].items()}
         self._buffer = []
         self._arm(self.step_index)
+
+
+class _Savepoint:
+    """What a probe may change while measuring: its state, the generator's state and the
+    entries it adds to the step's and the run's caches; :meth:`restore` rolls them back."""
+
+    def __init__(self, probe: Probe, ctx: ProbeContext):
+        self.probe, self.ctx = probe, ctx
+        self.state = copy.deepcopy(probe.state_dict())
+        self.rng = ctx.generator.get_state() if ctx.generator is not None else None
+        self.keys = set(ctx.cache), set(ctx.run_cache)
+
+    def restore(self) -> None:
+        self.probe.load_state_dict(self.state)
+        if self.rng is not None:
+            self.ctx.generator.set_state(self.rng)
+        for cache, keys in zip((self.ctx.cache, self.ctx.run_cache), self.keys):
+            for key in set(cache) - keys:
+                del cache[key]
+
+
+AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """Autocast turned off, on every device type where the caller turned it on (a probe
+    called inside the user's ``torch.autocast`` block computes in the model's dtype, not in
+    bfloat16/float16), and back on after."""
+    with contextlib.ExitStack() as stack:
+        for device in AUTOCAST_DEVICES:
+            if torch.is_autocast_enabled(device):
+                stack.enter_context(torch.autocast(device, enabled=False))
+        yield
+
+
+def _examples(batch: Any) -> int:
+    """The examples of a batch as :meth:`Monitor.step` receives it: ``(inputs, targets)``,
+    a dict of model inputs (the leading dimension of its first tensor), or None (1)."""
+    if batch is None:
+        return 1
+    if isinstance(batch, dict):
+        first = next((v for v in batch.values() if isinstance(v, torch.Tensor)), None)
+        return 1 if first is None or first.dim() == 0 else int(first.shape[0])
+    return batch_size(batch[0])
+
+
+def _describe(exc: BaseException) -> str:
+    """``"Type: first line of the message"``."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0] if message else ''}"
 
 
 def _policy(probe: Probe) -> str:

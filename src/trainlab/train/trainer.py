@@ -17,9 +17,11 @@ of processes) through :class:`~torch.nn.parallel.DistributedDataParallel`, and t
 records the global batch's numbers (:mod:`trainlab.train.distributed`). Rank 0 owns the run
 in the store, writes the metrics, the checkpoints and the report; the other ranks keep a
 private temporary store that is deleted when they finish. The ranks agree at every step on
-stopping (a signal on any rank) and on a lost lease. A checkpoint is rank 0's state, the
-state of the single-process run: ``trainlab run --resume RUN`` continues it in one
-process. Optimizers that need a closure (SAM, L-BFGS, ...) are refused under DDP: their
+stopping (a signal on any rank), on a lost lease and on a timed checkpoint. A checkpoint is
+rank 0's state, the state of the single-process run, plus every rank's RNG state:
+``trainlab run --resume RUN`` continues it in one process, ``trainlab run --nproc N --resume
+RUN`` (or under torchrun) in N, rank 0 sending the state to the others (:meth:`Trainer.resume`).
+Optimizers that need a closure (SAM, L-BFGS, ...) are refused under DDP: their
 extra passes would see one shard, with gradients not averaged.
 """
 
@@ -138,7 +140,37 @@ class Trainer:
         """A trainer that continues run ``run_ref`` from its last checkpoint (from step 0
         when a crashed run has none). This process becomes the run's owner first: a run
         owned by another live process is refused (:class:`~trainlab.store.RunOwnedError`);
-        ``take_over`` takes it from an owner whose liveness cannot be checked from here."""
+        ``take_over`` takes it from an owner whose liveness cannot be checked from here.
+
+        Under data-parallel training every rank calls it: rank 0 owns the run and reads its
+        configuration and checkpoint from ``store`` and sends them to the other ranks (which
+        need no access to the store), so every rank loads the same state; each rank then
+        takes back its own RNG state when the checkpoint has one per rank of the same world
+        size. What rank 0 cannot resume is raised on every rank."""
+        dist_ = current()
+        if dist_ is None:
+            return cls._resume_here(run_ref, store, progress, report, take_over, sinks)
+        trainer, error, message = None, None, ("", None, None)
+        if dist_.is_main:
+            try:
+                trainer = cls._resume_here(run_ref, store, progress, report, take_over, sinks)
+                message = ("", trainer.config.to_dict(), trainer._checkpoint)
+            except BaseException as exc:  # the other ranks must not wait for the state
+                error, message = exc, (_write_error(exc), None, None)
+        why, config, checkpoint = dist_.from_main(message)
+        if error is not None:
+            raise error
+        if why:
+            raise TrainlabError(f"rank 0 could not resume run {run_ref!r}: {why}")
+        if trainer is None:  # another rank: the same configuration and state, a scratch store
+            trainer = cls(RunConfig.from_dict(config), store=store, progress=progress,
+                          report=report, sinks=sinks)
+            trainer._checkpoint = checkpoint
+        return trainer
+
+    @classmethod
+    def _resume_here(cls, run_ref: str, store: RunStore | None, progress: bool, report: bool,
+                     take_over: bool, sinks: Sequence[Any]) -> Trainer:
         store = store if store is not None else RunStore()
         run_id = store.resolve(run_ref)
         if store.get_run(run_id).status == "completed":
@@ -220,15 +252,13 @@ class Trainer:
         self.train_model = torch.nn.parallel.DistributedDataParallel(
             self.model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def _agree(self, lost: bool, stop: bool) -> tuple[bool, bool]:
-        """Under data-parallel training: whether any rank lost the lease or must stop (all
-        ranks then stop at the same step)."""
+    def _agree(self, *flags: bool) -> list[bool]:
+        """Under data-parallel training: each flag OR-ed over the ranks (whether any rank lost
+        the lease, must stop, is due for a timed checkpoint: all ranks then act at the same
+        step)."""
         if self.dist is None:
-            return lost, stop
-        flags = torch.tensor([float(lost), float(stop)])
-        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX,
-                                     group=self.dist.group)
-        return bool(flags[0]), bool(flags[1])
+            return list(flags)
+        return self.dist.any_of(list(flags))
 
     def _checkpoint_state(self, monitor: Monitor) -> dict[str, Any]:
         return {"step": monitor.step_index, "model": self.model.state_dict(),
@@ -237,12 +267,35 @@ class Trainer:
                 "rng": torch.get_rng_state(), "monitor": monitor.state_dict()}
 
     def _save_checkpoint(self, monitor: Monitor) -> Path | None:
+        """Write the checkpoint (every rank calls it at the same step; rank 0 writes its
+        state, the run's, with every rank's RNG state)."""
+        rngs = None if self.dist is None else self.dist.objects(torch.get_rng_state())
+        self._last_checkpoint = time.monotonic()
         if self.dist is not None and not self.dist.is_main:
             return None  # rank 0's state is the run's state
         monitor.flush()
-        path = save_checkpoint(self.store, monitor.run_id, self._checkpoint_state(monitor))
+        state = self._checkpoint_state(monitor)
+        if rngs is not None:
+            state["rng_ranks"] = rngs
+        path = save_checkpoint(self.store, monitor.run_id, state)
         self._last_checkpoint = time.monotonic()
         return path
+
+    def _restore_rng(self, checkpoint: dict[str, Any]) -> None:
+        """The global RNG state of the checkpoint: under data-parallel training this rank's
+        own when the checkpoint holds one per rank of the same world size, else rank 0's
+        (the single-process state), with a warning when the ranks' states differed."""
+        torch.set_rng_state(checkpoint["rng"])
+        rngs = checkpoint.get("rng_ranks")
+        if self.dist is None or rngs is None:
+            return
+        if len(rngs) == self.dist.world_size:
+            torch.set_rng_state(rngs[self.dist.rank])
+        elif any(not torch.equal(r, rngs[0]) for r in rngs):
+            warn_once("resume-rng-ranks", "the checkpoint holds the RNG states of %d ranks "
+                      "and this run has %d: every rank continues from rank 0's (random "
+                      "draws inside the model, such as dropout, differ from the run's)",
+                      len(rngs), self.dist.world_size)
 
     # ---- running ---------------------------------------------------------------------
     def run(self, *, stop_at: int | None = None) -> RunResult:
@@ -282,7 +335,7 @@ class Trainer:
                 self.optimizer.load_state_dict(ck["optimizer"])
                 self.scheduler.load_state_dict(ck["scheduler"])
                 self.sampler.load_state_dict(ck["sampler"])
-                torch.set_rng_state(ck["rng"])
+                self._restore_rng(ck)
                 monitor.load_state_dict(ck["monitor"])
             # rows written after the checkpoint (or by a run killed before its first one)
             self.store.truncate_metrics(self._run_id, monitor.step_index)
@@ -344,9 +397,13 @@ class Trainer:
         status = "completed"
         self._last_checkpoint = time.monotonic()
         try:
-            for k in range(monitor.step_index, cfg.steps + 1):
-                lost, stop = self._agree(self.store.lease_lost(run_id),
-                                         self._stop or (stop_at is not None and k >= stop_at))
+            first = monitor.step_index
+            for k in range(first, cfg.steps + 1):
+                timed = bool(cfg.checkpoint_seconds) and k > first and (
+                    time.monotonic() - self._last_checkpoint >= cfg.checkpoint_seconds)
+                lost, stop, timed = self._agree(
+                    self.store.lease_lost(run_id),
+                    self._stop or (stop_at is not None and k >= stop_at), timed)
                 if lost:
                     raise LeaseLostError(f"run {run_id} was taken over by another process; "
                                          f"this process stops at step {k}")
@@ -354,6 +411,8 @@ class Trainer:
                     self._save_checkpoint(monitor)
                     status = "interrupted"
                     break
+                if timed:  # the state after k updates (the ranks agreed: all save here)
+                    self._save_checkpoint(monitor)
                 idx = self.sampler.next()
                 if self.dist is not None:  # this rank's share of the global batch
                     idx = shard(torch.arange(len(task.x_train))[idx], self.dist)
@@ -371,9 +430,7 @@ class Trainer:
                 else:
                     self.optimizer.step()
                 self.scheduler.step()
-                if ((cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0)
-                        or (cfg.checkpoint_seconds and time.monotonic() - self._last_checkpoint
-                            >= cfg.checkpoint_seconds)):
+                if cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0:
                     self._save_checkpoint(monitor)
                 bar.update(k + 1, monitor)
         except (OSError, sqlite3.Error) as exc:
