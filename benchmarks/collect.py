@@ -73,6 +73,21 @@ def _curvature(d: dict) -> list[Figure]:
     return out
 
 
+def _hvp_memory(d: dict) -> list[Figure]:
+    out = []
+    for r in d["rows"]:
+        p = f"{r['problem']} (batch {r['batch']})"
+        out += [(f"{p}: peak memory, first retained-graph HVP / plain gradient",
+                 r["retained_first_peak_over_gradient"], ""),
+                (f"{p}: peak memory, later retained-graph HVP / plain gradient",
+                 r["retained_later_peak_over_gradient"], ""),
+                (f"{p}: memory kept between HVPs / plain gradient's peak",
+                 r["retained_held_over_gradient"], ""),
+                (f"{p}: budget's count of the kept graph / measured",
+                 r["budget_estimate_over_held"], "1")]
+    return out
+
+
 def _sharpness(d: dict) -> list[Figure]:
     s = d["summary"]
     return [(f"sharpness every {d['every']} steps: HVPs per warm-started measurement (median)",
@@ -127,6 +142,8 @@ BENCHES: dict[str, Bench] = {
     "curvature": Bench("curvature.py", ("--reps", "3", "--json", "{json}"),
                        ("--reps", "1", "--only", "mnist1d", "--budgets", "30",
                         "--json", "{json}"), _curvature),
+    "hvp_memory": Bench("hvp_memory.py", ("--json", "{json}"),
+                        ("--problems", "mnist1d:256", "--json", "{json}"), _hvp_memory),
     "sharpness_warm": Bench("sharpness_warm.py", ("--steps", "300", "--out", "{json}"),
                             ("--steps", "100", "--out", "{json}"), _sharpness),
     "probe_scaling": Bench("probe_scaling.py",
