@@ -136,6 +136,19 @@ def _optim_step(d: dict) -> list[Figure]:
     return out
 
 
+def _first_step(d: dict) -> list[Figure]:
+    out: list[Figure] = []
+    for r in d["rows"]:
+        target = "" if r["method"].startswith("torch-") else "<= 2 s"
+        out += [(f"{r['method']}: first step in a new process, warm cache (s)",
+                 r["warm_first_step_s"], target),
+                (f"{r['method']}: first step in a new process, cold cache (s)",
+                 r["cold"]["first_step_s"], ""),
+                (f"{r['method']}: optimizer construction in a new process (s)",
+                 r["warm_build_s"], "")]
+    return out
+
+
 BENCHES: dict[str, Bench] = {
     "trainer_overhead": Bench("trainer_overhead.py",
                               ("--steps", "2000", "--reps", "3", "--clock", "process",
@@ -163,6 +176,9 @@ BENCHES: dict[str, Bench] = {
     "optim_step": Bench("optim_step.py", ("--threads", "1", "--json", "{json}"),
                         ("--threads", "1", "--reps", "1", "--methods", "ademamix",
                          "--layouts", "few", "--json", "{json}"), _optim_step),
+    "first_step": Bench("first_step.py", ("--warm", "2", "--json", "{json}"),
+                        ("--methods", "ademamix", "--warm", "1", "--json", "{json}"),
+                        _first_step),
 }
 
 
