@@ -44,8 +44,12 @@ own ``torch.compile`` calls keep their cache.
 Costs: the first step in a process without a cache compiles (5-30 s on a laptop-class CPU,
 minutes on the loaded benchmark machine) and needs a working C++ compiler; a compile
 failure raises :class:`~trainlab.errors.ConfigError` before any tensor is touched. With a
-warm cache the first step costs the import of torch's compiler stack and inductor's CPU
-check (``benchmarks/first_step.py``). Results match the eager reference to rounding
+warm cache the first step costs the import of torch's compiler stack and the loading of the
+kernel (``benchmarks/first_step.py``); inductor's probe of each CPU vector instruction set (a
+compiler run and a Python subprocess each) is skipped while a kernel built earlier is loaded
+(``torch._inductor.config.cpp.vec_isa_ok``; the instruction sets still come from the CPU's
+flags). Inductor remembers the resulting list for the process, so a ``torch.compile`` of the
+caller's own that follows also skips the probe. Results match the eager reference to rounding
 (inductor may contract or reorder floating-point operations).
 """
 
@@ -207,6 +211,7 @@ class CompiledUpdate:
         compiled on ``scratch`` and saved; ``None`` (after one warning) when that fails."""
         if key in self._precompiled:
             return self._precompiled[key]
+        import torch._inductor.config
         import torch.fx.experimental._config as fx_config
 
         path = self._cache_path(key)
@@ -215,8 +220,12 @@ class CompiledUpdate:
             warnings.simplefilter("ignore", DeprecationWarning)
             try:
                 if path.exists():
-                    with open(path, "rb") as f:
-                        fn = torch.compiler.load_compiled_function(f)
+                    # built here before, after inductor's checks: skip its compile-and-load
+                    # probe of every CPU vector ISA (the ISAs still come from the CPU flags)
+                    with torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
+                        with open(path, "rb") as f:
+                            fn = torch.compiler.load_compiled_function(f)
+                        fn(scratch, s)
                 else:
                     with fx_config.patch(use_duck_shape=False):
                         fn = torch.compile(self._apply_group(), fullgraph=True, dynamic=True,
@@ -224,7 +233,7 @@ class CompiledUpdate:
                                            ).aot_compile(((scratch, s), {}))
                     path.parent.mkdir(parents=True, exist_ok=True)
                     fn.save_compiled_function(str(path))
-                fn(scratch, s)
+                    fn(scratch, s)
             except Exception as exc:  # experimental API: any failure means "not this way"
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 LOG.warning("fused=True for %s: the ahead-of-time compiled update could not "
