@@ -142,6 +142,9 @@ class HessianOperator(CurvatureOperator):
     :attr:`retain_fallback`. Both paths run the same operations, so every product is
     bit-identical; only time changes (a fresh product costs about twice a retained one). The
     budget bounds what is *kept*; the transient peak of each product is that of a fresh one.
+    The counting hook is innermost while the graph is built, so a ``saved_tensors_hooks``
+    context of the caller's (e.g. ``save_on_cpu``) does not apply to that graph; pass
+    ``graph_budget_mb=None`` to build it under the caller's hooks (no counting, no budget).
 
     With ``method="double-backward"``, a model without forward-mode derivatives (e.g.
     CPU LSTMs) still gets ``matmat``: one double-backward product per column, after a
