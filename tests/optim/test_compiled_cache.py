@@ -125,3 +125,18 @@ def test_cache_folder_and_version_gate(tmp_path, monkeypatch):
     monkeypatch.setattr(compiled, "PRECOMPILE_TORCH", ((1, 0), (1, 13)))
     assert not compiled.precompile_available()
     assert not compiled.CompiledUpdate(_update, "Toy").precompile
+
+
+def test_an_unwritable_cache_folder_keeps_inductors_own_and_warns_on_save(tmp_path,
+                                                                          monkeypatch, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("TRAINLAB_COMPILE_CACHE", str(blocker / "cache"))
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with compiled._inductor_cache():
+        assert os.environ.get("TORCHINDUCTOR_CACHE_DIR") == before
+    update = compiled.CompiledUpdate(_update, "Toy")
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        update._save(object(), blocker / "cache" / "x.bin")  # mkdir fails before any save
+    assert any("could not be saved" in r.getMessage() for r in caplog.records)
+

@@ -120,14 +120,20 @@ def _torch_default_inductor_dir() -> str | None:
 def _inductor_cache() -> Iterator[None]:
     """Inductor's cache in :func:`compile_cache_dir`'s ``inductor`` subfolder for the
     duration, unless the caller set ``TORCHINDUCTOR_CACHE_DIR`` to another folder than
-    torch's default (which torch itself writes into the variable on import); the variable
-    is restored afterwards."""
+    torch's default (which torch itself writes into the variable on import) or the
+    subfolder cannot be made; the variable is restored afterwards."""
     key = "TORCHINDUCTOR_CACHE_DIR"
     before = os.environ.get(key)
+    ours = compile_cache_dir() / "inductor"
     if before is not None and before != _torch_default_inductor_dir():
         yield
         return
-    os.environ[key] = str(compile_cache_dir() / "inductor")
+    try:
+        ours.mkdir(parents=True, exist_ok=True)
+    except OSError:  # not writable: inductor keeps its own folder (only persistence is lost)
+        yield
+        return
+    os.environ[key] = str(ours)
     try:
         yield
     finally:
@@ -231,9 +237,8 @@ class CompiledUpdate:
                         fn = torch.compile(self._apply_group(), fullgraph=True, dynamic=True,
                                            options={"size_asserts": False}
                                            ).aot_compile(((scratch, s), {}))
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    fn.save_compiled_function(str(path))
                     fn(scratch, s)
+                    self._save(fn, path)
             except Exception as exc:  # experimental API: any failure means "not this way"
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 LOG.warning("fused=True for %s: the ahead-of-time compiled update could not "
@@ -245,6 +250,18 @@ class CompiledUpdate:
             fn.disable_guard_check()  # checked once per step in __call__
         self._precompiled[key] = fn
         return fn
+
+    def _save(self, fn: Any, path: Path) -> None:
+        """Save a compiled group function for later processes; a folder that cannot be
+        written only costs them the compilation (one warning)."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fn.save_compiled_function(str(path))
+        except (OSError, RuntimeError) as exc:
+            LOG.warning("fused=True for %s: the compiled update could not be saved in %s "
+                        "(%s: %s); later processes compile it again (set "
+                        "TRAINLAB_COMPILE_CACHE to a writable folder).", self.name,
+                        path.parent, type(exc).__name__, exc)
 
     def _padding(self, size: int, n_lists: int, like: torch.Tensor
                  ) -> list[list[torch.Tensor]]:
