@@ -140,3 +140,23 @@ def test_an_unwritable_cache_folder_keeps_inductors_own_and_warns_on_save(tmp_pa
         update._save(object(), blocker / "cache" / "x.bin")  # mkdir fails before any save
     assert any("could not be saved" in r.getMessage() for r in caplog.records)
 
+
+
+def test_later_groups_of_offset_views_match_eager():
+    # the guards are checked on the first group only: later groups of views at odd storage
+    # offsets (a flat parameter buffer) must still be right
+    def lists():
+        g = torch.Generator().manual_seed(5)
+        first = [[torch.randn(4, generator=g, dtype=torch.float64) for _ in range(2)]
+                 for _ in range(3)]
+        flats = [torch.randn(3 * 7 + 1, generator=g, dtype=torch.float64) for _ in range(3)]
+        return [f + [flat[1 + 7 * i:1 + 7 * (i + 1)] for i in range(3)]
+                for f, flat in zip(first, flats)]
+
+    out = _apply(compiled.CompiledUpdate(_update, "Toy"), lists())
+    eager = lists()
+    for _ in range(3):
+        for p, g, m in zip(*eager):
+            _update(p, g, m, torch.tensor(SCALARS, dtype=torch.float64))
+    for a, e in zip(sum(out, []), sum(eager, [])):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-14)
