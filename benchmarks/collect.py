@@ -73,6 +73,21 @@ def _curvature(d: dict) -> list[Figure]:
     return out
 
 
+def _hvp_memory(d: dict) -> list[Figure]:
+    out = []
+    for r in d["rows"]:
+        p = f"{r['problem']} (batch {r['batch']})"
+        out += [(f"{p}: peak memory, first retained-graph HVP / plain gradient",
+                 r["retained_first_peak_over_gradient"], ""),
+                (f"{p}: peak memory, later retained-graph HVP / plain gradient",
+                 r["retained_later_peak_over_gradient"], ""),
+                (f"{p}: memory kept between HVPs / plain gradient's peak",
+                 r["retained_held_over_gradient"], ""),
+                (f"{p}: budget's count of the kept graph / measured",
+                 r["budget_estimate_over_held"], "1")]
+    return out
+
+
 def _sharpness(d: dict) -> list[Figure]:
     s = d["summary"]
     return [(f"sharpness every {d['every']} steps: HVPs per warm-started measurement (median)",
@@ -109,8 +124,29 @@ SCALING_NOTE = (
 
 
 def _optim_step(d: dict) -> list[Figure]:
-    return [(f"{row['method']}, {row['layout']} / fused AdamW", row["ratio_to_fused_adamw"],
-             "<= 1.5" if "fused" in row["method"] else "") for row in d["rows"]]
+    out: list[Figure] = []
+    for row in d["rows"]:
+        fused = "fused" in row["method"]
+        out.append((f"{row['method']}, {row['layout']} / fused AdamW",
+                    row["ratio_to_fused_adamw"], "<= 1.5" if fused else ""))
+        if fused and "copy_GB/s" in row:
+            out.append((f"{row['method']}, {row['layout']}: achieved GB/s / copy GB/s "
+                        f"({row['copy_GB/s']:.1f} GB/s, same run)",
+                        row["GB/s"] / row["copy_GB/s"], ""))
+    return out
+
+
+def _first_step(d: dict) -> list[Figure]:
+    out: list[Figure] = []
+    for r in d["rows"]:
+        target = "" if r["method"].startswith("torch-") else "<= 2 s"
+        out += [(f"{r['method']}: first step in a new process, warm cache (s)",
+                 r["warm_first_step_s"], target),
+                (f"{r['method']}: first step in a new process, cold cache (s)",
+                 r["cold"]["first_step_s"], ""),
+                (f"{r['method']}: optimizer construction in a new process (s)",
+                 r["warm_build_s"], "")]
+    return out
 
 
 BENCHES: dict[str, Bench] = {
@@ -127,6 +163,8 @@ BENCHES: dict[str, Bench] = {
     "curvature": Bench("curvature.py", ("--reps", "3", "--json", "{json}"),
                        ("--reps", "1", "--only", "mnist1d", "--budgets", "30",
                         "--json", "{json}"), _curvature),
+    "hvp_memory": Bench("hvp_memory.py", ("--json", "{json}"),
+                        ("--problems", "mnist1d:256", "--json", "{json}"), _hvp_memory),
     "sharpness_warm": Bench("sharpness_warm.py", ("--steps", "300", "--out", "{json}"),
                             ("--steps", "100", "--out", "{json}"), _sharpness),
     "probe_scaling": Bench("probe_scaling.py",
@@ -138,6 +176,9 @@ BENCHES: dict[str, Bench] = {
     "optim_step": Bench("optim_step.py", ("--threads", "1", "--json", "{json}"),
                         ("--threads", "1", "--reps", "1", "--methods", "ademamix",
                          "--layouts", "few", "--json", "{json}"), _optim_step),
+    "first_step": Bench("first_step.py", ("--warm", "2", "--json", "{json}"),
+                        ("--methods", "ademamix", "--warm", "1", "--json", "{json}"),
+                        _first_step),
 }
 
 

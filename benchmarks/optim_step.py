@@ -6,7 +6,10 @@ reference, ...), so the printed ratios survive a noisy, shared machine; the tabl
 median over rounds of the per-step time (and the min in the JSON). Two layouts: few tensors
 (10 x 1M) and many tensors (500 x 20k). Achieved bandwidth counts the minimum traffic of the
 update: parameters read+written, the gradient read, every state buffer read+written (4 bytes
-each).
+each). Beside it, this machine's copy bandwidth measured in the same rounds
+(``dst.copy_(src)`` of a 256 MiB float32 buffer, read + write counted, the median over
+rounds): an update cannot run faster than its traffic at that rate, so "of copy" (achieved
+over copy bandwidth) says how close to the memory floor a method is.
 
 For the methods pytorch_optimizer (po) also has, both of its code paths are timed (its
 for-loop, ``foreach=False``, and ``foreach=True``, its default on CPU) with the *same
@@ -115,11 +118,33 @@ def _time_steps(opt: torch.optim.Optimizer, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+COPY_ELEMENTS = 64 * 2**20  # float32: 256 MiB, far beyond any cache
+
+
+class _Copy:
+    """A stand-in optimizer whose ``step`` copies a 256 MiB buffer (the copy-bandwidth
+    probe, timed in the same rounds as the optimizers)."""
+
+    def __init__(self):
+        self.src = torch.ones(COPY_ELEMENTS)
+        self.dst = torch.empty_like(self.src)
+
+    def step(self) -> None:
+        self.dst.copy_(self.src)
+
+
+def copy_gbps(seconds: float) -> float:
+    """Copy bandwidth (GB/s, read + write) of one :class:`_Copy` step taking ``seconds``."""
+    return 2 * 4 * COPY_ELEMENTS / seconds / 1e9
+
+
 def measure(makers: dict[str, Factory], layout: tuple[int, int], reps: int, steps: int
             ) -> dict[str, list[float]]:
-    """Seconds per step of each implementation and of the fused-AdamW reference (key
-    ``"ref"``), one entry per interleaved round, after one warm-up step each."""
-    opts = {"ref": torch.optim.AdamW(_params(layout), fused=True, **REF_SETTINGS)}
+    """Seconds per step of each implementation, of the fused-AdamW reference (key
+    ``"ref"``) and of the 256 MiB copy (key ``"copy"``), one entry per interleaved round,
+    after one warm-up step each."""
+    opts = {"ref": torch.optim.AdamW(_params(layout), fused=True, **REF_SETTINGS),
+            "copy": _Copy()}
     for i, (k, make) in enumerate(makers.items()):
         opts[k] = make(_params(layout, seed=1 + i))
     for opt in opts.values():
@@ -154,11 +179,15 @@ def main() -> int:
             times = measure(_factories(name), layout, args.reps, args.steps)
             med = {k: statistics.median(v) for k, v in times.items()}
             t, t_ref = med["ours"], med["ref"]
+            copy = copy_gbps(med["copy"])
             row = {"layout": lname, "method": name, "ms": 1e3 * t, "ref_ms": 1e3 * t_ref,
                    "ms_min": 1e3 * min(times["ours"]), "ref_ms_min": 1e3 * min(times["ref"]),
-                   "ratio_to_fused_adamw": t / t_ref, "GB/s": bytes_per * n / t / 1e9}
+                   "ratio_to_fused_adamw": t / t_ref, "GB/s": bytes_per * n / t / 1e9,
+                   "ref_GB/s": 28 * n / t_ref / 1e9, "copy_GB/s": copy,
+                   "load": os.getloadavg()[0]}
             text = (f"{lname:17s} {name:24s} {1e3 * t:7.2f} ms  x{t / t_ref:5.2f} fused-AdamW "
-                    f"({1e3 * t_ref:6.2f} ms)  {row['GB/s']:5.1f} GB/s")
+                    f"({1e3 * t_ref:6.2f} ms)  {row['GB/s']:5.1f} GB/s (AdamW "
+                    f"{row['ref_GB/s']:4.1f}, copy {copy:4.1f}, load {row['load']:4.1f})")
             po_keys = [k for k in ("po-loop", "po-foreach") if k in med]
             if po_keys:
                 for k in po_keys:

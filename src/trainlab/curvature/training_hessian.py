@@ -9,13 +9,15 @@ from typing import Any
 import torch
 
 from trainlab.curvature.operators import HessianOperator
+from trainlab.curvature.operators.hessian import GRAPH_BUDGET_MB
 
 LOG = logging.getLogger("trainlab")
 
 
 def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any],
                      params: dict[str, torch.Tensor] | None = None, *,
-                     run_cache: dict[str, Any] | None = None) -> HessianOperator:
+                     run_cache: dict[str, Any] | None = None,
+                     graph_budget_mb: float | None = GRAPH_BUDGET_MB) -> HessianOperator:
     """The Hessian operator the curvature probes use (see
     :func:`~trainlab.probes.sharpness.step_hessian`): the model's
     mode kept, one fixed draw of its randomness, double-backward products through a
@@ -27,12 +29,18 @@ def training_hessian(model: torch.nn.Module, loss_fn: Any, batch: tuple[Any, Any
     calls skip that trial product (the first real product builds the same graph, so every
     value is unchanged, one backward pass cheaper per measurement) and the operator's
     determinism check (two forward passes, which only raise or pass and change no value:
-    it passed for ``model`` when the trial product was made)."""
+    it passed for ``model`` when the trial product was made).
+
+    ``graph_budget_mb`` caps the memory of the retained graph (see
+    :class:`~trainlab.curvature.operators.HessianOperator`): over it, products are fresh
+    double-backward products (bit-identical values), with a warning on the ``trainlab`` logger
+    once per ``run_cache`` and the reason in the operator's ``retain_fallback``."""
     cache = {} if run_cache is None else run_cache
     known = cache.get("hessian_double_backward_ok") == id(model)
     op = HessianOperator(model, loss_fn, batch, params, method="double-backward",
                          retain_graph=True, fixed_randomness=True,
-                         check_deterministic=not known)
+                         check_deterministic=not known, graph_budget_mb=graph_budget_mb,
+                         run_cache=cache)
     if known:
         return op
     try:

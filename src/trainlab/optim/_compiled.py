@@ -18,22 +18,63 @@ Design:
   tensors happen to have equal sizes never triggers a recompilation; a dtype does (one
   graph per dtype).
 
-Costs: the first step compiles (5-30 s on a laptop-class CPU; inductor's on-disk cache makes
-later processes faster) and needs a working C++ compiler; a compile failure raises
-:class:`~trainlab.errors.ConfigError` before any tensor is touched. Results match the eager
-reference to rounding (inductor may contract or reorder floating-point operations).
+Precompiled kernels and the compile cache. ``torch.compile`` pays, in every new process,
+for tracing the update with dynamo (10-40 s for a group of 16 on the loaded 2-core benchmark
+machine) even when inductor's on-disk caches hold the kernel, and at every call for
+checking its guards over every tensor (about 17 us per tensor there, as much as the kernel
+of a 20k-element tensor). Where torch offers ahead-of-time compiled functions
+(``torch.compile(...).aot_compile`` and ``torch.compiler.load_compiled_function``, an
+experimental API, used only on the torch versions in :data:`PRECOMPILE_TORCH`), each group
+function is compiled once, saved under :func:`compile_cache_dir` (keyed by the update's
+module, name and bytecode, the group size, the number of lists, dtype, device type and
+torch version) and loaded by later processes without tracing; the guards are then checked
+once per step (on its first group) instead of at every call, the others having the
+structure :func:`can_fuse` and the grouping guarantee. A failed guard check runs that step
+through ``torch.compile``; a failed save or load warns once on the ``trainlab`` logger and
+uses ``torch.compile`` (the public path, always available, and what older or newer torch
+versions get). Both paths run the same inductor kernel: the same numbers, bit for bit.
+
+The cache folder is ``$TRAINLAB_COMPILE_CACHE`` when set, else
+``$XDG_CACHE_HOME/trainlab/compile`` (``~/.cache/trainlab/compile``). While trainlab
+compiles or loads, inductor's own cache (the generated C++ and the built libraries) goes to
+its ``inductor`` subfolder, unless ``TORCHINDUCTOR_CACHE_DIR`` names another folder than
+torch's default (then that is used); the variable is restored afterwards, so the caller's
+own ``torch.compile`` calls keep their cache.
+
+Costs: the first step in a process without a cache compiles (5-30 s on a laptop-class CPU,
+minutes on the loaded benchmark machine) and needs a working C++ compiler; a compile
+failure raises :class:`~trainlab.errors.ConfigError` before any tensor is touched. With a
+warm cache the first step costs the import of torch's compiler stack and the loading of the
+kernel (``benchmarks/first_step.py``); inductor's probe of each CPU vector instruction set (a
+compiler run and a Python subprocess each) is skipped while a kernel built earlier is loaded
+(``torch._inductor.config.cpp.vec_isa_ok``; the instruction sets still come from the CPU's
+flags). Inductor remembers the resulting list for the process, so a ``torch.compile`` of the
+caller's own that follows also skips the probe. Results match the eager reference to rounding
+(inductor may contract or reorder floating-point operations).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from trainlab.errors import ConfigError
+from trainlab.optim._fused_adam import _torch_version
+
+LOG = logging.getLogger("trainlab")
 
 GROUP_SIZE = 16
+#: torch releases (major, minor) whose ahead-of-time compiled functions trainlab was tested
+#: with (the lowest and the highest); other versions use ``torch.compile`` alone
+PRECOMPILE_TORCH = ((2, 13), (2, 13))
 _PAD_ELEMENTS = 2  # not 0 or 1: those sizes are specialized by torch.compile
 
 
@@ -53,6 +94,68 @@ def can_fuse(*lists: Sequence[torch.Tensor]) -> bool:
                            and t.layout == torch.strided for t in lst)):
             return False
     return True
+
+
+def compile_cache_dir() -> Path:
+    """Where compiled updates are kept: ``$TRAINLAB_COMPILE_CACHE``, else
+    ``$XDG_CACHE_HOME/trainlab/compile`` (default ``~/.cache/trainlab/compile``)."""
+    env = os.environ.get("TRAINLAB_COMPILE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "trainlab" / "compile"
+
+
+def _torch_default_inductor_dir() -> str | None:
+    """The folder torch's inductor picks (and writes into ``TORCHINDUCTOR_CACHE_DIR`` when it
+    is first imported) when nobody chose one; ``None`` if this torch does not say."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # another torch layout: only an unset variable counts as unchosen
+        return None
+    return os.path.abspath(default_cache_dir())
+
+
+@contextmanager
+def _inductor_cache() -> Iterator[None]:
+    """Inductor's cache in :func:`compile_cache_dir`'s ``inductor`` subfolder for the
+    duration, unless the caller set ``TORCHINDUCTOR_CACHE_DIR`` to another folder than
+    torch's default (which torch itself writes into the variable on import) or the
+    subfolder cannot be made; the variable is restored afterwards."""
+    key = "TORCHINDUCTOR_CACHE_DIR"
+    before = os.environ.get(key)
+    ours = compile_cache_dir() / "inductor"
+    if before is not None and before != _torch_default_inductor_dir():
+        yield
+        return
+    try:
+        ours.mkdir(parents=True, exist_ok=True)
+    except OSError:  # not writable: inductor keeps its own folder (only persistence is lost)
+        yield
+        return
+    os.environ[key] = str(ours)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def precompile_available() -> bool:
+    """Whether this torch has ahead-of-time compiled functions and lies in
+    :data:`PRECOMPILE_TORCH`."""
+    low, high = PRECOMPILE_TORCH
+    return (hasattr(torch.compiler, "load_compiled_function")
+            and low <= _torch_version() <= high)
+
+
+def _code_digest(fn: Callable[..., Any]) -> str:
+    """A digest of ``fn``'s bytecode and constants (an edited update gets a new key)."""
+    code = fn.__code__
+    return hashlib.sha256(code.co_code + repr(code.co_consts).encode()
+                          + repr(code.co_names).encode()).hexdigest()[:16]
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -80,21 +183,85 @@ class CompiledUpdate:
         self._compiled: dict[int, Callable[..., None]] = {}
         self._pads: dict[tuple, list[list[torch.Tensor]]] = {}
         self._warm: set[tuple] = set()
+        self._precompiled: dict[tuple, Any] = {}  # key -> AOTCompiledFunction (or None)
+        self.precompile = precompile_available()  # tests switch it off for the public path
 
     def _group_fn(self, size: int) -> Callable[..., None]:
         fn = self._compiled.get(size)
         if fn is None:
-            update = self.update
-
-            def apply_group(lists: list[list[torch.Tensor]], scalars: torch.Tensor) -> None:
-                for tensors in zip(*lists):
-                    update(*tensors, scalars)
-
             # no per-call size asserts in inductor's wrapper: shapes are checked by can_fuse
-            fn = torch.compile(apply_group, fullgraph=True, dynamic=True,
+            fn = torch.compile(self._apply_group(), fullgraph=True, dynamic=True,
                                options={"size_asserts": False})
             self._compiled[size] = fn
         return fn
+
+    def _apply_group(self) -> Callable[..., None]:
+        update = self.update
+
+        def apply_group(lists: list[list[torch.Tensor]], scalars: torch.Tensor) -> None:
+            for tensors in zip(*lists):
+                update(*tensors, scalars)
+
+        return apply_group
+
+    def _cache_path(self, key: tuple) -> Path:
+        size, n_lists, dtype, device = key
+        u = self.update
+        name = (f"{u.__module__}.{u.__qualname__}-{_code_digest(u)}-g{size}-n{n_lists}-"
+                f"{str(dtype).replace('torch.', '')}-{device.type}-torch{torch.__version__}")
+        return compile_cache_dir() / "precompiled" / (name.replace("/", "_") + ".bin")
+
+    def _precompiled_fn(self, key: tuple, scratch: list[list[torch.Tensor]],
+                        s: torch.Tensor) -> Any:
+        """The ahead-of-time compiled group function for ``key``: loaded from the cache, or
+        compiled on ``scratch`` and saved; ``None`` (after one warning) when that fails."""
+        if key in self._precompiled:
+            return self._precompiled[key]
+        import torch._inductor.config
+        import torch.fx.experimental._config as fx_config
+
+        path = self._cache_path(key)
+        fn = None
+        with _inductor_cache(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                if path.exists():
+                    # built here before, after inductor's checks: skip its compile-and-load
+                    # probe of every CPU vector ISA (the ISAs still come from the CPU flags)
+                    with torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
+                        with open(path, "rb") as f:
+                            fn = torch.compiler.load_compiled_function(f)
+                        fn(scratch, s)
+                else:
+                    with fx_config.patch(use_duck_shape=False):
+                        fn = torch.compile(self._apply_group(), fullgraph=True, dynamic=True,
+                                           options={"size_asserts": False}
+                                           ).aot_compile(((scratch, s), {}))
+                    fn(scratch, s)
+                    self._save(fn, path)
+            except Exception as exc:  # experimental API: any failure means "not this way"
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                LOG.warning("fused=True for %s: the ahead-of-time compiled update could not "
+                            "be %s (%s: %s); using torch.compile (same kernel, slower first "
+                            "step and calls).", self.name,
+                            "loaded" if path.exists() else "built", type(exc).__name__, first)
+                fn = None
+        if fn is not None:
+            fn.disable_guard_check()  # checked once per step in __call__
+        self._precompiled[key] = fn
+        return fn
+
+    def _save(self, fn: Any, path: Path) -> None:
+        """Save a compiled group function for later processes; a folder that cannot be
+        written only costs them the compilation (one warning)."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fn.save_compiled_function(str(path))
+        except (OSError, RuntimeError) as exc:
+            LOG.warning("fused=True for %s: the compiled update could not be saved in %s "
+                        "(%s: %s); later processes compile it again (set "
+                        "TRAINLAB_COMPILE_CACHE to a writable folder).", self.name,
+                        path.parent, type(exc).__name__, exc)
 
     def _padding(self, size: int, n_lists: int, like: torch.Tensor
                  ) -> list[list[torch.Tensor]]:
@@ -118,17 +285,36 @@ class CompiledUpdate:
         s = torch.tensor(list(scalars), dtype=torch.float64, device=ref.device)
         pads = self._padding(size, len(lists), ref)
         n = len(lists[0])
+        groups = []
+        for a in range(0, n, size):
+            group = [[_flat(t) for t in lst[a:a + size]] for lst in lists]
+            short = size - len(group[0])
+            if short:
+                group = [g + pad[:short] for g, pad in zip(group, pads)]
+            groups.append(group)
+        key = (size, len(lists), ref.dtype, ref.device)
+        pre = self._precompiled.get(key)
+        if pre is None and self.precompile and key not in self._precompiled:
+            pre = self._precompiled_fn(key, self._scratch(size, len(lists), ref), s)
+        # the guards of the precompiled function, once per step: the other groups have the
+        # same structure (can_fuse, the grouping); a mismatch runs this step by torch.compile
+        if pre is not None and pre.guard_check(groups[0], s):
+            for group in groups:
+                pre(group, s)
+            return
         with fx_config.patch(use_duck_shape=False):
             fn = self._ready(size, len(lists), ref, s)
             # After the warm-up call every call has the compiled structure (checked by
             # can_fuse and the grouping), so only the guards that tell graphs apart run.
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-                for a in range(0, n, size):
-                    group = [[_flat(t) for t in lst[a:a + size]] for lst in lists]
-                    short = size - len(group[0])
-                    if short:
-                        group = [g + pad[:short] for g, pad in zip(group, pads)]
+                for group in groups:
                     fn(group, s)
+
+    @staticmethod
+    def _scratch(size: int, n_lists: int, like: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Distinct zero tensors in the group layout (compiling never touches user data)."""
+        return [[torch.zeros(_PAD_ELEMENTS + 1, dtype=like.dtype, device=like.device)
+                 for _ in range(size)] for _ in range(n_lists)]
 
     def _ready(self, size: int, n_lists: int, like: torch.Tensor, s: torch.Tensor
                ) -> Callable[..., None]:
@@ -137,10 +323,10 @@ class CompiledUpdate:
         fn = self._group_fn(size)
         key = (size, n_lists, like.dtype, like.device)
         if key not in self._warm:
-            scratch = [[torch.zeros(_PAD_ELEMENTS + 1, dtype=like.dtype, device=like.device)
-                        for _ in range(size)] for _ in range(n_lists)]
+            scratch = self._scratch(size, n_lists, like)
             try:
-                with warnings.catch_warnings():  # torch's compiler stack warns about itself
+                # torch's compiler stack warns about itself
+                with _inductor_cache(), warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
                     fn(scratch, s)
             except Exception as exc:  # inductor raises many types; all mean "cannot fuse"

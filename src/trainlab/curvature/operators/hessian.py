@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
@@ -10,9 +11,14 @@ from torch.autograd.function import BackwardCFunction, once_differentiable
 from torch.func import grad, jvp
 
 from trainlab.curvature.operators._curvature import Batch, CurvatureOperator, Params
-from trainlab.errors import ConfigError, check_choice
+from trainlab.errors import ConfigError, check_choice, check_range
 
 LOG = logging.getLogger("trainlab")
+
+GRAPH_BUDGET_MB = 1024.0
+"""Default ``graph_budget_mb`` of :class:`HessianOperator`: 1 GiB of retained graphs (the
+largest model of ``benchmarks/probe_scaling.py``, 9.2M parameters at batch 128, keeps about
+0.1 GiB)."""
 
 Method = Literal["auto", "forward-over-reverse", "double-backward"]
 METHODS = ("auto", "forward-over-reverse", "double-backward")
@@ -47,6 +53,36 @@ def once_differentiable_functions(loss: torch.Tensor) -> list[str]:
                 found[cls.__qualname__] = None
         stack.extend(f for f, _ in node.next_functions)
     return list(found)
+
+
+def _batch_tensors(batch: Batch) -> list[torch.Tensor]:
+    """The tensors of a batch ``(inputs, targets)`` (inputs possibly a tuple)."""
+    inputs, targets = batch
+    parts = list(inputs) if isinstance(inputs, tuple) else [inputs]
+    return [t for t in (*parts, targets) if isinstance(t, torch.Tensor)]
+
+
+class SavedBytes(torch.autograd.graph.saved_tensors_hooks):
+    """Within the context, counts the bytes of the distinct storages autograd saves for
+    backward (:attr:`total`), storages of ``owned`` tensors (held by the caller anyway:
+    parameters, inputs) excluded. The pack hook returns each tensor itself, so nothing
+    computed changes."""
+
+    def __init__(self, owned: list[torch.Tensor]):
+        self._owned = {t.untyped_storage().data_ptr() for t in owned}
+        self._seen: dict[int, int] = {}
+        super().__init__(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in self._owned:
+            self._seen[ptr] = storage.nbytes()
+        return t
+
+    @property
+    def total(self) -> int:
+        return sum(self._seen.values())
 
 
 class HessianOperator(CurvatureOperator):
@@ -90,9 +126,38 @@ class HessianOperator(CurvatureOperator):
     was written in place since it was built (tracked by tensor version counters), so products
     always use the current values, as without ``retain_graph``.
 
+    Memory budget of the retained graph. The retained graph holds the tensors the forward
+    pass and the differentiable backward saved (activations and their second-derivative
+    factors) and the gradients, beyond the parameters and the batch. On the two MLPs of
+    ``benchmarks/hvp_memory.py`` (CPU allocator reports, batch 1000-1024) it keeps 0.85x-1.0x
+    the peak of a plain gradient between products; the first product peaks at 1.9x-2.7x a
+    gradient's peak (the same as a fresh product), a later one at 1.05x-1.7x. While the
+    first graph of a batch is built, the bytes of the distinct storages autograd saves
+    (``torch.autograd.graph.saved_tensors_hooks``, parameters and batch tensors excluded)
+    plus the gradients' bytes are counted (the count equals the kept memory measured by the
+    allocator, ``budget_estimate_over_held`` = 1.00 there); when they exceed
+    ``graph_budget_mb``, the graph is used for that product and then freed, and the operator
+    uses fresh products (the non-retained path) from then on, with one warning on the
+    ``trainlab`` logger (once per ``run_cache`` when one is given) and the reason in
+    :attr:`retain_fallback`. Both paths run the same operations, so every product is
+    bit-identical; only time changes (a fresh product costs about twice a retained one). The
+    budget bounds what is *kept*; the transient peak of each product is that of a fresh one.
+    The counting hook is innermost while the graph is built, so a ``saved_tensors_hooks``
+    context of the caller's (e.g. ``save_on_cpu``) does not apply to that graph; pass
+    ``graph_budget_mb=None`` to build it under the caller's hooks (no counting, no budget).
+
     With ``method="double-backward"``, a model without forward-mode derivatives (e.g.
     CPU LSTMs) still gets ``matmat``: one double-backward product per column, after a
     warning on the ``trainlab`` logger.
+
+    Args:
+        method: ``"auto"``, ``"double-backward"`` or ``"forward-over-reverse"`` (above).
+        retain_graph: keep each batch's gradient graph between products (above).
+        graph_budget_mb: the most memory (MiB) the retained graphs may keep, summed over the
+            batches (default :data:`GRAPH_BUDGET_MB`, 1024 MiB); ``None``: no limit (and no
+            counting). Only used with ``retain_graph=True``.
+        run_cache: a dict shared by the operators of one run; the budget warning is logged
+            once per such dict (``None``: once per operator).
 
     See :class:`CurvatureOperator` for the other arguments.
 
@@ -109,16 +174,24 @@ class HessianOperator(CurvatureOperator):
     """
 
     def __init__(self, *args: Any, method: Method = "auto",
-                 retain_graph: bool = False, **kwargs: Any):
+                 retain_graph: bool = False, graph_budget_mb: float | None = GRAPH_BUDGET_MB,
+                 run_cache: dict[str, Any] | None = None, **kwargs: Any):
         check_choice("method", method, METHODS, owner="HessianOperator")
         if retain_graph and method == "forward-over-reverse":
             raise ConfigError("HessianOperator retain_graph=True needs "
                               "method='double-backward' or 'auto'.")
+        if graph_budget_mb is not None:
+            check_range("graph_budget_mb", graph_budget_mb, low=0.0, owner="HessianOperator")
         self.method = method
         self._double = method != "forward-over-reverse"  # products by double backward
         self.retain_graph = retain_graph
+        self.graph_budget_mb = graph_budget_mb
+        self.retain_fallback: str | None = None  # why retained graphs were given up, if so
+        self.retained_mb = 0.0  # what the retained graphs keep (counted under a budget)
+        self._run_cache = run_cache
         self._graphs: dict[int, tuple[list[torch.Tensor], tuple[torch.Tensor, ...],
                                       list[int]]] = {}
+        self._graph_mb: dict[int, float] = {}  # MiB each retained graph keeps
         self._columnwise = False  # matmat by matvec columns (no forward-mode derivatives)
         self._graph_checked = False  # once_differentiable Functions looked for
         super().__init__(*args, **kwargs)
@@ -163,7 +236,8 @@ class HessianOperator(CurvatureOperator):
 
     def restrict(self, names: Any) -> HessianOperator:
         block = super().restrict(names)
-        block._graphs = {}  # a block differentiates other leaves: its own graphs
+        block._graphs, block._graph_mb = {}, {}  # a block differentiates other leaves
+        block.retained_mb = 0.0
         return block
 
     def matvec(self, vec: torch.Tensor) -> torch.Tensor:
@@ -175,7 +249,7 @@ class HessianOperator(CurvatureOperator):
             try:
                 return self._double_matvec(vec)
             except (NotImplementedError, RuntimeError) as exc:
-                self._double, self._graphs = False, {}
+                self._double, self._graphs, self._graph_mb = False, {}, {}
                 LOG.warning("HessianOperator(method='auto'): double backward failed on this "
                             "model (%s); using forward-over-reverse (torch.func) instead.",
                             (str(exc).strip().splitlines() or [type(exc).__name__])[0])
@@ -223,13 +297,40 @@ class HessianOperator(CurvatureOperator):
         if cached is not None and cached[2] == versions:
             return cached[0], cached[1]
         leaves = {n: p.detach().requires_grad_(True) for n, p in self.params.items()}
-        with torch.enable_grad():
+        retain = self.retain_graph and self.retain_fallback is None
+        counted = retain and self.graph_budget_mb is not None
+        saved = SavedBytes(list(self.params.values()) + _batch_tensors(batch)) if counted \
+            else None
+        with torch.enable_grad(), saved if saved is not None else nullcontext():
             loss = self.loss(leaves, batch)
             self._check_graph(loss)
             grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True)
-        if self.retain_graph:
+        if saved is not None:
+            kept = (saved.total + sum(g.numel() * g.element_size() for g in grads)) / 2**20
+            others = sum(mb for i, mb in self._graph_mb.items() if i != index)
+            if others + kept > self.graph_budget_mb:
+                self._give_up_retaining(others + kept)
+                retain = False
+            else:
+                self._graph_mb[index] = kept
+                self.retained_mb = others + kept
+        if retain:
             self._graphs[index] = (list(leaves.values()), grads, versions)
         return list(leaves.values()), grads
+
+    def _give_up_retaining(self, needed_mb: float) -> None:
+        """Use fresh products from now on (free the retained graphs), warn once, say why."""
+        self.retain_fallback = (
+            f"the retained gradient graphs would keep {needed_mb:.1f} MiB, over "
+            f"graph_budget_mb={self.graph_budget_mb:g}")
+        self._graphs, self._graph_mb, self.retained_mb = {}, {}, 0.0
+        cache = self._run_cache if self._run_cache is not None else {}
+        cache["hessian_graph_budget_fallback"] = self.retain_fallback
+        if not cache.get("hessian_graph_budget_logged"):
+            cache["hessian_graph_budget_logged"] = True
+            LOG.warning("HessianOperator: %s; using fresh (non-retained) double-backward "
+                        "products instead (same values, about twice the time per product).",
+                        self.retain_fallback)
 
     def _double_backward(self, tangent: Params, batch: Batch, index: int) -> Params:
         names = list(self.params)
@@ -237,6 +338,6 @@ class HessianOperator(CurvatureOperator):
         with torch.enable_grad():
             dot = sum((g * tangent[n]).sum() for g, n in zip(grads, names))
             hv = torch.autograd.grad(dot, leaves, allow_unused=True,
-                                     retain_graph=self.retain_graph)
+                                     retain_graph=index in self._graphs)
         return {n: torch.zeros_like(self.params[n]) if h is None else h
                 for n, h in zip(names, hv)}
