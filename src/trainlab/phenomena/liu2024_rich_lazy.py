@@ -139,8 +139,8 @@ class RichLazyConnectivity(Phenomenon):
              "more lazily: smaller weight change and higher kernel and representation "
              "alignment than low-rank initial connectivity of the same norm.")
 
-    WIDTH, GAIN, LR, BATCH, STEPS = 100, 1.25, 3e-3, 32, 8
-    RANKS = (1, 30, 100)
+    WIDTH, GAIN, LR, BATCH, STEPS = 300, 1.25, 3e-3, 32, 8
+    RANKS = (1, 30, 100, 300)
 
     def _run_one(self, w_rec: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor,
                  probe: torch.Tensor, iterations: int, data_seed: int) -> dict[str, float]:
@@ -188,7 +188,7 @@ class RichLazyConnectivity(Phenomenon):
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         iterations = 800 if quick else 10000
-        seeds = [seed + 100 * i for i in range(2 if quick else 5)]
+        seeds = [seed + 100 * i for i in range(2 if quick else 3)]
         runs: dict[str, dict[str, float]] = {}
         for sd in seeds:
             runs.update(self.seed_runs(sd, iterations))
