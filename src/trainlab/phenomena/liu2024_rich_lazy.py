@@ -143,7 +143,8 @@ class RichLazyConnectivity(Phenomenon):
     RANKS = (1, 30, 100, 300)
 
     def _run_one(self, w_rec: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor,
-                 probe: torch.Tensor, iterations: int, data_seed: int) -> dict[str, float]:
+                 probe: torch.Tensor, iterations: int, data_seed: int,
+                 kernel_trials: int) -> dict[str, float]:
         model = build_model("rnn", (self.STEPS, 3), 3, hidden=self.WIDTH,
                             nonlinearity="relu", bias=False, readout="all")
         with torch.no_grad():
@@ -155,7 +156,7 @@ class RichLazyConnectivity(Phenomenon):
             with torch.no_grad():
                 return model.rnn(probe)[0][:, -1]
 
-        k0, a0 = recurrent_kernel(model, probe[:32]), decision_activity()
+        k0, a0 = recurrent_kernel(model, probe[:kernel_trials]), decision_activity()
         opt = build_optimizer("sgd", model.parameters(), lr=self.LR, momentum=0.9)
         g = torch.Generator().manual_seed(data_seed)
         for _ in range(iterations):
@@ -163,7 +164,7 @@ class RichLazyConnectivity(Phenomenon):
             opt.zero_grad()
             F.cross_entropy(model(x).reshape(-1, 3), y.reshape(-1)).backward()
             opt.step()
-        kt, at = recurrent_kernel(model, probe[:32]), decision_activity()
+        kt, at = recurrent_kernel(model, probe[:kernel_trials]), decision_activity()
         xt, yt = perceptual_decision_trials(2000, torch.Generator().manual_seed(data_seed + 1),
                                             steps=self.STEPS)
         with torch.no_grad():
@@ -173,10 +174,11 @@ class RichLazyConnectivity(Phenomenon):
                 "rep_alignment": cosine_alignment(a0 @ a0.T, at @ at.T),
                 "accuracy": acc}
 
-    def seed_runs(self, sd: int, iterations: int, ranks: tuple[int, ...] = RANKS
-                  ) -> dict[str, dict[str, float]]:
+    def seed_runs(self, sd: int, iterations: int, ranks: tuple[int, ...] = RANKS,
+                  kernel_trials: int = 32) -> dict[str, dict[str, float]]:
         """The runs of one seed: one ``W0``, input and readout weights and probe set shared
-        by the ranks; keys ``"{rank}@{sd}"``."""
+        by the ranks; keys ``"{rank}@{sd}"``. The tangent kernels use the first
+        ``kernel_trials`` probe trials (the paper's code: one batch of 32)."""
         n = self.WIDTH
         g = torch.Generator().manual_seed(sd)
         w0 = self.GAIN * torch.randn(n, n, generator=g) / n**0.5
@@ -184,15 +186,16 @@ class RichLazyConnectivity(Phenomenon):
         w_out = (2 * torch.rand(3, n, generator=g) - 1) / n**0.5
         probe, _ = perceptual_decision_trials(320, g, steps=self.STEPS)
         return {f"{r}@{sd}": self._run_one(truncated_same_norm(w0, r), w_in, w_out, probe,
-                                           iterations, sd + 1) for r in ranks}
+                                           iterations, sd + 1, kernel_trials) for r in ranks}
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        iterations = 800 if quick else 10000
+        iterations = 300 if quick else 10000
+        ranks = (self.RANKS[0], self.RANKS[-1]) if quick else self.RANKS
         seeds = [seed + 100 * i for i in range(2 if quick else 3)]
         runs: dict[str, dict[str, float]] = {}
         for sd in seeds:
-            runs.update(self.seed_runs(sd, iterations))
-        return {"ranks": list(self.RANKS), "seeds": seeds, "iterations": iterations,
+            runs.update(self.seed_runs(sd, iterations, ranks, 8 if quick else 32))
+        return {"ranks": list(ranks), "seeds": seeds, "iterations": iterations,
                 "runs": runs}
 
     @staticmethod
