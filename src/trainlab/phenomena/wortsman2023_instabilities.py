@@ -172,6 +172,7 @@ class AttentionLogitGrowth(Phenomenon):
 
     LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
     VOCAB, LENGTH, BATCH, KEEP = 32, 32, 32, 0.9
+    FULL_STEPS = 600
     ARMS = {"plain": (False, True), "qk": (True, True), "qk-noz": (True, False)}
 
     def _train(self, lr: float, steps: int, seed: int, *, qk: bool,
@@ -219,7 +220,7 @@ class AttentionLogitGrowth(Phenomenon):
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         lrs = (1e-2, 1e-1) if quick else self.LRS
-        steps, n_held = (30, 64) if quick else (300, 512)
+        steps, n_held = (30, 64) if quick else (self.FULL_STEPS, 512)
         seeds = [seed] if quick else [seed + 100 * i for i in range(3)]
         top = lrs[-1]
         out: dict[str, Any] = {"lrs": list(lrs), "steps": steps, "seeds": seeds, "runs": {},
