@@ -19,8 +19,7 @@ from trainlab.phenomena import PHENOMENA, Check, Outcome, Phenomenon
 # when the experiment changes.
 _GUARDED_IN_OWN_FILE = {"saxe-depth": "test_saxe2014_depth.py",
                         "tiny-subspace": "test_gurari2018_tiny_subspace.py",
-                        "grokfast": "test_lee2024_grokfast.py",
-                        "rich-lazy-connectivity": "test_liu2024_rich_lazy.py"}
+                        "grokfast": "test_lee2024_grokfast.py"}
 
 
 @pytest.mark.parametrize("name", PHENOMENA.names())
