@@ -25,3 +25,94 @@ Usage:
     python benchmarks/teng.py heat [--dt 0.01] [--horizon 1]
     python benchmarks/teng.py allen-cahn [--seeds 0 1 2]
 """
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+
+from trainlab.pinn.chen2024_teng import fit_initial, teng, teng_network
+from trainlab.pinn.problems import build_problem
+from trainlab.pinn.problems._problem import tensor_grid
+
+
+class Clock:
+    """Process CPU and wall seconds since construction."""
+
+    def __init__(self) -> None:
+        self.cpu, self.wall = time.process_time(), time.perf_counter()
+
+    def __str__(self) -> str:
+        return (f"cpu {time.process_time() - self.cpu:.1f} s, "
+                f"wall {time.perf_counter() - self.wall:.1f} s")
+
+
+def fitted_network(problem, args, seed: int):
+    """TENG's network fitted to the problem's initial condition on the quadrature grid;
+    returns ``(network, fit residual, clock text)``."""
+    periods = tuple(problem.periodic[i] for i in range(1, problem.dim))
+    net = teng_network(periods, args.width, args.depth, torch.Generator().manual_seed(seed))
+    axes = [torch.arange(args.points, dtype=torch.float64) * (p / args.points) + lo
+            for p, lo in zip(periods, problem.lower[1:])]
+    x = tensor_grid(*axes)
+    zero = torch.zeros(len(x), 1, dtype=x.dtype)
+    clock = Clock()
+    res = fit_initial(net, x, problem.reference(torch.cat([zero, x], 1))[:, 0],
+                      args.initial_iterations, tol=args.tol)
+    return net, res, str(clock)
+
+
+def run(problem, args, seed: int, schemes: tuple[str, ...]) -> None:
+    net, res, fit_time = fitted_network(problem, args, seed)
+    print(f"seed {seed}: initial fit, relative residual {res:.2e} ({fit_time})", flush=True)
+    for scheme in schemes:
+        clock = Clock()
+        out = teng(problem, copy.deepcopy(net), scheme=scheme, dt=args.dt,
+                   iterations=args.iterations, first_iterations=args.first_iterations,
+                   points=args.points, initial_iterations=0)
+        errs = " ".join(f"{e:.1e}" for e in out.rel_l2[:: max(1, len(out.rel_l2) // 10)])
+        print(f"seed {seed}: TENG-{scheme} space-time rel L2 {out.space_time_rel_l2:.2e} "
+              f"(initial {out.initial_error:.2e}), stepping {clock}, "
+              f"{out.config['parameters']} parameters; rel L2 over time: {errs}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("problem", choices=["heat", "allen-cahn"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--schemes", nargs="+", default=None)
+    parser.add_argument("--dt", type=float, default=None)
+    parser.add_argument("--horizon", type=float, default=1.0, help="heat only")
+    parser.add_argument("--points", type=int, default=None)
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--depth", type=int, default=None)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--first-iterations", type=int, default=7)
+    parser.add_argument("--initial-iterations", type=int, default=1000)
+    parser.add_argument("--tol", type=float, default=1e-12)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.problem == "heat":
+        defaults = {"seeds": [0], "schemes": ["euler", "heun"], "dt": 0.01, "points": 40,
+                    "width": 20, "depth": 5}
+        problem = build_problem("heat-2d", horizon=args.horizon, grid_t=11)
+    else:
+        defaults = {"seeds": [0, 1, 2], "schemes": ["heun"], "dt": 0.005, "points": 1024,
+                    "width": 24, "depth": 3}
+        problem = build_problem("allen-cahn")
+        clock = Clock()
+        problem.reference(problem.grid[:1])
+        print(f"Allen-Cahn reference ({problem.params}): {clock}", flush=True)
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    print(f"{args.problem}: {vars(args)}", flush=True)
+    for seed in args.seeds:
+        run(problem, args, seed, tuple(args.schemes))
+
+
+if __name__ == "__main__":
+    main()

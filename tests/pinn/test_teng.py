@@ -144,3 +144,44 @@ def test_pinn_teng_cli_records_the_run_and_the_errors_it_printed(tmp_path, capsy
     assert "nope" in err and "\n" not in err
     assert main(["pinn", "teng", "--store", str(tmp_path), "--scheme", "rk4"]) == 2
     assert "'scheme'" in capsys.readouterr().err
+
+
+def test_rejected_damped_steps_reuse_the_normal_equations_with_the_same_numbers(monkeypatch):
+    import trainlab.pinn.chen2024_teng as teng_module
+    from trainlab.optim.engd import damped_direction, output_jacobian
+
+    def network():
+        torch.manual_seed(3)
+        return nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+
+    x = _quadrature(6)
+    target = torch.sin(x[:, 0]) * torch.cos(2 * x[:, 1])
+    # reference: the plain loop that forms J and J^T J at every iteration
+    ref, nu = network(), 1e-6
+    params = lambda net: {n: p.detach() for n, p in net.named_parameters()}  # noqa: E731
+    flat = lambda net: torch.nn.utils.parameters_to_vector(net.parameters()).detach()  # noqa: E731
+    res = ref(x)[:, 0].detach() - target
+    accepted = 0
+    for _ in range(12):
+        jac = output_jacobian(ref, params(ref), x)[:, 0, :]
+        before = flat(ref)
+        step, _ = damped_direction(jac, res, nu)
+        torch.nn.utils.vector_to_parameters(before - step, ref.parameters())
+        new = ref(x)[:, 0].detach() - target
+        if float(new.norm()) < float(res.norm()):
+            res, nu, accepted = new, max(nu / 3, 1e-12), accepted + 1
+        else:
+            torch.nn.utils.vector_to_parameters(before, ref.parameters())
+            nu = min(nu * 4, 1e8)
+    calls = []
+
+    def counting(*args):
+        calls.append(1)
+        return output_jacobian(*args)
+
+    monkeypatch.setattr(teng_module, "output_jacobian", counting)
+    net, state = network(), {"nu": 1e-6}
+    out = natural_gradient_fit(net, x, target, 12, state=state)
+    assert out == float(res.norm() / target.norm())  # bitwise the same iterations
+    assert torch.equal(flat(net), flat(ref)) and state["nu"] == nu
+    assert accepted <= len(calls) <= accepted + 1 < 12  # one J per accepted point, not 12

@@ -71,7 +71,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError, check_choice, check_range
-from trainlab.optim.engd import damped_direction, output_jacobian
+from trainlab.optim.engd import damped_solve, output_jacobian
 from trainlab.pinn.derivatives import Jet, jet
 from trainlab.pinn.problems import Problem, build_problem
 from trainlab.pinn.problems._problem import DTYPE, tensor_grid
@@ -167,10 +167,11 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
     size = sum(p.numel() for p in net.parameters())
     state = {} if state is None else state
     res = _values(net, x) - target
+    normal = None  # J^T J and J^T r at the current parameters (kept over rejected steps)
     for _ in range(iterations):
-        jac = output_jacobian(net, _params(net), x)[:, 0, :]
         before = _flat(net)
         if solver == "lstsq":
+            jac = output_jacobian(net, _params(net), x)[:, 0, :]
             cols = None
             if subset is not None and subset < size:
                 cols = torch.randperm(size, generator=generator)[:subset]
@@ -182,12 +183,15 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
             _assign(net, before + step)
             res = _values(net, x) - target
             continue
+        if normal is None:
+            jac = output_jacobian(net, _params(net), x)[:, 0, :]
+            normal = (jac.T @ jac, jac.T @ res)
         nu = state.get("nu", 1e-8)
-        step, _ = damped_direction(jac, res, nu)
+        step, _ = damped_solve(*normal, nu)
         _assign(net, before - step)
         new = _values(net, x) - target
         if float(new.norm()) < float(res.norm()):
-            res, state["nu"] = new, max(nu / 3, 1e-12)
+            res, state["nu"], normal = new, max(nu / 3, 1e-12), None
         else:
             _assign(net, before)
             state["nu"] = min(nu * 4, 1e8)
