@@ -185,3 +185,26 @@ def test_rejected_damped_steps_reuse_the_normal_equations_with_the_same_numbers(
     assert out == float(res.norm() / target.norm())  # bitwise the same iterations
     assert torch.equal(flat(net), flat(ref)) and state["nu"] == nu
     assert accepted <= len(calls) <= accepted + 1 < 12  # one J per accepted point, not 12
+
+
+def test_heat2d_time_error_is_the_closed_form_per_mode_and_has_the_schemes_order():
+    from trainlab.pinn.chen2024_teng import heat2d_time_error
+
+    # one mode: |R^k - exp(-z k)| summed over the times, by hand
+    dt, z = 0.1, 0.1 * 2 * 0.1
+    times = [0.0, 0.5, 1.0]
+    for scheme, factor in (("euler", 1 - z), ("heun", 1 - z + z * z / 2)):
+        num = sum((factor ** round(t / dt) - math.exp(-z * t / dt)) ** 2 for t in times)
+        den = sum(math.exp(-2 * z * t / dt) for t in times)
+        got = heat2d_time_error(scheme, dt, modes=1, grid_t=3)
+        assert got == pytest.approx(math.sqrt(num / den), rel=1e-12)
+    # Euler is first order, Heun second: halving dt halves / quarters the error
+    for scheme, order in (("euler", 1), ("heun", 2)):
+        ratio = heat2d_time_error(scheme, 0.02) / heat2d_time_error(scheme, 0.01)
+        assert ratio == pytest.approx(2 ** order, rel=0.05)
+    # the numbers the benchmark's dt = 0.05 runs sit at (TENG-Heun measured 2.0e-4)
+    assert heat2d_time_error("heun", 0.05) == pytest.approx(1.84e-4, rel=0.01)
+    assert heat2d_time_error("euler", 0.05) == pytest.approx(4.92e-3, rel=0.01)
+    assert heat2d_time_error("heun", 0.01) == pytest.approx(6.57e-6, rel=0.01)
+    with pytest.raises(ConfigError, match="multiples of dt"):
+        heat2d_time_error("heun", 0.015)
