@@ -91,17 +91,17 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--first-iterations", type=int, default=7)
-    parser.add_argument("--initial-iterations", type=int, default=1000)
+    parser.add_argument("--initial-iterations", type=int, default=None)
     parser.add_argument("--tol", type=float, default=1e-12)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.problem == "heat":
-        defaults = {"seeds": [0], "schemes": ["euler", "heun"], "dt": 0.01, "points": 40,
-                    "width": 20, "depth": 5}
+        defaults = {"seeds": [0], "schemes": ["heun", "euler"], "dt": 0.01, "points": 40,
+                    "width": 20, "depth": 5, "initial_iterations": 1500}
         problem = build_problem("heat-2d", horizon=args.horizon, grid_t=11)
     else:
         defaults = {"seeds": [0, 1, 2], "schemes": ["heun"], "dt": 0.005, "points": 1024,
-                    "width": 24, "depth": 3}
+                    "width": 20, "depth": 3, "initial_iterations": 1000}
         problem = build_problem("allen-cahn")
         clock = Clock()
         problem.reference(problem.grid[:1])
