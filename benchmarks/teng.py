@@ -21,6 +21,21 @@ iterations) gave 1.02e-3 in 73 s of CPU. The jaxpi problem is not the paper's (s
 interfaces: eps = 1e-4 and the reaction 5u - 5u^3), listed under the deviations of
 ``trainlab.pinn.chen2024_teng``.
 
+Measured (shared 2-core CPU, torch 1 thread, float64; CPU = process time of the initial fit
+plus the stepping):
+  Allen-Cahn, ``python benchmarks/teng.py allen-cahn`` (TENG-Heun, width 20, depth 3, 501
+  parameters, 1,024 quadrature points, dt 0.005, 7 + 5 iterations per step, 1,000 initial
+  Levenberg-Marquardt iterations; reference: 1,024-mode ETDRK4, floor about 2e-6):
+    seed 0: 1.04e-3 (initial fit 8.8e-6), CPU 22.8 + 50.0 = 72.8 s (wall 847 s)
+    seed 1: 2.99e-4 (initial fit 4.0e-6), CPU 20.6 + 48.7 = 69.3 s (wall 437 s)
+    seed 2: 5.20e-4 (initial fit 4.7e-6), CPU 20.9 + 50.2 = 71.1 s (wall 358 s)
+  Target 1e-3 in 10 min: met by seeds 1 and 2, missed by seed 0 (1.04e-3); all three in
+  about 70 s of CPU. The error grows over time in every seed (seed 0: 8.6e-5 at t = 0.1,
+  2.2e-3 at t = 1), so it comes from the stepping, not the initial fit.
+  Before the gain-ratio damping rule (same command, the keep-if-lower rule): width 20 seed 0
+  1.02e-3 (initial fit 6.6e-5, 73 s CPU, 11 evaluation times); width 24 seed 0 1.16e-3
+  (initial 1.1e-4, 122 s CPU) and seed 1 1.08e-3 (initial 1.3e-4); that run was stopped.
+
 Usage:
     python benchmarks/teng.py heat [--dt 0.01] [--horizon 1]
     python benchmarks/teng.py allen-cahn [--seeds 0 1 2]
