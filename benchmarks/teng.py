@@ -33,7 +33,8 @@ plus the stepping):
   about 70 s of CPU. The error grows over time in every seed (seed 0: 8.6e-5 at t = 0.1,
   2.2e-3 at t = 1), so it comes from the stepping, not the initial fit.
   Before the gain-ratio damping rule (same command, the keep-if-lower rule): width 20 seed 0
-  1.02e-3 (initial fit 6.6e-5, 73 s CPU, 11 evaluation times); width 24 seed 0 1.16e-3
+  1.02e-3 (initial fit 6.6e-5, 73 s CPU; 11 evaluation times, 512-mode reference); width 24
+  seed 0 1.16e-3
   (initial 1.1e-4, 122 s CPU) and seed 1 1.08e-3 (initial 1.3e-4); that run was stopped.
 
 Usage:
