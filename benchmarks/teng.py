@@ -32,6 +32,12 @@ plus the stepping):
   Target 1e-3 in 10 min: met by seeds 1 and 2, missed by seed 0 (1.04e-3); all three in
   about 70 s of CPU. The error grows over time in every seed (seed 0: 8.6e-5 at t = 0.1,
   2.2e-3 at t = 1), so it comes from the stepping, not the initial fit.
+  2D heat, ``python benchmarks/teng.py heat`` (horizon 1, 11 evaluation times on a 48 x 48
+  grid; width 20, depth 5, 1,341 parameters, 40 x 40 quadrature, dt 0.01, 7 + 5 iterations;
+  seed 0): initial fit 2.2e-6 (CPU 251 s, 1,500 iterations); TENG-Heun 2.95e-5 (stepping
+  CPU 193 s, wall 492 s; 2.7e-5 already at t = 0.1, then flat at 3.2e-5 to 3.4e-5), against
+  the Heun integrator's own 6.6e-6 at this dt (``heat2d_time_error``). TENG-Euler: EULER.
+  Target 1e-5 in 2 min: not met (error 3x, CPU 444 s with the fit, 193 s without).
   Before the gain-ratio damping rule (same command, the keep-if-lower rule): width 20 seed 0
   1.02e-3 (initial fit 6.6e-5, 73 s CPU; 11 evaluation times, 512-mode reference); width 24
   seed 0 1.16e-3
