@@ -36,12 +36,14 @@ plus the stepping):
   grid; width 20, depth 5, 1,341 parameters, 40 x 40 quadrature, dt 0.01, 7 + 5 iterations;
   seed 0): initial fit 2.2e-6 (CPU 251 s, 1,500 iterations); TENG-Heun 2.95e-5 (stepping
   CPU 193 s, wall 492 s; 2.7e-5 already at t = 0.1, then flat at 3.2e-5 to 3.4e-5), against
-  the Heun integrator's own 6.6e-6 at this dt (``heat2d_time_error``). TENG-Euler: EULER.
-  Target 1e-5 in 2 min: not met (error 3x, CPU 444 s with the fit, 193 s without).
+  the Heun integrator's own 6.6e-6 at this dt (``heat2d_time_error``). TENG-Euler 9.81e-4
+  (stepping CPU 132 s, wall 308 s), at its integrator's 9.58e-4: Euler needs dt 1e-4
+  (10,000 steps) for 1e-5. Target 1e-5 in 2 min: not met (Heun's error 3x the target; CPU
+  444 s with the initial fit, 193 s without).
   Before the gain-ratio damping rule (same command, the keep-if-lower rule): width 20 seed 0
   1.02e-3 (initial fit 6.6e-5, 73 s CPU; 11 evaluation times, 512-mode reference); width 24
-  seed 0 1.16e-3
-  (initial 1.1e-4, 122 s CPU) and seed 1 1.08e-3 (initial 1.3e-4); that run was stopped.
+  seed 0 1.16e-3 (initial 1.1e-4, 122 s CPU) and seed 1 1.08e-3 (initial 1.3e-4); that run
+  was stopped.
 
 Usage:
     python benchmarks/teng.py heat [--dt 0.01] [--horizon 1]
