@@ -14,10 +14,11 @@ Measured on the shared 2-core CPU (1 thread, load about 10), seed 0, width 24, d
     the initial fit, 1.5e-4 at t = 1)
   with the paper's 7 + 5 iterations (and 300 initial iterations): initial 2.8e-4, Euler
     1.5e-2, Heun 2.3e-3: the damped fits do not converge in that many iterations.
-The issue's target for heat (1e-5 space-time in 2 minutes) is NOT met by TENG at this size:
-the error is set by the fit of the initial condition (the paper starts from a stored
-pre-fitted network of 8.4k parameters on 65k points); it is met on heat 1D by the
-space-time PINN with ENGD (``benchmarks/pinn.py``).
+These errors are the time integrators' own at dt 0.05, not the initial fit's:
+``trainlab.pinn.chen2024_teng.heat2d_time_error`` (each Fourier mode stepped by the scheme's
+amplification factor) gives 1.84e-4 for Heun and 4.92e-3 for Euler. Heun reaches the issue's
+1e-5 only from dt 0.01 (6.6e-6; 1.03e-5 at dt 0.0125); Euler needs dt 1e-4 (9.5e-6, 10,000
+steps). The runs at dt 0.01 are in ``benchmarks/teng.py``.
 
 Usage: python benchmarks/teng_heat.py [--horizon 1] [--dt 0.05] [--out teng.png]
 """

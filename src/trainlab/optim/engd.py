@@ -156,11 +156,18 @@ def damped_direction(jac: torch.Tensor, rho: torch.Tensor, damping: float
                      ) -> tuple[torch.Tensor, float]:
     r"""``d = (J^T J + mu I)^{-1} J^T rho`` with ``mu = damping * tr(J^T J) / P``; returns
     ``(d, mu)`` (``d = 0`` when ``J = 0``)."""
-    gram = jac.T @ jac
+    return damped_solve(jac.T @ jac, jac.T @ rho, damping)
+
+
+def damped_solve(gram: torch.Tensor, rhs: torch.Tensor, damping: float
+                 ) -> tuple[torch.Tensor, float]:
+    r"""``d = (G + mu I)^{-1} b`` with ``mu = damping * tr(G) / P`` for a Gram matrix
+    ``G = J^T J`` and ``b = J^T rho`` formed once (a rejected step re-solves with another
+    damping without forming them again); ``G`` is not modified; returns ``(d, mu)``."""
     mu = damping * float(torch.diagonal(gram).sum()) / gram.shape[0]
-    rhs = jac.T @ rho
     if mu == 0.0:
         return torch.zeros_like(rhs), 0.0
+    gram = gram.clone()
     gram.diagonal().add_(mu)
     chol, info = torch.linalg.cholesky_ex(gram)
     if int(info) == 0:
