@@ -83,10 +83,10 @@ def import_deepxde():
     if os.environ["DDE_BACKEND"] != "pytorch":
         raise RuntimeError(f"DDE_BACKEND={os.environ['DDE_BACKEND']!r}; this benchmark needs "
                            "'pytorch'")
-    device = torch.get_default_device()
+    device = torch.empty(0).device  # the default device (get_default_device: torch >= 2.3)
     import deepxde as dde
 
-    if torch.get_default_device() != device:  # its import makes CUDA the default device
+    if torch.empty(0).device != device:  # its import makes CUDA the default device
         print("DeepXDE made the GPU torch's default device; set back to the CPU")
         torch.set_default_device(None if device.type == "cpu" else device)
     dde.config.set_default_float("float64")

@@ -2,6 +2,7 @@
 built from a config, no download), against the Monitor in a plain loop."""
 
 import copy
+import inspect
 import os
 
 import pytest
@@ -17,6 +18,24 @@ from trainlab.train import Monitor  # noqa: E402
 
 PROBES = "grad-norm,update-ratio"
 
+# transformers 5 samples in order with an argument; older releases (the only ones a torch
+# older than 2.6 gets) through a Trainer whose train sampler is sequential
+_HAS_STRATEGY = "train_sampling_strategy" in inspect.signature(
+    transformers.TrainingArguments).parameters
+
+
+def training_args(**kwargs):
+    if _HAS_STRATEGY:
+        kwargs["train_sampling_strategy"] = "sequential"
+    return transformers.TrainingArguments(**kwargs)
+
+
+class SequentialTrainer(transformers.Trainer):
+    def _get_train_sampler(self, *args, **kwargs):
+        if _HAS_STRATEGY:
+            return super()._get_train_sampler(*args, **kwargs)
+        return torch.utils.data.SequentialSampler(self.train_dataset)
+
 
 def tiny_gpt2():
     cfg = transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16,
@@ -26,6 +45,7 @@ def tiny_gpt2():
     # transformers names the loss after the class ("...ForCausalLM"); GPT2LMHeadModel has no
     # such name, so the Trainer would count the tokens of a step without the causal shift and
     # back-propagate sum/(n*L) instead of the mean over the n*(L-1) predicted tokens
+    # (transformers < 5 always counts them so: dataset() masks each row's first label)
     model.loss_type = "ForCausalLM"
     return model
 
@@ -33,19 +53,23 @@ def tiny_gpt2():
 def dataset(n=16, length=8):
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 50, (n, length), generator=g)
-    return [{"input_ids": row, "labels": row.clone()} for row in ids]
+    # the first label is never predicted (causal shift): -100 leaves n*(L-1) counted tokens
+    # whether the Trainer counts before or after the shift
+    labels = ids.clone()
+    labels[:, 0] = -100
+    return [{"input_ids": row, "labels": lab} for row, lab in zip(ids, labels)]
 
 
 def hf_train(model, cb, tmp_path, steps, batch_size, accumulate=1, max_grad_norm=0.0):
-    args = transformers.TrainingArguments(
+    args = training_args(
         output_dir=str(tmp_path / "hf"), max_steps=steps, per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=accumulate, max_grad_norm=max_grad_norm, report_to=[],
-        use_cpu=True, train_sampling_strategy="sequential", save_strategy="no",
-        logging_strategy="steps", logging_steps=1, disable_tqdm=True, dataloader_num_workers=0)
+        use_cpu=True, save_strategy="no", logging_strategy="steps", logging_steps=1,
+        disable_tqdm=True, dataloader_num_workers=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset(),
-                                   optimizers=(opt, sched), callbacks=[cb])
+    trainer = SequentialTrainer(model=model, args=args, train_dataset=dataset(),
+                                optimizers=(opt, sched), callbacks=[cb])
     trainer.train()
     return trainer
 
@@ -59,8 +83,9 @@ def plain_loop(model, steps, batch_size, max_grad_norm=0.0):
     for k in range(steps):
         i = (k * batch_size) % len(rows)
         ids = torch.stack([r["input_ids"] for r in rows[i:i + batch_size]])
+        labels = torch.stack([r["labels"] for r in rows[i:i + batch_size]])
         opt.zero_grad()
-        loss = model(input_ids=ids, labels=ids).loss
+        loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         if max_grad_norm:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
@@ -137,14 +162,14 @@ def test_accumulated_mean_losses_of_a_model_without_loss_kwargs(tmp_path):
     model = Regression()
     ref = copy.deepcopy(model)
     cb = TrainlabCallback(probes="grad-norm", every=1)
-    args = transformers.TrainingArguments(
+    args = training_args(
         output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2,
         gradient_accumulation_steps=2, max_grad_norm=0.0, report_to=[], use_cpu=True,
-        train_sampling_strategy="sequential", save_strategy="no", disable_tqdm=True)
+        save_strategy="no", disable_tqdm=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    transformers.Trainer(model=model, args=args, train_dataset=rows, callbacks=[cb],
-                         optimizers=(opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)),
-                         ).train()
+    SequentialTrainer(model=model, args=args, train_dataset=rows, callbacks=[cb],
+                      optimizers=(opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)),
+                      ).train()
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1)
     assert [s for s, _ in cb.monitor.history["grad_norm"]] == [0, 1]  # 4 batches, 2 steps
     want_loss, want_norm = [], []

@@ -23,7 +23,7 @@ def adam_kernel(request, monkeypatch):
     import trainlab.optim._fused_adam as fused_adam
 
     if request.param == "public-fallback":
-        monkeypatch.setattr(fused_adam, "private_kernel_available", lambda: False)
+        monkeypatch.setattr(fused_adam, "private_kernel_available", lambda *_: False)
     return request.param
 
 

@@ -23,7 +23,7 @@ def _tensors(seed):
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("maximize", [False, True])
 def test_adam_step_equals_torch_adam(impl, decoupled, amsgrad, maximize):
-    if impl == "private" and not private_kernel_available():
+    if impl == "private" and not private_kernel_available("cpu", torch.float64):
         pytest.skip("torch has no tested private fused Adam kernel")
     hyper = dict(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1, amsgrad=amsgrad,
                  maximize=maximize)
@@ -49,7 +49,7 @@ def test_adam_step_equals_torch_adam(impl, decoupled, amsgrad, maximize):
 
 
 def test_auto_falls_back_with_one_warning(monkeypatch, caplog):
-    monkeypatch.setattr(fused_adam, "private_kernel_available", lambda: False)
+    monkeypatch.setattr(fused_adam, "private_kernel_available", lambda *_: False)
     import trainlab.log
 
     monkeypatch.setattr(trainlab.log, "_WARNED", set())
@@ -71,3 +71,44 @@ def test_bad_impl_is_a_config_error():
     with pytest.raises(ConfigError, match="'impl'"):
         adam_step_([], [], [], [], [], 1.0, lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.0,
                    eps=1e-8, maximize=False, impl="cuda")
+
+
+@pytest.mark.parametrize("kernel", ["raises", "wrong-numbers"])
+def test_kernel_check_rejects_a_missing_or_wrong_kernel(monkeypatch, kernel):
+    """torch 2.1-2.3 have the kernels for CUDA only (NotImplementedError on the CPU): the
+    check then says no, and a kernel whose numbers differ from the public path's is refused
+    too."""
+    def fake(params, grads, *args, **kwargs):
+        if kernel == "raises":
+            raise NotImplementedError("Could not run 'aten::_fused_adam_' on 'CPU'")
+        for p, g in zip(params, grads):
+            p.sub_(0.1 * g)  # plain SGD, not Adam
+
+    monkeypatch.setattr(fused_adam, "_torch_version", lambda: fused_adam.TESTED_TORCH[0])
+    monkeypatch.setattr(torch, "_fused_adam_", fake, raising=False)
+    monkeypatch.setattr(torch, "_fused_adamw_", fake, raising=False)
+    fused_adam._kernel_agrees.cache_clear()
+    try:
+        assert not private_kernel_available("cpu", torch.float64)
+    finally:
+        fused_adam._kernel_agrees.cache_clear()
+
+
+def test_kernel_check_accepts_the_public_step(monkeypatch):
+    """A 'kernel' that is the public step itself passes the check (so the check is not one
+    that always says no)."""
+    def as_public(decoupled):
+        def kernel(params, grads, exp_avgs, exp_avg_sqs, maxes, steps, **kw):
+            kw.pop("grad_scale", None), kw.pop("found_inf", None)
+            adam_step_(params, grads, exp_avgs, exp_avg_sqs, maxes, float(steps[0]),
+                       decoupled=decoupled, impl="public", **kw)
+        return kernel
+
+    monkeypatch.setattr(fused_adam, "_torch_version", lambda: fused_adam.TESTED_TORCH[0])
+    monkeypatch.setattr(torch, "_fused_adam_", as_public(False), raising=False)
+    monkeypatch.setattr(torch, "_fused_adamw_", as_public(True), raising=False)
+    fused_adam._kernel_agrees.cache_clear()
+    try:
+        assert private_kernel_available("cpu", torch.float64)
+    finally:
+        fused_adam._kernel_agrees.cache_clear()

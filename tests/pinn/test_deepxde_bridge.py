@@ -15,9 +15,10 @@ import pytest
 import torch
 
 os.environ.setdefault("DDE_BACKEND", "pytorch")
-_device = torch.get_default_device()
+# the default device through a new tensor (torch.get_default_device needs torch >= 2.3)
+_device = torch.empty(0).device
 dde = pytest.importorskip("deepxde", reason="deepxde is not installed (the `pinn` extra)")
-if torch.get_default_device() != _device:  # DeepXDE makes CUDA the default device at import
+if torch.empty(0).device != _device:  # DeepXDE makes CUDA the default device at import
     torch.set_default_device(None if _device.type == "cpu" else _device)
 
 from trainlab.pinn.problems import build_problem  # noqa: E402

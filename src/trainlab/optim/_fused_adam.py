@@ -2,8 +2,10 @@ r"""One Adam/AdamW step over lists of tensors: torch's fused CPU kernel, or a pu
 
 The fast paths of AdEMAMix, diffGrad, Grokfast-AdamW and Riemannian Adam (on Euclidean
 groups) hand an Adam step to ``torch._fused_adam_`` / ``torch._fused_adamw_``: one pass over
-memory per tensor. Those are private torch functions, so they are used only when they exist
-and the running torch is a version they were tested with (:data:`TESTED_TORCH`, major.minor);
+memory per tensor. Those are private torch functions, so they are used only when they exist,
+the running torch is a version they were tested with (:data:`TESTED_TORCH`, major.minor) and
+one tiny step on the tensors' device and dtype gives the public path's numbers (torch 2.1 to
+2.3 have the kernels for CUDA only: on the CPU they raise ``NotImplementedError``);
 otherwise :func:`adam_step_` runs the same step with public tensor methods (slower, same
 numbers to float rounding) and says so once on the ``trainlab`` logger. A torch upgrade thus
 slows trainlab down instead of breaking it; ``impl=`` picks a path explicitly (tests run both).
@@ -20,6 +22,7 @@ The step, for each tensor (``t`` = the step count, already incremented, as in to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Literal
 
@@ -37,12 +40,37 @@ def _torch_version() -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
-def private_kernel_available() -> bool:
-    """Whether ``torch._fused_adam_`` and ``torch._fused_adamw_`` exist and the running torch
-    lies in :data:`TESTED_TORCH`."""
+def private_kernel_available(device: torch.device | str = "cpu",
+                             dtype: torch.dtype = torch.float32) -> bool:
+    """Whether ``torch._fused_adam_`` and ``torch._fused_adamw_`` exist, the running torch
+    lies in :data:`TESTED_TORCH`, and both kernels run on ``device`` in ``dtype`` with the
+    public path's numbers (checked once per device and dtype by :func:`_kernel_agrees`)."""
     low, high = TESTED_TORCH
     return (hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_adamw_")
-            and low <= _torch_version() <= high)
+            and low <= _torch_version() <= high and _kernel_agrees(str(device), dtype))
+
+
+@functools.cache
+def _kernel_agrees(device: str, dtype: torch.dtype) -> bool:
+    """Two AMSGrad steps with weight decay of both private kernels on three numbers, against
+    the public path; False where the kernel is missing for this device or dtype."""
+    hyper = dict(lr=0.1, beta1=0.8, beta2=0.9, weight_decay=0.1, eps=1e-3, maximize=False,
+                 amsgrad=True)
+    for decoupled in (False, True):
+        states = {}
+        for impl in ("private", "public"):
+            p, m, v, vmax = (torch.tensor(x, device=device, dtype=dtype) for x in (
+                [1.0, -2.0, 0.5], [0.0] * 3, [0.0] * 3, [0.0] * 3))
+            try:
+                for t, g in enumerate(([0.3, -1.0, 2.0], [-0.5, 0.25, 1.0]), start=1):
+                    adam_step_([p], [torch.tensor(g, device=device, dtype=dtype)], [m], [v],
+                               [vmax], float(t), decoupled=decoupled, impl=impl, **hyper)
+            except (NotImplementedError, RuntimeError, TypeError):
+                return False
+            states[impl] = torch.stack([p, m, v, vmax]).double().cpu()
+        if not torch.allclose(states["private"], states["public"], rtol=1e-3, atol=1e-5):
+            return False
+    return True
 
 
 def adam_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
@@ -57,17 +85,21 @@ def adam_step_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
     Args:
         step: the step count ``t`` (>= 1) of every tensor.
         impl: ``"private"`` torch's fused kernel, ``"public"`` public tensor methods,
-            ``"auto"`` the kernel when :func:`private_kernel_available` (else the public
-            path, with one warning on the ``trainlab`` logger).
+            ``"auto"`` the kernel when :func:`private_kernel_available` on the tensors'
+            device and dtype (else the public path, with one warning on the ``trainlab``
+            logger).
     """
     check_choice("impl", impl, ("auto", "private", "public"), owner="adam_step_")
     if impl == "auto":
-        impl = "private" if private_kernel_available() else "public"
+        where = (params[0].device, params[0].dtype) if params else (torch.device("cpu"),
+                                                                    torch.float32)
+        impl = "private" if private_kernel_available(*where) else "public"
         if impl == "public":
-            warn_once("fused-adam-fallback",
-                      "torch %s: its private fused Adam kernel is missing or untested; "
-                      "trainlab's Adam-based fast paths use public tensor methods (slower, "
-                      "same numbers)", torch.__version__)
+            warn_once(f"fused-adam-fallback-{where[0].type}-{where[1]}",
+                      "torch %s: its private fused Adam kernel is missing, untested or "
+                      "disagrees on %s %s; trainlab's Adam-based fast paths use public tensor "
+                      "methods (slower, same numbers)", torch.__version__, where[0].type,
+                      str(where[1]).removeprefix("torch."))
     if impl == "private":
         kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         t = torch.tensor(float(step))

@@ -2,22 +2,45 @@
 
 On CPU, the fused AdamW/Adam kernels are the fastest of torch's three code paths
 (``benchmarks/trainer_overhead.py`` measures it); ``fused=None`` picks fused whenever every
-parameter is a floating-point tensor on CPU or CUDA.
+parameter is a floating-point tensor on CPU or CUDA and the running torch has the kernels for
+those devices (the CPU ones came with torch 2.4; older releases get torch's foreach path, with
+one warning on the ``trainlab`` logger).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
+from trainlab.log import warn_once
 from trainlab.optim._registry import OPTIMIZERS
+
+
+@functools.cache
+def _fuses_on(device_type: str) -> bool:
+    """Whether this torch builds ``Adam(fused=True)`` for tensors on ``device_type`` (tried
+    once on a one-element tensor there; torch < 2.4 refuses the CPU)."""
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device_type, requires_grad=True)], fused=True)
+    except RuntimeError:
+        return False
+    return True
 
 
 def _can_fuse(params: list[Any]) -> bool:
     tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
-    return all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
+    types = {t.device.type for t in tensors}
+    if not all(t.is_floating_point() for t in tensors) or not types <= {"cpu", "cuda"}:
+        return False
+    missing = ", ".join(sorted(d for d in types if not _fuses_on(d)))
+    if missing:
+        warn_once(f"torch-fused-adam-{missing}", "torch %s has no fused Adam/AdamW kernel for "
+                  "%s: adam and adamw take torch's foreach path (slower, same update)",
+                  torch.__version__, missing)
+    return not missing
 
 
 def sgd(params: Iterable[Any], lr: float = 1e-2, momentum: float = 0.0, dampening: float = 0.0,

@@ -37,6 +37,19 @@ def test_elementary_symmetric_and_newton_identities():
     torch.testing.assert_close(elementary_from_power_traces(traces), ref)
 
 
+def _horner_rounding_bound(coeffs: torch.Tensor, lam: torch.Tensor) -> float:
+    """A priori rounding error of P_tau B's eigenvalues: Horner's rule for a degree-d
+    polynomial errs by at most about 2d eps sum_i |c_i| |x|^i (Higham, Accuracy and Stability
+    of Numerical Algorithms, 2002, sec. 5.1), here with |x| = ||B|| = lam_max, a factor n for
+    each length-n matrix-vector product and ||B|| once more for the product P B. It depends on
+    the BLAS's rounding, so a fixed relative tolerance that one torch build meets another
+    misses (1.9e-7 on torch 2.13's CPU build, 1.2e-6 on 2.1's)."""
+    n, lam_max = len(lam), float(lam.max())
+    eps = torch.finfo(torch.float64).eps
+    scale = sum(abs(float(c)) * lam_max**i for i, c in enumerate(coeffs))
+    return 2 * len(coeffs) * n * eps * scale * lam_max
+
+
 def test_preconditioned_spectrum_closed_form_and_paper_bound():
     gen = torch.Generator().manual_seed(0)
     for trial in range(20):
@@ -46,18 +59,19 @@ def test_preconditioned_spectrum_closed_form_and_paper_bound():
         b = _spd(lam.tolist(), seed=trial)
         sig = elementary_symmetric(lam, n)
         for tau in range(n):
-            p = torch.stack([apply_polynomial(b.__matmul__,
-                                              preconditioner_coefficients(sig, tau), e)
+            coeffs = preconditioner_coefficients(sig, tau)
+            p = torch.stack([apply_polynomial(b.__matmul__, coeffs, e)
                              for e in torch.eye(n, dtype=torch.float64)], dim=1)
             got = torch.linalg.eigvals(p @ b).real.sort(descending=True).values
             closed = torch.tensor([lam[j] * _esp(torch.cat([lam[:j], lam[j + 1:]]).tolist(), tau)
                                    for j in range(n)], dtype=torch.float64) / sig[tau]
-            torch.testing.assert_close(got, closed.sort(descending=True).values,
-                                       rtol=1e-6, atol=1e-9 * float(closed.max()))
-            assert got[0] <= sig[tau + 1] / sig[tau] * (1 + 1e-6)   # L_tau
-            cond = got[0] / got[-1]
-            assert cond <= lam[tau:].sum() / lam[-1] * (1 + 1e-6)    # the paper's bound
-        assert abs(cond - 1) < 1e-6  # tau = n - 1: P is sigma_n / sigma_{n-1} B^{-1}
+            err = _horner_rounding_bound(coeffs, lam)
+            torch.testing.assert_close(got, closed.sort(descending=True).values, rtol=0,
+                                       atol=err)
+            assert got[0] <= sig[tau + 1] / sig[tau] + err   # L_tau
+            # the paper's bound on the condition number, for eigenvalues within err of got
+            assert got[0] - err <= lam[tau:].sum() / lam[-1] * (got[-1] + err)
+        assert got[0] - got[-1] <= 2 * err  # tau = n - 1: P is sigma_n / sigma_{n-1} B^{-1}
 
 
 def _quadratic(a, b):
