@@ -191,9 +191,9 @@ def load_pinn_benchmark():
 
 
 def run_trainlab(name: str, seed: int, scale: float, budget: float | None = None) -> dict:
-    """trainlab's recipe for ``name``; ``budget`` (seconds) replaces the case's scaled one."""
+    """trainlab's recipe for ``name``; ``budget`` (CPU seconds) replaces the case's scaled one."""
     pinn = load_pinn_benchmark()
-    budget = pinn.CASES[name][4] * scale if budget is None else budget
+    budget = pinn.CASES[name].budget * scale if budget is None else budget
     r = pinn.run_case(name, seed, budget)
     return {"error": r["error"], "seconds": r["seconds"], "floor": r["floor"],
             "work": f"ENGD {r['steps']} steps ({budget:.0f} s budget)"}
