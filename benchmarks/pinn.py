@@ -38,7 +38,7 @@ the CPU s / wall s at which the error first reached the target (checked every 5 
   poisson-k1  seeds 0, 1, 2: 7.04e-7, 7.44e-7, 7.54e-7 after 60 CPU s (266, 274, 250
               steps; 254, 212, 250 s wall); 1e-6 reached at 17.5, 19.7, 23.8 CPU s
               (85, 61, 91 s wall): met on all three seeds. The error levels off at about
-              7e-7 after 20 CPU s (the collocation grid's limit, not the optimizer's).
+              7e-7 after 20 CPU s (cause not measured: collocation or network size).
   poisson-k4  seeds 0, 1, 2 (``--stop-at-target``): 1e-4 reached at 81.9, 26.3, 31.3
               CPU s (225, 80, 95 steps; 369, 101, 138 s wall); errors there 1.00e-4,
               9.66e-5, 9.88e-5: met on all three seeds.
@@ -48,7 +48,7 @@ Commands: ``--cases poisson-k1``; ``--cases poisson-k4 --stop-at-target``;
 ``--cases burgers --stop-at-target``.
 
 Usage: python benchmarks/pinn.py [--cases poisson-k1] [--seeds 0,1,2] [--budget S]
-       [--threads 1] [--engd damping_init=1e-3] [--stop-at-target]
+       [--threads 1] [--engd damping_init=1e-3] [--stop-at-target] [--progress]
 """
 
 from __future__ import annotations
@@ -100,9 +100,11 @@ CASES = {
 
 
 def run_case(name: str, seed: int, budget: float | None = None, every: int = 5,
-             engd: dict | None = None, stop_at_target: bool = False) -> dict:
+             engd: dict | None = None, stop_at_target: bool = False,
+             progress: bool = False) -> dict:
     """Train case ``name`` for ``budget`` CPU seconds (the case's own when None); with
-    ``stop_at_target`` stop at the first error check at or below the target."""
+    ``stop_at_target`` stop at the first error check at or below the target; with
+    ``progress`` print every error check."""
     case = CASES[name]
     budget = case.budget if budget is None else budget
     task = build_task(case.task, data_seed=seed, **case.params).to(torch.float64)
@@ -130,6 +132,9 @@ def run_case(name: str, seed: int, budget: float | None = None, every: int = 5,
         steps += 1
         if steps % every == 0:
             err = error()
+            if progress:
+                print(f"  {name} seed {seed} step {steps} cpu {time.process_time() - cpu0:.1f} "
+                      f"wall {time.perf_counter() - wall0:.1f} rel L2 {err:.3e}", flush=True)
             if err <= case.target and math.isnan(hit_cpu):
                 hit_cpu, hit_wall = time.process_time() - cpu0, time.perf_counter() - wall0
                 if stop_at_target:
@@ -152,6 +157,7 @@ def main() -> None:
                         "damping_init=1e-3,line_search_steps=13,exhaustive=1")
     parser.add_argument("--stop-at-target", action="store_true",
                         help="stop a seed at its first error check at or below the target")
+    parser.add_argument("--progress", action="store_true", help="print every error check")
     args = parser.parse_args()
     unknown = [n for n in args.cases.split(",") if n not in CASES]
     if unknown:
@@ -168,7 +174,7 @@ def main() -> None:
         errors = []
         for seed in seeds:
             r = run_case(name, seed, args.budget, engd=engd,
-                         stop_at_target=args.stop_at_target)
+                         stop_at_target=args.stop_at_target, progress=args.progress)
             errors.append(r["error"])
             print(f"{name:<17}{seed:>5}{r['params']:>8}{r['points']:>7}{r['steps']:>6}"
                   f"{r['cpu']:>7.1f}{r['seconds']:>8.1f}{r['error']:>10.2e}"
