@@ -45,9 +45,10 @@ the CPU s / wall s at which the error first reached the target (checked every 5 
   burgers     seeds 0, 1, 2 (``--stop-at-target``; seeds 1, 2 with ``--progress``):
               seed 0 reached 1e-3 at 542 CPU s (195 steps, 2031 s wall; 9.69e-4 there);
               seed 1 1.20e-3 after 601 CPU s (204 steps, 1477 s wall; 1.44e-3 at 506 s,
-              falling about 3% per 5 steps); SEED2
-              Met on one seed in SEEDCOUNT: the recipe is at the edge of the budget (about
-              2.9 CPU s per step under this load, about 200 steps needed; a profiled step:
+              falling about 3% per 5 steps); seed 2 5.42e-3 after 603 CPU s (190 steps,
+              848 s wall). At 300 CPU s: 1.05e-2 (seed 1), 3.3e-2 (seed 2).
+              Target met on one seed in three: the recipe is at the edge of the budget (2.8
+              to 3.2 CPU s per step under this load, seed 0 needed 195 steps; a profiled step:
               Jacobian about 0.6 CPU s, Gram matrix 0.9, solve 0.1). The earlier
               docstring's 0.21 was 72 steps in 600 s of wall time at load 10;
               deepxde_compare's 8.11e-4 (262 steps in 600 s of wall time, load falling to 2)
