@@ -115,3 +115,42 @@ def test_engd_pde_run_in_the_trainer_resumes_bitwise(tmp_path):
     assert set(a) >= {"loss", "test/rel_l2", "train/mse_pde"}
     assert all(np.array_equal(a[k][1], b[k][1]) for k in a)
     assert a["loss"][1][-1] < a["loss"][1][0]
+
+
+@pytest.mark.parametrize("exhaustive", [True, False])
+def test_line_search_equals_a_brute_force_search_over_the_grid(exhaustive):
+    # the paper's search (exhaustive): the loss at every grid point lr * 2^-k along the dense
+    # damped Gauss-Newton direction, the step the argmin; the default stops at the first grid
+    # point past a decrease whose loss rises again (the first local minimum along the grid)
+    task = build_task("pinn-poisson", n_interior=20, n_boundary=8, grid_points=5)
+    model = _model(task, seed=2)
+    rho, jac = _dense_jacobian(model, task)
+    before = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    damping, lr, k = 1e-6, 2.0, 31
+    gram = jac.T @ jac
+    mu = damping * torch.diagonal(gram).sum() / gram.shape[0]
+    d = torch.linalg.solve(gram + mu * torch.eye(len(gram), dtype=gram.dtype), jac.T @ rho)
+    sizes = [p.numel() for p in model.parameters()]
+
+    def loss_at(theta):
+        with torch.no_grad():
+            for p, v in zip(model.parameters(), torch.split(theta, sizes)):
+                p.copy_(v.view_as(p))
+            return task.loss(model(task.x_train), task.y_train).item()
+
+    etas = [lr * 0.5 ** i for i in range(k)]
+    losses = [loss_at(before - eta * d) for eta in etas]
+    loss_at(before)
+    if exhaustive:
+        pick = min(range(k), key=losses.__getitem__)
+    else:
+        pick = next(i for i in range(1, k) if losses[i] >= min(losses[:i])
+                    and min(losses[:i]) < 0.5 * (rho @ rho).item()) - 1
+        pick = min(range(pick + 1), key=losses.__getitem__)
+    opt = build_optimizer("engd", model.parameters(), lr=lr, damping=damping,
+                          line_search_steps=k, adaptive=False, exhaustive=exhaustive)
+    opt.step(make_closure(model, task.loss, task.x_train, task.y_train))
+    assert opt.state[next(model.parameters())]["eta"] == etas[pick]
+    after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    torch.testing.assert_close(after, before - etas[pick] * d, rtol=1e-7, atol=1e-9)
+    assert losses[pick] < 0.5 * (rho @ rho).item()

@@ -211,3 +211,39 @@ def test_poisson_mesh_reference_converges_and_satisfies_the_fe_problem(tmp_path)
         build_problem("poisson-mesh", mesh=str(tmp_path / "junk.msh"))
     with pytest.raises(ConfigError, match="lshaped, circle"):
         build_problem("poisson-mesh", mesh="square")
+
+
+def _cole_hopf_by_adaptive_quadrature(t: float, x: float, nu: float = 0.01 / math.pi) -> float:
+    """Burgers' Cole-Hopf solution by SciPy's adaptive quadrature over z in [-12, 12], cut
+    at every quarter so each piece holds at most one peak of the integrand (independent of
+    the Gauss-Hermite rule under test)."""
+    from scipy.integrate import quad
+
+    s = 2 * math.sqrt(nu * t)
+    zs = [k / 4 for k in range(-48, 49)]
+    shift = max(-math.cos(math.pi * (x - s * z)) / (2 * math.pi * nu) - z * z for z in zs)
+
+    def weight(z: float) -> float:
+        return math.exp(-math.cos(math.pi * (x - s * z)) / (2 * math.pi * nu) - z * z - shift)
+
+    def total(f) -> float:
+        return sum(quad(f, a, b, epsabs=0.0, epsrel=1e-13, limit=200)[0]
+                   for a, b in zip(zs[:-1], zs[1:]))
+
+    return -total(lambda z: math.sin(math.pi * (x - s * z)) * weight(z)) / total(weight)
+
+
+def test_cole_hopf_error_floor_is_rounding_level_and_matches_an_independent_quadrature():
+    # the stated floor (128 vs 256 Gauss-Hermite nodes) is at rounding level (3.6e-16 on the
+    # 101 x 256 grid); an independent adaptive quadrature agrees to that level, also at the
+    # shock, and the floor does detect an under-resolved rule (32 nodes: 4.3e-4 vs 64)
+    pts = [(0.5, -0.00392156862745099), (0.55, 0.0509803921568628), (1.0, 0.0078125),
+           (0.2, -0.7), (0.05, 0.3), (0.91, -0.0196078431372549), (0.96, -0.00392156862745099)]
+    x = torch.tensor(pts, dtype=torch.float64)
+    expected = torch.tensor([_cole_hopf_by_adaptive_quadrature(t, s) for t, s in pts],
+                            dtype=torch.float64)
+    assert (cole_hopf(x)[:, 0] - expected).abs().max() < 1e-13  # measured 1.6e-15
+    assert (cole_hopf(x, nodes=32)[:, 0] - expected).abs().max() > 1e-5
+    p = build_problem("burgers", grid_x=64, grid_t=26)
+    assert p.error_floor() < 1e-14
+    assert build_problem("burgers", nodes=32, grid_x=64, grid_t=26).error_floor() > 1e-5

@@ -30,10 +30,14 @@ owns it (``Task.loss``), must offer ``residuals(outputs, targets)`` with
 do; classification does not (a :class:`~trainlab.errors.ConfigError` says so).
 
 Args:
-    lr: the largest step of the line-search grid, :math:`\eta_0` (paper: 1).
+    lr: the largest step of the line-search grid, :math:`\eta_0` (default 1, the
+        Gauss-Newton step). The paper's grid is :math:`2^{-k}`, k = 0..30, applied to
+        :math:`G^+ \nabla L` for a loss without the factor 1/2 (the authors' published code
+        builds the Gram matrix without the Hessian's factor 2), which is twice the step
+        here: ``lr=2, line_search_steps=31`` is the paper's grid.
     damping: relative damping :math:`\delta` (default 1e-10), > 0.
-    line_search_steps: :math:`K`, the grid size (paper: a logarithmic grid in (0, 1]; here
-        31 halvings, :math:`2^{-30} \approx 10^{-9}`); 1 means a fixed step ``lr``.
+    line_search_steps: :math:`K`, the grid size (paper: 31 halvings,
+        :math:`2^{-30} \approx 10^{-9}`); 1 means a fixed step ``lr``.
     exhaustive: evaluate the whole grid (the paper); the default stops at the first grid
         point whose loss rises again after a decrease below the current loss (the first
         local minimum along the grid: usually 2 to 5 evaluations instead of 31).
@@ -58,9 +62,10 @@ Deviations from the paper:
     singular). From the paper's initialisation-free setting, a tiny fixed damping made no
     progress for tens of steps on Poisson (the Gauss-Newton model is poor far from the
     solution), hence the Levenberg-Marquardt control (``adaptive``, on by default) and the
-    early-stopping line search (``exhaustive=False``); both can be switched off. The
-    line-search grid is powers of two below ``lr``. All parameter groups share one solve, so
-    they must share hyper-parameters.
+    early-stopping line search (``exhaustive=False``); both can be switched off
+    (``adaptive=False, exhaustive=True, lr=2`` is the paper's algorithm up to the damping).
+    The line-search grid is powers of two below ``lr``. All parameter groups share one
+    solve, so they must share hyper-parameters.
 """
 
 from __future__ import annotations

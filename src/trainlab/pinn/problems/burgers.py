@@ -14,6 +14,14 @@ space (``F`` reaches :math:`e^{50}`), so the ratio is a softmax-weighted average
 floor is measured against ``2 * nodes`` nodes (NumPy's ``hermgauss`` overflows beyond about
 300 nodes, hence the default 128). Check (tested): the steepest slope, at ``x = 0`` and
 ``t = 1.6037/pi``, is -152.00516 (Basdevant et al., 1986).
+
+The floor is at rounding level, and that is real, not an artefact of comparing two rules
+that share an error: the rule converges geometrically in the node count (on the 101 x 256
+grid, relative L2 distance to 300 nodes: 4.3e-4 at 32 nodes, 8.8e-12 at 64, 3.4e-16 at 128;
+128 vs 256: 3.6e-16), and independent adaptive quadratures agree with the 128-node values to
+about 2e-15 in absolute value, at the shock too (tested at seven points with SciPy's
+QUADPACK; mpmath at 30 digits gives the same where its pieces are short enough, 1/16 in
+``z``: with pieces of 1/4 its own error near the shock is 4e-12).
 """
 
 from __future__ import annotations
