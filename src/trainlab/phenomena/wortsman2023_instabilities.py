@@ -197,7 +197,7 @@ class AttentionLogitGrowth(Phenomenon):
 
     LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
     VOCAB, LENGTH, BATCH, KEEP = 32, 32, 32, 0.9
-    FULL_STEPS = 600
+    FULL_STEPS = 1000
     ARMS = {"plain": (False, True), "qk": (True, True), "qk-noz": (True, False)}
 
     def _train(self, lr: float, steps: int, seed: int, *, qk: bool,
