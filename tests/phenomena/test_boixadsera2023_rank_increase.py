@@ -1,12 +1,16 @@
 """Gradual rank increase (row 71): the rank count and plateau finder against plain
-references, and the bare attention head against an explicit per-sequence computation."""
+references, and the diagonal attention head against an explicit per-sequence computation."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from trainlab.phenomena.boixadsera2023_rank_increase import _QKAttention, count_above, plateaus
+from trainlab.phenomena.boixadsera2023_rank_increase import (
+    _DiagonalQKAttention,
+    count_above,
+    plateaus,
+)
 
 
 def test_count_above_matches_numpy_svd():
@@ -27,9 +31,10 @@ def test_plateaus():
 
 def test_attention_head_matches_explicit_softmax():
     g = torch.Generator().manual_seed(1)
-    head = _QKAttention(4, 0.5, g)
+    head = _DiagonalQKAttention(4, 0.5, g)
     x = torch.randn(3, 5, 4, generator=g, dtype=torch.float64)
-    m = (head.w_q @ head.w_k.T).detach()
+    m = (torch.diag(head.q) @ torch.diag(head.k).T).detach()  # W_Q W_K^T, diagonal
+    assert torch.equal(head.product().detach(), m)
     for n in range(3):
         logits = np.array([[x[n, i] @ m @ x[n, j] / 4 for j in range(5)] for i in range(5)])
         att = np.exp(logits - logits.max(1, keepdims=True))
