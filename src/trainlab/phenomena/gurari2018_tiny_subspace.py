@@ -69,6 +69,18 @@ class TinySubspace(Phenomenon):
     "Does SGD really happen in tiny subspaces?", ICLR 2025) attributes it to SGD's
     stochastic noise; that does not settle Gur-Ari et al.'s protocol either.
 
+    Third pass (issue 12): searched again for the Sec. 2 protocol (stored web pages: the
+    arXiv 1812.04754 renderings on arxiv-vanity, the abstract pages, the ICLR 2019
+    OpenReview entry ByeTHsAqtX, Semantic-Scholar-style summaries; Song, Ahn & Yun's ICLR
+    2025 text; public repositories quoting or reproducing the paper). What is readable is
+    the abstract and the introduction up to its first footnote; the OpenReview entry is
+    not stored; Song et al.'s stored text opens with their own setups (MLP on MNIST-5k, CNN
+    on CIFAR10-5k, transformer on SST2-1k), not a restatement of Gur-Ari et al.'s; the
+    public reproductions found (course projects on Hessian-gradient overlaps) use their
+    own settings. So the paper's batch for g and H, its initialization, learning rate and
+    the values of its Fig. 1 are still unread, nothing was moved, and the verdict stays
+    the FAIL above (no new run: the code is unchanged).
+
     Earlier result (before issue 12, Gaussian-mixture task, 20-64-64-10, lr 0.05): persistence
     0.97-0.99 over 200 steps, gradient share median 0.56 against a guessed 0.7 (FAIL).
 
