@@ -106,7 +106,11 @@ class GradientStarvation(Phenomenon):
     epochs; the epoch count was chosen for time only (9 stacked runs at ~1.2 ms of CPU per
     run and epoch, ~11 s). Before this the quick run was a regression guard (2 seeds, 2000
     epochs: a 2-seed t-interval, t = 12.7, cannot exclude 0); its numbers pointed the same
-    way as the full run ((a) 1.51, (b) 0.18, (c) 0.28, (d) 6.26).
+    way as the full run ((a) 1.51, (b) 0.18, (c) 0.28, (d) 6.26). Result (quick, seeds 0,
+    1, 2, run after this setting was committed): PASS, geometric means (95% half-width in
+    log units) (a) 1.49 (0.21), (b) 0.20 (1.05), (c) 0.32 (0.04), (d) 4.44 (0.73), (e) every
+    separable run fits its training set; 15.9 s user + 3.3 s system CPU for the whole CLI
+    call (about 4 s of it the imports), one thread.
 
     Before issue 12 this was an invented two-feature task with a shuffled-feature test that
     was confounded (a shuffled dominant feature keeps its magnitude, so any model using it is
