@@ -48,7 +48,10 @@ class KernelAttentionGD(Phenomenon):
     by run, the same numbers as one run at a time to float64 rounding), so the whole grid
     costs a few seconds and no scale-down is needed. Before issue 12's quick pass the quick
     run was a regression guard (lr 1.0, 300 steps, 3 inits: median ratio 0.64, FAIL of the
-    claim), because the runs were trained one by one (194 s for the full grid).
+    claim), because the runs were trained one by one (194 s for the full grid). Result
+    (quick = full, seed 0, run after this was committed): PASS with the numbers above (7 of
+    8 inits, median ratio 0.246, half-IQR 0.28), 12.2 s user + 0.5 s system CPU for the
+    whole CLI call (about 4 s of it the imports), one thread.
 
     Deviations: the paper proves convergence for large d with a particular initialization and
     tests on text classification and Pathfinder; this is a small synthetic regression in
