@@ -61,8 +61,10 @@ class LoRAInitLearningRate(Phenomenon):
     (FAIL; 10.5 s of CPU). Seed 2000 is where the factor-2 grid cannot resolve these
     widths: Init[A] is stable at the grid's top (4) at n = 64, and Init[B] at n = 256 and
     lr 1 ends at 0.485 of its initial loss, just under the bar. Full mode separates the
-    inits at n = 1024, which alone costs ~2 minutes over 3 seeds, so the claim cannot show
-    in 20 s; the single-seed quick PASS above was not judged against any seed spread.
+    inits at n = 1024, which alone costs ~29 s of CPU over 3 seeds (~0.8 s per 200-step
+    run, ~12 runs per seed while scanning down; the whole full run 43 s of CPU with the
+    imports, rerun after this pass: PASS, gap 0.42 +- 0.12), so the claim cannot show in
+    20 s; the single-seed quick PASS above was not judged against any seed spread.
     The quick run therefore keeps the 3 seeds and widths 64, 256, and the test compares
     its two numbers with the ones recorded from it (``quick_reference``); the widths were
     not changed after the run.
