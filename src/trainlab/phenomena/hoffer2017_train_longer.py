@@ -103,7 +103,14 @@ class TrainLonger(Phenomenon):
     Quick mode (a regression guard, not the claim): one seed, E = 1 (the same code path,
     8.3 s of one core); one seed cannot judge a comparison over seeds, and after one epoch
     SB itself is far from trained (RA is 26 points above it), so the quick test compares
-    its numbers with those recorded from it (``quick_reference``).
+    its numbers with those recorded from it (``quick_reference``). Why the claim cannot
+    show in 20 s (issue 12's quick pass): regime adaptation trains 32 large-batch epochs
+    per small-batch epoch, ~8 s of CPU per epoch E and seed at this width (measured: ~54 us
+    per sample and step at batch 1024 with ghost batch norm, 32 x 4096 samples per RA
+    epoch), and SB needs ~10 epochs to be trained; 3 seeds at a quarter of the width
+    (8 channels, 32 hidden units: ~2.4 s per epoch and seed) would allow about 2 epochs,
+    after which SB is as undertrained as after one, so a closed gap would only say that SB
+    had not learned yet.
 
     Deviations: MNIST-1D (4096 procedurally generated 40-sample signals) instead of MNIST /
     CIFAR; a 1-D C1 without dropout and with 32 channels and 128 hidden units; absolute

@@ -123,6 +123,12 @@ class RichLazyConnectivity(Phenomenon):
     separated (weight-change slope +0.017, 95% CI [-0.002, 0.035]; kernel alignment 0.19,
     [-0.02, 0.41]), so the quick run declares ``quick_reference``, numbers recorded from
     this code path, and the test compares a fresh quick run with them (~15 s of CPU).
+    Why the claim cannot show in 20 s (issue 12's quick pass): one iteration at N = 300
+    costs ~4.5 ms of CPU (a batch of 32 through 8 steps of a 300 x 300 recurrence, forward
+    and backward; ~45 s per 10^4-iteration run), so 20 s buys ~4000 iterations over all
+    runs, while the regimes separate over the paper's 10^4 iterations per run; a smaller
+    width is no way out either: at N = 100 the weight-change trend was not resolved even
+    with 10^4 iterations and 5 seeds (History above).
 
     Before issue 12 this was a two-layer linear student (d = 50 -> 100 -> 10) trained to a
     loss target; at that scale every run fitted within ~40 steps and the regimes did not
