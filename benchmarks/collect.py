@@ -46,6 +46,10 @@ def _trainer(d: dict) -> list[Figure]:
     out = [("Trainer, probes off / plain loop", r["probes_off_over_plain"], "<= 1.02"),
            ("Trainer, standard probes every 50 steps / probes off",
             r.get("standard_every_50_over_probes_off"), "<= 1.15")]
+    if "standard_sparse_over_probes_off" in r:
+        out.append(("Trainer, standard probes every 50 steps, eval and sharpness every 200 "
+                    "(`standard,eval@200,sharpness@200`) / probes off",
+                    r["standard_sparse_over_probes_off"], ""))
     for name, steps in sorted(d.get("probe_steps_per_measurement", {}).items()):
         out.append((f"`{name}` probe, cost per measurement / one training step", steps,
                     "<= 50 (eval)" if name == "eval" else ""))

@@ -14,8 +14,13 @@ top Hessian eigenvalue of each measured step's batch every ``--every`` steps:
 * ``|cos|`` between the previous measurement's top eigenvector and the current one: how far
   the eigenvector moved (a warm start only helps when this is close to 1).
 
+``--fixed-batch`` measures every time on one batch of 128 training examples drawn once
+(the papers' fixed subset) instead of the step's batch: it shows how much of the
+eigenvector's movement between measurements comes from the batch changing.
+
 Prints one row per measurement and the medians. Usage:
     python benchmarks/sharpness_warm.py [--steps 300] [--every 50] [--threads 1]
+                                        [--fixed-batch]
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ def main() -> None:
     ap.add_argument("--tol", type=float, default=None, help="the probe's tol (default: its own)")
     ap.add_argument("--min-iter", type=int, default=None, help="the probe's min_iter")
     ap.add_argument("--gap-tol", type=float, default=None, help="the probe's gap_tol")
+    ap.add_argument("--fixed-batch", action="store_true",
+                    help="measure on one fixed batch of 128 examples, not the step's batch")
     ap.add_argument("--out", default="benchmarks/results/sharpness_warm.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,11 +75,12 @@ def main() -> None:
     apply_init(model, "orthogonal", generator=torch.Generator().manual_seed(0))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     draws = torch.Generator().manual_seed(1)
+    fixed = torch.randperm(len(task.x_train), generator=torch.Generator().manual_seed(7))[:128]
     probe, prev, rows = Sharpness(every=args.every, eig_tol=args.eig_tol, **{
         k: v for k, v in (("tol", args.tol), ("min_iter", args.min_iter),
                           ("gap_tol", args.gap_tol)) if v is not None}), None, []
     print(f"steps={args.steps} every={args.every} target={args.target:g} "
-          f"eig_tol={args.eig_tol} "
+          f"eig_tol={args.eig_tol} fixed_batch={args.fixed_batch} "
           f"torch={torch.__version__} load={os.getloadavg()[0]:.1f}")
     print("step  probe_hvps converged probe_err  oracle_warm oracle_cold  |cos|")
     for step in range(args.steps + 1):
@@ -82,6 +90,8 @@ def main() -> None:
         loss = task.loss(model(x), y)
         loss.backward()
         if step % args.every == 0:
+            if args.fixed_batch:
+                x, y = task.x_train[fixed], task.y_train[fixed]
             ctx = ProbeContext(step=step, model=model, loss_fn=task.loss, batch=(x, y),
                                loss=loss.detach(), optimizer=opt, lr=3e-3, init_params={},
                                prev_params=None, generator=torch.Generator().manual_seed(step))
@@ -123,6 +133,7 @@ def main() -> None:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"rows": rows, "summary": summary, "every": args.every,
+                                "fixed_batch": args.fixed_batch,
                                 "torch": torch.__version__}, indent=1))
 
 

@@ -53,6 +53,10 @@ def test_every_registered_benchmark_exists_and_reads_its_json_shape():
         {"ratios": {"probes_off_over_plain": 1.01, "standard_every_50_over_probes_off": 1.4},
          "probe_steps_per_measurement": {"eval": 7.5}})
     assert [f[1] for f in trainer] == [1.01, 1.4, 7.5]
+    trainer = collect.BENCHES["trainer_overhead"].figures(
+        {"ratios": {"probes_off_over_plain": 1.01, "standard_every_50_over_probes_off": 1.4,
+                    "standard_sparse_over_probes_off": 1.1}})
+    assert [f[1] for f in trainer] == [1.01, 1.4, 1.1]
     economy = collect.BENCHES["probe_overhead"].figures(
         {"results": {"untracked": {"ratio": 1.0}, "economy@1": {"ratio": 2.1}}})
     assert economy == [("`economy@1` / untracked loop", 2.1, "<= 1.5")]
