@@ -45,6 +45,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.per_sample import (
+    FlatBuffers,
     GradStats,
     LinearCapture,
     captured_grad_stats,
@@ -66,26 +67,35 @@ def mean_gsnr(stats: GradStats) -> torch.Tensor:
     return _noise(stats)[2]
 
 
-def _noise(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _noise(stats: GradStats, scratch: FlatBuffers | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(tr(Sigma), |G|^2, mean GSNR)`` in few passes over the flat statistics (this runs
-    at every step of ``economy``; every tensor op counts): with :math:`S = \\sum_i g_i` and
+    at every step of ``economy``; every memory pass counts): with :math:`S = \\sum_i g_i` and
     :math:`Q = \\sum_i g_i^2`, :math:`n^2\\bar g^2 = S^2` and
-    :math:`n^2\\mathrm{Var}_i(g) = nQ - S^2`. Leaves ``stats`` unchanged."""
+    :math:`n^2\\mathrm{Var}_i(g) = nQ - S^2`.
+
+    Leaves ``stats`` unchanged, except when ``scratch`` holds its flat vectors (the probe's
+    own :class:`~trainlab.probes.per_sample.FlatBuffers`, read by nothing after this): the
+    products are then computed in place there, allocating nothing. The numbers are the
+    same either way, to the bit."""
     n = stats.n
+    own = (scratch is not None and stats.flat_sum is scratch.sum
+           and stats.flat_sq is scratch.sq)
     if stats.flat_sum is not None and stats.flat_sq is not None:
         total, sq = stats.flat_sum, stats.flat_sq
     else:
         total = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()])
         sq = torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()])
-    s2 = total.square()  # n^2 gbar^2
+    s2 = total.square_() if own else total.square()  # n^2 gbar^2
     g2 = s2.sum()  # n^2 |gbar|^2
     mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
     trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(n / (n - 1))
     grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(1 / (n * (n - 1)))
-    # GSNR over the entries with positive variance. The mask is a float tensor (sign), not
-    # a boolean one with torch.where: boolean kernels cost several times more on CPU.
-    var = torch.mul(sq, n).sub_(s2)  # n^2 Var
-    pos = torch.sign(var).clamp_min_(0)  # 1 where the variance is positive, else 0
+    # GSNR over the entries with positive variance. The mask is a float tensor written by
+    # the comparison itself (1 where the variance is positive, else 0), not a boolean one:
+    # boolean kernels cost several times more on CPU.
+    var = (sq.mul_(n) if own else torch.mul(sq, n)).sub_(s2)  # n^2 Var
+    pos = torch.gt(var, 0, out=scratch.mask if own else torch.empty_like(var))
     # masked entries give 0 / tiny = 0 (a variance below the smallest normal number counts
     # as that number)
     ratio = s2.mul_(pos).div_(var.clamp_min_(torch.finfo(var.dtype).tiny))
@@ -228,6 +238,7 @@ class GradientNoise(Probe):
         check_range("groups", groups, low=2, owner="grad-noise")
         self.max_examples, self.groups = max_examples, groups
         self._captures: list[LinearCapture] = []
+        self._buffers = FlatBuffers()  # the captured statistics' flat vectors, reused
 
     def attach(self, model: nn.Module) -> _Attachment | None:
         capture = LinearCapture(model)
@@ -251,7 +262,7 @@ class GradientNoise(Probe):
             return None
         return captured_grad_stats(ctx.model, records, batch_size(ctx.batch[0]),
                                    examples=examples or self.max_examples,
-                                   params=ctx.params())
+                                   params=ctx.params(), buffers=self._buffers)
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
@@ -283,7 +294,8 @@ class GradientNoise(Probe):
             stats = gathered_stats(stats, ctx.dist)
         if stats.n < 2:
             return {}
-        trace_cov, grad_sq, gsnr = _noise(stats)
+        # the buffers' vectors are this probe's own scratch: computed on in place
+        trace_cov, grad_sq, gsnr = _noise(stats, self._buffers)
         norms = stats.sq_norms.sqrt()  # sums of squares: never negative
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
                 "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),

@@ -88,7 +88,7 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
                   and kept[1] == names else None)
     bases = [*init, *prev]
-    diffs = list(torch._foreach_sub(now * (len(bases) // len(now)), bases)) if bases else []
+    diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []
     k, i, p = len(now), len(init), len(prev)
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
@@ -104,6 +104,33 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     memo["weight_norms"] = (ctx.step, names, w)
     return ParamNorms(names, w, g if grads_list else None, di if i else None, init_norms,
                       dp if p else None, prev_norms)
+
+
+_FOREACH_SUB_OUT = getattr(getattr(torch.ops.aten, "_foreach_sub", None), "List_out", None)
+"""``aten::_foreach_sub.List_out`` (a private torch op: one call for every difference, into
+given tensors), or None where this torch lacks it: :func:`_differences` then subtracts one
+tensor at a time with the public ``torch.sub(..., out=)``. Both give the numbers of
+``torch._foreach_sub`` to the bit (tested)."""
+
+
+def _differences(memo: dict, now: list[torch.Tensor], bases: list[torch.Tensor]
+                 ) -> list[torch.Tensor]:
+    """``now[i] - bases[i]`` for every ``i``, written into tensors kept in ``memo`` (the
+    run's cache) from one step to the next: no allocation per step (fresh memory costs page
+    faults at every step, a large share of the differences' time on CPU)."""
+    key = [(t.shape, torch.promote_types(t.dtype, b.dtype), t.device)
+           for t, b in zip(now, bases)]
+    kept = memo.get("diff_buffers")
+    if kept is None or kept[0] != key:
+        kept = memo["diff_buffers"] = (key, [torch.empty(shape, dtype=dtype, device=device)
+                                             for shape, dtype, device in key])
+    out = kept[1]
+    if _FOREACH_SUB_OUT is not None:
+        _FOREACH_SUB_OUT(now, bases, out=out)
+    else:
+        for a, b, o in zip(now, bases, out):
+            torch.sub(a, b, out=o)
+    return out
 
 
 def _same(a: tuple, b: tuple) -> bool:
