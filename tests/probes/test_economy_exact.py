@@ -2,8 +2,7 @@
 bit: per-example sums written into kept flat buffers (instead of concatenating per-layer
 products and scaling the result), the GSNR computed in place with a comparison mask
 (instead of ``sign``), and parameter differences written into kept tensors (instead of
-``torch._foreach_sub``), on both of its paths (the private foreach op and the public
-per-tensor fallback)."""
+``torch._foreach_sub`` for the large tensors)."""
 
 from __future__ import annotations
 
@@ -145,14 +144,12 @@ def test_gsnr_mask_equals_the_sign_mask_on_zero_and_negative_variances():
     assert torch.equal(stats.flat_sum, flat_sum.clone())  # not the probe's: left unchanged
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_differences_into_kept_tensors_equal_foreach_sub(monkeypatch, fast):
-    if not fast:
-        monkeypatch.setattr(norms_module, "_FOREACH_SUB_OUT", None)
-    elif norms_module._FOREACH_SUB_OUT is None:
-        pytest.skip("this torch has no aten::_foreach_sub.List_out")
+@pytest.mark.parametrize("kept_from", [0, 20, 10 ** 9])  # all kept, mixed, none kept
+def test_differences_equal_foreach_sub_and_keep_their_tensors(monkeypatch, kept_from):
+    monkeypatch.setattr(norms_module, "KEPT_DIFFERENCE_NUMEL", kept_from)
     g = torch.Generator().manual_seed(0)
-    now = [torch.randn(7, 5, generator=g), torch.randn(3, generator=g, dtype=torch.float64)]
+    now = [torch.randn(7, 5, generator=g), torch.randn(3, generator=g, dtype=torch.float64),
+           torch.randn(30, generator=g)]
     memo: dict = {}
     ptrs = None
     for _ in range(2):
@@ -160,13 +157,13 @@ def test_differences_into_kept_tensors_equal_foreach_sub(monkeypatch, fast):
         got = norms_module._differences(memo, now, bases)
         want = torch._foreach_sub(now, bases)
         assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(got, want))
-        assert ptrs is None or [t.data_ptr() for t in got] == ptrs  # kept, not reallocated
-        ptrs = [t.data_ptr() for t in got]
+        kept = [t.data_ptr() for t in got if t.numel() >= kept_from]
+        assert ptrs is None or kept == ptrs  # the same tensors at every step
+        ptrs = kept
 
 
-def economy_history(monkeypatch, fast: bool, dtype=torch.float32):
-    if not fast:
-        monkeypatch.setattr(norms_module, "_FOREACH_SUB_OUT", None)
+def economy_history(monkeypatch, kept_from: int, dtype=torch.float32):
+    monkeypatch.setattr(norms_module, "KEPT_DIFFERENCE_NUMEL", kept_from)
     model = mlp(dtype)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
@@ -184,7 +181,7 @@ def economy_history(monkeypatch, fast: bool, dtype=torch.float32):
     return mon.history
 
 
-def test_economy_in_a_monitor_is_the_same_on_both_difference_paths(monkeypatch):
-    fast, public = economy_history(monkeypatch, True), economy_history(monkeypatch, False)
-    assert {"gsnr", "gns", "update_ratio", "distance", "grad_norm"} <= set(fast)
-    assert fast == public
+def test_economy_in_a_monitor_is_the_same_with_kept_and_new_differences(monkeypatch):
+    kept, fresh = economy_history(monkeypatch, 0), economy_history(monkeypatch, 10 ** 9)
+    assert {"gsnr", "gns", "update_ratio", "distance", "grad_norm"} <= set(kept)
+    assert kept == fresh

@@ -106,30 +106,36 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
                       dp if p else None, prev_norms)
 
 
-_FOREACH_SUB_OUT = getattr(getattr(torch.ops.aten, "_foreach_sub", None), "List_out", None)
-"""``aten::_foreach_sub.List_out`` (a private torch op: one call for every difference, into
-given tensors), or None where this torch lacks it: :func:`_differences` then subtracts one
-tensor at a time with the public ``torch.sub(..., out=)``. Both give the numbers of
-``torch._foreach_sub`` to the bit (tested)."""
+KEPT_DIFFERENCE_NUMEL = 65536
+"""Tensors of at least this many entries get their difference written into a kept tensor
+(:func:`_differences`); smaller ones are subtracted by one ``torch._foreach_sub`` call."""
 
 
 def _differences(memo: dict, now: list[torch.Tensor], bases: list[torch.Tensor]
                  ) -> list[torch.Tensor]:
-    """``now[i] - bases[i]`` for every ``i``, written into tensors kept in ``memo`` (the
-    run's cache) from one step to the next: no allocation per step (fresh memory costs page
-    faults at every step, a large share of the differences' time on CPU)."""
-    key = [(t.shape, torch.promote_types(t.dtype, b.dtype), t.device)
-           for t, b in zip(now, bases)]
-    kept = memo.get("diff_buffers")
-    if kept is None or kept[0] != key:
-        kept = memo["diff_buffers"] = (key, [torch.empty(shape, dtype=dtype, device=device)
-                                             for shape, dtype, device in key])
-    out = kept[1]
-    if _FOREACH_SUB_OUT is not None:
-        _FOREACH_SUB_OUT(now, bases, out=out)
-    else:
-        for a, b, o in zip(now, bases, out):
-            torch.sub(a, b, out=o)
+    """``now[i] - bases[i]`` for every ``i``, the numbers of ``torch._foreach_sub`` (to the
+    bit, tested). The large tensors' differences are written by ``torch.sub(..., out=)``
+    into tensors kept in ``memo`` (the run's cache) from one step to the next: fresh memory
+    costs page faults at every step, and at 4M entries a subtraction into a new tensor
+    took twice as long as into a kept one (``_foreach_sub`` has no variant that writes
+    into given tensors without an extra copy). The small ones, where the cost is the
+    per-call overhead, go through one ``_foreach_sub``."""
+    big = [i for i, t in enumerate(now) if t.numel() >= KEPT_DIFFERENCE_NUMEL]
+    small = [i for i, t in enumerate(now) if t.numel() < KEPT_DIFFERENCE_NUMEL]
+    out: list[torch.Tensor] = [now[0]] * len(now)
+    if small:
+        for i, d in zip(small, torch._foreach_sub([now[i] for i in small],
+                                                  [bases[i] for i in small])):
+            out[i] = d
+    if big:
+        key = [(i, now[i].shape, torch.promote_types(now[i].dtype, bases[i].dtype),
+                now[i].device) for i in big]
+        kept = memo.get("diff_buffers")
+        if kept is None or kept[0] != key:
+            kept = memo["diff_buffers"] = (key, [torch.empty(shape, dtype=dtype, device=dev)
+                                                 for _, shape, dtype, dev in key])
+        for i, buf in zip(big, kept[1]):
+            out[i] = torch.sub(now[i], bases[i], out=buf)
     return out
 
 
