@@ -1,8 +1,8 @@
 """The economy preset's fast paths give the numbers of the plain formulas they replace, to the
 bit: per-example sums written into kept flat buffers (instead of concatenating per-layer
 products and scaling the result), the GSNR computed in place with a comparison mask
-(instead of ``sign``), and parameter differences written into kept tensors (instead of
-``torch._foreach_sub`` for the large tensors)."""
+(instead of ``sign``) block by block, and parameter differences written into kept tensors
+(instead of ``torch._foreach_sub`` for the large tensors)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from _probe_helpers import SeqLinear
 from torch import nn
 
 from trainlab.probes import build_probes
+from trainlab.probes import gradient_noise as gn_module
 from trainlab.probes import norms as norms_module
 from trainlab.probes.gradient_noise import _noise
 from trainlab.probes.per_sample import (
@@ -95,7 +96,9 @@ def mlp(dtype, bias=True):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", ["mlp", "no-bias", "seq"])
-def test_flat_buffers_give_the_reference_statistics_to_the_bit(dtype, case):
+@pytest.mark.parametrize("block", [65536, 37])  # one block; many, the last one short
+def test_flat_buffers_give_the_reference_statistics_to_the_bit(monkeypatch, dtype, case, block):
+    monkeypatch.setattr(gn_module, "NOISE_BLOCK", block)
     model = (SeqLinear().to(dtype) if case == "seq" else mlp(dtype, bias=case != "no-bias"))
     g = torch.Generator().manual_seed(3)
     buffers = FlatBuffers()
@@ -124,7 +127,9 @@ def test_flat_buffers_give_the_reference_statistics_to_the_bit(dtype, case):
         assert all(torch.equal(a, b) for a, b in zip(_noise(got, buffers), expected))
 
 
-def test_gsnr_mask_equals_the_sign_mask_on_zero_and_negative_variances():
+@pytest.mark.parametrize("block", [65536, 2])
+def test_gsnr_mask_equals_the_sign_mask_on_zero_and_negative_variances(monkeypatch, block):
+    monkeypatch.setattr(gn_module, "NOISE_BLOCK", block)
     # entries 0-1: per-example gradients all equal (variance 0 or a rounding-negative one),
     # entry 2: zero gradients, entry 3: a variance below the smallest normal number
     n = 4
