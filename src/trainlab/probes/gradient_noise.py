@@ -109,7 +109,8 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     tiny = torch.finfo(var.dtype).tiny
     counts = []
     for i in range(0, size, block):
-        s, v, r = s2[i:i + block], var[i:i + block], ratio[i:i + block]
+        s, v, r = ((s2, var, ratio) if size <= block else
+                   (s2[i:i + block], var[i:i + block], ratio[i:i + block]))
         if own:
             s.square_()  # n^2 gbar^2
             v.mul_(n)
