@@ -82,7 +82,7 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     number counts as that number).
 
     The elementwise work runs block by block (:data:`NOISE_BLOCK` entries), so that its
-    five operations read and write a block while it is in cache instead of passing over
+    operations read and write a block while it is in cache instead of passing over
     the whole vectors each time; the three sums are taken over the whole vectors after, and
     the count of positive variances is a sum of exact integers: the numbers are those of
     whole-vector operations, to the bit (tested). Leaves ``stats`` unchanged, except when
