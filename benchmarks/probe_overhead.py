@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -33,17 +34,17 @@ from trainlab.tasks import build_task
 from trainlab.train import Monitor
 
 
-def make(seed: int, task, width: int = 128):
+def make(seed: int, task, width: int = 128, depth: int = 2):
     torch.manual_seed(seed)
-    model = build_model("mlp", task.input_shape, task.num_outputs, depth=2, width=width)
+    model = build_model("mlp", task.input_shape, task.num_outputs, depth=depth, width=width)
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
 def run(task, steps: int, batch: int, spec: str | None, every: int = 1,
-        clock=time.perf_counter, width: int = 128) -> float:
+        clock=time.perf_counter, width: int = 128, depth: int = 2) -> float:
     """Seconds per step of ``steps`` training steps, probes ``spec`` due every ``every``
-    (an MLP 40-``width``-``width``-10)."""
-    model, opt = make(0, task, width)
+    (an MLP 40-``width``-...-10 with ``depth`` hidden layers)."""
+    model, opt = make(0, task, width, depth)
     g = torch.Generator().manual_seed(0)
     mon = (Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
                    probes=build_probes(spec, every=every), seed=1) if spec else None)
@@ -72,6 +73,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--width", type=int, default=128,
+                        help="hidden width of the MLP (depth 2, width 128: 23k parameters)")
+    parser.add_argument("--depth", type=int, default=2,
+                        help="hidden layers (depth 3 at widths 128 / 512 / 2048: the 41k / "
+                             "0.55M / 8.5M parameters of issue 18's scale figures)")
     parser.add_argument("--clock", choices=("wall", "process"), default="wall",
                         help="process: CPU time of this process (robust on a machine shared "
                              "with other jobs; equal to wall time on an idle one, 1 thread)")
@@ -88,7 +94,8 @@ def main() -> None:
     if args.per_probe:
         configs.update({f"{p}@1": (p, 1) for p in PRESETS.get(name, name.split(","))})
     clock = time.process_time if args.clock == "process" else time.perf_counter
-    run(task, 32, args.batch, name)  # warm-up (allocator, first-call overheads)
+    # warm-up (allocator, first-call overheads)
+    run(task, 32, args.batch, name, width=args.width, depth=args.depth)
     times: dict[str, list[float]] = {k: [] for k in configs}
     ratios: dict[str, list[float]] = {k: [] for k in configs}
     names = list(configs)
@@ -96,13 +103,16 @@ def main() -> None:
         # interleaved, in a rotated order, and each ratio against the untracked run of the
         # same round: load that drifts (other processes) hits numerator and denominator alike
         order = names[r % len(names):] + names[:r % len(names)]
-        round_t = {c: run(task, args.steps, args.batch, *configs[c], clock=clock)
-                   for c in order}
+        round_t = {c: run(task, args.steps, args.batch, *configs[c], clock=clock,
+                          width=args.width, depth=args.depth) for c in order}
         for name, t in round_t.items():
             times[name].append(t)
             ratios[name].append(t / round_t["untracked"])
+    params = sum(p.numel() for p in make(0, task, args.width, args.depth)[0].parameters())
     print(f"torch {torch.__version__}, threads {args.threads}, {platform.processor() or 'cpu'}, "
-          f"{args.steps} steps x {args.repeats} repeats, batch {args.batch}, {args.clock} clock")
+          f"{args.steps} steps x {args.repeats} repeats, batch {args.batch}, {args.clock} clock, "
+          f"MLP width {args.width} depth {args.depth} ({params} parameters), load average "
+          f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     results = {}
     for c, ts in times.items():
         med, ratio = statistics.median(ts), statistics.median(ratios[c])
@@ -113,6 +123,7 @@ def main() -> None:
               f"(per-round ratios {lo:.2f}-{hi:.2f})")
     if args.json:
         env = {"torch": torch.__version__, "threads": args.threads, "clock": args.clock,
+               "width": args.width, "depth": args.depth, "params": params,
                "cpu": platform.processor(), "python": platform.python_version()}
         with open(args.json, "w") as f:
             json.dump({"environment": env, "results": results}, f, indent=2)

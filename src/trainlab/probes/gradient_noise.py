@@ -45,6 +45,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.per_sample import (
+    FlatBuffers,
     GradStats,
     LinearCapture,
     captured_grad_stats,
@@ -66,30 +67,64 @@ def mean_gsnr(stats: GradStats) -> torch.Tensor:
     return _noise(stats)[2]
 
 
-def _noise(stats: GradStats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(tr(Sigma), |G|^2, mean GSNR)`` in few passes over the flat statistics (this runs
-    at every step of ``economy``; every tensor op counts): with :math:`S = \\sum_i g_i` and
+NOISE_BLOCK = 65536
+"""Entries per block of :func:`_noise`'s elementwise work (three float32 blocks, 768 KiB,
+stay in a core's L2 cache from one operation to the next)."""
+
+
+def _noise(stats: GradStats, scratch: FlatBuffers | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(tr(Sigma), |G|^2, mean GSNR)`` from the flat statistics (this runs at every step
+    of ``economy``; every memory pass counts): with :math:`S = \\sum_i g_i` and
     :math:`Q = \\sum_i g_i^2`, :math:`n^2\\bar g^2 = S^2` and
-    :math:`n^2\\mathrm{Var}_i(g) = nQ - S^2`. Leaves ``stats`` unchanged."""
+    :math:`n^2\\mathrm{Var}_i(g) = nQ - S^2`; the GSNR is the mean of :math:`S^2 / (nQ - S^2)`
+    over the entries where :math:`nQ - S^2 > 0` (a variance below the smallest normal
+    number counts as that number).
+
+    The elementwise work runs block by block (:data:`NOISE_BLOCK` entries), so that its
+    operations read and write a block while it is in cache instead of passing over
+    the whole vectors each time; the three sums are taken over the whole vectors after, and
+    the count of positive variances is a sum of exact integers: the numbers are those of
+    whole-vector operations, to the bit (tested). Leaves ``stats`` unchanged, except when
+    ``scratch`` holds its flat vectors (the probe's own
+    :class:`~trainlab.probes.per_sample.FlatBuffers`, read by nothing after this): the
+    work is then done in place there, allocating nothing."""
     n = stats.n
-    if stats.flat_sum is not None and stats.flat_sq is not None:
-        total, sq = stats.flat_sum, stats.flat_sq
+    own = (scratch is not None and stats.flat_sum is scratch.sum
+           and stats.flat_sq is scratch.sq)
+    if own:
+        s2, var, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
     else:
-        total = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()])
-        sq = torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()])
-    s2 = total.square()  # n^2 gbar^2
+        if stats.flat_sum is not None and stats.flat_sq is not None:
+            total, sq = stats.flat_sum, stats.flat_sq
+        else:
+            total = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()])
+            sq = torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()])
+        s2, var, ratio = total.square(), torch.mul(sq, n), torch.empty_like(sq)
+    size = s2.numel()
+    # block counts add up exactly: integers below 2^24 in float32, in float64 above (as a
+    # whole-vector sum would); other dtypes count in one block
+    exact = var.dtype in (torch.float32, torch.float64)
+    block = NOISE_BLOCK if exact else max(size, 1)
+    tiny = torch.finfo(var.dtype).tiny
+    counts = []
+    for i in range(0, size, block):
+        s, v, r = ((s2, var, ratio) if size <= block else
+                   (s2[i:i + block], var[i:i + block], ratio[i:i + block]))
+        if own:
+            s.square_()  # n^2 gbar^2
+            v.mul_(n)
+        v.sub_(s)  # n^2 Var
+        torch.gt(v, 0, out=r)  # 1 where the variance is positive, else 0 (a float mask:
+        # boolean kernels cost several times more on CPU)
+        counts.append(r.sum(dtype=torch.float64) if size > 2 ** 24 else r.sum())
+        r.mul_(s).div_(v.clamp_min_(tiny))  # masked entries: 0 / tiny = 0
     g2 = s2.sum()  # n^2 |gbar|^2
     mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
     trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(n / (n - 1))
     grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(1 / (n * (n - 1)))
-    # GSNR over the entries with positive variance. The mask is a float tensor (sign), not
-    # a boolean one with torch.where: boolean kernels cost several times more on CPU.
-    var = torch.mul(sq, n).sub_(s2)  # n^2 Var
-    pos = torch.sign(var).clamp_min_(0)  # 1 where the variance is positive, else 0
-    # masked entries give 0 / tiny = 0 (a variance below the smallest normal number counts
-    # as that number)
-    ratio = s2.mul_(pos).div_(var.clamp_min_(torch.finfo(var.dtype).tiny))
-    count = pos.sum(dtype=torch.float64) if pos.numel() > 2 ** 24 else pos.sum()
+    count = (counts[0] if len(counts) == 1 else torch.stack(counts).sum()) if counts else (
+        ratio.sum())
     return trace_cov, grad_sq, ratio.sum() / count.clamp_min(1)
 
 
@@ -228,6 +263,7 @@ class GradientNoise(Probe):
         check_range("groups", groups, low=2, owner="grad-noise")
         self.max_examples, self.groups = max_examples, groups
         self._captures: list[LinearCapture] = []
+        self._buffers = FlatBuffers()  # the captured statistics' flat vectors, reused
 
     def attach(self, model: nn.Module) -> _Attachment | None:
         capture = LinearCapture(model)
@@ -251,7 +287,7 @@ class GradientNoise(Probe):
             return None
         return captured_grad_stats(ctx.model, records, batch_size(ctx.batch[0]),
                                    examples=examples or self.max_examples,
-                                   params=ctx.params())
+                                   params=ctx.params(), buffers=self._buffers)
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
@@ -283,7 +319,8 @@ class GradientNoise(Probe):
             stats = gathered_stats(stats, ctx.dist)
         if stats.n < 2:
             return {}
-        trace_cov, grad_sq, gsnr = _noise(stats)
+        # the buffers' vectors are this probe's own scratch: computed on in place
+        trace_cov, grad_sq, gsnr = _noise(stats, self._buffers)
         norms = stats.sq_norms.sqrt()  # sums of squares: never negative
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
                 "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),

@@ -88,7 +88,7 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
                   and kept[1] == names else None)
     bases = [*init, *prev]
-    diffs = list(torch._foreach_sub(now * (len(bases) // len(now)), bases)) if bases else []
+    diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []
     k, i, p = len(now), len(init), len(prev)
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
@@ -104,6 +104,39 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     memo["weight_norms"] = (ctx.step, names, w)
     return ParamNorms(names, w, g if grads_list else None, di if i else None, init_norms,
                       dp if p else None, prev_norms)
+
+
+KEPT_DIFFERENCE_NUMEL = 65536
+"""Tensors of at least this many entries get their difference written into a kept tensor
+(:func:`_differences`); smaller ones are subtracted by one ``torch._foreach_sub`` call."""
+
+
+def _differences(memo: dict, now: list[torch.Tensor], bases: list[torch.Tensor]
+                 ) -> list[torch.Tensor]:
+    """``now[i] - bases[i]`` for every ``i``, the numbers of ``torch._foreach_sub`` (to the
+    bit, tested). The large tensors' differences are written by ``torch.sub(..., out=)``
+    into tensors kept in ``memo`` (the run's cache) from one step to the next: fresh memory
+    costs page faults at every step, and at 4M entries a subtraction into a new tensor
+    took twice as long as into a kept one (``_foreach_sub`` has no variant that writes
+    into given tensors without an extra copy). The small ones, where the cost is the
+    per-call overhead, go through one ``_foreach_sub``."""
+    big = [i for i, t in enumerate(now) if t.numel() >= KEPT_DIFFERENCE_NUMEL]
+    small = [i for i, t in enumerate(now) if t.numel() < KEPT_DIFFERENCE_NUMEL]
+    out: list[torch.Tensor] = [now[0]] * len(now)
+    if small:
+        for i, d in zip(small, torch._foreach_sub([now[i] for i in small],
+                                                  [bases[i] for i in small])):
+            out[i] = d
+    if big:
+        key = [(i, now[i].shape, torch.promote_types(now[i].dtype, bases[i].dtype),
+                now[i].device) for i in big]
+        kept = memo.get("diff_buffers")
+        if kept is None or kept[0] != key:
+            kept = memo["diff_buffers"] = (key, [torch.empty(shape, dtype=dtype, device=dev)
+                                                 for _, shape, dtype, dev in key])
+        for i, buf in zip(big, kept[1]):
+            out[i] = torch.sub(now[i], bases[i], out=buf)
+    return out
 
 
 def _same(a: tuple, b: tuple) -> bool:

@@ -20,7 +20,7 @@ The loss must be the *mean* of per-example losses (every trainlab task's loss is
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -37,29 +37,6 @@ from trainlab.restore import preserved
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 Records = dict[nn.Module, "Record | None"]
 REUSE_MIN_WEIGHTS = 65536  # weights of a layer from which reusing the batch gradient pays
-
-
-class _LazyDict(Mapping[str, torch.Tensor]):
-    """A mapping built on first access (the per-parameter views of flat statistics: the
-    probes read the flat vectors only, and building views costs an op per tensor)."""
-
-    def __init__(self, build: Callable[[], dict[str, torch.Tensor]]):
-        self._build: Callable[[], dict[str, torch.Tensor]] | None = build
-        self._dict: dict[str, torch.Tensor] = {}
-
-    def _get(self) -> dict[str, torch.Tensor]:
-        if self._build is not None:
-            self._dict, self._build = self._build(), None
-        return self._dict
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
 
 
 class Record(NamedTuple):
@@ -262,33 +239,72 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     return _linear_stats(layout, acts, n, n, known, loss, "linear-hooks")
 
 
+class FlatBuffers:
+    """Flat vectors that :func:`captured_grad_stats` writes the gradient sums and sums of
+    squares into, kept from one call to the next (no allocation per step), with a third
+    (``mask``) that :func:`~trainlab.probes.gradient_noise` uses as scratch; the
+    per-parameter views of the first two are built once.
+
+    Statistics built on these buffers are views of them: the next call with the same
+    buffers overwrites them. Buffers that do not fit a call (another model layout, dtype or
+    device) are replaced by fresh ones for that call.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self.sum = self.sq = self.mask = torch.empty(0)
+        self.sum_views: dict[str, torch.Tensor] = {}
+        self.sq_views: dict[str, torch.Tensor] = {}
+
+    def fit(self, layout: _Layout, like: torch.Tensor) -> FlatBuffers:
+        """These buffers, (re)allocated for ``layout`` in ``like``'s dtype and device."""
+        key = (tuple(layout.owners), layout.shapes, like.dtype, like.device)
+        if key != self._key:
+            total = sum(layout.sizes)
+            self.sum, self.sq = like.new_empty(total), like.new_empty(total)
+            self.mask = like.new_empty(total)
+            self.sum_views, self.sq_views = _shaped(layout, self.sum), _shaped(layout, self.sq)
+            self._key = key
+        return self
+
+
 def _linear_stats(layout: _Layout,
                   acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]], n: int,
                   scale: int, known: dict[nn.Linear, dict[str, torch.Tensor]],
-                  like: torch.Tensor, method: str) -> GradStats:
+                  like: torch.Tensor, method: str,
+                  buffers: FlatBuffers | None = None) -> GradStats:
     """Statistics from each layer's input ``a`` and output gradient ``d`` (of a loss that
     averages ``scale`` examples), over the ``n`` examples given. ``known[layer]`` holds
     that layer's batch gradients of the mean loss over all examples (``'weight'``,
     ``'bias'``; 2-D inputs), which replace the gradient-sum products when ``n == scale``.
 
-    Built for few tensor operations (at every step of ``economy`` each one counts): the
-    sums go into two flat vectors (parameter order) by one fused concatenation each; the
-    dicts of per-parameter views are built only when read; the factor ``scale`` of the
-    per-example gradients is applied once to the flat sums (except in float16, where the
-    squares of the unscaled output gradients could underflow).
+    Built for few tensor operations and memory passes (at every step of ``economy`` each
+    one counts): every product and sum is written straight into its place in two flat
+    vectors (parameter order; ``buffers``, kept between calls, or new ones), so nothing is
+    concatenated; a known batch gradient goes in by one product with ``n``; the factor
+    ``scale`` of the per-example gradients is applied once, in place (except in float16,
+    where the squares of the unscaled output gradients could underflow). The numbers are
+    those of concatenating the per-layer products and scaling the flat vectors (tested to
+    the bit against that reference).
     """
     post = 1 if like.dtype == torch.float16 else scale  # applied to the sums at the end
-    sum_parts: list[torch.Tensor] = []  # pieces of the flat vectors, in parameter order
-    sq_parts: list[torch.Tensor] = []
+    if buffers is not None:
+        buffers.fit(layout, like)
+        flat_sum, flat_sq = buffers.sum, buffers.sq
+        sum_out, sq_out = buffers.sum_views, buffers.sq_views
+    else:
+        total = sum(layout.sizes)
+        flat_sum, flat_sq = like.new_empty(total), like.new_empty(total)
+        sum_out, sq_out = _shaped(layout, flat_sum), _shaped(layout, flat_sq)
+    unscaled: list[torch.Tensor] = []  # gradient sums still to be multiplied by `post`
     sq_norms: torch.Tensor | None = None
     reused = False
     for module, names in layout.layers.items():
         a, d = acts[module]
         if d is None:
             for name in names.values():
-                size = layout.shape_of[name].numel()
-                sum_parts.append(like.new_zeros(size))
-                sq_parts.append(like.new_zeros(size))
+                sum_out[name].zero_()
+                sq_out[name].zero_()
             continue
         if post == 1:
             d = d * scale
@@ -308,48 +324,38 @@ def _linear_stats(layout: _Layout,
                     sq_norms.addcmul_(rows, a_rows)
                     if b_name is not None:
                         sq_norms += rows
-                sq_parts.append(torch.mm(d_sq.T, a_sq))
+                torch.mm(d_sq.T, a_sq, out=sq_out[w_name])
                 if "weight" in mean:  # the sum is n times the known batch gradient
-                    sum_parts.append(_times(mean["weight"], n if post == 1 else 1))
+                    torch.mul(mean["weight"], n, out=sum_out[w_name])
                 else:
-                    sum_parts.append(torch.mm(d.T, a))
+                    unscaled.append(torch.mm(d.T, a, out=sum_out[w_name]))
             elif b_name is not None:
                 sq_norms = rows if sq_norms is None else sq_norms.add_(rows)
             if b_name is not None:
-                sq_parts.append(d_sq.sum(0))
-                sum_parts.append(_times(mean["bias"], n if post == 1 else 1) if "bias" in mean
-                                 else d.sum(0))
+                torch.sum(d_sq, 0, out=sq_out[b_name])
+                if "bias" in mean:
+                    torch.mul(mean["bias"], n, out=sum_out[b_name])
+                else:
+                    unscaled.append(torch.sum(d, 0, out=sum_out[b_name]))
             reused = reused or bool(mean)
         else:
             a3 = a.reshape(n, -1, a.shape[-1])
             d3 = d.reshape(n, -1, d.shape[-1])
-            for kind in names:
+            for kind, name in names.items():
                 g = torch.einsum("nto,nti->noi", d3, a3) if kind == "weight" else d3.sum(1)
                 g_sq = g * g
                 rows = g_sq.flatten(1).sum(1)
                 sq_norms = rows if sq_norms is None else sq_norms.add_(rows)
-                sum_parts.append(g.sum(0))
-                sq_parts.append(g_sq.sum(0))
+                unscaled.append(torch.sum(g, 0, out=sum_out[name]))
+                torch.sum(g_sq, 0, out=sq_out[name])
     if sq_norms is None:
         sq_norms = like.new_zeros(n)
-    flat_sum, flat_sq = _flatten(sum_parts), _flatten(sq_parts)
     if post != 1:
-        flat_sum.mul_(post)
+        for part in unscaled:
+            part.mul_(post)
         flat_sq.mul_(post * post)
         sq_norms.mul_(post * post)
-    return GradStats(n, sq_norms, _LazyDict(lambda: _shaped(layout, flat_sum)),
-                     _LazyDict(lambda: _shaped(layout, flat_sq)), method, reused, flat_sum,
-                     flat_sq)
-
-
-def _flatten(parts: list[torch.Tensor]) -> torch.Tensor:
-    """The parts' entries in one new flat vector (one fused op where torch has it)."""
-    flatten = getattr(torch._C._nn, "flatten_dense_tensors", None)
-    return flatten(parts) if flatten is not None else torch.cat([t.reshape(-1) for t in parts])
-
-
-def _times(t: torch.Tensor, factor: int) -> torch.Tensor:
-    return t if factor == 1 else t * factor
+    return GradStats(n, sq_norms, sum_out, sq_out, method, reused, flat_sum, flat_sq)
 
 
 def _shaped(layout: _Layout, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -474,7 +480,8 @@ class LinearCapture:
 
 def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,
                         examples: int | None = None,
-                        params: dict[str, torch.Tensor] | None = None) -> GradStats | None:
+                        params: dict[str, torch.Tensor] | None = None,
+                        buffers: FlatBuffers | None = None) -> GradStats | None:
     """Per-example gradient statistics from what a :class:`LinearCapture` recorded in the
     training step's own forward and backward pass of a batch of ``batch_size`` examples
     (the loss being their mean), over the first ``examples`` of them (all by default).
@@ -488,16 +495,19 @@ def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,
     (a trainable parameter outside an ``nn.Linear``, a layer missing or recorded twice,
     another batch size); the caller then recomputes with :func:`per_sample_grad_stats`.
     ``params``: the model's trainable parameters by name, when the caller has them.
+    ``buffers``: :class:`FlatBuffers` to write the sums into (kept by a caller that asks
+    every step: no allocation); the statistics returned are then views of them, valid until
+    the next call with the same buffers.
     """
     layout = _linear_layout(model, params)
     if layout is None:
         return None
     with torch.no_grad():
-        return _captured(layout, records, batch_size, examples)
+        return _captured(layout, records, batch_size, examples, buffers)
 
 
-def _captured(layout: _Layout, records: Records, batch_size: int, examples: int | None
-              ) -> GradStats | None:
+def _captured(layout: _Layout, records: Records, batch_size: int, examples: int | None,
+              buffers: FlatBuffers | None = None) -> GradStats | None:
     acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]] = {}
     known: dict[nn.Linear, dict[str, torch.Tensor]] = {}
     for m, names in layout.layers.items():
@@ -521,7 +531,7 @@ def _captured(layout: _Layout, records: Records, batch_size: int, examples: int 
     if n < batch_size:
         acts = {m: (a[:n], d[:n]) for m, (a, d) in acts.items()}
     like = next(iter(acts.values()))[1]
-    return _linear_stats(layout, acts, n, batch_size, known, like, "captured")
+    return _linear_stats(layout, acts, n, batch_size, known, like, "captured", buffers)
 
 
 def _in_dtype(rec: Record, dtype: torch.dtype) -> Record:

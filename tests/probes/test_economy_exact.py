@@ -1,0 +1,192 @@
+"""The economy preset's fast paths give the numbers of the plain formulas they replace, to the
+bit: per-example sums written into kept flat buffers (instead of concatenating per-layer
+products and scaling the result), the GSNR computed in place with a comparison mask
+(instead of ``sign``) block by block, and parameter differences written into kept tensors
+(instead of ``torch._foreach_sub`` for the large tensors)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _probe_helpers import SeqLinear
+from torch import nn
+
+from trainlab.probes import build_probes
+from trainlab.probes import gradient_noise as gn_module
+from trainlab.probes import norms as norms_module
+from trainlab.probes.gradient_noise import _noise
+from trainlab.probes.per_sample import (
+    FlatBuffers,
+    GradStats,
+    LinearCapture,
+    _linear_layout,
+    captured_grad_stats,
+)
+from trainlab.train import Monitor
+
+
+def reference_stats(layout, records, n: int) -> GradStats:
+    """The statistics as computed before the flat buffers (all examples, 2-D inputs: each
+    layer's products, concatenated, then scaled by ``n``; sequence inputs: per-example
+    gradients by einsum)."""
+    sums, sqs, rows_total = [], [], None
+    for module, names in layout.layers.items():
+        rec = records[module]
+        a, d = rec.a, rec.d
+        if a.dim() == 2:
+            d_sq, a_sq = d * d, a * a
+            rows = d_sq.sum(1)
+            if "weight" in names:
+                a_rows = a_sq.sum(1)
+                if rows_total is None:
+                    rows_total = (torch.addcmul(rows, rows, a_rows) if "bias" in names
+                                  else rows * a_rows)
+                else:
+                    rows_total = torch.addcmul(rows_total, rows, a_rows)
+                    if "bias" in names:
+                        rows_total = rows_total + rows
+                sqs.append(torch.mm(d_sq.T, a_sq))
+                sums.append(rec.weight)
+            if "bias" in names:
+                sqs.append(d_sq.sum(0))
+                sums.append(rec.bias)
+        else:
+            a3, d3 = a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1])
+            for kind in names:
+                g = torch.einsum("nto,nti->noi", d3, a3) if kind == "weight" else d3.sum(1)
+                g_sq = g * g
+                r = g_sq.flatten(1).sum(1)
+                rows_total = r if rows_total is None else rows_total + r
+                sums.append(g.sum(0))
+                sqs.append(g_sq.sum(0))
+    flat_sum = torch.cat([t.reshape(-1) for t in sums]).mul_(n)
+    flat_sq = torch.cat([t.reshape(-1) for t in sqs]).mul_(n * n)
+    return GradStats(n, rows_total.mul_(n * n), {}, {}, "captured", True, flat_sum, flat_sq)
+
+
+def reference_noise(stats: GradStats):
+    """The noise terms and GSNR as computed before (mask by ``sign``, new tensors)."""
+    n, total, sq = stats.n, stats.flat_sum, stats.flat_sq
+    s2 = total.square()
+    g2 = s2.sum()
+    mean_sq = stats.sq_norms.mean()
+    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(n / (n - 1))
+    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(1 / (n * (n - 1)))
+    var = torch.mul(sq, n).sub_(s2)
+    pos = torch.sign(var).clamp_min_(0)
+    ratio = s2.mul_(pos).div_(var.clamp_min_(torch.finfo(var.dtype).tiny))
+    return trace_cov, grad_sq, ratio.sum() / pos.sum().clamp_min(1)
+
+
+def recorded(model, x, y, loss_fn=F.cross_entropy):
+    cap = LinearCapture(model)
+    cap.arm(True)
+    model.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    cap.arm(False)
+    return cap.take()
+
+
+def mlp(dtype, bias=True):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(9, 33, bias=bias), nn.ReLU(), nn.Linear(33, 17),
+                         nn.Tanh(), nn.Linear(17, 4)).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", ["mlp", "no-bias", "seq"])
+@pytest.mark.parametrize("block", [65536, 37])  # one block; many, the last one short
+def test_flat_buffers_give_the_reference_statistics_to_the_bit(monkeypatch, dtype, case, block):
+    monkeypatch.setattr(gn_module, "NOISE_BLOCK", block)
+    model = (SeqLinear().to(dtype) if case == "seq" else mlp(dtype, bias=case != "no-bias"))
+    g = torch.Generator().manual_seed(3)
+    buffers = FlatBuffers()
+    kept = None
+    for _ in range(3):  # the same buffers, refilled at every call
+        shape = (24, 5, 4) if case == "seq" else (24, 9)
+        x = torch.randn(*shape, generator=g).to(dtype)
+        y = torch.randint(0, 3 if case == "seq" else 4, (24,), generator=g)
+        records = recorded(model, x, y)
+        layout = _linear_layout(model)
+        with torch.no_grad():
+            want = reference_stats(layout, records, 24)
+        fresh = captured_grad_stats(model, records, 24)
+        got = captured_grad_stats(model, records, 24, buffers=buffers)
+        for stats in (fresh, got):
+            assert torch.equal(stats.flat_sum, want.flat_sum)
+            assert torch.equal(stats.flat_sq, want.flat_sq)
+            assert torch.equal(stats.sq_norms, want.sq_norms)
+            for name, p in model.named_parameters():  # the views lie where the names say
+                assert stats.grad_sum[name].shape == p.shape
+        assert kept is None or got.flat_sum.data_ptr() == kept  # no new allocation
+        kept = got.flat_sum.data_ptr()
+        # in place on the buffers (the probe's path) = on fresh tensors = the reference
+        expected = reference_noise(want)
+        assert all(torch.equal(a, b) for a, b in zip(_noise(fresh), expected))
+        assert all(torch.equal(a, b) for a, b in zip(_noise(got, buffers), expected))
+
+
+@pytest.mark.parametrize("block", [65536, 2])
+def test_gsnr_mask_equals_the_sign_mask_on_zero_and_negative_variances(monkeypatch, block):
+    monkeypatch.setattr(gn_module, "NOISE_BLOCK", block)
+    # entries 0-1: per-example gradients all equal (variance 0 or a rounding-negative one),
+    # entry 2: zero gradients, entry 3: a variance below the smallest normal number
+    n = 4
+    flat_sum = torch.tensor([0.3 * n, 0.1 * n, 0.0, 2.0, 1.5, -2.5], dtype=torch.float32)
+    flat_sq = torch.tensor([n * 0.09, n * 0.01, 0.0, 1.0, 1.0, 3.0], dtype=torch.float32)
+    tiny = torch.finfo(torch.float32).tiny
+    flat_sq[3] = (flat_sum[3] ** 2 + tiny / 4) / n  # n Q - S^2 subnormal or zero
+    var = torch.mul(flat_sq, n).sub_(flat_sum.square())
+    assert (var <= 0).any() and (var > 0).any()
+    stats = GradStats(n, torch.rand(n), {}, {}, "captured", False, flat_sum, flat_sq)
+    buffers = FlatBuffers()
+    buffers.sum, buffers.sq, buffers.mask = flat_sum.clone(), flat_sq.clone(), torch.empty(6)
+    own = GradStats(n, stats.sq_norms, {}, {}, "captured", False, buffers.sum, buffers.sq)
+    expected = reference_noise(stats)
+    assert all(torch.equal(a, b) for a, b in zip(_noise(stats), expected))
+    assert all(torch.equal(a, b) for a, b in zip(_noise(own, buffers), expected))
+    assert torch.equal(stats.flat_sum, flat_sum.clone())  # not the probe's: left unchanged
+
+
+@pytest.mark.parametrize("kept_from", [0, 20, 10 ** 9])  # all kept, mixed, none kept
+def test_differences_equal_foreach_sub_and_keep_their_tensors(monkeypatch, kept_from):
+    monkeypatch.setattr(norms_module, "KEPT_DIFFERENCE_NUMEL", kept_from)
+    g = torch.Generator().manual_seed(0)
+    now = [torch.randn(7, 5, generator=g), torch.randn(3, generator=g, dtype=torch.float64),
+           torch.randn(30, generator=g)]
+    memo: dict = {}
+    ptrs = None
+    for _ in range(2):
+        bases = [t + torch.randn(t.shape, generator=g, dtype=t.dtype) for t in now]
+        got = norms_module._differences(memo, now, bases)
+        want = torch._foreach_sub(now, bases)
+        assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(got, want))
+        kept = [t.data_ptr() for t in got if t.numel() >= kept_from]
+        assert ptrs is None or kept == ptrs  # the same tensors at every step
+        ptrs = kept
+
+
+def economy_history(monkeypatch, kept_from: int, dtype=torch.float32):
+    monkeypatch.setattr(norms_module, "KEPT_DIFFERENCE_NUMEL", kept_from)
+    model = mlp(dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                  probes=build_probes("economy", every=1), total_steps=5)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(6):
+        x, y = torch.randn(16, 9, generator=g).to(dtype), torch.randint(0, 4, (16,), generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        mon.step(loss, (x, y))
+        opt.step()
+    mon.finish()
+    monkeypatch.undo()
+    return mon.history
+
+
+def test_economy_in_a_monitor_is_the_same_with_kept_and_new_differences(monkeypatch):
+    kept, fresh = economy_history(monkeypatch, 0), economy_history(monkeypatch, 10 ** 9)
+    assert {"gsnr", "gns", "update_ratio", "distance", "grad_norm"} <= set(kept)
+    assert kept == fresh
