@@ -77,7 +77,17 @@ class Grokfast(Phenomenon):
     arms differ as in the paper (the filter and the weight decay the authors pair with it),
     and steps-to-95% is the paper's own measure.
 
-    Result: pending (this setting's full run).
+    Result: PASS (``reproduces=True``). Full (3 seeds; 1527 s wall on the shared 2-core
+    machine at load ~12, 323 s of CPU time, i.e. about 5.5 minutes on an idle core): steps to
+    95% validation accuracy, baseline median 53950 (fastest 53270; the third seed at least
+    53950, at most the 60000 cap), Grokfast-EMA median 560 (slowest 570): median ratio
+    0.0104 (x96; the paper's MNIST: x22), the slowest filtered run 0.0107 x the fastest
+    baseline, every filtered run reaches 95%; the baseline memorizes first (validation
+    accuracy at most 0.40 when its training accuracy first reaches 99%). Quick (seed 0, cap
+    2500; 11 s of CPU): Grokfast-EMA 570 steps, the baseline censored at 2500 (ratio 0.228),
+    the recorded guard. The per-seed counts above are read back from the two recorded
+    ratios (median and extreme ratios are exact fractions of step counts on the 10-step
+    evaluation grid).
 
     History (kept; earlier settings, FAIL):
 
@@ -212,5 +222,5 @@ class Grokfast(Phenomenon):
         return fig
 
 
-PHENOMENA.register("grokfast", Grokfast, papers=(101,), reproduces=False,
+PHENOMENA.register("grokfast", Grokfast, papers=(101,), reproduces=True,
                    summary="Grokfast EMA filter speeds up grokking (MNIST-MLP setting, digits)")
