@@ -53,6 +53,33 @@ def test_cnn1d_equals_its_written_out_forward():
                                rtol=1e-12, atol=1e-12)
 
 
+def test_cnn1d_layernorm_normalizes_each_example_over_channels_and_positions():
+    """norm="layernorm": conv, then (h - mean) / sqrt(var + 1e-5) over (channels, positions)
+    of each example, times a per-channel gain plus a per-channel bias, then relu."""
+    torch.manual_seed(0)
+    model = build_model("cnn1d", (40,), 10, channels=3, layers=2, norm="layernorm").double()
+    norms = _weights(model, torch.nn.GroupNorm)
+    assert len(norms) == 2
+    with torch.no_grad():
+        for m in norms:
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 40, dtype=torch.float64)
+    h = x[:, None, :]
+    for i, (conv, m) in enumerate(zip(_weights(model, torch.nn.Conv1d), norms, strict=True)):
+        h = torch.nn.functional.conv1d(h, conv.weight, conv.bias, stride=1 if i == 0 else 2,
+                                       padding=2)
+        mean = h.mean((1, 2), keepdim=True)
+        var = h.var((1, 2), unbiased=False, keepdim=True)
+        h = torch.relu((h - mean) / torch.sqrt(var + 1e-5) * m.weight[:, None]
+                       + m.bias[:, None])
+    readout = _weights(model, torch.nn.Linear)[0]
+    torch.testing.assert_close(model(x), h.mean(-1) @ readout.weight.T + readout.bias,
+                               rtol=1e-10, atol=1e-10)
+    with pytest.raises(ConfigError, match="norm"):
+        build_model("cnn1d", (40,), 10, norm="batchnorm")
+
+
 def test_deep_linear_is_linear():
     model = build_model("deep-linear", (6,), 3, depth=3, width=4)
     x, y = torch.randn(2, 6), torch.randn(2, 6)

@@ -18,8 +18,7 @@ from trainlab.phenomena import PHENOMENA, Check, Outcome, Phenomenon
 # the shared test runs them and checks their declarations, and the guard there turns red
 # when the experiment changes.
 _GUARDED_IN_OWN_FILE = {"saxe-depth": "test_saxe2014_depth.py",
-                        "tiny-subspace": "test_gurari2018_tiny_subspace.py",
-                        "grokfast": "test_lee2024_grokfast.py"}
+                        "tiny-subspace": "test_gurari2018_tiny_subspace.py"}
 
 
 @pytest.mark.parametrize("name", PHENOMENA.names())

@@ -27,6 +27,12 @@ def test_one_layer_learning_time_closed_form():
     k2, lr2 = steps_to_learn(target, 1, 1, "orthogonal", [2.5, 0.2], 500,
                              torch.Generator().manual_seed(0))
     assert lr2 == 0.2 and k2 == math.ceil(math.log(1e-3) / (2 * math.log(0.8)))
+    # diverged copies leave the batch: the rate reported is still the grid's, in grid order
+    k3, lr3 = steps_to_learn(target, 1, 1, "orthogonal", [3.0, 2.5, 0.4, 0.2], 500,
+                             torch.Generator().manual_seed(0))
+    assert (k3, lr3) == (k, 0.4)
+    assert steps_to_learn(target, 1, 1, "orthogonal", [3.0, 2.5], 500,
+                          torch.Generator().manual_seed(0)) == (None, None)
 
 
 def test_ols_slope_matches_scipy():
