@@ -20,11 +20,11 @@ test: $(STAMP)
 
 # The oldest torch pyproject.toml admits (its `torch>=`; tests/test_torch_floor.py checks that
 # the two agree). `make test-torch-floor` builds $(FLOOR_VENV) from scratch with that torch
-# (PyPI's CUDA build, about 3 GB with its nvidia-* packages; it runs on the CPU), the other
-# pins of constraints.txt and those of constraints-torch-floor.txt (none needed on 2.6),
+# (PyPI's CUDA build, about 5 GB installed with its nvidia-* packages; runs on the CPU), the
+# other pins of constraints.txt and those of constraints-torch-floor.txt (none on 2.6),
 # installs every extra, and runs the whole suite there. No extra's tests are skipped. Not in
 # .ci/run: every run would download several GB. Measured here with TORCH_FLOOR 2.6.0 (2 busy
-# cores, -n 2): build about 3 min, suite 10-36 min with the load; see README, Quick start.
+# cores, -n 2): build about 3 min, suite 25-36 min with the load; see README, Quick start.
 TORCH_FLOOR := 2.6.0
 FLOOR_PYTHON ?= python3.11
 FLOOR_VENV := .venv-floor
