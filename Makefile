@@ -20,14 +20,12 @@ test: $(STAMP)
 
 # The oldest torch pyproject.toml admits (its `torch>=`; tests/test_torch_floor.py checks that
 # the two agree). `make test-torch-floor` builds $(FLOOR_VENV) from scratch with that torch
-# (PyPI's CUDA build, about 5 GB with its nvidia-* packages; it runs on the CPU), the other
-# pins of constraints.txt and the last releases of NumPy, transformers and diffusers that work
-# with it (constraints-torch-floor.txt), installs every extra, and runs the whole suite there.
-# No extra's tests are skipped: pip takes older releases of lightning, accelerate etc. under
-# the pin. Not in .ci/run: every run would download several GB. torch 2.1 has wheels for
-# CPython 3.8 to 3.11 only, hence FLOOR_PYTHON. Measured here (2 busy cores, no xdist): build
-# about 20 min, suite 31 min; 22 tests still fail on 2.1.0 (see README, Quick start).
-TORCH_FLOOR := 2.1.0
+# (PyPI's CUDA build, about 5 GB installed with its nvidia-* packages; runs on the CPU), the
+# other pins of constraints.txt and those of constraints-torch-floor.txt (none on 2.6),
+# installs every extra, and runs the whole suite there. No extra's tests are skipped. Not in
+# .ci/run: every run would download several GB. Measured here with TORCH_FLOOR 2.6.0 (2 busy
+# cores, -n 2): build about 3 min, suite 25-36 min with the load; see README, Quick start.
+TORCH_FLOOR := 2.6.0
 FLOOR_PYTHON ?= python3.11
 FLOOR_VENV := .venv-floor
 FLOOR_PYTEST_ARGS ?= -n 2 --dist loadgroup

@@ -37,8 +37,8 @@ def test_makefile_floor_is_pyprojects_floor():
 
 def test_floor_constraints_do_not_pin_torch():
     lines = (ROOT / "constraints-torch-floor.txt").read_text().splitlines()
+    # every line is a comment or a requirement (none may be needed: then comments only)
     reqs = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
-    assert reqs, "constraints-torch-floor.txt names no package"
     assert all(r.name != "torch" for r in reqs)
 
 

@@ -1,9 +1,12 @@
 """The input derivatives of trainlab.pinn against closed forms and nested autograd."""
 
+import logging
+
 import pytest
 import torch
 from torch import nn
 
+import trainlab.pinn.derivatives as derivatives
 from trainlab.pinn.derivatives import jet
 
 
@@ -49,3 +52,23 @@ def test_order_one_has_no_hessian_and_bad_order_is_rejected():
     assert torch.equal(j0.u, torch.full((2, 1), 2.0)) and j0.grad is None
     with pytest.raises(ValueError, match="order >= 1"):
         j0.d(0)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_jet_under_inference_mode_equals_grad_mode(monkeypatch, caplog, native):
+    # native=False forces the fallback of torches without forward-mode AD batching under
+    # inference mode (torch 2.6); native=True is this torch's own path (the fallback too
+    # where the probe finds the rule missing)
+    if not native:
+        monkeypatch.setattr(derivatives, "_forward_ad_in_inference_mode", lambda: False)
+        derivatives._warn_inference_fallback.cache_clear()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    x = torch.rand(6, 2, dtype=torch.float64)
+    ref = jet(net, x)
+    with caplog.at_level(logging.WARNING, logger="trainlab"), torch.inference_mode():
+        out = jet(net, x)
+    for a, b in ((ref.u, out.u), (ref.grad, out.grad), (ref.hess, out.hess)):
+        assert torch.equal(a, b)
+    fallback = not native or not derivatives._forward_ad_in_inference_mode()
+    assert ("torch.inference_mode" in caplog.text) == fallback

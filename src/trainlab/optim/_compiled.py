@@ -78,6 +78,20 @@ PRECOMPILE_TORCH = ((2, 13), (2, 13))
 _PAD_ELEMENTS = 2  # not 0 or 1: those sizes are specialized by torch.compile
 
 
+def lerp_(start: torch.Tensor, end: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``start.lerp_(end, weight)`` inside a compiled update, with the 0-dim weight taken
+    from the float64 ``scalars`` vector cast to ``start``'s dtype first.
+
+    Every other element-wise op of an update mixes a float32 tensor with a float64 0-dim
+    tensor by type promotion (the scalar is rounded to float32, as in eager mode), but
+    torch 2.6's ``torch.compile`` rejects a ``lerp_`` weight of another dtype than its
+    tensors (torch 2.13's accepts it). Casting first is that same rounding: on torch 2.13
+    the compiled float32 and float64 results of every fused optimizer are bit for bit those
+    of the uncast weight (measured; tests/optim/test_fused.py checks them against the
+    eager references)."""
+    return start.lerp_(end, weight.to(start.dtype))
+
+
 def can_fuse(*lists: Sequence[torch.Tensor]) -> bool:
     """Whether :class:`CompiledUpdate` takes these aligned lists: dense, contiguous, floating
     tensors of at least 2 elements, one dtype and device throughout, equal sizes along each

@@ -10,7 +10,7 @@ import torch
 
 from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
-from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._compiled import CompiledUpdate, can_fuse, lerp_
 from trainlab.optim._fused_adam import adam_step_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
@@ -92,8 +92,8 @@ def _ademamix_kernel(p: torch.Tensor, g: torch.Tensor, m1: torch.Tensor, m2: tor
     body compiled by the ``fused=True`` path."""
     g = g * s[0]
     p.mul_(s[1])
-    m1.lerp_(g, s[2])
-    m2.lerp_(g, s[3])
+    lerp_(m1, g, s[2])
+    lerp_(m2, g, s[3])
     nu.mul_(s[4]).add_(g * g * s[5])
     p.sub_((m1 + m2 * s[6]) / (nu.sqrt() + s[7]) * s[8])
 

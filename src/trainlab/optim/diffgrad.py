@@ -10,7 +10,7 @@ import torch
 
 from trainlab.errors import check_betas, check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
-from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._compiled import CompiledUpdate, can_fuse, lerp_
 from trainlab.optim._fused_adam import adam_step_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
@@ -77,7 +77,7 @@ def _diffgrad_kernel(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch
     (sign, weight decay, 1-b1, b2, 1-b2, eps sqrt(bc2), lr sqrt(bc2)/bc1): the body compiled
     by the ``fused=True`` path."""
     g = g * s[0] + p * s[1]
-    m.lerp_(g, s[2])
+    lerp_(m, g, s[2])
     v.mul_(s[3]).add_(g * g * s[4])
     xi = torch.sigmoid((g_prev - g).abs())
     g_prev.copy_(g)

@@ -9,7 +9,7 @@ import torch
 
 from trainlab.errors import check_range
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
-from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._compiled import CompiledUpdate, can_fuse, lerp_
 from trainlab.optim._generator import DrawsRandom, optimizer_generator
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
@@ -63,7 +63,7 @@ def _gravity_kernel(p: torch.Tensor, g: torch.Tensor, v: torch.Tensor, s: torch.
     beta_t, lr): the body compiled by the ``fused=True`` path."""
     g = g * s[0]
     zeta = g / ((g * g.abs().amax()).square() + 1.0)
-    v.lerp_(zeta, 1.0 - s[1])
+    lerp_(v, zeta, 1.0 - s[1])
     p.sub_(v * s[2])
 
 

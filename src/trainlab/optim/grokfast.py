@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.optim._chunked import BLOCK_ELEMENTS, blocks, can_block, scratch_buffer, scratch_views
-from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._compiled import CompiledUpdate, can_fuse, lerp_
 from trainlab.optim._fused_adam import adam_step_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim.transforms import (
@@ -30,9 +30,9 @@ def _grokfast_adamw_kernel(p: torch.Tensor, g: torch.Tensor, mu: torch.Tensor,
     """One Grokfast-EMA + AdamW step for one tensor (after the filter's first step) with the
     step's scalars in ``s`` (1-alpha, lamb, 1-b1, b2, 1-b2, eps sqrt(bc2), lr sqrt(bc2)/bc1,
     1 - lr wd): the body compiled by ``grokfast_adamw(..., fused=True)``."""
-    mu.lerp_(g, s[0])
+    lerp_(mu, g, s[0])
     g_hat = g + mu * s[1]
-    m.lerp_(g_hat, s[2])
+    lerp_(m, g_hat, s[2])
     v.mul_(s[3]).add_(g_hat * g_hat * s[4])
     p.mul_(s[7]).sub_(m / (v.sqrt() + s[5]) * s[6])
 

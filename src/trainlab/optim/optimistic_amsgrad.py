@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.errors import check_betas, check_choice, check_range
-from trainlab.optim._compiled import CompiledUpdate, can_fuse
+from trainlab.optim._compiled import CompiledUpdate, can_fuse, lerp_
 from trainlab.optim._registry import OPTIMIZERS
 from trainlab.optim._stateful import StatefulOptimizer
 
@@ -45,7 +45,7 @@ def _optimistic_amsgrad_kernel(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor
     for ``"zero"``): the body compiled by the ``fused=True`` path."""
     g = g * s[0]
     h = m * s[6] + g * s[7]  # from the previous first moment
-    m.lerp_(g, s[1])
+    lerp_(m, g, s[1])
     v.mul_(s[2]).add_(g * g * s[3])
     vmax.copy_(torch.maximum(vmax, v))
     den = vmax.sqrt() + s[4]

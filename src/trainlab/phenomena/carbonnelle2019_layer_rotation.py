@@ -97,7 +97,12 @@ class LayerRotation(Phenomenon):
 
     Quick mode (a regression guard, not the claim: a 5-configuration, 3-seed comparison
     needs minutes): the reference and :math:`\rho(0) = 3^{-5}` for 12 epochs, one seed; the
-    test compares its numbers with the recorded ones (``quick_reference``).
+    test compares its numbers with the recorded ones (``quick_reference``). The training
+    arithmetic differs between torch releases (same data and init), and over 12 epochs
+    that moves the quick numbers by more than the accuracy resolution (1/1000): quick run,
+    seed 0, torch 2.13.0 / 2.6.0: lowest final training accuracy 0.6845 / 0.686, rotation
+    order 1 / 1, largest test-accuracy difference -0.189 / -0.201 (12 test points). The
+    guard's absolute tolerance (``quick_atol``) is therefore 0.02 (20 test points).
 
     Deviations: the paper's networks are CNNs, ResNets and WRNs on image data for 80-250
     epochs (~4e4-1e5 steps); here an MLP on MNIST-1D (the paper itself uses an MLP on MNIST
@@ -134,7 +139,7 @@ class LayerRotation(Phenomenon):
         "median mean layer rotation increases with rho(0) (1 = yes)": 1.0,
         "largest (mean + half-range) over configurations of test accuracy minus the "
         "reference's": -0.18900001049041748}
-    quick_atol = 1e-3  # accuracies are multiples of 1/1000
+    quick_atol = 0.02  # torch 2.13 vs 2.6 moved a quick number by 0.012 (docstring)
 
     CONFIGS = ((0.0, 3.0**-3), (0.0, 3.0**-4), (0.0, 3.0**-5), (-0.6, 3.0**-3),
                (0.6, 3.0**-3))

@@ -126,11 +126,15 @@ class WarmupCurvature(Phenomenon):
             scheduler.step()
         monitor.finish()
         hist = monitor.history
+        sharp = hist.get("sharpness", [])
+        # the probe gives no eos_ratio where the sharpness is NaN (a diverging run): NaN
+        # there, so that the ratios stay aligned with sharpness_steps
+        ratio = dict(hist.get("eos_ratio", []))
         return {"loss": np.array([v for _, v in hist["loss"]]),
                 "lr": np.array([v for _, v in hist["lr"]]),
-                "sharpness_steps": np.array([s for s, _ in hist.get("sharpness", [])]),
-                "sharpness": np.array([v for _, v in hist.get("sharpness", [])]),
-                "eos_ratio": np.array([v for _, v in hist.get("eos_ratio", [])])}
+                "sharpness_steps": np.array([s for s, _ in sharp]),
+                "sharpness": np.array([v for _, v in sharp]),
+                "eos_ratio": np.array([ratio.get(s, np.nan) for s, _ in sharp])}
 
     def _run_seed(self, quick: bool, seed: int) -> dict[str, Any]:
         steps, warmup = (500, 400) if quick else (2000, 1600)

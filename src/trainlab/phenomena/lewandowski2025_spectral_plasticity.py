@@ -57,7 +57,12 @@ class SpectralPlasticity(Phenomenon):
     Quick mode (a regression guard, not the claim): loss of plasticity needs tens of tasks
     (20 tasks of 200 steps, 64 s on this machine, was the old quick setting). The quick run
     is the same code path with 8 tasks of 100 steps and one seed; the test compares its
-    numbers with the recorded ones (``quick_reference``).
+    numbers with the recorded ones (``quick_reference``). The guard's absolute tolerance
+    (``quick_atol`` 1e-3) is one example more than the resolution of a 3-task accuracy mean
+    (1/1536 = 6.5e-4), because the training arithmetic differs between torch releases
+    (same data and init): quick run, seed 0, torch 2.13.0 / 2.6.0: baseline drop 0.031901 /
+    0.031901, spectral-reg drop -0.001302 / -0.000651 (one example), last-3 gap 0.020182 /
+    0.019531, spectral sigma 1.08491 / 1.08441, baseline sigma 0.088569 / 0.088569.
 
     Deviations: the paper uses image benchmarks (permuted/label-flipped MNIST, CIFAR-10,
     tiny-ImageNet) and its regularizer's exponent and bias term are not verified here (see
@@ -82,7 +87,7 @@ class SpectralPlasticity(Phenomenon):
         "last 3 tasks: spectral - baseline accuracy": 0.02018229166666663,
         "spectral reg.: |sigma_0 - 1| - |sigma_T - 1| (min over seeds)": 1.0849106311798096,
         "baseline: |sigma_T - 1| - |sigma_0 - 1| (min over seeds)": 0.08856916427612305}
-    quick_atol = 1e-4  # accuracies are multiples of 1/512
+    quick_atol = 1e-3  # 3-task means are multiples of 1/1536; torch releases differ by one
 
     N, DIM, CLASSES, STRENGTH = 512, 32, 10, 1e-3
 

@@ -67,7 +67,11 @@ class EnKGBlackBox(Phenomenon):
     only the paper's released Navier-Stokes settings. DPS's best step was the largest of its
     grid (1.0) on every seed, so a wider grid could only help DPS. Quick (N = 40, seed 0):
     EnKG 0.341 against DPS 0.573, d = 0.232; it is a regression guard (``quick_reference``),
-    one seed not being the verdict.
+    one seed not being the verdict. The problem instance depends on torch's random streams:
+    ``torch.multinomial`` draws a different mixture component for the target on torch 2.6
+    than on 2.13 (same seed), and the quick run there gives EnKG 0.258 against DPS 0.533,
+    d = 0.275. The guard's absolute tolerance (``quick_atol`` 0.06, so 0.23 +- 0.072) covers
+    both releases and still asks for an EnKG lead of at least 0.16.
 
     Deviations from the paper: a scale-down: a 1-D signal-mixture prior with an exact denoiser and a
     small Burgers observation stand in for the paper's Navier-Stokes problem; EnKG runs at the
@@ -77,6 +81,7 @@ class EnKGBlackBox(Phenomenon):
 
     name = "enkg-black-box"
     quick_reference = {"rel. L2 error: best DPS - EnKG": 0.23216042440685136}
+    quick_atol = 0.06  # torch 2.6 draws another target: d = 0.275 there (docstring)
     papers = (106,)
     claim = ("Ensemble Kalman guidance, using only forward evaluations of a black-box model, "
              "guides a pretrained diffusion prior to the solution of a nonlinear PDE inverse "

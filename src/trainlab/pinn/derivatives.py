@@ -16,10 +16,18 @@ parameters on top of these input derivatives).
 Coordinates are ordered as the problem orders them; for time-dependent problems the first
 coordinate is time, so ``jet.d(0)`` is :math:`u_t` and ``jet.laplacian(space)`` sums the
 remaining second derivatives.
+
+Under ``torch.inference_mode`` (trainlab's evaluation probe runs the model there) torch 2.6
+has no batching rule for forward-mode AD (``vmap`` of ``jacfwd`` raises "Batching rule not
+implemented for aten::_make_dual"; torch 2.13 has one). Where a one-off probe finds it
+missing, second-order jets leave inference mode for ``torch.no_grad`` (the same arithmetic:
+bit-identical results on 2.13) and say so once per process on the ``trainlab`` logger.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +38,7 @@ from torch.func import jacfwd, jacrev, vmap
 from trainlab.errors import check_choice
 
 PointFn = Callable[[torch.Tensor], torch.Tensor]
+LOG = logging.getLogger("trainlab")
 
 
 @dataclass(frozen=True)
@@ -114,5 +123,30 @@ def jet(fn: nn.Module | PointFn, x: torch.Tensor, order: int = 2) -> Jet:
         g, u = jacrev(first, has_aux=True)(p)
         return g, (g, u)
 
+    if torch.is_inference_mode_enabled() and not _forward_ad_in_inference_mode():
+        _warn_inference_fallback()
+        with torch.inference_mode(False), torch.no_grad():
+            hess, (grad, u) = vmap(jacfwd(second, has_aux=True))(x)
+        return Jet(u, grad, hess)
     hess, (grad, u) = vmap(jacfwd(second, has_aux=True))(x)
     return Jet(u, grad, hess)
+
+
+@functools.cache
+def _forward_ad_in_inference_mode() -> bool:
+    """Whether this torch batches forward-mode AD (``vmap(jacfwd(...))``) under
+    ``torch.inference_mode`` (torch 2.13 does, 2.6 does not); probed once per process."""
+    try:
+        with torch.inference_mode():
+            vmap(jacfwd(torch.sin))(torch.zeros(2, 1))
+    except RuntimeError:
+        return False
+    return True
+
+
+@functools.cache
+def _warn_inference_fallback() -> None:
+    """The once-per-process warning of :func:`jet`'s fallback (module docstring)."""
+    LOG.warning("torch %s cannot batch forward-mode AD under torch.inference_mode: "
+                "second-order input derivatives (trainlab.pinn.jet) are computed under "
+                "torch.no_grad there instead (same numbers)", torch.__version__)

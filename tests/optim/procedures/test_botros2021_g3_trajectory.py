@@ -117,6 +117,18 @@ def test_goal_speed_constraint_and_descent():
     assert r.end_pose_error < 1e-9
 
 
+@pytest.mark.parametrize("goal", GOALS)
+def test_every_round_lowers_the_cost(goal):
+    # each round lowers J: the path step is judged with the way-points re-projected for its
+    # sigma, and the velocity steps are projected (before, a step of length ~1e12 on a
+    # rounding-level gradient broke the goal-speed constraint and a later round undid it)
+    r = plan_g3_trajectory(START, goal, v0=5.0, v_goal=9.0, weight=1.0, waypoints=7)
+    assert len(r.history) >= 2
+    assert all(b <= a + 1e-12 * abs(a) for a, b in zip(r.history, r.history[1:]))
+    h = r.length / 6
+    assert h * float(r.accel.sum()) == pytest.approx((9.0 ** 2 - 5.0 ** 2) / 2, rel=1e-10)
+
+
 def test_bad_input_is_one_line_errors():
     with pytest.raises(ConfigError, match="weight"):
         plan_g3_trajectory(START, GOALS[0], v0=5.0, v_goal=5.0, weight=0.0)

@@ -30,7 +30,11 @@ integrated squared jerk, longitudinal :math:`j = v\,a'` and lateral
 backtracking line search, projected onto the feasible :math:`\sigma` interval where both
 straights are non-negative) with projected gradient steps on the way-points (Barzilai-Borwein
 step lengths, Armijo backtracking), until the relative decrease of :math:`J` per round falls
-below ``tol``: the paper's iterative re-solving of path and velocity.
+below ``tol``: the paper's iterative re-solving of path and velocity. A new :math:`\sigma`
+changes the path length and so the way-point spacing, and with it the goal-speed constraint;
+the path step therefore differentiates and line-searches :math:`J` with the way-points
+re-projected onto the new constraint, and every velocity candidate is projected too, so
+every round lowers :math:`J` (the recorded ``history`` does not increase).
 
 On a straight road (:math:`\kappa \equiv 0`) with :math:`v_0 = v_g = V` and zero end
 accelerations, the exact optimum over all trajectories is the minimum-jerk quintic, with
@@ -286,6 +290,14 @@ def plan_g3_trajectory(start: Pose, goal: Pose, *, v0: float, v_goal: float, wei
     def cost(ls: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:
         return speed_and_cost(G3Path(start, goal, ls.exp()), acc, v0, weight)[0]
 
+    def path_cost(ls: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:
+        # J with the way-points re-projected for this sigma's way-point spacing: the
+        # function the path step lowers (a step on J at fixed way-points could be undone
+        # by the projection that follows it)
+        path = G3Path(start, goal, ls.exp())
+        acc = _project(acc, path.length / (waypoints - 1), v0, v_goal)
+        return speed_and_cost(path, acc, v0, weight)[0]
+
     def grad(fn, x):
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -304,13 +316,13 @@ def plan_g3_trajectory(start: Pose, goal: Pose, *, v0: float, v_goal: float, wei
     for rnd in range(1, rounds + 1):
         done = rnd
         # path: one backtracking gradient step on log(sigma), projected on [lo, hi]
-        f0, g = grad(lambda ls, acc=accel: cost(ls, acc), log_sig)
+        f0, g = grad(lambda ls, acc=accel: path_cost(ls, acc), log_sig)
         if g is not None and float(g) != 0.0:
             t = step_sig
             while t > 1e-12:
                 cand = log_sig - t * g
                 cand = cand.clamp(math.log(lo), math.log(hi))
-                fc = cost(cand, accel).detach()
+                fc = path_cost(cand, accel).detach()
                 if float(fc) <= float(f0) - 1e-4 * float(g * (log_sig - cand)):
                     log_sig, step_sig = cand, min(2 * t, 1.0)
                     break
@@ -333,7 +345,9 @@ def plan_g3_trajectory(start: Pose, goal: Pose, *, v0: float, v_goal: float, wei
                     t = float(dx @ dx) / float(dx @ dg)
             prev_x, prev_g = accel, g
             while t > 1e-16:
-                cand = accel - t * g
+                # the step keeps the goal-speed constraint only up to g's rounding, which a
+                # long step (t ~ 1e12 once g is at rounding level) would scale up: project
+                cand = _project(accel - t * g, h, v0, v_goal)
                 fc = cost(log_sig, cand)
                 if math.isfinite(float(fc)) and float(fc) <= float(f0) - 1e-4 * t * float(g @ g):
                     accel = cand
