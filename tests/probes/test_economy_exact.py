@@ -190,3 +190,27 @@ def test_economy_in_a_monitor_is_the_same_with_kept_and_new_differences(monkeypa
     kept, fresh = economy_history(monkeypatch, 0), economy_history(monkeypatch, 10 ** 9)
     assert {"gsnr", "gns", "update_ratio", "distance", "grad_norm"} <= set(kept)
     assert kept == fresh
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_model_with_a_float32_loss_gives_statistics_in_the_model_dtype(dtype):
+    """The flat buffers take the per-example gradients' dtype, not the loss's: a half
+    precision model whose loss upcasts its outputs to float32 (as mixed-precision code
+    does) must not make ``torch.mm(..., out=)`` write half products into float32 buffers.
+    The sums are n times the batch gradient autograd gives (half precision rounding)."""
+    from trainlab.probes.per_sample import per_sample_grad_stats
+
+    model = mlp(dtype)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 9, generator=g).to(dtype), torch.randint(0, 4, (16,), generator=g)
+
+    def loss_fn(out, target):
+        return F.cross_entropy(out.float(), target)
+
+    stats = per_sample_grad_stats(model, loss_fn, x, y, method="linear-hooks")
+    assert stats.method == "linear-hooks" and stats.flat_sum.dtype == dtype
+    model.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    want = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double() * 16
+    got = stats.flat_sum.double()
+    assert (got - want).norm() <= 2e-2 * want.norm()

@@ -236,7 +236,10 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
         reuse = {}  # not this batch's gradient (clipped, accumulated, other batch)
     known = {m: {kind: mean_grad[name] for kind, name in names.items()}
              for m, names in reuse.items()} if mean_grad is not None else {}
-    return _linear_stats(layout, acts, n, n, known, loss, "linear-hooks")
+    # the statistics take the dtype of the per-example gradients, not the loss's (a loss
+    # computed in float32 from a bfloat16/float16 model's outputs)
+    like = next((d for d in dz if d is not None), loss)
+    return _linear_stats(layout, acts, n, n, known, like, "linear-hooks")
 
 
 class FlatBuffers:
