@@ -52,3 +52,24 @@ def test_stacked_gd_keeps_a_diverged_run_apart():
     first, last = half_mse_gd_stacked(models, x, y, lrs=[1e6, 0.3], steps=30)
     assert not torch.isfinite(last[0]) or last[0] > 1e6 * first[0]
     assert torch.isfinite(last[1]) and last[1] < first[1]
+    # the run beside the diverged one is the run trained alone (not only "still finite")
+    import copy
+
+    from trainlab.phenomena._gd import half_mse_gd
+
+    f, lst = half_mse_gd(copy.deepcopy(models[1]), x, y, lr=0.3, steps=30)
+    assert abs(first[1].item() - f) <= 1e-12 * f and abs(last[1].item() - lst) <= 1e-10 * lst
+
+
+def test_stacked_gd_keeps_the_learning_rates_on_the_parameters_device():
+    """The per-run learning rates live where the parameters do (the meta device stands in
+    for an accelerator: a CPU rate vector times a gradient elsewhere raises)."""
+    import torch
+    from torch import nn
+
+    from trainlab.phenomena._gd import half_mse_gd_stacked
+
+    models = [nn.Linear(3, 1).to("meta") for _ in range(2)]
+    x, y = torch.randn(5, 3, device="meta"), torch.randn(5, 1, device="meta")
+    first, last = half_mse_gd_stacked(models, x, y, lrs=[0.1, 0.2], steps=2)
+    assert first.device.type == last.device.type == "meta" and last.shape == (2,)

@@ -190,3 +190,61 @@ def test_economy_in_a_monitor_is_the_same_with_kept_and_new_differences(monkeypa
     kept, fresh = economy_history(monkeypatch, 0), economy_history(monkeypatch, 10 ** 9)
     assert {"gsnr", "gns", "update_ratio", "distance", "grad_norm"} <= set(kept)
     assert kept == fresh
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_model_with_a_float32_loss_gives_statistics_in_the_model_dtype(dtype):
+    """The flat buffers take the per-example gradients' dtype, not the loss's: a half
+    precision model whose loss upcasts its outputs to float32 (as mixed-precision code
+    does) must not make ``torch.mm(..., out=)`` write half products into float32 buffers.
+    The sums are n times the batch gradient autograd gives (half precision rounding)."""
+    from trainlab.probes.per_sample import per_sample_grad_stats
+
+    model = mlp(dtype)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 9, generator=g).to(dtype), torch.randint(0, 4, (16,), generator=g)
+
+    def loss_fn(out, target):
+        return F.cross_entropy(out.float(), target)
+
+    stats = per_sample_grad_stats(model, loss_fn, x, y, method="linear-hooks")
+    assert stats.method == "linear-hooks" and stats.flat_sum.dtype == dtype
+    model.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    want = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double() * 16
+    got = stats.flat_sum.double()
+    assert (got - want).norm() <= 2e-2 * want.norm()
+
+
+class _HalfBodyFloatHead(nn.Module):
+    """A bfloat16 layer under a float32 head (layers of two dtypes)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.head = nn.Linear(9, 12).to(torch.bfloat16), nn.Linear(12, 4)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.body(x.to(torch.bfloat16))).float())
+
+
+def test_layers_of_two_dtypes_give_the_concatenated_statistics_in_the_promoted_dtype():
+    """Before the flat buffers the per-layer sums were concatenated (dtype promotion); the
+    buffers take the promoted dtype and a layer in another dtype is copied in: the same
+    numbers to the bit, with and without kept buffers, and on the linear-hooks path."""
+    from trainlab.probes.per_sample import per_sample_grad_stats
+
+    model = _HalfBodyFloatHead()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(16, 9, generator=g), torch.randint(0, 4, (16,), generator=g)
+    records = recorded(model, x, y)
+    with torch.no_grad():
+        want = reference_stats(_linear_layout(model), records, 16)
+    assert want.flat_sum.dtype == torch.float32
+    for buffers in (None, FlatBuffers()):
+        got = captured_grad_stats(model, records, 16, buffers=buffers)
+        assert torch.equal(got.flat_sum, want.flat_sum) and torch.equal(got.flat_sq, want.flat_sq)
+    hooks = per_sample_grad_stats(model, F.cross_entropy, x, y, method="linear-hooks")
+    grad = torch.cat([p.grad.reshape(-1).double() for p in model.parameters()]) * 16
+    assert hooks.flat_sum.dtype == torch.float32
+    assert (hooks.flat_sum.double() - grad).norm() <= 2e-2 * grad.norm()

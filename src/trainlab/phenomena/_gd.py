@@ -54,14 +54,16 @@ def half_mse_gd_stacked(models: Sequence[nn.Module], x: torch.Tensor, y: torch.T
     def losses() -> torch.Tensor:
         return 0.5 * (forward(params, buffers, x) - y).pow(2).mean(dim=dims)
 
+    # each parameter's learning rates, shaped to broadcast over its run axis (its device)
+    rates = [torch.tensor(lrs, dtype=p.dtype, device=p.device).view(-1, *([1] * (p.dim() - 1)))
+             for p in params.values()]
     first = None
     for _ in range(steps):
         per_run = losses()
         first = per_run.detach().clone() if first is None else first
         grads = torch.autograd.grad(per_run.sum(), list(params.values()))
         with torch.no_grad():
-            for p, grad in zip(params.values(), grads, strict=True):
-                rate = torch.tensor(lrs, dtype=p.dtype).view(-1, *([1] * (p.dim() - 1)))
+            for p, rate, grad in zip(params.values(), rates, grads, strict=True):
                 p.sub_(rate * grad)
     with torch.no_grad():
         last = losses()

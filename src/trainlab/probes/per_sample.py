@@ -236,7 +236,10 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
         reuse = {}  # not this batch's gradient (clipped, accumulated, other batch)
     known = {m: {kind: mean_grad[name] for kind, name in names.items()}
              for m, names in reuse.items()} if mean_grad is not None else {}
-    return _linear_stats(layout, acts, n, n, known, loss, "linear-hooks")
+    # the statistics take the dtype of the per-example gradients, not the loss's (a loss
+    # computed in float32 from a bfloat16/float16 model's outputs)
+    like = next((d for d in dz if d is not None), loss)
+    return _linear_stats(layout, acts, n, n, known, like, "linear-hooks")
 
 
 class FlatBuffers:
@@ -285,9 +288,17 @@ def _linear_stats(layout: _Layout,
     ``scale`` of the per-example gradients is applied once, in place (except in float16,
     where the squares of the unscaled output gradients could underflow). The numbers are
     those of concatenating the per-layer products and scaling the flat vectors (tested to
-    the bit against that reference).
+    the bit against that reference). Layers of different dtypes (a float32 head on a
+    bfloat16 body) give flat vectors in the promoted dtype, as concatenation did: a layer
+    in another dtype computes its products in its own dtype and they are copied in.
     """
     post = 1 if like.dtype == torch.float16 else scale  # applied to the sums at the end
+    dtype = like.dtype
+    for _, d in acts.values():
+        if d is not None:
+            dtype = torch.promote_types(dtype, d.dtype)
+    if dtype != like.dtype:
+        like = like.new_empty(0, dtype=dtype)
     if buffers is not None:
         buffers.fit(layout, like)
         flat_sum, flat_sq = buffers.sum, buffers.sq
@@ -324,19 +335,19 @@ def _linear_stats(layout: _Layout,
                     sq_norms.addcmul_(rows, a_rows)
                     if b_name is not None:
                         sq_norms += rows
-                torch.mm(d_sq.T, a_sq, out=sq_out[w_name])
+                _mm(d_sq.T, a_sq, sq_out[w_name])
                 if "weight" in mean:  # the sum is n times the known batch gradient
-                    torch.mul(mean["weight"], n, out=sum_out[w_name])
+                    _known(mean["weight"], n, post, sum_out[w_name], unscaled)
                 else:
-                    unscaled.append(torch.mm(d.T, a, out=sum_out[w_name]))
+                    unscaled.append(_mm(d.T, a, sum_out[w_name]))
             elif b_name is not None:
                 sq_norms = rows if sq_norms is None else sq_norms.add_(rows)
             if b_name is not None:
-                torch.sum(d_sq, 0, out=sq_out[b_name])
+                _sum0(d_sq, sq_out[b_name])
                 if "bias" in mean:
-                    torch.mul(mean["bias"], n, out=sum_out[b_name])
+                    _known(mean["bias"], n, post, sum_out[b_name], unscaled)
                 else:
-                    unscaled.append(torch.sum(d, 0, out=sum_out[b_name]))
+                    unscaled.append(_sum0(d, sum_out[b_name]))
             reused = reused or bool(mean)
         else:
             a3 = a.reshape(n, -1, a.shape[-1])
@@ -346,8 +357,8 @@ def _linear_stats(layout: _Layout,
                 g_sq = g * g
                 rows = g_sq.flatten(1).sum(1)
                 sq_norms = rows if sq_norms is None else sq_norms.add_(rows)
-                unscaled.append(torch.sum(g, 0, out=sum_out[name]))
-                torch.sum(g_sq, 0, out=sq_out[name])
+                unscaled.append(_sum0(g, sum_out[name]))
+                _sum0(g_sq, sq_out[name])
     if sq_norms is None:
         sq_norms = like.new_zeros(n)
     if post != 1:
@@ -356,6 +367,30 @@ def _linear_stats(layout: _Layout,
         flat_sq.mul_(post * post)
         sq_norms.mul_(post * post)
     return GradStats(n, sq_norms, sum_out, sq_out, method, reused, flat_sum, flat_sq)
+
+
+def _mm(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``x @ y`` written into ``out`` (computed in the inputs' dtype, then copied, when
+    ``out`` has another)."""
+    return torch.mm(x, y, out=out) if x.dtype == out.dtype else out.copy_(torch.mm(x, y))
+
+
+def _sum0(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``x.sum(0)`` written into ``out`` (as :func:`_mm` for another dtype)."""
+    return torch.sum(x, 0, out=out) if x.dtype == out.dtype else out.copy_(x.sum(0))
+
+
+def _known(mean: torch.Tensor, n: int, post: int, out: torch.Tensor,
+           unscaled: list[torch.Tensor]) -> None:
+    """``n`` times a known batch gradient into ``out``; in another dtype, as concatenation
+    did: the gradient (times ``n`` only where ``post == 1``) is copied in, and the factor
+    ``post`` applied with the other sums."""
+    if mean.dtype == out.dtype:
+        torch.mul(mean, n, out=out)
+    else:
+        out.copy_(mean * n if post == 1 else mean)
+        if post != 1:
+            unscaled.append(out)
 
 
 def _shaped(layout: _Layout, flat: torch.Tensor) -> dict[str, torch.Tensor]:
