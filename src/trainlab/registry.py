@@ -233,9 +233,9 @@ def all_registries() -> dict[str, Registry[Any]]:
     (entry points and ``TRAINLAB_IMPORT`` modules, :mod:`trainlab.plugins`), keyed by kind.
 
     The pillars are walked and imported once per process (the walk reads the package folders:
-    about 4 ms a call, which every config validation paid five times); later calls only load
-    plug-ins registered since (:func:`trainlab.plugins.load` is itself idempotent until
-    :func:`trainlab.plugins.reset`)."""
+    about 4 ms a call, which every config validation paid five times); later calls load
+    plug-ins again only after :func:`trainlab.plugins.reset` (:func:`trainlab.plugins.load`
+    is idempotent until then)."""
     global _discovered
     if not _discovered:
         for mod in pillar_modules():
