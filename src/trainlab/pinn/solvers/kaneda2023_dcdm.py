@@ -100,6 +100,18 @@ class DCDMNet(nn.Module):
         return self.last(upa)
 
 
+def init_keras_default(model: nn.Module, generator: torch.Generator | None) -> None:
+    """The authors' code's initialisation (Keras defaults): Glorot-uniform kernels, zero
+    biases, drawn from ``generator``."""
+    from trainlab.init import apply
+
+    apply(model, "xavier-uniform", generator=generator)
+
+
+def _same_matrix(A: sp.spmatrix, B: sp.spmatrix) -> bool:
+    return A.shape == B.shape and (sp.csr_matrix(A) != sp.csr_matrix(B)).nnz == 0
+
+
 def ritz_vectors(A: sp.spmatrix, m: int, generator: torch.Generator | None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """``m`` Ritz pairs of ``A`` from ``m`` Lanczos steps (full reorthogonalisation) started
@@ -173,8 +185,8 @@ class DCDM(LinearSolver):
 
     learned = True
 
-    def __init__(self, filters: int = 16, steps: int = 300, lr: float = 1e-4, batch: int = 10,
-                 ritz: int = 256, theta: int | None = None, samples: int = 200,
+    def __init__(self, filters: int = 16, steps: int = 1000, lr: float = 1e-4, batch: int = 10,
+                 ritz: int = 256, theta: int | None = None, samples: int = 2000,
                  coefficient_input: bool = False):
         super().__init__()
         owner = "dcdm"
@@ -192,14 +204,17 @@ class DCDM(LinearSolver):
             self.model = DCDMNet(self.filters, 2 if self.coefficient_input else 1)
 
     def fit(self, train: list, *, generator: torch.Generator | None = None) -> dict[str, Any]:
-        """Train on the Ritz-vector data of each training matrix; returns
-        ``{"loss": per-step losses, "seconds": training time}``."""
-        from trainlab.pinn.solvers.li2023_neural_pcg import init_weights
-
+        """Train on the Ritz-vector data of each distinct training matrix (one matrix in the
+        paper's setting: the instances of a ``sigma = 0`` family all share it); returns
+        ``{"loss": per-step losses, "seconds": training time, "matrices": distinct
+        matrices}``."""
         start = time.perf_counter()
-        init_weights(self.model, generator)
-        data = []
+        init_keras_default(self.model, generator)
+        data, seen = [], []
         for inst in train:
+            if any(_same_matrix(inst.A, B) for B in seen):
+                continue
+            seen.append(inst.A)
             _, vecs = ritz_vectors(inst.A, self.ritz, generator)
             rhs = torch.from_numpy(ritz_rhs(vecs, self.samples, self.theta, generator)).float()
             data.append((_torch_sparse(inst.A, torch.float32), rhs, inst.n,
@@ -218,7 +233,8 @@ class DCDM(LinearSolver):
             opt.step()
             losses.append(loss.item())
         self.model.eval()
-        return {"loss": losses, "seconds": time.perf_counter() - start}
+        return {"loss": losses, "seconds": time.perf_counter() - start,
+                "matrices": len(data)}
 
     def _coefficient_channel(self, A: sp.spmatrix) -> torch.Tensor | None:
         if not self.coefficient_input:
