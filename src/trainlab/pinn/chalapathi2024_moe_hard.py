@@ -101,13 +101,17 @@ class HardConstraintExperts(nn.Module):
         experts: the number ``K`` of subdomains (equal slabs along coordinate ``axis``).
         axis: the coordinate index the domain is split along.
         points: constraint points drawn per term (through ``generator``); each expert keeps
-            those in its slab.
+            the PDE points in its slab.
         damping: the relative Tikhonov damping ``delta`` of the solve.
+        share_conditions: every expert keeps *all* the initial/boundary-condition points
+            (every term after the PDE), as the paper's code does for its 1-D
+            diffusion-sorption problem (the global condition terms are replicated to each
+            expert); False: each expert keeps only the condition points in its slab.
         generator: draws the constraint points.
     """
 
     def __init__(self, basis: nn.Module, problem: Problem, experts: int = 2, axis: int = 0,
-                 points: int = 64, damping: float = 1e-10,
+                 points: int = 64, damping: float = 1e-10, share_conditions: bool = True,
                  generator: torch.Generator | None = None):
         super().__init__()
         check_linear(problem)
@@ -117,16 +121,20 @@ class HardConstraintExperts(nn.Module):
         check_range("damping", damping, low=0.0, low_open=True, owner="HardConstraintExperts")
         self.basis, self.problem = basis, problem
         self.experts, self.axis, self.damping = int(experts), int(axis), float(damping)
+        self.share_conditions = bool(share_conditions)
         lo, hi = problem.lower[axis], problem.upper[axis]
         self.register_buffer("edges", torch.linspace(lo, hi, int(experts) + 1,
                                                      dtype=torch.float64))
         self.constraints: list[dict[str, torch.Tensor]] = []
         drawn = {t.name: t.sample(int(points), generator) for t in problem.terms}
+        pde = problem.terms[0].name
         for k in range(self.experts):
-            mine = {n: x[self.expert_of(x) == k] for n, x in drawn.items()}
-            if not any(len(x) for x in mine.values()):
-                raise ConfigError(f"HardConstraintExperts: expert {k} has no constraint "
-                                  f"points; raise points={points} or lower experts={experts}")
+            mine = {n: x if (self.share_conditions and n != pde) else x[self.expert_of(x) == k]
+                    for n, x in drawn.items()}
+            if not len(mine[pde]):
+                raise ConfigError(f"HardConstraintExperts: expert {k} has no {pde!r} "
+                                  f"constraint points; raise points={points} or lower "
+                                  f"experts={experts}")
             self.constraints.append(mine)
 
     def expert_of(self, x: torch.Tensor) -> torch.Tensor:
