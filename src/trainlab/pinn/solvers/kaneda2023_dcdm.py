@@ -41,8 +41,8 @@ References:
     vectors, Keras default initialisation, test tolerance 1e-4 relative to the first residual.
 
 Measured (``python benchmarks/dcdm_fixed.py --n 32 --steps 1000 --seeds 0,1``; shared 2-core
-CPU, 1 thread, load about 12; 8 held-out right-hand sides per seed; seed 0 shown, seed 1 in
-the benchmark's docstring): 32x32 Poisson, 1000 Adam steps at the paper's lr 1e-4 (258 s;
+CPU, 1 thread, load about 12; 8 held-out right-hand sides per seed; seed 0 shown, seed 1
+within 0.5 iterations of it): 32x32 Poisson, 1000 Adam steps at the paper's lr 1e-4 (258 s;
 loss 1.00 -> 0.020). Iterations to 1e-8: DCDM 23.4 +- 1.3, plain CG 101.1 (Jacobi is the
 same: the diagonal is constant), IC(0)-PCG 35.8, pyamg AMG-PCG 7.0; to the paper's 1e-4:
 DCDM 9.9, CG 69.4, IC(0) 22.1, AMG 4.0. So the paper's headline shows: 4.3x (1e-8) and 7.0x
