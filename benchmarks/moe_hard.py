@@ -15,6 +15,15 @@ term), the damping and Adam at the paper's learning rate 1e-3 are the same for e
 basis is trained on the soft PINN loss of the task's collocation points (the paper's
 residual loss). Not tuned.
 
+Measured on the shared 2-core CPU (1 thread, load 12-14; each variant run as its own process,
+so times are only indicative), 100 steps, rel L2 (geometric mean over seeds 0, 1, 2):
+  heat     PI-HC (1 expert)                      2.9e-2 (3.4e-2, 2.6e-2, 2.7e-2)  141 s
+           PI-HC-MoE, 4 experts, shared IC/BC    4.5e-2 (5.1e-2, 4.6e-2, 3.8e-2)  253 s
+           4 experts, conditions split           2.6    (2.7, 2.7, 2.5)           248 s
+  poisson  PI-HC 5.7e-2, shared MoE 7.1e-2, split 0.75 (seed 0 only; 61, 78, 77 s)
+The paper's setting (conditions in every expert) removes the split variant's failure, but
+the experts do not beat the single hard constraint here.
+
 Usage: python benchmarks/moe_hard.py [--steps 100] [--seeds 0,1,2] [--points 120]
        [--problems heat,poisson] [--variants pi-hc,moe,moe-split]
 """
