@@ -172,6 +172,26 @@ def test_dcdm_iteration_with_the_identity_is_cg_and_with_an_spd_map_is_pcg():
             assert np.allclose(mine.x, inst.x, rtol=1e-6, atol=1e-9)
 
 
+def test_dcdm_orthogonalize_sets_how_many_directions_are_conjugated():
+    inst = PoissonFamily(n=4, sigma=1.0).train(1)[0]
+    A, b = inst.A.toarray(), inst.b
+    # 0: steepest descent along the direction map (here the residual itself)
+    solver = build_solver("dcdm", orthogonalize=0)
+    solver.direction = lambda r: r.copy()
+    x, r, ref = np.zeros(16), b.copy(), [1.0]
+    for _ in range(5):
+        x = x + (r @ r) / (r @ A @ r) * r
+        r = b - A @ x
+        ref.append(np.linalg.norm(r) / np.linalg.norm(b))
+    np.testing.assert_allclose(solver.solve(inst.A, b, maxiter=5).residuals, ref, rtol=1e-10)
+    # full: conjugate directions from any fixed map end in at most N = 16 steps
+    M = torch.randn(16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    full = build_solver("dcdm", orthogonalize=100)
+    full.direction = lambda r: M.numpy() @ r
+    res = full.solve(inst.A, b, maxiter=40)
+    assert res.converged and res.iterations <= 17
+
+
 def test_dcdm_trained_on_one_fixed_matrix_needs_fewer_iterations_than_cg():
     """The paper's setting, small: one Poisson matrix (a sigma = 0 family: every instance
     shares it, so the Ritz data are built once), held-out right-hand sides."""

@@ -198,13 +198,16 @@ class DCDM(LinearSolver):
         coefficient_input: also feed the network ``log(A_ii / mean diag)`` as a second
             channel, so it can see the coefficients (not in the paper, whose matrix is fixed;
             off by default).
+        orthogonalize: how many previous directions each new one is A-orthogonalised against
+            (paper: 2; a number >= the iteration count gives full orthogonalisation, at
+            the memory of that many vectors; 0 gives preconditioned steepest descent).
     """
 
     learned = True
 
     def __init__(self, filters: int = 16, steps: int = 1000, lr: float = 1e-4, batch: int = 10,
                  ritz: int = 256, theta: int | None = None, samples: int = 2000,
-                 coefficient_input: bool = False):
+                 coefficient_input: bool = False, orthogonalize: int = 2):
         super().__init__()
         owner = "dcdm"
         self.filters = int(check_range("filters", filters, low=1, owner=owner))
@@ -216,6 +219,8 @@ class DCDM(LinearSolver):
             check_range("theta", theta, low=0, owner=owner))
         self.samples = int(check_range("samples", samples, low=1, owner=owner))
         self.coefficient_input = bool(coefficient_input)
+        self.orthogonalize = int(check_range("orthogonalize", orthogonalize, low=0,
+                                             owner=owner))
         self._channel: torch.Tensor | None = None
         with torch.random.fork_rng(devices=[]):  # construction must not move the global RNG
             self.model = DCDMNet(self.filters, 2 if self.coefficient_input else 1)
@@ -303,7 +308,7 @@ class DCDM(LinearSolver):
                 break
             x += (q @ r) / qAq * q
             r = b - A @ x
-            prev = (prev + [(q, Aq, qAq)])[-2:]
+            prev = (prev + [(q, Aq, qAq)])[-self.orthogonalize:] if self.orthogonalize else []
             k += 1
             history.append(np.linalg.norm(r) / bnorm)
         converged = history[-1] <= rtol
