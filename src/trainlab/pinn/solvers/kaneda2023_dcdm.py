@@ -48,6 +48,11 @@ same: the diagonal is constant), IC(0)-PCG 35.8, pyamg AMG-PCG 7.0; to the paper
 DCDM 9.9, CG 69.4, IC(0) 22.1, AMG 4.0. So the paper's headline shows: 4.3x (1e-8) and 7.0x
 (1e-4) fewer iterations than CG, fewer than IC(0); AMG needs fewer still, and each DCDM
 iteration costs a network evaluation (0.31 s per solve against CG's 0.012 s here).
+At 64x64 the same 1000 steps (1125 s; loss 0.055, not 0.020) are NOT enough: to 1e-4 only 3
+of 8 held-out right-hand sides converged (16 iterations each; CG 140.6, IC(0) 42.4, AMG 5.0),
+to 1e-8 only 1 of 8 (83 iterations; CG 203.4, IC(0) 68.2, AMG 8.0); the others stalled at
+the 2000-iteration cap. Unlike PCG's, DCDM's convergence is not guaranteed: the residual
+of an imperfect network, made conjugate to two previous directions only, can stall.
 Before (trained over the random-coefficient family, 200 steps at lr 1e-3, PyTorch's default
 init): no held-out system converged in 2,000 iterations.
 
