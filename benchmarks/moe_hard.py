@@ -21,6 +21,8 @@ so times are only indicative), 100 steps, rel L2 (geometric mean over seeds 0, 1
            PI-HC-MoE, 4 experts, shared IC/BC    4.5e-2 (5.1e-2, 4.6e-2, 3.8e-2)  253 s
            4 experts, conditions split           2.6    (2.7, 2.7, 2.5)           248 s
   poisson  PI-HC 5.7e-2, shared MoE 7.1e-2, split 0.75 (seed 0 only; 61, 78, 77 s)
+  heat, 300 steps, seed 0 (``--steps 300 --seeds 0``): PI-HC 1.1e-2 (217 s), shared MoE
+           5.6e-2 (309 s)
 The paper's setting (conditions in every expert) removes the split variant's failure, but
 the experts do not beat the single hard constraint here.
 

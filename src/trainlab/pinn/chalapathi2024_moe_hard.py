@@ -63,12 +63,13 @@ varying load): heat ``u_t = 0.4 u_xx`` (sine initial condition), split in 4 alon
 paper splits diffusion-sorption, geometric mean of seeds 0-2: PI-HC (1 expert) rel L2
 2.9e-2; PI-HC-MoE (4 experts, shared IC/BC) 4.5e-2; 4 experts with the conditions split by
 slab 2.6 (at a far lower PINN loss, 1.8e-5 against 4.4e-4: the experts fit the residuals
-without being tied to the initial condition). Poisson k = 1, 4 slabs along x, seed 0: PI-HC
-5.7e-2, shared-conditions MoE 7.1e-2, split conditions 0.75 (earlier, 60 steps: 3.2e-2
-against 0.88). The experts cost about 1.3-1.8x PI-HC's time per step here (under varying
-load; each expert evaluates the basis on all condition points, one after another). Sharing
-the conditions, as the paper does, removes the failure, but the paper's accuracy gain of the
-experts over PI-HC does NOT show at this budget and scale.
+without being tied to the initial condition). With 300 steps (seed 0) PI-HC improves to
+1.1e-2 and the shared-conditions experts stay at 5.6e-2. Poisson k = 1, 4 slabs along x,
+seed 0: PI-HC 5.7e-2, shared-conditions MoE 7.1e-2, split conditions 0.75 (earlier, 60
+steps: 3.2e-2 against 0.88). The experts cost about 1.3-1.8x PI-HC's time per step here
+(under varying load; each expert evaluates the basis on all condition points, one after
+another). Sharing the conditions, as the paper does, removes the failure, but the paper's
+accuracy gain of the experts over PI-HC does NOT show at this budget and scale.
 """
 
 from __future__ import annotations
