@@ -51,12 +51,15 @@ iteration costs a network evaluation (0.31 s per solve against CG's 0.012 s here
 At 64x64 the same 1000 steps (1125 s; loss 0.055, not 0.020) are NOT enough: to 1e-4 only 3
 of 8 held-out right-hand sides converged (16 iterations each; CG 140.6, IC(0) 42.4, AMG 5.0),
 to 1e-8 only 1 of 8 (83 iterations; CG 203.4, IC(0) 68.2, AMG 8.0); the others stalled at
-the 2000-iteration cap. Unlike PCG's, DCDM's convergence is not guaranteed: the residual
-of an imperfect network, made conjugate to two previous directions only, can stall.
-Conjugating against every previous direction helps an under-trained network (32x32, 400
-steps, loss 0.048, ``trainlab pinn solvers --method dcdm --n 32 --sigma 0 --train 1 -p
-steps=400 -p orthogonalize=10000``): 39-42 iterations to 1e-8 against 57-67 with the paper's
-two (and 78-98 with five).
+the 2000-iteration cap. Unlike PCG's, DCDM's convergence is not guaranteed: the directions
+of an imperfect network, made conjugate to two previous directions only, can stall. The
+same 64x64 network conjugating against EVERY previous direction (``orthogonalize=10000``,
+not the paper's 2; ``benchmarks/dcdm_fixed.py --n 64 --seeds 0 --orthogonalize 2,10000``)
+converges on all 8: 38.8 (34-46) iterations to 1e-8 and 19.4 (16-29) to 1e-4, i.e. 5.2x
+and 7.3x fewer than CG, 1.8x and 2.2x fewer than IC(0). At 32x32 after 400 steps (loss
+0.048; ``trainlab pinn solvers --method dcdm --n 32 --sigma 0 --train 1 -p steps=400 -p
+orthogonalize=10000``) full orthogonalisation gives 39-42 iterations to 1e-8 against 57-67
+with two (and 78-98 with five).
 Before (trained over the random-coefficient family, 200 steps at lr 1e-3, PyTorch's default
 init): no held-out system converged in 2,000 iterations.
 
@@ -68,6 +71,8 @@ Deviations from the paper:
     - Lanczos ``m = 256`` Ritz vectors and ``theta = m/20`` (the paper: m = 10,000, theta = 500
       at 64^3+); 2,000 training vectors (``samples``; the paper 20,000), about 1,000 Adam steps
       on a CPU instead of many epochs on a GPU.
+    - ``orthogonalize`` (default the paper's 2) may be raised to conjugate against more
+      previous directions (full orthogonalisation: an extension, kept off by default).
     - Over a ``sigma > 0`` family the Ritz data of each distinct training matrix are used in
       turn (an extension; as in the paper the network sees only the residual, never the
       coefficients, unless ``coefficient_input``).
