@@ -45,6 +45,27 @@ def test_each_expert_solves_its_own_dense_least_squares_problem():
     assert PROCEDURES.entry("hard-constraint-experts").papers == (93,)
 
 
+def test_condition_points_are_shared_by_every_expert_as_in_the_papers_code():
+    """The paper's diffusion-sorption code gives every expert the global initial and boundary
+    terms; its PDE points are split by subdomain. ``share_conditions=False`` splits all."""
+    p = build_problem("heat")
+    kw = dict(experts=4, axis=1, points=40)
+    shared = HardConstraintExperts(_basis(6), p, generator=torch.Generator().manual_seed(0),
+                                   **kw)
+    split = HardConstraintExperts(_basis(6), p, share_conditions=False,
+                                  generator=torch.Generator().manual_seed(0), **kw)
+    for name in ("boundary", "initial"):
+        for k in range(4):
+            assert torch.equal(shared.constraints[k][name], shared.constraints[0][name])
+            assert len(shared.constraints[k][name]) == 40
+        assert sum(len(c[name]) for c in split.constraints) == 40
+        assert all((split.expert_of(c[name]) == k).all()
+                   for k, c in enumerate(split.constraints))
+    for a, b in zip(shared.constraints, split.constraints):
+        assert torch.equal(a["pde"], b["pde"])
+    assert sum(len(c["pde"]) for c in shared.constraints) == 40
+
+
 def test_constraints_hold_when_the_basis_outnumbers_them_and_the_gradient_is_the_solves():
     p = build_problem("heat")
     moe = HardConstraintExperts(_basis(40, hidden=40), p, experts=2, axis=1, points=12,
@@ -104,5 +125,5 @@ def test_bad_input_gets_one_line_errors():
         HardConstraintExperts(basis, build_problem("heat-2d", grid_x=4, grid_t=2))
     with pytest.raises(ConfigError, match="'experts' parameter"):
         HardConstraintExperts(basis, build_problem("poisson"), experts=0)
-    with pytest.raises(ConfigError, match="expert .* has no constraint points"):
+    with pytest.raises(ConfigError, match="expert .* has no 'pde' constraint points"):
         HardConstraintExperts(basis, build_problem("poisson"), experts=50, points=3)

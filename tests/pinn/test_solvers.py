@@ -154,6 +154,72 @@ def test_dcdm_iteration_with_the_exact_inverse_converges_in_one_step():
     assert res.converged and res.iterations == 1
 
 
+def test_dcdm_iteration_with_the_identity_is_cg_and_with_an_spd_map_is_pcg():
+    """Algorithm 1 with f = identity (resp. a fixed SPD M) and its two-direction
+    A-orthogonalisation reproduces CG's (resp. PCG's) residuals: CG's next residual is
+    already A-conjugate to every direction but the last."""
+    for sigma in (0.0, 1.0):
+        inst = PoissonFamily(n=8, sigma=sigma).train(1)[0]
+        inv = 1.0 / inst.A.diagonal()
+        jacobi = inv.__mul__                                       # r -> diag(A)^-1 r
+        for direction, M in ((lambda r: r.copy(), None), (jacobi, jacobi)):
+            solver = build_solver("dcdm")
+            solver.direction = direction
+            mine = solver.solve(inst.A, inst.b)
+            ref = pcg(inst.A, inst.b, M)
+            assert mine.converged and mine.iterations == ref.iterations
+            np.testing.assert_allclose(mine.residuals[:15], ref.residuals[:15], rtol=1e-10)
+            assert np.allclose(mine.x, inst.x, rtol=1e-6, atol=1e-9)
+
+
+def test_dcdm_orthogonalize_sets_how_many_directions_are_conjugated():
+    inst = PoissonFamily(n=4, sigma=1.0).train(1)[0]
+    A, b = inst.A.toarray(), inst.b
+    # 0: steepest descent along the direction map (here the residual itself)
+    solver = build_solver("dcdm", orthogonalize=0)
+    solver.direction = lambda r: r.copy()
+    x, r, ref = np.zeros(16), b.copy(), [1.0]
+    for _ in range(5):
+        x = x + (r @ r) / (r @ A @ r) * r
+        r = b - A @ x
+        ref.append(np.linalg.norm(r) / np.linalg.norm(b))
+    np.testing.assert_allclose(solver.solve(inst.A, b, maxiter=5).residuals, ref, rtol=1e-10)
+    # full: conjugate directions from any fixed map end in at most N = 16 steps
+    M = torch.randn(16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    full = build_solver("dcdm", orthogonalize=100)
+    full.direction = lambda r: M.numpy() @ r
+    res = full.solve(inst.A, b, maxiter=40)
+    assert res.converged and res.iterations <= 17
+
+
+def test_dcdm_trained_on_one_fixed_matrix_needs_fewer_iterations_than_cg():
+    """The paper's setting, small: one Poisson matrix (a sigma = 0 family: every instance
+    shares it, so the Ritz data are built once), held-out right-hand sides."""
+    fam = PoissonFamily(n=12, sigma=0.0)
+    solver = build_solver("dcdm", steps=120, lr=1e-3, ritz=64, samples=500)
+    log = solver.fit(fam.train(3), generator=torch.Generator().manual_seed(0))
+    assert log["matrices"] == 1 and log["loss"][-1] < 0.2 * log["loss"][0]
+    learned, plain = [], []
+    for inst in fam.test(3):
+        res = solver.solve(inst.A, inst.b)
+        assert res.converged and np.allclose(res.x, inst.x, rtol=1e-6, atol=1e-9)
+        learned.append(res.iterations)
+        plain.append(build_solver("cg").solve(inst.A, inst.b).iterations)
+    assert np.mean(learned) < 0.8 * np.mean(plain)
+
+
+def test_dcdm_initialisation_is_the_keras_default():
+    solver = build_solver("dcdm", steps=0)
+    solver.fit(PoissonFamily(n=8, sigma=0.0).train(1), generator=torch.Generator().manual_seed(0))
+    for m in solver.model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            w = m.weight.detach().abs().max().item()
+            assert m.bias.detach().abs().max().item() == 0.0 and 0.8 * limit < w <= limit
+
+
 def test_dcdm_ritz_data_and_loss():
     A = PoissonFamily(n=8).train(1)[0].A
     vals, vecs = D.ritz_vectors(A, 64, torch.Generator().manual_seed(0))
@@ -190,6 +256,7 @@ def _cli(*argv):
     (["--train", "0", "--n", "4"], "'train' parameter"),
     (["--baselines", "jacobi,foo"], "Unknown solver 'foo'"),
     (["-p", "steps"], "KEY=VALUE"),
+    (["--sigma", "-1"], "'sigma' parameter"),
 ])
 def test_pinn_solvers_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys):
     assert _cli("pinn", "solvers", "--store", str(tmp_path), *argv) == 2
