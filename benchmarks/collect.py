@@ -127,7 +127,8 @@ def _optim_step(d: dict) -> list[Figure]:
     out: list[Figure] = []
     for row in d["rows"]:
         fused = "fused" in row["method"]
-        out.append((f"{row['method']}, {row['layout']} / fused AdamW",
+        floor = f" (traffic floor {row['floor']:.2f})" if fused and "floor" in row else ""
+        out.append((f"{row['method']}, {row['layout']} / fused AdamW{floor}",
                     row["ratio_to_fused_adamw"], "<= 1.5" if fused else ""))
         if fused and "copy_GB/s" in row:
             out.append((f"{row['method']}, {row['layout']}: achieved GB/s / copy GB/s "
@@ -146,6 +147,9 @@ def _first_step(d: dict) -> list[Figure]:
                  r["cold"]["first_step_s"], ""),
                 (f"{r['method']}: optimizer construction in a new process (s)",
                  r["warm_build_s"], "")]
+        if "warm_total_s" in r:
+            out.append((f"{r['method']}: import + construction + first step, new process, "
+                        f"warm cache (s)", r["warm_total_s"], ""))
     return out
 
 
@@ -176,7 +180,7 @@ BENCHES: dict[str, Bench] = {
     "optim_step": Bench("optim_step.py", ("--threads", "1", "--json", "{json}"),
                         ("--threads", "1", "--reps", "1", "--methods", "ademamix",
                          "--layouts", "few", "--json", "{json}"), _optim_step),
-    "first_step": Bench("first_step.py", ("--warm", "2", "--json", "{json}"),
+    "first_step": Bench("first_step.py", ("--warm", "5", "--json", "{json}"),
                         ("--methods", "ademamix", "--warm", "1", "--json", "{json}"),
                         _first_step),
 }
