@@ -153,6 +153,16 @@ def _first_step(d: dict) -> list[Figure]:
     return out
 
 
+def _fused_replay(d: dict) -> list[Figure]:
+    out: list[Figure] = []
+    for r in d["rows"]:
+        out += [(f"{r['method']} (fused), {r['layout']}, kernels replayed / fused AdamW",
+                 r["replay_ratio"], "<= 1.5"),
+                (f"{r['method']} (fused), {r['layout']}, precompiled function / fused AdamW",
+                 r["precompiled_ratio"], "")]
+    return out
+
+
 BENCHES: dict[str, Bench] = {
     "trainer_overhead": Bench("trainer_overhead.py",
                               ("--steps", "2000", "--reps", "3", "--clock", "process",
@@ -180,6 +190,9 @@ BENCHES: dict[str, Bench] = {
     "optim_step": Bench("optim_step.py", ("--threads", "1", "--json", "{json}"),
                         ("--threads", "1", "--reps", "1", "--methods", "ademamix",
                          "--layouts", "few", "--json", "{json}"), _optim_step),
+    "fused_replay": Bench("fused_replay.py", ("--json", "{json}"),
+                          ("--methods", "ademamix", "--tensors", "50", "--reps", "2",
+                           "--json", "{json}"), _fused_replay),
     "first_step": Bench("first_step.py", ("--warm", "5", "--json", "{json}"),
                         ("--methods", "ademamix", "--warm", "1", "--json", "{json}"),
                         _first_step),

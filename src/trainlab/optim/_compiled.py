@@ -303,12 +303,15 @@ class CompiledUpdate:
 
     def _loaded_replay(self, key: tuple) -> KernelReplay | None:
         """The replay saved for ``key`` by an earlier process, if any (one warning when a
-        saved one cannot be loaded); looked up once per key."""
+        saved one cannot be loaded); looked up once per key. ``None`` while :attr:`replay`
+        is off."""
+        if not self.replay:
+            return None
         if key in self._replays:
             return self._replays[key]
         replay = None
         path = self._replay_path(key)
-        if self.replay and self.precompile and key[3].type == "cpu" and path.exists():
+        if self.precompile and key[3].type == "cpu" and path.exists():
             try:
                 replay = _kernel_replay.load(path, key[1] * key[0] + 1 + key[0])
             except (_kernel_replay.ReplayError, OSError, ValueError, KeyError, TypeError,
