@@ -160,6 +160,9 @@ def test_a_manifest_that_does_not_fit_is_refused(built, tmp_path):
     stale.write_text(json.dumps({**json.loads(path.read_text()), "torch": "0.0"}))
     with pytest.raises(kr.ReplayError, match="another"):
         kr.load(stale, n_slots=64)
+    stale.write_text(json.dumps({**json.loads(path.read_text()), "cpu": "x86_64-NONE"}))
+    with pytest.raises(kr.ReplayError, match="another CPU"):
+        kr.load(stale, n_slots=64)
 
 
 def test_version_gate(monkeypatch):

@@ -16,7 +16,8 @@ is kept only if
 - on random data the replay and the compiled function give the same bits in every output.
 
 It is then saved beside the compiled function (a JSON manifest and a copy of each kernel
-file, with its SHA-256) and later processes load it with ``importlib`` alone: no import of
+file, with its SHA-256, the torch version and the CPU's architecture and vector instruction
+set, all checked when loading) and later processes load it with ``importlib`` alone: no import of
 ``torch._dynamo`` or ``torch._inductor``, no unpickling, no guard building (about 3-8 s of
 the first step on the benchmark machine), and per call one C function call instead of
 inductor's Python wrapper chain. The kernels are the same machine code the compiled
@@ -41,6 +42,7 @@ import importlib.util
 import json
 import operator
 import os
+import platform
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -229,6 +231,12 @@ def record(fn: Callable[..., None], size: int, n_lists: int, n_scalars: int,
     return taps, slots, mutated
 
 
+def _cpu() -> str:
+    """The machine and the vector instruction set torch uses on it: kernels built for one
+    may not run on another (a cache folder shared between machines)."""
+    return f"{platform.machine()}-{torch.backends.cpu.get_cpu_capability()}"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -247,7 +255,8 @@ def save(manifest_path: Path, taps: Sequence[_Tap], slots: Sequence[Sequence[int
             shutil.copyfile(src, tmp)
             os.replace(tmp, dst)
         kernels.append({"file": dst.name, "sha256": digest})
-    manifest = {"version": _MANIFEST_VERSION, "torch": torch.__version__, "kernels": kernels,
+    manifest = {"version": _MANIFEST_VERSION, "torch": torch.__version__, "cpu": _cpu(),
+                "kernels": kernels,
                 "slots": [list(x) for x in slots], "mutated": list(mutated)}
     tmp = manifest_path.with_name(manifest_path.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(manifest))
@@ -284,6 +293,9 @@ def load(manifest_path: Path, n_slots: int) -> KernelReplay:
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("version") != _MANIFEST_VERSION or manifest.get("torch") != torch.__version__:
         raise ReplayError("the manifest was written by another trainlab or torch")
+    if manifest.get("cpu") != _cpu():
+        raise ReplayError(f"the kernels were built for another CPU ({manifest.get('cpu')}, "
+                          f"this one is {_cpu()})")
     slots = manifest["slots"]
     if (len(slots) != len(manifest["kernels"])
             or not all(isinstance(k, int) and 0 <= k < n_slots for x in slots for k in x)):
