@@ -125,7 +125,7 @@ def test_a_tampered_kernel_file_warns_and_uses_the_precompiled_function(built, c
     assert _same(again, out)
 
 
-def test_aliased_first_group_is_left_to_the_compiled_paths(built):
+def test_aliased_first_group_or_a_subclass_is_left_to_the_compiled_paths(built):
     update, _ = built
     replay = update._replays[KEY]
     lists = _lists(3)
@@ -135,6 +135,17 @@ def test_aliased_first_group_is_left_to_the_compiled_paths(built):
     s = torch.tensor(SCALARS, dtype=torch.float64)
     assert not update._replay_step(replay, lists, pads, s)
     assert all(torch.equal(a, b) for a, b in zip(before, sum(lists, [])))
+
+    class Sub(torch.Tensor):  # a subclass may hold no data of its own: not replayed
+        pass
+
+    lists = _lists(4)
+    lists[1][4] = lists[1][4].as_subclass(Sub)
+    before = [t.clone() for t in sum(lists, [])]
+    assert not update._replay_step(replay, lists, pads, s)
+    assert all(torch.equal(a, b) for a, b in zip(before, sum(lists, [])))
+    lists[1][4] = torch.nn.Parameter(lists[1][4].as_subclass(torch.Tensor))
+    assert update._replay_step(replay, lists, pads, s)  # a Parameter is plain
 
 
 def test_slots_refuse_arguments_of_unknown_origin():

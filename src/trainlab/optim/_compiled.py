@@ -94,6 +94,7 @@ GROUP_SIZE = 16
 #: with (the lowest and the highest); other versions use ``torch.compile`` alone
 PRECOMPILE_TORCH = ((2, 13), (2, 13))
 _PAD_ELEMENTS = 2  # not 0 or 1: those sizes are specialized by torch.compile
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # the tensor types the kernel replay takes
 
 
 def can_fuse(*lists: Sequence[torch.Tensor]) -> bool:
@@ -391,10 +392,13 @@ class CompiledUpdate:
     def _replay_step(replay: KernelReplay, lists: Sequence[Sequence[torch.Tensor]],
                      pads: list[list[torch.Tensor]], s: torch.Tensor) -> bool:
         """One step by the replayed kernels (tensors as they are: a kernel sees only their
-        data and sizes), unless two tensors of the first group share their data (the
-        precompiled function's guards would reject that too): then ``False``, nothing
-        touched."""
+        data and sizes), unless a tensor is not a plain ``Tensor`` or ``Parameter`` (a
+        subclass may hold no data of its own) or two tensors of the first group share their
+        data (the precompiled function's guards would reject both too): then ``False``,
+        nothing touched."""
         size, n = len(pads[0]), len(lists[0])
+        if not all(type(t) in _PLAIN for lst in lists for t in lst):
+            return False
         first = [t for lst in lists for t in lst[:size]]
         if len({t.data_ptr() for t in first}) != len(first):
             return False
