@@ -131,7 +131,8 @@ def _optim_step(d: dict) -> list[Figure]:
     out: list[Figure] = []
     for row in d["rows"]:
         fused = "fused" in row["method"]
-        out.append((f"{row['method']}, {row['layout']} / fused AdamW",
+        floor = f" (traffic floor {row['floor']:.2f})" if fused and "floor" in row else ""
+        out.append((f"{row['method']}, {row['layout']} / fused AdamW{floor}",
                     row["ratio_to_fused_adamw"], "<= 1.5" if fused else ""))
         if fused and "copy_GB/s" in row:
             out.append((f"{row['method']}, {row['layout']}: achieved GB/s / copy GB/s "
@@ -150,6 +151,19 @@ def _first_step(d: dict) -> list[Figure]:
                  r["cold"]["first_step_s"], ""),
                 (f"{r['method']}: optimizer construction in a new process (s)",
                  r["warm_build_s"], "")]
+        if "warm_total_s" in r:
+            out.append((f"{r['method']}: import + construction + first step, new process, "
+                        f"warm cache (s)", r["warm_total_s"], ""))
+    return out
+
+
+def _fused_replay(d: dict) -> list[Figure]:
+    out: list[Figure] = []
+    for r in d["rows"]:
+        out += [(f"{r['method']} (fused), {r['layout']}, kernels replayed / fused AdamW",
+                 r["replay_ratio"], "<= 1.5"),
+                (f"{r['method']} (fused), {r['layout']}, precompiled function / fused AdamW",
+                 r["precompiled_ratio"], "")]
     return out
 
 
@@ -180,7 +194,10 @@ BENCHES: dict[str, Bench] = {
     "optim_step": Bench("optim_step.py", ("--threads", "1", "--json", "{json}"),
                         ("--threads", "1", "--reps", "1", "--methods", "ademamix",
                          "--layouts", "few", "--json", "{json}"), _optim_step),
-    "first_step": Bench("first_step.py", ("--warm", "2", "--json", "{json}"),
+    "fused_replay": Bench("fused_replay.py", ("--json", "{json}"),
+                          ("--methods", "ademamix", "--tensors", "50", "--reps", "2",
+                           "--json", "{json}"), _fused_replay),
+    "first_step": Bench("first_step.py", ("--warm", "5", "--json", "{json}"),
                         ("--methods", "ademamix", "--warm", "1", "--json", "{json}"),
                         _first_step),
 }

@@ -9,9 +9,15 @@ The compile cache is a fresh temporary folder given through ``TRAINLAB_COMPILE_C
 (see :mod:`trainlab.optim._compiled`): the first process finds it empty (cold), the later
 ones find what the first wrote (warm). The references, in their own fresh processes:
 ``torch.optim.AdamW(fused=True)`` (a C++ kernel, no compilation) and ``torch.optim.SGD``
-(whose construction imports ``torch._dynamo``, about as slow as a warm-cache load here).
+(whose construction imports ``torch._dynamo`` and ``torch._inductor``: torch wraps
+``Optimizer.add_param_group`` in ``torch._disable_dynamo``; trainlab's optimizers skip that
+import, :mod:`trainlab.optim._lazy_dynamo`). Each row gives the medians over the warm
+processes of the first step alone (the target), of the build, of the import of torch and
+trainlab, and of all three together, and says which of torch's compiler modules the last
+warm process had imported after its first step. Run it on an idle machine (``uptime``): the
+figures scale with the load.
 
-    python benchmarks/first_step.py --methods ademamix diffgrad --warm 2 --json /tmp/fs.json
+    python benchmarks/first_step.py --methods ademamix diffgrad --warm 5 --json /tmp/fs.json
 """
 
 from __future__ import annotations
@@ -52,7 +58,9 @@ t0 = time.perf_counter()
 opt.step()
 t_second = time.perf_counter() - t0
 print(json.dumps({"import_s": t_import, "build_s": t_build, "first_step_s": t_first,
-                  "second_step_s": t_second}))
+                  "second_step_s": t_second,
+                  "dynamo_imported": "torch._dynamo" in sys.modules,
+                  "inductor_imported": "torch._inductor" in sys.modules}))
 """
 
 
@@ -67,7 +75,7 @@ def run_child(method: str, cache: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=["ademamix", "diffgrad"])
-    ap.add_argument("--warm", type=int, default=2, help="warm-cache processes per method")
+    ap.add_argument("--warm", type=int, default=5, help="warm-cache processes per method")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     rows = []
@@ -80,13 +88,18 @@ def main() -> None:
                    "warm_first_step_s": statistics.median(r["first_step_s"] for r in warm),
                    "warm_build_s": statistics.median(r["build_s"] for r in warm),
                    "warm_import_s": statistics.median(r["import_s"] for r in warm),
+                   "warm_total_s": statistics.median(
+                       r["import_s"] + r["build_s"] + r["first_step_s"] for r in warm),
                    "load": os.getloadavg()[0]}
             rows.append(row)
+            stack = ("torch._inductor" if warm[-1].get("inductor_imported") else
+                     "torch._dynamo" if warm[-1].get("dynamo_imported") else "no compiler")
             print(f"{method:18s} first step: cold {runs[0]['first_step_s']:6.2f} s, warm "
                   f"{row['warm_first_step_s']:6.2f} s (build {row['warm_build_s']:.2f} s, "
-                  f"import {row['warm_import_s']:.2f} s, second step "
-                  f"{1e3 * warm[-1]['second_step_s']:.1f} ms); load {row['load']:.1f}",
-                  flush=True)
+                  f"import {row['warm_import_s']:.2f} s, import+build+first "
+                  f"{row['warm_total_s']:.2f} s, second step "
+                  f"{1e3 * warm[-1]['second_step_s']:.1f} ms, {stack} imported); "
+                  f"load {row['load']:.1f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=1))
 

@@ -60,3 +60,11 @@ def test_every_registered_benchmark_exists_and_reads_its_json_shape():
     economy = collect.BENCHES["probe_overhead"].figures(
         {"results": {"untracked": {"ratio": 1.0}, "economy@1": {"ratio": 2.1}}})
     assert economy == [("`economy@1` / untracked loop", 2.1, "<= 1.5")]
+    replay = collect.BENCHES["fused_replay"].figures(
+        {"rows": [{"method": "ademamix", "layout": "500 x 20000", "replay_ratio": 1.24,
+                   "precompiled_ratio": 1.48}]})
+    assert [(f[1], f[2]) for f in replay] == [(1.24, "<= 1.5"), (1.48, "")]
+    first = collect.BENCHES["first_step"].figures(
+        {"rows": [{"method": "ademamix", "warm_first_step_s": 0.03, "warm_build_s": 0.0,
+                   "cold": {"first_step_s": 90.0}, "warm_total_s": 5.6}]})
+    assert [f[1] for f in first] == [0.03, 90.0, 0.0, 5.6]

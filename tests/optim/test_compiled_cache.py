@@ -65,6 +65,7 @@ def test_precompiled_equals_torch_compile_and_is_loaded_from_the_cache(cache, mo
     monkeypatch.setattr(torch.compiler, "load_compiled_function",
                         lambda f: loads.append(1) or original(f))
     loaded = compiled.CompiledUpdate(_update, "Toy")  # a new process's view: from the file
+    loaded.replay = False  # the kernel replay (test_kernel_replay.py) would skip the load
     again = _apply(loaded, _lists(0))
     assert loads == [1]
     for a, b, c, e in zip(sum(ref, []), sum(out, []), sum(again, []), sum(eager, [])):
@@ -77,6 +78,7 @@ def test_precompiled_equals_torch_compile_and_is_loaded_from_the_cache(cache, mo
 
 def test_failed_guard_check_runs_the_step_by_torch_compile(monkeypatch):
     update = compiled.CompiledUpdate(_update, "Toy")
+    update.replay = False  # the precompiled function's path (not its kernels' replay)
     ref = _apply(update, _lists(1), steps=1)
     pre = next(iter(update._precompiled.values()))
     monkeypatch.setattr(pre, "guard_check", lambda *a: False)
@@ -87,6 +89,7 @@ def test_failed_guard_check_runs_the_step_by_torch_compile(monkeypatch):
 
 def test_a_bad_cache_file_warns_and_falls_back(cache, caplog):
     update = compiled.CompiledUpdate(_update, "Toy")
+    update.replay = False
     key = (2, 3, torch.float64, torch.device("cpu"))
     path = update._cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,21 @@ through ``torch.compile``; a failed save or load warns once on the ``trainlab`` 
 uses ``torch.compile`` (the public path, always available, and what older or newer torch
 versions get). Both paths run the same inductor kernel: the same numbers, bit for bit.
 
+Replayed kernels (CPU). On the CPU, the process that builds or loads a precompiled group
+function also records the C++ kernels it calls and how its arguments map onto the group's
+tensors, scalars and sizes, checks that record bit for bit, and saves it beside the compiled
+function (:mod:`trainlab.optim._kernel_replay`, private inductor details, same version gate,
+``KernelReplay``). Later processes then call those kernels directly: the first step no
+longer imports torch's compiler stack or unpickles the compiled function (about 5 s of the
+first step on the loaded benchmark machine, 0.03 s after), and each group costs one C call
+instead of the compiled function's Python wrappers. Tensors reach the kernels as they are
+(their data pointers and sizes; :func:`can_fuse` guarantees the layout); written tensors get
+their autograd version counters bumped as the compiled function does. Any failure to record,
+save or load a replay warns once and uses the precompiled function; the replay is not used
+for a step whose first group holds two tensors with the same data (the precompiled
+function's guards then decide). Order of the paths per dtype and device: the replay, else the
+precompiled function, else ``torch.compile``.
+
 The cache folder is ``$TRAINLAB_COMPILE_CACHE`` when set, else
 ``$XDG_CACHE_HOME/trainlab/compile`` (``~/.cache/trainlab/compile``). While trainlab
 compiles or loads, inductor's own cache (the generated C++ and the built libraries) goes to
@@ -44,8 +59,9 @@ own ``torch.compile`` calls keep their cache.
 Costs: the first step in a process without a cache compiles (5-30 s on a laptop-class CPU,
 minutes on the loaded benchmark machine) and needs a working C++ compiler; a compile
 failure raises :class:`~trainlab.errors.ConfigError` before any tensor is touched. With a
-warm cache the first step costs the import of torch's compiler stack and the loading of the
-kernel (``benchmarks/first_step.py``); inductor's probe of each CPU vector instruction set (a
+warm cache the first step costs the import of the replayed kernels' modules, or where there
+is no replay the import of torch's compiler stack and the loading of the compiled function
+(``benchmarks/first_step.py``); inductor's probe of each CPU vector instruction set (a
 compiler run and a Python subprocess each) is skipped while a kernel built earlier is loaded
 (``torch._inductor.config.cpp.vec_isa_ok``; the instruction sets still come from the CPU's
 flags). Inductor remembers the resulting list for the process, so a ``torch.compile`` of the
@@ -60,14 +76,16 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from trainlab.errors import ConfigError
+from trainlab.optim import _kernel_replay
 from trainlab.optim._fused_adam import _torch_version
+from trainlab.optim._kernel_replay import KernelReplay, replay_available
 
 LOG = logging.getLogger("trainlab")
 
@@ -76,6 +94,7 @@ GROUP_SIZE = 16
 #: with (the lowest and the highest); other versions use ``torch.compile`` alone
 PRECOMPILE_TORCH = ((2, 13), (2, 13))
 _PAD_ELEMENTS = 2  # not 0 or 1: those sizes are specialized by torch.compile
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # the tensor types the kernel replay takes
 
 
 def lerp_(start: torch.Tensor, end: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -198,7 +217,9 @@ class CompiledUpdate:
         self._pads: dict[tuple, list[list[torch.Tensor]]] = {}
         self._warm: set[tuple] = set()
         self._precompiled: dict[tuple, Any] = {}  # key -> AOTCompiledFunction (or None)
+        self._replays: dict[tuple, KernelReplay | None] = {}
         self.precompile = precompile_available()  # tests switch it off for the public path
+        self.replay = replay_available()  # the kernels called directly (CPU, tested torch)
 
     def _group_fn(self, size: int) -> Callable[..., None]:
         fn = self._compiled.get(size)
@@ -236,7 +257,8 @@ class CompiledUpdate:
 
         path = self._cache_path(key)
         fn = None
-        with _inductor_cache(), warnings.catch_warnings():
+        tap = self._taps(key)
+        with _inductor_cache(), warnings.catch_warnings(), tap:
             warnings.simplefilter("ignore", DeprecationWarning)
             try:
                 if path.exists():
@@ -261,9 +283,59 @@ class CompiledUpdate:
                             "loaded" if path.exists() else "built", type(exc).__name__, first)
                 fn = None
         if fn is not None:
+            if not isinstance(tap, nullcontext):
+                self._replays[key] = self._record_replay(fn, key, len(s), scratch[0][0])
             fn.disable_guard_check()  # checked once per step in __call__
         self._precompiled[key] = fn
         return fn
+
+    def _replay_path(self, key: tuple) -> Path:
+        return self._cache_path(key).with_suffix(".replay.json")
+
+    def _taps(self, key: tuple) -> Any:
+        """:func:`~trainlab.optim._kernel_replay.kernel_taps` where a replay may be recorded
+        for ``key`` (CPU, tested torch, none loaded), else a context that does nothing."""
+        if self.replay and key[3].type == "cpu" and self._replays.get(key) is None:
+            return _kernel_replay.kernel_taps()
+        return nullcontext()
+
+    def _record_replay(self, fn: Any, key: tuple, n_scalars: int, like: torch.Tensor
+                       ) -> KernelReplay | None:
+        """Record ``fn``'s kernel calls as a replay, save it for later processes and load it
+        back; ``None`` (after one warning) when that fails."""
+        size, n_lists = key[0], key[1]
+        path = self._replay_path(key)
+        try:
+            taps, slots, mutated = _kernel_replay.record(fn, size, n_lists, n_scalars, like)
+            _kernel_replay.save(path, taps, slots, mutated)
+            return _kernel_replay.load(path, n_lists * size + 1 + size)
+        except Exception as exc:  # private inductor details: any failure means "no replay"
+            LOG.warning("fused=True for %s: the compiled kernels could not be set up for "
+                        "direct calls (%s: %s); using the precompiled function (same "
+                        "kernels, slower first step in new processes and calls).",
+                        self.name, type(exc).__name__, exc)
+            return None
+
+    def _loaded_replay(self, key: tuple) -> KernelReplay | None:
+        """The replay saved for ``key`` by an earlier process, if any (one warning when a
+        saved one cannot be loaded); looked up once per key. ``None`` while :attr:`replay`
+        is off."""
+        if not self.replay:
+            return None
+        if key in self._replays:
+            return self._replays[key]
+        replay = None
+        path = self._replay_path(key)
+        if self.precompile and key[3].type == "cpu" and path.exists():
+            try:
+                replay = _kernel_replay.load(path, key[1] * key[0] + 1 + key[0])
+            except (_kernel_replay.ReplayError, OSError, ValueError, KeyError, TypeError,
+                    ImportError) as exc:
+                LOG.warning("fused=True for %s: the saved kernel replay %s could not be "
+                            "loaded (%s: %s); using the precompiled function.", self.name,
+                            path.name, type(exc).__name__, exc)
+        self._replays[key] = replay
+        return replay
 
     def _save(self, fn: Any, path: Path) -> None:
         """Save a compiled group function for later processes; a folder that cannot be
@@ -299,6 +371,13 @@ class CompiledUpdate:
         s = torch.tensor(list(scalars), dtype=torch.float64, device=ref.device)
         pads = self._padding(size, len(lists), ref)
         n = len(lists[0])
+        key = (size, len(lists), ref.dtype, ref.device)
+        replay = self._loaded_replay(key)
+        if replay is None and self.precompile and key not in self._precompiled:
+            self._precompiled_fn(key, self._scratch(size, len(lists), ref), s)
+            replay = self._replays.get(key)
+        if replay is not None and self._replay_step(replay, lists, pads, s):
+            return
         groups = []
         for a in range(0, n, size):
             group = [[_flat(t) for t in lst[a:a + size]] for lst in lists]
@@ -306,7 +385,6 @@ class CompiledUpdate:
             if short:
                 group = [g + pad[:short] for g, pad in zip(group, pads)]
             groups.append(group)
-        key = (size, len(lists), ref.dtype, ref.device)
         pre = self._precompiled.get(key)
         if pre is None and self.precompile and key not in self._precompiled:
             pre = self._precompiled_fn(key, self._scratch(size, len(lists), ref), s)
@@ -323,6 +401,29 @@ class CompiledUpdate:
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
                 for group in groups:
                     fn(group, s)
+
+    @staticmethod
+    def _replay_step(replay: KernelReplay, lists: Sequence[Sequence[torch.Tensor]],
+                     pads: list[list[torch.Tensor]], s: torch.Tensor) -> bool:
+        """One step by the replayed kernels (tensors as they are: a kernel sees only their
+        data and sizes), unless a tensor is not a plain ``Tensor`` or ``Parameter`` (a
+        subclass may hold no data of its own) or two tensors of the first group share their
+        data (the precompiled function's guards would reject both too): then ``False``,
+        nothing touched."""
+        size, n = len(pads[0]), len(lists[0])
+        if not all(type(t) in _PLAIN for lst in lists for t in lst):
+            return False
+        first = [t for lst in lists for t in lst[:size]]
+        if len({t.data_ptr() for t in first}) != len(first):
+            return False
+        for a in range(0, n, size):
+            group = [lst[a:a + size] for lst in lists]
+            short = size - len(group[0])
+            if short:
+                group = [list(g) + pad[:short] for g, pad in zip(group, pads)]
+            replay(group, s)
+        replay.bump_versions(lists)
+        return True
 
     @staticmethod
     def _scratch(size: int, n_lists: int, like: torch.Tensor) -> list[list[torch.Tensor]]:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import ConfigError
+from trainlab.optim._lazy_dynamo import optimizer_method
 from trainlab.optim.closure import call_closure
 
 
@@ -31,6 +32,19 @@ class StatefulOptimizer(torch.optim.Optimizer, ABC):
 
     requires_closure: bool = False
     _closure_loss: Any = None  # what the closure of the current step returned
+
+    # torch's own methods, without importing torch._dynamo for them (see _lazy_dynamo)
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        optimizer_method("add_param_group")(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        optimizer_method("zero_grad")(self, set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return optimizer_method("state_dict")(self)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        optimizer_method("load_state_dict")(self, state_dict)
 
     @abstractmethod
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
