@@ -32,6 +32,14 @@ whole grid 2^-k on twice the Gauss-Newton step, fixed damping 1e-10 in place of 
 pseudo-inverse) on the authors' 2-32-1 network: 2.0e-6 after 60 CPU s (321 steps, seed 0)
 against 7.0e-7 for poisson-k1, hence the deeper network and the adaptive damping.
 
+Implementation (same recipe, cheaper step): ENGD's per-point Jacobian of a tanh MLP comes
+from the batched Taylor-mode pass of ``trainlab.pinn.mlp_taylor`` (equal to the per-point
+``vmap(jacrev)`` path to 1e-12 of the largest entry, tested; the parameters after 5 Burgers
+steps differ by 4e-13 relative) and the Gram matrix from the blocks on and above the diagonal
+(``engd.gram_matrix``). On the Burgers recipe (8400 points, 1981 parameters, 1 thread, load
+about 10): Jacobian 0.93 -> 0.32 CPU s, Gram 0.76 -> 0.57 CPU s; a whole step 2.48 -> 2.02
+CPU s (load 12). The burgers "(Taylor)" rows below use it; the other rows predate it.
+
 Measured on the shared 2-core CPU (1 thread; load average 8 to 14 at the starts, so wall
 time is 3 to 5 times the CPU time); columns: rel L2 at the end, CPU s / wall s used, and
 the CPU s / wall s at which the error first reached the target (checked every 5 steps).
@@ -42,12 +50,23 @@ the CPU s / wall s at which the error first reached the target (checked every 5 
   poisson-k4  seeds 0, 1, 2 (``--stop-at-target``): 1e-4 reached at 81.9, 26.3, 31.3
               CPU s (225, 80, 95 steps; 369, 101, 138 s wall); errors there 1.00e-4,
               9.66e-5, 9.88e-5: met on all three seeds.
-  burgers     seeds 0, 1, 2 (``--stop-at-target``; seeds 1, 2 with ``--progress``):
-              seed 0 reached 1e-3 at 542 CPU s (195 steps, 2031 s wall; 9.69e-4 there);
+  burgers     (Taylor; commit 1422002, recipe unchanged; one seed at a time, ``--progress``;
+              seed 1 with ``--stop-at-target``, seed 0 stopped by hand at 397 CPU s for
+              lack of session time): 1e-3 reached at 344.0 CPU s by seed 0 (step 195, 9.69e-4,
+              1710 s wall; 8.58e-4 at 396.9 CPU s, step 225) and at 475.7 CPU s by seed 1
+              (step 260, 9.92e-4, 1338 s wall); seed 2 2.63e-3 after 600.2 CPU s (281 steps,
+              842 s wall; 5.42e-3 at step 190, 1.22e-2 at 280 CPU s): target met on two
+              seeds in three. 1.76, 1.83 and 2.14 CPU s per step (load 15 to 2), against 2.8
+              to 3.2 before; the trajectories are the earlier ones to the printed digits
+              (seed 0 9.69e-4 at step 195, seed 2 5.42e-3 at step 190 in both), so the gain is
+              more steps in the budget. Logs: ``--cases burgers --seeds N --progress``.
+  burgers     (before the Taylor path) seeds 0, 1, 2 (``--stop-at-target``; seeds 1, 2 with
+              ``--progress``): seed 0 reached 1e-3 at 542 CPU s (195 steps, 2031 s wall;
+              9.69e-4 there);
               seed 1 1.20e-3 after 601 CPU s (204 steps, 1477 s wall; 1.44e-3 at 506 s,
               falling about 3% per 5 steps); seed 2 5.42e-3 after 603 CPU s (190 steps,
               848 s wall). At 300 CPU s: 1.05e-2 (seed 1), 3.3e-2 (seed 2).
-              Target met on one seed in three: the recipe is at the edge of the budget (2.8
+              Target met on one seed in three then: the recipe is at the edge of the budget (2.8
               to 3.2 CPU s per step under this load, seed 0 needed 195 steps; a profiled step:
               Jacobian about 0.6 CPU s, Gram matrix 0.9, solve 0.1). The earlier
               docstring's 0.21 was 72 steps in 600 s of wall time at load 10;

@@ -14,6 +14,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from trainlab.errors import ConfigError
+from trainlab.pinn import mlp_taylor
 from trainlab.pinn.constraints import active_terms, check_constraint, hard_output
 from trainlab.pinn.derivatives import Jet, jet
 from trainlab.pinn.problems import Problem
@@ -30,13 +31,20 @@ class PinnModel(nn.Module):
         problem: the :class:`~trainlab.pinn.problems.Problem`.
         constraint: ``"soft"`` (conditions as penalty terms) or ``"hard"`` (output transform
             of :mod:`trainlab.pinn.constraints`; only the PDE term stays).
+        taylor: compute residuals and parameter Jacobians by the batched Taylor-mode passes
+            of :mod:`trainlab.pinn.mlp_taylor` where they apply (a soft-constrained
+            ``nn.Sequential`` of ``Linear`` and ``Tanh`` layers on unembedded coordinates;
+            the same numbers as the per-point ``torch.func`` path to rounding, several times
+            cheaper); False: always the per-point path. Default True; the attribute
+            ``taylor`` says which path is in use.
 
     Raises:
         ConfigError: a piecewise-linear activation (ReLU, ...) in a network for a
             second-order problem (its second derivatives vanish almost everywhere).
     """
 
-    def __init__(self, net: nn.Module, problem: Problem, constraint: str = "soft"):
+    def __init__(self, net: nn.Module, problem: Problem, constraint: str = "soft",
+                 taylor: bool = True):
         super().__init__()
         self.net, self.problem = net, problem
         self.constraint = check_constraint(problem, constraint)
@@ -46,6 +54,7 @@ class PinnModel(nn.Module):
             raise ConfigError(f"problem {problem.name!r} has second derivatives, but the "
                               f"network uses {flat[0]}, whose second derivative is zero: use a "
                               "smooth activation (e.g. model.activation=tanh)")
+        self.taylor = bool(taylor) and mlp_taylor.applicable(self)
 
     @property
     def width(self) -> int:
@@ -58,6 +67,8 @@ class PinnModel(nn.Module):
 
     def term_residual(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """Residuals of active term ``index`` at points ``x``, padded to ``(n, width)``."""
+        if self.taylor:
+            return mlp_taylor.term_residual(self, index, x)
         term = self.terms[index]
         if term.order == 0:
             r = term.residual(Jet(self.solution(x)), x)
@@ -90,11 +101,20 @@ class PinnModel(nn.Module):
                         ) -> torch.Tensor:
         """Per-point Jacobians of the outputs with respect to ``params`` (names as in
         ``named_parameters()``), ``(N, width, P)``, the parameters flattened in the order of
-        ``params``; one ``vmap(jacrev(...))`` per term, so each point costs one backward
-        pass through its own residual."""
+        ``params``: with :attr:`taylor`, the batched pass of
+        :func:`trainlab.pinn.mlp_taylor.term_jacobian` over chunks of rows; else one
+        ``vmap(jacrev(...))`` per term, so each point costs one backward pass through its
+        own residual."""
         x, groups = self._split(xt)
         names = list(params)
         size = sum(p.numel() for p in params.values())
+        if self.taylor:  # every row is in one group: no zero fill needed
+            out = x.new_empty(len(x), self.width, size)
+            for i, rows in groups:  # chunks of rows keep the streams in cache
+                for part in torch.split(rows, mlp_taylor.CHUNK):
+                    out.index_put_((part,), mlp_taylor.term_jacobian(self, i, x[part],
+                                                                     params)[1])
+            return out
         out = x.new_zeros(len(x), self.width, size)
         for i, rows in groups:
             view = _TermView(self, i)
