@@ -17,8 +17,7 @@ from trainlab.phenomena import PHENOMENA, Check, Outcome, Phenomenon
 # recorded from the full code path in their own test file (rather than a quick_reference):
 # the shared test runs them and checks their declarations, and the guard there turns red
 # when the experiment changes.
-_GUARDED_IN_OWN_FILE = {"saxe-depth": "test_saxe2014_depth.py",
-                        "tiny-subspace": "test_gurari2018_tiny_subspace.py"}
+_GUARDED_IN_OWN_FILE = {"tiny-subspace": "test_gurari2018_tiny_subspace.py"}
 
 
 @pytest.mark.parametrize("name", PHENOMENA.names())
