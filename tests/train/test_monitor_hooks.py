@@ -398,3 +398,45 @@ def test_capture_hooks_exist_only_while_armed():
     assert [s for s, _ in mon.history["gns"]] == [0, 3, 6]
     mon.finish()
     assert hooks_left(model) == 0
+
+
+class _Rehooking(GradientNoise):
+    """The probe as it behaved before :meth:`GradientNoise.pause`: hooks removed at the
+    start of every step and registered again at its end."""
+
+    def pause(self) -> None:
+        self.arm(False)
+
+
+def test_hooks_kept_across_consecutive_due_steps_same_numbers():
+    """At every step the capture's hooks are registered once (the same handles all run
+    long), at every 3 steps they are gone at the steps between; either way every recorded
+    number equals the one of a probe that removes and registers its hooks at every step,
+    to the bit."""
+    def run(probe_cls, every):
+        model, loss_fn = build("mlp")
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        probe = probe_cls(every=every)
+        mon = Monitor(model, loss_fn=loss_fn, optimizer=opt, probes=[probe])
+        handles, hooked = [], []
+        for step in range(7):
+            x, y = data("mlp", 8, seed=step)
+            hooked.append(hooks_left(model) > 0)
+            handles.append(tuple(probe._captures[0]._handles))  # the objects: ids get reused
+            loss = train_step(model, opt, loss_fn, x, y)
+            # measured from the training pass's own record, not recomputed
+            assert probe._captures[0].recorded == (3 if probe.due(step) else 0)
+            mon.step(loss, (x, y))
+            opt.step()
+        mon.finish()
+        assert hooks_left(model) == 0
+        return mon.history, handles, hooked
+
+    kept, handles, hooked = run(GradientNoise, 1)
+    assert all(hooked) and handles[0] and all(h == handles[0] for h in handles)
+    ref, ref_handles, _ = run(_Rehooking, 1)
+    assert ref_handles[1] and ref_handles[1][0] is not ref_handles[0][0]  # registered anew
+    assert kept == ref and len(kept["gns"]) == 7
+    sparse, _, hooked = run(GradientNoise, 3)
+    assert hooked == [True, False, False, True, False, False, True]
+    assert sparse == run(_Rehooking, 3)[0]

@@ -197,9 +197,18 @@ class Probe(ABC):
         """Optional, for attached probes: ``arm(True)`` starts recording the next forward and
         backward pass (the monitor calls it at the end of step ``k`` when step ``k + 1`` is
         due); ``arm(False)`` stops recording and keeps what was recorded for
-        :meth:`measure` (the monitor calls it at the start of every step, so probes'
-        own forward passes are never recorded, and at the end of a step when the next one is
-        not due)."""
+        :meth:`measure` (the monitor calls it at the end of a step when the next one is not
+        due; at the start of every step it calls :meth:`pause`, so that probes' own forward
+        passes are never recorded)."""
+
+    def pause(self) -> None:
+        """Optional, for attached probes: stop recording and keep what was recorded, as
+        ``arm(False)``, but leave the hooks in place; the next :meth:`arm` call decides
+        whether they stay (``arm(True)``: recording resumes on the same hooks) or go
+        (``arm(False)``). The monitor calls it at the start of every step, so that at
+        consecutive due steps the hooks are not removed and registered again. The default
+        is ``arm(False)``."""
+        self.arm(False)
 
     @abstractmethod
     def measure(self, ctx: ProbeContext) -> Measurement:

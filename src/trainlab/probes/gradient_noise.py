@@ -277,6 +277,10 @@ class GradientNoise(Probe):
         for capture in self._captures:
             capture.arm(due)
 
+    def pause(self) -> None:
+        for capture in self._captures:
+            capture.pause()
+
     def _recorded(self, ctx: ProbeContext, examples: int | None = None
                   ) -> GradStats | None:
         capture = next((c for c in self._captures if c.model is ctx.model), None)

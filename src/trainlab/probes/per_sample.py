@@ -452,7 +452,10 @@ class LinearCapture:
     One forward hook per Linear layer is registered while armed (ahead of the layer's other
     forward hooks, so it sees the layer's own output) and removed when disarmed: a disarmed
     capture leaves the model without hooks, so its modules keep PyTorch's fast call path
-    at the steps no probe is due (about 5% of a small MLP's step). Armed, in a forward
+    at the steps no probe is due (about 5% of a small MLP's step). :meth:`pause` stops
+    recording but keeps the hooks until the next :meth:`arm`, so that a capture armed at
+    consecutive steps does not remove and register them again (about 16 us a step for a
+    three-layer MLP). Armed, in a forward
     pass with gradients enabled, it registers a hook
     on the backward node of the layer's output; in the backward pass that hook keeps the
     gradient with respect to the layer's output (even when an in-place activation
@@ -494,6 +497,12 @@ class LinearCapture:
         else:
             self._unhook()
         self.armed = on
+
+    def pause(self) -> None:
+        """Stop recording, keeping what was recorded and the hooks (a disarmed hook returns
+        at its first check): the next :meth:`arm` keeps them (True) or removes them
+        (False), so that a capture armed at consecutive steps registers its hooks once."""
+        self.armed = False
 
     def _unhook(self) -> None:
         for h in self._handles:

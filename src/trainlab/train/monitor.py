@@ -252,7 +252,7 @@ class Monitor:
         """
         k = self.step_index
         for probe, _ in self._attached:  # keep what the training pass recorded, record no more
-            probe.arm(False)
+            probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
