@@ -508,7 +508,8 @@ class _Savepoint:
 
     def __init__(self, probe: Probe, ctx: ProbeContext):
         self.probe, self.ctx = probe, ctx
-        self.state = copy.deepcopy(probe.state_dict())
+        state = probe.state_dict()
+        self.state = copy.deepcopy(state) if state else {}  # most probes keep none
         self.rng = ctx.generator.get_state() if ctx.generator is not None else None
         self.keys = set(ctx.cache), set(ctx.run_cache)
 
