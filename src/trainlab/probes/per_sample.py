@@ -295,7 +295,7 @@ def _linear_stats(layout: _Layout,
     post = 1 if like.dtype == torch.float16 else scale  # applied to the sums at the end
     dtype = like.dtype
     for _, d in acts.values():
-        if d is not None:
+        if d is not None and d.dtype != dtype:  # (a dispatched call each: only when needed)
             dtype = torch.promote_types(dtype, d.dtype)
     if dtype != like.dtype:
         like = like.new_empty(0, dtype=dtype)
