@@ -80,6 +80,54 @@ def test_cnn1d_layernorm_normalizes_each_example_over_channels_and_positions():
         build_model("cnn1d", (40,), 10, norm="batchnorm")
 
 
+
+def _layernorm(h, m):
+    mean = h.mean((1, 2), keepdim=True)
+    var = h.var((1, 2), unbiased=False, keepdim=True)
+    return (h - mean) / torch.sqrt(var + 1e-5) * m.weight[:, None] + m.bias[:, None]
+
+
+def test_cnn1d_residual_equals_its_written_out_forward():
+    """residual=True: stem relu(LN(conv(x))), then for each later layer
+    relu(LN(conv2(relu(LN(conv1_stride2(h))))) + LN(conv1x1_stride2(h))), convolutions without
+    bias after a norm; a shape-keeping block has the identity shortcut."""
+    torch.manual_seed(0)
+    model = build_model("cnn1d", (40,), 10, channels=3, layers=3, norm="layernorm",
+                        residual=True).double()
+    convs, norms = _weights(model, torch.nn.Conv1d), _weights(model, torch.nn.GroupNorm)
+    assert len(convs) == 1 + 2 * 3 and len(norms) == 1 + 2 * 3
+    assert convs[0].bias is not None and all(c.bias is None for c in convs[1:])
+    with torch.no_grad():
+        for m in norms:
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.5, 0.5)
+    conv1d, relu = torch.nn.functional.conv1d, torch.relu
+    x = torch.randn(2, 40, dtype=torch.float64)
+    h = relu(_layernorm(conv1d(x[:, None, :], convs[0].weight, convs[0].bias, padding=2),
+                        norms[0]))
+    for b in range(2):  # modules in order: conv1, norm1, conv2, norm2, shortcut conv, norm
+        c1, c2, cs = convs[1 + 3 * b: 4 + 3 * b]
+        n1, n2, ns = norms[1 + 3 * b: 4 + 3 * b]
+        inner = relu(_layernorm(conv1d(h, c1.weight, stride=2, padding=2), n1))
+        inner = _layernorm(conv1d(inner, c2.weight, padding=2), n2)
+        h = relu(inner + _layernorm(conv1d(h, cs.weight, stride=2), ns))
+    assert h.shape == (2, 3, 10)
+    readout = _weights(model, torch.nn.Linear)[0]
+    torch.testing.assert_close(model(x), h.mean(-1) @ readout.weight.T + readout.bias,
+                               rtol=1e-10, atol=1e-10)
+    # a block that keeps the shape has the identity shortcut; no norm -> biased convolutions
+    plain = build_model("cnn1d", (3, 40), 10, channels=3, layers=2, residual=True).double()
+    block = plain.features[2]
+    assert isinstance(block.shortcut, torch.nn.Sequential)
+    from trainlab.models.cnn1d import _BasicBlock
+    same = _BasicBlock(3, 3, 1, "none", "relu").double()
+    z = torch.randn(2, 3, 8, dtype=torch.float64)
+    inner = conv1d(relu(conv1d(z, same.conv1.weight, same.conv1.bias, padding=2)),
+                   same.conv2.weight, same.conv2.bias, padding=2)
+    torch.testing.assert_close(same(z), relu(inner + z), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ConfigError, match="residual"):
+        build_model("cnn1d", (40,), 10, residual="yes")
+
 def test_deep_linear_is_linear():
     model = build_model("deep-linear", (6,), 3, depth=3, width=4)
     x, y = torch.randn(2, 6), torch.randn(2, 6)
