@@ -48,6 +48,14 @@ plus the stepping):
   so the 2.95e-5 (4.5x the integrator's error, reached by t = 0.1) comes from the per-step
   fits, not the time integrator; halving dt would also double the 193 s of stepping (not
   re-run).
+  Where the excess comes from (``benchmarks/teng_fit_residuals.py``, the same setting, 10
+  steps): each step's final (stage-2) fit ends 1.2e-6 to 1.0e-5 of the solution's norm from
+  its target, against Heun's own error of about 1.1e-6 after one step; the error grows by
+  about 2e-6 a step (2.21e-6 at t = 0 to 2.74e-5 at t = 0.1), on and off the quadrature grid
+  alike (40 x 40 points resolve the network: the initial error is 2.21e-6 on both), and 1 or 2
+  of each stage's iterations are rejected Levenberg-Marquardt steps. A better initial fit
+  cannot remove it (2.5e-5 is added in 10 steps); on a 361-parameter network 20 + 20
+  iterations cut the added error about 3x but flatten at 1e-6 to 2e-6 a step.
   Before the gain-ratio damping rule (same command, the keep-if-lower rule): width 20 seed 0
   1.02e-3 (initial fit 6.6e-5, 73 s CPU; 11 evaluation times, 512-mode reference); width 24
   seed 0 1.16e-3 (initial 1.1e-4, 122 s CPU) and seed 1 1.08e-3 (initial 1.3e-4); that run

@@ -228,3 +228,20 @@ def test_the_initial_fit_reaches_4e_5_on_a_small_heat_case():
     assert res == pytest.approx(direct, rel=1e-9)
     # the keep-if-lower damping rule used before reached 2.5e-4 here
     assert res < 4e-5
+
+
+def test_damped_fit_with_the_blocked_gram_equals_the_full_product(monkeypatch):
+    import trainlab.pinn.chen2024_teng as teng_module
+
+    x = _quadrature(8)
+    target = torch.sin(x[:, 0]) * torch.cos(2 * x[:, 1])
+    nets = []
+    for gram in (teng_module.gram_matrix, lambda jac: jac.T @ jac):
+        monkeypatch.setattr(teng_module, "gram_matrix", gram)
+        net = teng_module.teng_network((2 * math.pi, 2 * math.pi), 8, 3,
+                                       torch.Generator().manual_seed(1))
+        natural_gradient_fit(net, x, target, 6, state={"nu": 1e-6})
+        nets.append(torch.nn.utils.parameters_to_vector(net.parameters()).detach())
+    assert not torch.equal(nets[0], teng_module._flat(teng_module.teng_network(
+        (2 * math.pi, 2 * math.pi), 8, 3, torch.Generator().manual_seed(1))))  # it moved
+    torch.testing.assert_close(nets[0], nets[1], rtol=1e-10, atol=1e-12)

@@ -79,7 +79,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError, check_choice, check_range
-from trainlab.optim.engd import damped_solve, output_jacobian
+from trainlab.optim.engd import damped_solve, gram_matrix, output_jacobian
 from trainlab.pinn.derivatives import Jet, jet
 from trainlab.pinn.problems import Problem, build_problem
 from trainlab.pinn.problems._problem import DTYPE, tensor_grid
@@ -196,7 +196,7 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
             continue
         if normal is None:
             jac = output_jacobian(net, _params(net), x)[:, 0, :]
-            normal = (jac.T @ jac, jac.T @ res)
+            normal = (gram_matrix(jac), jac.T @ res)
         nu = state.get("nu", 1e-8)
         step, _ = damped_solve(*normal, nu)
         _assign(net, before - step)
