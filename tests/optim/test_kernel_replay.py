@@ -63,7 +63,10 @@ def _setup(cache, monkeypatch):
 @pytest.fixture(scope="module")
 def built(cache):
     """The first process: compiles, records the replay, saves both (module-wide, so the
-    compilation is paid once)."""
+    compilation is paid once). Skipped outside the gates, like every test that uses it (a
+    module fixture runs before the function-level skip of ``_setup``)."""
+    if not (compiled.precompile_available() and kr.replay_available()):
+        pytest.skip(f"torch {torch.__version__} is outside PRECOMPILE_TORCH / REPLAY_TORCH")
     mp = pytest.MonkeyPatch()
     mp.setenv("TRAINLAB_COMPILE_CACHE", str(cache))
     mp.setattr(compiled, "GROUP_SIZE", 2)
