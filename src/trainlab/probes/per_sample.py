@@ -245,7 +245,7 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
 class FlatBuffers:
     """Flat vectors that :func:`captured_grad_stats` writes the gradient sums and sums of
     squares into, kept from one call to the next (no allocation per step), with a third
-    (``mask``) that :func:`~trainlab.probes.gradient_noise` uses as scratch; the
+    (``mask``) that :mod:`~trainlab.probes.gradient_noise` uses as scratch; the
     per-parameter views of the first two are built once.
 
     Statistics built on these buffers are views of them: the next call with the same
