@@ -104,6 +104,14 @@ class LayerRotation(Phenomenon):
     order 1 / 1, largest test-accuracy difference -0.189 / -0.201 (12 test points). The
     guard's absolute tolerance (``quick_atol``) is therefore 0.02 (20 test points).
 
+    Why the claim cannot show in 20 s (issue 12's second quick pass, measured with one
+    torch thread, seed 0, on the shared machine at load ~5): one 100-epoch run (3200 Layca
+    steps) costs ~9 s of CPU at width 256 (2.8 ms per step; training accuracies 1.0, 1.0,
+    0.994, 0.996, 0.948 for the five configurations), so the five configurations at two
+    seeds need ~90 s. A narrower network is no way out: at width 64 a run still costs
+    ~3.6 s (the per-step overhead dominates) and the precondition fails (training
+    accuracies 0.88, 0.85, 0.76, 0.79, 0.65 after 100 epochs). The guard therefore stays.
+
     Deviations: the paper's networks are CNNs, ResNets and WRNs on image data for 80-250
     epochs (~4e4-1e5 steps); here an MLP on MNIST-1D (the paper itself uses an MLP on MNIST
     in Sec. 6) for 100 epochs of 32 steps, so the rotations reached at a given
