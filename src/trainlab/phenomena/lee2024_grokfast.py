@@ -85,7 +85,7 @@ class Grokfast(Phenomenon):
     baseline, every filtered run reaches 95%; the baseline memorizes first (validation
     accuracy at most 0.40 when its training accuracy first reaches 99%). Quick (seed 0, cap
     2500; 11 s of CPU): Grokfast-EMA 570 steps, the baseline censored at 2500 (ratio 0.228),
-    the recorded guard. Before the setting was committed, one exploratory seed of it (a
+    the former guard. Before the setting was committed, one exploratory seed of it (a
     plain loop with other draws) sized the cap: Grokfast-EMA at 95% after ~1500 steps, the
     baseline at training accuracy 1.0 and validation 0.41 at step 6500 and 0.93 at step
     46000 (stopped there). The per-seed counts above are read back from the two recorded
