@@ -70,6 +70,15 @@ class LoRAInitLearningRate(Phenomenon):
     runs per seed at n = 1024 (5 for Init[A], 7 for Init[B]), about 6 s per seed idle. Quick
     scale-downs: widths 64 and 1024 (not 64, 256, 1024), 2 seeds (not 3).
 
+    Quick result (CLI, ``--quick --threads 1``): PASS at both seeds tried. Seed 0 (seeds 0,
+    1000): eta* = (2, 0.25) for Init[A] and (2, 0.0625) for Init[B] at n = (64, 1024) for both
+    seeds, slope gap 0.5 +- 0 (half-range), min over widths of log2(eta*_A / eta*_B) 0 (equal at
+    n = 64); 53 s wall at load ~7.5 (about 14 s idle; 29 s of CPU with ~5.6 s of imports). Seed
+    7 (seeds 7, 1007): gap 0.375 +- 0.125, min log2 ratio 0.585; 58 s at load ~7.5. Full mode
+    was rerun after the target cache (it touches the full code path): PASS, gap 0.4167 +- 0.125,
+    Init[A]'s median eta* never below Init[B]'s, the numbers recorded before; 163 s wall at load
+    ~8, 45 s of CPU.
+
     Quick mode, second version (a regression guard, not the claim; issue 12's quick pass): the quick
     run was given the full mode's 3 seeds (0, 1000, 2000; committed before the run), since
     a comparison is judged against its seed spread. At widths 64 and 256 the claim does
