@@ -29,13 +29,25 @@ def test_scan_stops_at_first_stable_lr(monkeypatch):
     phen = LoRAInitLearningRate()
     calls = []
 
-    def fake(n, init, lr, seed):
+    def fake(n, init, lr, seed, targets=None):
         calls.append(lr)
         return 0.2 if lr <= 0.25 else math.inf
 
     monkeypatch.setattr(phen, "_relative_loss", fake)
     lr, tried = phen._largest_stable_lr(64, "A", 0)
     assert lr == 0.25 and calls == [4.0, 2.0, 1.0, 0.5, 0.25] and len(tried) == 5
+
+
+def test_target_cache_gives_the_same_losses():
+    # the runs of one scan share the teacher's outputs: a run reading them from the cache
+    # (filled by a run at another lr) ends exactly where a run computing its own ends
+    phen = LoRAInitLearningRate()
+    phen.STEPS = 20
+    cache: list[torch.Tensor] = []
+    phen._relative_loss(16, "B", 0.5, 3, cache)
+    assert len(cache) == 20
+    assert phen._relative_loss(16, "B", 0.05, 3, cache) == phen._relative_loss(16, "B", 0.05, 3)
+    assert phen._relative_loss(16, "A", 0.05, 3, []) == phen._relative_loss(16, "A", 0.05, 3)
 
 
 def test_check_slopes():

@@ -62,8 +62,7 @@ class Grokfast(Phenomenon):
     arms' hyperparameters). Validation accuracy is measured every 10 steps. Full: 3 seeds
     (split, init and batch order), each arm capped at 60000 steps (the paper trains 1e5);
     a run that never reaches 95% counts as the cap (which can only understate the
-    speed-up). Quick: seed 0, cap 2500 (the baseline cannot grok in 20 s: a regression
-    guard, ``quick_reference``).
+    speed-up). Quick: 2 seeds, cap 1500 (see "Quick mode" below).
 
     Criterion (the three checks were written before the first run, in the earlier setting
     below, and are kept unchanged; the precondition is new, written before this setting's
@@ -86,12 +85,39 @@ class Grokfast(Phenomenon):
     baseline, every filtered run reaches 95%; the baseline memorizes first (validation
     accuracy at most 0.40 when its training accuracy first reaches 99%). Quick (seed 0, cap
     2500; 11 s of CPU): Grokfast-EMA 570 steps, the baseline censored at 2500 (ratio 0.228),
-    the recorded guard. Before the setting was committed, one exploratory seed of it (a
+    the former guard. Before the setting was committed, one exploratory seed of it (a
     plain loop with other draws) sized the cap: Grokfast-EMA at 95% after ~1500 steps, the
     baseline at training accuracy 1.0 and validation 0.41 at step 6500 and 0.93 at step
     46000 (stopped there). The per-seed counts above are read back from the two recorded
     ratios (median and extreme ratios are exact fractions of step counts on the 10-step
     evaluation grid).
+
+    Quick mode (issue 12's quick pass: the claim as a censored comparison; designed from the
+    records above and single runs, committed before its run): seeds (seed, seed + 1), both arms
+    capped at 1500 steps, everything else as in full mode. The baseline cannot grok within a
+    quick run (single runs, seeds 0, 1, 7, cap 2500: training accuracy 0.60-0.68 and validation
+    0.27-0.30 at step 2500; full mode: ~54k steps), so it counts at the cap, the full mode's own
+    rule for a run that never reaches 95%: the measured ratio is then an upper bound on the true
+    one and checks (a)-(c) test the claim's direction with a lower bound on the speed-up: with
+    the same seeds, Grokfast-EMA reaches 95% validation accuracy in at most half the steps over
+    which the baseline does not reach it. Checks (a), (b), (c) and their thresholds are the full
+    mode's; the precondition (the baseline memorizes first) is not checked in quick mode: the
+    baseline reaches 99% training accuracy only after some thousands of steps (exploratory seed:
+    1.0 by step 6500), beyond the 20 s budget; full mode checks it. Why the cap is 1500:
+    Grokfast-EMA reached 95% after 570, 560 and 540 steps (seeds 0, 1, 7 here; full mode
+    560-570), so (a) has room up to 750 steps (the exploratory seed's ~1500 came from a plain
+    loop with other draws); a step costs ~3.5 ms of CPU on the loaded machine, so 2 seeds are 2
+    x (~560 + 1500) steps, about 15 s with the imports on an idle machine. Quick scale-downs: 2
+    seeds (not 3), cap 1500 (not 60000). Before this, the quick run was a regression guard (seed
+    0, cap 2500, recorded ratio 570/2500 = 0.228 and 1 Grokfast run reaching 95%); it is
+    removed.
+
+    Quick result (CLI, ``--quick --threads 1``): PASS at both seeds tried. Seed 0 (seeds 0, 1):
+    Grokfast-EMA reaches 95% after 570 and 560 steps, the baseline not within the 1500-step cap:
+    median ratio 0.377 (<= 0.5), slowest Grokfast run / fastest baseline 0.38, both Grokfast
+    runs reach 95%; 64.8 s wall at load ~8 (about 15 s idle; 23 s of CPU with ~5.6 s of
+    imports). Seed 7 (seeds 7, 8): median ratio 0.357, slowest/fastest 0.36, both reach 95%;
+    32.6 s at load ~8. The test suite's run: 69 s at load ~8.
 
     History (kept; earlier settings, FAIL):
 
@@ -131,11 +157,7 @@ class Grokfast(Phenomenon):
                     "steps to 95% validation accuracy 44022 baseline vs 2001 Grokfast-EMA)")
     scale_downs = ("MNIST (28x28, 1000 of 60000 training images) -> sklearn 8x8 digits "
                    "(1000 training, 797 validation)", "MLP 784-200-200-10 -> 64-200-200-10",
-                   "3 seeds, cap 60000 steps (paper: 1e5 steps); quick: 1 seed, cap 2500")
-    # the baseline cannot grok within a quick run: the quick run is a regression guard against
-    # the numbers it measured when recorded (seed 0, this code path; baseline censored at 2500)
-    quick_reference = {"median steps Grokfast / baseline": 570 / 2500,
-                       "Grokfast runs reaching 95%": 1.0}
+                   "3 seeds, cap 60000 steps (paper: 1e5 steps); quick: 2 seeds, cap 1500")
     INIT_SCALE, BATCH, LR, EVERY = 8.0, 200, 1e-3, 10
 
     def train(self, arm: str, seed: int, cap: int) -> dict[str, Any]:
@@ -180,14 +202,16 @@ class Grokfast(Phenomenon):
                 "curve": np.array(curve)}
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
-        cap = 2500 if quick else 60000
-        seeds = [seed + i for i in range(1 if quick else 3)]
+        cap = 1500 if quick else 60000
+        seeds = [seed + i for i in range(2 if quick else 3)]
         runs = {arm: [self.train(arm, s, cap) for s in seeds] for arm in ARMS}
-        return {"cap": cap, "seeds": seeds,
+        data = {"cap": cap, "seeds": seeds,
                 "baseline": [r["steps"] for r in runs["baseline"]],
                 "grokfast": [r["steps"] for r in runs["grokfast"]],
-                "baseline_val_at_mem": [r["val_at_mem"] for r in runs["baseline"]],
                 "curves": {arm: [r["curve"] for r in rs] for arm, rs in runs.items()}}
+        if not quick:  # the precondition needs the baseline to memorize: full mode only
+            data["baseline_val_at_mem"] = [r["val_at_mem"] for r in runs["baseline"]]
+        return data
 
     def check(self, data: dict[str, Any]) -> list[Check]:
         base, fast = np.array(data["baseline"]), np.array(data["grokfast"])
