@@ -153,6 +153,11 @@ def test_outputs_and_jacobian_give_the_forward_bit_for_bit(taylor):
     with torch.no_grad():
         assert torch.equal(out, model(x))
     assert torch.equal(jac, model.output_jacobian(x, _params(model)))
+    # rows of a term not consecutive: the Jacobian is scattered, not written in place
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    out_p, jac_p = model.outputs_and_jacobian(x[perm], _params(model))
+    _close(out_p, out[perm], 1e-14)
+    _close(jac_p, jac[perm], 1e-13)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-14), (torch.float32, 1e-6)])

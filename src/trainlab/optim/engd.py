@@ -147,7 +147,8 @@ def least_squares_system(closure: Any, params: list[torch.Tensor], with_loss: bo
                           "closure's model")
     live = {names[id(p)]: p.detach() for p in params}
     both = getattr(model, "outputs_and_jacobian", None)
-    if both is not None:  # e.g. a PinnModel: the outputs come out of the Jacobian's pass
+    owned = both is not None  # jac_f is a fresh tensor of this call: scaled in place below
+    if owned:  # e.g. a PinnModel: the outputs come out of the Jacobian's pass
         out, jac_f = both(x, live)
     else:
         with torch.no_grad():
@@ -164,7 +165,8 @@ def least_squares_system(closure: Any, params: list[torch.Tensor], with_loss: bo
         cols.append(col.reshape(len(out), -1))
     a = torch.stack(cols, 2)  # (N, R_rho, R_f)
     if a.shape[1:] == (1, 1):  # one residual of one output per row: a row scaling
-        jac = a * jac_f.reshape(len(out), 1, -1)  # (the same products as the einsum below)
+        flat = jac_f.reshape(len(out), 1, -1)  # (the same products as the einsum below)
+        jac = flat.mul_(a) if owned else a * flat
     else:
         jac = torch.einsum("nrk,nkp->nrp", a, jac_f.reshape(len(out), width, -1))
     fixed = {n: p.detach() for n, p in model.named_parameters() if n not in live}
@@ -268,15 +270,17 @@ class ENGD(ClosureOptimizer):
             params = self._params()
             rho, jac, loss_at, loss = least_squares_system(self._require(closure), params,
                                                            with_loss=True)
+            jac_rho = jac.T @ rho
             grads = [g.view_as(p).clone() for g, p in
-                     zip(torch.split(jac.T @ rho, [p.numel() for p in params]), params)]
+                     zip(torch.split(jac_rho, [p.numel() for p in params]), params)]
             loss = loss.detach()
         else:
             closure, params, loss, grads = self._first_call(closure)
             rho, jac, loss_at = least_squares_system(closure, params)
+            jac_rho = jac.T @ rho
         state = self.state[params[0]]
         nu = state.get("nu", h["damping_init"]) if h["adaptive"] else h["damping"]
-        direction, mu = damped_direction(jac, rho, nu)
+        direction, mu = damped_solve(gram_matrix(jac), jac_rho, nu)  # damped_direction
         steps = [p.detach() for p in torch.split(direction, [p.numel() for p in params])]
         steps = [s.view_as(p) for s, p in zip(steps, params)]
         best_eta, best = 0.0, None

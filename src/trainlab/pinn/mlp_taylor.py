@@ -221,17 +221,23 @@ def term_residual(model: nn.Module, index: int, x: torch.Tensor) -> torch.Tensor
 
 
 def term_jacobian(model: nn.Module, index: int, x: torch.Tensor,
-                  params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+                  params: dict[str, torch.Tensor], out: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Residuals of term ``index`` (``-1``: the solution) of ``model`` at points ``x``
     ``(N, d)`` and their per-point Jacobians, ``((N, width), (N, width, P))``, the parameters
     flattened in the order of ``params`` (names as in ``model.named_parameters()``; the
-    network's own values for those not in ``params``). Needs :func:`applicable`."""
+    network's own values for those not in ``params``); the Jacobians are written into
+    ``out`` (an ``(N, width, P)`` tensor) when given, which is returned. Needs
+    :func:`applicable`."""
     record: list = []
     with torch.enable_grad():
         r = _forward(model, index, x, params, record)
         sizes = {n: p.numel() for n, p in params.items()}
         offsets = dict(zip(sizes, [0, *torch.tensor(list(sizes.values())).cumsum(0).tolist()]))
-        jac = x.new_empty(len(x), r.shape[1], sum(sizes.values()))
+        shape = (len(x), r.shape[1], sum(sizes.values()))
+        if out is not None and tuple(out.shape) != shape:
+            raise ConfigError(f"term_jacobian: out has shape {tuple(out.shape)}, needs {shape}")
+        jac = x.new_empty(shape) if out is None else out
         for c in range(r.shape[1]):
             g = torch.autograd.grad(r[:, c].sum(), [z for _, _, z in record],
                                     retain_graph=True, allow_unused=True)

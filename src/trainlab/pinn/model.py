@@ -121,8 +121,12 @@ class PinnModel(nn.Module):
             values = x.new_zeros(len(x), self.width) if outputs else None
             for i, rows in groups:  # chunks of rows keep the streams in cache
                 for part in torch.split(rows, mlp_taylor.CHUNK):
-                    r, jac = mlp_taylor.term_jacobian(self, i, x[part], params)
-                    out.index_put_((part,), jac)
+                    start = int(part[0])  # consecutive rows (the usual layout): write in place
+                    span = (out[start:start + len(part)] if torch.equal(
+                        part, torch.arange(start, start + len(part))) else None)
+                    r, jac = mlp_taylor.term_jacobian(self, i, x[part], params, span)
+                    if span is None:
+                        out.index_put_((part,), jac)
                     if outputs and i != SOLUTION:
                         values.index_put_((part,), r)
                 if outputs and i == SOLUTION:  # the forward's own arithmetic (nn.Linear)
