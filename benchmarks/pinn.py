@@ -45,6 +45,27 @@ steps differ by 4e-13 relative) and the Gram matrix from the blocks on and above
 about 10): Jacobian 0.93 -> 0.32 CPU s, Gram 0.76 -> 0.57 CPU s; a whole step 2.48 -> 2.02
 CPU s (load 12). The burgers "(Taylor)" rows below use it; the other rows predate it.
 
+Second pass (same recipe; the Burgers iterates after 11 steps are bit-identical to the
+previous code's, seed 2, checked with ``torch.equal``). Profile of a step at commit ccd01a4
+(seed 2 after 3 steps, CPU s, 1 thread, load 2 to 5): the closure's forward and backward
+0.32 (its only use was the loss and the gradient written back), the residual-and-Jacobian
+system 0.72 (Jacobian pass 0.57, a separate forward 0.08, a batched einsum for the row
+scaling 0.07), Gram 0.89, damped Cholesky solve 0.20, line search 5.8 loss evaluations of
+0.10, error check 0.03 (every 5 steps). Changes: (a) the Taylor pass carries only the
+derivative streams the term reads (``mlp_taylor.streams_read``: Burgers' PDE term reads
+u_t, u_x, u_xx, so 4 streams instead of 7; equal to the full pass to 1e-13, tested): Jacobian
+0.57 -> 0.33, loss evaluation 0.10 -> 0.04 to 0.05; (b) the residuals come out of the
+Jacobian's pass (``PinnModel.outputs_and_jacobian``, bit-identical to the forward, tested) and
+the Jacobian's chunks are written in place; (c) ENGD does not call make_closure's closure:
+the loss comes from the same outputs and the gradient written back is J^T rho (equal to the
+closure's to 1e-12, tested; iterates bit-identical to a closure it must call, tested):
+-0.17 to -0.33; (d) the Gram matrix by MKL's dsyrk (``trainlab.optim._syrk``; SciPy's
+OpenBLAS dsyrk was no faster than the blocked product): 0.71 to 0.77 -> 0.54 to 0.59 (equal to
+``J.T @ J`` to 1e-14, tested); (e) the error checks are kept out of the CPU budget (above).
+A step at load 8: 2.30 -> 1.41 to 1.55 CPU s (old and new code run one after the other,
+10 steps each); its parts now: Gram 0.59, system 0.37, line search 5.8 x 0.05 = 0.29,
+Cholesky solve 0.14.
+
 Measured on the shared 2-core CPU (1 thread; load average 8 to 14 at the starts, so wall
 time is 3 to 5 times the CPU time); columns: rel L2 at the end, CPU s / wall s used, and
 the CPU s / wall s at which the error first reached the target (checked every 5 steps).
