@@ -83,12 +83,15 @@ the CPU s / wall s at which the error first reached the target (checked every 5 
               CPU s (step 195, 9.69e-4, 993.6 s wall, load 8.8: 1.18 CPU s per step); seed 2
               1.39e-3 after 601.2 CPU s (441 steps, 2199.7 s wall, load 7.8, 1.36 CPU s per
               step; 5.42e-3 at step 190, 2.64e-3 at 280, 2.26e-3 at 300, 1.61e-3 at 370,
-              1.41e-3 at 435): seed 1 still running at this commit; seed 2 misses. Its error falls
+              1.41e-3 at 435); seed 1 reached 1e-3 at 294.4 CPU s (step 260, 9.92e-4, 754.0 s
+              wall, load 5.1: 1.13 CPU s per step): target met on two seeds in three, with
+              more margin (230 and 294 CPU s against 344 and 476); seed 2 misses. Its error falls
               ever more slowly (ln-decrement 0.34 over steps 300-370, 0.14 over 370-440): at
               the last rate it would need about 185 more steps (about 850 CPU s in all), so
               a cheaper step alone does not close it; a recipe change (collocation, damping,
               line search) has not been tried. The trajectories are the earlier ones (seed 0
-              9.69e-4 at step 195, seed 2 5.42e-3 at step 190, as in the runs below).
+              9.69e-4 at step 195, seed 1 9.92e-4 at step 260, seed 2 5.42e-3 at step 190, as
+              in the runs below).
   burgers     (Taylor; commit 1422002, recipe unchanged; one seed at a time, ``--progress``;
               seed 1 with ``--stop-at-target``, seed 0 stopped by hand at 397 CPU s for
               lack of session time): 1e-3 reached at 344.0 CPU s by seed 0 (step 195, 9.69e-4,
