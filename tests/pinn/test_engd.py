@@ -154,3 +154,39 @@ def test_line_search_equals_a_brute_force_search_over_the_grid(exhaustive):
     after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     torch.testing.assert_close(after, before - etas[pick] * d, rtol=1e-7, atol=1e-9)
     assert losses[pick] < 0.5 * (rho @ rho).item()
+
+
+def test_make_closure_path_skips_the_closure_and_keeps_the_trajectory_and_gradient():
+    """With make_closure's closure ENGD takes the loss and the gradient (J^T rho) from the
+    least-squares system instead of calling the closure: the same iterates bit for bit as a
+    closure it must call (a LossClosure subclass), the same returned loss, and p.grad equal
+    to the closure's gradient at the pre-step weights to rounding."""
+    from trainlab.optim.loss_closure import LossClosure
+
+    class Called(LossClosure):
+        calls = 0
+
+        def __call__(self):
+            Called.calls += 1
+            return super().__call__()
+
+    task = build_task("pinn-burgers", n_interior=40, n_boundary=8, n_initial=8)
+    runs = []
+    for kind in (make_closure, Called):
+        model = _model(task, width=8)
+        opt = build_optimizer("engd", model.parameters(), lr=1.0)
+        closure = kind(model, task.loss, task.x_train, task.y_train)
+        losses, grads = [], []
+        for _ in range(3):
+            before = make_closure(model, task.loss, task.x_train, task.y_train)
+            expected = before()
+            want = [p.grad.clone() for p in model.parameters()]
+            losses.append(float(opt.step(closure)))
+            assert losses[-1] == float(expected)
+            for p, g in zip(model.parameters(), want):
+                assert float((p.grad - g).abs().max()) <= 1e-12 * float(g.abs().max())
+            grads.append([p.grad.clone() for p in model.parameters()])
+        runs.append(([p.detach().clone() for p in model.parameters()], losses))
+    assert Called.calls == 3
+    assert runs[0][1] == runs[1][1]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][0], runs[1][0]))

@@ -90,8 +90,87 @@ def test_taylor_path_only_where_it_applies():
 @pytest.mark.parametrize("blocks", [1, 3, 4, 7])
 def test_gram_matrix_equals_the_full_product(blocks):
     jac = torch.randn(50, 23, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    gram = gram_matrix(jac, blocks)
+    gram = gram_matrix(jac, blocks, syrk=False)
     _close(gram, jac.T @ jac, 1e-14)
     assert torch.equal(gram, gram.T)
     with pytest.raises(ConfigError, match="blocks"):
         gram_matrix(jac, 0)
+
+
+def test_streams_read_finds_the_derivatives_each_residual_reads(caplog):
+    burgers = build_task("pinn-burgers", n_interior=4, n_boundary=2, n_initial=2).problem
+    assert mlp_taylor.streams_read(burgers.term("pde"), 2, 1) == ((0, 1), ((1, 1),))
+    assert mlp_taylor.streams_read(burgers.term("boundary"), 2, 1) == ((), ())
+    poisson = build_task("pinn-poisson", n_interior=4, n_boundary=4, grid_points=3).problem
+    assert mlp_taylor.streams_read(poisson.term("pde"), 2, 1) == ((0, 1), ((0, 0), (1, 1)))
+
+    class Mixed:  # reads only u_xy: both first streams are still needed to carry it
+        name, order = "mixed", 2
+
+        @staticmethod
+        def residual(j, x):
+            return j.dd(1, 0) * x[:, :1]
+
+    assert mlp_taylor.streams_read(Mixed, 3, 1) == ((0, 1), ((0, 1),))
+
+    class Broken(Mixed):
+        @staticmethod
+        def residual(j, x):
+            raise RuntimeError("not differentiable")
+
+    with caplog.at_level("WARNING", logger="trainlab"):
+        assert mlp_taylor.streams_read(Broken, 2, 1) == ((0, 1), ((0, 0), (0, 1), (1, 1)))
+    assert "computing all of them" in caplog.text
+
+
+@pytest.mark.parametrize("problem, kw", [
+    ("pinn-burgers", {"n_interior": 40, "n_boundary": 10, "n_initial": 10}),
+    ("pinn-kovasznay", {"n_interior": 30, "n_boundary": 12}),  # 3 outputs, Laplacians
+])
+def test_pruned_streams_equal_the_full_taylor_pass(problem, kw):
+    """The old path (every stream, ``1 + d + d^2``) against the pruned one."""
+    task = build_task(problem, **kw)
+    model = _model(task, (7, 5))
+    full = _model(task, (7, 5))
+    d = len(task.problem.coords)
+    every = ((tuple(range(d)), tuple((i, j) for i in range(d) for j in range(i, d))))
+    full.__dict__["_taylor_streams"] = {i: every for i in range(len(full.terms))}
+    x = torch.cat([task.x_train, task.x_test[:7]])
+    with torch.no_grad():
+        _close(model(x), full(x), 1e-14)
+    _close(model.output_jacobian(x, _params(model)), full.output_jacobian(x, _params(full)),
+           1e-13)
+    assert len(model.__dict__["_taylor_streams"][0][1]) < len(every[1])
+
+
+@pytest.mark.parametrize("taylor", [True, False])
+def test_outputs_and_jacobian_give_the_forward_bit_for_bit(taylor):
+    task = build_task("pinn-burgers", n_interior=30, n_boundary=6, n_initial=6)
+    model = _model(task, (6, 5))
+    model = model if taylor else _generic(task, model)
+    x = torch.cat([task.x_train, task.x_test[:5]])
+    out, jac = model.outputs_and_jacobian(x, _params(model))
+    with torch.no_grad():
+        assert torch.equal(out, model(x))
+    assert torch.equal(jac, model.output_jacobian(x, _params(model)))
+    # rows of a term not consecutive: the Jacobian is scattered, not written in place
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    out_p, jac_p = model.outputs_and_jacobian(x[perm], _params(model))
+    _close(out_p, out[perm], 1e-14)
+    _close(jac_p, jac[perm], 1e-13)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-14), (torch.float32, 1e-6)])
+def test_syrk_gram_equals_the_full_product(dtype, tol):
+    from trainlab.optim._syrk import syrk_gram
+
+    jac = torch.randn(300, 41, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    gram = syrk_gram(jac)
+    if gram is None:  # a PyTorch build without MKL: gram_matrix uses the blocked product
+        pytest.skip("no MKL ?syrk in this PyTorch build")
+    _close(gram, jac.T @ jac, tol)
+    assert torch.equal(gram, gram.T)
+    _close(syrk_gram(jac.T.contiguous().T), jac.T @ jac, tol)  # a non-contiguous input
+    _close(gram_matrix(jac), gram_matrix(jac, syrk=False), tol)
+    assert syrk_gram(jac.to(torch.int64)) is None
+    assert syrk_gram(jac.requires_grad_(True)) is None  # autograd must see the product

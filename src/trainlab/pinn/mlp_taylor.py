@@ -39,11 +39,15 @@ Jacobians, other models use the generic path.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
 from trainlab.pinn.derivatives import Jet
+
+log = logging.getLogger("trainlab")
 
 CHUNK = 512  # rows per pass, so the streams stay in cache (measured on Burgers' network,
 #              8000 rows, 1 thread: Jacobian 0.44 CPU s in one pass, 0.32 s in chunks of 500;
@@ -63,32 +67,115 @@ def applicable(model: nn.Module) -> bool:
             and all(k in (nn.Flatten, nn.Linear, nn.Tanh) for k in kinds))
 
 
-def _streams(x: torch.Tensor, order: int) -> torch.Tensor:
-    """The input's streams ``(N, S, d)``: value, ``d`` unit first derivatives and (order 2)
-    ``d^2`` zero second derivatives."""
+def streams_read(term, d: int, m: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """The input derivatives ``term.residual`` reads: the first-derivative coordinates and the
+    second-derivative pairs ``(i, j)``, ``i <= j``, in ``d`` coordinates and ``m`` outputs;
+    the coordinates of every pair are among the first ones (the pass needs them).
+
+    Found by differentiating the residual of a random jet at 3 random points (a local
+    generator) with respect to the jet: a derivative is read where its gradient is nonzero.
+    Burgers' PDE term reads ``u_t``, ``u_x`` and ``u_xx`` only, so its pass carries 4 streams
+    instead of ``1 + d + d^2 = 7``. Where the probe fails (a residual autograd cannot
+    differentiate), every derivative of the term's order is taken, with a warning on the
+    ``trainlab`` logger."""
+    order = term.order
+    every = (tuple(range(d)) if order >= 1 else (),
+             tuple((i, j) for i in range(d) for j in range(i, d)) if order >= 2 else ())
+    if order == 0:
+        return every
+    gen = torch.Generator().manual_seed(0)
+    with torch.inference_mode(False), torch.enable_grad():
+        u = torch.rand(3, m, dtype=torch.float64, generator=gen).requires_grad_(True)
+        g = torch.rand(3, m, d, dtype=torch.float64, generator=gen).requires_grad_(True)
+        h = (torch.rand(3, m, d, d, dtype=torch.float64, generator=gen)
+             if order >= 2 else None)
+        if h is not None:
+            h = (h + h.transpose(2, 3)).requires_grad_(True)
+        x = torch.rand(3, d, dtype=torch.float64, generator=gen)
+        try:
+            r = term.residual(Jet(u, g, h), x)
+            weights = torch.rand(r.shape, dtype=r.dtype, generator=gen) + 0.5
+            grads = torch.autograd.grad((r * weights).sum(), [g] + ([h] if h is not None
+                                                                    else []),
+                                        allow_unused=True)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            log.warning("mlp_taylor: could not find the derivatives term %r reads (%s); "
+                        "computing all of them", getattr(term, "name", term), exc)
+            return every
+    used = [torch.zeros(d, dtype=torch.bool) if t is None else (t != 0).flatten(0, 1).any(0)
+            for t in grads]
+    pairs = ()
+    if h is not None:
+        sym = used[1] | used[1].T
+        pairs = tuple((i, j) for i in range(d) for j in range(i, d) if bool(sym[i, j]))
+    first = tuple(i for i in range(d) if bool(used[0][i]) or any(i in q for q in pairs))
+    return first, pairs
+
+
+def _needs(model: nn.Module, index: int, d: int) -> tuple[tuple[int, ...],
+                                                          tuple[tuple[int, int], ...]]:
+    """:func:`streams_read` of term ``index`` (``-1``: the solution, value only), cached on
+    the model."""
+    if index == -1:
+        return (), ()
+    cache = model.__dict__.setdefault("_taylor_streams", {})
+    if index not in cache:
+        cache[index] = streams_read(model.terms[index], d, model.width)
+    return cache[index]
+
+
+def _streams(x: torch.Tensor, first: tuple[int, ...], pairs: tuple[tuple[int, int], ...]
+             ) -> torch.Tensor:
+    """The input's streams ``(N, S, d)``: value, the unit first derivatives along
+    ``first`` and zero second derivatives, one per pair of ``pairs``."""
     n, d = x.shape
     parts = [x[:, None, :]]
-    if order >= 1:
-        parts.append(torch.eye(d, dtype=x.dtype, device=x.device).expand(n, d, d))
-    if order >= 2:
-        parts.append(x.new_zeros(n, d * d, d))
+    if first:
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)[list(first)]
+        parts.append(eye.expand(n, len(first), d))
+    if pairs:
+        parts.append(x.new_zeros(n, len(pairs), d))
     return torch.cat(parts, 1)
 
 
-def _tanh(z: torch.Tensor, d: int, order: int) -> torch.Tensor:
-    """``tanh`` applied to streams ``z`` ``(N, S, h)`` (value, first, second derivatives)."""
+def _tanh(z: torch.Tensor, first: tuple[int, ...], pairs: tuple[tuple[int, int], ...]
+          ) -> torch.Tensor:
+    """``tanh`` applied to streams ``z`` ``(N, S, h)`` laid out as :func:`_streams`."""
     s = torch.tanh(z[:, :1])
-    if order == 0:
+    if not first:
         return s
     s1 = 1 - s * s
-    z1 = z[:, 1:1 + d]
+    f = len(first)
+    z1 = z[:, 1:1 + f]
     parts = [s, s1 * z1]
-    if order >= 2:
+    if pairs:
         s2 = -2 * s * s1
-        z2 = z[:, 1 + d:]
-        outer = (z1[:, :, None, :] * z1[:, None, :, :]).reshape(z2.shape)
-        parts.append(s1 * z2 + s2 * outer)
+        z2 = z[:, 1 + f:]
+        pos = {c: k for k, c in enumerate(first)}
+        left = z1[:, [pos[i] for i, _ in pairs]]
+        right = z1[:, [pos[j] for _, j in pairs]]
+        parts.append(s1 * z2 + s2 * (left * right))
     return torch.cat(parts, 1)
+
+
+def _jet(a: torch.Tensor, d: int, first: tuple[int, ...],
+         pairs: tuple[tuple[int, int], ...], order: int) -> Jet:
+    """The output streams ``a`` ``(N, S, m)`` as a :class:`Jet` to ``order``; derivatives
+    the term does not read are zero."""
+    u = a[:, 0]
+    if order == 0:
+        return Jet(u)
+    zero = torch.zeros_like(u)
+    pos = {c: 1 + k for k, c in enumerate(first)}
+    grad = torch.stack([a[:, pos[i]] if i in pos else zero for i in range(d)], 2)
+    if order == 1:
+        return Jet(u, grad)
+    where = {}
+    for k, (i, j) in enumerate(pairs):
+        where[i, j] = where[j, i] = 1 + len(first) + k
+    hess = torch.stack([a[:, where[i, j]] if (i, j) in where else zero
+                        for i in range(d) for j in range(d)], 2)
+    return Jet(u, grad, hess.reshape(len(a), -1, d, d))
 
 
 def _forward(model: nn.Module, index: int, x: torch.Tensor,
@@ -96,11 +183,13 @@ def _forward(model: nn.Module, index: int, x: torch.Tensor,
     """Residuals ``(N, width)`` of term ``index`` (``-1``: the solution) at points ``x``
     ``(N, d)``; the layers' weights from ``params`` where named there (detached), else the
     modules' own (live, so the result is differentiable in them); with ``record``, each
-    linear layer's ``(index, input streams, pre-activation streams)`` is appended."""
+    linear layer's ``(index, input streams, pre-activation streams)`` is appended. Only the
+    streams of the derivatives the term reads are carried (:func:`streams_read`)."""
     term = None if index == -1 else model.terms[index]
     order = 0 if term is None else term.order
     d = x.shape[1]
-    a = _streams(x, order)
+    first, pairs = _needs(model, index, d)
+    a = _streams(x, first, pairs)
     if record is not None:
         a.requires_grad_(True)  # roots the graph: the recorded streams get gradients
     for i, m in enumerate(model.net):
@@ -114,12 +203,8 @@ def _forward(model: nn.Module, index: int, x: torch.Tensor,
                 record.append((i, a.detach(), z))
             a = z if b is None else torch.cat([z[:, :1] + b, z[:, 1:]], 1)
         elif isinstance(m, nn.Tanh):
-            a = _tanh(a, d, order)
-    u = a[:, 0]
-    grad = a[:, 1:1 + d].transpose(1, 2) if order >= 1 else None
-    hess = (a[:, 1 + d:].reshape(len(x), d, d, a.shape[2]).permute(0, 3, 1, 2)
-            if order >= 2 else None)
-    r = u if term is None else term.residual(Jet(u, grad, hess), x)
+            a = _tanh(a, first, pairs)
+    r = a[:, 0] if term is None else term.residual(_jet(a, d, first, pairs, order), x)
     if r.shape[1] > model.width:
         raise ConfigError(f"term {term.name!r} has {r.shape[1]} residual components, more "
                           f"than the {model.width} outputs")
@@ -136,17 +221,23 @@ def term_residual(model: nn.Module, index: int, x: torch.Tensor) -> torch.Tensor
 
 
 def term_jacobian(model: nn.Module, index: int, x: torch.Tensor,
-                  params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+                  params: dict[str, torch.Tensor], out: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Residuals of term ``index`` (``-1``: the solution) of ``model`` at points ``x``
     ``(N, d)`` and their per-point Jacobians, ``((N, width), (N, width, P))``, the parameters
     flattened in the order of ``params`` (names as in ``model.named_parameters()``; the
-    network's own values for those not in ``params``). Needs :func:`applicable`."""
+    network's own values for those not in ``params``); the Jacobians are written into
+    ``out`` (an ``(N, width, P)`` tensor) when given, which is returned. Needs
+    :func:`applicable`."""
     record: list = []
     with torch.enable_grad():
         r = _forward(model, index, x, params, record)
         sizes = {n: p.numel() for n, p in params.items()}
         offsets = dict(zip(sizes, [0, *torch.tensor(list(sizes.values())).cumsum(0).tolist()]))
-        jac = x.new_empty(len(x), r.shape[1], sum(sizes.values()))
+        shape = (len(x), r.shape[1], sum(sizes.values()))
+        if out is not None and tuple(out.shape) != shape:
+            raise ConfigError(f"term_jacobian: out has shape {tuple(out.shape)}, needs {shape}")
+        jac = x.new_empty(shape) if out is None else out
         for c in range(r.shape[1]):
             g = torch.autograd.grad(r[:, c].sum(), [z for _, _, z in record],
                                     retain_graph=True, allow_unused=True)

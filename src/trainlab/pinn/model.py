@@ -105,16 +105,34 @@ class PinnModel(nn.Module):
         :func:`trainlab.pinn.mlp_taylor.term_jacobian` over chunks of rows; else one
         ``vmap(jacrev(...))`` per term, so each point costs one backward pass through its
         own residual."""
+        return self.outputs_and_jacobian(xt, params, outputs=False)[1]
+
+    def outputs_and_jacobian(self, xt: torch.Tensor, params: dict[str, torch.Tensor],
+                             outputs: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(self(xt), output_jacobian(xt, params))`` without gradients, the outputs
+        bit-identical to the forward pass (``None`` when ``outputs`` is False). With
+        :attr:`taylor` the residuals come out of the Jacobian's own pass (the same chunks
+        and arithmetic as the forward), so they cost no extra forward pass."""
         x, groups = self._split(xt)
         names = list(params)
         size = sum(p.numel() for p in params.values())
         if self.taylor:  # every row is in one group: no zero fill needed
             out = x.new_empty(len(x), self.width, size)
+            values = x.new_zeros(len(x), self.width) if outputs else None
             for i, rows in groups:  # chunks of rows keep the streams in cache
                 for part in torch.split(rows, mlp_taylor.CHUNK):
-                    out.index_put_((part,), mlp_taylor.term_jacobian(self, i, x[part],
-                                                                     params)[1])
-            return out
+                    start = int(part[0])  # consecutive rows (the usual layout): write in place
+                    span = (out[start:start + len(part)] if torch.equal(
+                        part, torch.arange(start, start + len(part))) else None)
+                    r, jac = mlp_taylor.term_jacobian(self, i, x[part], params, span)
+                    if span is None:
+                        out.index_put_((part,), jac)
+                    if outputs and i != SOLUTION:
+                        values.index_put_((part,), r)
+                if outputs and i == SOLUTION:  # the forward's own arithmetic (nn.Linear)
+                    with torch.no_grad():
+                        values.index_put_((rows,), self.solution(x[rows]))
+            return values, out
         out = x.new_zeros(len(x), self.width, size)
         for i, rows in groups:
             view = _TermView(self, i)
@@ -127,7 +145,10 @@ class PinnModel(nn.Module):
             jac = {n[len("owner."):]: v for n, v in jac.items()}
             flat = torch.cat([jac[n].reshape(len(rows), self.width, -1) for n in names], 2)
             out = out.index_put((rows,), flat)
-        return out
+        if not outputs:
+            return None, out
+        with torch.no_grad():
+            return self(xt), out
 
 
 class _TermView(nn.Module):
