@@ -174,3 +174,15 @@ def test_syrk_gram_equals_the_full_product(dtype, tol):
     _close(gram_matrix(jac), gram_matrix(jac, syrk=False), tol)
     assert syrk_gram(jac.to(torch.int64)) is None
     assert syrk_gram(jac.requires_grad_(True)) is None  # autograd must see the product
+
+
+def test_syrk_gram_outside_the_verified_torch_falls_back_with_a_warning(monkeypatch, caplog):
+    import trainlab.optim._syrk as syrk
+
+    monkeypatch.setattr(syrk, "_KERNELS", None)
+    monkeypatch.setattr(syrk, "SYRK_TORCH", ((1, 0), (1, 0)))
+    jac = torch.randn(50, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with caplog.at_level("WARNING", logger="trainlab"):
+        assert syrk.syrk_gram(jac) is None
+    assert "outside the verified releases" in caplog.text
+    _close(gram_matrix(jac), jac.T @ jac, 1e-14)  # the blocked product serves instead

@@ -10,10 +10,13 @@ BLAS kernels as ``mkl_blas_dsyrk`` / ``mkl_blas_ssyrk`` (Fortran calling convent
 took 0.54 to 0.58 CPU s there against 0.71 to 0.77 for the blocked product and 0.96 to 1.04
 for ``J.T @ J``; its triangle equalled the full product's to the last bit in that test.
 
-The binding is an undocumented export of one PyTorch build: :func:`syrk_gram` checks it once
-per process on a small matrix against ``J.T @ J`` and returns ``None`` (with one warning on
-the ``trainlab`` logger) where the symbol is missing (a build without MKL) or the check
-fails; callers then use their own product.
+The binding is an undocumented export of one PyTorch build (MKL's internal entry point, whose
+signature MKL does not promise to keep), so it is used only where it was verified: torch
+releases in :data:`SYRK_TORCH` (the pinned CPU build, checked by the test suite), and there
+:func:`syrk_gram` checks it once per process on a small matrix against ``J.T @ J``. Outside
+the gate, where the symbol is missing (a build without MKL) or the check fails, it returns
+``None`` with one warning on the ``trainlab`` logger; callers then use their own product
+(``gram_matrix(..., syrk=False)`` is the public path, tested on its own).
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ import sys
 
 import torch
 
+from trainlab.optim._fused_adam import _torch_version
+
 log = logging.getLogger("trainlab")
+
+#: torch releases (major, minor) whose MKL ``?syrk`` export was verified (lowest, highest)
+SYRK_TORCH = ((2, 13), (2, 13))
 _KERNELS: dict[torch.dtype, object] | None = None
 
 
@@ -67,7 +75,9 @@ def _call(kernel: object, jac: torch.Tensor) -> torch.Tensor:
 def _kernels() -> dict[torch.dtype, object]:
     global _KERNELS
     if _KERNELS is None:
-        found = _load() if sys.byteorder == "little" else {}
+        low, high = SYRK_TORCH
+        gated = sys.byteorder == "little" and low <= _torch_version() <= high
+        found = _load() if gated else {}
         gen = torch.Generator().manual_seed(0)
         for dtype, kernel in list(found.items()):
             probe = torch.randn(37, 13, dtype=dtype, generator=gen)
@@ -76,8 +86,10 @@ def _kernels() -> dict[torch.dtype, object]:
             if float((_call(kernel, probe) - full).abs().max()) > tol * float(full.abs().max()):
                 del found[dtype]
         if torch.float64 not in found:
-            log.warning("syrk_gram: no working MKL ?syrk in this PyTorch build; Gram "
-                        "matrices use the blocked matrix product (about 1.3x the time)")
+            why = ("no working MKL ?syrk in this PyTorch build" if gated else
+                   f"torch {torch.__version__} is outside the verified releases {SYRK_TORCH}")
+            log.warning("syrk_gram: %s; Gram matrices use the blocked matrix product "
+                        "(about 1.3x the time)", why)
         _KERNELS = found
     return _KERNELS
 
