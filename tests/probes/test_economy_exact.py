@@ -125,6 +125,16 @@ def test_flat_buffers_give_the_reference_statistics_to_the_bit(monkeypatch, dtyp
         expected = reference_noise(want)
         assert all(torch.equal(a, b) for a, b in zip(_noise(fresh), expected))
         assert all(torch.equal(a, b) for a, b in zip(_noise(got, buffers), expected))
+        # deferred (the probe's path): the last passes done by _noise block by block, or
+        # by settle() over the whole vectors; the same numbers either way
+        late = captured_grad_stats(model, records, 24, buffers=buffers, deferred=True)
+        assert all(torch.equal(a, b) for a, b in zip(_noise(late, buffers), expected))
+        assert not buffers.pending and buffers.sq_factor == 1
+        late = captured_grad_stats(model, records, 24, buffers=buffers, deferred=True)
+        assert buffers.pending  # known gradients (2-D) or scale factors (sequences) wait
+        buffers.settle()
+        assert torch.equal(late.flat_sum, want.flat_sum)
+        assert torch.equal(late.flat_sq, want.flat_sq)
 
 
 @pytest.mark.parametrize("block", [65536, 2])

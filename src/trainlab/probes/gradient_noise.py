@@ -88,12 +88,18 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     whole-vector operations, to the bit (tested). Leaves ``stats`` unchanged, except when
     ``scratch`` holds its flat vectors (the probe's own
     :class:`~trainlab.probes.per_sample.FlatBuffers`, read by nothing after this): the
-    work is then done in place there, allocating nothing."""
+    work is then done in place there, allocating nothing, and the work a deferred
+    :func:`~trainlab.probes.per_sample.captured_grad_stats` left in ``scratch`` (the known
+    gradients times ``n``, the scale factors) is done block by block first, so that no
+    whole-vector pass is spent on it; with several blocks, :math:`nQ` is formed in
+    ``scratch.block`` and the sums of squares are only read."""
     n = stats.n
     own = (scratch is not None and stats.flat_sum is scratch.sum
            and stats.flat_sq is scratch.sq)
-    if own:
-        s2, var, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
+    pending, sq_factor = scratch.take_pending() if own and scratch is not None else ([], 1)
+    if own and scratch is not None:
+        s2, sq, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
+        var = sq
     else:
         if stats.flat_sum is not None and stats.flat_sq is not None:
             total, sq = stats.flat_sum, stats.flat_sq
@@ -107,13 +113,33 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     exact = var.dtype in (torch.float32, torch.float64)
     block = NOISE_BLOCK if exact else max(size, 1)
     tiny = torch.finfo(var.dtype).tiny
+    spare = None
+    if own and scratch is not None and size > block:  # nQ formed here: sq is only read
+        if (scratch.block.numel() < block or scratch.block.dtype != sq.dtype
+                or scratch.block.device != sq.device):
+            scratch.block = sq.new_empty(block)
+        spare = scratch.block
     counts = []
     for i in range(0, size, block):
-        s, v, r = ((s2, var, ratio) if size <= block else
-                   (s2[i:i + block], var[i:i + block], ratio[i:i + block]))
+        j = min(i + block, size)
+        s, r = (s2, ratio) if size <= block else (s2[i:j], ratio[i:j])
         if own:
+            for item in pending:
+                item.apply(s2, i, j)
             s.square_()  # n^2 gbar^2
-            v.mul_(n)
+            if spare is None:
+                v = var
+                if sq_factor != 1:
+                    v.mul_(sq_factor)
+                v.mul_(n)
+            else:
+                v = spare[:j - i]
+                if sq_factor != 1:
+                    torch.mul(sq[i:j], sq_factor, out=v).mul_(n)
+                else:
+                    torch.mul(sq[i:j], n, out=v)
+        else:
+            v = var if size <= block else var[i:j]
         v.sub_(s)  # n^2 Var
         torch.gt(v, 0, out=r)  # 1 where the variance is positive, else 0 (a float mask:
         # boolean kernels cost several times more on CPU)
@@ -289,9 +315,12 @@ class GradientNoise(Probe):
         records = capture.take()
         if not records:
             return None
+        # deferred: the last passes over the sums are done by _noise, block by block (not
+        # under data-parallel training, where the sums are reduced across ranks first)
         return captured_grad_stats(ctx.model, records, batch_size(ctx.batch[0]),
                                    examples=examples or self.max_examples,
-                                   params=ctx.params(), buffers=self._buffers)
+                                   params=ctx.params(), buffers=self._buffers,
+                                   deferred=ctx.dist is None)
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
