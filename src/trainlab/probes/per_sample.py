@@ -244,26 +244,33 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
 
 class Pending(NamedTuple):
     """Work on the flat gradient sums that a deferred :func:`captured_grad_stats` leaves to
-    its consumer: entries ``offset .. offset + size`` become ``source * factor`` (a known
-    batch gradient times the number of examples) or, with ``source`` None, are multiplied
-    in place by ``factor`` (the scale of the per-example gradients)."""
+    its consumer: ``out`` (the view of the flat entries ``offset .. offset + size``)
+    becomes ``source * factor`` (a known batch gradient times the number of examples) or,
+    with ``source`` None, is multiplied in place by ``factor`` (the scale of the
+    per-example gradients)."""
 
     offset: int
     size: int
     source: torch.Tensor | None
     factor: int
+    out: torch.Tensor
 
     def apply(self, flat: torch.Tensor, lo: int, hi: int) -> None:
         """Do the part of this work that falls in ``flat[lo:hi]`` (same operation per
-        element whatever the range)."""
-        lo, hi = max(lo, self.offset), min(hi, self.offset + self.size)
-        if lo >= hi:
+        element whatever the range; the whole of it on ``out`` directly)."""
+        start, end = max(lo, self.offset), min(hi, self.offset + self.size)
+        if start >= end:
             return
-        out = flat[lo:hi]
-        if self.source is None:
+        if start == self.offset and end == self.offset + self.size:
+            out, source = self.out, self.source
+        else:
+            out = flat[start:end]
+            source = (None if self.source is None else
+                      self.source.view(-1)[start - self.offset:end - self.offset])
+        if source is None:
             out.mul_(self.factor)
         else:
-            torch.mul(self.source[lo - self.offset:hi - self.offset], self.factor, out=out)
+            torch.mul(source, self.factor, out=out)
 
 
 class FlatBuffers:
@@ -419,9 +426,10 @@ def _linear_stats(layout: _Layout,
         sq_norms = like.new_zeros(n)
     if post != 1:
         if pending is not None and buffers is not None:
-            pending.extend(Pending(_offset(part, flat_sum), part.numel(), None, post)
-                           for part in unscaled)
-            pending.sort(key=lambda item: item.offset)
+            if unscaled:
+                pending.extend(Pending(_offset(part, flat_sum), part.numel(), None, post,
+                                       part) for part in unscaled)
+                pending.sort(key=lambda item: item.offset)
             buffers.sq_factor = post * post
         else:
             for part in unscaled:
@@ -455,8 +463,9 @@ def _known(mean: torch.Tensor, n: int, post: int, out: torch.Tensor,
     gradient (times ``n`` only where ``post == 1``) is copied in, and the factor ``post``
     applied with the other sums."""
     if mean.dtype == out.dtype:
-        if pending is not None and flat is not None and mean.is_contiguous():
-            pending.append(Pending(_offset(out, flat), out.numel(), mean.reshape(-1), n))
+        if (pending is not None and flat is not None and mean.shape == out.shape
+                and mean.is_contiguous()):
+            pending.append(Pending(_offset(out, flat), out.numel(), mean, n, out))
         else:
             torch.mul(mean, n, out=out)
     else:
