@@ -205,34 +205,16 @@ def economy_history(monkeypatch, kept_from: int, dtype=torch.float32):
     return mon.history
 
 
-@pytest.mark.parametrize("kept_from", [0, 100])  # all kept; some
+@pytest.mark.parametrize("kept_from", [0, 100])  # all tensors block by block; some
 def test_economy_in_a_monitor_is_the_same_with_kept_and_new_differences(monkeypatch,
                                                                         kept_from):
+    """Distances taken block by block (tensors of one block each: their norms keep their
+    bits, and their places among the others' in the step's norm table) give the histories
+    of one foreach subtraction and norm call."""
     kept = economy_history(monkeypatch, kept_from)
     fresh = economy_history(monkeypatch, 10 ** 9)
     assert {"gsnr", "gns", "update_ratio", "distance", "grad_norm"} <= set(kept)
     assert kept == fresh
-
-
-def test_economy_in_a_monitor_with_distances_block_by_block(monkeypatch):
-    """Tensors of more than one block (blocks of 50 entries here) get their distances
-    block by block: each in its place among the others' in the step's norm table (the
-    histories of one foreach subtraction and norm call within 1e-6 for the distance
-    terms; the other metrics to the bit)."""
-    fresh = economy_history(monkeypatch, 10 ** 9)
-    monkeypatch.setattr(norms_module, "DISTANCE_BLOCK", 50)
-    blocked = economy_history(monkeypatch, 10 ** 9)
-    assert blocked.keys() == fresh.keys()
-    moved = 0
-    for name, series in fresh.items():
-        for (s1, a), (s2, b) in zip(series, blocked[name]):
-            assert s1 == s2
-            if name.split("/")[0] in ("distance", "rotation", "update_ratio", "update_norm"):
-                assert b == pytest.approx(a, rel=1e-6, abs=1e-12)
-                moved += a != b
-            else:
-                assert a == b
-    assert moved  # the blocks did run
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -127,9 +127,10 @@ core's L2 cache from the subtraction to the norm)."""
 
 def _blockwise(now: torch.Tensor, base: torch.Tensor) -> bool:
     """Whether ``||now - base||`` is taken block by block (:func:`_distance_norms`): a
-    tensor of more than one block, in float32 or float64 like its base, both contiguous
-    (a tensor of one block gains nothing: its difference stays in cache either way)."""
-    return (now.numel() > DISTANCE_BLOCK and now.dtype == base.dtype
+    tensor of at least :data:`KEPT_DIFFERENCE_NUMEL` entries, in float32 or float64 like
+    its base, both contiguous (one of at most one block gives the bits of the
+    whole-tensor difference's norm)."""
+    return (now.numel() >= KEPT_DIFFERENCE_NUMEL and now.dtype == base.dtype
             and now.dtype in _NORM_DTYPES and now.shape == base.shape
             and now.is_contiguous() and base.is_contiguous())
 
@@ -162,10 +163,10 @@ def _distance_norms(memo: dict, now: torch.Tensor, bases: list[torch.Tensor]
 
 
 KEPT_DIFFERENCE_NUMEL = 65536
-"""Tensors of at least this many entries that are not taken block by block
-(:func:`_blockwise`) get their difference written into a kept tensor
-(:func:`_differences`); smaller ones are subtracted by one ``torch._foreach_sub`` call;
-the norms of both go with the others' into one call."""
+"""Tensors of at least this many entries get their distance norm block by block
+(:func:`_distance_norms`) or, where that does not apply, their difference written into a
+kept tensor (:func:`_differences`); smaller ones are subtracted by one
+``torch._foreach_sub`` call and their norms taken with the others' in one call."""
 
 
 def _differences(memo: dict, now: list[torch.Tensor], bases: list[torch.Tensor]
