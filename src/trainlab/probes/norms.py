@@ -88,24 +88,13 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
                   and kept[1] == names else None)
     bases = [*init, *prev]
-    pairs = now * (len(bases) // len(now))
-    # the large tensors' distances block by block (their norms, by position); the others'
-    # differences go to the one norm call below
-    direct = {j: _distance_norm(memo, pairs[j], b) for j, b in enumerate(bases)
-              if _blockwise(pairs[j], b)}
-    rest = [j for j in range(len(bases)) if j not in direct]
-    diffs = _differences(memo, [pairs[j] for j in rest], [bases[j] for j in rest]
-                         ) if rest else []
+    diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []
     k, i, p = len(now), len(init), len(prev)
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
-    i_left = i - sum(j < i for j in direct)  # differences of the initial parameters left
-    norms = tensor_norms([*grads_list, *now, *diffs[:i_left], *init[:wi], *diffs[i_left:],
-                          *prev[:wp]])
-    for j in sorted(direct):  # into their places: after the gradients, the weights and,
-        # for the previous parameters' distances, the initial parameters' norms
-        norms.insert(len(grads_list) + k + j + (wi if j >= i else 0), direct[j])
-    parts = torch.stack(norms).split([len(grads_list), k, i, wi, p, wp])
+    parts = torch.stack(tensor_norms([*grads_list, *now, *diffs[:i], *init[:wi], *diffs[i:],
+                                      *prev[:wp]])
+                        ).split([len(grads_list), k, i, wi, p, wp])
     g, w, di, w_init, dp, w_prev = parts
     if init_norms is None and i:
         init_norms = w_init
@@ -117,48 +106,9 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
                       dp if p else None, prev_norms)
 
 
-DISTANCE_BLOCK = 262144
-"""Entries per block of :func:`_distance_norm` (a float32 block is 1 MiB: it stays in a
-core's L2 cache from the subtraction to the norm)."""
-
-
-def _blockwise(now: torch.Tensor, base: torch.Tensor) -> bool:
-    """Whether ``||now - base||`` is taken block by block (:func:`_distance_norm`): a
-    tensor of at least :data:`KEPT_DIFFERENCE_NUMEL` entries, in float32 or float64 like
-    its base, both contiguous (one of at most one block gives the bits of the
-    whole-tensor difference's norm)."""
-    return (now.numel() >= KEPT_DIFFERENCE_NUMEL and now.dtype == base.dtype
-            and now.dtype in _NORM_DTYPES and now.shape == base.shape
-            and now.is_contiguous() and base.is_contiguous())
-
-
-def _distance_norm(memo: dict, now: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-    """:math:`\\|now - base\\|` of a large tensor without writing the difference out:
-    block by block (:data:`DISTANCE_BLOCK` entries), each block's difference written into
-    one kept block of scratch (in ``memo``, the run's cache) while it is in cache and its
-    norm taken there, the block norms combined in float64 and rounded once to the
-    tensor's dtype. The whole-tensor difference and norm it replaces wrote and read back
-    the difference (two passes over memory more) and accumulate one float32 sum over
-    millions of squares, which drifts: 9e-5 low at 4M entries, where this is within 2e-6
-    of a float64 computation (tested to 1e-5 against float64 and against the whole-tensor
-    norm to 5e-4)."""
-    x, y = now.reshape(-1), base.reshape(-1)
-    size = x.numel()
-    spare = memo.get("distance_block")
-    if spare is None or spare.dtype != x.dtype or spare.device != x.device:
-        spare = memo["distance_block"] = x.new_empty(DISTANCE_BLOCK)
-    parts = []
-    for i in range(0, size, DISTANCE_BLOCK):
-        j = min(i + DISTANCE_BLOCK, size)
-        parts.append(torch.linalg.vector_norm(torch.sub(x[i:j], y[i:j], out=spare[:j - i])))
-    return torch.linalg.vector_norm(torch.stack(parts), dtype=torch.float64).to(x.dtype)
-
-
 KEPT_DIFFERENCE_NUMEL = 65536
-"""Tensors of at least this many entries get their distance norm block by block
-(:func:`_distance_norm`) or, where that does not apply, their difference written into a
-kept tensor (:func:`_differences`); smaller ones are subtracted by one
-``torch._foreach_sub`` call and their norms taken with the others' in one call."""
+"""Tensors of at least this many entries get their difference written into a kept tensor
+(:func:`_differences`); smaller ones are subtracted by one ``torch._foreach_sub`` call."""
 
 
 def _differences(memo: dict, now: list[torch.Tensor], bases: list[torch.Tensor]
