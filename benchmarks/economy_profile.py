@@ -8,12 +8,11 @@ probes share the step's parameter norms (``grad-norm``, measured first, computes
 ``rotation`` and ``update-ratio``). Run the script on two versions of the code at about the
 same time to compare them: the machine's load moves every part by tens of percent.
 
-Session econ (2026-12-06, load 5-6 on 2 shared cores, process clock, ms per step, medians
-of 10 / 30 / 200 steps, before = commit ccd01a4): width 2048 depth 3 (8.5M parameters):
-grad-noise 60-66 (the two products d^2 a^2 of the wide layers about 22), grad-norm
-(the shared norms) 29-32 (before 38-40), snapshot 6-7, all of ``Monitor.step`` 89-96
-(before 105-106) over a step of 130-145; width 512 (0.55M): 9.4 before and after; width
-128 (40k): 1.6-1.7 before and after.
+Session econ (2026-12-06 23:10 UTC, load 5-6 on 2 shared cores, ms per step, medians of 8
+steps, two runs each, before = commit ccd01a4): width 2048 depth 3 (8.5M parameters):
+grad-noise 52-56 (before 63-66; its two products d^2 a^2 of the wide layers about 22),
+grad-norm (the shared norms) 30 (29), snapshot 6 (6), all of ``Monitor.step`` 90-94
+(99-102), forward + backward 63-73 (62-65: one run paid 4,000 page faults a step there).
 
 Example:
     python benchmarks/economy_profile.py --width 2048 --depth 3 --steps 10
