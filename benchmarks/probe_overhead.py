@@ -11,6 +11,14 @@ snapshots, the history). Prints the median time per step and the median over rou
 ratio to the untracked loop of the same round (Cockpit's published CPU figure for its
 economy preset on an MNIST MLP at every step is about 63x; see notes/diagnostics.md).
 ``--per-probe`` adds one configuration per probe of the preset, measured alone at every step.
+``benchmarks/economy_profile.py`` splits one economy step into its parts.
+
+Measured (docs/performance.md, sessions speedeco2 and econ, 2026-12-06, 1 thread, process
+clock, load 5-9 on 2 shared cores): economy@1 2.3x-2.5x at the default 23k parameters,
+2.5x at 40k (depth 3, width 128), 1.9x-2.1x at 0.55M (width 512) and 1.6x-2.1x at 8.5M
+(width 2048), the spread at 8.5M set mostly by how fast the untracked loop ran in each
+round; economy@16 1.1x-1.2x. Each ratio comes from one process; compare two versions of
+the code only in runs at about the same time.
 
 Example:
     python benchmarks/probe_overhead.py --steps 512 --repeats 3 --clock process

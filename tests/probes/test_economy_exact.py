@@ -65,18 +65,27 @@ def reference_stats(layout, records, n: int) -> GradStats:
     return GradStats(n, rows_total.mul_(n * n), {}, {}, "captured", True, flat_sum, flat_sq)
 
 
-def reference_noise(stats: GradStats):
-    """The noise terms and GSNR as computed before (mask by ``sign``, new tensors)."""
+def plain_total(x: torch.Tensor, block: int) -> torch.Tensor:
+    """A vector's sum as :func:`_noise` takes it: whole, when it is one block; else the sums
+    of its blocks added in float64, rounded once."""
+    if x.numel() <= block:
+        return x.sum()
+    return torch.stack([c.sum() for c in x.split(block)]).sum(dtype=torch.float64).to(x.dtype)
+
+
+def reference_noise(stats: GradStats, block: int = 65536):
+    """The noise terms and GSNR by whole-vector operations (mask by ``sign``, new tensors),
+    the two sums as :func:`plain_total` takes them."""
     n, total, sq = stats.n, stats.flat_sum, stats.flat_sq
     s2 = total.square()
-    g2 = s2.sum()
+    g2 = plain_total(s2, block)
     mean_sq = stats.sq_norms.mean()
     trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(n / (n - 1))
     grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(1 / (n * (n - 1)))
     var = torch.mul(sq, n).sub_(s2)
     pos = torch.sign(var).clamp_min_(0)
     ratio = s2.mul_(pos).div_(var.clamp_min_(torch.finfo(var.dtype).tiny))
-    return trace_cov, grad_sq, ratio.sum() / pos.sum().clamp_min(1)
+    return trace_cov, grad_sq, plain_total(ratio, block) / pos.sum().clamp_min(1)
 
 
 def recorded(model, x, y, loss_fn=F.cross_entropy):
@@ -122,9 +131,19 @@ def test_flat_buffers_give_the_reference_statistics_to_the_bit(monkeypatch, dtyp
         assert kept is None or got.flat_sum.data_ptr() == kept  # no new allocation
         kept = got.flat_sum.data_ptr()
         # in place on the buffers (the probe's path) = on fresh tensors = the reference
-        expected = reference_noise(want)
+        expected = reference_noise(want, block)
         assert all(torch.equal(a, b) for a, b in zip(_noise(fresh), expected))
         assert all(torch.equal(a, b) for a, b in zip(_noise(got, buffers), expected))
+        # deferred (the probe's path): the last passes done by _noise block by block, or
+        # by settle() over the whole vectors; the same numbers either way
+        late = captured_grad_stats(model, records, 24, buffers=buffers, deferred=True)
+        assert all(torch.equal(a, b) for a, b in zip(_noise(late, buffers), expected))
+        assert not buffers.pending and buffers.sq_factor == 1
+        late = captured_grad_stats(model, records, 24, buffers=buffers, deferred=True)
+        assert buffers.pending  # known gradients (2-D) or scale factors (sequences) wait
+        buffers.settle()
+        assert torch.equal(late.flat_sum, want.flat_sum)
+        assert torch.equal(late.flat_sq, want.flat_sq)
 
 
 @pytest.mark.parametrize("block", [65536, 2])
@@ -143,7 +162,7 @@ def test_gsnr_mask_equals_the_sign_mask_on_zero_and_negative_variances(monkeypat
     buffers = FlatBuffers()
     buffers.sum, buffers.sq, buffers.mask = flat_sum.clone(), flat_sq.clone(), torch.empty(6)
     own = GradStats(n, stats.sq_norms, {}, {}, "captured", False, buffers.sum, buffers.sq)
-    expected = reference_noise(stats)
+    expected = reference_noise(stats, block)
     assert all(torch.equal(a, b) for a, b in zip(_noise(stats), expected))
     assert all(torch.equal(a, b) for a, b in zip(_noise(own, buffers), expected))
     assert torch.equal(stats.flat_sum, flat_sum.clone())  # not the probe's: left unchanged
@@ -248,3 +267,28 @@ def test_layers_of_two_dtypes_give_the_concatenated_statistics_in_the_promoted_d
     grad = torch.cat([p.grad.reshape(-1).double() for p in model.parameters()]) * 16
     assert hooks.flat_sum.dtype == torch.float32
     assert (hooks.flat_sum.double() - grad).norm() <= 2e-2 * grad.norm()
+
+
+def test_noise_sums_over_many_blocks_are_within_1e6_of_exact_sums():
+    """Above one block the two sums of :func:`_noise` add block sums in float64: within
+    1e-6 (relative) of the exact sums of the same float32 terms, on a vector of 2M entries
+    (not the bits of torch's whole-vector sums, which order the terms otherwise)."""
+    g = torch.Generator().manual_seed(0)
+    n, size = 32, 2 ** 21
+    flat_sum = torch.randn(size, generator=g)
+    flat_sq = flat_sum.square() / n + torch.rand(size, generator=g)  # variances > 0
+    flat_sq[:1000] = flat_sum[:1000].square() / n  # and some of (rounding-)zero variance
+    sq_norms = torch.full((n,), 3.0 * float(flat_sum.double().square().sum()) / n ** 2)
+    stats = GradStats(n, sq_norms, {}, {}, "captured", False, flat_sum, flat_sq)
+    s2 = flat_sum.square()
+    var = torch.mul(flat_sq, n).sub_(s2)
+    pos = torch.sign(var).clamp_min_(0)
+    ratio = (s2 * pos).div_(var.clamp_min(torch.finfo(var.dtype).tiny))
+    g2 = s2.double().sum()  # the exact sums of the float32 terms (float64, 2M terms)
+    mean_sq = sq_norms.double().mean()
+    want = ((mean_sq - g2 / n ** 2) * n / (n - 1), (g2 - n * mean_sq) / (n * (n - 1)),
+            ratio.double().sum() / pos.double().sum())
+    got = _noise(stats)
+    for a, b in zip(got, want):
+        assert a.dtype == torch.float32
+        assert abs(float(a) - float(b)) <= 1e-6 * abs(float(b))

@@ -83,49 +83,99 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
 
     The elementwise work runs block by block (:data:`NOISE_BLOCK` entries), so that its
     operations read and write a block while it is in cache instead of passing over
-    the whole vectors each time; the three sums are taken over the whole vectors after, and
-    the count of positive variances is a sum of exact integers: the numbers are those of
-    whole-vector operations, to the bit (tested). Leaves ``stats`` unchanged, except when
+    the whole vectors each time, and each block's sums are taken while it is there (no
+    pass over a whole vector after): a vector of one block gives the numbers of
+    whole-vector operations, to the bit; a longer one the sums of :func:`_total` (block
+    sums added in float64: within 1e-6 of the exact sums, tested; the whole-vector sums
+    they replace differ from them in the last bits), and the count of positive variances,
+    a sum of exact integers, is exact either way. Leaves ``stats`` unchanged, except when
     ``scratch`` holds its flat vectors (the probe's own
     :class:`~trainlab.probes.per_sample.FlatBuffers`, read by nothing after this): the
-    work is then done in place there, allocating nothing."""
+    work is then done in place there, allocating nothing, and the work a deferred
+    :func:`~trainlab.probes.per_sample.captured_grad_stats` left in ``scratch`` (the known
+    gradients times ``n``, the scale factors) is done block by block first, so that no
+    whole-vector pass is spent on it; with several blocks, :math:`nQ` and the ratios are
+    formed in ``scratch.block`` and the sums of squares are only read."""
     n = stats.n
     own = (scratch is not None and stats.flat_sum is scratch.sum
            and stats.flat_sq is scratch.sq)
-    if own:
-        s2, var, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
+    pending, sq_factor = scratch.take_pending() if own and scratch is not None else ([], 1)
+    if own and scratch is not None:
+        s2, sq, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
+        var = sq
     else:
         if stats.flat_sum is not None and stats.flat_sq is not None:
             total, sq = stats.flat_sum, stats.flat_sq
         else:
             total = torch.cat([v.reshape(-1) for v in stats.grad_sum.values()])
             sq = torch.cat([v.reshape(-1) for v in stats.grad_sq_sum.values()])
-        s2, var, ratio = total.square(), torch.mul(sq, n), torch.empty_like(sq)
+        s2 = total.square()
+        var = ratio = sq
     size = s2.numel()
     # block counts add up exactly: integers below 2^24 in float32, in float64 above (as a
     # whole-vector sum would); other dtypes count in one block
     exact = var.dtype in (torch.float32, torch.float64)
     block = NOISE_BLOCK if exact else max(size, 1)
     tiny = torch.finfo(var.dtype).tiny
-    counts = []
+    if size > block:  # nQ and the ratios formed in two blocks of scratch: sq only read
+        spare = scratch.block if scratch is not None else sq.new_empty(0)
+        if (spare.numel() < 2 * block or spare.dtype != sq.dtype
+                or spare.device != sq.device):
+            spare = sq.new_empty(2, block)
+            if scratch is not None:
+                scratch.block = spare
+        spare_v, spare_r = spare[0], spare[1]
+    elif not own:
+        var, ratio = torch.mul(sq, n), torch.empty_like(sq)
+    counts, g2_parts, ratio_parts = [], [], []
     for i in range(0, size, block):
-        s, v, r = ((s2, var, ratio) if size <= block else
-                   (s2[i:i + block], var[i:i + block], ratio[i:i + block]))
-        if own:
-            s.square_()  # n^2 gbar^2
-            v.mul_(n)
+        j = min(i + block, size)
+        if size <= block:
+            s, r, v = s2, ratio, var
+            if own:
+                for item in pending:
+                    item.apply(s2, i, j)
+                s.square_()  # n^2 gbar^2
+                if sq_factor != 1:
+                    v.mul_(sq_factor)
+                v.mul_(n)
+        else:
+            s, r, v = s2[i:j], spare_r[:j - i], spare_v[:j - i]
+            if own:
+                for item in pending:
+                    item.apply(s2, i, j)
+                s.square_()
+            if sq_factor != 1:
+                torch.mul(sq[i:j], sq_factor, out=v).mul_(n)
+            else:
+                torch.mul(sq[i:j], n, out=v)
         v.sub_(s)  # n^2 Var
         torch.gt(v, 0, out=r)  # 1 where the variance is positive, else 0 (a float mask:
         # boolean kernels cost several times more on CPU)
         counts.append(r.sum(dtype=torch.float64) if size > 2 ** 24 else r.sum())
         r.mul_(s).div_(v.clamp_min_(tiny))  # masked entries: 0 / tiny = 0
-    g2 = s2.sum()  # n^2 |gbar|^2
+        g2_parts.append(s.sum())
+        ratio_parts.append(r.sum())
+    g2 = _total(g2_parts, s2)  # n^2 |gbar|^2
     mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
     trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(n / (n - 1))
     grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(1 / (n * (n - 1)))
     count = (counts[0] if len(counts) == 1 else torch.stack(counts).sum()) if counts else (
         ratio.sum())
-    return trace_cov, grad_sq, ratio.sum() / count.clamp_min(1)
+    return trace_cov, grad_sq, _total(ratio_parts, s2) / count.clamp_min(1)
+
+
+def _total(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The sum of a vector from the sums of its blocks: the one block's sum (that of the
+    whole vector, to the bit), else the block sums added in float64 and rounded once to
+    ``like``'s dtype: not the bits of one sum over the whole vector (torch's sum orders
+    the terms its own way), but as close to the exact sum (tested to 1e-6 against a
+    float64 sum of the same terms at 2M entries); an empty vector's 0."""
+    if not parts:
+        return like.new_zeros(())
+    if len(parts) == 1:
+        return parts[0]
+    return torch.stack(parts).sum(dtype=torch.float64).to(like.dtype)
 
 
 def gathered_stats(stats: GradStats, dist: Any) -> GradStats:
@@ -289,9 +339,12 @@ class GradientNoise(Probe):
         records = capture.take()
         if not records:
             return None
+        # deferred: the last passes over the sums are done by _noise, block by block (not
+        # under data-parallel training, where the sums are reduced across ranks first)
         return captured_grad_stats(ctx.model, records, batch_size(ctx.batch[0]),
                                    examples=examples or self.max_examples,
-                                   params=ctx.params(), buffers=self._buffers)
+                                   params=ctx.params(), buffers=self._buffers,
+                                   deferred=ctx.dist is None)
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch

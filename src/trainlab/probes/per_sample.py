@@ -242,26 +242,83 @@ def _stats_linear_hooks(model: nn.Module, loss_fn: LossFn, inputs: Any, targets:
     return _linear_stats(layout, acts, n, n, known, like, "linear-hooks")
 
 
+class Pending(NamedTuple):
+    """Work on the flat gradient sums that a deferred :func:`captured_grad_stats` leaves to
+    its consumer: ``out`` (the view of the flat entries ``offset .. offset + size``)
+    becomes ``source * factor`` (a known batch gradient times the number of examples) or,
+    with ``source`` None, is multiplied in place by ``factor`` (the scale of the
+    per-example gradients)."""
+
+    offset: int
+    size: int
+    source: torch.Tensor | None
+    factor: int
+    out: torch.Tensor
+
+    def apply(self, flat: torch.Tensor, lo: int, hi: int) -> None:
+        """Do the part of this work that falls in ``flat[lo:hi]`` (same operation per
+        element whatever the range; the whole of it on ``out`` directly)."""
+        start, end = max(lo, self.offset), min(hi, self.offset + self.size)
+        if start >= end:
+            return
+        if start == self.offset and end == self.offset + self.size:
+            out, source = self.out, self.source
+        else:
+            out = flat[start:end]
+            source = (None if self.source is None else
+                      self.source.view(-1)[start - self.offset:end - self.offset])
+        if source is None:
+            out.mul_(self.factor)
+        else:
+            torch.mul(source, self.factor, out=out)
+
+
 class FlatBuffers:
     """Flat vectors that :func:`captured_grad_stats` writes the gradient sums and sums of
     squares into, kept from one call to the next (no allocation per step), with a third
-    (``mask``) that :mod:`~trainlab.probes.gradient_noise` uses as scratch; the
-    per-parameter views of the first two are built once.
+    (``mask``) and a fourth (``block``, one block of entries) that
+    :mod:`~trainlab.probes.gradient_noise` uses as scratch; the per-parameter views of the
+    first two are built once.
 
     Statistics built on these buffers are views of them: the next call with the same
     buffers overwrites them. Buffers that do not fit a call (another model layout, dtype or
-    device) are replaced by fresh ones for that call.
+    device) are replaced by fresh ones for that call. A deferred call
+    (``captured_grad_stats(..., deferred=True)``) leaves two whole-vector passes undone:
+    the gradient sums that are known batch gradients times ``n`` and the scale factors
+    (``pending``), and the factor of the sums of squares (``sq_factor``); the consumer
+    applies them block by block (:func:`~trainlab.probes.gradient_noise._noise`, while the
+    block is in cache) or calls :meth:`settle`.
     """
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
-        self.sum = self.sq = self.mask = torch.empty(0)
+        self.sum = self.sq = self.mask = self.block = torch.empty(0)
         self.sum_views: dict[str, torch.Tensor] = {}
         self.sq_views: dict[str, torch.Tensor] = {}
+        self.pending: list[Pending] = []
+        self.sq_factor = 1
+
+    def take_pending(self) -> tuple[list[Pending], int]:
+        """The work a deferred :func:`captured_grad_stats` left (``pending``, ``sq_factor``),
+        and forget it: the caller applies it."""
+        pending, factor = self.pending, self.sq_factor
+        self.pending, self.sq_factor = [], 1
+        return pending, factor
+
+    def settle(self) -> None:
+        """Apply the work a deferred :func:`captured_grad_stats` left, over the whole
+        vectors (the same operations, element by element, as the eager path): the statistics
+        are then final."""
+        pending, factor = self.take_pending()
+        for item in pending:
+            item.apply(self.sum, item.offset, item.offset + item.size)
+        if factor != 1:
+            self.sq.mul_(factor)
 
     def fit(self, layout: _Layout, like: torch.Tensor) -> FlatBuffers:
         """These buffers, (re)allocated for ``layout`` in ``like``'s dtype and device."""
         key = (tuple(layout.owners), layout.shapes, like.dtype, like.device)
+        self.pending, self.sq_factor = [], 1
         if key != self._key:
             total = sum(layout.sizes)
             self.sum, self.sq = like.new_empty(total), like.new_empty(total)
@@ -275,7 +332,7 @@ def _linear_stats(layout: _Layout,
                   acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]], n: int,
                   scale: int, known: dict[nn.Linear, dict[str, torch.Tensor]],
                   like: torch.Tensor, method: str,
-                  buffers: FlatBuffers | None = None) -> GradStats:
+                  buffers: FlatBuffers | None = None, deferred: bool = False) -> GradStats:
     """Statistics from each layer's input ``a`` and output gradient ``d`` (of a loss that
     averages ``scale`` examples), over the ``n`` examples given. ``known[layer]`` holds
     that layer's batch gradients of the mean loss over all examples (``'weight'``,
@@ -291,6 +348,9 @@ def _linear_stats(layout: _Layout,
     the bit against that reference). Layers of different dtypes (a float32 head on a
     bfloat16 body) give flat vectors in the promoted dtype, as concatenation did: a layer
     in another dtype computes its products in its own dtype and they are copied in.
+    ``deferred`` (with ``buffers``): the known gradients times ``n``, the factor ``scale``
+    of the other sums and that of the sums of squares are not applied but left in
+    ``buffers`` (:class:`FlatBuffers`), for a consumer that applies them block by block.
     """
     post = 1 if like.dtype == torch.float16 else scale  # applied to the sums at the end
     dtype = like.dtype
@@ -308,6 +368,7 @@ def _linear_stats(layout: _Layout,
         flat_sum, flat_sq = like.new_empty(total), like.new_empty(total)
         sum_out, sq_out = _shaped(layout, flat_sum), _shaped(layout, flat_sq)
     unscaled: list[torch.Tensor] = []  # gradient sums still to be multiplied by `post`
+    pending = buffers.pending if deferred and buffers is not None else None
     sq_norms: torch.Tensor | None = None
     reused = False
     for module, names in layout.layers.items():
@@ -337,7 +398,8 @@ def _linear_stats(layout: _Layout,
                         sq_norms += rows
                 _mm(d_sq.T, a_sq, sq_out[w_name])
                 if "weight" in mean:  # the sum is n times the known batch gradient
-                    _known(mean["weight"], n, post, sum_out[w_name], unscaled)
+                    _known(mean["weight"], n, post, sum_out[w_name], unscaled, pending,
+                           flat_sum)
                 else:
                     unscaled.append(_mm(d.T, a, sum_out[w_name]))
             elif b_name is not None:
@@ -345,7 +407,8 @@ def _linear_stats(layout: _Layout,
             if b_name is not None:
                 _sum0(d_sq, sq_out[b_name])
                 if "bias" in mean:
-                    _known(mean["bias"], n, post, sum_out[b_name], unscaled)
+                    _known(mean["bias"], n, post, sum_out[b_name], unscaled, pending,
+                           flat_sum)
                 else:
                     unscaled.append(_sum0(d, sum_out[b_name]))
             reused = reused or bool(mean)
@@ -362,9 +425,16 @@ def _linear_stats(layout: _Layout,
     if sq_norms is None:
         sq_norms = like.new_zeros(n)
     if post != 1:
-        for part in unscaled:
-            part.mul_(post)
-        flat_sq.mul_(post * post)
+        if pending is not None and buffers is not None:
+            if unscaled:
+                pending.extend(Pending(_offset(part, flat_sum), part.numel(), None, post,
+                                       part) for part in unscaled)
+                pending.sort(key=lambda item: item.offset)
+            buffers.sq_factor = post * post
+        else:
+            for part in unscaled:
+                part.mul_(post)
+            flat_sq.mul_(post * post)
         sq_norms.mul_(post * post)
     return GradStats(n, sq_norms, sum_out, sq_out, method, reused, flat_sum, flat_sq)
 
@@ -380,13 +450,24 @@ def _sum0(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return torch.sum(x, 0, out=out) if x.dtype == out.dtype else out.copy_(x.sum(0))
 
 
+def _offset(view: torch.Tensor, flat: torch.Tensor) -> int:
+    """Where the view ``view`` of the flat vector ``flat`` starts in it."""
+    return view.storage_offset() - flat.storage_offset()
+
+
 def _known(mean: torch.Tensor, n: int, post: int, out: torch.Tensor,
-           unscaled: list[torch.Tensor]) -> None:
-    """``n`` times a known batch gradient into ``out``; in another dtype, as concatenation
-    did: the gradient (times ``n`` only where ``post == 1``) is copied in, and the factor
-    ``post`` applied with the other sums."""
+           unscaled: list[torch.Tensor], pending: list[Pending] | None = None,
+           flat: torch.Tensor | None = None) -> None:
+    """``n`` times a known batch gradient into ``out`` (a view of ``flat``), or, with
+    ``pending``, that work appended to it; in another dtype, as concatenation did: the
+    gradient (times ``n`` only where ``post == 1``) is copied in, and the factor ``post``
+    applied with the other sums."""
     if mean.dtype == out.dtype:
-        torch.mul(mean, n, out=out)
+        if (pending is not None and flat is not None and mean.shape == out.shape
+                and mean.is_contiguous()):
+            pending.append(Pending(_offset(out, flat), out.numel(), mean, n, out))
+        else:
+            torch.mul(mean, n, out=out)
     else:
         out.copy_(mean * n if post == 1 else mean)
         if post != 1:
@@ -525,7 +606,8 @@ class LinearCapture:
 def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,
                         examples: int | None = None,
                         params: dict[str, torch.Tensor] | None = None,
-                        buffers: FlatBuffers | None = None) -> GradStats | None:
+                        buffers: FlatBuffers | None = None,
+                        deferred: bool = False) -> GradStats | None:
     """Per-example gradient statistics from what a :class:`LinearCapture` recorded in the
     training step's own forward and backward pass of a batch of ``batch_size`` examples
     (the loss being their mean), over the first ``examples`` of them (all by default).
@@ -542,16 +624,19 @@ def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,
     ``buffers``: :class:`FlatBuffers` to write the sums into (kept by a caller that asks
     every step: no allocation); the statistics returned are then views of them, valid until
     the next call with the same buffers.
+    ``deferred`` (with ``buffers``): two whole-vector passes are left to the consumer
+    (:class:`FlatBuffers`; the flat vectors are final only after ``buffers.settle()``).
     """
     layout = _linear_layout(model, params)
     if layout is None:
         return None
     with torch.no_grad():
-        return _captured(layout, records, batch_size, examples, buffers)
+        return _captured(layout, records, batch_size, examples, buffers, deferred)
 
 
 def _captured(layout: _Layout, records: Records, batch_size: int, examples: int | None,
-              buffers: FlatBuffers | None = None) -> GradStats | None:
+              buffers: FlatBuffers | None = None, deferred: bool = False
+              ) -> GradStats | None:
     acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]] = {}
     known: dict[nn.Linear, dict[str, torch.Tensor]] = {}
     for m, names in layout.layers.items():
@@ -575,7 +660,8 @@ def _captured(layout: _Layout, records: Records, batch_size: int, examples: int 
     if n < batch_size:
         acts = {m: (a[:n], d[:n]) for m, (a, d) in acts.items()}
     like = next(iter(acts.values()))[1]
-    return _linear_stats(layout, acts, n, batch_size, known, like, "captured", buffers)
+    return _linear_stats(layout, acts, n, batch_size, known, like, "captured", buffers,
+                         deferred)
 
 
 def _in_dtype(rec: Record, dtype: torch.dtype) -> Record:
