@@ -1,5 +1,6 @@
 """Attention-logit growth (row 98): the entropy measure, the LR sensitivity and the Bayes loss
-against closed forms, the token generator's statistics, and the check on hand-made data."""
+against closed forms, the token generator's statistics, the checks on hand-made data, and
+the parallel runs against serial ones."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from trainlab.phenomena.wortsman2023_instabilities import (
     best_loss,
     lr_sensitivity,
     noisy_copy_tokens,
+    train_job,
 )
+from trainlab.train.grid import LocalExecutor
 
 
 def test_entropy_of_uniform_causal_attention_is_mean_log_of_prefix_length():
@@ -47,23 +50,43 @@ def test_noisy_copy_statistics_and_bayes_loss():
     assert abs(best_loss(8, 4, 0.0) - math.log(4)) < 1e-12  # nothing kept: all uniform
 
 
-def _runs(plain_losses, qk_losses, *, logit=(1000.0, 10.0), log_z=(0.5, 3.0, 6.0)):
+def _runs(plain, qk, nowd, nowd_z, *, logit=(1000.0, 10.0)):
+    """Hand-made sweeps at lrs 0.01, 0.1, 0.3 for 3 seeds: final losses per arm (initial
+    loss 3.5), the largest attention logit of the plain and qk arms."""
     runs = {}
+    arms = (("plain", plain, logit[0]), ("qk", qk, logit[1]), ("qk-nowd", nowd, logit[1]),
+            ("qk-nowd-z", nowd_z, logit[1]))
     for sd in (0, 1, 2):
-        for arm, losses, lmax in (("plain", plain_losses, logit[0]), ("qk", qk_losses, logit[1])):
+        for arm, losses, lmax in arms:
             for lr, loss in zip((0.01, 0.1, 0.3), losses, strict=True):
-                runs[f"{arm}@{lr:g}@{sd}"] = {"loss": loss, "initial": 3.5, "logit_max": lmax,
-                                              "log_z": log_z[0], "log_z0": 3.0}
-        runs[f"qk-noz@0.3@{sd}"] = {"loss": 3.0, "initial": 3.5, "logit_max": 10.0,
-                                    "log_z": log_z[2], "log_z0": log_z[1]}
+                runs[f"{arm}@{lr:g}@{sd}"] = {"loss": loss + 0.01 * sd, "initial": 3.5,
+                                              "logit_max": lmax, "log_z": 0.0, "log_z0": 3.0}
     return {"lrs": [0.01, 0.1, 0.3], "seeds": [0, 1, 2], "runs": runs}
 
 
 def test_check_on_hand_made_sweeps():
     phen = AttentionLogitGrowth()
-    good = phen.check(_runs([2.0, 3.3, 3.5], [2.0, 2.05, 2.6]))
+    unstable, flat = [2.0, 3.3, 3.5], [2.0, 2.05, 2.6]
+    good = phen.check(_runs(unstable, flat, unstable, flat))
     assert [c.passed for c in good] == [True] * 5
-    assert abs(good[0].measured - (0.65 / 3) / (2.8 / 3)) < 1e-12
-    flat = phen.check(_runs([2.0, 2.05, 2.6], [2.0, 2.05, 2.6], logit=(40.0, 10.0),
-                            log_z=(1.5, 3.0, 4.0)))
-    assert [c.passed for c in flat] == [False] * 5
+    # seed sd adds 0.01 sd to every loss; the top plain loss is capped at the initial 3.5,
+    # so the plain sensitivity is (2.8 - 0.01 sd) / 3 and the flat one 0.65 / 3
+    for ratio in (good[0], good[3]):
+        assert abs(ratio.measured - 0.65 / 2.79) < 1e-12
+    for gap in (good[1], good[4]):
+        assert abs(gap.measured - (2.79 - 0.65) / 3) < 1e-12
+        assert abs(gap.spread - 0.01 / 3) < 1e-12
+    # the z-loss pair alone flat: (a) and (b) still pass, (c) fails
+    no_z = phen.check(_runs(unstable, flat, flat, flat))
+    assert [c.passed for c in no_z] == [True, True, True, False, False]
+    # everything flat, attention logits alike: every check fails
+    none = phen.check(_runs(flat, flat, flat, flat, logit=(40.0, 10.0)))
+    assert [c.passed for c in none] == [False] * 5
+
+
+def test_parallel_runs_are_bit_identical_to_serial():
+    # each run draws everything from its seed, so 2 worker processes give the same numbers
+    jobs = [(0.1, 3, 4, True, False, 0.0, 8), (0.3, 3, 5, False, True, 1e-4, 8)]
+    serial = LocalExecutor(1).map(train_job, jobs)
+    assert LocalExecutor(2, threads=torch.get_num_threads()).map(train_job, jobs) == serial
+    assert serial[0] != serial[1]

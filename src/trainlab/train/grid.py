@@ -33,18 +33,24 @@ class SerialExecutor:
 
 
 class LocalExecutor:
-    """One worker process per core (``spawn`` start method: safe with torch's threads)."""
+    """One worker process per core (``spawn`` start method: safe with torch's threads).
 
-    def __init__(self, processes: int | None = None):
+    ``threads``: torch threads per worker (default: the cores divided among the workers).
+    A caller that needs results bit-identical to a serial run in this process passes this
+    process's ``torch.get_num_threads()``: the reductions then split the same way.
+    """
+
+    def __init__(self, processes: int | None = None, threads: int | None = None):
         self.processes = processes or os.cpu_count() or 1
+        self.threads = threads
 
     def map(self, fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
         if self.processes == 1 or len(jobs) <= 1:
             return SerialExecutor().map(fn, jobs)
         workers = min(self.processes, len(jobs))
+        threads = self.threads or max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_limit_threads,
-                                 initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+                                 initializer=_limit_threads, initargs=(threads,)) as pool:
             return list(pool.map(fn, jobs))
 
 
