@@ -156,10 +156,17 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
                          iterations: int, *, solver: str = "damped",
                          rcond: float | None = None, subset: int | None = None,
                          generator: torch.Generator | None = None,
-                         state: dict | None = None) -> float:
+                         state: dict | None = None, stall: float | None = None,
+                         window: int = 4, history: list[float] | None = None) -> float:
     r"""Fit ``net`` (in place) to ``target`` at the (equally weighted) points ``x`` by
     ``iterations`` natural-gradient iterations; returns the final relative residual
     :math:`\|u_\theta - \hat u\| / \|\hat u\|`.
+
+    ``stall`` stops the fit early, when the relative residual after iteration :math:`i`
+    (counting rejected ones) is above :math:`(1 - \text{stall})` times the one after iteration
+    :math:`i - \text{window}`: the fit has stopped falling (at the fit's floor, Nielsen's rule
+    rejects step after step). ``iterations`` is then the maximum. ``history`` (a list) gets the
+    relative residual after each iteration appended (a rejected one repeats the previous).
 
     ``solver="lstsq"`` is the paper's iteration, :math:`\theta \leftarrow \theta +
     \mathrm{lstsq}(J, \hat u - u_\theta)` (minimum norm, singular values below ``rcond``
@@ -174,12 +181,18 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
     keep-if-lower rule (:math:`\nu/3` on success, :math:`4\nu` on failure).
     """
     check_choice("solver", solver, SOLVERS, owner="teng")
+    if stall is not None:
+        check_range("stall", stall, low=0.0, high=1.0, owner="natural_gradient_fit")
+        check_range("window", window, low=1, owner="natural_gradient_fit")
     norm = float(target.norm().clamp_min(1e-300))
     size = sum(p.numel() for p in net.parameters())
     state = {} if state is None else state
     res = _values(net, x) - target
     normal = None  # J^T J and J^T r at the current parameters (kept over rejected steps)
+    past = [float(res.norm()) / norm]  # the relative residual before each iteration
     for _ in range(iterations):
+        if len(past) > window and past[-1] > (1 - stall) * past[-1 - window]:
+            break
         before = _flat(net)
         if solver == "lstsq":
             jac = output_jacobian(net, _params(net), x)[:, 0, :]
@@ -193,6 +206,7 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
                 step = torch.zeros(size, dtype=step.dtype).index_put((cols,), step)
             _assign(net, before + step)
             res = _values(net, x) - target
+            _record(past, history, float(res.norm()) / norm, stall)
             continue
         if normal is None:
             jac = output_jacobian(net, _params(net), x)[:, 0, :]
@@ -210,7 +224,18 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
             _assign(net, before)
             grow = state.get("grow", 2.0)
             state["nu"], state["grow"] = min(nu * grow, 1e8), 2 * grow
+        _record(past, history, float(res.norm()) / norm, stall)
     return float(res.norm()) / norm
+
+
+def _record(past: list[float], history: list[float] | None, value: float,
+            stall: float | None) -> None:
+    """Append a fit's residual after one iteration to ``history`` and, when a stall rule is
+    on, to its own ``past`` (the rule's only memory; without one, ``past`` stays short)."""
+    if history is not None:
+        history.append(value)
+    if stall is not None:
+        past.append(value)
 
 
 def nielsen_gain(before: float, after: float, step: torch.Tensor, gram: torch.Tensor,
@@ -329,6 +354,8 @@ class TengResult:
         fit_residuals: per step, the relative residual of the last stage's fit.
         initial_error: relative L2 error of the fitted initial condition on the grid.
         seconds: wall-clock time of the initial fit and the stepping.
+        fit_iterations: per step, the iterations each stage's fit ran (rejected ones
+            included; below the maxima when ``stall`` stopped it).
         config: the settings used.
     """
 
@@ -339,13 +366,14 @@ class TengResult:
     fit_residuals: list[float] = field(default_factory=list)
     initial_error: float = math.nan
     seconds: float = 0.0
+    fit_iterations: list[tuple[int, ...]] = field(default_factory=list)
     config: dict = field(default_factory=dict)
 
 
 def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = "heun",
          dt: float = 0.005, iterations: int = 5, first_iterations: int = 7, points: int = 32,
          solver: str = "damped", rcond: float | None = None, subset: int | None = None,
-         initial_iterations: int = 500,
+         stall: float | None = None, initial_iterations: int = 500,
          width: int = 24, depth: int = 3, generator: torch.Generator | None = None,
          **problem_params) -> TengResult:
     """Solve an evolution problem by TENG time stepping (see the module docstring).
@@ -365,6 +393,10 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
         rcond: singular-value cut-off of the ``"lstsq"`` solve (None: LAPACK's default).
         subset: parameters per ``"lstsq"`` iteration (random, through ``generator``); None:
             all.
+        stall: None (the paper's fixed iteration counts) or a fraction: each stage's fit
+            stops once 4 iterations lowered its residual by less than that fraction
+            (``iterations``/``first_iterations`` are then maxima); see
+            :func:`natural_gradient_fit`.
         initial_iterations: Levenberg-Marquardt iterations fitting the initial condition
             (0: ``net`` is taken as already fitted).
 
@@ -381,6 +413,8 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
     check_range("points", points, low=2, owner="teng")
     if subset is not None:
         check_range("subset", subset, low=1, owner="teng")
+    if stall is not None:
+        check_range("stall", stall, low=0.0, high=1.0, owner="teng")
     periods = check_evolution_problem(prob)
     grid = prob.grid
     times = sorted({float(t) for t in grid[:, 0]})
@@ -410,17 +444,23 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
 
     errors = {0: grid_error(0.0)}
     opts = {"solver": solver, "rcond": rcond, "subset": subset, "generator": generator,
-            "state": {}}
-    fits = []
+            "state": {}, "stall": stall}
+    fits, used = [], []
     wanted = {round(k) for k in marks}
     for n in range(steps):
         t = n * dt
         u0, f0 = _values(net, x), rhs(net, x, t)
-        res = natural_gradient_fit(net, x, u0 + dt * f0, first_iterations, **opts)
+        hist: list[float] = []
+        res = natural_gradient_fit(net, x, u0 + dt * f0, first_iterations, history=hist,
+                                   **opts)
+        counts = [len(hist)]
         if scheme == "heun":
             f1 = rhs(net, x, t + dt)
-            res = natural_gradient_fit(net, x, u0 + dt / 2 * (f0 + f1), iterations, **opts)
+            res = natural_gradient_fit(net, x, u0 + dt / 2 * (f0 + f1), iterations,
+                                       history=hist, **opts)
+            counts.append(len(hist) - counts[0])
         fits.append(res)
+        used.append(tuple(counts))
         if not math.isfinite(res):
             log.warning("teng: the fit diverged at step %d (t=%g)", n + 1, t + dt)
             break
@@ -431,10 +471,11 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
     rel = [math.sqrt(errors[k][0] / errors[k][1]) for k in done]
     total = (math.sqrt(sum(errors[k][0] for k in done) / sum(errors[k][1] for k in done))
              if len(done) == len(wanted) else math.inf)
-    return TengResult(net, [k * dt for k in done], rel, total, fits, rel[0], seconds,
+    return TengResult(net, [k * dt for k in done], rel, total, fits, rel[0], seconds, used,
                       {"problem": prob.name, "params": prob.params, "scheme": scheme, "dt": dt,
                        "iterations": iterations, "first_iterations": first_iterations,
                        "points": points, "solver": solver, "rcond": rcond, "subset": subset,
+                       "stall": stall,
                        "parameters": sum(p.numel() for p in net.parameters())})
 
 
