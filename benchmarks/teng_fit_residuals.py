@@ -1,5 +1,5 @@
-"""Per-step diagnostics of TENG-Heun on heat-2d (papers.md row 7, issue 13): where the
-space-time error above Heun's own comes from.
+"""Per-step diagnostics of TENG-Heun on heat-2d and Allen-Cahn (papers.md row 7, issue 13):
+where the space-time error above Heun's own comes from.
 
 Per time step it prints the relative fit residual :math:`\\|u_\\theta - \\hat u\\| / \\|\\hat u\\|`
 after every natural-gradient iteration of both Heun stages (a repeated value is a rejected
@@ -26,10 +26,48 @@ about 6e-6 at t = 0.1.
   initial error decays, the added one is below it). 48 x 48 quadrature (1,500 initial
   iterations, 7 + 5): initial 1.06e-5 on and off the grid, per-step residual 3.0e-6 to 1.2e-5,
   4.19e-5 at t = 0.1.
+  Why stage 2 starts with rejected steps, and whether the fit or the step sets the floor (the
+  361-parameter net, 24 x 24, seed 0, 10 steps; error off the grid, steps 1-10 together; the
+  damping variants are ``--damping``):
+    7 + 5, damping carried through both stages (TENG's): 1.75e-5; rejected iterations 16 in
+      stage 1, 19 in stage 2 (of 70 and 50). Stage 2 starts with the damping that the end of
+      stage 1 drove down to 1e-10 to 2e-9 (each good step divides it by up to 3); its residual
+      after one iteration is 2e-5 to 8e-5, and its second iteration is rejected in 3 of 10
+      steps.
+    7 + 5, one damping per stage (stage 2's carried from the previous step's stage 2, 2e-10
+      to 1e-8 at its start): 1.55e-5; rejections 17 and 9 (stage 2's second iteration
+      rejected in none of the 10 steps).
+    7 + 5, damping reset to 1e-8 at every stage: 2.12e-5; rejections 5 and 13: more damping
+      at the start does not remove them.
+    20 + 20 carried: 1.33e-5 (rejections 10 and 29); 20 + 20 per stage: 1.31e-5 (41, 26).
+    So warm-starting stage 2's damping from the previous step's stage 2 halves its rejections
+    at 7 + 5 and gains 12 %; with 20 iterations the fit reaches the same floor either way.
+    The floor is not the normal equations' rounding (``benchmarks/teng_solve_floor.py``: the
+    same steps solved from the SVD of J give the same residuals), and after the first 2 to 5
+    accepted steps of stage 2 (6e-5 -> 2e-6 to 4e-6) the residual creeps down about 1 % an
+    iteration (20 + 20, step 10: 4.1e-5, 4.1e-6, 2.1e-6, 1.4e-6, then 9.5e-7 at iteration
+    20).
+    The floor shrinks with dt (20 + 20, ``--cache``d initial fit): the final fit residual per
+    step is 1.7e-6 to 2.1e-6 at dt 0.01 (Heun's own one-step error 1.1e-6), 4.0e-7 to 9.2e-7
+    at dt 0.005 (Heun's 1.4e-7), 1.8e-7 to 2.2e-7 at dt 0.0025 (Heun's 1.8e-8): about dt^2
+    from 0.01 to 0.005, flatter below, while Heun's falls as dt^3 -- so a smaller dt lowers
+    the fits' error but never puts it well below Heun's. The error at t = 0.03 is 9.24e-6,
+    7.90e-6, 7.71e-6 (dt 0.01, 0.005, 0.0025; on the grid): this small net's own initial
+    error (9.5e-6 on the grid, 2.3e-5 off it) dominates it. Stepping CPU 3.4 s, 4.8 s, 8.9 s.
+  Allen-Cahn (``--problem allen-cahn``: width 20, depth 3, 501 parameters, 1,024 points, dt
+  0.005, seed 5), 30 + 30 iterations, the first 90 steps (stopped for the 3-seed run):
+  stage 1 ends 2.7e-5 from its target in step 1, 2.4e-7 in step 10, 1.3e-8 to 1.8e-8 from
+  step 20 on; stage 2 ends at 6.8e-6 (step 1), 2.3e-7 (step 10), 1.2e-8 (steps 20, 30); a
+  fit reaches its floor in 10 to 25 iterations and then stands still (its steps rejected one
+  after another), some stage-1 fits still fall at iteration 30 (step 40: 1e-8 and falling
+  20 % an iteration). The error: 9.3e-6 at t = 0.005, 1.1e-5 at t = 0.05, 2.0e-5 at 0.1,
+  4.5e-5 at 0.3, 6.9e-5 at 0.45 (1.9 s of CPU a step). With the paper's 7 + 5 (from
+  ``benchmarks/teng.py``, seed 0) it was 8.6e-5 at t = 0.1.
 
 Usage:
-    python benchmarks/teng_fit_residuals.py [--width 20 --depth 5 --points 40 --init 1500]
-        [--it1 7 --it2 5] [--steps 10]
+    python benchmarks/teng_fit_residuals.py [--problem heat-2d] [--width 20 --depth 5
+        --points 40 --init 1500] [--it1 7 --it2 5] [--steps 10] [--dt 0.01]
+        [--damping carry|stage|reset] [--cache DIR] [--every 1]
 """
 
 from __future__ import annotations
@@ -37,6 +75,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 
 import torch
 
@@ -71,6 +110,9 @@ def main() -> None:
                         "nu = 1e-8 at the start of every stage")
     p.add_argument("--every", type=int, default=1, help="print every n-th step")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default=None,
+                   help="folder to keep the fitted initial network in (reused when its "
+                        "settings match; the printed init CPU is then the load's)")
     a = p.parse_args()
     for key, value in SETTINGS[a.problem].items():
         if getattr(a, key) is None:
@@ -95,7 +137,17 @@ def main() -> None:
 
     net = teng_network(periods, a.width, a.depth, torch.Generator().manual_seed(a.seed))
     npar = sum(q.numel() for q in net.parameters())
-    fit_initial(net, x, ref(0.0, x), a.init)
+    path = None
+    if a.cache:
+        path = Path(a.cache) / (f"{a.problem}-w{a.width}-d{a.depth}-p{a.points}-i{a.init}"
+                                f"-s{a.seed}.pt")
+    if path is not None and path.exists():
+        net.load_state_dict(torch.load(path))
+    else:
+        fit_initial(net, x, ref(0.0, x), a.init)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(net.state_dict(), path)
 
     def errs(t: float) -> list[float]:
         return [float((_values(net, pts) - ref(t, pts)).norm() / ref(t, pts).norm())
