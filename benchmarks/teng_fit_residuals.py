@@ -30,17 +30,19 @@ about 6e-6 at t = 0.1.
   Why stage 2 starts with rejected steps, and whether the fit or the step sets the floor (the
   361-parameter net, 24 x 24, seed 0, 10 steps; error off the grid, steps 1-10 together; the
   damping variants are ``--damping``):
-    7 + 5, damping carried through both stages (TENG's): 1.75e-5; rejected iterations 16 in
-      stage 1, 19 in stage 2 (of 70 and 50). Stage 2 starts with the damping that the end of
-      stage 1 drove down to 1e-10 to 2e-9 (each good step divides it by up to 3); its residual
-      after one iteration is 2e-5 to 8e-5, and its second iteration is rejected in 3 of 10
-      steps.
+    7 + 5, damping carried through both stages (TENG's): 1.75e-5; rejected iterations 16 of
+      70 in stage 1, 24 of 50 in stage 2. Stage 2 starts 5.4e-5 to 7.6e-5 from its new target
+      with the damping that the end of stage 1 drove down to 1e-10 to 2e-9 (each good step
+      divides it by up to 3); its first iteration is rejected in 5 of the 10 steps, its
+      second in 3 (one accepted step then takes it to 3e-6 to 1e-5).
     7 + 5, one damping per stage (stage 2's carried from the previous step's stage 2, 2e-10
-      to 1e-8 at its start): 1.55e-5; rejections 17 and 9 (stage 2's second iteration
-      rejected in none of the 10 steps).
-    7 + 5, damping reset to 1e-8 at every stage: 2.12e-5; rejections 5 and 13: more damping
-      at the start does not remove them.
-    20 + 20 carried: 1.33e-5 (rejections 10 and 29); 20 + 20 per stage: 1.31e-5 (41, 26).
+      to 1e-8 at its start): 1.55e-5; rejections 20 and 10; stage 2's first iteration
+      rejected in 2 of 10 steps.
+    7 + 5, damping reset to 1e-8 at every stage: 2.12e-5; rejections 5 and 13 (these two
+      counted from each stage's second iteration): more damping at the start does not
+      remove them.
+    20 + 20 carried: 1.33e-5 (rejections 10 and 29, from the second iteration); 20 + 20 per
+      stage: 1.31e-5 (41, 26).
     So warm-starting stage 2's damping from the previous step's stage 2 halves its rejections
     at 7 + 5 and gains 12 %; with 20 iterations the fit reaches the same floor either way.
     The floor is not the normal equations' rounding (``benchmarks/teng_solve_floor.py``: the
