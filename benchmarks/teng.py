@@ -91,6 +91,13 @@ plus the stepping):
   about 1 s of CPU a step (20.7 s for 20 steps), about 250 s in all with the initial fit:
   twice the 2-minute budget on this CPU. The paper's 7 + 5 on seed 0 (same net and dt):
   1.18e-5 (CPU 42.6 + 67.7 s), against 7.75e-6 with 4 + 8.
+  Not in the library yet, measured with the diagnostic (same command, 20 steps, ``--damping
+  stage``: one Levenberg-Marquardt damping per Heun stage, stage 2's carried from the
+  previous step's stage 2 instead of from stage 1's end): t = 0.1 error 1.67e-5 (seed 1) and
+  1.10e-5 (seed 2), against 2.59e-5 and 2.16e-5 with the damping carried through; stage-2
+  rejections 34 and 36 of 160, against 49 and 44; same CPU. It helps 1.5-2x, not enough
+  for seed 1; with the stall rule and more stage-2 iterations it is the next thing to try
+  (not run: the session's time ran out).
   Before (horizon 1, 11 evaluation times on a 48 x 48 grid; width 20, depth 5, 1,341
   parameters, 40 x 40 quadrature, dt 0.01, 7 + 5 iterations; seed 0): initial fit 2.2e-6
   (CPU 251 s, 1,500 iterations); TENG-Heun 2.95e-5 (stepping
