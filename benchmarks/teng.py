@@ -95,9 +95,10 @@ plus the stepping):
   stage``: one Levenberg-Marquardt damping per Heun stage, stage 2's carried from the
   previous step's stage 2 instead of from stage 1's end): t = 0.1 error 1.67e-5 (seed 1) and
   1.10e-5 (seed 2), against 2.59e-5 and 2.16e-5 with the damping carried through; stage-2
-  rejections 34 and 36 of 160, against 49 and 44; same CPU. It helps 1.5-2x, not enough
-  for seed 1; with the stall rule and more stage-2 iterations it is the next thing to try
-  (not run: the session's time ran out).
+  rejections 34 and 36 of 160, against 49 and 44; same CPU. It helps 1.5-2x, perhaps not
+  enough for seed 1. It is now ``teng(..., damping="stage")``; the second recipe, committed
+  before its run, is the first one with it: ``python benchmarks/teng.py heat --damping
+  stage`` (seeds 0, 1, 2; results below).
   Before (horizon 1, 11 evaluation times on a 48 x 48 grid; width 20, depth 5, 1,341
   parameters, 40 x 40 quadrature, dt 0.01, 7 + 5 iterations; seed 0): initial fit 2.2e-6
   (CPU 251 s, 1,500 iterations); TENG-Heun 2.95e-5 (stepping
@@ -180,7 +181,7 @@ def run(problem, args, seed: int, schemes: tuple[str, ...]) -> None:
         clock = Clock()
         out = teng(problem, copy.deepcopy(net), scheme=scheme, dt=args.dt,
                    iterations=args.iterations, first_iterations=args.first_iterations,
-                   points=args.points, initial_iterations=0,
+                   points=args.points, initial_iterations=0, damping=args.damping,
                    stall=args.stall if args.stall is None or args.stall >= 0 else None)
         its = [sum(c) for c in out.fit_iterations]
         errs = " ".join(f"{e:.1e}" for e in out.rel_l2[:: max(1, len(out.rel_l2) // 10)])
@@ -208,6 +209,8 @@ def main() -> None:
                              "fraction (the iteration counts are then maxima)")
     parser.add_argument("--initial-iterations", type=int, default=None)
     parser.add_argument("--tol", type=float, default=1e-12)
+    parser.add_argument("--damping", choices=["carry", "stage"], default="carry",
+                        help="one damping state through both Heun stages, or one per stage")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.problem == "heat":

@@ -292,3 +292,27 @@ def test_teng_with_the_stall_rule_records_the_iterations_each_stage_ran():
     assert res.space_time_rel_l2 == pytest.approx(fixed.space_time_rel_l2, rel=0.5)
     with pytest.raises(ConfigError, match="stall"):
         teng("heat-2d", stall=-1.0, **kwargs)
+
+
+def test_per_stage_damping_keeps_one_state_per_heun_stage(monkeypatch):
+    import trainlab.pinn.chen2024_teng as teng_module
+
+    real = teng_module.natural_gradient_fit
+    for damping, expected in (("carry", 1), ("stage", 2)):
+        seen = []
+
+        def recording(*args, state=None, _seen=seen, **kwargs):
+            _seen.append(state)
+            return real(*args, state=state, **kwargs)
+
+        monkeypatch.setattr(teng_module, "natural_gradient_fit", recording)
+        res = teng("heat-2d", scheme="heun", dt=0.05, horizon=0.1, grid_t=3, grid_x=8,
+                   points=8, width=6, depth=3, initial_iterations=20, iterations=2,
+                   first_iterations=2, damping=damping, r=0.3,
+                   generator=torch.Generator().manual_seed(0))
+        fits = seen[-4:]  # 2 steps x 2 stages, after the initial fit's calls
+        assert fits[0] is fits[2] and fits[1] is fits[3]  # carried from step to step
+        assert len({id(s) for s in fits}) == expected
+        assert res.config["damping"] == damping and "nu" in fits[1]
+    with pytest.raises(ConfigError, match="damping"):
+        teng("heat-2d", damping="nope", horizon=0.1, grid_t=3)

@@ -93,6 +93,7 @@ from trainlab.pinn.problems._problem import DTYPE, tensor_grid
 log = logging.getLogger("trainlab")
 SCHEMES = ("euler", "heun")
 SOLVERS = ("damped", "lstsq")
+DAMPING = ("carry", "stage")
 
 
 class PeriodicLayer(nn.Module):
@@ -379,7 +380,7 @@ class TengResult:
 def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = "heun",
          dt: float = 0.005, iterations: int = 5, first_iterations: int = 7, points: int = 32,
          solver: str = "damped", rcond: float | None = None, subset: int | None = None,
-         stall: float | None = None, initial_iterations: int = 500,
+         stall: float | None = None, damping: str = "carry", initial_iterations: int = 500,
          width: int = 24, depth: int = 3, generator: torch.Generator | None = None,
          **problem_params) -> TengResult:
     """Solve an evolution problem by TENG time stepping (see the module docstring).
@@ -403,6 +404,10 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
             stops once 4 iterations lowered its residual by less than that fraction
             (``iterations``/``first_iterations`` are then maxima); see
             :func:`natural_gradient_fit`.
+        damping: ``"carry"``: one Levenberg-Marquardt damping state carried through every
+            fit, stage 2 starting with what stage 1 left; ``"stage"``: one per Heun stage,
+            each carried from the same stage of the previous step (stage 1's damping ends
+            small after its good steps, and stage 2's first steps are then often rejected).
         initial_iterations: Levenberg-Marquardt iterations fitting the initial condition
             (0: ``net`` is taken as already fitted).
 
@@ -421,6 +426,7 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
         check_range("subset", subset, low=1, owner="teng")
     if stall is not None:
         check_range("stall", stall, low=0.0, high=1.0, owner="teng")
+    check_choice("damping", damping, DAMPING, owner="teng")
     periods = check_evolution_problem(prob)
     grid = prob.grid
     times = sorted({float(t) for t in grid[:, 0]})
@@ -450,7 +456,8 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
 
     errors = {0: grid_error(0.0)}
     opts = {"solver": solver, "rcond": rcond, "subset": subset, "generator": generator,
-            "state": {}, "stall": stall}
+            "stall": stall}
+    states = [{}, {}] if damping == "stage" else [{}] * 2
     fits, used = [], []
     wanted = {round(k) for k in marks}
     for n in range(steps):
@@ -458,12 +465,12 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
         u0, f0 = _values(net, x), rhs(net, x, t)
         hist: list[float] = []
         res = natural_gradient_fit(net, x, u0 + dt * f0, first_iterations, history=hist,
-                                   **opts)
+                                   state=states[0], **opts)
         counts = [len(hist)]
         if scheme == "heun":
             f1 = rhs(net, x, t + dt)
             res = natural_gradient_fit(net, x, u0 + dt / 2 * (f0 + f1), iterations,
-                                       history=hist, **opts)
+                                       history=hist, state=states[1], **opts)
             counts.append(len(hist) - counts[0])
         fits.append(res)
         used.append(tuple(counts))
@@ -481,7 +488,7 @@ def teng(problem: Problem | str, net: nn.Module | None = None, *, scheme: str = 
                       {"problem": prob.name, "params": prob.params, "scheme": scheme, "dt": dt,
                        "iterations": iterations, "first_iterations": first_iterations,
                        "points": points, "solver": solver, "rcond": rcond, "subset": subset,
-                       "stall": stall,
+                       "stall": stall, "damping": damping,
                        "parameters": sum(p.numel() for p in net.parameters())})
 
 
