@@ -98,7 +98,14 @@ plus the stepping):
   rejections 34 and 36 of 160, against 49 and 44; same CPU. It helps 1.5-2x, perhaps not
   enough for seed 1. It is now ``teng(..., damping="stage")``; the second recipe, committed
   before its run, is the first one with it: ``python benchmarks/teng.py heat --damping
-  stage`` (seeds 0, 1, 2; results below).
+  stage`` (seeds 0, 1, 2), load about 3 (wall close to CPU):
+    seed 0: 4.99e-6 (initial 4.3e-6), CPU 39.8 + 55.5 = 95.3 s (wall 116 s)
+    seed 1: 1.42e-5 (initial 7.3e-6), CPU 37.3 + 57.9 = 95.2 s (wall 101 s)
+    seed 2: 1.02e-5 (initial 4.3e-6), CPU 38.3 + 59.1 = 97.4 s (wall 149 s)
+  Target 1e-5 in 2 min: met by seed 0, missed by seed 2 by 2 % and by seed 1 (1.42e-5, its
+  jump at t = 0.1 now 1.7e-5 instead of 2.6e-5). A third recipe, chosen after seeing these
+  (on the same seeds, so weaker evidence) and committed before its run, spends the ~20 s
+  of CPU left on stage 2: ``--damping stage --iterations 10`` (4 + 10):
   Before (horizon 1, 11 evaluation times on a 48 x 48 grid; width 20, depth 5, 1,341
   parameters, 40 x 40 quadrature, dt 0.01, 7 + 5 iterations; seed 0): initial fit 2.2e-6
   (CPU 251 s, 1,500 iterations); TENG-Heun 2.95e-5 (stepping
