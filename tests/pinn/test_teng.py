@@ -245,3 +245,74 @@ def test_damped_fit_with_the_blocked_gram_equals_the_full_product(monkeypatch):
     assert not torch.equal(nets[0], teng_module._flat(teng_module.teng_network(
         (2 * math.pi, 2 * math.pi), 8, 3, torch.Generator().manual_seed(1))))  # it moved
     torch.testing.assert_close(nets[0], nets[1], rtol=1e-10, atol=1e-12)
+
+
+def test_the_stall_rule_stops_a_fit_at_the_exact_least_squares_solution():
+    # a model linear in its parameters: the least-squares fit is known in closed form, the
+    # residual of the exact fit is not zero (the target is outside the span), so once the
+    # damped iterations reach it the residual stops falling and the rule ends the fit
+    net = _linear_model(12)
+    x = _quadrature(12)
+    with torch.no_grad():
+        phi = net[0](x)
+    w = torch.randn(12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    target = phi @ w + 0.01 * torch.sin(x[:, 0]) * torch.cos(2 * x[:, 1])
+    exact = torch.linalg.solve(phi.T @ phi, phi.T @ target)
+    with torch.no_grad():
+        before = float((net(x)[:, 0] - target).norm() / target.norm())
+    hist, stall, window = [], 0.01, 4
+    out = natural_gradient_fit(net, x, target, 50, state={"nu": 1e-6}, stall=stall,
+                               history=hist)
+    torch.testing.assert_close(net[1].weight.detach()[0], exact, rtol=1e-6, atol=1e-8)
+    floor = float((phi @ exact - target).norm() / target.norm())
+    assert out == pytest.approx(floor, rel=1e-9) and out == hist[-1]
+    # it stopped early, at the first iteration where the rule holds, and not before
+    h = [before, *hist]
+    n = len(hist)
+    assert window < n < 50, (n, h)
+    assert h[n] > (1 - stall) * h[n - window]
+    assert all(h[m] <= (1 - stall) * h[m - window] for m in range(window, n))
+    # without the rule: every iteration runs and the history has one entry per iteration
+    hist2 = []
+    natural_gradient_fit(_linear_model(12), x, target, 9, state={"nu": 1e-6}, history=hist2)
+    assert len(hist2) == 9 and hist2[:n] == hist
+    with pytest.raises(ConfigError, match="stall"):
+        natural_gradient_fit(net, x, target, 3, stall=1.5)
+
+
+def test_teng_with_the_stall_rule_records_the_iterations_each_stage_ran():
+    kwargs = dict(scheme="heun", dt=0.05, horizon=0.1, grid_t=3, grid_x=8, points=12,
+                  width=8, depth=3, initial_iterations=100, iterations=30,
+                  first_iterations=30, r=0.3)
+    res = teng("heat-2d", generator=torch.Generator().manual_seed(0), stall=0.05, **kwargs)
+    assert len(res.fit_iterations) == 2 and res.config["stall"] == 0.05
+    assert all(len(c) == 2 and min(c) > 4 and max(c) < 30 for c in res.fit_iterations)
+    fixed = teng("heat-2d", generator=torch.Generator().manual_seed(0), **kwargs)
+    assert fixed.fit_iterations == [(30, 30), (30, 30)]
+    assert res.space_time_rel_l2 == pytest.approx(fixed.space_time_rel_l2, rel=0.5)
+    with pytest.raises(ConfigError, match="stall"):
+        teng("heat-2d", stall=-1.0, **kwargs)
+
+
+def test_per_stage_damping_keeps_one_state_per_heun_stage(monkeypatch):
+    import trainlab.pinn.chen2024_teng as teng_module
+
+    real = teng_module.natural_gradient_fit
+    for damping, expected in (("carry", 1), ("stage", 2)):
+        seen = []
+
+        def recording(*args, state=None, _seen=seen, **kwargs):
+            _seen.append(state)
+            return real(*args, state=state, **kwargs)
+
+        monkeypatch.setattr(teng_module, "natural_gradient_fit", recording)
+        res = teng("heat-2d", scheme="heun", dt=0.05, horizon=0.1, grid_t=3, grid_x=8,
+                   points=8, width=6, depth=3, initial_iterations=20, iterations=2,
+                   first_iterations=2, damping=damping, r=0.3,
+                   generator=torch.Generator().manual_seed(0))
+        fits = seen[-4:]  # 2 steps x 2 stages, after the initial fit's calls
+        assert fits[0] is fits[2] and fits[1] is fits[3]  # carried from step to step
+        assert len({id(s) for s in fits}) == expected
+        assert res.config["damping"] == damping and "nu" in fits[1]
+    with pytest.raises(ConfigError, match="damping"):
+        teng("heat-2d", damping="nope", horizon=0.1, grid_t=3)
