@@ -144,6 +144,17 @@ def test_pinn_teng_cli_records_the_run_and_the_errors_it_printed(tmp_path, capsy
     assert "nope" in err and "\n" not in err
     assert main(["pinn", "teng", "--store", str(tmp_path), "--scheme", "rk4"]) == 2
     assert "'scheme'" in capsys.readouterr().err
+    assert main(["pinn", "teng", "--store", str(tmp_path), "--damping", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'damping'" in err and "stage" in err and "\n" not in err
+    # the fit options reach teng: per-stage damping and the stall rule, same numbers
+    assert main(argv[:-1] + ["--damping", "stage", "--stall", "0.01", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    direct = teng("heat-2d", scheme="euler", dt=0.05, points=8, width=6, depth=2,
+                  initial_iterations=20, iterations=2, first_iterations=2, damping="stage",
+                  stall=0.01, generator=torch.Generator().manual_seed(0), horizon=0.1,
+                  grid_t=3, grid_x=4)
+    assert out["space_time_rel_l2"] == direct.space_time_rel_l2
 
 
 def test_damped_fit_is_nielsens_levenberg_marquardt_reusing_normal_equations(monkeypatch):

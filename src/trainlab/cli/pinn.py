@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--points", type=int, default=32, help="grid points per axis (default 32)")
     p.add_argument("--initial-iterations", type=int, default=500,
                    help="iterations fitting the initial condition (default 500)")
+    p.add_argument("--stall", type=float, default=None,
+                   help="stop a stage's fit early once 4 iterations lowered its residual by "
+                        "less than this fraction (default: off, the fixed counts run)")
+    p.add_argument("--damping", default="carry",
+                   help="Levenberg-Marquardt damping: carry (one state through both stages, "
+                        "default) or stage (one state per Heun stage)")
     p.add_argument("--width", type=int, default=24, help="network width (default 24)")
     p.add_argument("--depth", type=int, default=3, help="network depth (default 3)")
     _add_common(p, seed="seeds the network's initialization",
@@ -200,6 +206,7 @@ def _teng(args: argparse.Namespace) -> int:
     PROBLEMS.entry(args.problem)                       # unknown names fail before any work
     result = teng(args.problem, scheme=args.scheme, dt=args.dt, iterations=args.iterations,
                   first_iterations=args.first_iterations, points=args.points,
+                  stall=args.stall, damping=args.damping,
                   initial_iterations=args.initial_iterations, width=args.width,
                   depth=args.depth, generator=torch.Generator().manual_seed(args.seed),
                   **_params(args.param))
