@@ -35,6 +35,7 @@ from trainlab.pinn.chen2024_teng import (
     _values,
     fit_initial,
     natural_gradient_fit,
+    nielsen_update,
     spatial_operator,
     teng_network,
 )
@@ -60,14 +61,10 @@ def svd_fit(net, x, target, iterations: int, state: dict, hist: list[float]) -> 
         new = _values(net, x) - target
         predicted = float((b * b - (b - s * coef) ** 2).sum())
         gain = (float(res @ res) - float(new @ new)) / predicted if predicted > 0 else -1.0
-        if gain > 0:
+        if nielsen_update(state, nu, gain):
             res, svd = new, None
-            state["nu"], state["grow"] = max(nu * max(1 / 3, 1 - (2 * gain - 1) ** 3),
-                                             1e-12), 2.0
         else:
             _assign(net, before)
-            grow = state.get("grow", 2.0)
-            state["nu"], state["grow"] = min(nu * grow, 1e8), 2 * grow
         hist.append(float(res.norm()) / norm)
 
 

@@ -226,14 +226,10 @@ def natural_gradient_fit(net: nn.Module, x: torch.Tensor, target: torch.Tensor,
         _assign(net, before - step)
         new = _values(net, x) - target
         gain = nielsen_gain(float(res @ res), float(new @ new), step, *normal)
-        if gain > 0:
+        if nielsen_update(state, nu, gain):
             res, normal = new, None
-            state["nu"], state["grow"] = max(nu * max(1 / 3, 1 - (2 * gain - 1) ** 3),
-                                             1e-12), 2.0
         else:
             _assign(net, before)
-            grow = state.get("grow", 2.0)
-            state["nu"], state["grow"] = min(nu * grow, 1e8), 2 * grow
         _record(past, history, float(res.norm()) / norm, stall)
     return float(res.norm()) / norm
 
@@ -260,6 +256,18 @@ def nielsen_gain(before: float, after: float, step: torch.Tensor, gram: torch.Te
     by a factor that doubles with each rejection in a row."""
     predicted = 2 * float(step @ rhs) - float(step @ (gram @ step))
     return (before - after) / predicted if predicted > 0 else -1.0
+
+
+def nielsen_update(state: dict, nu: float, gain: float) -> bool:
+    """Nielsen's damping update (see :func:`nielsen_gain`) of ``state`` (``"nu"``, the damping,
+    and ``"grow"``, the factor of the next rejection) after a step taken at damping ``nu``
+    with gain ratio ``gain``; returns whether the step is kept."""
+    if gain > 0:
+        state["nu"], state["grow"] = max(nu * max(1 / 3, 1 - (2 * gain - 1) ** 3), 1e-12), 2.0
+        return True
+    grow = state.get("grow", 2.0)
+    state["nu"], state["grow"] = min(nu * grow, 1e8), 2 * grow
+    return False
 
 
 def fit_initial(net: nn.Module, x: torch.Tensor, target: torch.Tensor, iterations: int,
