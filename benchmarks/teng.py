@@ -114,6 +114,12 @@ plus the stepping):
   iterations a step took 73 s of stepping CPU at load ~6 and 55 s at load ~3 (seed 0,
   recipes 1 and 2), so the seed-0 overrun is within that spread; on an idle machine the
   recipe should fit, not measured here.
+  Recipe 3 on the idle machine (lead, after the merge, load 1.0 to 1.8; the Gram matrix now by
+  ``?syrk``, so the numbers differ from the above in the last digits; same command), seeds 0, 1,
+  2 and, as a check on seeds not seen when the recipe was chosen, 3, 4, 5 (seeds 3 and 4 ran
+  side by side): 3.22e-6, 8.38e-6, 7.50e-6, 5.22e-6, 3.59e-6, 2.74e-6, CPU (initial fit +
+  stepping) 38.6 + 62.4 = 101.0, 34.8 + 59.4 = 94.2, 38.0 + 59.0 = 97.0, 37.5 + 65.7 = 103.2,
+  37.3 + 70.2 = 107.5, 40.2 + 59.4 = 99.6 s. Target 1e-5 in 2 min: met on all six seeds.
   Before (horizon 1, 11 evaluation times on a 48 x 48 grid; width 20, depth 5, 1,341
   parameters, 40 x 40 quadrature, dt 0.01, 7 + 5 iterations; seed 0): initial fit 2.2e-6
   (CPU 251 s, 1,500 iterations); TENG-Heun 2.95e-5 (stepping
