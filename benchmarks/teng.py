@@ -150,7 +150,8 @@ plus the stepping):
   was stopped.
 
 Usage:
-    python benchmarks/teng.py heat [--seeds 0 1 2] [--horizon 1]
+    python benchmarks/teng.py heat [--seeds 0 1 2] [--horizon 1]  (recipe 3: 4 + 10, damping
+        per stage; recipe 1: --iterations 8 --damping carry)
     python benchmarks/teng.py allen-cahn [--seeds 0 1 2]  (30 + 30 maxima, stall 0.01)
     python benchmarks/teng.py allen-cahn --iterations 5 --first-iterations 7 --stall -1
         (the paper's fixed 7 + 5; a negative stall means none)
@@ -230,19 +231,20 @@ def main() -> None:
                              "fraction (the iteration counts are then maxima)")
     parser.add_argument("--initial-iterations", type=int, default=None)
     parser.add_argument("--tol", type=float, default=1e-12)
-    parser.add_argument("--damping", choices=["carry", "stage"], default="carry",
-                        help="one damping state through both Heun stages, or one per stage")
+    parser.add_argument("--damping", choices=["carry", "stage"], default=None,
+                        help="one damping state through both Heun stages, or one per stage "
+                             "(default: the problem's recipe)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.problem == "heat":
         defaults = {"seeds": [0, 1, 2], "schemes": ["heun"], "dt": 0.005, "points": 32,
-                    "width": 16, "depth": 4, "initial_iterations": 1500, "iterations": 8,
-                    "first_iterations": 4}
+                    "width": 16, "depth": 4, "initial_iterations": 1500, "iterations": 10,
+                    "first_iterations": 4, "damping": "stage"}  # recipe 3 (docstring)
         problem = build_problem("heat-2d", horizon=args.horizon, grid_t=11)
     else:
         defaults = {"seeds": [0, 1, 2], "schemes": ["heun"], "dt": 0.005, "points": 1024,
                     "width": 20, "depth": 3, "initial_iterations": 1000, "iterations": 30,
-                    "first_iterations": 30, "stall": 0.01}
+                    "first_iterations": 30, "stall": 0.01, "damping": "carry"}
         problem = build_problem("allen-cahn")
         clock = Clock()
         problem.reference(problem.grid[:1])
