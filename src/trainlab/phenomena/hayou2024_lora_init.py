@@ -79,8 +79,9 @@ class LoRAInitLearningRate(Phenomenon):
     Init[A]'s median eta* never below Init[B]'s, the numbers recorded before; 163 s wall at load
     ~8, 45 s of CPU.
 
-    Quick mode, second version (a regression guard, not the claim; issue 12's quick pass): the quick
-    run was given the full mode's 3 seeds (0, 1000, 2000; committed before the run), since
+    History: the quick mode's second version, replaced by the one above (a regression guard,
+    not the claim; issue 12's first quick pass): the quick run was given the full mode's 3
+    seeds (0, 1000, 2000; committed before the run), since
     a comparison is judged against its seed spread. At widths 64 and 256 the claim does
     not show over 3 seeds: eta* = (2, 1), (2, 1), (4, 1) for Init[A] against (2, 0.5),
     (2, 0.5), (2, 1) for Init[B], per-seed slope gaps 0.5, 0.5, -0.5, mean 0.17 +- 0.5
@@ -90,10 +91,11 @@ class LoRAInitLearningRate(Phenomenon):
     inits at n = 1024, which alone costs ~29 s of CPU over 3 seeds (~0.8 s per 200-step
     run, ~12 runs per seed while scanning down; the whole full run 43 s of CPU with the
     imports, rerun after this pass: PASS, gap 0.42 +- 0.12), so the claim cannot show in
-    20 s; the single-seed quick PASS above was not judged against any seed spread.
-    The quick run therefore keeps the 3 seeds and widths 64, 256, and the test compares
-    its two numbers with the ones recorded from it (``quick_reference``); the widths were
-    not changed after the run.
+    20 s; the single-seed quick PASS (the first version) was not judged against any seed
+    spread. That version therefore kept the 3 seeds and widths 64, 256 and compared its two
+    numbers with recorded ones (``quick_reference``, since removed); the current version
+    above took the full mode's widest width instead, with 2 seeds, once the target cache
+    halved a run's cost.
 
     Deviations: the paper finetunes RoBERTa and Llama and studies the infinite-width limit;
     here a single linear layer and a grid of factor-2 resolution. Scanning down from the top
