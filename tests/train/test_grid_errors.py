@@ -2,6 +2,8 @@
 
 import pickle
 
+import pytest
+
 from trainlab.errors import ConfigError, UnknownNameError
 
 
@@ -11,3 +13,11 @@ def test_trainlab_errors_survive_pickling():
     assert type(back) is UnknownNameError and str(back) == str(err)
     assert back.close == err.close and "Did you mean 'relu'" in str(back)
     assert str(pickle.loads(pickle.dumps(ConfigError("x must be 1")))) == "x must be 1"
+
+
+def test_local_executor_rejects_a_thread_count_below_one():
+    from trainlab.train.grid import LocalExecutor
+
+    with pytest.raises(ConfigError, match="threads"):
+        LocalExecutor(2, threads=0)
+    assert LocalExecutor(2, threads=3).threads == 3

@@ -17,7 +17,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_range
 from trainlab.train.config import RunConfig, build_config, parse_value
 
 
@@ -42,6 +42,8 @@ class LocalExecutor:
 
     def __init__(self, processes: int | None = None, threads: int | None = None):
         self.processes = processes or os.cpu_count() or 1
+        if threads is not None:
+            check_range("threads", threads, low=1, owner="LocalExecutor")
         self.threads = threads
 
     def map(self, fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
