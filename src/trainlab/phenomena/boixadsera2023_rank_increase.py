@@ -171,6 +171,27 @@ class GradualRankIncrease(Phenomenon):
     smaller alpha or a smaller step, which lengthen every stage in steps and so would pass
     the step-counted plateau by construction, not by the claim.
 
+    Fourth pass (issue 12): searched again for the toy task of Sec. 1/Fig. 2 and its appendix
+    (teacher, data, d, sequence length, which maps are trained, alpha, step size, how a stage
+    or the rank is read) and for the theorem's statement. Stored web pages: five copies of
+    the full text (the arXiv HTML of v2, its arxiv-vanity rendering, a Hugging Face papers
+    markdown copy of the arXiv HTML, and the SPIQA data set's raw-LaTeX and
+    extracted-paragraph copies of v1), the NeurIPS 2023 proceedings and poster pages, Apple's
+    research page, Papers-with-Code (no code listed) and summary sites; public repositories
+    by title, by the Fig. 2 caption, by the paper's LaTeX of its attention equation and by
+    Apple's ml-* repository names (no authors' code found). What is readable: the abstract;
+    the introduction up to its Eq. (1), attention(X; W_K, W_Q, W_V, W_O) = smax(X W_K W_Q^T
+    X^T) X W_V W_O^T with X in R^{n x d} and all four maps in R^{d x d'} trained (no 1/d or
+    1/sqrt(d) logit scale); the Fig. 2 and Fig. 3 captions (quoted in a public course
+    reproduction, CENG501 2024, whose toy run uses its own settings: d = 4, 10 samples, random
+    Gaussian targets, no teacher, lr 0.1); a summary's statement of the diagonal-weight class
+    f(x; u, v) = h(x; u * v). Every full-text copy returns only its opening, so the toy
+    task's teacher, data distribution, d, n, T, alpha grid (beyond the caption's "already
+    clear with alpha = 0.01"), step size, and any stage or rank threshold are still unread.
+    Nothing was moved and the criterion is unchanged; the verdict stays the FAIL above (no
+    new run: the code is unchanged). Leads for a later pass, from Eq. (1) only: the paper's
+    head has no logit scale and trains W_V and W_O, which this head does not (Deviations).
+
     Quick mode (seed 0 of the same run, 4.6 s of one core): the claim fails on that seed,
     so the quick run is a regression guard (``quick_reference``: 2 plateaus, 1 violation,
     final count 4, half-loss counts 1 and 6), not the claim.
@@ -179,8 +200,8 @@ class GradualRankIncrease(Phenomenon):
     trains diagonal W_V, W_O too; here only the key-query product is learned, the product
     the check reads); gradient descent with lr 0.2 stands for the theorem's gradient flow;
     the teacher, the data (Gaussian tokens), d, T and the 1/d logit scale are this
-    library's (the paper's toy-task appendix was not reachable); the 30-step plateau is
-    this library's (above).
+    library's (the paper's toy-task appendix was not reachable; its Eq. (1) has no logit
+    scale); the 30-step plateau is this library's (above).
     """
 
     name = "gradual-rank-increase"
