@@ -85,6 +85,18 @@ class SpectralPlasticity(Phenomenon):
     higher of two measurements: 0.75 s per task, 13.5 s for 18 tasks, plus ~4.3 s for the
     CLI's imports: ~17.8 s), and the 4 tasks past seed 0's onset are the margin for a seed
     whose baseline breaks later.
+    Result: PASS at both seeds tried. CLI, ``--quick --threads 1``, ``OMP_NUM_THREADS=1``,
+    load 5-7 on the shared 2-core machine: seed 0 (seeds 0, 100): baseline drop 0.440 +-
+    0.008 (half-range), regularized drop -0.005 +- 0.007, gap 0.442 +- 0.012, regularized
+    sigma_max at least 0.959 closer to 1 than at init, baseline at least 5.04 farther; 18.5 s
+    of CPU (user + sys, imports included), 33.7 s wall at 55% of a core. ``--seed 7`` (seeds
+    7, 107): drop 0.476 +- 0.042, regularized drop -0.012 +- 0.007, gap 0.485 +- 0.038,
+    sigma 0.977 and 4.87; 18.4 s of CPU, 42.6 s wall at 43%.
+    Full mode rerun through the stacked runs (CLI, 3 seeds 0, 100, 200, ``--threads 1``,
+    load ~6.5): PASS, every check within the tolerance stated above: baseline drop 0.834 +-
+    0.015 (recorded 0.84 +- 0.02), regularized drop -0.010 +- 0.001 (-0.01 +- 0.004), gap
+    0.841 +- 0.012 (0.84 +- 0.02), regularized sigma_max at least 0.868 closer to 1 (0.90,
+    -3.5%), baseline at least 7.86 farther (7.7, +2.1%); 32.4 s of CPU, 71 s of run time.
 
     History (before the stacked runs): the quick mode was a regression guard
     (``quick_reference``: 8 tasks of 100 steps, one seed, the numbers recorded from the same
