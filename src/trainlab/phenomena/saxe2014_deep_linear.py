@@ -318,6 +318,13 @@ class SaxeDepth(Phenomenon):
     (depths 2-16, 3 seeds, width 128, cap 1000; the orthogonal curve still rises there, CI
     high 0.5495 against 0.5; recorded: 12 orthogonal runs learned, contrast 0.4172, no
     Gaussian run capped) is removed.
+    Result of design 2: PASS at both seeds (CLI, ``--quick --threads 1``,
+    ``OMP_NUM_THREADS=1``, load ~8 on the shared 2-core machine). Seed 0 (seeds 0-2): all 9
+    orthogonal runs learned, orthogonal slope CI high 0.285, Gaussian CI low minus
+    orthogonal CI high 0.963, no Gaussian run capped at 16; 18.8 s of CPU (user + sys,
+    imports included), 46.5 s wall at 40% of a core. ``--seed 7`` (seeds 7-9, design 1's
+    failing seed): 9 learned, CI high 0.337, contrast 0.494, none capped at 16; 17.5 s of
+    CPU, 44.5 s wall at 39%.
     Design 1, tried for a quick mode that checks the claim (issue 12's quick pass; designed from the
     records above and single-run timings, committed before its run; not kept): depths 16, 24, 32
     (all fitted; the flat part of the orthogonal curve), 2 seeds, hidden width 64 with 50 inputs
