@@ -12,7 +12,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.models.mlp import NTKLinear
 from trainlab.optim import build_optimizer
-from trainlab.train.stacked import StackedSequential, stack_parameters
+from trainlab.train.stacked import StackedSequential, keep_runs, stack_parameters
 
 
 def _net(seed: int, bias: bool = True) -> nn.Sequential:
@@ -94,3 +94,45 @@ def test_errors_name_the_problem():
         net(torch.zeros(3, 4, 6))
     with pytest.raises(ConfigError, match=r"run must be in \[0, 1\], got 2"):
         net.run_parameters(2)
+
+
+def test_a_stopped_run_leaves_the_stack_and_stays_as_it_was():
+    # three SGD runs; run 1 stops after 2 of 5 steps (keep_runs): it must end exactly where it
+    # was at step 2, and the others exactly where they end trained alone
+    runs, steps, stop = 3, 5, 2
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(runs, steps, 8, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (runs, steps, 8), generator=g)
+    params, ids = stack_parameters([_net(s) for s in range(runs)]), list(range(runs))
+    final = {}
+    for k in range(steps):
+        if k == stop:
+            keep = torch.tensor([r != 1 for r in ids])
+            final[1] = {n: p[1].detach().clone() for n, p in params.items()}
+            names = list(params)
+            params = dict(zip(names, keep_runs([params[n] for n in names], keep), strict=True))
+            ids = [r for r in ids if r != 1]
+            assert all(p.is_leaf and p.requires_grad and p.shape[0] == 2
+                       for p in params.values())
+        net = StackedSequential(_net(0), params)
+        rows = torch.tensor(ids)
+        loss = F.cross_entropy(net(x[rows, k]).reshape(-1, 4), y[rows, k].reshape(-1),
+                               reduction="none").view(len(ids), -1).mean(1).sum()
+        grads = torch.autograd.grad(loss, list(params.values()))
+        with torch.no_grad():
+            for p, gr in zip(params.values(), grads, strict=True):
+                p.sub_(0.1 * gr)
+    for i, r in enumerate(ids):
+        final[r] = {n: p[i] for n, p in params.items()}
+    for r in range(runs):
+        model = _net(r)
+        for k in range(stop if r == 1 else steps):
+            model.zero_grad()
+            F.cross_entropy(model(x[r, k]), y[r, k]).backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.sub_(0.1 * p.grad)
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(final[r][n], p.detach(), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ConfigError, match=r"keep must be a bool tensor of shape \(2,\)"):
+        keep_runs([params["1.weight"]], torch.tensor([1, 0]))

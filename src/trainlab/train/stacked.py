@@ -84,6 +84,25 @@ def stack_parameters(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
             .requires_grad_(True) for name in first}
 
 
+def keep_runs(tensors: Sequence[torch.Tensor], keep: torch.Tensor) -> list[torch.Tensor]:
+    """The stacked ``tensors`` restricted to the runs still going: row ``r`` of each is kept
+    where the boolean ``(R,)`` mask ``keep[r]`` is True. The results are fresh tensors (leaves
+    that require grad where the input did), so a run that stops leaves the stack: nothing of
+    it is computed or updated afterwards, and its values stay what the caller read before.
+    An optimizer holding the old tensors must be rebuilt on the new ones (its state is not
+    carried over).
+
+    Raises:
+        ConfigError: ``keep`` is not a boolean vector with one entry per run.
+    """
+    for t in tensors:
+        if keep.dtype != torch.bool or keep.shape != t.shape[:1]:
+            raise ConfigError(f"keep_runs: keep must be a bool tensor of shape ({t.shape[0]},), "
+                              f"got {keep.dtype} of shape {tuple(keep.shape)}")
+    return [t[keep].detach().requires_grad_(True) if t.requires_grad else t[keep]
+            for t in tensors]
+
+
 class StackedSequential:
     """R copies of ``template`` (an ``nn.Sequential`` of ``Flatten``, ``Linear`` and
     elementwise activations), each with its own parameters: ``params[name]`` holds run
