@@ -329,6 +329,11 @@ class SaxeDepth(Phenomenon):
     :func:`trainlab.train.stacked.keep_runs` (the same row selection as before, now shared
     and tested), so full mode is rerun; stated before that rerun: the same verdict and the
     same four check values to the last printed digit (the arithmetic is unchanged).
+    Rerun (CLI, 3 seeds, ``--threads 1``, load 7-10): PASS; 21 orthogonal runs learned,
+    orthogonal CI high 0.05655 (recorded 0.06), contrast 0.5027 (recorded 0.50), no capped
+    Gaussian run at a fit depth at or below the mean; 112.7 s of CPU, 261 s wall at 43% of a
+    core. The quick run at seed 0 after the change: the same four values (9, 0.2851, 0.9633,
+    0).
     Design 1, tried for a quick mode that checks the claim (issue 12's quick pass; designed from the
     records above and single-run timings, committed before its run; not kept): depths 16, 24, 32
     (all fitted; the flat part of the orthogonal curve), 2 seeds, hidden width 64 with 50 inputs
