@@ -347,7 +347,7 @@ class SaxeDepth(Phenomenon):
     by per-operation overhead, so float32 did not help: 3.4 vs 3.8 s for the capped depth-32
     run). A wider depth range or a third seed, which the flatness check needs, costs more, and a
     lower cap weakens the Gaussian lower bound (the censored values bend its fit); so the quick
-    run stays the guard.
+    run stayed the guard until design 2 above.
 
     Result at the paper's depths (2 ... 99 weight matrices), width 32: FAIL
     (``reproduces=False``), then on the contrast check (c) only. Full mode (5 seeds; 242 s wall
