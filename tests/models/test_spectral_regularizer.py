@@ -8,7 +8,11 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.models.spectral_regularizer import SpectralRegularizer
+from trainlab.models.spectral_regularizer import (
+    SpectralRegularizer,
+    StackedSpectralRegularizer,
+    stacked_top_singular_values,
+)
 
 
 def _model() -> nn.Sequential:
@@ -54,3 +58,45 @@ def test_bad_arguments():
         SpectralRegularizer(k=0.5)
     with pytest.raises(ConfigError, match="iterations"):
         SpectralRegularizer(iterations=0)
+
+
+def test_stacked_regularizer_equals_one_regularizer_per_run():
+    # three runs, each its own model and generator: the stacked values and gradients equal
+    # the per-run regularizer's over several warm-started calls (float64)
+    models = [_model() for _ in range(3)]
+    with torch.no_grad():
+        for r, m in enumerate(models):
+            for p in m.parameters():
+                p.mul_(1 + 0.3 * r)
+    single = [SpectralRegularizer(k=2.0, generator=torch.Generator().manual_seed(10 + r))
+              for r in range(3)]
+    stacked = StackedSpectralRegularizer([torch.Generator().manual_seed(10 + r)
+                                          for r in range(3)], k=2.0)
+    weights = [torch.stack([m[i].weight.detach() for m in models]).requires_grad_(True)
+               for i in (0, 2)]
+    biases = [torch.stack([m[i].bias.detach() for m in models]).requires_grad_(True)
+              for i in (0, 2)]
+    for _ in range(4):
+        values = stacked([(str(i), w, b) for i, w, b in zip((0, 2), weights, biases,
+                                                             strict=True)])
+        values.sum().backward()
+        for r, m in enumerate(models):
+            m.zero_grad()
+            value = single[r](m)
+            value.backward()
+            torch.testing.assert_close(values[r], value, rtol=1e-12, atol=1e-12)
+            for j, i in enumerate((0, 2)):
+                torch.testing.assert_close(weights[j].grad[r], m[i].weight.grad,
+                                           rtol=1e-12, atol=1e-12)
+                torch.testing.assert_close(biases[j].grad[r], m[i].bias.grad,
+                                           rtol=1e-12, atol=1e-12)
+        for t in weights + biases:
+            t.grad = None
+    start = torch.ones(3, 5, dtype=torch.float64) / 5 ** 0.5
+    sigma, _ = stacked_top_singular_values(weights[0].detach(), start,
+                                           iterations=300)
+    torch.testing.assert_close(sigma, torch.linalg.matrix_norm(weights[0].detach(), ord=2))
+    with pytest.raises(ConfigError, match="stacks 3 runs, the regularizer has 2 generators"):
+        StackedSpectralRegularizer([None, None])([("0", weights[0], None)])
+    with pytest.raises(ConfigError, match="iterations"):
+        stacked_top_singular_values(weights[0], torch.ones(3, 5), iterations=0)
