@@ -292,3 +292,31 @@ def test_noise_sums_over_many_blocks_are_within_1e6_of_exact_sums():
     for a, b in zip(got, want):
         assert a.dtype == torch.float32
         assert abs(float(a) - float(b)) <= 1e-6 * abs(float(b))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kept_scalar_operands_give_the_numbers_of_python_numbers(dtype):
+    """``FlatBuffers.scalar``: a 0-d tensor in place of a Python number (the batch size,
+    its square and cube, 1/(n(n-1)), n/(n-1), 0) changes no bit of a product, a
+    comparison or a square (``x * x`` for ``square_``), on ordinary, huge, tiny and
+    subnormal entries."""
+    buffers = FlatBuffers()
+    buffers.sum = torch.empty(3, dtype=dtype)
+    g = torch.Generator().manual_seed(0)
+    info = torch.finfo(dtype)
+    x = torch.cat([torch.randn(4000, generator=g, dtype=torch.float64).to(dtype)
+                   * torch.logspace(-30, 30, 4000, dtype=dtype),
+                   torch.tensor([0.0, -0.0, info.tiny, info.tiny / 8, info.max / 3], dtype=dtype)])
+    for n in (2, 3, 7, 24, 100, 128, 1000, 4096):
+        for value in (n, n * n, n ** 3, n / (n - 1), 1 / (n * (n - 1)), 0):
+            operand = buffers.scalar(value)
+            assert isinstance(operand, torch.Tensor) and operand.dtype == dtype
+            assert buffers.scalar(value) is operand  # kept, not made again
+            assert torch.equal(torch.mul(x, operand), torch.mul(x, value))
+            assert torch.equal(x.clone().mul_(operand), x.clone().mul_(value))
+            assert torch.equal(torch.gt(x, operand), torch.gt(x, value))
+            zero_d = x[7].clone()
+            assert torch.equal(zero_d.clone().mul_(operand), zero_d.clone().mul_(value))
+    assert torch.equal(x.clone().mul_(x), x.clone().square_())
+    buffers.sum = torch.empty(3, dtype=torch.bfloat16)  # other dtypes: the number itself
+    assert buffers.scalar(128) == 128 and not isinstance(buffers.scalar(128), torch.Tensor)
