@@ -285,7 +285,8 @@ class Monitor:
             contexts = self._contexts(ctx, due, examples)
             with full_precision():  # the probes' own passes: not under the user's autocast
                 for probe in due:
-                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
+                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)
+                                                if contexts else ctx))
             self._set_up = True
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
