@@ -58,6 +58,13 @@ def test_packed_and_unpacked_measurements_record_the_same_bits_in_the_same_order
             assert [v.hex() for _, v in packed[name]] == [v.hex() for _, v in values], name
 
 
+def test_a_measure_set_on_the_instance_is_the_one_the_monitor_calls():
+    probe = build_probes("grad-norm")[0]
+    assert packs(probe)
+    probe.measure = lambda ctx: {"grad_norm": 1.0}
+    assert not packs(probe)
+
+
 def test_unpacked_keeps_order_and_drops_unnamed_entries():
     out = unpacked({"a": 1.0, "b/*": Table(("b/x", None, "b/z"), torch.tensor([2.0, 3.0, 4.0])),
                     "c": torch.tensor(5.0)})

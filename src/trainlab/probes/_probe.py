@@ -275,8 +275,9 @@ class PackedProbe(Probe):
 
 def packs(probe: Probe) -> bool:
     """Whether ``probe``'s measurement may be read packed (:class:`PackedProbe` whose
-    :meth:`~Probe.measure` is the unpacking one, not a subclass's own)."""
-    return type(probe).measure is PackedProbe.measure
+    :meth:`~Probe.measure` is the unpacking one, neither a subclass's own nor one set on
+    the instance)."""
+    return type(probe).measure is PackedProbe.measure and "measure" not in vars(probe)
 
 
 @dataclass(frozen=True)
