@@ -13,6 +13,10 @@ steps, two runs each, before = commit ccd01a4): width 2048 depth 3 (8.5M paramet
 grad-noise 52-56 (before 63-66; its two products d^2 a^2 of the wide layers about 22),
 grad-norm (the shared norms) 30 (29), snapshot 6 (6), all of ``Monitor.step`` 90-94
 (99-102), forward + backward 63-73 (62-65: one run paid 4,000 page faults a step there).
+Session econ2 (2026-12-07 01:23 UTC, load 8, two runs each, before = commit aac711a),
+width 128 depth 2 (23k parameters), 400 steps: grad-noise 0.46-0.50 ms (0.55-0.58),
+grad-norm 0.22-0.23 (0.24), rotation 0.06 (0.09), update-ratio 0.02 (0.03), all of
+``Monitor.step`` 0.99-1.05 (1.17-1.20).
 
 Example:
     python benchmarks/economy_profile.py --width 2048 --depth 3 --steps 10
