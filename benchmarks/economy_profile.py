@@ -13,6 +13,14 @@ steps, two runs each, before = commit ccd01a4): width 2048 depth 3 (8.5M paramet
 grad-noise 52-56 (before 63-66; its two products d^2 a^2 of the wide layers about 22),
 grad-norm (the shared norms) 30 (29), snapshot 6 (6), all of ``Monitor.step`` 90-94
 (99-102), forward + backward 63-73 (62-65: one run paid 4,000 page faults a step there).
+Session econ2 (2026-12-07 01:23 UTC, load 8, two runs each, before = commit aac711a),
+width 128 depth 2 (23k parameters), 400 steps: grad-noise 0.46-0.50 ms (0.55-0.58),
+grad-norm 0.22-0.23 (0.24), rotation 0.06 (0.09), update-ratio 0.02 (0.03), all of
+``Monitor.step`` 0.99-1.05 (1.17-1.20).
+
+``--count-ops`` also counts the aten calls of one ``Monitor.step`` (dispatched by the Python
+code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at commit aac711a,
+88 / 299 after session econ2.
 
 Example:
     python benchmarks/economy_profile.py --width 2048 --depth 3 --steps 10
@@ -87,6 +95,51 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str
     return times
 
 
+def count_ops(width: int, depth: int, batch: int, spec: str) -> tuple[int, int]:
+    """Aten calls in one ``Monitor.step`` (after 5 steps): those the Python code dispatches
+    (a ``TorchDispatchMode``) and all of them with the ones they make inside
+    (``torch.profiler`` events within the step)."""
+    from torch.profiler import ProfilerActivity, record_function
+    from torch.profiler import profile as torch_profile
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    task = build_task("mnist1d")
+    model, opt = make(0, task, width, depth)
+    mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                  probes=build_probes(spec, every=1), seed=1)
+    x, y = task.x_train[:batch], task.y_train[:batch]
+    nested = 0
+    try:
+        for k in range(7):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            if k == 5:
+                with Count():
+                    mon.step(loss, (x, y))
+            elif k == 6:
+                with (torch_profile(activities=[ProfilerActivity.CPU]) as prof,
+                      record_function("Monitor.step")):
+                    mon.step(loss, (x, y))
+                step = next(e for e in prof.events() if e.name == "Monitor.step")
+                nested = sum(1 for e in prof.events() if e.name != "Monitor.step"
+                             and step.time_range.start <= e.time_range.start
+                             and e.time_range.end <= step.time_range.end)
+            else:
+                mon.step(loss, (x, y))
+            opt.step()
+    finally:
+        mon.finish()
+    return Count.calls, nested
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=2048)
@@ -94,8 +147,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--preset", default="economy")
+    ap.add_argument("--count-ops", action="store_true",
+                    help="also count the aten calls of one Monitor.step")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.count_ops:
+        top, nested = count_ops(args.width, args.depth, args.batch, args.preset)
+        print(f"aten calls in one Monitor.step: {top} dispatched, {nested} with nested")
     times = profile(args.width, args.depth, args.steps, args.batch, args.preset)
     print(f"torch {torch.__version__}, 1 thread, process clock, MLP width {args.width} depth "
           f"{args.depth}, batch {args.batch}, {args.steps} steps, load average "

@@ -17,8 +17,11 @@ Measured (docs/performance.md, sessions speedeco2 and econ, 2026-12-06, 1 thread
 clock, load 5-9 on 2 shared cores): economy@1 2.3x-2.5x at the default 23k parameters,
 2.5x at 40k (depth 3, width 128), 1.9x-2.1x at 0.55M (width 512) and 1.6x-2.1x at 8.5M
 (width 2048), the spread at 8.5M set mostly by how fast the untracked loop ran in each
-round; economy@16 1.1x-1.2x. Each ratio comes from one process; compare two versions of
-the code only in runs at about the same time.
+round; economy@16 1.1x-1.2x. Session econ2 (2026-12-07, load 8-10, run alternately with
+the code before it): economy@1 2.09x-2.19x at 23k (before 2.12x-2.53x), 2.00x-2.02x at
+40k (before 2.12x-2.19x), 2.16x-2.27x at 0.55M and 1.93x-2.05x at 8.5M (no change there
+beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Each ratio comes
+from one process; compare two versions of the code only in runs at about the same time.
 
 Example:
     python benchmarks/probe_overhead.py --steps 512 --repeats 3 --clock process

@@ -135,7 +135,9 @@ def test_flat_buffers_give_the_reference_statistics_to_the_bit(monkeypatch, dtyp
         assert all(torch.equal(a, b) for a, b in zip(_noise(fresh), expected))
         assert all(torch.equal(a, b) for a, b in zip(_noise(got, buffers), expected))
         # deferred (the probe's path): the last passes done by _noise block by block, or
-        # by settle() over the whole vectors; the same numbers either way
+        # by settle() over the whole vectors; the same numbers either way (the general
+        # path: the kept plan of small models is test_planned_statistics_...)
+        buffers.plan = None
         late = captured_grad_stats(model, records, 24, buffers=buffers, deferred=True)
         assert all(torch.equal(a, b) for a, b in zip(_noise(late, buffers), expected))
         assert not buffers.pending and buffers.sq_factor == 1
@@ -292,3 +294,88 @@ def test_noise_sums_over_many_blocks_are_within_1e6_of_exact_sums():
     for a, b in zip(got, want):
         assert a.dtype == torch.float32
         assert abs(float(a) - float(b)) <= 1e-6 * abs(float(b))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kept_scalar_operands_give_the_numbers_of_python_numbers(dtype):
+    """``FlatBuffers.scalar``: a 0-d tensor in place of a Python number (the batch size,
+    its square and cube, 1/(n(n-1)), n/(n-1), 0) changes no bit of a product, a
+    comparison or a square (``x * x`` for ``square_``), on ordinary, huge, tiny and
+    subnormal entries."""
+    buffers = FlatBuffers()
+    buffers.sum = torch.empty(3, dtype=dtype)
+    g = torch.Generator().manual_seed(0)
+    info = torch.finfo(dtype)
+    x = torch.cat([torch.randn(4000, generator=g, dtype=torch.float64).to(dtype)
+                   * torch.logspace(-30, 30, 4000, dtype=dtype),
+                   torch.tensor([0.0, -0.0, info.tiny, info.tiny / 8, info.max / 3], dtype=dtype)])
+    for n in (2, 3, 7, 24, 100, 128, 1000, 4096):
+        for value in (n, n * n, n ** 3, n / (n - 1), 1 / (n * (n - 1)), 0):
+            operand = buffers.scalar(value)
+            assert isinstance(operand, torch.Tensor) and operand.dtype == dtype
+            assert buffers.scalar(value) is operand  # kept, not made again
+            assert torch.equal(torch.mul(x, operand), torch.mul(x, value))
+            assert torch.equal(x.clone().mul_(operand), x.clone().mul_(value))
+            assert torch.equal(torch.gt(x, operand), torch.gt(x, value))
+            zero_d = x[7].clone()
+            assert torch.equal(zero_d.clone().mul_(operand), zero_d.clone().mul_(value))
+    assert torch.equal(x.clone().mul_(x), x.clone().square_())
+    buffers.sum = torch.empty(3, dtype=torch.bfloat16)  # other dtypes: the number itself
+    assert buffers.scalar(128) == 128 and not isinstance(buffers.scalar(128), torch.Tensor)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("deferred", [True, False])
+def test_planned_statistics_equal_the_general_path_to_the_bit(monkeypatch, dtype, bias, deferred):
+    """``_planned_stats`` (a kept plan, one straight pass) gives the general path's
+    statistics and noise terms, to the bit, at every call on the same buffers; it is taken
+    only where it applies (not for the first examples of a batch, nor before the buffers
+    are fitted)."""
+    import trainlab.probes.per_sample as per_sample
+
+    taken = []
+    planned = per_sample._planned_stats
+
+    def spy(layout, records, rows, buffers, deferred):
+        out = planned(layout, records, rows, buffers, deferred)
+        if buffers is fast:
+            taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(per_sample, "_planned_stats", spy)
+    model = mlp(dtype, bias=bias)
+    g = torch.Generator().manual_seed(4)
+    fast, slow = FlatBuffers(), FlatBuffers()
+    for k, rows in enumerate((24, 24, 7, 24)):
+        x = torch.randn(rows, 9, generator=g).to(dtype)
+        y = torch.randint(0, 4, (rows,), generator=g)
+        records = recorded(model, x, y)
+        got = captured_grad_stats(model, records, rows, buffers=fast, deferred=deferred)
+        slow.plan = None  # the general path
+        want = captured_grad_stats(model, records, rows, buffers=slow, deferred=deferred)
+        assert taken[-1] == (k > 0)  # the first call fits the buffers (general path)
+        assert got.method == want.method and got.reused_mean == want.reused_mean
+        assert fast.sq_factor == slow.sq_factor and (k == 0 or not fast.pending)
+        assert torch.equal(got.sq_norms, want.sq_norms)
+        ours, theirs = _noise(got, fast), _noise(want, slow)
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+        assert torch.equal(got.flat_sum, want.flat_sum) and torch.equal(got.flat_sq, want.flat_sq)
+    # the first 10 examples only: the general path
+    records = recorded(model, torch.randn(24, 9, generator=g).to(dtype),
+                       torch.randint(0, 4, (24,), generator=g))
+    taken.clear()
+    captured_grad_stats(model, records, 24, examples=10, buffers=fast)
+    assert taken == []
+
+
+def test_no_plan_for_a_frozen_weight_or_a_large_model():
+    from trainlab.probes.per_sample import PLAN_MAX_NUMEL
+
+    model = mlp(torch.float32)
+    model[0].weight.requires_grad_(False)
+    buffers = FlatBuffers().fit(_linear_layout(model), torch.empty(0))
+    assert buffers.plan is None
+    wide = nn.Sequential(nn.Linear(PLAN_MAX_NUMEL, 1))
+    assert FlatBuffers().fit(_linear_layout(wide), torch.empty(0)).plan is None
+    assert FlatBuffers().fit(_linear_layout(mlp(torch.float32)), torch.empty(0)).plan

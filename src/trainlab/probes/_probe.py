@@ -17,7 +17,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -27,6 +27,34 @@ from trainlab.registry import EntryInfo, Registry
 
 Measurement = dict[str, "torch.Tensor | float"]
 LOG = logging.getLogger("trainlab")
+
+
+class Table(NamedTuple):
+    """A family of scalars of one measurement held as the vector a probe computed them in:
+    entry ``i`` is the metric ``names[i]`` (none where ``names[i]`` is None), its value
+    ``values[i]`` (a 1-D tensor). See :class:`PackedProbe`."""
+
+    names: tuple[str | None, ...]
+    values: torch.Tensor
+
+
+Packed = dict[str, "torch.Tensor | float | Table"]
+"""What :meth:`PackedProbe.measure_packed` returns: a :data:`Measurement` whose values may
+also be :class:`Table` (each under a key of its own that names no metric, e.g. its family
+``"grad_norm/*"``)."""
+
+
+def unpacked(out: Packed) -> Measurement:
+    """``out`` with each :class:`Table` replaced by its named entries (0-d tensors), in
+    order."""
+    flat: Measurement = {}
+    for key, value in out.items():
+        if isinstance(value, Table):
+            flat.update((n, x) for n, x in zip(value.names, value.values.unbind())
+                        if n is not None)
+        else:
+            flat[key] = value
+    return flat
 
 
 class Handle(Protocol):
@@ -222,6 +250,34 @@ class Probe(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(every={self.every})"
+
+
+class PackedProbe(Probe):
+    """A probe that computes families of its scalars as vectors (per-tensor norms):
+    subclasses implement :meth:`measure_packed`, which may return such a family as one
+    :class:`Table`; :meth:`measure` returns the same numbers one 0-d tensor per metric.
+
+    The monitor calls :meth:`measure_packed` (unless a subclass overrides :meth:`measure`)
+    and reads each table with one ``tolist()``: splitting a vector into 0-d tensors and
+    reading each costs about 1.5 us per entry on the CPU, which at every step of the
+    ``economy`` preset of a small model is a few percent of the training step. The values
+    recorded are the same, to the bit.
+    """
+
+    def measure(self, ctx: ProbeContext) -> Measurement:
+        return unpacked(self.measure_packed(ctx))
+
+    @abstractmethod
+    def measure_packed(self, ctx: ProbeContext) -> Packed:
+        """What :meth:`measure` returns, families of scalars possibly left as
+        :class:`Table`."""
+
+
+def packs(probe: Probe) -> bool:
+    """Whether ``probe``'s measurement may be read packed (:class:`PackedProbe` whose
+    :meth:`~Probe.measure` is the unpacking one, neither a subclass's own nor one set on
+    the instance)."""
+    return type(probe).measure is PackedProbe.measure and "measure" not in vars(probe)
 
 
 @dataclass(frozen=True)

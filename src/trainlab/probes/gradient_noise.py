@@ -95,11 +95,15 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     :func:`~trainlab.probes.per_sample.captured_grad_stats` left in ``scratch`` (the known
     gradients times ``n``, the scale factors) is done block by block first, so that no
     whole-vector pass is spent on it; with several blocks, :math:`nQ` and the ratios are
-    formed in ``scratch.block`` and the sums of squares are only read."""
+    formed in ``scratch.block`` and the sums of squares are only read. The numbers that
+    multiply its own vectors come as 0-d tensors (:meth:`FlatBuffers.scalar
+    <trainlab.probes.per_sample.FlatBuffers.scalar>`: the same numbers, fewer dispatched
+    operations)."""
     n = stats.n
     own = (scratch is not None and stats.flat_sum is scratch.sum
            and stats.flat_sq is scratch.sq)
     pending, sq_factor = scratch.take_pending() if own and scratch is not None else ([], 1)
+    num = scratch.scalar if own and scratch is not None else _number
     if own and scratch is not None:
         s2, sq, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
         var = sq
@@ -134,35 +138,41 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
             s, r, v = s2, ratio, var
             if own:
                 for item in pending:
-                    item.apply(s2, i, j)
-                s.square_()  # n^2 gbar^2
+                    item.apply(s2, i, j, num(item.factor))
+                s.mul_(s)  # n^2 gbar^2 (square_ is pow_ with a Python 2: same bits)
                 if sq_factor != 1:
-                    v.mul_(sq_factor)
-                v.mul_(n)
+                    v.mul_(num(sq_factor))
+                v.mul_(num(n))
         else:
             s, r, v = s2[i:j], spare_r[:j - i], spare_v[:j - i]
             if own:
                 for item in pending:
-                    item.apply(s2, i, j)
-                s.square_()
+                    item.apply(s2, i, j, num(item.factor))
+                s.mul_(s)
             if sq_factor != 1:
-                torch.mul(sq[i:j], sq_factor, out=v).mul_(n)
+                torch.mul(sq[i:j], num(sq_factor), out=v).mul_(num(n))
             else:
-                torch.mul(sq[i:j], n, out=v)
+                torch.mul(sq[i:j], num(n), out=v)
         v.sub_(s)  # n^2 Var
-        torch.gt(v, 0, out=r)  # 1 where the variance is positive, else 0 (a float mask:
-        # boolean kernels cost several times more on CPU)
+        torch.gt(v, num(0), out=r)  # 1 where the variance is positive, else 0 (a float
+        # mask: boolean kernels cost several times more on CPU)
         counts.append(r.sum(dtype=torch.float64) if size > 2 ** 24 else r.sum())
         r.mul_(s).div_(v.clamp_min_(tiny))  # masked entries: 0 / tiny = 0
         g2_parts.append(s.sum())
         ratio_parts.append(r.sum())
     g2 = _total(g2_parts, s2)  # n^2 |gbar|^2
     mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
-    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(n / (n - 1))
-    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(1 / (n * (n - 1)))
+    tail = num if mean_sq.dtype == g2.dtype == s2.dtype else _number
+    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(tail(n / (n - 1)))
+    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(tail(1 / (n * (n - 1))))
     count = (counts[0] if len(counts) == 1 else torch.stack(counts).sum()) if counts else (
         ratio.sum())
     return trace_cov, grad_sq, _total(ratio_parts, s2) / count.clamp_min(1)
+
+
+def _number(value: float) -> float:
+    """A number as an operand, as it is (:func:`_noise` on vectors it does not own)."""
+    return value
 
 
 def _total(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:

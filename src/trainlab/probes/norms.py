@@ -14,7 +14,14 @@ from functools import lru_cache
 
 import torch
 
-from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes._probe import (
+    PROBES,
+    Measurement,
+    Packed,
+    PackedProbe,
+    ProbeContext,
+    Table,
+)
 
 _NORM_DTYPES = (torch.float32, torch.float64)
 
@@ -154,35 +161,34 @@ def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
     return out
 
 
-def _from_table(prefix: str, names: tuple[str, ...], per: torch.Tensor) -> Measurement:
-    out: Measurement = {prefix: torch.linalg.vector_norm(per)}
-    out.update(zip(metric_names(prefix, names), per.unbind()))
-    return out
+def _from_table(prefix: str, names: tuple[str, ...], per: torch.Tensor) -> Packed:
+    return {prefix: torch.linalg.vector_norm(per),
+            f"{prefix}/*": Table(metric_names(prefix, names), per)}
 
 
-class GradNorm(Probe):
+class GradNorm(PackedProbe):
     """L2 norm of the gradient of this step, in total and for each parameter tensor."""
 
     name = "grad-norm"
 
-    def measure(self, ctx: ProbeContext) -> Measurement:
+    def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
         if table is not None and table.grad is not None:
             return _from_table("grad_norm", table.names, table.grad)
         return _norms("grad_norm", ctx.grads())  # some parameters have no gradient
 
 
-class WeightNorm(Probe):
+class WeightNorm(PackedProbe):
     """L2 norm of the parameters, in total and for each parameter tensor."""
 
     name = "weight-norm"
 
-    def measure(self, ctx: ProbeContext) -> Measurement:
+    def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
         return {} if table is None else _from_table("weight_norm", table.names, table.weight)
 
 
-class UpdateRatio(Probe):
+class UpdateRatio(PackedProbe):
     r"""Size of the last update relative to the weights it changed,
     :math:`\|\theta_k - \theta_{k-1}\| / \|\theta_{k-1}\|`, in total and per tensor (a common
     health signal: ~1e-3 for Adam), and the update norm ``update_norm``."""
@@ -190,13 +196,13 @@ class UpdateRatio(Probe):
     name = "update-ratio"
     needs_prev_params = True
 
-    def measure(self, ctx: ProbeContext) -> Measurement:
+    def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
         if table is None or table.prev_dist is None or table.prev is None:
             return {}
         d, w = table.prev_dist, table.prev
-        out: Measurement = dict(zip(metric_names("update_ratio", table.names),
-                                    d.div(w.clamp_min(1e-30)).unbind()))
+        out: Packed = {"update_ratio/*": Table(metric_names("update_ratio", table.names),
+                                               d.div(w.clamp_min(1e-30)))}
         total_d = torch.linalg.vector_norm(d)
         out["update_ratio"] = total_d / torch.linalg.vector_norm(w).clamp_min(1e-30)
         out["update_norm"] = total_d

@@ -255,9 +255,13 @@ class Pending(NamedTuple):
     factor: int
     out: torch.Tensor
 
-    def apply(self, flat: torch.Tensor, lo: int, hi: int) -> None:
+    def apply(self, flat: torch.Tensor, lo: int, hi: int,
+              factor: torch.Tensor | int | None = None) -> None:
         """Do the part of this work that falls in ``flat[lo:hi]`` (same operation per
-        element whatever the range; the whole of it on ``out`` directly)."""
+        element whatever the range; the whole of it on ``out`` directly). ``factor``: the
+        operand to multiply by, when the caller holds ``self.factor`` as a 0-d tensor
+        (:meth:`FlatBuffers.scalar`: the same numbers, fewer dispatched operations)."""
+        factor = self.factor if factor is None else factor
         start, end = max(lo, self.offset), min(hi, self.offset + self.size)
         if start >= end:
             return
@@ -268,9 +272,9 @@ class Pending(NamedTuple):
             source = (None if self.source is None else
                       self.source.view(-1)[start - self.offset:end - self.offset])
         if source is None:
-            out.mul_(self.factor)
+            out.mul_(factor)
         else:
-            torch.mul(source, self.factor, out=out)
+            torch.mul(source, factor, out=out)
 
 
 class FlatBuffers:
@@ -297,6 +301,26 @@ class FlatBuffers:
         self.sq_views: dict[str, torch.Tensor] = {}
         self.pending: list[Pending] = []
         self.sq_factor = 1
+        self._scalars: dict[tuple[Any, ...], torch.Tensor] = {}
+        self.layout: _Layout | None = None  # what the buffers were fitted to
+        self.plan: tuple[LayerPlan, ...] | None = None  # see _planned_stats
+
+    def scalar(self, value: float) -> torch.Tensor | float:
+        """``value`` as an operand of the elementwise work on these buffers: on the CPU in
+        float32 or float64, a 0-d tensor of the buffers' dtype, kept from call to call;
+        else ``value`` itself. An operation with a Python number converts it to a tensor
+        at every call (on the CPU three more dispatched operations, 3-4 us, as much as the
+        operation itself on a small model); with a 0-d tensor holding the number rounded
+        to the buffers' dtype, as that conversion rounds it, the numbers are the same
+        (tested to the bit)."""
+        dtype, device = self.sum.dtype, self.sum.device
+        if dtype not in (torch.float32, torch.float64) or device.type != "cpu":
+            return value
+        key = (value, dtype)
+        kept = self._scalars.get(key)
+        if kept is None:
+            kept = self._scalars[key] = torch.tensor(value, dtype=dtype)
+        return kept
 
     def take_pending(self) -> tuple[list[Pending], int]:
         """The work a deferred :func:`captured_grad_stats` left (``pending``, ``sq_factor``),
@@ -311,9 +335,10 @@ class FlatBuffers:
         are then final."""
         pending, factor = self.take_pending()
         for item in pending:
-            item.apply(self.sum, item.offset, item.offset + item.size)
+            item.apply(self.sum, item.offset, item.offset + item.size,
+                       self.scalar(item.factor))
         if factor != 1:
-            self.sq.mul_(factor)
+            self.sq.mul_(self.scalar(factor))
 
     def fit(self, layout: _Layout, like: torch.Tensor) -> FlatBuffers:
         """These buffers, (re)allocated for ``layout`` in ``like``'s dtype and device."""
@@ -325,6 +350,8 @@ class FlatBuffers:
             self.mask = like.new_empty(total)
             self.sum_views, self.sq_views = _shaped(layout, self.sum), _shaped(layout, self.sq)
             self._key = key
+            self.layout = layout
+            self.plan = _plan(layout, self.sum_views, self.sq_views)
         return self
 
 
@@ -432,10 +459,12 @@ def _linear_stats(layout: _Layout,
                 pending.sort(key=lambda item: item.offset)
             buffers.sq_factor = post * post
         else:
+            scale_by = buffers.scalar(post) if buffers is not None else post
             for part in unscaled:
-                part.mul_(post)
-            flat_sq.mul_(post * post)
-        sq_norms.mul_(post * post)
+                part.mul_(scale_by)
+            flat_sq.mul_(buffers.scalar(post * post) if buffers is not None else post * post)
+        sq_norms.mul_(buffers.scalar(post * post) if buffers is not None
+                      and sq_norms.dtype == flat_sq.dtype else post * post)
     return GradStats(n, sq_norms, sum_out, sq_out, method, reused, flat_sum, flat_sq)
 
 
@@ -637,6 +666,10 @@ def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,
 def _captured(layout: _Layout, records: Records, batch_size: int, examples: int | None,
               buffers: FlatBuffers | None = None, deferred: bool = False
               ) -> GradStats | None:
+    if buffers is not None and (examples is None or examples >= batch_size):
+        planned = _planned_stats(layout, records, batch_size, buffers, deferred)
+        if planned is not None:
+            return planned
     acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]] = {}
     known: dict[nn.Linear, dict[str, torch.Tensor]] = {}
     for m, names in layout.layers.items():
@@ -662,6 +695,95 @@ def _captured(layout: _Layout, records: Records, batch_size: int, examples: int 
     like = next(iter(acts.values()))[1]
     return _linear_stats(layout, acts, n, batch_size, known, like, "captured", buffers,
                          deferred)
+
+
+class LayerPlan(NamedTuple):
+    """One layer's places in :class:`FlatBuffers` for :func:`_planned_stats`: the views of
+    its weight's (and bias's) sums of squares and gradient sums, and the shapes its
+    recorded gradients must have."""
+
+    module: nn.Linear
+    weight_sq: torch.Tensor
+    weight_sum: torch.Tensor
+    bias_sq: torch.Tensor | None
+    bias_sum: torch.Tensor | None
+
+
+PLAN_MAX_NUMEL = 65536
+"""Models of at most this many trainable parameters take :func:`_planned_stats` (above
+it the work is the memory passes, which the deferred general path spares, not Python)."""
+
+
+def _plan(layout: _Layout, sums: dict[str, torch.Tensor], sqs: dict[str, torch.Tensor]
+          ) -> tuple[LayerPlan, ...] | None:
+    """The plan of a layout whose every layer trains its weight (None otherwise, or above
+    :data:`PLAN_MAX_NUMEL` parameters)."""
+    if sum(layout.sizes) > PLAN_MAX_NUMEL or any(
+            "weight" not in names for names in layout.layers.values()):
+        return None
+    return tuple(LayerPlan(m, sqs[names["weight"]], sums[names["weight"]],
+                           sqs.get(names.get("bias", "")), sums.get(names.get("bias", "")))
+                 for m, names in layout.layers.items())
+
+
+def _planned_stats(layout: _Layout, records: Records, batch_size: int, buffers: FlatBuffers,
+                   deferred: bool) -> GradStats | None:
+    """:func:`_linear_stats` for the common case, as one straight pass over a plan kept in
+    ``buffers`` (at every step of ``economy`` on a small model, the general path's Python
+    -- dicts of layers, records checked and converted, work deferred in
+    :class:`Pending` objects -- cost about as much as its tensor operations): every layer
+    of ``layout`` recorded on 2-D inputs of ``batch_size`` rows with its own weight and
+    bias gradients, everything in the buffers' dtype (float32 or float64, CPU), all examples
+    used, buffers already fitted to ``layout``. The same operations in the same order per
+    entry as the general path, so the same numbers, to the bit (tested); None when the case
+    does not apply (the general path then runs)."""
+    plan = buffers.plan
+    if plan is None or buffers.layout is not layout:
+        return None
+    dtype = buffers.sum.dtype
+    if dtype not in (torch.float32, torch.float64) or buffers.sum.device.type != "cpu":
+        return None
+    for step in plan:
+        rec = records.get(step.module)
+        if (rec is None or rec.a.dim() != 2 or rec.a.shape[0] != batch_size
+                or rec.d.dim() != 2 or rec.d.shape[0] != batch_size
+                or rec.a.dtype != dtype or rec.d.dtype != dtype
+                or rec.weight is None or rec.weight.shape != step.weight_sum.shape
+                or rec.weight.dtype != dtype
+                or (step.bias_sum is not None and (
+                    rec.bias is None or rec.bias.shape != step.bias_sum.shape
+                    or rec.bias.dtype != dtype))):
+            return None
+    n = buffers.scalar(batch_size)
+    sq_norms: torch.Tensor | None = None
+    for step in plan:
+        a, d, bias = records[step.module].a, records[step.module].d, step.bias_sq is not None
+        d_sq = d * d
+        rows = d_sq.sum(1)
+        a_sq = a * a
+        a_rows = a_sq.sum(1)
+        if sq_norms is None:  # ||d_i||^2 (||a_i||^2 + 1 with a bias), summed over layers
+            sq_norms = torch.addcmul(rows, rows, a_rows) if bias else rows * a_rows
+        else:
+            sq_norms.addcmul_(rows, a_rows)
+            if bias:
+                sq_norms += rows
+        torch.mm(d_sq.T, a_sq, out=step.weight_sq)
+        torch.mul(records[step.module].weight, n, out=step.weight_sum)
+        if step.bias_sq is not None and step.bias_sum is not None:
+            torch.sum(d_sq, 0, out=step.bias_sq)
+            torch.mul(records[step.module].bias, n, out=step.bias_sum)
+    if sq_norms is None:
+        return None
+    buffers.pending, buffers.sq_factor = [], 1
+    factor = buffers.scalar(batch_size * batch_size)
+    if deferred:
+        buffers.sq_factor = batch_size * batch_size
+    else:
+        buffers.sq.mul_(factor)
+    sq_norms.mul_(factor)
+    return GradStats(batch_size, sq_norms, buffers.sum_views, buffers.sq_views, "captured",
+                     True, buffers.sum, buffers.sq)
 
 
 def _in_dtype(rec: Record, dtype: torch.dtype) -> Record:

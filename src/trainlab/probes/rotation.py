@@ -4,13 +4,15 @@ generalization in deep networks?", 2019; papers.md row 56)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
-from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes._probe import PROBES, Packed, PackedProbe, ProbeContext, Table
 from trainlab.probes.norms import metric_names, param_norms
 
 
-class Rotation(Probe):
+class Rotation(PackedProbe):
     r"""Per tensor: :math:`\|w_t - w_0\|` (``distance/<name>``) and the cosine distance
     :math:`1 - \langle w_t, w_0\rangle / (\|w_t\|\|w_0\|)` (``rotation/<name>``), the paper's
     layer-rotation measure; plus the global distance from initialization ``distance``.
@@ -28,28 +30,33 @@ class Rotation(Probe):
 
     name = "rotation"
 
-    def measure(self, ctx: ProbeContext) -> Measurement:
+    def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
         if table is None or table.init_dist is None or table.init is None:
             return {}
         d, w, w0 = table.init_dist, table.weight, table.init
-        out: Measurement = dict(zip(metric_names("distance", table.names), d.unbind()))
-        out["distance"] = torch.linalg.vector_norm(d)
-        mats = _matrices(ctx, table.names)
-        if mats:
+        out: Packed = {"distance/*": Table(metric_names("distance", table.names), d),
+                       "distance": torch.linalg.vector_norm(d)}
+        names = _rotation_names(ctx, table.names)
+        if any(n is not None for n in names):
             # 1 - cos = (|w - w0|^2 - (|w| - |w0|)^2) / (2 |w| |w0|), for every tensor at
-            # once (one op each); the values of the tensors with fewer than 2 dims are
-            # dropped
+            # once (one op each; w + w is 2w exactly, without a Python number's
+            # conversion); the values of the tensors with fewer than 2 dims are dropped
             e = w - w0
-            rot = (d - e).mul_(d + e).div_((2 * w).mul_(w0).clamp_min_(1e-30)).unbind()
-            out.update(zip(metric_names("rotation", tuple(table.names[i] for i in mats)),
-                           (rot[i] for i in mats)))
+            out["rotation/*"] = Table(names, (d - e).mul_(d + e).div_(
+                (w + w).mul_(w0).clamp_min_(1e-30)))
         return out
 
 
-def _matrices(ctx: ProbeContext, names: tuple[str, ...]) -> tuple[int, ...]:
+def _rotation_names(ctx: ProbeContext, names: tuple[str, ...]) -> tuple[str | None, ...]:
+    """``rotation/<name>`` for the tensors with at least 2 dims, None for the others."""
     params = ctx.params()
-    return tuple(i for i, n in enumerate(names) if params[n].dim() >= 2)
+    return _matrix_names(names, tuple(params[n].dim() >= 2 for n in names))
+
+
+@lru_cache(maxsize=256)
+def _matrix_names(names: tuple[str, ...], matrix: tuple[bool, ...]) -> tuple[str | None, ...]:
+    return tuple(f"rotation/{n}" if m else None for n, m in zip(names, matrix))
 
 
 PROBES.register("rotation", Rotation, ddp="replicated", papers=(56,),

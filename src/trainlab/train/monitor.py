@@ -57,9 +57,9 @@ from torch import nn
 
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.integrations import Sink
-from trainlab.probes import Measurement, Probe, ProbeContext, build_probes
+from trainlab.probes import Probe, ProbeContext, build_probes
 from trainlab.probes._outputs import batch_size, loss_function
-from trainlab.probes._probe import Handle
+from trainlab.probes._probe import Handle, Packed, Table, packs
 from trainlab.store import RunStore
 from trainlab.train import probe_agreement as agreement
 from trainlab.train.distributed import current, unwrap
@@ -264,7 +264,7 @@ class Monitor:
             loss_t, examples = self._global_loss(loss_t, batch, loss_over_ranks == "sum")
         loss_value = loss_t.item()  # the one host sync of a step without probes
         finite = math.isfinite(loss_value)
-        values: dict[str, torch.Tensor | float] = {"loss": loss_value}
+        values: Packed = {"loss": loss_value}
         if lr is not None:
             values["lr"] = float(lr)
         due = [p for p in self.probes if self._due(p, k)] if finite else []
@@ -285,7 +285,8 @@ class Monitor:
             contexts = self._contexts(ctx, due, examples)
             with full_precision():  # the probes' own passes: not under the user's autocast
                 for probe in due:
-                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)))
+                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)
+                                                if contexts else ctx))
             self._set_up = True
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
@@ -341,7 +342,7 @@ class Monitor:
             out["global-batch"] = out["replicated"] = dataclasses.replace(ctx, batch=batch)
         return out
 
-    def _measure(self, probe: Probe, ctx: ProbeContext) -> Measurement:
+    def _measure(self, probe: Probe, ctx: ProbeContext) -> Packed:
         """One probe's measurement; what it could not measure, and why, goes to
         :attr:`skipped` / :attr:`notes` (one warning per probe and run).
 
@@ -359,7 +360,8 @@ class Monitor:
         try:
             if not self._set_up:
                 probe.setup(ctx)
-            out = probe.measure(ctx)
+            # per-tensor families come as vectors, read once each by _record
+            out = probe.measure_packed(ctx) if packs(probe) else probe.measure(ctx)
         except agreement.ProbeAborted as exc:  # another rank ended the probe first
             out, state, seen = {}, None, exc.seen
         except PROBE_ERRORS as exc:
@@ -398,12 +400,13 @@ class Monitor:
         LOG.warning("probe %r at step %d: %s (logged once per run; kept in the run record)",
                     name, step, reason)
 
-    def _record(self, step: int, values: dict[str, torch.Tensor | float]) -> None:
-        tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
+    def _record(self, step: int, values: Packed) -> None:
+        items = list(_entries(values))
+        tensors = [v for _, v in items if isinstance(v, torch.Tensor)]
         floats = iter(_to_floats(tensors) if tensors else ())  # one device sync per step
         history, buffer = self.history, self._buffer
         keep = self.store is not None  # rows wait in the buffer for the store only
-        for name, value in values.items():
+        for name, value in items:
             x = next(floats) if isinstance(value, torch.Tensor) else float(value)
             try:
                 history[name].append((step, x))
@@ -412,7 +415,7 @@ class Monitor:
             if keep:
                 buffer.append((step, name, x))
         if self.sinks:
-            recorded = {name: history[name][-1][1] for name in values}
+            recorded = {name: history[name][-1][1] for name, _ in items}
             for sink in self.sinks:
                 sink.write(step, recorded)
 
@@ -563,6 +566,19 @@ def _policy(probe: Probe) -> str:
     if name in PROBES and isinstance(probe, PROBES.get(name)):
         return PROBES.entry(name).info.ddp
     return "global-batch"
+
+
+def _entries(values: Packed) -> Iterator[tuple[str, torch.Tensor | float]]:
+    """The named values of a step, tables (:class:`~trainlab.probes._probe.Table`)
+    opened: on the CPU by one ``tolist()`` each (the exact values, as ``item()`` reads
+    them), elsewhere as 0-d tensors, read with the step's other tensors by one copy."""
+    for name, value in values.items():
+        if isinstance(value, Table):
+            vector = value.values
+            entries = vector.tolist() if vector.is_cpu else vector.unbind()
+            yield from ((n, x) for n, x in zip(value.names, entries) if n is not None)
+        else:
+            yield name, value
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
