@@ -18,9 +18,23 @@ top Hessian eigenvalue of each measured step's batch every ``--every`` steps:
 (the papers' fixed subset) instead of the step's batch: it shows how much of the
 eigenvector's movement between measurements comes from the batch changing.
 
+``--subspace B`` (B >= 1) asks whether a *block* warm start, from the previous measurement's
+top-b eigenvectors (b = 1..B, from the tight reference, i.e. the best such start), could do
+better. Per measurement and block size b it prints:
+
+* ``in{b}``: the squared norm of the new top eigenvector's projection onto the previous top-b
+  span, in [0, 1] (1: the new top eigenvector lies in the old span);
+* ``rr{b}``: the oracle count of a Rayleigh-Ritz expansion from that span (the b start
+  vectors, then one product per step on the residual of the current top Ritz pair, the
+  cheapest block method per product: :func:`block_start_history`), the b start products
+  included; for b = 1 its Krylov space is Lanczos's, so ``rr1`` equals ``oracle_warm`` up to
+  rounding (a check of the two counts);
+* ``lobpcg{b}``: the same count for ``scipy.sparse.linalg.lobpcg`` (Knyazev 2001) from the
+  same block: b products per iteration, so its counts are multiples of b.
+
 Prints one row per measurement and the medians. Usage:
     python benchmarks/sharpness_warm.py [--steps 300] [--every 50] [--threads 1]
-                                        [--fixed-batch]
+                                        [--fixed-batch] [--subspace 4]
 """
 
 from __future__ import annotations
@@ -29,8 +43,11 @@ import argparse
 import json
 import os
 import statistics
+import warnings
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse.linalg as spla
 import torch
 
 from trainlab.curvature import lanczos
@@ -53,6 +70,92 @@ def oracle_count(op, v0: torch.Tensor | None, lam: float, target: float, cap: in
     return None
 
 
+def block_start_history(op, start: torch.Tensor, cap: int) -> list[float]:
+    r"""Top Ritz value after each of ``cap`` products (a list of ``cap`` values, fewer if the
+    space becomes invariant): Rayleigh-Ritz on the span of ``start``'s columns, one product
+    per column, then one product per step on the residual :math:`Hy - \theta y` of the
+    current top Ritz pair :math:`(\theta, y)`, orthogonalized against the basis (Davidson's
+    expansion with no preconditioner). Each new direction lies in the block Krylov space of
+    ``start``; from one vector the space is the Lanczos space of that vector."""
+    basis = torch.empty(op.dim, 0, dtype=op.dtype, device=op.device)
+    products = torch.empty_like(basis)
+    history: list[float] = []
+    pending = list(start.to(op.dtype).T)
+    while basis.shape[1] < cap:
+        if pending:
+            v = pending.pop(0)
+        else:
+            theta, s_top = _top_ritz(basis, products)
+            v = products @ s_top - theta * (basis @ s_top)
+        before = v.norm()
+        for _ in range(2):  # Gram-Schmidt twice
+            v = v - basis @ (basis.T @ v)
+        if not v.norm() > 1e-6 * before:  # in the span already (or zero)
+            if pending:
+                continue
+            break  # the span is invariant: no new direction
+        v = v / v.norm()
+        basis = torch.cat([basis, v[:, None]], 1)
+        products = torch.cat([products, op.matvec(v)[:, None]], 1)
+        history.append(_top_ritz(basis, products)[0])
+    return history
+
+
+def _top_ritz(basis: torch.Tensor, products: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Top Ritz value and its coefficient vector on ``basis`` (``products`` = H basis)."""
+    t = basis.T @ products
+    vals, vecs = torch.linalg.eigh(((t + t.T) / 2).double())
+    return vals[-1].item(), vecs[:, -1].to(basis.dtype)
+
+
+def lobpcg_history(op, start: torch.Tensor, cap: int) -> list[tuple[int, float]]:
+    """``(products, top value)`` after LOBPCG's initial Rayleigh-Ritz on ``start`` and after
+    each iteration (``scipy.sparse.linalg.lobpcg``, ``largest=True``, tolerance 0 so it runs
+    ``cap // b - 1`` iterations): b products each. Scipy's closing Rayleigh-Ritz (b more
+    products, the same value) is not counted."""
+    b = start.shape[1]
+    iters = max(cap // b - 1, 0)
+    with warnings.catch_warnings():  # stopped by maxiter on purpose: no accuracy asked
+        warnings.simplefilter("ignore")
+        _, _, hist = spla.lobpcg(op.to_scipy(), start.detach().cpu().numpy().astype(
+            np.float64), largest=True, tol=1e-30, maxiter=iters, retLambdaHistory=True)
+    return [(b * (j + 1), float(np.max(h))) for j, h in enumerate(hist[:-1])]
+
+
+def first_within(counts_values, lam: float, target: float) -> int | None:
+    """The first product count whose value is within ``target`` (relative) of ``lam``."""
+    for m, value in counts_values:
+        if abs(value - lam) <= target * abs(lam):
+            return m
+    return None
+
+
+def block_columns(op, prev_block: torch.Tensor, vec: torch.Tensor, lam: float,
+                  args: argparse.Namespace) -> dict[str, float | int | None]:
+    """The ``--subspace`` columns of one measurement (see the module docstring)."""
+    out: dict[str, float | int | None] = {}
+    for b in range(1, args.subspace + 1):
+        start = prev_block[:, :b]
+        out[f"in{b}"] = round((start.T @ vec).pow(2).sum().item(), 3)
+        history = block_start_history(op, start, args.cap)
+        out[f"rr{b}"] = first_within(enumerate(history, 1), lam, args.target)
+        out[f"lobpcg{b}"] = first_within(lobpcg_history(op, start, args.cap), lam, args.target)
+    return out
+
+
+def block_summary(rows: list[dict], blocks: int, cap: int) -> dict[int, dict[str, float]]:
+    """Medians and maxima of the ``--subspace`` columns; a count not reached within ``cap``
+    products counts as infinite (so it raises a median instead of dropping out of it)."""
+    def counts(key: str) -> list[float]:
+        return [float("inf") if r[key] is None else r[key] for r in rows]
+
+    return {b: {"in_median": statistics.median(r[f"in{b}"] for r in rows),
+                "rr_median": statistics.median(counts(f"rr{b}")),
+                "rr_max": max(counts(f"rr{b}")),
+                "lobpcg_median": statistics.median(counts(f"lobpcg{b}")),
+                "lobpcg_max": max(counts(f"lobpcg{b}"))} for b in range(1, blocks + 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
@@ -67,6 +170,8 @@ def main() -> None:
     ap.add_argument("--gap-tol", type=float, default=None, help="the probe's gap_tol")
     ap.add_argument("--fixed-batch", action="store_true",
                     help="measure on one fixed batch of 128 examples, not the step's batch")
+    ap.add_argument("--subspace", type=int, default=0,
+                    help="largest block b of the block warm-start columns (default 0: off)")
     ap.add_argument("--out", default="benchmarks/results/sharpness_warm.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,7 +187,11 @@ def main() -> None:
     print(f"steps={args.steps} every={args.every} target={args.target:g} "
           f"eig_tol={args.eig_tol} fixed_batch={args.fixed_batch} "
           f"torch={torch.__version__} load={os.getloadavg()[0]:.1f}")
-    print("step  probe_hvps converged probe_err  oracle_warm oracle_cold  |cos|")
+    block_keys = [f"{name}{b}" for name in ("in", "rr", "lobpcg")
+                  for b in range(1, args.subspace + 1)]
+    print("step  probe_hvps converged probe_err  oracle_warm oracle_cold  |cos|"
+          + "".join(f" {k:>7}" for k in block_keys))
+    prev_block = None
     for step in range(args.steps + 1):
         idx = torch.randint(0, len(task.x_train), (128,), generator=draws)
         x, y = task.x_train[idx], task.y_train[idx]
@@ -97,7 +206,7 @@ def main() -> None:
                                prev_params=None, generator=torch.Generator().manual_seed(step))
             out = probe.measure(ctx)
             op = training_hessian(model, task.loss, (x, y))
-            ref = lanczos(op, k=1, tol=1e-7, max_iter=min(200, op.dim),
+            ref = lanczos(op, k=max(1, args.subspace), tol=1e-7, max_iter=min(200, op.dim),
                           generator=torch.Generator().manual_seed(99))
             lam, vec = ref.values[0].item(), ref.vectors[:, 0]
             val = out.get("sharpness", out.get("sharpness_unconverged"))
@@ -108,11 +217,13 @@ def main() -> None:
             if prev is not None:
                 row["oracle_warm"] = oracle_count(op, prev, lam, args.target, args.cap, step)
                 row["cos"] = abs(torch.dot(prev, vec).item())
+                row.update(block_columns(op, prev_block, vec, lam, args))
                 rows.append(row)
             print(f"{step:5d} {row['probe_hvps']:6d} {row['converged']!s:>9} "
                   f"{row['probe_rel_err']:9.1e} {row.get('oracle_warm')!s:>9} "
-                  f"{row['oracle_cold']!s:>11} {row.get('cos', float('nan')):8.3f}")
-            prev = vec.clone()
+                  f"{row['oracle_cold']!s:>11} {row.get('cos', float('nan')):8.3f}"
+                  + "".join(f" {row[k]!s:>7}" for k in block_keys if k in row))
+            prev, prev_block = vec.clone(), ref.vectors.clone()
         opt.step()
 
     def med(key: str) -> float:
@@ -124,6 +235,14 @@ def main() -> None:
                "oracle_cold_median": med("oracle_cold"), "cos_median": med("cos"),
                "share_within_5": sum(1 for r in rows if (r["oracle_warm"] or 99) <= 5)
                / len(rows)}
+    if args.subspace:
+        summary["block"] = block_summary(rows, args.subspace, args.cap)
+        for b, figs in summary["block"].items():
+            print(f"  block warm start b={b}: median share of the new top eigenvector in the "
+                  f"old top-{b} span {figs['in_median']:.2f}; oracle to {args.target:g}: "
+                  f"Rayleigh-Ritz expansion median {figs['rr_median']:g} (max "
+                  f"{figs['rr_max']:g}), LOBPCG median {figs['lobpcg_median']:g} (max "
+                  f"{figs['lobpcg_max']:g}) HVPs (inf: not within {args.cap})")
     print(f"  warm-started probe: median {summary['probe_hvps_median']:g} HVPs per measurement"
           f" (target <= 5), max relative error {summary['probe_rel_err_max']:.1e}")
     print(f"  oracle to {args.target:g}: warm {summary['oracle_warm_median']:g}, cold "
