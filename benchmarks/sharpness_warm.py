@@ -87,13 +87,15 @@ def block_start_history(op, start: torch.Tensor, cap: int) -> list[float]:
         else:
             theta, s_top = _top_ritz(basis, products)
             v = products @ s_top - theta * (basis @ s_top)
+            if v.norm() <= 100 * torch.finfo(op.dtype).eps * abs(theta):
+                break  # the top Ritz pair is exact: the span holds an eigenvector
         before = v.norm()
         for _ in range(2):  # Gram-Schmidt twice
             v = v - basis @ (basis.T @ v)
         if not v.norm() > 1e-6 * before:  # in the span already (or zero)
             if pending:
                 continue
-            break  # the span is invariant: no new direction
+            break  # rounding left no new direction
         v = v / v.norm()
         basis = torch.cat([basis, v[:, None]], 1)
         products = torch.cat([products, op.matvec(v)[:, None]], 1)
@@ -111,10 +113,11 @@ def _top_ritz(basis: torch.Tensor, products: torch.Tensor) -> tuple[float, torch
 def lobpcg_history(op, start: torch.Tensor, cap: int) -> list[tuple[int, float]]:
     """``(products, top value)`` after LOBPCG's initial Rayleigh-Ritz on ``start`` and after
     each iteration (``scipy.sparse.linalg.lobpcg``, ``largest=True``, tolerance 0 so it runs
-    ``cap // b - 1`` iterations): b products each. Scipy's closing Rayleigh-Ritz (b more
-    products, the same value) is not counted."""
+    ``cap // b - 1`` iterations, at least one; scipy's ``maxiter`` counts one fewer): b
+    products each. Scipy's closing Rayleigh-Ritz (b more products, the same value) is not
+    counted."""
     b = start.shape[1]
-    iters = max(cap // b - 1, 0)
+    iters = max(cap // b - 2, 0)
     with warnings.catch_warnings():  # stopped by maxiter on purpose: no accuracy asked
         warnings.simplefilter("ignore")
         _, _, hist = spla.lobpcg(op.to_scipy(), start.detach().cpu().numpy().astype(
@@ -143,8 +146,8 @@ def block_columns(op, prev_block: torch.Tensor, vec: torch.Tensor, lam: float,
     return out
 
 
-def block_summary(rows: list[dict], blocks: int, cap: int) -> dict[int, dict[str, float]]:
-    """Medians and maxima of the ``--subspace`` columns; a count not reached within ``cap``
+def block_summary(rows: list[dict], blocks: int) -> dict[int, dict[str, float]]:
+    """Medians and maxima of the ``--subspace`` columns; a count not reached within ``--cap``
     products counts as infinite (so it raises a median instead of dropping out of it)."""
     def counts(key: str) -> list[float]:
         return [float("inf") if r[key] is None else r[key] for r in rows]
@@ -236,7 +239,7 @@ def main() -> None:
                "share_within_5": sum(1 for r in rows if (r["oracle_warm"] or 99) <= 5)
                / len(rows)}
     if args.subspace:
-        summary["block"] = block_summary(rows, args.subspace, args.cap)
+        summary["block"] = block_summary(rows, args.subspace)
         for b, figs in summary["block"].items():
             print(f"  block warm start b={b}: median share of the new top eigenvector in the "
                   f"old top-{b} span {figs['in_median']:.2f}; oracle to {args.target:g}: "
