@@ -40,9 +40,11 @@ Prints one row per measurement and the medians. Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
+import time
 import warnings
 from pathlib import Path
 
@@ -51,6 +53,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from trainlab.curvature import lanczos
+from trainlab.curvature.solvers import ritz_expansion
 from trainlab.curvature.training_hessian import training_hessian
 from trainlab.init import apply as apply_init
 from trainlab.models import build_model
@@ -72,42 +75,13 @@ def oracle_count(op, v0: torch.Tensor | None, lam: float, target: float, cap: in
 
 def block_start_history(op, start: torch.Tensor, cap: int) -> list[float]:
     r"""Top Ritz value after each of ``cap`` products (a list of ``cap`` values, fewer if the
-    space becomes invariant): Rayleigh-Ritz on the span of ``start``'s columns, one product
-    per column, then one product per step on the residual :math:`Hy - \theta y` of the
-    current top Ritz pair :math:`(\theta, y)`, orthogonalized against the basis (Davidson's
-    expansion with no preconditioner). Each new direction lies in the block Krylov space of
-    ``start``; from one vector the space is the Lanczos space of that vector."""
-    basis = torch.empty(op.dim, 0, dtype=op.dtype, device=op.device)
-    products = torch.empty_like(basis)
-    history: list[float] = []
-    pending = list(start.to(op.dtype).T)
-    while basis.shape[1] < cap:
-        if pending:
-            v = pending.pop(0)
-        else:
-            theta, s_top = _top_ritz(basis, products)
-            v = products @ s_top - theta * (basis @ s_top)
-            if v.norm() <= 100 * torch.finfo(op.dtype).eps * abs(theta):
-                break  # the top Ritz pair is exact: the span holds an eigenvector
-        before = v.norm()
-        for _ in range(2):  # Gram-Schmidt twice
-            v = v - basis @ (basis.T @ v)
-        if not v.norm() > 1e-6 * before:  # in the span already (or zero)
-            if pending:
-                continue
-            break  # rounding left no new direction
-        v = v / v.norm()
-        basis = torch.cat([basis, v[:, None]], 1)
-        products = torch.cat([products, op.matvec(v)[:, None]], 1)
-        history.append(_top_ritz(basis, products)[0])
-    return history
-
-
-def _top_ritz(basis: torch.Tensor, products: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """Top Ritz value and its coefficient vector on ``basis`` (``products`` = H basis)."""
-    t = basis.T @ products
-    vals, vecs = torch.linalg.eigh(((t + t.T) / 2).double())
-    return vals[-1].item(), vecs[:, -1].to(basis.dtype)
+    space becomes invariant) of :func:`~trainlab.curvature.solvers.ritz_expansion`:
+    Rayleigh-Ritz on the span of ``start``'s columns, one product per column, then one
+    product per step on the residual :math:`Hy - \theta y` of the current top Ritz pair
+    :math:`(\theta, y)` (Davidson's expansion with no preconditioner). Each new direction
+    lies in the block Krylov space of ``start``; from one vector the space is the Lanczos
+    space of that vector."""
+    return [float(step.values[0]) for step in ritz_expansion(op, start, cap)]
 
 
 def lobpcg_history(op, start: torch.Tensor, cap: int) -> list[tuple[int, float]]:
@@ -173,6 +147,12 @@ def main() -> None:
     ap.add_argument("--gap-tol", type=float, default=None, help="the probe's gap_tol")
     ap.add_argument("--fixed-batch", action="store_true",
                     help="measure on one fixed batch of 128 examples, not the step's batch")
+    ap.add_argument("--method", default="lanczos", choices=("lanczos", "block-warm"),
+                    help="with block-warm, also run Sharpness(method='block-warm') beside the "
+                         "default probe, on the same batches (columns alt_*)")
+    ap.add_argument("--block", type=int, default=None, help="the block-warm probe's block")
+    ap.add_argument("--no-oracle", action="store_true",
+                    help="skip the oracle counts (the slow columns)")
     ap.add_argument("--subspace", type=int, default=0,
                     help="largest block b of the block warm-start columns (default 0: off)")
     ap.add_argument("--out", default="benchmarks/results/sharpness_warm.json")
@@ -184,16 +164,20 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     draws = torch.Generator().manual_seed(1)
     fixed = torch.randperm(len(task.x_train), generator=torch.Generator().manual_seed(7))[:128]
-    probe, prev, rows = Sharpness(every=args.every, eig_tol=args.eig_tol, **{
-        k: v for k, v in (("tol", args.tol), ("min_iter", args.min_iter),
-                          ("gap_tol", args.gap_tol)) if v is not None}), None, []
+    options = {k: v for k, v in (("tol", args.tol), ("min_iter", args.min_iter),
+                                 ("gap_tol", args.gap_tol)) if v is not None}
+    probe, prev, rows = Sharpness(every=args.every, eig_tol=args.eig_tol, **options), None, []
+    alt = None if args.method == "lanczos" else Sharpness(
+        every=args.every, eig_tol=args.eig_tol, method=args.method, block=args.block, **options)
+    caches: dict[str, dict] = {"probe": {}, "alt": {}}  # each probe's run_cache, as in a run
     print(f"steps={args.steps} every={args.every} target={args.target:g} "
           f"eig_tol={args.eig_tol} fixed_batch={args.fixed_batch} "
           f"torch={torch.__version__} load={os.getloadavg()[0]:.1f}")
     block_keys = [f"{name}{b}" for name in ("in", "rr", "lobpcg")
                   for b in range(1, args.subspace + 1)]
+    alt_keys = [] if alt is None else ["alt_hvps", "alt_conv", "alt_err", "alt_est"]
     print("step  probe_hvps converged probe_err  oracle_warm oracle_cold  |cos|"
-          + "".join(f" {k:>7}" for k in block_keys))
+          + "".join(f" {k:>7}" for k in block_keys + alt_keys))
     prev_block = None
     for step in range(args.steps + 1):
         idx = torch.randint(0, len(task.x_train), (128,), generator=draws)
@@ -206,26 +190,45 @@ def main() -> None:
                 x, y = task.x_train[fixed], task.y_train[fixed]
             ctx = ProbeContext(step=step, model=model, loss_fn=task.loss, batch=(x, y),
                                loss=loss.detach(), optimizer=opt, lr=3e-3, init_params={},
-                               prev_params=None, generator=torch.Generator().manual_seed(step))
+                               prev_params=None, run_cache=caches["probe"],
+                               generator=torch.Generator().manual_seed(step))
+            t0 = time.perf_counter()
             out = probe.measure(ctx)
+            probe_ms = 1e3 * (time.perf_counter() - t0)
+            if alt is not None:  # its own Hessian operator (step cache) and run cache
+                t0 = time.perf_counter()
+                alt_out = alt.measure(dataclasses.replace(
+                    ctx, cache={}, run_cache=caches["alt"],
+                    generator=torch.Generator().manual_seed(step)))
+                alt_ms = 1e3 * (time.perf_counter() - t0)
             op = training_hessian(model, task.loss, (x, y))
             ref = lanczos(op, k=max(1, args.subspace), tol=1e-7, max_iter=min(200, op.dim),
                           generator=torch.Generator().manual_seed(99))
             lam, vec = ref.values[0].item(), ref.vectors[:, 0]
             val = out.get("sharpness", out.get("sharpness_unconverged"))
+            oracle = not args.no_oracle
             row = {"step": step, "probe_hvps": int(out["sharpness_matvecs"]),
                    "converged": bool(out["sharpness_converged"]),
-                   "probe_rel_err": abs(val - lam) / abs(lam),
-                   "oracle_cold": oracle_count(op, None, lam, args.target, args.cap, step)}
+                   "probe_rel_err": abs(val - lam) / abs(lam), "probe_ms": probe_ms,
+                   "oracle_cold": oracle_count(op, None, lam, args.target, args.cap, step)
+                   if oracle else None}
+            if alt is not None:
+                alt_val = alt_out.get("sharpness", alt_out.get("sharpness_unconverged"))
+                row.update(alt_hvps=int(alt_out["sharpness_matvecs"]),
+                           alt_conv=bool(alt_out["sharpness_converged"]),
+                           alt_err=float(f"{abs(alt_val - lam) / abs(lam):.1e}"),
+                           alt_est=float(f"{alt_out.get('sharpness_error_estimate', 0):.1e}"),
+                           alt_ms=alt_ms)
             if prev is not None:
-                row["oracle_warm"] = oracle_count(op, prev, lam, args.target, args.cap, step)
+                row["oracle_warm"] = oracle_count(op, prev, lam, args.target, args.cap, step) \
+                    if oracle else None
                 row["cos"] = abs(torch.dot(prev, vec).item())
                 row.update(block_columns(op, prev_block, vec, lam, args))
                 rows.append(row)
             print(f"{step:5d} {row['probe_hvps']:6d} {row['converged']!s:>9} "
                   f"{row['probe_rel_err']:9.1e} {row.get('oracle_warm')!s:>9} "
                   f"{row['oracle_cold']!s:>11} {row.get('cos', float('nan')):8.3f}"
-                  + "".join(f" {row[k]!s:>7}" for k in block_keys if k in row))
+                  + "".join(f" {row[k]!s:>7}" for k in block_keys + alt_keys if k in row))
             prev, prev_block = vec.clone(), ref.vectors.clone()
         opt.step()
 
@@ -237,7 +240,18 @@ def main() -> None:
                max(r["probe_rel_err"] for r in rows), "oracle_warm_median": med("oracle_warm"),
                "oracle_cold_median": med("oracle_cold"), "cos_median": med("cos"),
                "share_within_5": sum(1 for r in rows if (r["oracle_warm"] or 99) <= 5)
-               / len(rows)}
+               / len(rows), "probe_ms_median": med("probe_ms")}
+    if alt is not None:
+        summary.update(alt_hvps_median=med("alt_hvps"), alt_hvps_max=max(
+            r["alt_hvps"] for r in rows), alt_rel_err_max=max(r["alt_err"] for r in rows),
+            alt_over_1e3=sum(r["alt_err"] > 1e-3 for r in rows), alt_ms_median=med("alt_ms"),
+            alt_unconverged=sum(not r["alt_conv"] for r in rows))
+        print(f"  {args.method} probe (block {alt.block}): median {summary['alt_hvps_median']:g}"
+              f" HVPs (max {summary['alt_hvps_max']}), max relative error "
+              f"{summary['alt_rel_err_max']:.1e} ({summary['alt_over_1e3']} of {len(rows)} "
+              f"above 1e-3, {summary['alt_unconverged']} unconverged), "
+              f"{summary['alt_ms_median']:.1f} ms per measurement (median) against "
+              f"{summary['probe_ms_median']:.1f} ms for the default probe")
     if args.subspace:
         summary["block"] = block_summary(rows, args.subspace)
         for b, figs in summary["block"].items():

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from curvature_reference import DT, close_top_pair
 
 from trainlab.curvature import MatrixOperator, lanczos
 
-ROOT = Path(__file__).resolve().parents[1]
-DT = torch.float64
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_bench():
@@ -24,17 +24,6 @@ def load_bench():
     sys.modules["bench_sharpness_warm"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def close_top_pair(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor,
-                                                          torch.Tensor]:
-    """A symmetric matrix with eigenvalues 1.0 and 0.97 above a bulk in [0, 0.5]: (matrix,
-    ascending eigenvalues, eigenvectors)."""
-    g = torch.Generator().manual_seed(seed)
-    q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=DT))[0]
-    spec = torch.cat([0.5 * torch.rand(n - 2, generator=g, dtype=DT),
-                      torch.tensor([0.97, 1.0], dtype=DT)]).sort().values
-    return (q * spec) @ q.T, spec, q
 
 
 def test_rayleigh_ritz_expansion_against_eigvalsh_and_lanczos():

@@ -1,0 +1,194 @@
+r"""Top eigenpair from a warm block: Rayleigh-Ritz on the previous top-b Ritz vectors, then
+expansion by the top Ritz pair's residual, stopped by an estimate of the eigenvalue error."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from trainlab.curvature.operators._linear import LinearOperator, as_operator
+from trainlab.curvature.solvers.results import EigenResult
+from trainlab.errors import ConfigError, NotFiniteError, check_range
+
+
+@dataclass(frozen=True)
+class RitzStep:
+    """The Rayleigh-Ritz state after one more product.
+
+    Attributes:
+        values: ``(m,)`` Ritz values, descending (float64).
+        coeffs: ``(m, m)`` their coefficient vectors on ``basis`` (columns, operator dtype).
+        basis: ``(dim, m)`` orthonormal basis of the search space.
+        products: ``(dim, m)`` the operator times ``basis``.
+        block_done: every start column is in (or was skipped as dependent).
+    """
+
+    values: torch.Tensor
+    coeffs: torch.Tensor
+    basis: torch.Tensor
+    products: torch.Tensor
+    block_done: bool
+
+    def residuals(self, k: int) -> torch.Tensor:
+        r"""Residual norms :math:`\|H y_i - \theta_i y_i\|` of the top ``k`` Ritz pairs (exact
+        up to rounding: no product is needed, the products of the basis are kept)."""
+        s = self.coeffs[:, :k]
+        theta = self.values[:k].to(s.dtype)
+        return (self.products @ s - (self.basis @ s) * theta).norm(dim=0)
+
+
+def ritz_expansion(op: LinearOperator, start: torch.Tensor, max_iter: int
+                   ) -> Iterator[RitzStep]:
+    r"""Rayleigh-Ritz on a growing search space, one product per step: first the columns of
+    ``start`` (the warm block, one product each), then, each step, the residual
+    :math:`r = Hy - \theta y` of the current top Ritz pair :math:`(\theta, y)`, orthogonalized
+    against the basis (classical Gram-Schmidt twice). This is Davidson's expansion with no
+    preconditioner; every new direction lies in the block Krylov space of ``start``, and
+    from a single start vector the search space is that vector's Lanczos (Krylov) space.
+
+    Yields a :class:`RitzStep` after each product, at most ``max_iter``; stops early when
+    the top Ritz pair is exact to rounding (its residual is below ``100 eps |theta|``: the
+    space holds an eigenvector) or when no new direction is left. A start column already in
+    the span of the previous ones is skipped without a product.
+
+    Raises:
+        NotFiniteError: a product has NaN or Inf entries.
+    """
+    basis = torch.empty(op.dim, 0, dtype=op.dtype, device=op.device)
+    products = torch.empty_like(basis)
+    pending = list(start.detach().to(dtype=op.dtype, device=op.device).T)
+    step: RitzStep | None = None
+    eps = torch.finfo(op.dtype).eps
+    while basis.shape[1] < max_iter:
+        if pending:
+            v = pending.pop(0)
+        elif step is None:
+            return
+        else:
+            s = step.coeffs[:, 0]
+            v = step.products @ s - step.values[0].item() * (step.basis @ s)
+            if v.norm() <= 100 * eps * abs(step.values[0].item()):
+                return  # the top Ritz pair is an eigenpair to rounding
+        before = v.norm()
+        for _ in range(2):
+            v = v - basis @ (basis.T @ v)
+        if not v.norm() > 1e-6 * before:  # already in the span (or zero)
+            if pending:
+                continue
+            return
+        v = v / v.norm()
+        hv = op.matvec(v)
+        if not bool(torch.isfinite(hv).all()):
+            raise NotFiniteError(
+                f"block warm start: HVP not finite (the operator's product {basis.shape[1] + 1} "
+                "has NaN or Inf entries, e.g. on a diverging run): there is no eigenvalue to "
+                "report")
+        basis = torch.cat([basis, v[:, None]], 1)
+        products = torch.cat([products, hv[:, None]], 1)
+        t = basis.T @ products
+        values, coeffs = torch.linalg.eigh(((t + t.T) / 2).double())
+        step = RitzStep(values.flip(0), coeffs.flip(1).to(op.dtype), basis, products,
+                        not pending)
+        yield step
+
+
+def top_error_estimate(values: torch.Tensor, residuals: torch.Tensor) -> float:
+    r"""Estimated error of the top Ritz value :math:`\theta_1` as an estimate of
+    :math:`\lambda_1`, relative to :math:`|\theta_1|`: the Kato-Temple bound
+    :math:`\lambda_1 - \theta_1 \le r_1^2 / (\theta_1 - \mu)` for any :math:`\mu \ge \lambda_2`
+    with :math:`\mu < \theta_1` (and :math:`\theta_1 \le \lambda_1` always, a Rayleigh
+    quotient), with :math:`\mu = \theta_2 + r_2`: an eigenvalue lies within :math:`r_2` of
+    the second Ritz value, and this takes it to be :math:`\lambda_2`. An *estimate*, not a
+    bound: it fails when :math:`\lambda_2` (or a larger, unseen eigenvalue) is far from the
+    search space. ``inf`` with fewer than two Ritz values or when :math:`\theta_2 + r_2 \ge
+    \theta_1` (the top is not resolved from the second)."""
+    if values.numel() < 2:
+        return math.inf
+    t1, t2 = float(values[0]), float(values[1])
+    r1, r2 = float(residuals[0]), float(residuals[1])
+    gap = t1 - (t2 + r2)
+    if not gap > 0 or t1 == 0:
+        return math.inf
+    return r1 * r1 / gap / abs(t1)
+
+
+def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
+                   eig_tol: float = 1e-3, max_iter: int | None = None) -> tuple[EigenResult,
+                                                                                float]:
+    r"""The top eigenvalue of a symmetric operator from a warm block of ``b`` vectors (e.g.
+    the previous measurement's top-b Ritz vectors): :func:`ritz_expansion` until the
+    estimated relative error of the top Ritz value (:func:`top_error_estimate`) is at most
+    ``eig_tol``, checked after every product once the whole block is in (the check costs no
+    product).
+
+    Why a block: inside a training loop the top two eigenvalues of the batch Hessian are
+    often close and swap between measurements; a single warm vector then starts near the
+    new *second* eigenvector, and a residual-based stop accepts the second eigenvalue. The
+    previous top-2 span holds the new top eigenvector much better than its first vector
+    when the spectrum moves little between measurements (every step on the MNIST-1D MLP of
+    ``benchmarks/sharpness_warm.py``: 0.95 of its squared norm against 0.86), and
+    Rayleigh-Ritz on the span picks the larger of the two.
+
+    Args:
+        op: a symmetric :class:`LinearOperator` or a dense symmetric tensor.
+        start: ``(dim, b)`` warm block, ``b >= 1`` (columns need not be orthonormal).
+        eig_tol: stop when the estimated eigenvalue error is at most ``eig_tol`` relative,
+            ``> 0`` (default 1e-3).
+        max_iter: the most products (default ``min(dim, 100)``), ``b <= max_iter <= dim``.
+
+    Returns:
+        ``(result, error_estimate)``: an :class:`EigenResult` with the top ``b`` Ritz pairs
+        (values descending, vectors: the next warm block), their residual norms, the
+        products used and ``converged`` (for the top pair: the estimate met ``eig_tol``;
+        the other pairs are not tested and read ``False``); and the final
+        :func:`top_error_estimate` (relative).
+
+    Raises:
+        ConfigError: a start block of the wrong shape or not finite, or an argument out of
+            range.
+        NotFiniteError: a product has NaN or Inf entries.
+
+    References:
+        E. R. Davidson, "The iterative calculation of a few of the lowest eigenvalues ...
+        of large real-symmetric matrices", J. Comput. Phys., 1975 (the expansion, here
+        with no preconditioner); B. N. Parlett, "The Symmetric Eigenvalue Problem", 1998,
+        section 10.5 (the Kato-Temple bound).
+
+    Example:
+        >>> import torch
+        >>> A = torch.diag(torch.tensor([1.0, 2.0, 9.0, 10.0], dtype=torch.float64))
+        >>> res, err = block_warm_top(A, torch.eye(4, dtype=torch.float64)[:, 2:])
+        >>> res.values.tolist(), res.matvecs, bool(res.converged[0])
+        ([10.0, 9.0], 2, True)
+    """
+    op = as_operator(op)
+    if start.ndim != 2 or start.shape[0] != op.dim or start.shape[1] < 1:
+        raise ConfigError(f"block_warm_top: start must have shape ({op.dim}, b) with b >= 1; "
+                          f"got {tuple(start.shape)}.")
+    if not bool(torch.isfinite(start).all()):
+        raise ConfigError("block_warm_top: start must be finite.")
+    b = start.shape[1]
+    check_range("eig_tol", eig_tol, low=0.0, low_open=True, owner="block_warm_top")
+    max_iter = min(op.dim, 100) if max_iter is None else max_iter
+    check_range("max_iter", max_iter, low=b, high=op.dim, owner="block_warm_top")
+    step, estimate, ok = None, math.inf, False
+    for step in ritz_expansion(op, start, max_iter):
+        if not step.block_done:
+            continue  # the block is not all in yet
+        res = step.residuals(min(2, step.values.numel()))
+        estimate = top_error_estimate(step.values, res)
+        if estimate <= eig_tol:
+            ok = True
+            break
+    if step is None:
+        raise ConfigError("block_warm_top: start must have a nonzero column.")
+    k = min(b, step.values.numel())
+    vectors = step.basis @ step.coeffs[:, :k]
+    converged = torch.zeros(k, dtype=torch.bool)
+    converged[0] = ok
+    return (EigenResult(values=step.values[:k].to(op.dtype), vectors=vectors,
+                        residuals=step.residuals(k), matvecs=step.basis.shape[1],
+                        converged=converged, iterations=step.basis.shape[1]), estimate)
