@@ -21,9 +21,11 @@ class RitzStep:
     Attributes:
         values: ``(m,)`` Ritz values, descending (float64).
         coeffs: ``(m, m)`` their coefficient vectors on ``basis`` (columns, operator dtype).
-        basis: ``(dim, m)`` orthonormal basis of the search space.
-        products: ``(dim, m)`` the operator times ``basis``.
+        basis: ``(m, dim)`` orthonormal basis of the search space (rows).
+        products: ``(m, dim)`` the operator times each basis row.
         block_done: every start column is in (or was skipped as dependent).
+        top_residuals: ``(dim, min(m, 2))`` residual vectors :math:`Hy_i - \theta_i y_i` of
+            the top two Ritz pairs (the first is the next direction of the expansion).
     """
 
     values: torch.Tensor
@@ -31,13 +33,20 @@ class RitzStep:
     basis: torch.Tensor
     products: torch.Tensor
     block_done: bool
+    top_residuals: torch.Tensor
+
+    def vectors(self, k: int) -> torch.Tensor:
+        """The top ``k`` Ritz vectors, ``(dim, k)`` columns."""
+        return self.basis.T @ self.coeffs[:, :k]
 
     def residuals(self, k: int) -> torch.Tensor:
         r"""Residual norms :math:`\|H y_i - \theta_i y_i\|` of the top ``k`` Ritz pairs (exact
         up to rounding: no product is needed, the products of the basis are kept)."""
+        if k <= self.top_residuals.shape[1]:
+            return self.top_residuals[:, :k].norm(dim=0)
         s = self.coeffs[:, :k]
         theta = self.values[:k].to(s.dtype)
-        return (self.products @ s - (self.basis @ s) * theta).norm(dim=0)
+        return (self.products.T @ s - (self.basis.T @ s) * theta).norm(dim=0)
 
 
 def ritz_expansion(op: LinearOperator, start: torch.Tensor, max_iter: int
@@ -45,36 +54,42 @@ def ritz_expansion(op: LinearOperator, start: torch.Tensor, max_iter: int
     r"""Rayleigh-Ritz on a growing search space, one product per step: first the columns of
     ``start`` (the warm block, one product each), then, each step, the residual
     :math:`r = Hy - \theta y` of the current top Ritz pair :math:`(\theta, y)`, orthogonalized
-    against the basis (classical Gram-Schmidt twice). This is Davidson's expansion with no
+    against the basis (classical Gram-Schmidt, a second pass when the first cancels
+    more than 30% of the norm: Kahan's "twice is enough"). This is Davidson's expansion with no
     preconditioner; every new direction lies in the block Krylov space of ``start``, and
     from a single start vector the search space is that vector's Lanczos (Krylov) space.
 
     Yields a :class:`RitzStep` after each product, at most ``max_iter``; stops early when
     the top Ritz pair is exact to rounding (its residual is below ``100 eps |theta|``: the
     space holds an eigenvector) or when no new direction is left. A start column already in
-    the span of the previous ones is skipped without a product.
+    the span of the previous ones is skipped without a product. The basis, its products
+    (``max_iter`` rows each, allocated once, as in :func:`~trainlab.curvature.lanczos`) and
+    the projected matrix grow in place: one product, two passes of Gram-Schmidt and one
+    row of the projected matrix per step.
 
     Raises:
         NotFiniteError: a product has NaN or Inf entries.
     """
-    basis = torch.empty(op.dim, 0, dtype=op.dtype, device=op.device)
+    basis = torch.empty(max_iter, op.dim, dtype=op.dtype, device=op.device)
     products = torch.empty_like(basis)
+    t = torch.zeros(max_iter, max_iter, dtype=torch.float64)
     pending = list(start.detach().to(dtype=op.dtype, device=op.device).T)
     step: RitzStep | None = None
     eps = torch.finfo(op.dtype).eps
-    while basis.shape[1] < max_iter:
+    m = 0
+    while m < max_iter:
         if pending:
             v = pending.pop(0)
         elif step is None:
             return
         else:
-            s = step.coeffs[:, 0]
-            v = step.products @ s - step.values[0].item() * (step.basis @ s)
+            v = step.top_residuals[:, 0]
             if v.norm() <= 100 * eps * abs(step.values[0].item()):
                 return  # the top Ritz pair is an eigenpair to rounding
         before = v.norm()
-        for _ in range(2):
-            v = v - basis @ (basis.T @ v)
+        v = v - (basis[:m] @ v) @ basis[:m]
+        if v.norm() < 0.7 * before:  # cancellation: once more ("twice is enough")
+            v = v - (basis[:m] @ v) @ basis[:m]
         if not v.norm() > 1e-6 * before:  # already in the span (or zero)
             if pending:
                 continue
@@ -83,36 +98,46 @@ def ritz_expansion(op: LinearOperator, start: torch.Tensor, max_iter: int
         hv = op.matvec(v)
         if not bool(torch.isfinite(hv).all()):
             raise NotFiniteError(
-                f"block warm start: HVP not finite (the operator's product {basis.shape[1] + 1} "
-                "has NaN or Inf entries, e.g. on a diverging run): there is no eigenvalue to "
-                "report")
-        basis = torch.cat([basis, v[:, None]], 1)
-        products = torch.cat([products, hv[:, None]], 1)
-        t = basis.T @ products
-        values, coeffs = torch.linalg.eigh(((t + t.T) / 2).double())
-        step = RitzStep(values.flip(0), coeffs.flip(1).to(op.dtype), basis, products,
-                        not pending)
+                f"block warm start: HVP not finite (the operator's product {m + 1} has NaN "
+                "or Inf entries, e.g. on a diverging run): there is no eigenvalue to report")
+        basis[m], products[m] = v, hv
+        row = (basis[:m + 1] @ hv).double()  # <q_i, H v>, i <= m (H symmetric)
+        t[m, :m + 1], t[:m + 1, m] = row, row
+        m += 1
+        values, coeffs = torch.linalg.eigh(t[:m, :m])
+        values, coeffs = values.flip(0), coeffs.flip(1).to(op.dtype)
+        top = coeffs[:, :2].T  # rows: row-major products with the (m, dim) buffers
+        residuals = top @ products[:m] - values[:2, None].to(op.dtype) * (top @ basis[:m])
+        step = RitzStep(values, coeffs, basis[:m], products[:m], not pending, residuals.T)
         yield step
 
 
 def top_error_estimate(values: torch.Tensor, residuals: torch.Tensor) -> float:
     r"""Estimated error of the top Ritz value :math:`\theta_1` as an estimate of
-    :math:`\lambda_1`, relative to :math:`|\theta_1|`: the Kato-Temple bound
-    :math:`\lambda_1 - \theta_1 \le r_1^2 / (\theta_1 - \mu)` for any :math:`\mu \ge \lambda_2`
-    with :math:`\mu < \theta_1` (and :math:`\theta_1 \le \lambda_1` always, a Rayleigh
-    quotient), with :math:`\mu = \theta_2 + r_2`: an eigenvalue lies within :math:`r_2` of
-    the second Ritz value, and this takes it to be :math:`\lambda_2`. An *estimate*, not a
-    bound: it fails when :math:`\lambda_2` (or a larger, unseen eigenvalue) is far from the
-    search space. ``inf`` with fewer than two Ritz values or when :math:`\theta_2 + r_2 \ge
-    \theta_1` (the top is not resolved from the second)."""
-    if values.numel() < 2:
+    :math:`\lambda_1`, relative to :math:`|\theta_1|`.
+
+    Two facts about a Ritz pair with residual :math:`r_1`: an eigenvalue lies within
+    :math:`r_1` of :math:`\theta_1` (exact), and :math:`\theta_1 \le \lambda_1` (a
+    Rayleigh quotient). When the top pair is resolved from the second, the Kato-Temple
+    bound :math:`\lambda_1 - \theta_1 \le r_1^2 / (\theta_1 - \mu)` for any
+    :math:`\mu \ge \lambda_2` below :math:`\theta_1` is the sharper one; it is taken with
+    :math:`\mu = \theta_2 + r_2` (an eigenvalue lies within :math:`r_2` of the second Ritz
+    value, and this takes it to be :math:`\lambda_2`). So the estimate is
+    :math:`\min(r_1, r_1^2 / (\theta_1 - \theta_2 - r_2)) / |\theta_1|`, or
+    :math:`r_1 / |\theta_1|` when :math:`\theta_2 + r_2 \ge \theta_1` or there is one Ritz
+    value. An *estimate*, not a bound on the distance to :math:`\lambda_1`: both terms
+    assume that no eigenvalue above :math:`\theta_1 + r_1`, far from the search space, was
+    missed (no Krylov method can rule that out without more products); ``inf`` when
+    :math:`\theta_1 = 0`."""
+    t1, r1 = float(values[0]), float(residuals[0])
+    if t1 == 0:
         return math.inf
-    t1, t2 = float(values[0]), float(values[1])
-    r1, r2 = float(residuals[0]), float(residuals[1])
-    gap = t1 - (t2 + r2)
-    if not gap > 0 or t1 == 0:
-        return math.inf
-    return r1 * r1 / gap / abs(t1)
+    bound = r1
+    if values.numel() > 1:
+        gap = t1 - (float(values[1]) + float(residuals[1]))
+        if gap > 0:
+            bound = min(r1, r1 * r1 / gap)
+    return bound / abs(t1)
 
 
 def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
@@ -186,9 +211,9 @@ def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
     if step is None:
         raise ConfigError("block_warm_top: start must have a nonzero column.")
     k = min(b, step.values.numel())
-    vectors = step.basis @ step.coeffs[:, :k]
     converged = torch.zeros(k, dtype=torch.bool)
     converged[0] = ok
-    return (EigenResult(values=step.values[:k].to(op.dtype), vectors=vectors,
-                        residuals=step.residuals(k), matvecs=step.basis.shape[1],
-                        converged=converged, iterations=step.basis.shape[1]), estimate)
+    m = step.basis.shape[0]
+    return (EigenResult(values=step.values[:k].to(op.dtype), vectors=step.vectors(k),
+                        residuals=step.residuals(k), matvecs=m, converged=converged,
+                        iterations=m), estimate)
