@@ -75,3 +75,16 @@ def test_bad_input_and_non_finite_products():
     bad[0, 0] = float("inf")
     with pytest.raises(NotFiniteError, match="HVP not finite"):
         block_warm_top(bad, q[:, -2:])
+
+
+def test_error_estimate_kato_temple_or_the_residual():
+    from trainlab.curvature.solvers.block_warm import top_error_estimate
+
+    t = torch.tensor
+    # resolved: r1^2 / (theta1 - theta2 - r2) = 1e-4 / 0.49, below r1
+    assert top_error_estimate(t([1.0, 0.5]), t([1e-2, 1e-2])) == pytest.approx(1e-4 / 0.49)
+    # not resolved (theta2 + r2 >= theta1): the residual alone
+    assert top_error_estimate(t([2.0, 1.99]), t([1e-3, 0.05])) == pytest.approx(5e-4)
+    # one Ritz value: the residual; a zero Ritz value: no relative error
+    assert top_error_estimate(t([4.0]), t([0.4])) == pytest.approx(0.1)
+    assert top_error_estimate(t([0.0, -1.0]), t([0.1, 0.1])) == float("inf")

@@ -174,9 +174,12 @@ class Sharpness(Probe):
     previous measurement's top-``block`` Ritz vectors (:func:`~trainlab.curvature.block_warm_top`:
     Rayleigh-Ritz on their span, then one product per step on the top Ritz pair's
     residual) and stops as soon as the estimated eigenvalue error
-    :math:`r_1^2 / (\theta_1 - \theta_2 - r_2)` is at most ``eig_tol`` relative (the
+    :math:`\min(r_1, r_1^2 / (\theta_1 - \theta_2 - r_2))` is at most ``eig_tol`` relative
+    (an eigenvalue lies within the residual :math:`r_1`; the second term is the
     Kato-Temple bound with the second Ritz value plus its residual standing in for
-    :math:`\lambda_2`), recorded as ``sharpness_error_estimate``. There is no ``min_iter``
+    :math:`\lambda_2`, used when it is below :math:`\theta_1`;
+    :func:`~trainlab.curvature.solvers.block_warm.top_error_estimate`), recorded as
+    ``sharpness_error_estimate``. There is no ``min_iter``
     and no random component in these starts: a new top eigenvector far from the previous
     span can be missed (a value below the top flagged converged). On the MNIST-1D MLP of
     ``benchmarks/sharpness_warm.py`` measured every step it needed a median of 4 products
