@@ -96,12 +96,12 @@ def ritz_expansion(op: LinearOperator, start: torch.Tensor, max_iter: int
             return
         v = v / v.norm()
         hv = op.matvec(v)
-        if not bool(torch.isfinite(hv).all()):
+        basis[m], products[m] = v, hv
+        row = (basis[:m + 1] @ hv).double()  # <q_i, H v>, i <= m (H symmetric)
+        if not bool(torch.isfinite(row).all()):  # a NaN/Inf entry of hv reaches every dot
             raise NotFiniteError(
                 f"block warm start: HVP not finite (the operator's product {m + 1} has NaN "
                 "or Inf entries, e.g. on a diverging run): there is no eigenvalue to report")
-        basis[m], products[m] = v, hv
-        row = (basis[:m + 1] @ hv).double()  # <q_i, H v>, i <= m (H symmetric)
         t[m, :m + 1], t[:m + 1, m] = row, row
         m += 1
         values, coeffs = torch.linalg.eigh(t[:m, :m])
