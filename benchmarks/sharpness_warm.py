@@ -32,9 +32,18 @@ better. Per measurement and block size b it prints:
 * ``lobpcg{b}``: the same count for ``scipy.sparse.linalg.lobpcg`` (Knyazev 2001) from the
   same block: b products per iteration, so its counts are multiples of b.
 
+``--method block-warm [--block 2]`` also runs ``Sharpness(method="block-warm")`` beside the
+default probe, on the same batches, each probe with its own Hessian operator and run cache
+as in a run: columns ``alt_hvps`` (products), ``alt_conv`` (converged flag), ``alt_err``
+(relative error against the tight reference) and ``alt_est`` (its recorded
+``sharpness_error_estimate``), and the process time of each probe's measurement (medians in
+the summary). The probe options (``--tol``, ``--eig-tol``, ...) apply to both.
+``--no-oracle`` skips the oracle counts (the slow columns).
+
 Prints one row per measurement and the medians. Usage:
     python benchmarks/sharpness_warm.py [--steps 300] [--every 50] [--threads 1]
                                         [--fixed-batch] [--subspace 4]
+                                        [--method block-warm] [--no-oracle]
 """
 
 from __future__ import annotations
