@@ -176,11 +176,17 @@ def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
             range.
         NotFiniteError: a product has NaN or Inf entries.
 
-    References:
-        E. R. Davidson, "The iterative calculation of a few of the lowest eigenvalues ...
-        of large real-symmetric matrices", J. Comput. Phys., 1975 (the expansion, here
-        with no preconditioner); B. N. Parlett, "The Symmetric Eigenvalue Problem", 1998,
-        section 10.5 (the Kato-Temple bound).
+    References (not among the papers.md rows):
+        E. R. Davidson, "The iterative calculation of a few of the lowest eigenvalues and
+        corresponding eigenvectors of large real-symmetric matrices", J. Comput. Phys.,
+        1975 (the expansion, here with no preconditioner); T. Kato, "On the upper and lower
+        bounds of eigenvalues", J. Phys. Soc. Japan, 1949, and B. N. Parlett, "The
+        Symmetric Eigenvalue Problem", 1998 (the Kato-Temple bound).
+
+    Deviations: no preconditioner (Davidson's diagonal one needs the Hessian's diagonal,
+    which costs products); the second eigenvalue in the Kato-Temple bound is estimated
+    from the search space (see :func:`top_error_estimate`), so the recorded error is an
+    estimate.
 
     Example:
         >>> import torch
