@@ -88,3 +88,18 @@ def test_error_estimate_kato_temple_or_the_residual():
     # one Ritz value: the residual; a zero Ritz value: no relative error
     assert top_error_estimate(t([4.0]), t([0.4])) == pytest.approx(0.1)
     assert top_error_estimate(t([0.0, -1.0]), t([0.1, 0.1])) == float("inf")
+
+
+def test_min_iter_holds_the_stop_back():
+    a, spec, q = close_top_pair()
+    start = perturbed_top2(q, 0)
+    early, _ = block_warm_top(a, start)
+    late, _ = block_warm_top(a, start, min_iter=early.matvecs + 3)
+    assert late.matvecs == early.matvecs + 3 and bool(late.converged[0])
+    assert abs(late.values[0] - spec[-1]) < abs(early.values[0] - spec[-1])
+    # an invariant span ends the expansion before min_iter: tested there, converged
+    exact, _ = block_warm_top(a, q[:, -2:], min_iter=4)
+    assert exact.matvecs == 2 and bool(exact.converged[0])
+    assert exact.values[0].item() == pytest.approx(spec[-1].item(), rel=1e-12)
+    with pytest.raises(ConfigError, match="min_iter"):
+        block_warm_top(a, q[:, -2:], min_iter=0)

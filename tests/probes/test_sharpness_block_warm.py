@@ -1,5 +1,5 @@
 """Sharpness(method="block-warm"): a cold Lanczos measurement first, then warm block starts
-from the kept top-2 Ritz vectors, checked against the dense float64 Hessian of a small
+from the kept top-3 Ritz vectors, checked against the dense float64 Hessian of a small
 model; its options are validated; the default method records what it did before."""
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def test_block_warm_measurements_against_the_dense_hessian():
         ref = plain.measure(dataclasses.replace(
             ctx, cache={}, generator=torch.Generator().manual_seed(step)))
         assert out["sharpness_converged"] == 1.0
-        assert probe._v.shape == (len(probe._v), 2)  # the next warm block
-        if step == 0:  # cold: the Lanczos measurement, asking for the top 2 pairs
+        assert probe._v.shape == (len(probe._v), 3)  # the next warm block
+        if step == 0:  # cold: the Lanczos measurement, asking for the top 3 pairs
             assert "sharpness_error_estimate" not in out
             assert out["sharpness"] == pytest.approx(lam, rel=1e-4)
             continue
@@ -62,7 +62,8 @@ def test_options_are_validated_and_the_default_is_unchanged():
         Sharpness(block=2)
     with pytest.raises(ConfigError, match="block"):
         Sharpness(method="block-warm", block=0)
-    assert Sharpness(method="block-warm").block == 2
+    assert Sharpness(method="block-warm").block == 3
+    assert Sharpness(method="block-warm", block=2).block == 2
     model = mlp(seed=3, sizes=(5, 12, 8, 3))
     x, y = batch(n=40, seed=2)
     default = Sharpness()

@@ -66,7 +66,7 @@ GAP_TOL = 0.03
 MIN_ITER = 8
 WARM_WEIGHT = 0.3
 METHODS = ("lanczos", "block-warm")
-BLOCK = 2
+BLOCK = 3
 BLOCK_EIG_TOL = 1e-3
 
 
@@ -166,7 +166,7 @@ class Sharpness(Probe):
         method: ``"lanczos"`` (default, above) or ``"block-warm"``: a cheaper estimate
             for measurements at short intervals (see below).
         block: with ``method="block-warm"``, the number of previous Ritz vectors kept
-            (default 2, ``>= 1``); rejected with ``"lanczos"``.
+            (default 3, ``>= 1``); rejected with ``"lanczos"``.
 
     ``method="block-warm"``: the first measurement (and any whose kept vectors do not fit
     the operator) is the Lanczos measurement above with ``tol``, ``gap_tol`` and
@@ -182,9 +182,13 @@ class Sharpness(Probe):
     ``sharpness_error_estimate``. There is no ``min_iter``
     and no random component in these starts: a new top eigenvector far from the previous
     span can be missed (a value below the top flagged converged). On the MNIST-1D MLP of
-    ``benchmarks/sharpness_warm.py`` measured every step it needed a median of 4 products
-    with every error below 1e-3; measured every 5 or 50 steps the top eigenvector often
-    leaves the previous span and the default is the method to use (``docs/performance.md``,
+    ``benchmarks/sharpness_warm.py`` measured every step, ``block=3`` needed a median of
+    4-5 products with every error below 1e-3 (step's batch and fixed batch, 100
+    measurements each); ``block=2`` needed 3-4 but, in one of three such runs and every
+    5 steps, stored values up to 22% below the top eigenvalue as converged (the top
+    eigenvector came from outside the kept pair), hence the default of 3. Measured every
+    50 steps it costs as many products as the default method or nearly (7-8): the
+    option is for measurements every step or every few steps (``docs/performance.md``,
     section ``sharpness_warm``).
     """
 

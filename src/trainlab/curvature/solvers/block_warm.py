@@ -141,8 +141,8 @@ def top_error_estimate(values: torch.Tensor, residuals: torch.Tensor) -> float:
 
 
 def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
-                   eig_tol: float = 1e-3, max_iter: int | None = None) -> tuple[EigenResult,
-                                                                                float]:
+                   eig_tol: float = 1e-3, max_iter: int | None = None, min_iter: int = 1
+                   ) -> tuple[EigenResult, float]:
     r"""The top eigenvalue of a symmetric operator from a warm block of ``b`` vectors (e.g.
     the previous measurement's top-b Ritz vectors): :func:`ritz_expansion` until the
     estimated relative error of the top Ritz value (:func:`top_error_estimate`) is at most
@@ -163,6 +163,8 @@ def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
         eig_tol: stop when the estimated eigenvalue error is at most ``eig_tol`` relative,
             ``> 0`` (default 1e-3).
         max_iter: the most products (default ``min(dim, 100)``), ``b <= max_iter <= dim``.
+        min_iter: no stop before this many products (default 1: once the block is in),
+            ``>= 1``, capped at ``max_iter``.
 
     Returns:
         ``(result, error_estimate)``: an :class:`EigenResult` with the top ``b`` Ritz pairs
@@ -205,10 +207,12 @@ def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
     check_range("eig_tol", eig_tol, low=0.0, low_open=True, owner="block_warm_top")
     max_iter = min(op.dim, 100) if max_iter is None else max_iter
     check_range("max_iter", max_iter, low=b, high=op.dim, owner="block_warm_top")
+    check_range("min_iter", min_iter, low=1, owner="block_warm_top")
+    min_iter = min(min_iter, max_iter)
     step, estimate, ok = None, math.inf, False
     for step in ritz_expansion(op, start, max_iter):
-        if not step.block_done:
-            continue  # the block is not all in yet
+        if not step.block_done or step.basis.shape[0] < min_iter:
+            continue  # the block is not all in yet, or too few products
         res = step.residuals(min(2, step.values.numel()))
         estimate = top_error_estimate(step.values, res)
         if estimate <= eig_tol:
@@ -216,6 +220,9 @@ def block_warm_top(op: LinearOperator | torch.Tensor, start: torch.Tensor, *,
             break
     if step is None:
         raise ConfigError("block_warm_top: start must have a nonzero column.")
+    if not ok and step.basis.shape[0] < min_iter:  # the space became invariant first
+        estimate = top_error_estimate(step.values, step.residuals(min(2, step.values.numel())))
+        ok = estimate <= eig_tol
     k = min(b, step.values.numel())
     converged = torch.zeros(k, dtype=torch.bool)
     converged[0] = ok
