@@ -99,3 +99,14 @@ class OwnLoss(nn.Module):
 
     def forward(self, x, y):
         return ((self.net(x) - y) ** 2).mean() + 0.1 * self.net(x).pow(4).mean()
+
+
+def close_top_pair(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor,
+                                                          torch.Tensor]:
+    """A symmetric float64 matrix with eigenvalues 1.0 and 0.97 above a bulk in [0, 0.5]:
+    (matrix, ascending eigenvalues, eigenvectors as columns)."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=DT))[0]
+    spec = torch.cat([0.5 * torch.rand(n - 2, generator=g, dtype=DT),
+                      torch.tensor([0.97, 1.0], dtype=DT)]).sort().values
+    return (q * spec) @ q.T, spec, q
