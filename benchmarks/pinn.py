@@ -49,9 +49,9 @@ the collocation points does not follow: mean squared PDE residual 1.3e-5 on the 
 points against 3.0e-4 held out at step 145 (rel L2 1.1e-2), 2.8e-6 against 1.3e-4 at step
 240 (3.6e-3); 99% of the held-out residual and 96% of the squared grid error lie in
 |x| < 0.05 (the largest held-out residual 0.69 at t = 0.30, x = -0.011, against 0.026 at
-any training point); outside |x| < 0.1 the error alone is 3.4e-4. Seed 2's initial weights
-on seed 0's collocation set behave alike (train 4.0e-6 vs held-out 5.1e-5 at step 175;
-4.4e-3). So the miss is a collocation (generalization) gap at the shock, not an optimizer
+any training point); outside |x| < 0.1 the error alone is 3.4e-4. Seed 0's initial weights
+on seed 2's collocation set behave alike (train 4.0e-6 vs held-out 5.1e-5 at step 175,
+4.4e-3, where seed 0 itself had 1.2e-3; 97% of the squared grid error in the strip). So the miss is a collocation (generalization) gap at the shock, not an optimizer
 stall: the network threads the fixed points near the shock. The change: residual-based
 adaptive refinement (``trainlab.pinn.lu2021_rar``, DeepXDE's RAR, Lu et al. 2021, the
 anchor library's own remedy in its Burgers demo): every 5 ENGD steps, the PDE residual at
