@@ -48,7 +48,8 @@ falling to about 2 at the end, seed 0):
               8.11e-4 in 600 s
 The trainlab Burgers numbers above are the earlier recipe, uniform random collocation
 points (``burgers-uniform`` in ``benchmarks/pinn.py`` now); ``burgers`` there is now the same
-recipe on scrambled Sobol points (1e-3 in 181 to 200 CPU s on seeds 0 to 2), not re-run here.
+recipe on scrambled Sobol points (1e-3 in 155 to 200 CPU s on seeds 0 to 5), not re-run
+here.
 
 Usage: python benchmarks/deepxde_compare.py [--cases poisson-k1,poisson-k4,burgers]
        [--seeds 0] [--quick] [--scale 0.05] [--threads 1] [--skip-trainlab]

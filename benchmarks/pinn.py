@@ -135,6 +135,10 @@ the CPU s / wall s at which the error first reached the target (checked every 5 
               three seeds, each in a third of the budget (1.13 to 1.18 CPU s per step). On
               the way: 2.5e-3, 1.1e-3, 5.5e-3 at step 150 (uniform points: 7.9e-3,
               2.1e-3, 9.5e-3).
+              Held-out seeds 3, 4, 5 afterwards (same commit and recipe, nothing changed;
+              at once, load 7.4): 1e-3 reached at 183.0 CPU s (step 165, 8.06e-4, 777 s
+              wall), 163.3 CPU s (step 150, 8.12e-4, 756 s wall), 155.0 CPU s (step 140,
+              7.11e-4, 746 s wall): met on all six seeds, the slowest at 199.9 CPU s.
   burgers-uniform (the runs below; the case was ``burgers`` then)
   burgers     (second speedup pass, commits 05d4527 (seed 2) and 3be8920 (seeds 0, 1; the
               same iterates, a little faster); recipe unchanged; ``--progress
