@@ -46,6 +46,10 @@ At the documented recipe (``--cases burgers``, no scale-down; load average 7.7 a
 falling to about 2 at the end, seed 0):
   burgers     DeepXDE 1.65e-3 in 1167 s (Adam 15000 + L-BFGS); trainlab (ENGD, 262 steps)
               8.11e-4 in 600 s
+The trainlab Burgers numbers above are the earlier recipe, uniform random collocation
+points (``burgers-uniform`` in ``benchmarks/pinn.py`` now); ``burgers`` there is now the same
+recipe on scrambled Sobol points (1e-3 in 155 to 200 CPU s on seeds 0 to 5), not re-run
+here.
 
 Usage: python benchmarks/deepxde_compare.py [--cases poisson-k1,poisson-k4,burgers]
        [--seeds 0] [--quick] [--scale 0.05] [--threads 1] [--skip-trainlab]

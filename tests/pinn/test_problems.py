@@ -114,6 +114,35 @@ def test_sampling_is_reproducible_from_the_generator():
         assert torch.equal(a, b) and a.dtype == torch.float64
 
 
+def test_burgers_sobol_sampling_is_a_scrambled_net_drawn_from_the_generator():
+    """With sampling='sobol' the 1024 interior points form a (0, 10, 2)-net in base 2 (every
+    cell of a 16 x 16 split of the domain holds exactly 4; uniform points do not), the
+    boundary and initial points lie on their sets and are evenly spread along them, all
+    reproducible from the generator and without touching the global RNG."""
+    p = build_problem("burgers", grid_x=8, grid_t=3, sampling="sobol")
+    state = torch.get_rng_state()
+    pts = p.term("pde").sample(1024, torch.Generator().manual_seed(5))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(pts, p.term("pde").sample(1024, torch.Generator().manual_seed(5)))
+    assert not torch.equal(pts, p.term("pde").sample(1024, torch.Generator().manual_seed(6)))
+
+    def counts(x):
+        cell = (x[:, 0] * 16).long() * 16 + ((x[:, 1] + 1) / 2 * 16).long()
+        return torch.bincount(cell, minlength=256)
+
+    assert bool((pts[:, 0] >= 0).all() and (pts[:, 0] < 1).all() and (pts[:, 1].abs() < 1).all())
+    assert bool((counts(pts) == 4).all())
+    uniform = build_problem("burgers", grid_x=8, grid_t=3).term("pde")
+    assert int(counts(uniform.sample(1024, torch.Generator().manual_seed(5))).max()) > 6
+    ic = p.term("initial").sample(64, torch.Generator().manual_seed(1))
+    assert bool((ic[:, 0] == 0).all())
+    assert torch.equal(torch.bincount(((ic[:, 1] + 1) / 2 * 64).long(), minlength=64),
+                       torch.ones(64, dtype=torch.long))  # one point per 1/64 of [-1, 1]
+    bc = p.term("boundary").sample(64, torch.Generator().manual_seed(1))
+    assert bool((bc[:, 1].abs() == 1).all())
+    assert int(torch.bincount((bc[:, 0] * 8).long(), minlength=8).max()) == 8  # t even
+
+
 def test_bad_input_gets_one_line_errors():
     with pytest.raises(UnknownNameError, match="poisson") as err:
         build_problem("poison")
@@ -122,6 +151,9 @@ def test_bad_input_gets_one_line_errors():
         build_problem("poisson", n_interior=0)
     with pytest.raises(ConfigError, match="'initial'.*'sine', 'parabola'"):
         build_problem("heat", initial="gauss")
+    with pytest.raises(ConfigError, match="'sampling'.*'uniform', 'sobol'") as err:
+        build_problem("burgers", sampling="grid")
+    assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="problem 'poisson'"):
         build_problem("poisson", q=1)
     assert set(PROBLEMS.names()) >= set(SMALL)

@@ -89,6 +89,14 @@ def collocation(problem: Problem, constraint: str, weights: dict[str, float],
     each term's default count drawn through ``generator``."""
     names = active_terms(problem, constraint)
     points = [problem.term(n).sample(problem.term(n).count, generator) for n in names]
+    return tagged(points, names, weights)
+
+
+def tagged(points: list[torch.Tensor], names: tuple[str, ...] | list[str],
+           weights: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Tagged rows ``(N, d + 1)`` and ``[weight, term]`` targets ``(N, 2)`` of the points of
+    each term (``points[i]`` belongs to term ``names[i]``), with the weights
+    :math:`\hat w_i = \lambda_t N / n_t` of the module docstring."""
     total = sum(len(x) for x in points)
     xs, ys = [], []
     for i, (name, x) in enumerate(zip(names, points)):

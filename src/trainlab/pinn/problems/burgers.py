@@ -31,11 +31,12 @@ import math
 import numpy as np
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
     check_count,
@@ -60,11 +61,17 @@ def cole_hopf(x: torch.Tensor, nu: float = NU, nodes: int = 128) -> torch.Tensor
 
 
 def burgers(nu: float = NU, nodes: int = 128, n_interior: int = 8000, n_boundary: int = 200,
-            n_initial: int = 200, grid_x: int = 256, grid_t: int = 101) -> Problem:
+            n_initial: int = 200, grid_x: int = 256, grid_t: int = 101,
+            sampling: str = "uniform") -> Problem:
     """Burgers' problem (viscosity ``nu``; defaults: the standard 0.01/pi, 8000 interior
     points, which a Gauss-Newton run needed to resolve the shock, and the 101 x 256
-    evaluation grid of Raissi et al.'s data)."""
+    evaluation grid of Raissi et al.'s data). ``sampling``: the collocation points of every
+    term, ``"uniform"`` (independent uniform points, the default) or ``"sobol"`` (a
+    scrambled Sobol set per term, :func:`~trainlab.pinn.problems._problem.sobol_unit`; the
+    low-discrepancy kind DeepXDE uses by default, its ``train_distribution="Hammersley"``);
+    both through the task's generator."""
     check_range("nu", nu, low=0.0, low_open=True, owner="burgers")
+    check_choice("sampling", sampling, SAMPLINGS, owner="burgers")
     counts = [check_count(k, v, "burgers") for k, v in
               (("n_interior", n_interior), ("n_boundary", n_boundary), ("n_initial", n_initial))]
     lo, hi = (0.0, -1.0), (1.0, 1.0)
@@ -75,16 +82,17 @@ def burgers(nu: float = NU, nodes: int = 128, n_interior: int = 8000, n_boundary
     def initial(j: Jet, x: torch.Tensor) -> torch.Tensor:
         return j.u + torch.sin(math.pi * x[:, 1:2])
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 2, counts[0]),
-             Term("boundary", lambda n, g: sample_faces(lo, hi, n, g, (1,)),
+    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g, sampling), pde, 2, counts[0]),
+             Term("boundary", lambda n, g: sample_faces(lo, hi, n, g, (1,), sampling),
                   lambda j, x: j.u, 0, counts[1]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0), initial, 0,
-                  counts[2]))
+             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0, sampling),
+                  initial, 0, counts[2]))
     grid = tensor_grid(torch.linspace(0.0, 1.0, grid_t, dtype=DTYPE),
                        torch.linspace(-1.0, 1.0, grid_x, dtype=DTYPE))
     return Problem("burgers", ("t", "x"), lo, hi, 1, terms,
                    lambda x: cole_hopf(x, nu, nodes), grid, (grid_t, grid_x),
-                   lambda x: cole_hopf(x, nu, 2 * nodes), params={"nu": nu, "nodes": nodes},
+                   lambda x: cole_hopf(x, nu, 2 * nodes),
+                   params={"nu": nu, "nodes": nodes, "sampling": sampling},
                    boundary_value=lambda x: -torch.sin(math.pi * x[:, 1:2]),
                    distance=lambda x: (x[:, 0] * (1 - x[:, 1] ** 2))[:, None],
                    conserved=lambda u: u[..., 0].mean(1))
