@@ -12,8 +12,9 @@ sets :math:`X_t` (the weights are recomputed: :func:`trainlab.pinn.task.tagged`)
 
 References:
     Lu, Meng, Mao & Karniadakis, "DeepXDE: A deep learning library for solving differential
-    equations", SIAM Review 63(1), 2021 (arXiv:1907.04502): the RAR procedure (Procedure 2.2)
-    and its Burgers example (DeepXDE's ``Burgers_RAR`` demo); not a papers.md row.
+    equations", SIAM Review 63(1), 2021 (arXiv:1907.04502): its residual-based adaptive
+    refinement procedure (Sec. 2; the procedure's number was not re-read) and its Burgers
+    example (DeepXDE's ``Burgers_RAR`` demo); not a papers.md row.
 
 Deviations from the paper:
     The paper draws one candidate set and, in DeepXDE's Burgers demo, adds the single point
