@@ -16,7 +16,6 @@ full context, and :math:`H(X_j \mid X_{<j})` of the stationary marginals for the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -107,7 +106,3 @@ def markov_source(vocab: int, order: int, branching: int, generator: torch.Gener
     pi = _stationary(table, vocab, order)
     return MarkovSource(vocab, order, table.float(), pi.float())
 
-
-def uniform_loss(vocab: int) -> float:
-    """The loss of the uniform predictor, :math:`\\log V` (a model at init is near it)."""
-    return math.log(vocab)
