@@ -161,7 +161,14 @@ class StraightToZero(Phenomenon):
     best peak lr after the same number of tokens of the same data; here both schedules
     share the init, the batches and the held-out set per seed, so the gain is paired.
 
-    Result: not yet run in this form.
+    Result (full mode, seeds 0, 100, 200; run once, after the criterion and setting were
+    committed): PASS (``reproduces=True``). (a) the gain grows with TPP: slope +0.0069 per
+    unit of log(TPP) (+1.6 points of gain per decade), 95% interval low end +0.0033
+    (n = 9); (b) at 200 TPP D2Z is 3.10% below 10x cosine (mean over seeds), half-range
+    0.26%; (c) 0 of the 18 (seed, TPP, schedule) optima at an end of the grid. Cost: 17
+    min 30 s of CPU (user) + 9 s system for 216 runs in 2 processes, 32 min 27 s wall on
+    the shared 2 cores at load average 6.5-8, so about 9 minutes on 2 idle cores (CPU
+    time / 2, and wall time / (load / 2), agree). Nothing was changed after the run.
 
     History (teacher-student MLP regression, issue 12; the form of the criterion came from
     it): a fixed tanh teacher (width 32) on 20-dimensional Gaussian inputs with label noise
@@ -282,5 +289,5 @@ class StraightToZero(Phenomenon):
         return fig
 
 
-PHENOMENA.register("d2z-vs-cosine", StraightToZero, papers=(14,), reproduces=False,
+PHENOMENA.register("d2z-vs-cosine", StraightToZero, papers=(14,), reproduces=True,
                    summary="D2Z beats 10x cosine at the best peak lr, more so the longer")
