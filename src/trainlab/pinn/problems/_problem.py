@@ -178,6 +178,24 @@ def sample_slice(lower: tuple[float, ...], upper: tuple[float, ...], n: int,
     return x
 
 
+def box_sampler(lower: tuple[float, ...], upper: tuple[float, ...],
+                sampling: str = "uniform") -> Sampler:
+    """The :class:`Term` sampler of :func:`sample_box` for this box and ``sampling``."""
+    return lambda n, g: sample_box(lower, upper, n, g, sampling)
+
+
+def faces_sampler(lower: tuple[float, ...], upper: tuple[float, ...], dims: tuple[int, ...],
+                  sampling: str = "uniform") -> Sampler:
+    """The :class:`Term` sampler of :func:`sample_faces` (faces normal to ``dims``)."""
+    return lambda n, g: sample_faces(lower, upper, n, g, dims, sampling)
+
+
+def slice_sampler(lower: tuple[float, ...], upper: tuple[float, ...], dim: int, at: float,
+                  sampling: str = "uniform") -> Sampler:
+    """The :class:`Term` sampler of :func:`sample_slice` (the slice ``x_dim = at``)."""
+    return lambda n, g: sample_slice(lower, upper, n, g, dim, at, sampling)
+
+
 def grid_box(lower: tuple[float, ...], upper: tuple[float, ...], n: int) -> torch.Tensor:
     """About ``n`` points on a tensor grid strictly inside the box: ``m = round(n ** (1/d))``
     equispaced interior points per axis (the end points excluded), ``m ** d`` in all."""

@@ -19,24 +19,30 @@ import math
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_slice,
+    slice_sampler,
     tensor_grid,
 )
 
 
 def advection(c: float = 1.0, n_interior: int = 2000, n_boundary: int = 200,
-              n_initial: int = 200, grid_x: int = 256, grid_t: int = 101) -> Problem:
-    """Advection at speed ``c > 0``."""
+              n_initial: int = 200, grid_x: int = 256, grid_t: int = 101,
+              sampling: str = "uniform") -> Problem:
+    """Advection at speed ``c > 0``; ``sampling``: the collocation points of every term,
+    ``"uniform"`` (independent uniform points, the default) or ``"sobol"`` (scrambled Sobol,
+    as for :func:`~trainlab.pinn.problems.burgers.burgers`), both through the task's
+    generator."""
     check_range("c", c, low=0.0, low_open=True, owner="advection")
+    check_choice("sampling", sampling, SAMPLINGS, owner="advection")
     counts = [check_count(k, v, "advection") for k, v in
               (("n_interior", n_interior), ("n_boundary", n_boundary), ("n_initial", n_initial))]
     lo, hi = (0.0, 0.0), (1.0, 2 * math.pi)
@@ -50,10 +56,10 @@ def advection(c: float = 1.0, n_interior: int = 2000, n_boundary: int = 200,
     def matches(j: Jet, x: torch.Tensor) -> torch.Tensor:
         return j.u - exact(x)
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 1, counts[0]),
-             Term("boundary", lambda n, g: sample_slice(lo, hi, n, g, 1, 0.0), matches, 0,
+    terms = (Term("pde", box_sampler(lo, hi, sampling), pde, 1, counts[0]),
+             Term("boundary", slice_sampler(lo, hi, 1, 0.0, sampling), matches, 0,
                   counts[1]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0), matches, 0,
+             Term("initial", slice_sampler(lo, hi, 0, 0.0, sampling), matches, 0,
                   counts[2]))
     xs = torch.linspace(0.0, 2 * math.pi, grid_x + 1, dtype=DTYPE)[:-1]  # one period
     grid = tensor_grid(torch.linspace(0.0, 1.0, grid_t, dtype=DTYPE), xs)
@@ -62,7 +68,8 @@ def advection(c: float = 1.0, n_interior: int = 2000, n_boundary: int = 200,
         return torch.sin(x[:, 1:2]) - torch.sin(c * x[:, :1])
 
     return Problem("advection", ("t", "x"), lo, hi, 1, terms, exact, grid, (grid_t, grid_x),
-                   params={"c": c}, boundary_value=inflow,
+                   params={"c": c, "sampling": sampling},
+                   boundary_value=inflow,
                    distance=lambda x: (x[:, 0] * x[:, 1])[:, None],
                    conserved=lambda u: u[..., 0].mean(1))
 

@@ -43,25 +43,30 @@ from collections.abc import Callable
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_slice,
+    slice_sampler,
     tensor_grid,
 )
 
 
 def advection_lagrangian(c: float = 1.0, n_interior: int = 2000, n_initial: int = 200,
-                         grid_x: int = 256, grid_t: int = 101) -> Problem:
+                         grid_x: int = 256, grid_t: int = 101, sampling: str = "uniform"
+                         ) -> Problem:
     """Advection at speed ``c > 0`` in the Lagrangian frame: coordinates ``(t, X)``,
-    outputs ``(u, x)``."""
+    outputs ``(u, x)``; ``sampling``: the collocation points of every term, ``"uniform"``
+    (independent uniform points, the default) or ``"sobol"`` (scrambled Sobol, as for
+    :func:`~trainlab.pinn.problems.burgers.burgers`), both through the task's generator."""
     check_range("c", c, low=0.0, low_open=True, owner="advection-lagrangian")
+    check_choice("sampling", sampling, SAMPLINGS, owner="advection-lagrangian")
     counts = [check_count(k, v, "advection-lagrangian") for k, v in
               (("n_interior", n_interior), ("n_initial", n_initial))]
     lo, hi = (0.0, 0.0), (1.0, 2 * math.pi)
@@ -75,13 +80,13 @@ def advection_lagrangian(c: float = 1.0, n_interior: int = 2000, n_initial: int 
     def initial(j: Jet, p: torch.Tensor) -> torch.Tensor:
         return j.u - exact(p)
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 1, counts[0]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0), initial, 0,
+    terms = (Term("pde", box_sampler(lo, hi, sampling), pde, 1, counts[0]),
+             Term("initial", slice_sampler(lo, hi, 0, 0.0, sampling), initial, 0,
                   counts[1]))
     xs = torch.linspace(0.0, 2 * math.pi, grid_x + 1, dtype=DTYPE)[:-1]
     grid = tensor_grid(torch.linspace(0.0, 1.0, grid_t, dtype=DTYPE), xs)
     return Problem("advection-lagrangian", ("t", "X"), lo, hi, 2, terms, exact, grid,
-                   (grid_t, grid_x), params={"c": c},
+                   (grid_t, grid_x), params={"c": c, "sampling": sampling},
                    boundary_value=lambda p: exact(p * torch.tensor([0.0, 1.0], dtype=p.dtype)),
                    distance=lambda p: p[:, :1])
 

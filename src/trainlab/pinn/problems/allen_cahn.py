@@ -29,16 +29,17 @@ import math
 import numpy as np
 import torch
 
-from trainlab.errors import ConfigError, check_range
+from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_slice,
+    slice_sampler,
     tensor_grid,
 )
 
@@ -125,14 +126,18 @@ def allen_cahn_reference(pts: torch.Tensor, eps: float, modes: int, dt: float, t
 
 
 def allen_cahn(eps: float = 1e-4, modes: int = 1024, dt: float = 1e-4, n_interior: int = 8000,
-               n_initial: int = 256, grid_x: int = 512, grid_t: int = 201) -> Problem:
+               n_initial: int = 256, grid_x: int = 512, grid_t: int = 201,
+               sampling: str = "uniform") -> Problem:
     """The periodic Allen-Cahn problem (defaults: jaxpi's equation and 201 x 512 grid).
 
     The reference is computed on first use (seconds to a minute for 1024 modes; cached per
-    setting for the process)."""
+    setting for the process). ``sampling``: the collocation points of every term, ``"uniform"``
+    (independent uniform points, the default) or ``"sobol"`` (scrambled Sobol, as for
+    :func:`~trainlab.pinn.problems.burgers.burgers`), both through the task's generator."""
     check_range("eps", eps, low=0.0, low_open=True, owner="allen_cahn")
     check_range("modes", modes, low=16, owner="allen_cahn")
     check_range("dt", dt, low=0.0, low_open=True, owner="allen_cahn")
+    check_choice("sampling", sampling, SAMPLINGS, owner="allen_cahn")
     counts = [check_count(k, v, "allen_cahn") for k, v in
               (("n_interior", n_interior), ("n_initial", n_initial))]
     lo, hi = (0.0, -1.0), (1.0, 1.0)
@@ -144,8 +149,8 @@ def allen_cahn(eps: float = 1e-4, modes: int = 1024, dt: float = 1e-4, n_interio
         s = x[:, 1:2]
         return j.u - s ** 2 * torch.cos(math.pi * s)
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 2, counts[0]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0), initial, 0,
+    terms = (Term("pde", box_sampler(lo, hi, sampling), pde, 2, counts[0]),
+             Term("initial", slice_sampler(lo, hi, 0, 0.0, sampling), initial, 0,
                   counts[1]))
     xs = torch.linspace(-1.0, 1.0, grid_x + 1, dtype=DTYPE)[:-1]
     grid = tensor_grid(torch.linspace(0.0, 1.0, grid_t, dtype=DTYPE), xs)
@@ -153,7 +158,8 @@ def allen_cahn(eps: float = 1e-4, modes: int = 1024, dt: float = 1e-4, n_interio
                    lambda p: allen_cahn_reference(p, eps, modes, dt, grid_t), grid,
                    (grid_t, grid_x),
                    lambda p: allen_cahn_reference(p, eps, 2 * modes, dt, grid_t),
-                   params={"eps": eps, "modes": modes, "dt": dt}, periodic={1: 2.0},
+                   params={"eps": eps, "modes": modes, "dt": dt, "sampling": sampling},
+                   periodic={1: 2.0},
                    boundary_value=lambda p: p[:, 1:2] ** 2 * torch.cos(math.pi * p[:, 1:2]),
                    distance=lambda p: p[:, :1])
 

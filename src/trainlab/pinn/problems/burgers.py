@@ -39,10 +39,10 @@ from trainlab.pinn.problems._problem import (
     SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_faces,
-    sample_slice,
+    faces_sampler,
+    slice_sampler,
     tensor_grid,
 )
 
@@ -82,10 +82,10 @@ def burgers(nu: float = NU, nodes: int = 128, n_interior: int = 8000, n_boundary
     def initial(j: Jet, x: torch.Tensor) -> torch.Tensor:
         return j.u + torch.sin(math.pi * x[:, 1:2])
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g, sampling), pde, 2, counts[0]),
-             Term("boundary", lambda n, g: sample_faces(lo, hi, n, g, (1,), sampling),
+    terms = (Term("pde", box_sampler(lo, hi, sampling), pde, 2, counts[0]),
+             Term("boundary", faces_sampler(lo, hi, (1,), sampling),
                   lambda j, x: j.u, 0, counts[1]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0, sampling),
+             Term("initial", slice_sampler(lo, hi, 0, 0.0, sampling),
                   initial, 0, counts[2]))
     grid = tensor_grid(torch.linspace(0.0, 1.0, grid_t, dtype=DTYPE),
                        torch.linspace(-1.0, 1.0, grid_x, dtype=DTYPE))

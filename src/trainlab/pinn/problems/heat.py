@@ -20,12 +20,13 @@ from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_faces,
-    sample_slice,
+    faces_sampler,
+    slice_sampler,
     tensor_grid,
 )
 
@@ -44,12 +45,17 @@ def heat_series(x: torch.Tensor, a: float, initial: str, modes: int) -> torch.Te
 
 
 def heat(a: float = 0.4, initial: str = "sine", modes: int = 4000, n_interior: int = 2000,
-         n_boundary: int = 200, n_initial: int = 200, grid_points: int = 101) -> Problem:
+         n_boundary: int = 200, n_initial: int = 200, grid_points: int = 101,
+         sampling: str = "uniform") -> Problem:
     """The 1D heat problem with diffusivity ``a`` (DeepXDE's 0.4) and initial condition
-    ``initial`` (``"sine"`` or ``"parabola"``); ``modes`` series terms for the parabola."""
+    ``initial`` (``"sine"`` or ``"parabola"``); ``modes`` series terms for the parabola.
+    ``sampling``: the collocation points of every term, ``"uniform"``
+    (independent uniform points, the default) or ``"sobol"`` (scrambled Sobol, as for
+    :func:`~trainlab.pinn.problems.burgers.burgers`), both through the task's generator."""
     check_range("a", a, low=0.0, low_open=True, owner="heat")
     check_choice("initial", initial, INITIAL, owner="heat")
     check_range("modes", modes, low=1, owner="heat")
+    check_choice("sampling", sampling, SAMPLINGS, owner="heat")
     counts = [check_count(k, v, "heat") for k, v in
               (("n_interior", n_interior), ("n_boundary", n_boundary), ("n_initial", n_initial))]
     lo, hi = (0.0, 0.0), (1.0, 1.0)
@@ -64,16 +70,17 @@ def heat(a: float = 0.4, initial: str = "sine", modes: int = 4000, n_interior: i
         return j.u - reference(x)
 
     ts = torch.linspace(0.0, 1.0, grid_points, dtype=DTYPE)
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 2, counts[0]),
-             Term("boundary", lambda n, g: sample_faces(lo, hi, n, g, (1,)),
+    terms = (Term("pde", box_sampler(lo, hi, sampling), pde, 2, counts[0]),
+             Term("boundary", faces_sampler(lo, hi, (1,), sampling),
                   lambda j, x: j.u, 0, counts[1]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0), initial_term, 0,
+             Term("initial", slice_sampler(lo, hi, 0, 0.0, sampling), initial_term, 0,
                   counts[2]))
     refined = (None if initial == "sine" else
                lambda x: heat_series(x, a, initial, 2 * modes))
     return Problem("heat", ("t", "x"), lo, hi, 1, terms, reference, tensor_grid(ts, ts),
                    (grid_points, grid_points), refined,
-                   params={"a": a, "initial": initial, "modes": modes},
+                   params={"a": a, "initial": initial, "modes": modes,
+                           "sampling": sampling},
                    boundary_value=lambda x: reference(torch.cat([0 * x[:, :1], x[:, 1:]], 1)),
                    distance=lambda x: (x[:, 0] * x[:, 1] * (1 - x[:, 1]))[:, None])
 

@@ -31,16 +31,17 @@ import math
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_slice,
+    slice_sampler,
     tensor_grid,
 )
 
@@ -72,16 +73,20 @@ def heat2d_initial(x: torch.Tensor, r: float) -> torch.Tensor:
 
 def heat2d(d: float = 0.1, r: float = 0.5, horizon: float = 4.0, modes: int = 40,
            n_interior: int = 4000, n_initial: int = 1024, grid_x: int = 48,
-           grid_t: int = 11) -> Problem:
+           grid_t: int = 11, sampling: str = "uniform") -> Problem:
     """The periodic 2D heat problem with diffusivity ``d`` (TENG's 0.1), initial-condition
     decay ``r`` in (0, 1) and horizon ``horizon`` (TENG's 4); ``modes`` series terms per
-    axis; evaluation grid ``grid_t`` times by ``grid_x ** 2`` periodic nodes."""
+    axis; evaluation grid ``grid_t`` times by ``grid_x ** 2`` periodic nodes.
+    ``sampling``: the collocation points of every term, ``"uniform"``
+    (independent uniform points, the default) or ``"sobol"`` (scrambled Sobol, as for
+    :func:`~trainlab.pinn.problems.burgers.burgers`), both through the task's generator."""
     check_range("d", d, low=0.0, low_open=True, owner="heat-2d")
     check_range("r", r, low=0.0, high=1.0, low_open=True, high_open=True, owner="heat-2d")
     check_range("horizon", horizon, low=0.0, low_open=True, owner="heat-2d")
     check_range("modes", modes, low=1, owner="heat-2d")
     check_range("grid_x", grid_x, low=2, owner="heat-2d")
     check_range("grid_t", grid_t, low=2, owner="heat-2d")
+    check_choice("sampling", sampling, SAMPLINGS, owner="heat-2d")
     counts = [check_count(k, v, "heat-2d") for k, v in
               (("n_interior", n_interior), ("n_initial", n_initial))]
     lo, hi = (0.0, 0.0, 0.0), (horizon, PERIOD, PERIOD)
@@ -95,15 +100,16 @@ def heat2d(d: float = 0.1, r: float = 0.5, horizon: float = 4.0, modes: int = 40
     def initial(j: Jet, x: torch.Tensor) -> torch.Tensor:
         return j.u - heat2d_initial(x, r)
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 2, counts[0]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0), initial, 0,
+    terms = (Term("pde", box_sampler(lo, hi, sampling), pde, 2, counts[0]),
+             Term("initial", slice_sampler(lo, hi, 0, 0.0, sampling), initial, 0,
                   counts[1]))
     xs = torch.linspace(0.0, PERIOD, int(grid_x) + 1, dtype=DTYPE)[:-1]
     grid = tensor_grid(torch.linspace(0.0, horizon, int(grid_t), dtype=DTYPE), xs, xs)
     return Problem("heat-2d", ("t", "x", "y"), lo, hi, 1, terms, reference, grid,
                    (int(grid_t), int(grid_x), int(grid_x)),
                    lambda x: heat2d_series(x, d, r, 2 * modes),
-                   params={"d": d, "r": r, "horizon": horizon, "modes": modes},
+                   params={"d": d, "r": r, "horizon": horizon, "modes": modes,
+                           "sampling": sampling},
                    boundary_value=lambda x: heat2d_initial(x, r),
                    distance=lambda x: x[:, :1], periodic={1: PERIOD, 2: PERIOD})
 

@@ -23,16 +23,17 @@ from collections.abc import Callable
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_faces,
+    faces_sampler,
     tensor_grid,
 )
 
@@ -57,8 +58,12 @@ def coons_patch(f: Callable[[torch.Tensor], torch.Tensor], lower: tuple[float, f
 
 
 def kovasznay(re: float = 20.0, n_interior: int = 2000, n_boundary: int = 400,
-              grid_points: int = 101) -> Problem:
+              grid_points: int = 101, sampling: str = "uniform") -> Problem:
     """Kovasznay flow at Reynolds number ``re``.
+
+    ``sampling``: the collocation points of every term, ``"uniform"`` (independent uniform
+    points, the default) or ``"sobol"`` (scrambled Sobol, as for
+    :func:`~trainlab.pinn.problems.burgers.burgers`), both through the task's generator.
 
     Deviations from the paper: ``Re = 20`` and the domain are as stated above; the collocation
     counts (2000 interior, 400 boundary) and the evaluation grid are this library's; the problem
@@ -66,6 +71,7 @@ def kovasznay(re: float = 20.0, n_interior: int = 2000, n_boundary: int = 400,
     The paper's text was not re-read for this paragraph.
     """
     check_range("re", re, low=0.0, low_open=True, owner="kovasznay")
+    check_choice("sampling", sampling, SAMPLINGS, owner="kovasznay")
     n_interior = check_count("n_interior", n_interior, "kovasznay")
     n_boundary = check_count("n_boundary", n_boundary, "kovasznay")
     lo, hi = (-0.5, -0.5), (1.0, 1.5)
@@ -90,8 +96,8 @@ def kovasznay(re: float = 20.0, n_interior: int = 2000, n_boundary: int = 400,
         outflow = (x[:, 0] == hi[0]).to(diff.dtype)
         return torch.cat([diff[:, :2], outflow[:, None] * diff[:, 2:]], 1)
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g), pde, 2, n_interior),
-             Term("boundary", lambda n, g: sample_faces(lo, hi, n, g, (0, 1)), boundary, 0,
+    terms = (Term("pde", box_sampler(lo, hi, sampling), pde, 2, n_interior),
+             Term("boundary", faces_sampler(lo, hi, (0, 1), sampling), boundary, 0,
                   n_boundary))
     grid = tensor_grid(torch.linspace(lo[0], hi[0], grid_points, dtype=DTYPE),
                        torch.linspace(lo[1], hi[1], grid_points, dtype=DTYPE))
@@ -102,7 +108,7 @@ def kovasznay(re: float = 20.0, n_interior: int = 2000, n_boundary: int = 400,
         return (16 * d / size ** 2)[:, None]
 
     return Problem("kovasznay", ("x", "y"), lo, hi, 3, terms, exact, grid,
-                   (grid_points, grid_points), params={"re": re},
+                   (grid_points, grid_points), params={"re": re, "sampling": sampling},
                    boundary_value=lambda x: coons_patch(exact, lo, hi, x), distance=distance)
 
 

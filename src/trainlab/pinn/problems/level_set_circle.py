@@ -44,16 +44,17 @@ from collections.abc import Callable
 
 import torch
 
-from trainlab.errors import check_range
+from trainlab.errors import check_choice, check_range
 from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
-    sample_box,
-    sample_slice,
+    slice_sampler,
     tensor_grid,
 )
 
@@ -69,14 +70,18 @@ def curvature_flow_residual(j: Jet, eps: float) -> torch.Tensor:
 
 def level_set_circle(r0: float = 0.8, horizon: float = 0.2, eps: float = 1e-6,
                      n_interior: int = 2000, n_initial: int = 500, grid_x: int = 41,
-                     grid_t: int = 11) -> Problem:
+                     grid_t: int = 11, sampling: str = "uniform") -> Problem:
     """The shrinking circle of initial radius ``r0`` (< 1) on ``[0, horizon]`` (``horizon <
-    r0^2 / 2``, before it vanishes)."""
+    r0^2 / 2``, before it vanishes).
+    ``sampling``: the collocation points of every term, ``"uniform"``
+    (independent uniform points, the default) or ``"sobol"`` (scrambled Sobol, as for
+    :func:`~trainlab.pinn.problems.burgers.burgers`), both through the task's generator."""
     check_range("r0", r0, low=0.0, high=1.0, low_open=True, high_open=True,
                 owner="level-set-circle")
     check_range("horizon", horizon, low=0.0, high=r0 ** 2 / 2, low_open=True, high_open=True,
                 owner="level-set-circle")
     check_range("eps", eps, low=0.0, owner="level-set-circle")
+    check_choice("sampling", sampling, SAMPLINGS, owner="level-set-circle")
     counts = [check_count(k, v, "level-set-circle") for k, v in
               (("n_interior", n_interior), ("n_initial", n_initial))]
     lo, hi = (0.0, -1.0, -1.0), (horizon, 1.0, 1.0)
@@ -87,14 +92,15 @@ def level_set_circle(r0: float = 0.8, horizon: float = 0.2, eps: float = 1e-6,
     def initial(j: Jet, p: torch.Tensor) -> torch.Tensor:
         return j.u - exact(p)
 
-    terms = (Term("pde", lambda n, g: sample_box(lo, hi, n, g),
+    terms = (Term("pde", box_sampler(lo, hi, sampling),
                   lambda j, p: curvature_flow_residual(j, eps), 2, counts[0]),
-             Term("initial", lambda n, g: sample_slice(lo, hi, n, g, 0, 0.0), initial, 0,
+             Term("initial", slice_sampler(lo, hi, 0, 0.0, sampling), initial, 0,
                   counts[1]))
     xs = torch.linspace(-1.0, 1.0, grid_x, dtype=DTYPE)
     grid = tensor_grid(torch.linspace(0.0, horizon, grid_t, dtype=DTYPE), xs, xs)
     return Problem("level-set-circle", ("t", "x", "y"), lo, hi, 1, terms, exact, grid,
-                   (grid_t, grid_x, grid_x), params={"r0": r0, "horizon": horizon, "eps": eps},
+                   (grid_t, grid_x, grid_x), params={"r0": r0, "horizon": horizon, "eps": eps,
+                                                     "sampling": sampling},
                    boundary_value=lambda p: exact(p * torch.tensor([0.0, 1.0, 1.0],
                                                                     dtype=p.dtype)),
                    distance=lambda p: p[:, :1])

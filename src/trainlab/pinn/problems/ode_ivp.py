@@ -13,6 +13,10 @@ residual :math:`\dot u - F(u)`, with the initial condition exact by construction
   Reference: SciPy's DOP853 at ``rtol = 1e-10``; its error floor is measured against
   ``rtol / 256`` (an 8th-order method: a 2x finer step).
 
+Collocation: independent uniform times in :math:`[0, T]` from the task's generator. These
+problems take no ``sampling=`` parameter: the box problems' ``"sobol"`` choice is not wired
+here (in one dimension it is close to stratified sampling; not measured).
+
 Deviations from the paper: the network and training are trainlab's; only the problems, the
 exact-initial-condition parametrisation and the energy metric follow the paper.
 """

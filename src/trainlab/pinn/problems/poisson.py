@@ -23,13 +23,14 @@ from trainlab.pinn.derivatives import Jet
 from trainlab.pinn.problems._problem import (
     DTYPE,
     PROBLEMS,
+    SAMPLINGS,
     Problem,
     Term,
+    box_sampler,
     check_count,
+    faces_sampler,
     grid_box,
     grid_faces,
-    sample_box,
-    sample_faces,
     tensor_grid,
 )
 
@@ -43,15 +44,17 @@ def poisson(k: int = 1, n_interior: int = 900, n_boundary: int = 200,
         n_interior, n_boundary: default collocation counts (Müller & Zeinhofer use 900
             interior and 120 boundary points).
         grid_points: evaluation grid points per axis.
-        sampling: ``"uniform"`` (random, through the task's generator) or ``"grid"`` (a
-            tensor grid of about ``n_interior`` interior points and ``n_boundary``
-            equispaced boundary points; deterministic).
+        sampling: ``"uniform"`` (random, through the task's generator), ``"sobol"``
+            (scrambled Sobol points through the same generator, as for
+            :func:`~trainlab.pinn.problems.burgers.burgers`) or ``"grid"`` (a tensor grid of
+            about ``n_interior`` interior points and ``n_boundary`` equispaced boundary
+            points; deterministic).
     """
     check_range("k", k, low=1, owner="poisson")
     n_interior = check_count("n_interior", n_interior, "poisson")
     n_boundary = check_count("n_boundary", n_boundary, "poisson")
     check_range("grid_points", grid_points, low=2, owner="poisson")
-    check_choice("sampling", sampling, ("uniform", "grid"), owner="poisson")
+    check_choice("sampling", sampling, (*SAMPLINGS, "grid"), owner="poisson")
     lo, hi, w = (0.0, 0.0), (1.0, 1.0), k * math.pi
 
     def exact(x: torch.Tensor) -> torch.Tensor:
@@ -67,8 +70,7 @@ def poisson(k: int = 1, n_interior: int = 900, n_boundary: int = 200,
     if sampling == "grid":
         inner, edge = (lambda n, g: grid_box(lo, hi, n)), (lambda n, g: grid_faces(lo, hi, n))
     else:
-        inner = lambda n, g: sample_box(lo, hi, n, g)  # noqa: E731
-        edge = lambda n, g: sample_faces(lo, hi, n, g, (0, 1))  # noqa: E731
+        inner, edge = box_sampler(lo, hi, sampling), faces_sampler(lo, hi, (0, 1), sampling)
     terms = (Term("pde", inner, pde, 2, n_interior),
              Term("boundary", edge, boundary, 0, n_boundary))
     return Problem("poisson", ("x", "y"), lo, hi, 1, terms, exact, tensor_grid(axis, axis),

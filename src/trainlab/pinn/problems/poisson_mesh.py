@@ -8,7 +8,8 @@ with :math:`\Omega` the union of a mesh's triangles: scikit-fem's L-shaped domai
 its disk (``"circle"``), or a mesh file (``.npz`` with arrays ``p`` (2, n) and ``t`` (3, m),
 or any format meshio reads when it is installed). Collocation: points uniform in the domain
 (a triangle drawn with probability proportional to its area, then uniform barycentric
-coordinates) and uniform on its boundary (a boundary edge drawn by length). The reference is
+coordinates) and uniform on its boundary (a boundary edge drawn by length); there is no
+``sampling=`` choice (the box problems' Sobol sets need a box, not a mesh). The reference is
 the quadratic (P2) Lagrange finite-element solution on the mesh refined ``refine`` times,
 evaluated at any point by scikit-fem's ``probes``; its error floor is the distance to the
 solution on the mesh refined ``refine + 1`` times (half the mesh size). Evaluation points:
