@@ -1,6 +1,6 @@
 """rich-lazy-connectivity (row 68): the rank truncation, the alignment, the recurrent-weight
-tangent kernel against per-output autograd gradients, the task, and the trend check on
-hand-made runs."""
+tangent kernel against per-output autograd gradients, the task, the trend check on
+hand-made runs, and 2 worker processes giving exactly the serial runs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import numpy as np
 import torch
 
 from trainlab.models import build_model
+from trainlab.phenomena._base import map_runs
 from trainlab.phenomena.liu2024_rich_lazy import (
     RichLazyConnectivity,
     cosine_alignment,
     perceptual_decision_trials,
+    rank_run,
     recurrent_kernel,
     truncated_same_norm,
 )
@@ -84,3 +86,13 @@ def test_check_on_hand_made_runs():
                                                    [0.6, 0.9, 0.99], acc=0.5))
     assert not unlearned[-1].passed
 
+
+
+def test_parallel_runs_are_bit_identical_to_serial():
+    # full mode's worker processes: each (seed, rank) run redraws its seed's W0, input and
+    # readout weights and probe set, so 2 processes give the serial numbers exactly
+    jobs = {"1@0": (0, 1, 3, 2), "300@100": (100, 300, 3, 2), "300@0": (0, 300, 3, 2)}
+    serial = map_runs(rank_run, jobs, processes=1)
+    assert map_runs(rank_run, jobs, processes=2) == serial
+    assert list(serial) == list(jobs)
+    assert serial["1@0"] != serial["300@0"] != serial["300@100"]

@@ -1,5 +1,6 @@
 """ResNet stays a neural ODE (row 79): the neighbour difference and the log-log slope on
-closed forms, and the 1/L residual forward against an explicit Euler loop."""
+closed forms, the 1/L residual forward against an explicit Euler loop, and 2 worker
+processes giving exactly the serial runs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import math
 import numpy as np
 import torch
 
+from trainlab.phenomena._base import map_runs
 from trainlab.phenomena.marion2024_resnet_ode import (
     ResNetStaysODE,
     _ODEResNet,
+    depth_run,
     loglog_slope,
     max_neighbour_difference,
 )
@@ -60,3 +63,13 @@ def test_check_on_hand_made_runs():
         for d in depths:
             runs[f"ode@{d}@{sd}"]["max_diff"] = 0.3 * d ** -0.3
     assert not ResNetStaysODE().check(data)[0].passed
+
+
+def test_parallel_runs_are_bit_identical_to_serial():
+    # full mode's worker processes: each (seed, depth, init) run redraws its seed's data and
+    # W, so 2 processes give the serial numbers exactly
+    jobs = {"ode@4@0": (0, 4, "ode"), "iid@8@1": (1, 8, "iid"), "ode@8@0": (0, 8, "ode")}
+    serial = map_runs(depth_run, jobs, processes=1)
+    assert map_runs(depth_run, jobs, processes=2) == serial
+    assert list(serial) == list(jobs)
+    assert serial["ode@4@0"] != serial["ode@8@0"] != serial["iid@8@1"]

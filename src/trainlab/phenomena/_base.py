@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,6 +78,31 @@ def seed_effect_check(name: str, values: Any, *, baseline: float = 0.0) -> Check
     margin = spread if n > 1 else 0.0
     rule = f"mean > {baseline:g} + seed half-range" if n > 1 else f"> {baseline:g} (1 seed)"
     return Check(name, mean, rule, mean - baseline > margin, spread, n)
+
+
+def map_runs(fn: Callable[..., Any], jobs: Mapping[str, tuple[Any, ...]], *,
+             processes: int) -> dict[str, Any]:
+    """``{key: fn(*args)}`` for every ``key: args`` of ``jobs`` (in their order), the runs in
+    ``processes`` worker processes of :class:`trainlab.train.grid.LocalExecutor` (1: one
+    after another in this process).
+
+    For a phenomenon whose runs are self-contained (each one draws everything from its own
+    seeds): ``fn`` is a module-level function of plain arguments returning plain results.
+    Each worker uses this process's ``torch.get_num_threads()`` threads, so the reductions
+    split the same way and every number equals the serial one bit for bit.
+    """
+    import torch
+
+    from trainlab.train.grid import LocalExecutor
+
+    executor = LocalExecutor(processes, threads=torch.get_num_threads())
+    calls = [(fn, args) for args in jobs.values()]
+    return dict(zip(jobs, executor.map(_call, calls), strict=True))
+
+
+def _call(call: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
+    fn, args = call
+    return fn(*args)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from trainlab.analyses.ntk import empirical_ntk
 from trainlab.models import build_model
 from trainlab.optim import build_optimizer
-from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, seed_summary
+from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, map_runs, seed_summary
 from trainlab.phenomena._trend import ols_slope
 
 _COHERENCES = (0.0, 6.4, 12.8, 25.6, 51.2)
@@ -106,11 +106,15 @@ class RichLazyConnectivity(Phenomenon):
     -0.140 per decade of r, 95% CI [-0.177, -0.102]), kernel alignment rises (0.187,
     [0.115, 0.260]) and so does representation alignment (0.042, [0.027, 0.058]); every run
     learned the task (lowest accuracy 0.852, mean 0.868). Cost: 11.2 CPU-minutes with one
-    thread (619 s user + 54 s system), 39 minutes wall on the shared machine (load average
-    ~12 on 2 cores), so about 11 minutes on an idle machine: slightly over the 10-minute
-    full-mode budget, which is what the paper's own width and iteration count cost (each
-    run ~45 s of training plus ~8 s for the two 768 x 768 tangent kernels over 90000
-    recurrent weights).
+    thread (619 s user + 54 s system; each run ~45 s of training plus ~8 s for the two
+    768 x 768 tangent kernels over 90000 recurrent weights), measured when the 12 runs ran
+    one after another in one process (39 minutes wall on the shared machine, load average
+    ~12 on 2 cores: about 11 minutes idle, over the 10-minute budget). Full mode now runs
+    the 12 self-contained (seed, rank) runs (:func:`rank_run`, equal cost) in 2 worker
+    processes, 6 each, so about 6 minutes on 2 idle cores (673 s / 2 plus a few seconds of
+    process start). The numbers above are unchanged: the per-run code is the same, and a
+    test checks that 2 processes give exactly (==) the serial numbers. Quick mode stays in
+    one process (starting 2 workers costs more than its 4 short runs).
 
     History (issue 12): the first full run used the code's grid for N < 150, N = 100,
     r in {1, 30, 100}, 5 seeds (187 s wall, 178 s CPU): FAIL on (a) only. Kernel alignment
@@ -163,59 +167,15 @@ class RichLazyConnectivity(Phenomenon):
     WIDTH, GAIN, LR, BATCH, STEPS = 300, 1.25, 3e-3, 32, 8
     RANKS = (1, 30, 100, 300)
 
-    def _run_one(self, w_rec: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor,
-                 probe: torch.Tensor, iterations: int, data_seed: int,
-                 kernel_trials: int) -> dict[str, float]:
-        model = build_model("rnn", (self.STEPS, 3), 3, hidden=self.WIDTH,
-                            nonlinearity="relu", bias=False, readout="all")
-        with torch.no_grad():
-            model.recurrent_weight.copy_(w_rec)
-            model.input_weight.copy_(w_in)
-            model.out.weight.copy_(w_out)
-
-        def decision_activity() -> torch.Tensor:
-            with torch.no_grad():
-                return model.rnn(probe)[0][:, -1]
-
-        k0, a0 = recurrent_kernel(model, probe[:kernel_trials]), decision_activity()
-        opt = build_optimizer("sgd", model.parameters(), lr=self.LR, momentum=0.9)
-        g = torch.Generator().manual_seed(data_seed)
-        for _ in range(iterations):
-            x, y = perceptual_decision_trials(self.BATCH, g, steps=self.STEPS)
-            opt.zero_grad()
-            F.cross_entropy(model(x).reshape(-1, 3), y.reshape(-1)).backward()
-            opt.step()
-        kt, at = recurrent_kernel(model, probe[:kernel_trials]), decision_activity()
-        xt, yt = perceptual_decision_trials(2000, torch.Generator().manual_seed(data_seed + 1),
-                                            steps=self.STEPS)
-        with torch.no_grad():
-            acc = (model(xt)[:, -1].argmax(1) == yt[:, -1]).float().mean().item()
-        return {"weight_change": float((model.recurrent_weight.detach() - w_rec).norm()),
-                "kernel_alignment": cosine_alignment(k0, kt),
-                "rep_alignment": cosine_alignment(a0 @ a0.T, at @ at.T),
-                "accuracy": acc}
-
-    def seed_runs(self, sd: int, iterations: int, ranks: tuple[int, ...] = RANKS,
-                  kernel_trials: int = 32) -> dict[str, dict[str, float]]:
-        """The runs of one seed: one ``W0``, input and readout weights and probe set shared
-        by the ranks; keys ``"{rank}@{sd}"``. The tangent kernels use the first
-        ``kernel_trials`` probe trials (the paper's code: one batch of 32)."""
-        n = self.WIDTH
-        g = torch.Generator().manual_seed(sd)
-        w0 = self.GAIN * torch.randn(n, n, generator=g) / n**0.5
-        w_in = (2 * torch.rand(n, 3, generator=g) - 1) / 3**0.5
-        w_out = (2 * torch.rand(3, n, generator=g) - 1) / n**0.5
-        probe, _ = perceptual_decision_trials(320, g, steps=self.STEPS)
-        return {f"{r}@{sd}": self._run_one(truncated_same_norm(w0, r), w_in, w_out, probe,
-                                           iterations, sd + 1, kernel_trials) for r in ranks}
+    FULL_WORKERS = 2  # full mode's budget is 2 cores; each (seed, rank) run is self-contained
 
     def run(self, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         iterations = 300 if quick else 10000
         ranks = (self.RANKS[0], self.RANKS[-1]) if quick else self.RANKS
         seeds = [seed + 100 * i for i in range(2 if quick else 3)]
-        runs: dict[str, dict[str, float]] = {}
-        for sd in seeds:
-            runs.update(self.seed_runs(sd, iterations, ranks, 8 if quick else 32))
+        jobs = {f"{r}@{sd}": (sd, r, iterations, 8 if quick else 32)
+                for sd in seeds for r in ranks}
+        runs = map_runs(rank_run, jobs, processes=1 if quick else self.FULL_WORKERS)
         return {"ranks": list(ranks), "seeds": seeds, "iterations": iterations,
                 "runs": runs}
 
@@ -260,6 +220,58 @@ class RichLazyConnectivity(Phenomenon):
             ax.set(xscale="log", xlabel="initial rank of W", ylabel=label)
         fig.tight_layout()
         return fig
+
+
+def rank_run(sd: int, rank: int, iterations: int, kernel_trials: int = 32
+             ) -> dict[str, float]:
+    """One self-contained run of the rank sweep (the job that full mode's worker processes
+    run): seed ``sd``'s ``W0``, input and readout weights and probe set (drawn in that order
+    from ``torch.Generator().manual_seed(sd)``, so every rank of a seed gets the same ones),
+    ``W0`` truncated to ``rank`` at its norm, trained for ``iterations`` on batches from
+    ``torch.Generator().manual_seed(sd + 1)``. The tangent kernels use the first
+    ``kernel_trials`` probe trials (the paper's code: one batch of 32)."""
+    n, steps = RichLazyConnectivity.WIDTH, RichLazyConnectivity.STEPS
+    g = torch.Generator().manual_seed(sd)
+    w0 = RichLazyConnectivity.GAIN * torch.randn(n, n, generator=g) / n**0.5
+    w_in = (2 * torch.rand(n, 3, generator=g) - 1) / 3**0.5
+    w_out = (2 * torch.rand(3, n, generator=g) - 1) / n**0.5
+    probe, _ = perceptual_decision_trials(320, g, steps=steps)
+    return _train(truncated_same_norm(w0, rank), w_in, w_out, probe[:kernel_trials], probe,
+                  iterations, sd + 1)
+
+
+def _train(w_rec: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor,
+           kernel_probe: torch.Tensor, probe: torch.Tensor, iterations: int,
+           data_seed: int) -> dict[str, float]:
+    c = RichLazyConnectivity
+    model = build_model("rnn", (c.STEPS, 3), 3, hidden=c.WIDTH, nonlinearity="relu",
+                        bias=False, readout="all")
+    with torch.no_grad():
+        model.recurrent_weight.copy_(w_rec)
+        model.input_weight.copy_(w_in)
+        model.out.weight.copy_(w_out)
+
+    def decision_activity() -> torch.Tensor:
+        with torch.no_grad():
+            return model.rnn(probe)[0][:, -1]
+
+    k0, a0 = recurrent_kernel(model, kernel_probe), decision_activity()
+    opt = build_optimizer("sgd", model.parameters(), lr=c.LR, momentum=0.9)
+    g = torch.Generator().manual_seed(data_seed)
+    for _ in range(iterations):
+        x, y = perceptual_decision_trials(c.BATCH, g, steps=c.STEPS)
+        opt.zero_grad()
+        F.cross_entropy(model(x).reshape(-1, 3), y.reshape(-1)).backward()
+        opt.step()
+    kt, at = recurrent_kernel(model, kernel_probe), decision_activity()
+    xt, yt = perceptual_decision_trials(2000, torch.Generator().manual_seed(data_seed + 1),
+                                        steps=c.STEPS)
+    with torch.no_grad():
+        acc = (model(xt)[:, -1].argmax(1) == yt[:, -1]).float().mean().item()
+    return {"weight_change": float((model.recurrent_weight.detach() - w_rec).norm()),
+            "kernel_alignment": cosine_alignment(k0, kt),
+            "rep_alignment": cosine_alignment(a0 @ a0.T, at @ at.T),
+            "accuracy": acc}
 
 
 PHENOMENA.register("rich-lazy-connectivity", RichLazyConnectivity, papers=(68,),
