@@ -14,10 +14,9 @@ from torch import nn
 
 from trainlab.models import build_model
 from trainlab.optim import ScheduleLR, build_optimizer, build_schedule
-from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, seed_summary
+from trainlab.phenomena._base import PHENOMENA, Check, Phenomenon, map_runs, seed_summary
 from trainlab.phenomena._markov_lm import MarkovSource, markov_source
 from trainlab.phenomena._trend import ols_slope
-from trainlab.train.grid import LocalExecutor
 
 # The language, the model and the batch (fixed before any full run; docstring of StraightToZero).
 VOCAB, ORDER, BRANCHING, SOURCE_SEED = 16, 2, 3, 1234
@@ -85,11 +84,6 @@ def train_run(schedule: str, lr: float, steps: int, seed: int) -> float:
     return final if math.isfinite(final) else math.inf
 
 
-def train_job(job: tuple[str, float, int, int]) -> float:
-    """:func:`train_run` of ``(schedule, lr, steps, seed)`` (a picklable job)."""
-    return train_run(*job)
-
-
 class StraightToZero(Phenomenon):
     """Next-token prediction on a synthetic language by a small decoder-only transformer
     trained with AdamW, the two schedules each over a peak-lr sweep at three training lengths
@@ -125,7 +119,8 @@ class StraightToZero(Phenomenon):
     ("10x"); peak lr in {8e-3, 1.6e-2, 3.2e-2, 6.4e-2, 0.128, 0.256} (factor 2). Three
     seeds (the init and the training stream; the language and the held-out set are fixed,
     as the paper's dataset is). Every run is self-contained (:func:`train_run`), so full
-    mode runs them in 2 processes.
+    mode runs them in 2 processes (``map_runs``; each worker uses the caller's torch
+    threads, one under the CLI's default, so the numbers equal a serial run's).
 
     Why the claim does not depend on the data source: the paper's explanation needs only
     a stochastic-gradient objective with an irreducible loss (so gradient noise persists
@@ -246,12 +241,11 @@ class StraightToZero(Phenomenon):
         steps = [steps_for(t) for t in tpps]
         keys = [(sd, j, sch, k) for j in reversed(range(len(tpps))) for sd in seeds
                 for sch in SCHEDULES for k in range(len(self.LRS))]  # longest first
-        jobs = [(sch, self.LRS[k], steps[j], sd) for sd, j, sch, k in keys]
-        executor = LocalExecutor(1 if quick else self.FULL_WORKERS, threads=1)
-        losses = executor.map(train_job, jobs)
+        jobs = {key: (key[2], self.LRS[key[3]], steps[key[1]], key[0]) for key in keys}
+        losses = map_runs(train_run, jobs, processes=1 if quick else self.FULL_WORKERS)
         out = {sch: np.full((len(seeds), len(tpps), len(self.LRS)), np.inf)
                for sch in SCHEDULES}
-        for (sd, j, sch, k), loss in zip(keys, losses, strict=True):
+        for (sd, j, sch, k), loss in losses.items():
             out[sch][seeds.index(sd), j, k] = loss
         src = language()
         return {"lrs": list(self.LRS), "tpps": list(tpps), "steps": steps, "seeds": seeds,
