@@ -1,7 +1,7 @@
 r"""Divergence of two training runs: how far apart, and how separated, two models are.
 
 "The Butterfly Effect: Training Trajectories Are Highly Sensitive to Initial Conditions"
-(Altıntaş, Bachmann, Noci, Hofmann, 2025; papers.md row 8) compares runs that differ by a
+(Kwok, Altıntaş, Raffel, Rolnick, ICML 2025; papers.md row 8) compares runs that differ by a
 tiny perturbation with four measures, all here: the parameter L2 distance, the loss barrier
 on the linear path between them, the same two after aligning the hidden units by a
 permutation (weight matching), and representational similarity (here linear CKA per layer).
