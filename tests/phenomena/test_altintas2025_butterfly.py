@@ -1,7 +1,7 @@
 """butterfly-effect (row 8): the normalized whole-network perturbation has exactly the stated
 norm and per-tensor shape, the perturbation times are the authors' fractions of training, a
-copy made at step t with no perturbation is the reference bit for bit (also across worker
-processes), and the check reads hand-made barriers as the claim says."""
+copy made at step t with no perturbation is the reference bit for bit, and the check reads
+hand-made barriers as the claim says."""
 
 from __future__ import annotations
 
@@ -38,17 +38,16 @@ def test_perturbation_times_are_the_authors_fractions():
     assert ButterflyEffect.times(62, ButterflyEffect.QUICK_FRACTIONS) == [0, 1, 31]
 
 
-def test_unperturbed_copy_is_the_reference_and_workers_match_serial():
+def test_unperturbed_copy_is_the_reference():
     # one epoch (31 steps): the control path (copy weights and momentum at t = 16, no noise)
-    # ends exactly at the reference; a sigma = 0.01 copy does not; 2 processes == serial
+    # ends exactly at the reference; a sigma = 0.01 copy does not (full mode's own control
+    # compares runs made in different worker processes, so it also checks those agree)
     jobs = {"reference": (5, 1, 7, None, None), "control": (5, 1, 7, 16, None),
             "copy": (5, 1, 7, 16, 3)}
     serial = map_runs(train_copy, jobs, processes=1)
     ref, control, copy = serial["reference"], serial["control"], serial["copy"]
     assert all(torch.equal(ref[k], control[k]) for k in ref)
     assert not all(torch.equal(ref[k], copy[k]) for k in ref)
-    parallel = map_runs(train_copy, jobs, processes=2)
-    assert all(torch.equal(parallel[j][k], serial[j][k]) for j in jobs for k in ref)
 
 
 def test_check_on_hand_made_barriers():
