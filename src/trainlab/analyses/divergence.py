@@ -56,8 +56,10 @@ def paired_divergence(model_a: nn.Module, model_b: nn.Module, loss_fn: LossFn, i
     weight matching (MLPs as ``nn.Sequential``); neither model is changed.
 
     Deviations from the paper: weight matching (alignment) is implemented for MLPs given as
-    ``nn.Sequential`` only, and representational similarity is linear CKA per layer; the paper's
-    exact choice of similarity measure and barrier grid was not re-read for this paragraph.
+    ``nn.Sequential`` only; representational similarity is linear CKA per layer (the paper
+    reports angular CKA, by a summary of it); the barrier is the largest excess over the
+    straight line at ``points`` alphas, where the authors' code (github.com/gsaltintas/lmc)
+    takes 11 alphas and the excess at the alpha of the path's largest loss.
     """
     aligned = weight_matching(model_a, model_b, generator=generator) if align else None
     return Divergence(
