@@ -1,7 +1,7 @@
 r"""Divergence of two training runs: how far apart, and how separated, two models are.
 
 "The Butterfly Effect: Training Trajectories Are Highly Sensitive to Initial Conditions"
-(Altıntaş, Bachmann, Noci, Hofmann, 2025; papers.md row 8) compares runs that differ by a
+(Kwok, Altıntaş, Raffel, Rolnick, ICML 2025; papers.md row 8) compares runs that differ by a
 tiny perturbation with four measures, all here: the parameter L2 distance, the loss barrier
 on the linear path between them, the same two after aligning the hidden units by a
 permutation (weight matching), and representational similarity (here linear CKA per layer).
@@ -56,8 +56,10 @@ def paired_divergence(model_a: nn.Module, model_b: nn.Module, loss_fn: LossFn, i
     weight matching (MLPs as ``nn.Sequential``); neither model is changed.
 
     Deviations from the paper: weight matching (alignment) is implemented for MLPs given as
-    ``nn.Sequential`` only, and representational similarity is linear CKA per layer; the paper's
-    exact choice of similarity measure and barrier grid was not re-read for this paragraph.
+    ``nn.Sequential`` only; representational similarity is linear CKA per layer (the paper
+    reports angular CKA, by a summary of it); the barrier is the largest excess over the
+    straight line at ``points`` alphas, where the authors' code (github.com/gsaltintas/lmc)
+    takes 11 alphas and the excess at the alpha of the path's largest loss.
     """
     aligned = weight_matching(model_a, model_b, generator=generator) if align else None
     return Divergence(
