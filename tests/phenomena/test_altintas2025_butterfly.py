@@ -66,3 +66,15 @@ def test_check_on_hand_made_barriers():
     assert not ButterflyEffect().check(small_ratio)[1].passed
     broken = dict(fading, control_distance=1e-3)
     assert not ButterflyEffect().check(broken)[3].passed
+
+
+def test_different_basin_check_reads_the_independent_runs():
+    fading = {"times": [0, 8, 31, 155, 775], "control_distance": 0.0,
+              "barrier": np.array([[0.5, 0.6, 0.55], [0.4, 0.5, 0.45], [0.1, 0.12, 0.08],
+                                   [0.03, 0.02, 0.025], [0.01, 0.02, 0.015]])}
+    assert len(ButterflyEffect().check(fading)) == 4  # quick mode: no independent runs
+    same_basin = dict(fading, independent={"barrier": [2.5, 2.6, 2.2]})  # B(0) = 0.55
+    checks = ButterflyEffect().check(same_basin)
+    assert checks[4].measured == 0.55 / 2.5 and checks[4].passed
+    far = dict(fading, independent={"barrier": [6.0, 6.5, 5.8]})  # 0.55 / 6.0 < 0.1
+    assert not ButterflyEffect().check(far)[4].passed
