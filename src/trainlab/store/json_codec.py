@@ -1,0 +1,235 @@
+"""A run's data as standard JSON and back: numbers, strings, containers, arrays and tensors.
+
+:func:`dumps` turns what an experiment returned (a phenomenon's ``run()``: per-seed numbers,
+curves, arrays) into JSON text that any tool reads, and :func:`loads` gives the same values
+back:
+
+========================  ====================================================================
+recorded                  comes back as
+========================  ====================================================================
+``None``, bool, int, str  the same
+float                     float; NaN, +Inf and -Inf are recorded as themselves (not dropped)
+list                      list
+tuple                     tuple
+dict                      dict; keys that are not strings (ints, tuples, numpy scalars) keep
+                          their type and order
+numpy array (bool, int,   numpy array of the same dtype and shape, values exactly (NaN as NaN)
+uint, float dtypes)
+numpy scalar              numpy scalar of the same dtype
+torch tensor (bool, int,  a CPU torch tensor of the same dtype and shape, values exactly;
+float dtypes, any         not requiring grad (the device and the autograd graph are not
+device)                   recorded)
+anything else (objects,   an :class:`Omitted` marker in its place, with a warning on the
+complex numbers, sets)    ``trainlab`` logger naming where it was
+========================  ====================================================================
+
+Plain values are written as themselves, so the text stays readable (``jq``, a reader quoting
+a per-seed value). The other kinds are JSON objects tagged ``{"__trainlab__": kind, ...}``;
+an array's values are one flat list in C order beside its ``dtype`` and ``shape``, with
+``"nan"``, ``"inf"`` and ``"-inf"`` standing for the non-finite floats (standard JSON has no
+NaN). A dict whose keys are not all strings, or that has the key ``"__trainlab__"`` itself, is
+written as a tagged list of key-value pairs, so no user value is mistaken for a tag.
+
+Size: the text is capped at ``limit_bytes`` (:data:`DATA_LIMIT_BYTES` by default). Over the
+cap, the largest top-level entries of a dict with string keys are replaced by
+:class:`Omitted` markers until it fits (any other value is left out whole), and a warning on
+the ``trainlab`` logger names each entry left out and its size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from trainlab.errors import check_range
+
+log = logging.getLogger("trainlab")
+
+TAG = "__trainlab__"
+DATA_LIMIT_BYTES = 4 * 2**20
+"""Default cap on the JSON text of one run's data (4 MiB)."""
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_ARRAY_KINDS = "biuf"  # numpy dtype kinds recorded: bool, signed and unsigned int, float
+
+
+@dataclass(frozen=True)
+class Omitted:
+    """Stands where a value was left out of the record: its type and why."""
+
+    type: str
+    reason: str
+
+
+def _float(x: float) -> Any:
+    return x if math.isfinite(x) else str(x)  # 'nan', 'inf', '-inf'
+
+
+def _flat(values: list[Any], is_float: bool) -> list[Any]:
+    return [_float(v) for v in values] if is_float else values
+
+
+class _Encoder:
+    """One encoding pass; ``left_out`` collects ``(path, type)`` of what was not recordable."""
+
+    def __init__(self) -> None:
+        self.left_out: list[tuple[str, str]] = []
+        self.torch = sys.modules.get("torch")  # nothing is a tensor unless torch is imported
+
+    def omit(self, obj: Any, path: str, reason: str) -> dict[str, Any]:
+        kind = type(obj).__name__
+        self.left_out.append((path, kind))
+        return {TAG: "omitted", "type": kind, "reason": reason}
+
+    def encode(self, obj: Any, path: str) -> Any:
+        if isinstance(obj, np.generic):  # before float: np.float64 is a float subclass
+            if obj.dtype.kind not in _ARRAY_KINDS:
+                return self.omit(obj, path, f"numpy dtype {obj.dtype} is not recorded")
+            value = obj.item()
+            return {TAG: "npscalar", "dtype": obj.dtype.name,
+                    "value": _float(value) if obj.dtype.kind == "f" else value}
+        if obj is None or isinstance(obj, (bool, int, str)):
+            return obj
+        if isinstance(obj, float):
+            return obj if math.isfinite(obj) else {TAG: "float", "value": str(obj)}
+        if isinstance(obj, list):
+            return [self.encode(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        if isinstance(obj, tuple):
+            return {TAG: "tuple", "items": [self.encode(v, f"{path}[{i}]")
+                                            for i, v in enumerate(obj)]}
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) for k in obj) and TAG not in obj:
+                return {k: self.encode(v, f"{path}[{k!r}]") for k, v in obj.items()}
+            return {TAG: "dict", "items": [[self.encode(k, f"{path} key {k!r}"),
+                                            self.encode(v, f"{path}[{k!r}]")]
+                                           for k, v in obj.items()]}
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.kind not in _ARRAY_KINDS:
+                return self.omit(obj, path, f"numpy dtype {obj.dtype} is not recorded")
+            return {TAG: "ndarray", "dtype": obj.dtype.name, "shape": list(obj.shape),
+                    "data": _flat(obj.ravel().tolist(), obj.dtype.kind == "f")}
+        if self.torch is not None and isinstance(obj, self.torch.Tensor):
+            return self.tensor(obj, path)
+        return self.omit(obj, path, "not a recordable type")
+
+    def tensor(self, t: Any, path: str) -> Any:
+        if t.is_complex() or t.is_quantized or t.layout != self.torch.strided:
+            return self.omit(t, path, f"a tensor of dtype {t.dtype} and layout {t.layout} "
+                                      f"is not recorded")
+        return {TAG: "tensor", "dtype": str(t.dtype).removeprefix("torch."),
+                "shape": list(t.shape),
+                "data": _flat(t.detach().cpu().reshape(-1).tolist(), t.is_floating_point())}
+
+
+def _decode_flat(values: list[Any]) -> list[Any]:
+    return [_NONFINITE[v] if isinstance(v, str) else v for v in values]
+
+
+def decode(obj: Any) -> Any:
+    """The value whose encoding is ``obj`` (the parsed JSON of :func:`dumps`)."""
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    kind = obj.get(TAG)
+    if kind is None:
+        return {k: decode(v) for k, v in obj.items()}
+    if kind == "float":
+        return _NONFINITE[obj["value"]]
+    if kind == "tuple":
+        return tuple(decode(v) for v in obj["items"])
+    if kind == "dict":
+        return {decode(k): decode(v) for k, v in obj["items"]}
+    if kind == "ndarray":
+        return np.array(_decode_flat(obj["data"]), dtype=np.dtype(obj["dtype"])
+                        ).reshape(obj["shape"])
+    if kind == "npscalar":
+        value = obj["value"]
+        return np.dtype(obj["dtype"]).type(_NONFINITE.get(value, value)
+                                           if isinstance(value, str) else value)
+    if kind == "tensor":
+        import torch
+
+        return torch.tensor(_decode_flat(obj["data"]), dtype=getattr(torch, obj["dtype"])
+                            ).reshape(obj["shape"])
+    if kind == "omitted":
+        return Omitted(obj["type"], obj["reason"])
+    raise ValueError(f"unknown recorded kind {kind!r} (known: float, tuple, dict, ndarray, "
+                     f"npscalar, tensor, omitted)")
+
+
+def _text(enc: Any) -> str:
+    return json.dumps(enc, allow_nan=False, separators=(",", ":"))
+
+
+def _size(enc: Any) -> int:
+    return len(_text(enc).encode())
+
+
+def _kind(enc: Any) -> str:
+    """What an encoded value is, for its marker: its tag, or its JSON type."""
+    if isinstance(enc, dict):
+        return str(enc.get(TAG, "dict"))
+    return type(enc).__name__
+
+
+def _cap(enc: Any, limit_bytes: int, what: str) -> Any:
+    """``enc`` with its largest top-level entries left out until its text fits in
+    ``limit_bytes`` (all of it where that is not enough), with a warning naming them."""
+    needed = total = _size(enc)
+    if needed <= limit_bytes:
+        return enc
+    dropped: list[tuple[str, int]] = []
+    if isinstance(enc, dict) and TAG not in enc:
+        enc = dict(enc)
+        sizes = {k: _size(v) for k, v in enc.items()}
+        for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+            if total <= limit_bytes:
+                break
+            marker = {TAG: "omitted", "type": _kind(enc[key]),
+                      "reason": f"{sizes[key]} bytes: over the size limit of the record"}
+            total += _size(marker) - sizes[key]  # compact JSON: the key's text is unchanged
+            enc[key] = marker
+            dropped.append((f"data[{key!r}]", sizes[key]))
+    if total > limit_bytes:
+        dropped = [("data", needed)]
+        enc = {TAG: "omitted", "type": _kind(enc),
+               "reason": f"{needed} bytes: over the size limit of the record"}
+    log.warning("%s: the recorded data is capped at %d bytes and needed %d; left out: %s",
+                what, limit_bytes, needed, ", ".join(f"{p} ({n} bytes)" for p, n in dropped))
+    return enc
+
+
+def dumps(obj: Any, *, limit_bytes: int = DATA_LIMIT_BYTES, what: str = "run data") -> str:
+    """``obj`` as JSON text (see the module docstring for what is recorded and how), at most
+    ``limit_bytes`` (>= 1024) long; ``what`` names the data in the warnings (values left out as not
+    recordable, entries left out over the cap)."""
+    check_range("limit_bytes", limit_bytes, low=1024, owner="json_codec.dumps")
+    encoder = _Encoder()
+    enc = encoder.encode(obj, "data")
+    if encoder.left_out:
+        log.warning("%s: left out of the record (not recordable): %s", what,
+                    ", ".join(f"{p} ({t})" for p, t in encoder.left_out))
+    return _text(_cap(enc, limit_bytes, what))
+
+
+def loads(text: str | bytes) -> Any:
+    """The value recorded by :func:`dumps` (an :class:`Omitted` where a value was left out)."""
+    return decode(json.loads(text))
+
+
+def omitted(obj: Any, path: str = "data") -> list[str]:
+    """Where :func:`loads`'s result holds :class:`Omitted` markers (``data['x'][2]``, ...)."""
+    if isinstance(obj, Omitted):
+        return [path]
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in omitted(v, f"{path}[{k!r}]")]
+    if isinstance(obj, (list, tuple)):
+        return [p for i, v in enumerate(obj) for p in omitted(v, f"{path}[{i}]")]
+    return []
