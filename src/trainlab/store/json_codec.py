@@ -206,10 +206,12 @@ def _cap(enc: Any, limit_bytes: int, what: str) -> Any:
     return enc
 
 
-def dumps(obj: Any, *, limit_bytes: int = DATA_LIMIT_BYTES, what: str = "run data") -> str:
+def dumps(obj: Any, *, limit_bytes: int | None = None, what: str = "run data") -> str:
     """``obj`` as JSON text (see the module docstring for what is recorded and how), at most
-    ``limit_bytes`` (>= 1024) long; ``what`` names the data in the warnings (values left out as not
-    recordable, entries left out over the cap)."""
+    ``limit_bytes`` (>= 1024; default :data:`DATA_LIMIT_BYTES`) long; ``what`` names the
+    data in the warnings (values left out as not recordable, entries left out over the
+    cap)."""
+    limit_bytes = DATA_LIMIT_BYTES if limit_bytes is None else limit_bytes
     check_range("limit_bytes", limit_bytes, low=1024, owner="json_codec.dumps")
     encoder = _Encoder()
     enc = encoder.encode(obj, "data")
