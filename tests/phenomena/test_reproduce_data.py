@@ -193,6 +193,34 @@ def test_a_failed_record_leaves_no_half_record(monkeypatch, store):
         assert not any((s.root / "artifacts").glob("*/figure.png"))
 
 
+def test_changed_data_is_refused_not_read(monkeypatch, store, capsys):
+    _install(monkeypatch, _Rich)
+    assert main(["reproduce", "rich-data-test", "--quick", "--store", store]) == 0
+    with RunStore(store) as s:
+        path = s.artifact(latest(s)[("rich-data-test", "quick")].run_id, "data")
+    path.write_text(path.read_text().replace("0.25", "0.99"))
+    capsys.readouterr()
+    assert main(["reproduce", "rich-data-test", "--quick", "--from-store", "--data",
+                 "--store", store]) == 2
+    assert "does not match the checksum" in capsys.readouterr().err
+
+
+def test_data_that_cannot_be_encoded_still_records_the_verdict(monkeypatch, store, caplog):
+    _install(monkeypatch, _Rich)
+
+    def broken(obj, **kw):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(json_codec, "dumps", broken)
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        assert main(["reproduce", "rich-data-test", "--quick", "--store", store]) == 0
+    assert "reproduce rich-data-test: its data is not recorded: encoding it raised " \
+           "RecursionError" in caplog.text
+    with RunStore(store) as s:
+        rec = latest(s)[("rich-data-test", "quick")]
+        assert rec.outcome.passed and read_data(s, rec.run_id) is None
+
+
 def test_bad_input_is_one_line_and_exit_2(monkeypatch, store, capsys):
     _install(monkeypatch, _Rich)
     assert main(["reproduce", "rich-data-test", "--quick", "--store", store]) == 0

@@ -177,6 +177,17 @@ def test_what_cannot_be_recorded_is_marked_and_named(caplog):
         assert where in text
 
 
+def test_a_container_holding_itself_is_marked_not_followed(caplog):
+    loop: list = [1.0]
+    loop.append(loop)
+    shared = [2.0]
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        back = _roundtrip({"loop": loop, "twice": (shared, shared)})
+    assert back["loop"][0] == 1.0 and isinstance(back["loop"][1], Omitted)
+    assert back["twice"] == ([2.0], [2.0])  # shared, not a cycle: both copies recorded
+    assert "data['loop'][1] (list)" in caplog.text and "twice" not in caplog.text
+
+
 def test_the_cap_leaves_out_the_largest_entries_and_names_them(caplog):
     data = {"small": [1.0, 2.0], "big": np.arange(4000.0), "medium": np.arange(300.0),
             "label": "x"}

@@ -108,7 +108,18 @@ def _reproduce(name: str, quick: bool, seed: int, figure: bool
 
         fig = phen.plot(data)
         png = figure_png(fig) if fig is not None else None
-    return outcome.to_json(), png, json_codec.dumps(data, what=f"reproduce {name}")
+    return outcome.to_json(), png, _data_json(name, data)
+
+
+def _data_json(name: str, data: Any) -> str | None:
+    """``data`` as recorded JSON (:func:`trainlab.store.json_codec.dumps`); None, with a
+    warning, where encoding it raises (the verdict is recorded all the same)."""
+    try:
+        return json_codec.dumps(data, what=f"reproduce {name}")
+    except Exception as exc:
+        log.warning("reproduce %s: its data is not recorded: encoding it raised %s: %s", name,
+                    type(exc).__name__, exc)
+        return None
 
 
 def _print_outcome(outcome: Outcome) -> None:

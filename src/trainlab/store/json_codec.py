@@ -20,14 +20,17 @@ torch tensor (bool, int,  a CPU torch tensor of the same dtype and shape, values
 float dtypes, any         not requiring grad (the device and the autograd graph are not
 device)                   recorded)
 anything else (objects,   an :class:`Omitted` marker in its place, with a warning on the
-complex numbers, sets)    ``trainlab`` logger naming where it was
+complex numbers, sets,    ``trainlab`` logger naming where it was
+a container holding
+itself)
 ========================  ====================================================================
 
 Plain values are written as themselves, so the text stays readable (``jq``, a reader quoting
 a per-seed value). The other kinds are JSON objects tagged ``{"__trainlab__": kind, ...}``;
 an array's values are one flat list in C order beside its ``dtype`` and ``shape``, with
 ``"nan"``, ``"inf"`` and ``"-inf"`` standing for the non-finite floats (standard JSON has no
-NaN). A dict whose keys are not all strings, or that has the key ``"__trainlab__"`` itself, is
+NaN). A value that appears twice comes back as two equal copies. A dict whose keys are not
+all strings, or that has the key ``"__trainlab__"`` itself, is
 written as a tagged list of key-value pairs, so no user value is mistaken for a tag.
 
 Size: the text is capped at ``limit_bytes`` (:data:`DATA_LIMIT_BYTES` by default). Over the
@@ -81,6 +84,7 @@ class _Encoder:
     def __init__(self) -> None:
         self.left_out: list[tuple[str, str]] = []
         self.torch = sys.modules.get("torch")  # nothing is a tensor unless torch is imported
+        self.open: set[int] = set()  # ids of the containers being encoded (cycle check)
 
     def omit(self, obj: Any, path: str, reason: str) -> dict[str, Any]:
         kind = type(obj).__name__
@@ -98,17 +102,14 @@ class _Encoder:
             return obj
         if isinstance(obj, float):
             return obj if math.isfinite(obj) else {TAG: "float", "value": str(obj)}
-        if isinstance(obj, list):
-            return [self.encode(v, f"{path}[{i}]") for i, v in enumerate(obj)]
-        if isinstance(obj, tuple):
-            return {TAG: "tuple", "items": [self.encode(v, f"{path}[{i}]")
-                                            for i, v in enumerate(obj)]}
-        if isinstance(obj, dict):
-            if all(isinstance(k, str) for k in obj) and TAG not in obj:
-                return {k: self.encode(v, f"{path}[{k!r}]") for k, v in obj.items()}
-            return {TAG: "dict", "items": [[self.encode(k, f"{path} key {k!r}"),
-                                            self.encode(v, f"{path}[{k!r}]")]
-                                           for k, v in obj.items()]}
+        if isinstance(obj, (list, tuple, dict)):
+            if id(obj) in self.open:
+                return self.omit(obj, path, "contains itself")
+            self.open.add(id(obj))
+            try:
+                return self.container(obj, path)
+            finally:
+                self.open.discard(id(obj))
         if isinstance(obj, np.ndarray):
             if obj.dtype.kind not in _ARRAY_KINDS:
                 return self.omit(obj, path, f"numpy dtype {obj.dtype} is not recorded")
@@ -117,6 +118,18 @@ class _Encoder:
         if self.torch is not None and isinstance(obj, self.torch.Tensor):
             return self.tensor(obj, path)
         return self.omit(obj, path, "not a recordable type")
+
+    def container(self, obj: list[Any] | tuple[Any, ...] | dict[Any, Any], path: str) -> Any:
+        if isinstance(obj, list):
+            return [self.encode(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        if isinstance(obj, tuple):
+            return {TAG: "tuple", "items": [self.encode(v, f"{path}[{i}]")
+                                            for i, v in enumerate(obj)]}
+        if all(isinstance(k, str) for k in obj) and TAG not in obj:
+            return {k: self.encode(v, f"{path}[{k!r}]") for k, v in obj.items()}
+        return {TAG: "dict", "items": [[self.encode(k, f"{path} key {k!r}"),
+                                        self.encode(v, f"{path}[{k!r}]")]
+                                       for k, v in obj.items()]}
 
     def tensor(self, t: Any, path: str) -> Any:
         if t.is_complex() or t.is_quantized or t.layout != self.torch.strided:
