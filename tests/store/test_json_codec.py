@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -17,6 +18,22 @@ from hypothesis import strategies as st
 from trainlab.errors import ConfigError
 from trainlab.store import json_codec
 from trainlab.store.json_codec import TAG, Omitted
+
+
+@dataclass(frozen=True)
+class _Point:
+    """A record a run might return (frozen, a default, a field set after __init__)."""
+
+    x: float
+    curve: np.ndarray
+    label: str = "a"
+    count: int = field(init=False, default=0)
+
+
+@dataclass
+class _Holder:
+    points: list
+    other: object = None
 
 
 def _strict_json(text: str):
@@ -186,6 +203,45 @@ def test_a_container_holding_itself_is_marked_not_followed(caplog):
     assert back["loop"][0] == 1.0 and isinstance(back["loop"][1], Omitted)
     assert back["twice"] == ([2.0], [2.0])  # shared, not a cycle: both copies recorded
     assert "data['loop'][1] (list)" in caplog.text and "twice" not in caplog.text
+
+
+def test_dataclass_instances_come_back_as_instances_of_their_class():
+    p = _Point(NAN, np.arange(3.0), "b")
+    object.__setattr__(p, "count", 5)
+    back = _roundtrip({"runs": [p, _Point(1.0, np.zeros(0))]})["runs"]
+    assert type(back[0]) is _Point and (back[0].label, back[0].count) == ("b", 5)
+    assert math.isnan(back[0].x) and _same(back[0].curve, p.curve)
+    assert type(back[1]) is _Point and back[1].x == 1.0 and back[1].label == "a"
+    assert _same(back[1].curve, np.zeros(0))
+    # a field that cannot be recorded is marked inside the instance, and found there
+    holder = _roundtrip(_Holder([p], other=object()))
+    assert type(holder) is _Holder and type(holder.points[0]) is _Point
+    assert json_codec.omitted(holder) == ["data.other"]
+
+
+@pytest.mark.parametrize("type_name", ["os:system", "no_such_module:Thing",
+                                       "trainlab.store.json_codec:Nope",
+                                       "trainlab.store.json_codec:Omitted"])
+def test_a_recorded_class_name_never_imports_or_calls_anything_else(type_name, caplog):
+    text = json_codec.dumps(_Point(1.0, np.ones(2)))
+    enc = json.loads(text)
+    enc["type"] = type_name
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        back = json_codec.loads(json.dumps(enc))
+    assert "no_such_module" not in __import__("sys").modules
+    if type_name.endswith(":Omitted"):  # a dataclass, but not one with these fields
+        assert "cannot be built from the recorded fields" in caplog.text
+    else:
+        assert "is not an imported dataclass" in caplog.text
+    assert set(back) == {"x", "curve", "label", "count"} and back["x"] == 1.0
+
+
+def test_a_dataclass_whose_fields_changed_comes_back_as_a_dict(caplog):
+    enc = json.loads(json_codec.dumps(_Point(1.0, np.ones(2))))
+    del enc["fields"]["label"]
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        back = json_codec.loads(json.dumps(enc))
+    assert isinstance(back, dict) and "its fields are now" in caplog.text
 
 
 def test_the_cap_leaves_out_the_largest_entries_and_names_them(caplog):

@@ -19,6 +19,11 @@ numpy scalar              numpy scalar of the same dtype
 torch tensor (bool, int,  a CPU torch tensor of the same dtype and shape, values exactly;
 float dtypes, any         not requiring grad (the device and the autograd graph are not
 device)                   recorded)
+dataclass instance        an instance of its class, found by module and name among the
+                          modules already imported (a ``trainlab`` module is imported if
+                          needed; nothing else is); where the class is not found, or is not
+                          a dataclass, or no longer takes those fields: a dict of the fields,
+                          with a warning
 anything else (objects,   an :class:`Omitted` marker in its place, with a warning on the
 complex numbers, sets,    ``trainlab`` logger naming where it was
 a container holding
@@ -41,6 +46,8 @@ the ``trainlab`` logger names each entry left out and its size.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import logging
 import math
@@ -102,7 +109,8 @@ class _Encoder:
             return obj
         if isinstance(obj, float):
             return obj if math.isfinite(obj) else {TAG: "float", "value": str(obj)}
-        if isinstance(obj, (list, tuple, dict)):
+        is_record = dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+        if is_record or isinstance(obj, (list, tuple, dict)):
             if id(obj) in self.open:
                 return self.omit(obj, path, "contains itself")
             self.open.add(id(obj))
@@ -119,7 +127,12 @@ class _Encoder:
             return self.tensor(obj, path)
         return self.omit(obj, path, "not a recordable type")
 
-    def container(self, obj: list[Any] | tuple[Any, ...] | dict[Any, Any], path: str) -> Any:
+    def container(self, obj: Any, path: str) -> Any:
+        if dataclasses.is_dataclass(obj):
+            cls = type(obj)
+            return {TAG: "dataclass", "type": f"{cls.__module__}:{cls.__qualname__}",
+                    "fields": {f.name: self.encode(getattr(obj, f.name), f"{path}.{f.name}")
+                               for f in dataclasses.fields(obj)}}
         if isinstance(obj, list):
             return [self.encode(v, f"{path}[{i}]") for i, v in enumerate(obj)]
         if isinstance(obj, tuple):
@@ -171,10 +184,50 @@ def decode(obj: Any) -> Any:
 
         return torch.tensor(_decode_flat(obj["data"]), dtype=getattr(torch, obj["dtype"])
                             ).reshape(obj["shape"])
+    if kind == "dataclass":
+        return _dataclass(obj["type"], {k: decode(v) for k, v in obj["fields"].items()})
     if kind == "omitted":
         return Omitted(obj["type"], obj["reason"])
     raise ValueError(f"unknown recorded kind {kind!r} (known: float, tuple, dict, ndarray, "
-                     f"npscalar, tensor, omitted)")
+                     f"npscalar, tensor, dataclass, omitted)")
+
+
+def _loaded_class(module: str, qualname: str) -> Any:
+    """The class ``module:qualname`` if its module is imported (or is trainlab's own) and it
+    is a dataclass; else None. Recorded data names no module that gets imported otherwise."""
+    mod = sys.modules.get(module)
+    if mod is None and (module == "trainlab" or module.startswith("trainlab.")):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            return None
+    obj: Any = mod
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    ok = isinstance(obj, type) and dataclasses.is_dataclass(obj)
+    return obj if ok else None
+
+
+def _dataclass(type_name: str, fields: dict[str, Any]) -> Any:
+    """An instance of the recorded dataclass ``type_name`` with ``fields``, or the fields as
+    a dict (with a warning) where that class cannot be found or built from them."""
+    module, _, qualname = type_name.partition(":")
+    cls = _loaded_class(module, qualname)
+    reason = "is not an imported dataclass"
+    if cls is not None:
+        try:
+            spec = {f.name: f.init for f in dataclasses.fields(cls)}
+            if set(spec) != set(fields):
+                raise TypeError(f"its fields are now {sorted(spec)}, recorded {sorted(fields)}")
+            obj = cls(**{k: v for k, v in fields.items() if spec[k]})
+            for k in (k for k, init in spec.items() if not init):
+                object.__setattr__(obj, k, fields[k])
+            return obj
+        except Exception as exc:
+            reason = f"cannot be built from the recorded fields ({exc})"
+    log.warning("recorded data: the class %s %s; its fields come back as a dict", type_name,
+                reason)
+    return fields
 
 
 def _text(enc: Any) -> str:
@@ -243,6 +296,9 @@ def omitted(obj: Any, path: str = "data") -> list[str]:
     """Where :func:`loads`'s result holds :class:`Omitted` markers (``data['x'][2]``, ...)."""
     if isinstance(obj, Omitted):
         return [path]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [p for f in dataclasses.fields(obj)
+                for p in omitted(getattr(obj, f.name), f"{path}.{f.name}")]
     if isinstance(obj, dict):
         return [p for k, v in obj.items() for p in omitted(v, f"{path}[{k!r}]")]
     if isinstance(obj, (list, tuple)):
