@@ -107,12 +107,13 @@ ARRAYS = {
     "uint64": np.array([2**64 - 1, 0], dtype=np.uint64),
     "uint8": np.arange(6, dtype=np.uint8).reshape(2, 3),
     "bool": np.array([[True], [False]]),
+    "str": np.array([["ab", "ç"], ["", "long string"]]),
     "0-d": np.array(2.5),
     "empty 0x3": np.zeros((0, 3), dtype=np.float32),
     "transposed (not contiguous)": np.arange(12.0).reshape(3, 4).T,
 }
 SCALARS = [np.float64(0.25), np.float32(NAN), np.float16(-INF), np.int32(-7),
-           np.uint64(2**64 - 1), np.bool_(False)]
+           np.uint64(2**64 - 1), np.bool_(False), np.str_("label")]
 TENSORS = {
     "float32": torch.tensor([[1.0, NAN], [INF, -INF]]),
     "float64": torch.randn(2, 3, generator=torch.Generator().manual_seed(1),

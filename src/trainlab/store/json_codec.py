@@ -7,15 +7,16 @@ back:
 ========================  ====================================================================
 recorded                  comes back as
 ========================  ====================================================================
-``None``, bool, int, str  the same
+``None``, bool, int, str  the same (subclasses such as enums: the plain bool, int or str)
 float                     float; NaN, +Inf and -Inf are recorded as themselves (not dropped)
 list                      list
-tuple                     tuple
-dict                      dict; keys that are not strings (ints, tuples, numpy scalars) keep
-                          their type and order
+tuple                     tuple (a named tuple: a plain tuple)
+dict                      dict (a dict subclass: a dict); keys that are not strings (ints,
+                          tuples, numpy scalars) keep their type; the order is kept
 numpy array (bool, int,   numpy array of the same dtype and shape, values exactly (NaN as NaN)
-uint, float dtypes)
-numpy scalar              numpy scalar of the same dtype
+uint, float, str dtypes)
+numpy scalar (same        numpy scalar of the same dtype
+dtypes)
 torch tensor (bool, int,  a CPU torch tensor of the same dtype and shape, values exactly;
 float dtypes, any         not requiring grad (the device and the autograd graph are not
 device)                   recorded)
@@ -66,7 +67,12 @@ DATA_LIMIT_BYTES = 4 * 2**20
 """Default cap on the JSON text of one run's data (4 MiB)."""
 
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_ARRAY_KINDS = "biuf"  # numpy dtype kinds recorded: bool, signed and unsigned int, float
+_ARRAY_KINDS = "biufU"  # numpy dtype kinds recorded: bool, int, unsigned int, float, str
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    """``float32``, ``int64``, ``bool``; ``<U5`` for strings (whose name numpy cannot read)."""
+    return dtype.str if dtype.kind == "U" else dtype.name
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class _Encoder:
             if obj.dtype.kind not in _ARRAY_KINDS:
                 return self.omit(obj, path, f"numpy dtype {obj.dtype} is not recorded")
             value = obj.item()
-            return {TAG: "npscalar", "dtype": obj.dtype.name,
+            return {TAG: "npscalar", "dtype": _dtype_name(obj.dtype),
                     "value": _float(value) if obj.dtype.kind == "f" else value}
         if obj is None or isinstance(obj, (bool, int, str)):
             return obj
@@ -121,7 +127,7 @@ class _Encoder:
         if isinstance(obj, np.ndarray):
             if obj.dtype.kind not in _ARRAY_KINDS:
                 return self.omit(obj, path, f"numpy dtype {obj.dtype} is not recorded")
-            return {TAG: "ndarray", "dtype": obj.dtype.name, "shape": list(obj.shape),
+            return {TAG: "ndarray", "dtype": _dtype_name(obj.dtype), "shape": list(obj.shape),
                     "data": _flat(obj.ravel().tolist(), obj.dtype.kind == "f")}
         if self.torch is not None and isinstance(obj, self.torch.Tensor):
             return self.tensor(obj, path)
@@ -173,12 +179,13 @@ def decode(obj: Any) -> Any:
     if kind == "dict":
         return {decode(k): decode(v) for k, v in obj["items"]}
     if kind == "ndarray":
-        return np.array(_decode_flat(obj["data"]), dtype=np.dtype(obj["dtype"])
-                        ).reshape(obj["shape"])
+        dtype = np.dtype(obj["dtype"])
+        data = _decode_flat(obj["data"]) if dtype.kind == "f" else obj["data"]
+        return np.array(data, dtype=dtype).reshape(obj["shape"])
     if kind == "npscalar":
-        value = obj["value"]
-        return np.dtype(obj["dtype"]).type(_NONFINITE.get(value, value)
-                                           if isinstance(value, str) else value)
+        dtype, value = np.dtype(obj["dtype"]), obj["value"]
+        return dtype.type(_NONFINITE[value] if dtype.kind == "f" and isinstance(value, str)
+                          else value)
     if kind == "tensor":
         import torch
 
