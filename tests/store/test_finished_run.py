@@ -76,6 +76,27 @@ def test_file_names_that_could_leave_the_run_folder_are_refused(tmp_path, filena
     assert _empty(store) and not (tmp_path / "escape.json").exists()
 
 
+def test_two_artifacts_in_one_file_are_refused(tmp_path):
+    store = RunStore(tmp_path)
+    with pytest.raises(TrainlabError, match="once per run"):
+        store.add_finished_run({}, status="completed", summary={},
+                               files={"a": ("x.json", b"1"), "b": ("x.json", b"2")})
+    assert _empty(store)
+
+
+def test_a_failed_write_never_removes_another_runs_files(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    other = store.add_finished_run({}, status="completed", summary={}, files=_files())
+    ids = iter([other, "20000101-000000-abcdef"])  # the first id drawn collides
+    monkeypatch.setattr(store_module, "_new_run_id", lambda: next(ids))
+    monkeypatch.setattr(store_module, "atomic_write_bytes",
+                        lambda path, data: (_ for _ in ()).throw(OSError(28, "disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        store.add_finished_run({}, status="completed", summary={}, files=_files())
+    assert [r.id for r in store.list_runs()] == [other]
+    assert store.read_artifact(other, "data") == b'{"x": 1}'
+
+
 def test_only_a_final_status_is_accepted(tmp_path):
     store = RunStore(tmp_path)
     with pytest.raises(ConfigError, match="'completed'"):

@@ -335,11 +335,12 @@ class RunStore:
         record refers to.
         """
         check_choice("status", status, RECORDED[1:], owner="RunStore.add_finished_run")
-        for filename in (f for f, _ in files.values()):
-            if not _FILE_NAME.fullmatch(filename):
-                raise TrainlabError(f"invalid artifact file name {filename!r}")
-        run_id = _new_run_id()
-        folder = self._run_folder(run_id)
+        names = [f for f, _ in files.values()]
+        for filename in names:
+            if not _FILE_NAME.fullmatch(filename) or names.count(filename) > 1:
+                raise TrainlabError(f"invalid artifact file name {filename!r} (a plain name, "
+                                    f"once per run)")
+        run_id, folder = self._fresh_folder()
         try:
             rows = []
             for art, (filename, data) in files.items():
@@ -497,6 +498,15 @@ class RunStore:
                                   (run_id,)).fetchone()[0]
 
     # ---- artifacts --------------------------------------------------------------------
+    def _fresh_folder(self) -> tuple[str, Path]:
+        """A new run id whose artifact folder does not exist yet (so that removing it after a
+        failed write cannot touch another run's files)."""
+        while True:
+            run_id = _new_run_id()
+            folder = self._run_folder(run_id)
+            if not folder.exists() and not folder.is_symlink():
+                return run_id, folder
+
     def _run_folder(self, run_id: str) -> Path:
         """``artifacts/<run id>`` after checking the id and that the folder resolves inside
         the store's artifacts folder (no symlink out of it)."""
