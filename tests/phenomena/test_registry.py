@@ -1,7 +1,8 @@
 """Every registered phenomenon declares what it reproduces and its quick run passes: its
 claim, or, where it declares a ``quick_reference`` (the claim cannot show in 20 s), the
-regression guard against the numbers recorded from the same code path. No test here expects
-a FAIL: an experiment that breaks turns its test red."""
+regression guard against the numbers recorded from the same code path. Its data can be
+recorded whole and its figure redrawn from the recorded data (``reproduce --from-store``).
+No test here expects a FAIL: an experiment that breaks turns its test red."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from trainlab.phenomena import PHENOMENA, Check, Outcome, Phenomenon
+from trainlab.store import json_codec
 
 # Honest FAILs at the paper's setting whose regression guard compares a run with numbers
 # recorded from the full code path in their own test file (rather than a quick_reference):
@@ -49,11 +51,14 @@ def test_quick_run_passes_its_claim_or_its_guard(name):
         assert outcome.guard_passed, details
     else:
         assert outcome.passed, details
-    fig = phen.plot(data)
-    if fig is not None:
-        import matplotlib.pyplot as plt
+    # what `reproduce` records: all of the data, from which `--from-store` redraws the figure
+    recorded = json_codec.loads(json_codec.dumps(data, what=name))
+    assert json_codec.omitted(recorded) == [], "run() returns data the store cannot record"
+    for fig in (phen.plot(data), phen.plot(recorded)):
+        if fig is not None:
+            import matplotlib.pyplot as plt
 
-        plt.close(fig)
+            plt.close(fig)
 
 
 def test_outcome_passes_only_with_all_checks():

@@ -2,9 +2,12 @@
 
 Each ``trainlab reproduce`` of one phenomenon is one run in the store: its config says
 ``{"kind": "phenomenon", "phenomenon": name, "mode": "quick" | "full", "seed": s}``, its
-summary is :meth:`Outcome.to_json` (verdict, checks with seeds and spread, runtime) and its
-figure, if any, is the artifact ``figure`` (a PNG). :func:`latest` reads back the newest
-record per phenomenon and mode.
+summary is :meth:`Outcome.to_json` (verdict, checks with seeds and spread, runtime), its
+figure, if any, is the artifact ``figure`` (a PNG) and the data its ``run()`` returned is the
+artifact ``data`` (JSON, :mod:`trainlab.store.json_codec`; records written before data was
+kept have none). The run and its artifacts are written in one transaction.
+:func:`latest` reads back the newest record per phenomenon and mode, :func:`read_data` its
+data.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainlab.phenomena._base import Outcome
-from trainlab.store import RunStore, atomic_write_bytes
+from trainlab.store import RunStore
 
 RUN_KIND = "phenomenon"
 
@@ -27,18 +30,30 @@ class Recorded:
     png: bytes | None
 
 
-def record(store: RunStore, outcome: Outcome, png: bytes | None = None) -> str:
-    """Store ``outcome`` (and its figure as PNG bytes) as one run; returns the run id."""
+def record(store: RunStore, outcome: Outcome, png: bytes | None = None,
+           data: str | None = None) -> str:
+    """Store ``outcome``, its figure (PNG bytes) and the data its run returned (JSON text
+    from :func:`trainlab.store.json_codec.dumps`) as one run, in one transaction (the store
+    holds all of it or none); returns the run id."""
     config = {"kind": RUN_KIND, "phenomenon": outcome.name, "mode": outcome.mode,
               "seed": outcome.seed}
-    run_id = store.create_run(config, name=f"reproduce {outcome.name} ({outcome.mode})",
-                              seed=outcome.seed)
+    files = {}
     if png is not None:
-        path = store.artifact_dir(run_id) / "figure.png"
-        atomic_write_bytes(path, png)
-        store.add_artifact(run_id, "figure", path)
-    store.set_status(run_id, "failed" if outcome.error else "completed", outcome.to_json())
-    return run_id
+        files["figure"] = ("figure.png", png)
+    if data is not None:
+        files["data"] = ("data.json", data.encode())
+    return store.add_finished_run(
+        config, status="failed" if outcome.error else "completed", summary=outcome.to_json(),
+        files=files, name=f"reproduce {outcome.name} ({outcome.mode})", seed=outcome.seed)
+
+
+def read_data(store: RunStore, run_id: str) -> str | None:
+    """The JSON text of the data recorded with run ``run_id``, checked against the checksum
+    recorded with it (:func:`trainlab.store.json_codec.loads` decodes it); None for a record
+    that holds none (written before data was kept, or a run that raised)."""
+    if store.artifact(run_id, "data") is None:
+        return None
+    return store.read_artifact(run_id, "data").decode()
 
 
 def latest(store: RunStore) -> dict[tuple[str, str], Recorded]:

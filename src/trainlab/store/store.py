@@ -29,7 +29,7 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +54,10 @@ log = logging.getLogger("trainlab")
 def default_store_path() -> Path:
     """``$TRAINLAB_STORE`` or ``./trainlab-runs``."""
     return Path(os.environ.get("TRAINLAB_STORE", "trainlab-runs"))
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def check_run_id(run_id: object) -> str:
@@ -300,16 +304,57 @@ class RunStore:
                    own: bool = True) -> str:
         """Insert a new run with status ``running``; returns its id. With ``own`` (default)
         this object owns the run until :meth:`set_status` records a final status."""
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-        now = time.time()
+        run_id = _new_run_id()
         with self._tx(self._conn) as c:
-            c.execute(
-                "INSERT INTO runs (id, name, config, status, seed, created, updated, versions)"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-                (run_id, name or run_id, json.dumps(_json_safe(config)), seed, now, now,
-                 json.dumps(_versions())))
+            self._insert_run(c, run_id, config, name, seed, "running", {})
             if own:
                 self._own(c, run_id)
+        return run_id
+
+    @staticmethod
+    def _insert_run(c: sqlite3.Connection, run_id: str, config: dict[str, Any], name: str,
+                    seed: int | None, status: str, summary: dict[str, Any]) -> None:
+        now = time.time()
+        c.execute(
+            "INSERT INTO runs (id, name, config, status, seed, created, updated, versions, "
+            "summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, name or run_id, json.dumps(_json_safe(config)), status, seed, now, now,
+             json.dumps(_versions()), json.dumps(_json_safe(summary))))
+
+    def add_finished_run(self, config: dict[str, Any], *, status: str,
+                         summary: dict[str, Any], files: Mapping[str, tuple[str, bytes]] = {},
+                         name: str = "", seed: int | None = None) -> str:
+        """Record a run that is already over, with its artifacts, all at once; returns its
+        id. ``files`` maps artifact name -> ``(file name, bytes)``.
+
+        The files are written first (temporary name, fsync, rename) into the new run's
+        folder; then the run (with its final ``status`` and ``summary``) and the artifact
+        records with their SHA-256 go in one transaction. So the store holds the whole
+        record or none of it: on any error the files written are removed and the error is
+        raised, and a process killed before the transaction leaves only a folder that no
+        record refers to.
+        """
+        check_choice("status", status, RECORDED[1:], owner="RunStore.add_finished_run")
+        names = [f for f, _ in files.values()]
+        for filename in names:
+            if not _FILE_NAME.fullmatch(filename) or names.count(filename) > 1:
+                raise TrainlabError(f"invalid artifact file name {filename!r} (a plain name, "
+                                    f"once per run)")
+        run_id, folder = self._fresh_folder()
+        try:
+            rows = []
+            for art, (filename, data) in files.items():
+                path = _mkdir(folder, "the artifact folder") / filename
+                atomic_write_bytes(path, data)
+                rows.append((run_id, art, os.path.relpath(path.resolve(), self.root.resolve()),
+                             hashlib.sha256(data).hexdigest()))
+            with self._tx(self._conn) as c:
+                self._insert_run(c, run_id, config, name, seed, status, summary)
+                c.executemany("INSERT INTO artifacts (run_id, name, path, sha256) "
+                              "VALUES (?,?,?,?)", rows)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return run_id
 
     def set_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None
@@ -453,6 +498,15 @@ class RunStore:
                                   (run_id,)).fetchone()[0]
 
     # ---- artifacts --------------------------------------------------------------------
+    def _fresh_folder(self) -> tuple[str, Path]:
+        """A new run id whose artifact folder does not exist yet (so that removing it after a
+        failed write cannot touch another run's files)."""
+        while True:
+            run_id = _new_run_id()
+            folder = self._run_folder(run_id)
+            if not folder.exists() and not folder.is_symlink():
+                return run_id, folder
+
     def _run_folder(self, run_id: str) -> Path:
         """``artifacts/<run id>`` after checking the id and that the folder resolves inside
         the store's artifacts folder (no symlink out of it)."""
