@@ -9,15 +9,16 @@ import math
 import torch
 
 from trainlab.models import build_model
+from trainlab.phenomena._base import map_runs
 from trainlab.phenomena.wortsman2023_instabilities import (
     AttentionLogitGrowth,
     _attention_entropy,
     best_loss,
     lr_sensitivity,
     noisy_copy_tokens,
-    train_job,
+    train_run,
+    zipf_probs,
 )
-from trainlab.train.grid import LocalExecutor
 
 
 def test_entropy_of_uniform_causal_attention_is_mean_log_of_prefix_length():
@@ -48,6 +49,29 @@ def test_noisy_copy_statistics_and_bayes_loss():
     copy = -(p * math.log(p) + 3 * (0.25 / 4) * math.log(0.25 / 4))
     assert abs(best_loss(8, 4, 0.75) - (3 * math.log(4) + 4 * copy) / 7) < 1e-12
     assert abs(best_loss(8, 4, 0.0) - math.log(4)) < 1e-12  # nothing kept: all uniform
+
+
+def test_zipf_noisy_copy_frequencies_and_bayes_loss_against_dense_float64():
+    # Bayes loss from the definition, H(target | visible source), with the dense float64
+    # conditional P(b | a) = keep [a == b] + (1 - keep) p_b
+    vocab, keep, length, s = 6, 0.7, 10, 1.3
+    p = torch.arange(1, vocab + 1, dtype=torch.float64).pow(-s)
+    p /= p.sum()
+    torch.testing.assert_close(zipf_probs(vocab, s), p, rtol=0, atol=1e-15)
+    cond = keep * torch.eye(vocab, dtype=torch.float64) + (1 - keep) * p[None, :]
+    copy = -(p[:, None] * cond * cond.log()).sum().item()
+    entropy = -(p * p.log()).sum().item()
+    expected = ((length // 2 - 1) * entropy + (length - length // 2) * copy) / (length - 1)
+    assert abs(best_loss(length, vocab, keep, s) - expected) < 1e-12
+    assert abs(best_loss(length, vocab, keep, 0.0) - best_loss(length, vocab, keep)) == 0.0
+    # the generator: first-half token frequencies p, copy hits keep + (1 - keep) sum p^2
+    x = noisy_copy_tokens(40000, length, vocab, keep, torch.Generator().manual_seed(0), s)
+    freq = torch.bincount(x[:, :5].flatten(), minlength=vocab).double() / x[:, :5].numel()
+    assert (freq - p).abs().max().item() < 4 * math.sqrt(0.25 / x[:, :5].numel())
+    hit = (x[:, 5:] == x[:, :5]).double().mean().item()
+    assert abs(hit - (keep + (1 - keep) * (p * p).sum().item())) < 0.01
+    noise = x[:, 5:][x[:, 5:] != x[:, :5]]  # replaced tokens that differ from the source
+    assert noise.min().item() >= 0 and noise.max().item() < vocab
 
 
 def _runs(plain, qk, nowd, nowd_z, *, logit=(1000.0, 10.0)):
@@ -86,7 +110,7 @@ def test_check_on_hand_made_sweeps():
 
 def test_parallel_runs_are_bit_identical_to_serial():
     # each run draws everything from its seed, so 2 worker processes give the same numbers
-    jobs = [(0.1, 3, 4, True, False, 0.0, 8), (0.3, 3, 5, False, True, 1e-4, 8)]
-    serial = LocalExecutor(1).map(train_job, jobs)
-    assert LocalExecutor(2, threads=torch.get_num_threads()).map(train_job, jobs) == serial
-    assert serial[0] != serial[1]
+    jobs = {"a": (0.1, 3, 4, True, False, 0.0, 8), "b": (0.3, 3, 5, False, True, 1e-4, 8)}
+    serial = map_runs(train_run, jobs, processes=1)
+    assert map_runs(train_run, jobs, processes=2) == serial
+    assert serial["a"] != serial["b"]

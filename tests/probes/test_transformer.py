@@ -96,3 +96,21 @@ def test_transformer_probes_restore_model():
         out = model(x)
     torch.testing.assert_close(d["logit/log_z_mean"], torch.logsumexp(out, -1).mean())
     torch.testing.assert_close(d["logit/abs_max"], out.abs().max())
+
+
+@pytest.mark.parametrize("qk", [False, True])
+def test_transformer_without_biases_equals_zero_biases(qk):
+    """``bias=False`` (the paper's models have no biases): no bias parameter anywhere, and
+    the same function as the biased model with the same weights and every bias zero."""
+    torch.manual_seed(0)
+    kw = dict(d_model=8, heads=2, layers=2, qk_layernorm=qk, readout="all")
+    plain = build_model("transformer", (6,), 7, bias=False, **kw).double()
+    assert not [n for n, _ in plain.named_parameters() if n.endswith("bias")]
+    biased = build_model("transformer", (6,), 7, **kw).double()
+    missing = biased.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(n.endswith("bias") for n in missing)
+    with torch.no_grad():
+        for n in missing:
+            biased.get_parameter(n).zero_()
+    tokens = torch.randint(0, 7, (3, 6), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(plain(tokens), biased(tokens), rtol=0, atol=1e-12)

@@ -30,16 +30,17 @@ from trainlab.tasks._task import z_loss
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with optional qk-layernorm."""
 
-    def __init__(self, d_model: int, heads: int, qk_layernorm: bool = False):
+    def __init__(self, d_model: int, heads: int, qk_layernorm: bool = False,
+                 bias: bool = True):
         super().__init__()
         if d_model % heads:
             raise ConfigError(f"transformer: d_model ({d_model}) must be divisible by heads "
                               f"({heads})")
         self.heads, self.d_head = heads, d_model // heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.proj = nn.Linear(d_model, d_model)
-        self.q_norm = nn.LayerNorm(self.d_head) if qk_layernorm else nn.Identity()
-        self.k_norm = nn.LayerNorm(self.d_head) if qk_layernorm else nn.Identity()
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        self.q_norm = nn.LayerNorm(self.d_head, bias=bias) if qk_layernorm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.d_head, bias=bias) if qk_layernorm else nn.Identity()
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n, t, _ = x.shape
@@ -69,12 +70,13 @@ class CausalSelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))`` (GELU MLP)."""
 
-    def __init__(self, d_model: int, heads: int, mlp_ratio: int, qk_layernorm: bool):
+    def __init__(self, d_model: int, heads: int, mlp_ratio: int, qk_layernorm: bool,
+                 bias: bool = True):
         super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, heads, qk_layernorm)
-        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(),
-                                 nn.Linear(mlp_ratio * d_model, d_model))
+        self.ln1, self.ln2 = nn.LayerNorm(d_model, bias=bias), nn.LayerNorm(d_model, bias=bias)
+        self.attn = CausalSelfAttention(d_model, heads, qk_layernorm, bias)
+        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model, bias=bias), nn.GELU(),
+                                 nn.Linear(mlp_ratio * d_model, d_model, bias=bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
@@ -84,7 +86,8 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Token and learned position embeddings, ``layers`` blocks, final LayerNorm, linear
     head. ``vocab_size`` defaults to ``num_outputs``; the context length is
-    ``input_shape[0]``.
+    ``input_shape[0]``. ``bias=False`` drops the additive bias of every linear layer and
+    LayerNorm (the paper's models have no biases, Sec. 2.1).
 
     Deviations from the paper: a scale-down: the paper's proxies are much larger transformers
     trained on language data, this is a small pre-LayerNorm decoder (defaults ``d_model = 64``, 4
@@ -96,7 +99,7 @@ class Transformer(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_outputs: int, *, d_model: int = 64,
                  heads: int = 4, layers: int = 2, mlp_ratio: int = 4,
                  vocab_size: int | None = None, qk_layernorm: bool = False,
-                 readout: str = "last"):
+                 readout: str = "last", bias: bool = True):
         super().__init__()
         if len(input_shape) != 1:
             raise ConfigError(f"transformer: input_shape must be (sequence_length,). Got "
@@ -109,10 +112,10 @@ class Transformer(nn.Module):
         vocab = num_outputs if vocab_size is None else vocab_size
         self.tok = nn.Embedding(vocab, d_model)
         self.pos = nn.Embedding(input_shape[0], d_model)
-        self.blocks = nn.Sequential(*[Block(d_model, heads, mlp_ratio, qk_layernorm)
+        self.blocks = nn.Sequential(*[Block(d_model, heads, mlp_ratio, qk_layernorm, bias)
                                       for _ in range(layers)])
-        self.ln_f = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, num_outputs)
+        self.ln_f = nn.LayerNorm(d_model, bias=bias)
+        self.head = nn.Linear(d_model, num_outputs, bias=bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         t = tokens.shape[1]
