@@ -144,6 +144,10 @@ class ButterflyEffect(Phenomenon):
     grid); that a sigma = 0.01 perturbation sends the copy to a different basin is not shown
     at this scale. No criterion was changed after this run. Quick (2 epochs, t in {0, 1, 31},
     19 s wall at load ~4): barriers 8.7e-5, 7.6e-4, 7e-8 (Spearman -0.5, the recorded guard).
+    The guard keeps the Spearman, the spread ratio and the control distance, not the ratio
+    B(0) / B(50%): on the torch 2.6.0 floor the same quick run gives a ratio of 5962 against
+    1246 here (its denominator, ~1e-7, is rounding-sized) and a spread ratio of 0.939 against
+    0.885, so the guard's relative tolerance is 10%.
 
     Verdict: FAIL (``reproduces=False``), by check (d), added by the lead after the run above.
     The claim has two halves, and (a)-(c) test only the second (the fall with t); the first,
@@ -236,11 +240,13 @@ class ButterflyEffect(Phenomenon):
                    "barrier without permutation alignment")
     # 2 epochs are too short for the claim: the quick run is a regression guard against the
     # numbers a quick run measured when recorded (seed 0, this code path)
+    # the ratio B(0) / B(50%) is not guarded: its denominator is ~1e-7 and moved 1246 -> 5962
+    # between torch 2.13 and 2.6; the spread ratio moved 0.885 -> 0.939 (hence 10%)
     quick_reference = {"Spearman(t, mean barrier)": -0.5,
-                       "barrier(t=0) / barrier(t=50%)": 1246.3928558162356,
                        "(barrier(0) - barrier(t_last)) / (sd(0) + sd(t_last))":
                            0.8854641637055567,
                        "control: distance of an unperturbed copy": 0.0}
+    quick_rtol = 0.1
     SIGMA = 0.01
     EPOCHS, QUICK_EPOCHS = 50, 2
     # perturbation times as fractions of training: the authors' ICML 2025 grid
