@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from probe_overhead import make  # the benchmark's model and optimizer
-from trainlab.probes import build_probes
+from trainlab.probes import build_probes, fused
 from trainlab.tasks import build_task
 from trainlab.train import Monitor
 
@@ -149,14 +149,18 @@ def main() -> None:
     ap.add_argument("--preset", default="economy")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten calls of one Monitor.step")
+    ap.add_argument("--eager", action="store_true",
+                    help="the one-pass C sums (trainlab.probes.fused) off")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    fused.set_enabled(not args.eager)
     if args.count_ops:
         top, nested = count_ops(args.width, args.depth, args.batch, args.preset)
         print(f"aten calls in one Monitor.step: {top} dispatched, {nested} with nested")
     times = profile(args.width, args.depth, args.steps, args.batch, args.preset)
     print(f"torch {torch.__version__}, 1 thread, process clock, MLP width {args.width} depth "
-          f"{args.depth}, batch {args.batch}, {args.steps} steps, load average "
+          f"{args.depth}, batch {args.batch}, {args.steps} steps, "
+          f"{'eager' if args.eager else 'fused'} sums, load average "
           f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for part, ts in times.items():
         print(f"{part:>20}: median {1e3 * statistics.median(ts):8.3f} ms  "

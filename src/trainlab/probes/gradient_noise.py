@@ -42,12 +42,14 @@ from torch import nn
 from torch.func import functional_call
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.per_sample import (
     FlatBuffers,
     GradStats,
     LinearCapture,
+    Pending,
     captured_grad_stats,
     per_sample_grad_stats,
     training_batchnorm,
@@ -105,6 +107,9 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     pending, sq_factor = scratch.take_pending() if own and scratch is not None else ([], 1)
     num = scratch.scalar if own and scratch is not None else _number
     if own and scratch is not None:
+        sums = _fused_sums(stats, pending, sq_factor)
+        if sums is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
+            return _terms(stats, *sums, num)
         s2, sq, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
         var = sq
     else:
@@ -160,14 +165,49 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
         r.mul_(s).div_(v.clamp_min_(tiny))  # masked entries: 0 / tiny = 0
         g2_parts.append(s.sum())
         ratio_parts.append(r.sum())
-    g2 = _total(g2_parts, s2)  # n^2 |gbar|^2
-    mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
-    tail = num if mean_sq.dtype == g2.dtype == s2.dtype else _number
-    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(tail(n / (n - 1)))
-    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(tail(1 / (n * (n - 1))))
     count = (counts[0] if len(counts) == 1 else torch.stack(counts).sum()) if counts else (
         ratio.sum())
-    return trace_cov, grad_sq, _total(ratio_parts, s2) / count.clamp_min(1)
+    return _terms(stats, _total(g2_parts, s2), _total(ratio_parts, s2), count, num)
+
+
+def _terms(stats: GradStats, g2: torch.Tensor, ratios: torch.Tensor, count: torch.Tensor,
+           num: Callable[[float], torch.Tensor | float]
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""``(tr(Sigma), |G|^2, mean GSNR)`` from :math:`n^2\|\bar g\|^2` (``g2``, in the
+    statistics' dtype), the sum of the ratios and their count."""
+    n = stats.n
+    mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
+    tail = num if mean_sq.dtype == g2.dtype else _number
+    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(tail(n / (n - 1)))
+    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(tail(1 / (n * (n - 1))))
+    return trace_cov, grad_sq, ratios / count.clamp_min(1)
+
+
+def _fused_sums(stats: GradStats, pending: list[Pending], sq_factor: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """:func:`_noise`'s three sums (``n^2 |gbar|^2``, the sum of the ratios, their count)
+    in one pass in C over the probe's own flat vectors, the deferred work ``pending`` and
+    ``sq_factor`` included (:func:`trainlab.probes.fused.gsnr_sums`: the same operations
+    per element, the sums in float64, rounded once to the vectors' dtype; the count exact,
+    in the dtype the eager path counts in); None where that path does not apply."""
+    flat_sum, flat_sq = stats.flat_sum, stats.flat_sq
+    if flat_sum is None or flat_sq is None:
+        return None
+    segments, end = [], 0
+    for item in pending:
+        if (item.offset < end or (item.source is not None and (
+                item.source.numel() != item.size or not item.source.is_contiguous()))):
+            return None  # overlapping, or a source that is not one flat run of entries
+        segments.append((item.offset, item.size, item.source, item.factor))
+        end = item.offset + item.size
+    sums = fused.gsnr_sums(flat_sum, flat_sq, segments, sq_factor, stats.n)
+    if sums is None:
+        return None
+    g2, ratios, count = sums
+    dtype = flat_sum.dtype
+    values = torch.tensor([g2, ratios], dtype=dtype)
+    counted = torch.tensor(count, dtype=torch.float64 if flat_sum.numel() > 2 ** 24 else dtype)
+    return values[0], values[1], counted
 
 
 def _number(value: float) -> float:
