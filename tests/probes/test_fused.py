@@ -254,12 +254,49 @@ def test_concurrent_builds_leave_one_library_and_reuse_it(monkeypatch, tmp_path)
     assert fused.build() == paths[0] and os.stat(paths[0]).st_mtime_ns == stamp  # not rebuilt
 
 
+def counted(monkeypatch, name: str) -> list:
+    """The arguments of every call of ``fused.<name>`` from now on."""
+    calls: list = []
+    real = getattr(fused, name)
+    monkeypatch.setattr(fused, name, lambda *a: calls.append(a) or real(*a))
+    return calls
+
+
 def test_planned_grad_noise_layout_takes_the_fused_path(monkeypatch):
     """The probe's own path (deferred statistics in its buffers) reaches the C sums."""
-    calls = []
-    real = fused.gsnr_sums
-    monkeypatch.setattr(fused, "gsnr_sums", lambda *a: calls.append(a) or real(*a))
+    calls = counted(monkeypatch, "gsnr_sums")
     history = economy_history(torch.float32, 1, 33, True, monkeypatch)
     assert len(calls) == 7 and len(history["gsnr"]) == 7
     model = nn.Sequential(nn.Linear(9, 33), nn.ReLU(), nn.Linear(33, 4))
     assert sum(_linear_layout(model).sizes) == calls[0][0].numel()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_example_rows_give_the_squares_bits_and_sums_within_the_tolerance(dtype):
+    g = torch.Generator().manual_seed(7)
+    batch, shapes = 13, [(9, 33, True), (33, 17, False), (17, 4, True)]  # (I, O, bias)
+    layers, want_rows = [], torch.zeros(batch, dtype=torch.float64)
+    for i, o, bias in shapes:
+        a = torch.randn(batch, i, generator=g, dtype=dtype)
+        d = torch.randn(batch, o, generator=g, dtype=dtype) * 1e-2
+        layers.append((a, d, torch.empty(batch, i, dtype=dtype),
+                       torch.empty(batch, o, dtype=dtype),
+                       torch.empty(o, dtype=dtype) if bias else None))
+        want_rows += (d.double() ** 2).sum(1) * ((a.double() ** 2).sum(1) + bias)
+    out = torch.empty(batch, dtype=dtype)
+    scratch = torch.empty(batch + 33, dtype=torch.float64)
+    assert fused.example_rows(layers, 169.0, scratch, out)
+    assert within(out, want_rows * 169, fused.RTOL[dtype])
+    for a, d, a_sq, d_sq, bias_sq in layers:
+        assert torch.equal(a_sq, a * a) and torch.equal(d_sq, d * d)
+        if bias_sq is not None:
+            assert within(bias_sq, (d.double() ** 2).sum(0), fused.RTOL[dtype])
+    with pytest.raises(ValueError, match="scratch"):
+        fused.example_rows(layers, 1.0, scratch[:batch + 5], out)
+
+
+def test_planned_statistics_take_the_fused_rows_in_a_monitor(monkeypatch):
+    calls = counted(monkeypatch, "example_rows")
+    history = economy_history(torch.float64, 1, 33, True, monkeypatch)
+    # the plan is made at the first call (general path), taken from the second on
+    assert len(calls) == 6 and len(history["per_sample_grad_norm/mean"]) == 7

@@ -227,6 +227,66 @@ CLONES void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,        
 }
 GSNR(trainlab_gsnr_f32, float, f8, i8)
 GSNR(trainlab_gsnr_f64, double, d8, l8)
+
+/* Per-example squared gradient norms of Linear layers from their inputs a (B x I) and
+   output gradients d (B x O): for each layer the squares d*d and a*a (in T, written out
+   for the caller's products), their row sums r_d, r_a, and, with a bias, the column sums
+   of d*d; acc[b] += r_d (r_a + 1 with a bias) in double; sq_norms = acc * factor, rounded
+   once to T. */
+#define ROW(NAME, T, VT)                                                                  \
+static inline double NAME(const T *x, T *out, int64_t m, double *col) {                   \
+    double total = 0;                                                                     \
+    int64_t i = 0;                                                                        \
+    while (i + 8 <= m) {                                                                  \
+        VT acc = {0};                                                                     \
+        for (int it = 0; it < ITERS_##T && i + 8 <= m; ++it, i += 8) {                    \
+            VT v;                                                                         \
+            memcpy(&v, x + i, sizeof v);                                                  \
+            v = v * v;                                                                    \
+            memcpy(out + i, &v, sizeof v);                                                \
+            acc += v;                                                                     \
+            if (col) {                                                                    \
+                d8 c;                                                                     \
+                memcpy(&c, col + i, sizeof c);                                            \
+                c += WIDE(v);                                                             \
+                memcpy(col + i, &c, sizeof c);                                            \
+            }                                                                             \
+        }                                                                                 \
+        d8 wide = WIDE(acc);                                                              \
+        total += HSUM(wide);                                                              \
+    }                                                                                     \
+    for (; i < m; ++i) {                                                                  \
+        T v = x[i] * x[i];                                                                \
+        out[i] = v;                                                                       \
+        total += v;                                                                       \
+        if (col) col[i] += v;                                                             \
+    }                                                                                     \
+    return total;                                                                         \
+}
+ROW(row_f32, float, f8)
+ROW(row_f64, double, d8)
+
+#define ROWS(NAME, T, ROWFN)                                                              \
+CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintptr_t *ptrs, \
+                 double *col, double *acc, double factor, T *sq_norms) {                  \
+    for (int64_t b = 0; b < batch; ++b) acc[b] = 0;                                       \
+    for (int64_t l = 0; l < layers; ++l) {                                                \
+        int64_t o = dims[2 * l], in = dims[2 * l + 1];                                    \
+        const T *d = (const T *)ptrs[5 * l], *a = (const T *)ptrs[5 * l + 1];             \
+        T *dsq = (T *)ptrs[5 * l + 2], *asq = (T *)ptrs[5 * l + 3];                       \
+        T *bsq = (T *)ptrs[5 * l + 4];                                                    \
+        if (bsq) for (int64_t j = 0; j < o; ++j) col[j] = 0;                              \
+        for (int64_t b = 0; b < batch; ++b) {                                             \
+            double rd = ROWFN(d + b * o, dsq + b * o, o, bsq ? col : 0);                  \
+            double ra = ROWFN(a + b * in, asq + b * in, in, 0);                           \
+            acc[b] += rd * (bsq ? ra + 1 : ra);                                           \
+        }                                                                                 \
+        if (bsq) for (int64_t j = 0; j < o; ++j) bsq[j] = (T)col[j];                      \
+    }                                                                                     \
+    for (int64_t b = 0; b < batch; ++b) sq_norms[b] = (T)(acc[b] * factor);               \
+}
+ROWS(trainlab_rows_f32, float, row_f32)
+ROWS(trainlab_rows_f64, double, row_f64)
 """
 
 _DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
@@ -306,6 +366,9 @@ def _load() -> ctypes.CDLL | None:
             gsnr.argtypes = [_P, _P, _I, _I, _P, _P, _P, ctypes.c_int, scalar, scalar,
                              scalar, _P]
             gsnr.restype = None
+            rows = getattr(lib, f"trainlab_rows_{suffix}")
+            rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, _P]
+            rows.restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
         _failed = True
         detail = getattr(exc, "stderr", None)
@@ -404,3 +467,36 @@ def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,
         srcs.buffer_info()[0] if segments else None, factors, int(sq_factor != 1),
         sq_factor, n, torch.finfo(dtype).tiny, out)
     return out[0], out[1], int(out[2])
+
+
+def example_rows(layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                    torch.Tensor | None]],
+                 factor: float, scratch: torch.Tensor, out: torch.Tensor) -> bool:
+    """For Linear layers given as ``(a, d, a_sq, d_sq, bias_sq)`` (inputs ``B x I``, output
+    gradients ``B x O``, all of one dtype, contiguous, on the CPU): writes ``d * d`` into
+    ``d_sq`` and ``a * a`` into ``a_sq`` (the eager path's bits), the column sums of
+    ``d * d`` into ``bias_sq`` (when given), and into ``out`` (``B``) the per-example squared
+    gradient norms :math:`\\sum_l \\|d_{l,i}\\|^2 (\\|a_{l,i}\\|^2 [+ 1])` times ``factor``; sums in
+    float64 (lanes as :func:`tensor_norms`), each result rounded once. ``scratch``: float64,
+    at least ``B`` + the largest ``O`` entries. False (nothing written) when the fused path
+    is off or unavailable or the tensors do not fit (warned once)."""
+    lib = library()
+    if lib is None or not layers:
+        return False
+    dtype = out.dtype
+    tensors = [t for layer in layers for t in layer if t is not None]
+    if dtype not in _DTYPES or not _fits([out, *tensors], dtype):
+        unfit("per-example rows", "layer records not contiguous CPU tensors of one dtype")
+        return False
+    batch = out.numel()
+    if (scratch.dtype != torch.float64 or not scratch.is_contiguous()
+            or scratch.numel() < batch + max(d.shape[1] for _, d, _, _, _ in layers)):
+        raise ValueError("example_rows: scratch must be a contiguous float64 tensor of at "
+                         "least B + the largest O entries")
+    dims = array("q", [v for a, d, _, _, _ in layers for v in (d.shape[1], a.shape[1])])
+    ptrs = array("Q", [0 if t is None else t.data_ptr() for layer in layers
+                       for t in (layer[1], layer[0], layer[3], layer[2], layer[4])])
+    getattr(lib, f"trainlab_rows_{_DTYPES[dtype][0]}")(
+        len(layers), batch, dims.buffer_info()[0], ptrs.buffer_info()[0],
+        scratch.data_ptr() + 8 * batch, scratch.data_ptr(), factor, out.data_ptr())
+    return True

@@ -107,9 +107,9 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     pending, sq_factor = scratch.take_pending() if own and scratch is not None else ([], 1)
     num = scratch.scalar if own and scratch is not None else _number
     if own and scratch is not None:
-        sums = _fused_sums(stats, pending, sq_factor)
-        if sums is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
-            return _terms(stats, *sums, num)
+        fast = _fused_noise(stats, pending, sq_factor)
+        if fast is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
+            return fast
         s2, sq, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
         var = sq
     else:
@@ -183,13 +183,14 @@ def _terms(stats: GradStats, g2: torch.Tensor, ratios: torch.Tensor, count: torc
     return trace_cov, grad_sq, ratios / count.clamp_min(1)
 
 
-def _fused_sums(stats: GradStats, pending: list[Pending], sq_factor: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """:func:`_noise`'s three sums (``n^2 |gbar|^2``, the sum of the ratios, their count)
-    in one pass in C over the probe's own flat vectors, the deferred work ``pending`` and
-    ``sq_factor`` included (:func:`trainlab.probes.fused.gsnr_sums`: the same operations
-    per element, the sums in float64, rounded once to the vectors' dtype; the count exact,
-    in the dtype the eager path counts in); None where that path does not apply."""
+def _fused_noise(stats: GradStats, pending: list[Pending], sq_factor: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """:func:`_noise` for the probe's own flat vectors in one pass in C, the deferred work
+    ``pending`` and ``sq_factor`` included (:func:`trainlab.probes.fused.gsnr_sums`: the
+    same operations per element, the sums in float64), and the three results formed from
+    those sums and the mean of ``stats.sq_norms`` in float64, each rounded once to the
+    dtype of the eager path's results (within :data:`trainlab.probes.fused.RTOL` of the
+    terms they are differences of: tested); None where that path does not apply."""
     flat_sum, flat_sq = stats.flat_sum, stats.flat_sq
     if flat_sum is None or flat_sq is None:
         return None
@@ -203,11 +204,15 @@ def _fused_sums(stats: GradStats, pending: list[Pending], sq_factor: int
     sums = fused.gsnr_sums(flat_sum, flat_sq, segments, sq_factor, stats.n)
     if sums is None:
         return None
-    g2, ratios, count = sums
-    dtype = flat_sum.dtype
-    values = torch.tensor([g2, ratios], dtype=dtype)
-    counted = torch.tensor(count, dtype=torch.float64 if flat_sum.numel() > 2 ** 24 else dtype)
-    return values[0], values[1], counted
+    g2, ratios, count = sums  # n^2 |gbar|^2, the sum of the ratios, their count
+    n, mean_sq = stats.n, stats.sq_norms.mean(dtype=torch.float64).item()
+    dtype = torch.promote_types(stats.sq_norms.dtype, flat_sum.dtype)
+    trace_cov, grad_sq, gsnr = torch.tensor([(mean_sq - g2 / n ** 2) * n / (n - 1),
+                                             (g2 - mean_sq * n) / (n * (n - 1)),
+                                             ratios / max(count, 1)], dtype=dtype).unbind()
+    if flat_sum.numel() > 2 ** 24:  # the eager path counts in float64 there
+        gsnr = torch.tensor(ratios / max(count, 1), dtype=torch.float64)
+    return trace_cov, grad_sq, gsnr
 
 
 def _number(value: float) -> float:

@@ -30,6 +30,7 @@ from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.log import warn_once
+from trainlab.probes import fused
 from trainlab.probes._autograd_internals import functorch_transforms_active, product_node_slots
 from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
@@ -304,6 +305,9 @@ class FlatBuffers:
         self._scalars: dict[tuple[Any, ...], torch.Tensor] = {}
         self.layout: _Layout | None = None  # what the buffers were fitted to
         self.plan: tuple[LayerPlan, ...] | None = None  # see _planned_stats
+        self.squares: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}  # _fused_rows
+        self.squares_key: tuple[Any, ...] | None = None
+        self.rows_scratch = torch.empty(0, dtype=torch.float64)
 
     def scalar(self, value: float) -> torch.Tensor | float:
         """``value`` as an operand of the elementwise work on these buffers: on the CPU in
@@ -755,35 +759,68 @@ def _planned_stats(layout: _Layout, records: Records, batch_size: int, buffers: 
                     or rec.bias.dtype != dtype))):
             return None
     n = buffers.scalar(batch_size)
-    sq_norms: torch.Tensor | None = None
+    factor = buffers.scalar(batch_size * batch_size)
+    sq_norms = _fused_rows(plan, records, batch_size, buffers)  # times n^2 already
+    fast = sq_norms is not None
     for step in plan:
-        a, d, bias = records[step.module].a, records[step.module].d, step.bias_sq is not None
-        d_sq = d * d
-        rows = d_sq.sum(1)
-        a_sq = a * a
-        a_rows = a_sq.sum(1)
-        if sq_norms is None:  # ||d_i||^2 (||a_i||^2 + 1 with a bias), summed over layers
-            sq_norms = torch.addcmul(rows, rows, a_rows) if bias else rows * a_rows
+        rec, bias = records[step.module], step.bias_sq is not None
+        if fast:  # the squares, their row and column sums in one pass in C
+            d_sq, a_sq = buffers.squares[step.module]
         else:
-            sq_norms.addcmul_(rows, a_rows)
-            if bias:
-                sq_norms += rows
+            d_sq = rec.d * rec.d
+            rows = d_sq.sum(1)
+            a_sq = rec.a * rec.a
+            a_rows = a_sq.sum(1)
+            if sq_norms is None:  # ||d_i||^2 (||a_i||^2 + 1 with a bias), summed over layers
+                sq_norms = torch.addcmul(rows, rows, a_rows) if bias else rows * a_rows
+            else:
+                sq_norms.addcmul_(rows, a_rows)
+                if bias:
+                    sq_norms += rows
         torch.mm(d_sq.T, a_sq, out=step.weight_sq)
-        torch.mul(records[step.module].weight, n, out=step.weight_sum)
+        torch.mul(rec.weight, n, out=step.weight_sum)
         if step.bias_sq is not None and step.bias_sum is not None:
-            torch.sum(d_sq, 0, out=step.bias_sq)
-            torch.mul(records[step.module].bias, n, out=step.bias_sum)
+            if not fast:
+                torch.sum(d_sq, 0, out=step.bias_sq)
+            torch.mul(rec.bias, n, out=step.bias_sum)
     if sq_norms is None:
         return None
     buffers.pending, buffers.sq_factor = [], 1
-    factor = buffers.scalar(batch_size * batch_size)
     if deferred:
         buffers.sq_factor = batch_size * batch_size
     else:
         buffers.sq.mul_(factor)
-    sq_norms.mul_(factor)
+    if not fast:
+        sq_norms.mul_(factor)
     return GradStats(batch_size, sq_norms, buffers.sum_views, buffers.sq_views, "captured",
                      True, buffers.sum, buffers.sq)
+
+
+def _fused_rows(plan: tuple[LayerPlan, ...], records: Records, batch_size: int,
+                buffers: FlatBuffers) -> torch.Tensor | None:
+    """The per-example squared norms of :func:`_planned_stats` (times ``batch_size^2``)
+    and the squares and bias sums of squares it needs, in one pass in C
+    (:func:`trainlab.probes.fused.example_rows`: the squares are the eager path's bits, the
+    sums within :data:`trainlab.probes.fused.RTOL` of it); the squares go to kept scratch
+    (``buffers.squares``). None where that path does not apply."""
+    dtype = buffers.sum.dtype
+    key = (batch_size, dtype, tuple(step.module for step in plan))
+    if buffers.squares_key != key:
+        buffers.squares = {step.module: (
+            torch.empty(batch_size, step.weight_sq.shape[0], dtype=dtype),
+            torch.empty(batch_size, step.weight_sq.shape[1], dtype=dtype)) for step in plan}
+        buffers.rows_scratch = torch.empty(
+            batch_size + max(step.weight_sq.shape[0] for step in plan), dtype=torch.float64)
+        buffers.squares_key = key
+    layers = []
+    for step in plan:
+        d_sq, a_sq = buffers.squares[step.module]
+        rec = records[step.module]
+        layers.append((rec.a, rec.d, a_sq, d_sq, step.bias_sq))
+    out = torch.empty(batch_size, dtype=dtype)
+    if not fused.example_rows(layers, batch_size * batch_size, buffers.rows_scratch, out):
+        return None
+    return out
 
 
 def _in_dtype(rec: Record, dtype: torch.dtype) -> Record:
