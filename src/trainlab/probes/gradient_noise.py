@@ -33,6 +33,7 @@ standard errors count the spread of the small batches only (the big batch is one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -205,7 +206,8 @@ def _fused_noise(stats: GradStats, pending: list[Pending], sq_factor: int
     if sums is None:
         return None
     g2, ratios, count = sums  # n^2 |gbar|^2, the sum of the ratios, their count
-    n, mean_sq = stats.n, stats.sq_norms.mean(dtype=torch.float64).item()
+    n = stats.n
+    mean_sq = math.fsum(stats.sq_norms.tolist()) / stats.sq_norms.numel()
     dtype = torch.promote_types(stats.sq_norms.dtype, flat_sum.dtype)
     trace_cov, grad_sq, gsnr = torch.tensor([(mean_sq - g2 / n ** 2) * n / (n - 1),
                                              (g2 - mean_sq * n) / (n * (n - 1)),

@@ -762,6 +762,7 @@ def _planned_stats(layout: _Layout, records: Records, batch_size: int, buffers: 
     factor = buffers.scalar(batch_size * batch_size)
     sq_norms = _fused_rows(plan, records, batch_size, buffers)  # times n^2 already
     fast = sq_norms is not None
+    pending: list[Pending] = []  # the known gradients times n, left to the consumer
     for step in plan:
         rec, bias = records[step.module], step.bias_sq is not None
         if fast:  # the squares, their row and column sums in one pass in C
@@ -778,14 +779,19 @@ def _planned_stats(layout: _Layout, records: Records, batch_size: int, buffers: 
                 if bias:
                     sq_norms += rows
         torch.mm(d_sq.T, a_sq, out=step.weight_sq)
-        torch.mul(rec.weight, n, out=step.weight_sum)
-        if step.bias_sq is not None and step.bias_sum is not None:
-            if not fast:
-                torch.sum(d_sq, 0, out=step.bias_sq)
-            torch.mul(rec.bias, n, out=step.bias_sum)
+        if step.bias_sq is not None and not fast:
+            torch.sum(d_sq, 0, out=step.bias_sq)
+        for known, out in ((rec.weight, step.weight_sum), (rec.bias, step.bias_sum)):
+            if out is None or known is None:
+                continue
+            if fast and deferred and known.is_contiguous():  # read by the C GSNR pass
+                pending.append(Pending(_offset(out, buffers.sum), out.numel(), known,
+                                       batch_size, out))
+            else:
+                torch.mul(known, n, out=out)
     if sq_norms is None:
         return None
-    buffers.pending, buffers.sq_factor = [], 1
+    buffers.pending, buffers.sq_factor = pending, 1
     if deferred:
         buffers.sq_factor = batch_size * batch_size
     else:
