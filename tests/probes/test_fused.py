@@ -300,3 +300,21 @@ def test_planned_statistics_take_the_fused_rows_in_a_monitor(monkeypatch):
     history = economy_history(torch.float64, 1, 33, True, monkeypatch)
     # the plan is made at the first call (general path), taken from the second on
     assert len(calls) == 6 and len(history["per_sample_grad_norm/mean"]) == 7
+
+
+def test_malformed_calls_are_refused_before_any_memory_is_read(caplog):
+    """The C functions read raw pointers: sizes that do not match are refused in Python."""
+    w, grads, init, prev = tensors(torch.float32, 5)
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        assert fused.tensor_norms(w, grads, [t[:1] for t in init], prev, ("weight",)) is None
+        assert fused.tensor_norms(w, grads[:-1], init, prev, ("weight",)) is None
+    v = torch.ones(10)
+    for segments in ([(0, 5, None, 2), (3, 4, None, 2)], [(8, 5, None, 2)],
+                     [(0, 5, torch.ones(4), 2)]):
+        with pytest.raises(ValueError, match="segments"):
+            fused.gsnr_sums(v, v, segments, 1, 4)
+    assert fused.gsnr_sums(v, torch.ones(9), [], 1, 4) is None
+    a, d = torch.ones(4, 3), torch.ones(4, 2)
+    with pytest.raises(ValueError, match="each layer"):
+        fused.example_rows([(a, d, torch.empty(4, 2), torch.empty(4, 2), None)], 1.0,
+                           torch.empty(9, dtype=torch.float64), torch.empty(4))

@@ -391,8 +391,19 @@ def library() -> ctypes.CDLL | None:
 
 
 def _fits(tensors: list[torch.Tensor], dtype: torch.dtype) -> bool:
-    return all(t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
-               for t in tensors)
+    return all(t.dtype is dtype and t.is_cpu and t.is_contiguous() for t in tensors)
+
+
+def _pointers(tensors: list[torch.Tensor], dtype: torch.dtype, sizes: list[int]
+              ) -> list[int] | None:
+    """The data pointers of ``tensors`` when each is a contiguous CPU tensor of ``dtype``
+    with ``sizes[i]`` entries (what the C functions may read), else None."""
+    out = []
+    for t, size in zip(tensors, sizes):
+        if t.dtype is not dtype or not t.is_cpu or not t.is_contiguous() or t.numel() != size:
+            return None
+        out.append(t.data_ptr())
+    return out
 
 
 def unfit(what: str, why: str) -> None:
@@ -421,16 +432,18 @@ def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
     if dtype not in _DTYPES:
         unfit("param_norms", f"dtype {dtype}")
         return None
-    lists = [weights, *(x for x in (grads, init, prev) if x)]
-    if not all(_fits(x, dtype) for x in lists):
-        unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype")
-        return None
     k = len(weights)
+    numels = [t.numel() for t in weights]
     ptrs = array("Q", bytes(8 * 4 * k))
     for column, tensors in enumerate((grads, weights, init, prev)):
         if tensors:
-            ptrs[column::4] = array("Q", [t.data_ptr() for t in tensors])
-    sizes = array("q", [t.numel() for t in weights])
+            column_ptrs = (_pointers(tensors, dtype, numels) if len(tensors) == k else None)
+            if column_ptrs is None:
+                unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
+                      "and of their parameters' sizes")
+                return None
+            ptrs[column::4] = array("Q", column_ptrs)
+    sizes = array("q", numels)
     out = torch.empty(6, k, dtype=dtype)
     mask = sum(1 << FAMILIES.index(f) for f in want)
     getattr(lib, f"trainlab_norms_{_DTYPES[dtype][0]}")(
@@ -451,10 +464,17 @@ def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,
     lib = library()
     if lib is None:
         return None
-    dtype = flat_sum.dtype
+    dtype, size, end = flat_sum.dtype, flat_sum.numel(), 0
+    for off, length, source, _ in segments:
+        if off < end or length < 0 or off + length > size or (
+                source is not None and source.numel() != length):
+            raise ValueError("gsnr_sums: segments must be sorted, disjoint, inside the "
+                             "vectors, each source of its segment's size")
+        end = off + length
     sources = [s for _, _, s, _ in segments if s is not None]
-    if dtype not in _DTYPES or not _fits([flat_sum, flat_sq, *sources], dtype):
-        unfit("gsnr", "vectors not contiguous CPU float32/float64 of one dtype")
+    if (dtype not in _DTYPES or flat_sq.numel() != size
+            or not _fits([flat_sum, flat_sq, *sources], dtype)):
+        unfit("gsnr", "vectors not contiguous CPU float32/float64 of one dtype and size")
         return None
     suffix, scalar = _DTYPES[dtype]
     segs = array("q", [v for off, size, _, _ in segments for v in (off, size)])
@@ -489,10 +509,16 @@ def example_rows(layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, to
         unfit("per-example rows", "layer records not contiguous CPU tensors of one dtype")
         return False
     batch = out.numel()
-    if (scratch.dtype != torch.float64 or not scratch.is_contiguous()
+    for a, d, a_sq, d_sq, bias_sq in layers:
+        if (a.dim() != 2 or d.dim() != 2 or a.shape[0] != batch or d.shape[0] != batch
+                or a_sq.shape != a.shape or d_sq.shape != d.shape
+                or (bias_sq is not None and bias_sq.numel() != d.shape[1])):
+            raise ValueError("example_rows: each layer needs a (B x I), d (B x O), squares of "
+                             "their shapes and bias_sq of O entries, B = out's size")
+    if (scratch.dtype != torch.float64 or not scratch.is_contiguous() or not scratch.is_cpu
             or scratch.numel() < batch + max(d.shape[1] for _, d, _, _, _ in layers)):
-        raise ValueError("example_rows: scratch must be a contiguous float64 tensor of at "
-                         "least B + the largest O entries")
+        raise ValueError("example_rows: scratch must be a contiguous float64 CPU tensor of "
+                         "at least B + the largest O entries")
     dims = array("q", [v for a, d, _, _, _ in layers for v in (d.shape[1], a.shape[1])])
     ptrs = array("Q", [0 if t is None else t.data_ptr() for layer in layers
                        for t in (layer[1], layer[0], layer[3], layer[2], layer[4])])
