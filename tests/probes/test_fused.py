@@ -13,13 +13,21 @@ import threading
 
 import pytest
 import torch
+import torch.nn.functional as F
 from _probe_helpers import economy_history as run_economy
 from torch import nn
 
 from trainlab import log as log_module
 from trainlab.probes import fused
 from trainlab.probes.gradient_noise import _noise
-from trainlab.probes.per_sample import FlatBuffers, GradStats, Pending, _linear_layout
+from trainlab.probes.per_sample import (
+    FlatBuffers,
+    GradStats,
+    LinearCapture,
+    Pending,
+    _linear_layout,
+    captured_grad_stats,
+)
 
 pytestmark = pytest.mark.skipif(fused.library() is None, reason="no C compiler here")
 
@@ -295,11 +303,38 @@ def test_example_rows_give_the_squares_bits_and_sums_within_the_tolerance(dtype)
         fused.example_rows(layers, 1.0, scratch[:batch + 5], out)
 
 
-def test_planned_statistics_take_the_fused_rows_in_a_monitor(monkeypatch):
+def test_planned_and_general_statistics_take_the_fused_rows_in_a_monitor(monkeypatch):
     calls = counted(monkeypatch, "example_rows")
     history = economy_history(torch.float64, 1, 33, True, monkeypatch)
-    # the plan is made at the first call (general path), taken from the second on
-    assert len(calls) == 6 and len(history["per_sample_grad_norm/mean"]) == 7
+    # the general path at the first call (the plan is made then), the planned one after
+    assert len(calls) == 7 and len(history["per_sample_grad_norm/mean"]) == 7
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_planned_and_general_paths_give_the_same_bits_on_the_fused_path(dtype, bias):
+    """A run resumed from a checkpoint takes the general path at its first step where the
+    uninterrupted run took the planned one: both must give the same numbers."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(9, 33, bias=bias), nn.ReLU(), nn.Linear(33, 17),
+                          nn.Tanh(), nn.Linear(17, 4)).to(dtype)
+    g = torch.Generator().manual_seed(4)
+    fast, slow = FlatBuffers(), FlatBuffers()
+    for _ in range(3):
+        x, y = torch.randn(24, 9, generator=g).to(dtype), torch.randint(0, 4, (24,), generator=g)
+        cap = LinearCapture(model)
+        cap.arm(True)
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        cap.arm(False)
+        records = cap.take()
+        got = captured_grad_stats(model, records, 24, buffers=fast, deferred=True)
+        slow.plan = None  # the general path
+        want = captured_grad_stats(model, records, 24, buffers=slow, deferred=True)
+        assert torch.equal(got.sq_norms, want.sq_norms) and torch.equal(got.flat_sq, want.flat_sq)
+        assert [(p.offset, p.size, p.factor) for p in fast.pending] == [
+            (p.offset, p.size, p.factor) for p in slow.pending]
+        assert all(torch.equal(a, b) for a, b in zip(_noise(got, fast), _noise(want, slow)))
 
 
 def test_malformed_calls_are_refused_before_any_memory_is_read(caplog):
