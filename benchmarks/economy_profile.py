@@ -18,9 +18,16 @@ width 128 depth 2 (23k parameters), 400 steps: grad-noise 0.46-0.50 ms (0.55-0.5
 grad-norm 0.22-0.23 (0.24), rotation 0.06 (0.09), update-ratio 0.02 (0.03), all of
 ``Monitor.step`` 0.99-1.05 (1.17-1.20).
 
+Session eco1 (2026-12-07 03:48 UTC, load 4-7, the one-pass C sums against ``--eager`` run
+one after the other): width 128 depth 2: grad-norm 0.15-0.16 ms (eager 0.24-0.26),
+grad-noise 0.44-0.46 (0.52-0.59), all of ``Monitor.step`` 0.90-0.95 (1.09-1.20); width 512
+depth 3: 0.84 (2.25), 3.1 (5.3), 5.0 (8.7); width 2048 depth 3: 11.8 (33.7), 32.5 (59.4),
+52 (100).
+
 ``--count-ops`` also counts the aten calls of one ``Monitor.step`` (dispatched by the Python
 code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at commit aac711a,
-88 / 299 after session econ2.
+88 / 299 after session econ2, 45 / 133 with the C sums of session eco1 (``--eager``: 89 /
+300). ``--eager`` turns those sums off (``TRAINLAB_FUSED=0``).
 
 Example:
     python benchmarks/economy_profile.py --width 2048 --depth 3 --steps 10

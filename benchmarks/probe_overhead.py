@@ -20,8 +20,14 @@ clock, load 5-9 on 2 shared cores): economy@1 2.3x-2.5x at the default 23k param
 round; economy@16 1.1x-1.2x. Session econ2 (2026-12-07, load 8-10, run alternately with
 the code before it): economy@1 2.09x-2.19x at 23k (before 2.12x-2.53x), 2.00x-2.02x at
 40k (before 2.12x-2.19x), 2.16x-2.27x at 0.55M and 1.93x-2.05x at 8.5M (no change there
-beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Each ratio comes
+beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Session eco1
+(2026-12-07, load 5-7, ``--eager``: the one-pass C sums of ``trainlab.probes.fused`` against
+the eager path in the same process): economy@1 1.88x-1.99x (eager 2.04x-2.16x) at 23k,
+1.83x-1.88x (2.02x-2.12x) at 40k, 1.75x (2.20x-2.23x) at 0.55M, 1.65x-1.82x (1.87x-1.98x)
+at 8.5M; economy@16 1.02x-1.31x, within the spread of the eager rows. Each ratio comes
 from one process; compare two versions of the code only in runs at about the same time.
+``--eager`` adds the preset at every step and every 16 steps with those sums off
+(``TRAINLAB_FUSED=0``), interleaved in the same rounds.
 
 Example:
     python benchmarks/probe_overhead.py --steps 512 --repeats 3 --clock process
