@@ -6,15 +6,19 @@ squared norms :math:`\|g_k\|^2, \|\theta_k\|^2, \|\theta_k - \theta_{0,k}\|^2,
 (:func:`~trainlab.probes.norms.param_norms`) and, from the per-example statistics
 :math:`S = \sum_i g_i` and :math:`Q = \sum_i g_i^{\odot 2}`, the sums
 :math:`\sum_j S_j^2`, :math:`\sum_j [V_j > 0]\,S_j^2 / V_j` with :math:`V = nQ - S^2`, and the
-count of :math:`V_j > 0` (:func:`~trainlab.probes.gradient_noise._noise`). Through torch's
-eager operations that is some 60 dispatched kernels a step (3-4 us each on a small model,
-where each does little work) and, on a large one, differences written to memory and read
-back. Here each family is one call of a small C function (plain C, no torch headers: it
-compiles in well under a second) that walks every tensor once.
+count of :math:`V_j > 0` (:func:`~trainlab.probes.gradient_noise._noise`), and for each
+``nn.Linear`` layer the squares of its inputs and output gradients with their row sums
+(:mod:`~trainlab.probes.per_sample`). Through torch's eager operations that is some 60
+dispatched kernels a step (3-4 us each on a small model, where each does little work) and,
+on a large one, differences written to memory and read back. Here each family is one call
+of a small C function (:func:`tensor_norms`, :func:`gsnr_sums`, :func:`example_rows`;
+plain C with GCC vector extensions, no torch headers: it compiles in about a second) that
+walks every tensor once.
 
 The library is built once per source and compiler, with the system C compiler (``$CC``,
 else ``cc``), into ``$TRAINLAB_CACHE/fused`` (default ``~/.cache/trainlab/fused``), named
-by a hash of the source, the flags and the compiler; several processes may build at once
+by a hash of the source, the flags, the compiler and the machine type; several processes
+may build at once
 (each writes a temporary file and renames it into place). It is loaded through
 :mod:`ctypes` and called with the tensors' data pointers (contiguous CPU float32/float64
 tensors of one dtype; a call whose tensors are otherwise returns None and the caller takes
@@ -47,6 +51,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -334,7 +339,8 @@ def build(directory: Path | None = None) -> Path:
         raise RuntimeError("no C compiler found ($CC, cc or gcc on PATH)")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True,
                              timeout=30).stdout.splitlines()[:1]
-    key = hashlib.sha256("\0".join([SOURCE, *FLAGS, cc, *version]).encode()).hexdigest()[:20]
+    key = hashlib.sha256("\0".join([SOURCE, *FLAGS, cc, *version, platform.machine()]
+                                   ).encode()).hexdigest()[:20]
     directory = cache_dir() if directory is None else directory
     target = directory / f"trainlab_fused_{key}.so"
     if target.exists():
