@@ -193,7 +193,7 @@ def _fused_noise(stats: GradStats, pending: list[Pending], sq_factor: int
     dtype of the eager path's results (within :data:`trainlab.probes.fused.RTOL` of the
     terms they are differences of: tested); None where that path does not apply."""
     flat_sum, flat_sq = stats.flat_sum, stats.flat_sq
-    if flat_sum is None or flat_sq is None:
+    if flat_sum is None or flat_sq is None or stats.n < 2:  # (n < 2: the eager path's inf)
         return None
     segments, end = [], 0
     for item in pending:

@@ -827,6 +827,8 @@ def _fused_rows(layers: list[tuple[nn.Module, torch.Tensor, torch.Tensor, torch.
     :data:`trainlab.probes.fused.RTOL` of it); the squares go to scratch kept in
     ``buffers`` (fresh without). The planned and the general path both take it, so that
     they keep giving the same numbers. None where that path does not apply."""
+    if fused.library() is None:  # off or unavailable: nothing allocated
+        return None
     key = (batch, dtype, tuple((m, a.shape[1], d.shape[1]) for m, a, d, _ in layers))
     if buffers is not None and buffers.squares_key == key:
         squares, scratch = buffers.squares, buffers.rows_scratch
