@@ -18,9 +18,16 @@ width 128 depth 2 (23k parameters), 400 steps: grad-noise 0.46-0.50 ms (0.55-0.5
 grad-norm 0.22-0.23 (0.24), rotation 0.06 (0.09), update-ratio 0.02 (0.03), all of
 ``Monitor.step`` 0.99-1.05 (1.17-1.20).
 
+Session eco1 (2026-12-07 03:48 UTC, load 4-7, the one-pass C sums against ``--eager`` run
+one after the other): width 128 depth 2: grad-norm 0.15-0.16 ms (eager 0.24-0.26),
+grad-noise 0.44-0.46 (0.52-0.59), all of ``Monitor.step`` 0.90-0.95 (1.09-1.20); width 512
+depth 3: 0.84 (2.25), 3.1 (5.3), 5.0 (8.7); width 2048 depth 3: 11.8 (33.7), 32.5 (59.4),
+52 (100).
+
 ``--count-ops`` also counts the aten calls of one ``Monitor.step`` (dispatched by the Python
 code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at commit aac711a,
-88 / 299 after session econ2.
+88 / 299 after session econ2, 45 / 133 with the C sums of session eco1 (``--eager``: 89 /
+300). ``--eager`` turns those sums off (``TRAINLAB_FUSED=0``).
 
 Example:
     python benchmarks/economy_profile.py --width 2048 --depth 3 --steps 10
@@ -38,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from probe_overhead import make  # the benchmark's model and optimizer
-from trainlab.probes import build_probes
+from trainlab.probes import build_probes, fused
 from trainlab.tasks import build_task
 from trainlab.train import Monitor
 
@@ -149,14 +156,18 @@ def main() -> None:
     ap.add_argument("--preset", default="economy")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten calls of one Monitor.step")
+    ap.add_argument("--eager", action="store_true",
+                    help="the one-pass C sums (trainlab.probes.fused) off")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    fused.set_enabled(not args.eager)
     if args.count_ops:
         top, nested = count_ops(args.width, args.depth, args.batch, args.preset)
         print(f"aten calls in one Monitor.step: {top} dispatched, {nested} with nested")
     times = profile(args.width, args.depth, args.steps, args.batch, args.preset)
     print(f"torch {torch.__version__}, 1 thread, process clock, MLP width {args.width} depth "
-          f"{args.depth}, batch {args.batch}, {args.steps} steps, load average "
+          f"{args.depth}, batch {args.batch}, {args.steps} steps, "
+          f"{'eager' if args.eager else 'fused'} sums, load average "
           f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for part, ts in times.items():
         print(f"{part:>20}: median {1e3 * statistics.median(ts):8.3f} ms  "

@@ -20,8 +20,14 @@ clock, load 5-9 on 2 shared cores): economy@1 2.3x-2.5x at the default 23k param
 round; economy@16 1.1x-1.2x. Session econ2 (2026-12-07, load 8-10, run alternately with
 the code before it): economy@1 2.09x-2.19x at 23k (before 2.12x-2.53x), 2.00x-2.02x at
 40k (before 2.12x-2.19x), 2.16x-2.27x at 0.55M and 1.93x-2.05x at 8.5M (no change there
-beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Each ratio comes
+beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Session eco1
+(2026-12-07, load 5-7, ``--eager``: the one-pass C sums of ``trainlab.probes.fused`` against
+the eager path in the same process): economy@1 1.88x-1.99x (eager 2.04x-2.16x) at 23k,
+1.83x-1.88x (2.02x-2.12x) at 40k, 1.75x (2.20x-2.23x) at 0.55M, 1.65x-1.82x (1.87x-1.98x)
+at 8.5M; economy@16 1.02x-1.31x, within the spread of the eager rows. Each ratio comes
 from one process; compare two versions of the code only in runs at about the same time.
+``--eager`` adds the preset at every step and every 16 steps with those sums off
+(``TRAINLAB_FUSED=0``), interleaved in the same rounds.
 
 Example:
     python benchmarks/probe_overhead.py --steps 512 --repeats 3 --clock process
@@ -40,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.models import build_model
-from trainlab.probes import PRESETS, build_probes
+from trainlab.probes import PRESETS, build_probes, fused
 from trainlab.tasks import build_task
 from trainlab.train import Monitor
 
@@ -51,10 +57,12 @@ def make(seed: int, task, width: int = 128, depth: int = 2):
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def run(task, steps: int, batch: int, spec: str | None, every: int = 1,
+def run(task, steps: int, batch: int, spec: str | None, every: int = 1, use_fused: bool = True,
         clock=time.perf_counter, width: int = 128, depth: int = 2) -> float:
     """Seconds per step of ``steps`` training steps, probes ``spec`` due every ``every``
-    (an MLP 40-``width``-...-10 with ``depth`` hidden layers)."""
+    (an MLP 40-``width``-...-10 with ``depth`` hidden layers), with the one-pass C sums
+    (:mod:`trainlab.probes.fused`) on or off."""
+    fused.set_enabled(use_fused)
     model, opt = make(0, task, width, depth)
     g = torch.Generator().manual_seed(0)
     mon = (Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
@@ -95,15 +103,20 @@ def main() -> None:
     parser.add_argument("--preset", default="economy", help="probe preset or spec to time")
     parser.add_argument("--per-probe", action="store_true",
                         help="also time each probe of the preset alone, at every step")
+    parser.add_argument("--eager", action="store_true",
+                        help="also time the preset at every step and every 16 with the one-pass "
+                             "C sums off (trainlab.probes.fused), interleaved in the same rounds")
     parser.add_argument("--json", type=str, default="", help="write results to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = build_task("mnist1d")
     name = args.preset
-    configs: dict[str, tuple[str | None, int]] = {"untracked": (None, 1)}
-    configs.update({f"{name}@{e}": (name, e) for e in (1, 16, 256)})
+    configs: dict[str, tuple[str | None, int, bool]] = {"untracked": (None, 1, True)}
+    configs.update({f"{name}@{e}": (name, e, True) for e in (1, 16, 256)})
+    if args.eager:
+        configs.update({f"{name}@{e} eager": (name, e, False) for e in (1, 16)})
     if args.per_probe:
-        configs.update({f"{p}@1": (p, 1) for p in PRESETS.get(name, name.split(","))})
+        configs.update({f"{p}@1": (p, 1, True) for p in PRESETS.get(name, name.split(","))})
     clock = time.process_time if args.clock == "process" else time.perf_counter
     # warm-up (allocator, first-call overheads)
     run(task, 32, args.batch, name, width=args.width, depth=args.depth)
@@ -130,7 +143,7 @@ def main() -> None:
         lo, hi = min(ratios[c]), max(ratios[c])
         results[c] = {"ms_per_step": 1e3 * med, "ratio": ratio, "ratio_min": lo,
                       "ratio_max": hi}
-        print(f"{c:>16}: {1e3 * med:7.3f} ms/step  ratio {ratio:5.2f}x  "
+        print(f"{c:>22}: {1e3 * med:7.3f} ms/step  ratio {ratio:5.2f}x  "
               f"(per-round ratios {lo:.2f}-{hi:.2f})")
     if args.json:
         env = {"torch": torch.__version__, "threads": args.threads, "clock": args.clock,

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.probes import ProbeContext
+from trainlab.probes import ProbeContext, build_probes
+from trainlab.train import Monitor
 
 
 def mlp(seed: int = 0, sizes: tuple[int, ...] = (5, 7, 6, 3), act: type[nn.Module] = nn.Tanh
@@ -114,3 +115,23 @@ def monitored_steps(mon, model: nn.Module, opt, loss_fn, x, y, steps: int) -> li
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def economy_history(model: nn.Module, dtype: torch.dtype, *, steps: int, batch: int,
+                    every: int = 1) -> dict:
+    """The history of a monitor with the ``economy`` preset (every ``every`` steps) over
+    ``steps`` Adam steps (lr 1e-2) of ``model`` on random batches of 9 features, 4 classes."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                  probes=build_probes("economy", every=every), total_steps=steps - 1)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(steps):
+        x, y = torch.randn(batch, 9, generator=g).to(dtype), torch.randint(0, 4, (batch,),
+                                                                           generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        mon.step(loss, (x, y))
+        opt.step()
+    mon.finish()
+    return mon.history

@@ -2,7 +2,8 @@
 bit: per-example sums written into kept flat buffers (instead of concatenating per-layer
 products and scaling the result), the GSNR computed in place with a comparison mask
 (instead of ``sign``) block by block, and parameter differences written into kept tensors
-(instead of ``torch._foreach_sub`` for the large tensors)."""
+(instead of ``torch._foreach_sub`` for the large tensors). These are the eager path's bits: the
+one-pass C sums (``trainlab.probes.fused``) are off here and tested in ``test_fused.py``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _probe_helpers import SeqLinear
+from _probe_helpers import economy_history as run_economy
 from torch import nn
 
-from trainlab.probes import build_probes
+from trainlab.probes import fused
 from trainlab.probes import gradient_noise as gn_module
 from trainlab.probes import norms as norms_module
 from trainlab.probes.gradient_noise import _noise
@@ -23,7 +25,12 @@ from trainlab.probes.per_sample import (
     _linear_layout,
     captured_grad_stats,
 )
-from trainlab.train import Monitor
+
+
+@pytest.fixture(autouse=True)
+def eager_path(monkeypatch):
+    """Every test here checks the eager torch path."""
+    monkeypatch.setattr(fused, "_enabled", False)
 
 
 def reference_stats(layout, records, n: int) -> GradStats:
@@ -190,21 +197,10 @@ def test_differences_equal_foreach_sub_and_keep_their_tensors(monkeypatch, kept_
 
 def economy_history(monkeypatch, kept_from: int, dtype=torch.float32):
     monkeypatch.setattr(norms_module, "KEPT_DIFFERENCE_NUMEL", kept_from)
-    model = mlp(dtype)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
-                  probes=build_probes("economy", every=1), total_steps=5)
-    g = torch.Generator().manual_seed(5)
-    for _ in range(6):
-        x, y = torch.randn(16, 9, generator=g).to(dtype), torch.randint(0, 4, (16,), generator=g)
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        mon.step(loss, (x, y))
-        opt.step()
-    mon.finish()
+    monkeypatch.setattr(fused, "_enabled", False)  # (undone below, with the fixture's)
+    history = run_economy(mlp(dtype), dtype, steps=6, batch=16)
     monkeypatch.undo()
-    return mon.history
+    return history
 
 
 def test_economy_in_a_monitor_is_the_same_with_kept_and_new_differences(monkeypatch):

@@ -33,6 +33,7 @@ standard errors count the spread of the small batches only (the big batch is one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,12 +43,14 @@ from torch import nn
 from torch.func import functional_call
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.per_sample import (
     FlatBuffers,
     GradStats,
     LinearCapture,
+    Pending,
     captured_grad_stats,
     per_sample_grad_stats,
     training_batchnorm,
@@ -105,6 +108,9 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
     pending, sq_factor = scratch.take_pending() if own and scratch is not None else ([], 1)
     num = scratch.scalar if own and scratch is not None else _number
     if own and scratch is not None:
+        fast = _fused_noise(stats, pending, sq_factor)
+        if fast is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
+            return fast
         s2, sq, ratio = stats.flat_sum, stats.flat_sq, scratch.mask
         var = sq
     else:
@@ -160,14 +166,55 @@ def _noise(stats: GradStats, scratch: FlatBuffers | None = None
         r.mul_(s).div_(v.clamp_min_(tiny))  # masked entries: 0 / tiny = 0
         g2_parts.append(s.sum())
         ratio_parts.append(r.sum())
-    g2 = _total(g2_parts, s2)  # n^2 |gbar|^2
-    mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
-    tail = num if mean_sq.dtype == g2.dtype == s2.dtype else _number
-    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(tail(n / (n - 1)))
-    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(tail(1 / (n * (n - 1))))
     count = (counts[0] if len(counts) == 1 else torch.stack(counts).sum()) if counts else (
         ratio.sum())
-    return trace_cov, grad_sq, _total(ratio_parts, s2) / count.clamp_min(1)
+    return _terms(stats, _total(g2_parts, s2), _total(ratio_parts, s2), count, num)
+
+
+def _terms(stats: GradStats, g2: torch.Tensor, ratios: torch.Tensor, count: torch.Tensor,
+           num: Callable[[float], torch.Tensor | float]
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""``(tr(Sigma), |G|^2, mean GSNR)`` from :math:`n^2\|\bar g\|^2` (``g2``, in the
+    statistics' dtype), the sum of the ratios and their count."""
+    n = stats.n
+    mean_sq = stats.sq_norms.mean()  # mean of |g_i|^2
+    tail = num if mean_sq.dtype == g2.dtype else _number
+    trace_cov = torch.sub(mean_sq, g2, alpha=1 / n ** 2).mul_(tail(n / (n - 1)))
+    grad_sq = torch.sub(g2, mean_sq, alpha=n).mul_(tail(1 / (n * (n - 1))))
+    return trace_cov, grad_sq, ratios / count.clamp_min(1)
+
+
+def _fused_noise(stats: GradStats, pending: list[Pending], sq_factor: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """:func:`_noise` for the probe's own flat vectors in one pass in C, the deferred work
+    ``pending`` and ``sq_factor`` included (:func:`trainlab.probes.fused.gsnr_sums`: the
+    same operations per element, the sums in float64), and the three results formed from
+    those sums and the mean of ``stats.sq_norms`` in float64, each rounded once to the
+    dtype of the eager path's results (within :data:`trainlab.probes.fused.RTOL` of the
+    terms they are differences of: tested); None where that path does not apply."""
+    flat_sum, flat_sq = stats.flat_sum, stats.flat_sq
+    if flat_sum is None or flat_sq is None or stats.n < 2:  # (n < 2: the eager path's inf)
+        return None
+    segments, end = [], 0
+    for item in pending:
+        if (item.offset < end or (item.source is not None and (
+                item.source.numel() != item.size or not item.source.is_contiguous()))):
+            return None  # overlapping, or a source that is not one flat run of entries
+        segments.append((item.offset, item.size, item.source, item.factor))
+        end = item.offset + item.size
+    sums = fused.gsnr_sums(flat_sum, flat_sq, segments, sq_factor, stats.n)
+    if sums is None:
+        return None
+    g2, ratios, count = sums  # n^2 |gbar|^2, the sum of the ratios, their count
+    n = stats.n
+    mean_sq = math.fsum(stats.sq_norms.tolist()) / stats.sq_norms.numel()
+    dtype = torch.promote_types(stats.sq_norms.dtype, flat_sum.dtype)
+    trace_cov, grad_sq, gsnr = torch.tensor([(mean_sq - g2 / n ** 2) * n / (n - 1),
+                                             (g2 - mean_sq * n) / (n * (n - 1)),
+                                             ratios / max(count, 1)], dtype=dtype).unbind()
+    if flat_sum.numel() > 2 ** 24:  # the eager path counts in float64 there
+        gsnr = torch.tensor(ratios / max(count, 1), dtype=torch.float64)
+    return trace_cov, grad_sq, gsnr
 
 
 def _number(value: float) -> float:

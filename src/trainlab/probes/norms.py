@@ -2,8 +2,10 @@
 
 The norm probes (these, and ``rotation``) run at every step of the ``economy`` preset, where
 every tensor operation counts: the per-tensor norms they need in a step (gradients, weights,
-distances from the initial and from the previous parameters) come from one fused
-``torch._foreach_norm`` call, shared through the step's context (:func:`param_norms`).
+distances from the initial and from the previous parameters) come from one pass in C over
+every tensor (:mod:`trainlab.probes.fused`, within its stated tolerance of the eager path),
+or, where that does not apply or is turned off, from one fused ``torch._foreach_norm`` call;
+either way they are shared through the step's context (:func:`param_norms`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from functools import lru_cache
 
 import torch
 
+from trainlab.probes import fused
 from trainlab.probes._probe import (
     PROBES,
     Measurement,
@@ -62,8 +65,9 @@ class ParamNorms:
 
 
 def param_norms(ctx: ProbeContext) -> ParamNorms | None:
-    """The step's :class:`ParamNorms`, computed once per step (one subtraction and one
-    norm call for all of them) and shared by the probes; None without parameters.
+    """The step's :class:`ParamNorms`, computed once per step (one call of
+    :func:`trainlab.probes.fused.tensor_norms`; else, eagerly, one subtraction and one norm
+    call for all of them) and shared by the probes; None without parameters.
 
     Inside a monitor (``ctx.run_cache``) two of them are not recomputed: the norms of the
     initial parameters, kept while the initial tensors (objects and versions) stay the same,
@@ -94,15 +98,19 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     kept = memo.get("weight_norms")
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
                   and kept[1] == names else None)
-    bases = [*init, *prev]
-    diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []
     k, i, p = len(now), len(init), len(prev)
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
-    parts = torch.stack(tensor_norms([*grads_list, *now, *diffs[:i], *init[:wi], *diffs[i:],
-                                      *prev[:wp]])
-                        ).split([len(grads_list), k, i, wi, p, wp])
-    g, w, di, w_init, dp, w_prev = parts
+    want = tuple(f for f, on in zip(fused.FAMILIES, (grads_list, True, i, wi, p, wp)) if on)
+    table = fused.tensor_norms(now, grads_list, init, prev, want)
+    if table is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
+        g, w, di, w_init, dp, w_prev = table.unbind()
+    else:
+        bases = [*init, *prev]
+        diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []
+        g, w, di, w_init, dp, w_prev = torch.stack(tensor_norms(
+            [*grads_list, *now, *diffs[:i], *init[:wi], *diffs[i:], *prev[:wp]])
+        ).split([len(grads_list), k, i, wi, p, wp])
     if init_norms is None and i:
         init_norms = w_init
         memo["init_norms"] = (init_key, w_init)

@@ -30,12 +30,15 @@ from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.log import warn_once
+from trainlab.probes import fused
 from trainlab.probes._autograd_internals import functorch_transforms_active, product_node_slots
 from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 Records = dict[nn.Module, "Record | None"]
+FusedRows = tuple[torch.Tensor, dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]]
+"""What :func:`_fused_rows` returns: the per-example squared norms, each layer's squares."""
 REUSE_MIN_WEIGHTS = 65536  # weights of a layer from which reusing the batch gradient pays
 
 
@@ -304,6 +307,9 @@ class FlatBuffers:
         self._scalars: dict[tuple[Any, ...], torch.Tensor] = {}
         self.layout: _Layout | None = None  # what the buffers were fitted to
         self.plan: tuple[LayerPlan, ...] | None = None  # see _planned_stats
+        self.squares: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}  # _fused_rows
+        self.squares_key: tuple[Any, ...] | None = None
+        self.rows_scratch = torch.empty(0, dtype=torch.float64)
 
     def scalar(self, value: float) -> torch.Tensor | float:
         """``value`` as an operand of the elementwise work on these buffers: on the CPU in
@@ -398,6 +404,7 @@ def _linear_stats(layout: _Layout,
     pending = buffers.pending if deferred and buffers is not None else None
     sq_norms: torch.Tensor | None = None
     reused = False
+    fast = _general_rows(layout, acts, n, post, flat_sum.dtype, sq_out, buffers)
     for module, names in layout.layers.items():
         a, d = acts[module]
         if d is None:
@@ -411,18 +418,22 @@ def _linear_stats(layout: _Layout,
         mean = known.get(module, {}) if n == scale else {}
         if a.dim() == 2:
             # ||g_i||^2 = ||d_i||^2 (||a_i||^2 + 1 with a bias); one product per statistic
-            d_sq = d * d
-            rows = d_sq.sum(1)
+            if fast is not None:  # the squares, row and column sums from one pass in C
+                d_sq, a_sq = fast[1][module]
+            else:
+                d_sq = d * d
+                rows = d_sq.sum(1)
             if w_name is not None:
-                a_sq = a * a
-                a_rows = a_sq.sum(1)
-                if sq_norms is None:
-                    sq_norms = (torch.addcmul(rows, rows, a_rows) if b_name is not None
-                                else rows * a_rows)
-                else:
-                    sq_norms.addcmul_(rows, a_rows)
-                    if b_name is not None:
-                        sq_norms += rows
+                if fast is None:
+                    a_sq = a * a
+                    a_rows = a_sq.sum(1)
+                    if sq_norms is None:
+                        sq_norms = (torch.addcmul(rows, rows, a_rows) if b_name is not None
+                                    else rows * a_rows)
+                    else:
+                        sq_norms.addcmul_(rows, a_rows)
+                        if b_name is not None:
+                            sq_norms += rows
                 _mm(d_sq.T, a_sq, sq_out[w_name])
                 if "weight" in mean:  # the sum is n times the known batch gradient
                     _known(mean["weight"], n, post, sum_out[w_name], unscaled, pending,
@@ -432,7 +443,8 @@ def _linear_stats(layout: _Layout,
             elif b_name is not None:
                 sq_norms = rows if sq_norms is None else sq_norms.add_(rows)
             if b_name is not None:
-                _sum0(d_sq, sq_out[b_name])
+                if fast is None:
+                    _sum0(d_sq, sq_out[b_name])
                 if "bias" in mean:
                     _known(mean["bias"], n, post, sum_out[b_name], unscaled, pending,
                            flat_sum)
@@ -449,7 +461,9 @@ def _linear_stats(layout: _Layout,
                 sq_norms = rows if sq_norms is None else sq_norms.add_(rows)
                 unscaled.append(_sum0(g, sum_out[name]))
                 _sum0(g_sq, sq_out[name])
-    if sq_norms is None:
+    if fast is not None:
+        sq_norms = fast[0]  # times post^2 already
+    elif sq_norms is None:
         sq_norms = like.new_zeros(n)
     if post != 1:
         if pending is not None and buffers is not None:
@@ -463,8 +477,9 @@ def _linear_stats(layout: _Layout,
             for part in unscaled:
                 part.mul_(scale_by)
             flat_sq.mul_(buffers.scalar(post * post) if buffers is not None else post * post)
-        sq_norms.mul_(buffers.scalar(post * post) if buffers is not None
-                      and sq_norms.dtype == flat_sq.dtype else post * post)
+        if fast is None:
+            sq_norms.mul_(buffers.scalar(post * post) if buffers is not None
+                          and sq_norms.dtype == flat_sq.dtype else post * post)
     return GradStats(n, sq_norms, sum_out, sq_out, method, reused, flat_sum, flat_sq)
 
 
@@ -755,35 +770,100 @@ def _planned_stats(layout: _Layout, records: Records, batch_size: int, buffers: 
                     or rec.bias.dtype != dtype))):
             return None
     n = buffers.scalar(batch_size)
-    sq_norms: torch.Tensor | None = None
+    factor = buffers.scalar(batch_size * batch_size)
+    fast_rows = _fused_rows([(step.module, records[step.module].a, records[step.module].d,
+                              step.bias_sq) for step in plan], batch_size,
+                            batch_size * batch_size, buffers.sum.dtype, buffers)
+    sq_norms = None if fast_rows is None else fast_rows[0]  # times n^2 already
+    fast = fast_rows is not None
+    pending: list[Pending] = []  # the known gradients times n, left to the consumer
     for step in plan:
-        a, d, bias = records[step.module].a, records[step.module].d, step.bias_sq is not None
-        d_sq = d * d
-        rows = d_sq.sum(1)
-        a_sq = a * a
-        a_rows = a_sq.sum(1)
-        if sq_norms is None:  # ||d_i||^2 (||a_i||^2 + 1 with a bias), summed over layers
-            sq_norms = torch.addcmul(rows, rows, a_rows) if bias else rows * a_rows
+        rec, bias = records[step.module], step.bias_sq is not None
+        if fast_rows is not None:  # the squares, row and column sums in one pass in C
+            d_sq, a_sq = fast_rows[1][step.module]
         else:
-            sq_norms.addcmul_(rows, a_rows)
-            if bias:
-                sq_norms += rows
+            d_sq = rec.d * rec.d
+            rows = d_sq.sum(1)
+            a_sq = rec.a * rec.a
+            a_rows = a_sq.sum(1)
+            if sq_norms is None:  # ||d_i||^2 (||a_i||^2 + 1 with a bias), summed over layers
+                sq_norms = torch.addcmul(rows, rows, a_rows) if bias else rows * a_rows
+            else:
+                sq_norms.addcmul_(rows, a_rows)
+                if bias:
+                    sq_norms += rows
         torch.mm(d_sq.T, a_sq, out=step.weight_sq)
-        torch.mul(records[step.module].weight, n, out=step.weight_sum)
-        if step.bias_sq is not None and step.bias_sum is not None:
+        if step.bias_sq is not None and not fast:
             torch.sum(d_sq, 0, out=step.bias_sq)
-            torch.mul(records[step.module].bias, n, out=step.bias_sum)
+        for known, out in ((rec.weight, step.weight_sum), (rec.bias, step.bias_sum)):
+            if out is None or known is None:
+                continue
+            if fast and deferred and known.is_contiguous():  # read by the C GSNR pass
+                pending.append(Pending(_offset(out, buffers.sum), out.numel(), known,
+                                       batch_size, out))
+            else:
+                torch.mul(known, n, out=out)
     if sq_norms is None:
         return None
-    buffers.pending, buffers.sq_factor = [], 1
-    factor = buffers.scalar(batch_size * batch_size)
+    pending.sort(key=lambda item: item.offset)  # (parameter order: sorted already)
+    buffers.pending, buffers.sq_factor = pending, 1
     if deferred:
         buffers.sq_factor = batch_size * batch_size
     else:
         buffers.sq.mul_(factor)
-    sq_norms.mul_(factor)
+    if not fast:
+        sq_norms.mul_(factor)
     return GradStats(batch_size, sq_norms, buffers.sum_views, buffers.sq_views, "captured",
                      True, buffers.sum, buffers.sq)
+
+
+def _fused_rows(layers: list[tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None]],
+                batch: int, factor: int, dtype: torch.dtype, buffers: FlatBuffers | None
+                ) -> FusedRows | None:
+    """For 2-D layers ``(module, a, d, bias_sq)``: the per-example squared norms times
+    ``factor`` and each layer's squares ``(d * d, a * a)``, with the bias sums of squares
+    written into ``bias_sq``, in one pass in C (:func:`trainlab.probes.fused.example_rows`:
+    the squares are the eager path's bits, the sums within
+    :data:`trainlab.probes.fused.RTOL` of it); the squares go to scratch kept in
+    ``buffers`` (fresh without). The planned and the general path both take it, so that
+    they keep giving the same numbers. None where that path does not apply."""
+    if fused.library() is None:  # off or unavailable: nothing allocated
+        return None
+    key = (batch, dtype, tuple((m, a.shape[1], d.shape[1]) for m, a, d, _ in layers))
+    if buffers is not None and buffers.squares_key == key:
+        squares, scratch = buffers.squares, buffers.rows_scratch
+    else:
+        squares = {m: (torch.empty(batch, d.shape[1], dtype=dtype),
+                       torch.empty(batch, a.shape[1], dtype=dtype)) for m, a, d, _ in layers}
+        scratch = torch.empty(batch + max(d.shape[1] for _, _, d, _ in layers),
+                              dtype=torch.float64)
+        if buffers is not None:
+            buffers.squares, buffers.rows_scratch, buffers.squares_key = squares, scratch, key
+    out = torch.empty(batch, dtype=dtype)
+    if not fused.example_rows([(a, d, squares[m][1], squares[m][0], bias_sq)
+                               for m, a, d, bias_sq in layers], factor, scratch, out):
+        return None
+    return out, squares
+
+
+def _general_rows(layout: _Layout,
+                  acts: dict[nn.Linear, tuple[torch.Tensor, torch.Tensor | None]], n: int,
+                  post: int, dtype: torch.dtype, sq_out: dict[str, torch.Tensor],
+                  buffers: FlatBuffers | None
+                  ) -> FusedRows | None:
+    """:func:`_fused_rows` for :func:`_linear_stats` when every layer has its weight, 2-D
+    inputs and an output gradient in the statistics' dtype (not float16, whose gradients
+    are scaled first); else None."""
+    if post == 1:
+        return None
+    layers = []
+    for module, names in layout.layers.items():
+        a, d = acts[module]
+        if (d is None or a.dim() != 2 or "weight" not in names or a.dtype != dtype
+                or d.dtype != dtype):
+            return None
+        layers.append((module, a, d, sq_out[names["bias"]] if "bias" in names else None))
+    return _fused_rows(layers, n, post * post, dtype, buffers) if layers else None
 
 
 def _in_dtype(rec: Record, dtype: torch.dtype) -> Record:

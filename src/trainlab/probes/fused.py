@@ -1,0 +1,534 @@
+r"""The ``economy`` probes' elementwise sums as one pass in C over many tensors.
+
+At every step the ``economy`` preset needs, for each parameter tensor :math:`k`, the
+squared norms :math:`\|g_k\|^2, \|\theta_k\|^2, \|\theta_k - \theta_{0,k}\|^2,
+\|\theta_{0,k}\|^2, \|\theta_k - \theta_{k-1}\|^2, \|\theta_{k-1}\|^2`
+(:func:`~trainlab.probes.norms.param_norms`) and, from the per-example statistics
+:math:`S = \sum_i g_i` and :math:`Q = \sum_i g_i^{\odot 2}`, the sums
+:math:`\sum_j S_j^2`, :math:`\sum_j [V_j > 0]\,S_j^2 / V_j` with :math:`V = nQ - S^2`, and the
+count of :math:`V_j > 0` (:func:`~trainlab.probes.gradient_noise._noise`), and for each
+``nn.Linear`` layer the squares of its inputs and output gradients with their row sums
+(:mod:`~trainlab.probes.per_sample`). Through torch's eager operations that is some 60
+dispatched kernels a step (3-4 us each on a small model, where each does little work) and,
+on a large one, differences written to memory and read back. Here each family is one call
+of a small C function (:func:`tensor_norms`, :func:`gsnr_sums`, :func:`example_rows`;
+plain C with GCC vector extensions, no torch headers: it compiles in about a second) that
+walks every tensor once.
+
+The library is built once per source and compiler, with the system C compiler (``$CC``,
+else ``cc``), into ``$TRAINLAB_CACHE/fused`` (default ``~/.cache/trainlab/fused``), named
+by a hash of the source, the flags, the compiler and the machine type; several processes
+may build at once
+(each writes a temporary file and renames it into place). It is loaded through
+:mod:`ctypes` and called with the tensors' data pointers (contiguous CPU float32/float64
+tensors of one dtype; a call whose tensors are otherwise returns None and the caller takes
+its eager path).
+
+The numbers. Every element is computed with the operations of the eager path in the
+tensors' own dtype and in the same order (the differences :math:`\theta - \theta_0` are
+rounded to the dtype, as ``torch.sub`` rounds them; the GSNR's :math:`S^2`, :math:`V`, the
+mask and the ratio are the eager path's float operations; the build forbids contracting a
+product and a sum into one fused multiply-add), so only the summation differs: the terms
+are added in 8 lanes, each lane summing at most 8 terms in float32 (512 in float64)
+before it is added into a float64 total; the square roots are taken in float64 and
+rounded once to the dtype. For float32 every lane's sum of 8 nonnegative terms, each
+product rounded once, is within 9 units of 2^-24 (5.4e-7) of its exact value, which
+bounds the relative error of the whole sum (and halves for a norm); torch's float32
+reductions accumulate in float32 in their own order, so the two paths differ in the last
+bits (at 4M float32 entries torch's norm is off by up to 1e-4; these sums are nearer the
+exact ones). Stated tolerance (:data:`RTOL`), tested against a float64 computation of the
+same elements: relative 1e-6 for float32 results, 1e-12 for float64 ones; the count of
+positive variances is exact.
+
+Turning it off: ``TRAINLAB_FUSED=0`` in the environment before the first use, or
+:func:`set_enabled` (False) at any time; the eager path then runs and gives today's numbers
+to the bit. Every reason for the eager path (off, no compiler, a failed build, tensors it
+does not take) is logged once per process as a warning on the ``trainlab`` logger.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from array import array
+from pathlib import Path
+
+import torch
+
+from trainlab.log import warn_once
+
+RTOL = {torch.float32: 1e-6, torch.float64: 1e-12}
+"""Stated relative tolerance of the fused sums against exact (float64) sums of the same
+elements, per dtype of the tensors (tested)."""
+
+ENV = "TRAINLAB_FUSED"
+"""Environment variable: ``0`` (or ``off``, ``false``, ``no``) turns the fused path off."""
+
+FLAGS = ("-O3", "-std=gnu99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno")
+
+SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+typedef float f8 __attribute__((vector_size(32)));
+typedef int32_t i8 __attribute__((vector_size(32)));
+typedef double d8 __attribute__((vector_size(64)));
+typedef int64_t l8 __attribute__((vector_size(64)));
+#define WIDE(x) __builtin_convertvector((x), d8)
+#define HSUM(v) \
+    ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+/* Lanes of 8 entries; each lane sums at most ITERS terms in the tensors' type (float: 8,
+   so that every lane's sum is within 9 * 2^-24 of its exact value, relative; double: 512)
+   before it is added into a double total. */
+#define ITERS_float 8
+#define ITERS_double 512
+
+/* Sums of squares per tensor of the six families (g, w, w - a, a, w - b, b), one pass over
+   each tensor; ALL = 0 skips the squares of a and b. Missing arrays (pointer 0) are read as
+   w. The differences are rounded to T (as torch.sub rounds them). */
+#define NORMS(NAME, T, VT, ALL)                                                           \
+CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,       \
+                        int want, T *out) {                                               \
+    for (int64_t k = 0; k < count; ++k) {                                                 \
+        const T *w = (const T *)ptrs[4 * k + 1];                                          \
+        const T *g = ptrs[4 * k] ? (const T *)ptrs[4 * k] : w;                            \
+        const T *a = ptrs[4 * k + 2] ? (const T *)ptrs[4 * k + 2] : w;                    \
+        const T *b = ptrs[4 * k + 3] ? (const T *)ptrs[4 * k + 3] : w;                    \
+        int64_t n = sizes[k], i = 0;                                                      \
+        double tot[6] = {0, 0, 0, 0, 0, 0};                                               \
+        while (i + 8 <= n) {                                                              \
+            VT acc[6];                                                                    \
+            memset(acc, 0, sizeof acc);                                                   \
+            for (int it = 0; it < ITERS_##T && i + 8 <= n; ++it, i += 8) {                \
+                VT gv, wv, av, bv;                                                        \
+                memcpy(&gv, g + i, sizeof gv);                                            \
+                memcpy(&wv, w + i, sizeof wv);                                            \
+                memcpy(&av, a + i, sizeof av);                                            \
+                memcpy(&bv, b + i, sizeof bv);                                            \
+                VT da = wv - av, db = wv - bv;                                            \
+                acc[0] += gv * gv; acc[1] += wv * wv;                                     \
+                acc[2] += da * da; acc[4] += db * db;                                     \
+                if (ALL) { acc[3] += av * av; acc[5] += bv * bv; }                        \
+            }                                                                             \
+            for (int f = 0; f < 6; ++f) { d8 x = WIDE(acc[f]); tot[f] += HSUM(x); }      \
+        }                                                                                 \
+        double r[6] = {0, 0, 0, 0, 0, 0};                                                 \
+        for (; i < n; ++i) {                                                              \
+            T wv = w[i], av = a[i], bv = b[i], gv = g[i];                                 \
+            T da = wv - av, db = wv - bv;                                                 \
+            r[0] += gv * gv; r[1] += wv * wv; r[2] += da * da;                            \
+            r[3] += av * av; r[4] += db * db; r[5] += bv * bv;                            \
+        }                                                                                 \
+        for (int f = 0; f < 6; ++f)                                                       \
+            if (want & (1 << f)) out[f * count + k] = (T)sqrt(tot[f] + r[f]);             \
+    }                                                                                     \
+}
+NORMS(norms_f32_all, float, f8, 1)
+NORMS(norms_f32_four, float, f8, 0)
+NORMS(norms_f64_all, double, d8, 1)
+NORMS(norms_f64_four, double, d8, 0)
+
+#define FOUR ((1 << 0) | (1 << 1) | (1 << 2) | (1 << 4))
+void trainlab_norms_f32(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
+                        int want, float *out) {
+    ((want & ~FOUR) ? norms_f32_all : norms_f32_four)(count, sizes, ptrs, want, out);
+}
+void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
+                        int want, double *out) {
+    ((want & ~FOUR) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, want, out);
+}
+
+/* The GSNR sums over S (sum) and Q (sq), per element as the eager path in T:
+   s = S (or src * f, or S * f, on a segment), s2 = s * s, v = Q [* qf] * nn - s2,
+   m = v > 0, r = (m * s2) / max(v, tiny) (NaN kept); out += (sum s2, sum r, count m). */
+#define GSNR_RANGE(T, VT, IT, SRC, LO, HI)                                                \
+    {                                                                                     \
+        int64_t i = (LO);                                                                 \
+        const VT qfv = qf - (VT){0}, nv = nn - (VT){0}, tv = tiny - (VT){0};              \
+        double p2 = 0, pr = 0;                                                            \
+        int64_t c = 0;                                                                    \
+        while (i + 8 <= (HI)) {                                                           \
+            VT a2 = {0}, ar = {0};                                                        \
+            IT cv = {0};                                                                  \
+            for (int it = 0; it < ITERS_##T && i + 8 <= (HI); ++it, i += 8) {             \
+                VT sv, v;                                                                 \
+                SRC##_LOAD(sv, i);                                                        \
+                memcpy(&v, sq + i, sizeof v);                                             \
+                VT s2 = sv * sv;                                                          \
+                if (scale_q) v = v * qfv;                                                 \
+                v = v * nv;                                                               \
+                v = v - s2;                                                               \
+                IT pos = v > (VT){0};                                                     \
+                IT low = v < tv;                                                          \
+                VT m = __builtin_convertvector(-pos, VT);                                 \
+                VT den = (VT)((low & (IT)tv) | (~low & (IT)v));                           \
+                VT r = (m * s2) / den;                                                    \
+                cv -= pos;                                                                \
+                a2 += s2;                                                                 \
+                ar += r;                                                                  \
+            }                                                                             \
+            d8 x2 = WIDE(a2), xr = WIDE(ar);                                              \
+            p2 += HSUM(x2);                                                               \
+            pr += HSUM(xr);                                                               \
+            for (int j = 0; j < 8; ++j) c += cv[j];                                       \
+        }                                                                                 \
+        for (; i < (HI); ++i) {                                                           \
+            T sv = SRC(i);                                                                \
+            T s2 = sv * sv;                                                               \
+            T v = sq[i];                                                                  \
+            if (scale_q) v = v * qf;                                                      \
+            v = v * nn;                                                                   \
+            v = v - s2;                                                                   \
+            T m = v > 0 ? (T)1 : (T)0;                                                    \
+            T r = (m * s2) / (v < tiny ? tiny : v);                                       \
+            c += v > 0;                                                                   \
+            p2 += s2;                                                                     \
+            pr += r;                                                                      \
+        }                                                                                 \
+        out[0] += p2; out[1] += pr; out[2] += (double)c;                                  \
+    }
+
+#define PLAIN(i) sum[i]
+#define PLAIN_LOAD(x, i) memcpy(&(x), sum + (i), sizeof(x))
+#define FROM_SRC(i) (src[(i) - lo] * f)
+#define FROM_SRC_LOAD(x, i) \
+    do { memcpy(&(x), src + (i) - lo, sizeof(x)); (x) = (x) * fv; } while (0)
+#define SCALED(i) (sum[i] * f)
+#define SCALED_LOAD(x, i) \
+    do { memcpy(&(x), sum + (i), sizeof(x)); (x) = (x) * fv; } while (0)
+
+#define GSNR(NAME, T, VT, IT)                                                             \
+CLONES void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,                  \
+                 const int64_t *segs, const uintptr_t *srcs, const T *factors,            \
+                 int scale_q, T qf, T nn, T tiny, double *out) {                          \
+    out[0] = out[1] = out[2] = 0;                                                         \
+    int64_t at = 0;                                                                       \
+    for (int64_t q = 0; q <= nsegs; ++q) {                                                \
+        int64_t lo = q < nsegs ? segs[2 * q] : size;                                      \
+        GSNR_RANGE(T, VT, IT, PLAIN, at, lo)                                              \
+        if (q == nsegs) break;                                                            \
+        int64_t hi = lo + segs[2 * q + 1];                                                \
+        T f = factors[q];                                                                 \
+        VT fv = f - (VT){0};                                                              \
+        if (srcs[q]) {                                                                    \
+            const T *src = (const T *)srcs[q];                                            \
+            GSNR_RANGE(T, VT, IT, FROM_SRC, lo, hi)                                       \
+        } else {                                                                          \
+            GSNR_RANGE(T, VT, IT, SCALED, lo, hi)                                         \
+        }                                                                                 \
+        at = hi;                                                                          \
+    }                                                                                     \
+}
+GSNR(trainlab_gsnr_f32, float, f8, i8)
+GSNR(trainlab_gsnr_f64, double, d8, l8)
+
+/* Per-example squared gradient norms of Linear layers from their inputs a (B x I) and
+   output gradients d (B x O): for each layer the squares d*d and a*a (in T, written out
+   for the caller's products), their row sums r_d, r_a, and, with a bias, the column sums
+   of d*d; acc[b] += r_d (r_a + 1 with a bias) in double; sq_norms = acc * factor, rounded
+   once to T. */
+#define ROW(NAME, T, VT)                                                                  \
+static inline double NAME(const T *x, T *out, int64_t m, double *col) {                   \
+    double total = 0;                                                                     \
+    int64_t i = 0;                                                                        \
+    while (i + 8 <= m) {                                                                  \
+        VT acc = {0};                                                                     \
+        for (int it = 0; it < ITERS_##T && i + 8 <= m; ++it, i += 8) {                    \
+            VT v;                                                                         \
+            memcpy(&v, x + i, sizeof v);                                                  \
+            v = v * v;                                                                    \
+            memcpy(out + i, &v, sizeof v);                                                \
+            acc += v;                                                                     \
+            if (col) {                                                                    \
+                d8 c;                                                                     \
+                memcpy(&c, col + i, sizeof c);                                            \
+                c += WIDE(v);                                                             \
+                memcpy(col + i, &c, sizeof c);                                            \
+            }                                                                             \
+        }                                                                                 \
+        d8 wide = WIDE(acc);                                                              \
+        total += HSUM(wide);                                                              \
+    }                                                                                     \
+    for (; i < m; ++i) {                                                                  \
+        T v = x[i] * x[i];                                                                \
+        out[i] = v;                                                                       \
+        total += v;                                                                       \
+        if (col) col[i] += v;                                                             \
+    }                                                                                     \
+    return total;                                                                         \
+}
+ROW(row_f32, float, f8)
+ROW(row_f64, double, d8)
+
+#define ROWS(NAME, T, ROWFN)                                                              \
+CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintptr_t *ptrs, \
+                 double *col, double *acc, double factor, T *sq_norms) {                  \
+    for (int64_t b = 0; b < batch; ++b) acc[b] = 0;                                       \
+    for (int64_t l = 0; l < layers; ++l) {                                                \
+        int64_t o = dims[2 * l], in = dims[2 * l + 1];                                    \
+        const T *d = (const T *)ptrs[5 * l], *a = (const T *)ptrs[5 * l + 1];             \
+        T *dsq = (T *)ptrs[5 * l + 2], *asq = (T *)ptrs[5 * l + 3];                       \
+        T *bsq = (T *)ptrs[5 * l + 4];                                                    \
+        if (bsq) for (int64_t j = 0; j < o; ++j) col[j] = 0;                              \
+        for (int64_t b = 0; b < batch; ++b) {                                             \
+            double rd = ROWFN(d + b * o, dsq + b * o, o, bsq ? col : 0);                  \
+            double ra = ROWFN(a + b * in, asq + b * in, in, 0);                           \
+            acc[b] += rd * (bsq ? ra + 1 : ra);                                           \
+        }                                                                                 \
+        if (bsq) for (int64_t j = 0; j < o; ++j) bsq[j] = (T)col[j];                      \
+    }                                                                                     \
+    for (int64_t b = 0; b < batch; ++b) sq_norms[b] = (T)(acc[b] * factor);               \
+}
+ROWS(trainlab_rows_f32, float, row_f32)
+ROWS(trainlab_rows_f64, double, row_f64)
+"""
+
+_DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
+_P = ctypes.c_void_p
+_I = ctypes.c_int64
+
+_enabled: bool | None = None  # None: read ENV at the first use
+_lib: ctypes.CDLL | None = None
+_failed = False
+
+
+def set_enabled(on: bool) -> None:
+    """Use the fused path (True, the default unless ``TRAINLAB_FUSED=0``) or the eager one
+    (False) from now on, in this process."""
+    global _enabled
+    _enabled = bool(on)
+
+
+def enabled() -> bool:
+    """Whether the fused path is switched on (not whether it can be built)."""
+    global _enabled
+    if _enabled is None:
+        _enabled = os.environ.get(ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+    return _enabled
+
+
+def cache_dir() -> Path:
+    """Where the built library is kept: ``$TRAINLAB_CACHE/fused`` (default
+    ``~/.cache/trainlab/fused``)."""
+    base = os.environ.get("TRAINLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                             "trainlab")
+    return Path(base) / "fused"
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc")
+
+
+def build(directory: Path | None = None) -> Path:
+    """The shared library of :data:`SOURCE`, built if it is not in ``directory`` (default
+    :func:`cache_dir`) yet; raises ``RuntimeError`` (no compiler) or ``OSError`` /
+    ``subprocess.CalledProcessError`` (the build failed)."""
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found ($CC, cc or gcc on PATH)")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout.splitlines()[:1]
+    key = hashlib.sha256("\0".join([SOURCE, *FLAGS, cc, *version, platform.machine()]
+                                   ).encode()).hexdigest()[:20]
+    directory = cache_dir() if directory is None else directory
+    target = directory / f"trainlab_fused_{key}.so"
+    if target.exists():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        src = Path(tmp) / "fused.c"
+        src.write_text(SOURCE)
+        built = Path(tmp) / "fused.so"
+        subprocess.run([cc, *FLAGS, str(src), "-o", str(built), "-lm"], check=True,
+                       capture_output=True, timeout=120)
+        os.replace(built, target)  # atomic: a concurrent build renames the same bytes
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    """The library (built and loaded at the first call), or None after a failure (warned
+    once)."""
+    global _lib, _failed
+    if _lib is not None or _failed:
+        return _lib
+    try:
+        lib = ctypes.CDLL(str(build()))
+        for suffix, scalar in _DTYPES.values():
+            norms = getattr(lib, f"trainlab_norms_{suffix}")
+            norms.argtypes = [_I, _P, _P, ctypes.c_int, _P]
+            norms.restype = None
+            gsnr = getattr(lib, f"trainlab_gsnr_{suffix}")
+            gsnr.argtypes = [_P, _P, _I, _I, _P, _P, _P, ctypes.c_int, scalar, scalar,
+                             scalar, _P]
+            gsnr.restype = None
+            rows = getattr(lib, f"trainlab_rows_{suffix}")
+            rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, _P]
+            rows.restype = None
+    except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
+        _failed = True
+        detail = getattr(exc, "stderr", None)
+        warn_once("fused:build", "fused economy sums unavailable (%s%s); the eager torch "
+                  "path is used", exc, f": {detail.decode(errors='replace')[:300]}"
+                  if isinstance(detail, bytes) else "")
+        return None
+    _lib = lib
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded library when the fused path is on and could be built, else None (the
+    reason warned once)."""
+    if not enabled():
+        warn_once("fused:off", "fused economy sums turned off (%s=0 or set_enabled(False)): "
+                  "the eager torch path is used", ENV)
+        return None
+    return _load()
+
+
+def _fits(tensors: list[torch.Tensor], dtype: torch.dtype) -> bool:
+    return all(t.dtype is dtype and t.is_cpu and t.is_contiguous() for t in tensors)
+
+
+def _pointers(tensors: list[torch.Tensor], dtype: torch.dtype, sizes: list[int]
+              ) -> list[int] | None:
+    """The data pointers of ``tensors`` when each is a contiguous CPU tensor of ``dtype``
+    with ``sizes[i]`` entries (what the C functions may read), else None."""
+    out = []
+    for t, size in zip(tensors, sizes):
+        if t.dtype is not dtype or not t.is_cpu or not t.is_contiguous() or t.numel() != size:
+            return None
+        out.append(t.data_ptr())
+    return out
+
+
+def unfit(what: str, why: str) -> None:
+    """Warn once that ``what`` takes the eager path because of ``why``."""
+    warn_once(f"fused:{what}:{why}", "fused economy sums: %s takes the eager torch path (%s)",
+              what, why)
+
+
+FAMILIES = ("grad", "weight", "init_dist", "init", "prev_dist", "prev")
+"""The rows of :func:`tensor_norms`'s result, in order."""
+
+
+def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
+                 init: list[torch.Tensor] | None, prev: list[torch.Tensor] | None,
+                 want: tuple[str, ...]) -> torch.Tensor | None:
+    """Per-tensor L2 norms of the families ``want`` (names of :data:`FAMILIES`) in one pass:
+    a ``(6, len(weights))`` tensor of the weights' dtype whose rows named in ``want`` hold
+    :math:`\\|g_k\\|`, :math:`\\|\\theta_k\\|`, :math:`\\|\\theta_k - a_k\\|`, :math:`\\|a_k\\|`,
+    :math:`\\|\\theta_k - b_k\\|`, :math:`\\|b_k\\|` (``a = init``, ``b = prev``; the other
+    rows are not written). None when the fused path is off or unavailable, or the tensors
+    are not all contiguous CPU tensors of one float32/float64 dtype (warned once)."""
+    lib = library()
+    if lib is None or not weights:
+        return None
+    dtype = weights[0].dtype
+    if dtype not in _DTYPES:
+        unfit("param_norms", f"dtype {dtype}")
+        return None
+    k = len(weights)
+    numels = [t.numel() for t in weights]
+    ptrs = array("Q", bytes(8 * 4 * k))
+    for column, tensors in enumerate((grads, weights, init, prev)):
+        if tensors:
+            column_ptrs = (_pointers(tensors, dtype, numels) if len(tensors) == k else None)
+            if column_ptrs is None:
+                unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
+                      "and of their parameters' sizes")
+                return None
+            ptrs[column::4] = array("Q", column_ptrs)
+    sizes = array("q", numels)
+    out = torch.empty(6, k, dtype=dtype)
+    mask = sum(1 << FAMILIES.index(f) for f in want)
+    getattr(lib, f"trainlab_norms_{_DTYPES[dtype][0]}")(
+        k, sizes.buffer_info()[0], ptrs.buffer_info()[0], mask, out.data_ptr())
+    return out
+
+
+def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,
+              segments: list[tuple[int, int, torch.Tensor | None, float]],
+              sq_factor: float, n: float) -> tuple[float, float, int] | None:
+    """``(sum_j s_j^2, sum_j [v_j > 0] s_j^2 / max(v_j, tiny), count of v_j > 0)`` with
+    ``v = flat_sq * sq_factor * n - s^2`` (the factor skipped when 1) and ``s`` the entries
+    of ``flat_sum``, except on each segment ``(offset, size, source, factor)`` (sorted,
+    disjoint), where ``s = source * factor`` (``source`` None: ``flat_sum * factor``): the
+    elementwise operations of :func:`~trainlab.probes.gradient_noise._noise`, in the
+    vectors' dtype, with the sums in float64. Nothing is written. None when the fused path
+    is off or unavailable or the tensors do not fit (warned once)."""
+    lib = library()
+    if lib is None:
+        return None
+    dtype, size, end = flat_sum.dtype, flat_sum.numel(), 0
+    for off, length, source, _ in segments:
+        if off < end or length < 0 or off + length > size or (
+                source is not None and source.numel() != length):
+            raise ValueError("gsnr_sums: segments must be sorted, disjoint, inside the "
+                             "vectors, each source of its segment's size")
+        end = off + length
+    sources = [s for _, _, s, _ in segments if s is not None]
+    if (dtype not in _DTYPES or flat_sq.numel() != size
+            or not _fits([flat_sum, flat_sq, *sources], dtype)):
+        unfit("gsnr", "vectors not contiguous CPU float32/float64 of one dtype and size")
+        return None
+    suffix, scalar = _DTYPES[dtype]
+    segs = array("q", [v for off, size, _, _ in segments for v in (off, size)])
+    srcs = array("Q", [0 if s is None else s.data_ptr() for _, _, s, _ in segments])
+    factors = (scalar * max(len(segments), 1))(*(f for _, _, _, f in segments))
+    out = (ctypes.c_double * 3)()
+    getattr(lib, f"trainlab_gsnr_{suffix}")(
+        flat_sum.data_ptr(), flat_sq.data_ptr(), flat_sum.numel(), len(segments),
+        segs.buffer_info()[0] if segments else None,
+        srcs.buffer_info()[0] if segments else None, factors, int(sq_factor != 1),
+        sq_factor, n, torch.finfo(dtype).tiny, out)
+    return out[0], out[1], int(out[2])
+
+
+def example_rows(layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                    torch.Tensor | None]],
+                 factor: float, scratch: torch.Tensor, out: torch.Tensor) -> bool:
+    """For Linear layers given as ``(a, d, a_sq, d_sq, bias_sq)`` (inputs ``B x I``, output
+    gradients ``B x O``, all of one dtype, contiguous, on the CPU): writes ``d * d`` into
+    ``d_sq`` and ``a * a`` into ``a_sq`` (the eager path's bits), the column sums of
+    ``d * d`` into ``bias_sq`` (when given), and into ``out`` (``B``) the per-example squared
+    gradient norms :math:`\\sum_l \\|d_{l,i}\\|^2 (\\|a_{l,i}\\|^2 [+ 1])` times ``factor``; sums in
+    float64 (lanes as :func:`tensor_norms`), each result rounded once. ``scratch``: float64,
+    at least ``B`` + the largest ``O`` entries. False (nothing written) when the fused path
+    is off or unavailable or the tensors do not fit (warned once)."""
+    lib = library()
+    if lib is None or not layers:
+        return False
+    dtype = out.dtype
+    tensors = [t for layer in layers for t in layer if t is not None]
+    if dtype not in _DTYPES or not _fits([out, *tensors], dtype):
+        unfit("per-example rows", "layer records not contiguous CPU tensors of one dtype")
+        return False
+    batch = out.numel()
+    for a, d, a_sq, d_sq, bias_sq in layers:
+        if (a.dim() != 2 or d.dim() != 2 or a.shape[0] != batch or d.shape[0] != batch
+                or a_sq.shape != a.shape or d_sq.shape != d.shape
+                or (bias_sq is not None and bias_sq.numel() != d.shape[1])):
+            raise ValueError("example_rows: each layer needs a (B x I), d (B x O), squares of "
+                             "their shapes and bias_sq of O entries, B = out's size")
+    if (scratch.dtype != torch.float64 or not scratch.is_contiguous() or not scratch.is_cpu
+            or scratch.numel() < batch + max(d.shape[1] for _, d, _, _, _ in layers)):
+        raise ValueError("example_rows: scratch must be a contiguous float64 CPU tensor of "
+                         "at least B + the largest O entries")
+    dims = array("q", [v for a, d, _, _, _ in layers for v in (d.shape[1], a.shape[1])])
+    ptrs = array("Q", [0 if t is None else t.data_ptr() for layer in layers
+                       for t in (layer[1], layer[0], layer[3], layer[2], layer[4])])
+    getattr(lib, f"trainlab_rows_{_DTYPES[dtype][0]}")(
+        len(layers), batch, dims.buffer_info()[0], ptrs.buffer_info()[0],
+        scratch.data_ptr() + 8 * batch, scratch.data_ptr(), factor, out.data_ptr())
+    return True
