@@ -364,3 +364,25 @@ def test_malformed_calls_are_refused_before_any_memory_is_read(caplog):
     with pytest.raises(ValueError, match="each layer"):
         fused.example_rows([(a, d, torch.empty(4, 2), torch.empty(4, 2), None)], 1.0,
                            torch.empty(9, dtype=torch.float64), torch.empty(4))
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_a_cache_others_may_write_is_never_loaded(monkeypatch, tmp_path, caplog):
+    """A library planted in a shared cache would run its code when loaded: a cache directory
+    or library writable by group or others is refused and the eager path is used."""
+    shared = tmp_path / "shared"
+    (shared / "fused").mkdir(parents=True)
+    os.chmod(shared / "fused", 0o777)
+    with pytest.raises(RuntimeError, match="not private"):
+        fused.build(shared / "fused")
+    os.chmod(shared / "fused", 0o700)
+    built = fused.build(shared / "fused")
+    os.chmod(built, 0o666)
+    with pytest.raises(RuntimeError, match="not private"):
+        fused.build(shared / "fused")
+    os.chmod(shared / "fused", 0o777)
+    monkeypatch.setattr(log_module, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        rebuild(monkeypatch, shared)
+        assert fused.library() is None
+    assert "not private" in caplog.records[-1].getMessage()

@@ -343,17 +343,33 @@ def build(directory: Path | None = None) -> Path:
                                    ).encode()).hexdigest()[:20]
     directory = cache_dir() if directory is None else directory
     target = directory / f"trainlab_fused_{key}.so"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(directory)
     if target.exists():
+        _check_private(target)
         return target
-    directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         src = Path(tmp) / "fused.c"
         src.write_text(SOURCE)
         built = Path(tmp) / "fused.so"
         subprocess.run([cc, *FLAGS, str(src), "-o", str(built), "-lm"], check=True,
                        capture_output=True, timeout=120)
+        os.chmod(built, 0o755)  # not group-writable whatever the umask (_check_private)
         os.replace(built, target)  # atomic: a concurrent build renames the same bytes
     return target
+
+
+def _check_private(path: Path) -> None:
+    """Refuse (``RuntimeError``) a cache directory or library that another user owns or may
+    write: loading a shared library runs its code, so a file planted in a shared cache (e.g.
+    ``TRAINLAB_CACHE=/tmp``) must never be loaded."""
+    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): nothing to compare
+        return
+    st = path.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise RuntimeError(f"{path} is not private to this user (owner uid {st.st_uid}, mode "
+                           f"{st.st_mode & 0o777:o}); set TRAINLAB_CACHE to a directory of "
+                           "your own")
 
 
 def _load() -> ctypes.CDLL | None:
