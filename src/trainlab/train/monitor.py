@@ -184,6 +184,10 @@ class Monitor:
         self._views_key: list[tuple[str, int, int]] | None = None
         self._trainable: list[tuple[str, nn.Parameter]] = []  # of the last _params() call
         self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
+        self._prev_source: dict[str, torch.Tensor] | None = None  # what _prev_buffer copies
+        self._prev_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
+        self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
         self.sinks: list[Sink] = list(sinks)
@@ -200,12 +204,22 @@ class Monitor:
             self._detach()
             raise
         self._dp_warned = False
+        # steps ahead of its due steps that a probe needs (a snapshot, its hooks armed)
+        early = {id(p) for p in self.probes if p.needs_prev_params}
+        early.update(id(p) for p, _ in self._attached)
+        self._leads = [(p, int(id(p) in early)) for p in self.probes]
+        self._lead = int(bool(early))
         self._arm(self.step_index)
 
-    def _arm(self, step: int) -> None:
-        """Tell attached probes whether to record the coming forward/backward pass."""
+    def _arm(self, step: int) -> bool:
+        """Tell attached probes whether to record the coming forward/backward pass; whether
+        any is to record."""
+        armed = False
         for probe, _ in self._attached:
-            probe.arm(self._due(probe, step))
+            due = self._due(probe, step)
+            probe.arm(due)
+            armed = armed or due
+        return armed
 
     def _detach(self) -> None:
         for _, handle in self._attached:
@@ -213,18 +227,59 @@ class Monitor:
         self._attached = []
 
     def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``params`` copied into a buffer kept from one snapshot to the next."""
+        """``params`` copied into a buffer kept from one snapshot to the next (one
+        ``_foreach_copy_``; the buffer's layout is checked against ``params`` only when
+        ``params`` is not the dict of views it was last checked against: :meth:`_params`
+        hands out the same dict while the parameters stay the same)."""
         buf = self._prev_buffer
+        if buf is not None and params is self._prev_source:
+            torch._foreach_copy_(*self._prev_pairs)
+            return buf
         if buf is None or buf.keys() != params.keys() or any(
                 b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
                 for b, p in zip(buf.values(), params.values())):
             buf = self._prev_buffer = {n: p.clone() for n, p in params.items()}
         else:
             torch._foreach_copy_(list(buf.values()), list(params.values()))
+        self._prev_source = params
+        self._prev_pairs = (list(buf.values()), list(params.values()))
         return buf
 
     def _due(self, probe: Probe, step: int) -> bool:
         return probe.due(step) or step == self.total_steps
+
+    @property
+    def total_steps(self) -> int | None:
+        """The final step, always measured (None: not known); a new value takes effect at
+        the next step."""
+        return self._total_steps
+
+    @total_steps.setter
+    def total_steps(self, value: int | None) -> None:
+        self._total_steps = value
+        self._quiet = range(0)
+
+    def _schedule(self, start: int) -> range:
+        """The steps from ``start`` on before the first one at which anything but the loss
+        and the lr is to be done: a probe due, the parameter snapshot for a probe due at
+        the next step, an attached probe to arm (:meth:`step` records only the loss and the
+        lr there, and neither pauses nor arms the attached probes: they are disarmed and
+        stay so). Derived from the probes' cadences (``step % every == 0``, and
+        ``total_steps``): kept while no ``every`` of a probe (:attr:`Probe.cadence_changes`)
+        nor ``total_steps`` is set anew; empty when a probe decides for itself (its own
+        ``due``), or before the initial parameters are kept."""
+        if not self.init_params:
+            return range(0)
+        end = start + 2**62
+        for probe, lead in self._leads:
+            if type(probe).due is not Probe.due or "due" in vars(probe):
+                return range(0)
+            every = probe.every
+            end = min(end, -(-start // every) * every - lead)  # its next due step, less lead
+        last = self._total_steps
+        if last is not None and last >= start:
+            end = min(end, last - self._lead)
+        return range(start, max(start, end))
 
     def _params(self) -> dict[str, torch.Tensor]:
         """Detached views of the trainable parameters, kept while the parameters (objects,
@@ -251,8 +306,12 @@ class Monitor:
         ``transformers.Trainer`` computes it with ``average_tokens_across_devices``).
         """
         k = self.step_index
-        for probe, _ in self._attached:  # keep what the training pass recorded, record no more
-            probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
+        # at a quiet step (no probe due, no snapshot; see _schedule) the attached probes are
+        # disarmed, and only the loss and the lr are recorded
+        quiet = k in self._quiet and self._quiet_key == Probe.cadence_changes
+        if not quiet:
+            for probe, _ in self._attached:  # keep what the training pass recorded
+                probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
@@ -262,11 +321,17 @@ class Monitor:
                 raise ConfigError(f"The 'loss_over_ranks' parameter of Monitor.step must be "
                                   f"one of 'mean', 'sum'; got {loss_over_ranks!r}.")
             loss_t, examples = self._global_loss(loss_t, batch, loss_over_ranks == "sum")
-        loss_value = loss_t.item()  # the one host sync of a step without probes
+        loss_value = float(loss_t.item())  # the one host sync of a step without probes
         finite = math.isfinite(loss_value)
         values: Packed = {"loss": loss_value}
         if lr is not None:
             values["lr"] = float(lr)
+        if quiet:
+            self._prev = None
+            self._write(k, list(values.items()))
+            self.step_index = k + 1
+            self._flush_if_due(k)
+            return finite
         due = [p for p in self.probes if self._due(p, k)] if finite else []
         snapshot = finite and self._needs_prev and any(
             p.needs_prev_params and self._due(p, k + 1) for p in self.probes)
@@ -291,11 +356,17 @@ class Monitor:
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
         self.step_index = k + 1
-        self._arm(k + 1)
+        armed = self._arm(k + 1)
+        self._quiet = range(0) if snapshot or armed else self._schedule(k + 1)
+        self._quiet_key = Probe.cadence_changes
+        self._flush_if_due(k)
+        return finite
+
+    def _flush_if_due(self, k: int) -> None:
+        """After step ``k``: flush every ``flush_every`` steps and ``flush_seconds``."""
         if len(self._buffer) and ((k + 1) % self.flush_every == 0
                                   or time.monotonic() >= self._next_flush):
             self.flush()
-        return finite
 
     # ---- data-parallel training ------------------------------------------------------
     def _global_loss(self, loss: torch.Tensor, batch: Any, shares: bool
@@ -404,15 +475,20 @@ class Monitor:
         items = list(_entries(values))
         tensors = [v for _, v in items if isinstance(v, torch.Tensor)]
         floats = iter(_to_floats(tensors) if tensors else ())  # one device sync per step
-        history, buffer = self.history, self._buffer
-        keep = self.store is not None  # rows wait in the buffer for the store only
-        for name, value in items:
-            x = next(floats) if isinstance(value, torch.Tensor) else float(value)
+        self._write(step, [(name, next(floats) if isinstance(value, torch.Tensor)
+                            else float(value)) for name, value in items])
+
+    def _write(self, step: int, items: list[tuple[str, float]]) -> None:
+        """Append the named floats of ``step`` to the history, the store's buffer and the
+        sinks, in order."""
+        history = self.history
+        buffer = self._buffer if self.store is not None else None  # for the store only
+        for name, x in items:
             try:
                 history[name].append((step, x))
             except KeyError:
                 history[name] = [(step, x)]
-            if keep:
+            if buffer is not None:
                 buffer.append((step, name, x))
         if self.sinks:
             recorded = {name: history[name][-1][1] for name, _ in items}
@@ -502,6 +578,7 @@ class Monitor:
         self.history = {k: [e for e in v if e[0] < self.step_index]
                         for k, v in state["history"].items()}
         self._buffer = []
+        self._quiet = range(0)
         self._arm(self.step_index)
 
 

@@ -1,0 +1,173 @@
+"""The Monitor's quiet steps (no probe due, no snapshot: only the loss and the lr recorded,
+the attached probes left disarmed, see ``Monitor._schedule``) record what a monitor that
+works every step out in full records, to the bit and in the same order (history, the
+store's rows, the sinks); the steps measured are the due steps, also after a cadence or
+``total_steps`` changes mid-run and for a probe with its own ``due``; the kept parameter
+snapshot equals the parameters before the update, also after their storage changed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.probes import Probe, build_probes
+from trainlab.store import RunStore
+from trainlab.train import Monitor
+
+
+class Sink:
+    def __init__(self):
+        self.writes: list[tuple[int, list[tuple[str, str]]]] = []
+
+    def write(self, step, values):
+        self.writes.append((step, [(n, float.hex(v)) for n, v in values.items()]))
+
+    def close(self):
+        pass
+
+
+def model(dtype: torch.dtype) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 9), nn.ReLU(), nn.Linear(9, 9), nn.Tanh(),
+                         nn.Linear(9, 4)).to(dtype)
+
+
+def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33,
+        full: bool = False, spec: str = "economy", tmp_path=None, between=None):
+    """A short Adam run with the ``spec`` probes every ``every`` steps; ``full``: every
+    step worked out in full (no quiet step). Returns the monitor, its store's rows (as
+    written, in order) and its sink."""
+    net = model(dtype)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    store = RunStore(tmp_path) if tmp_path is not None else None
+    rows: list = []
+    if store is not None:
+        log = store.log_metrics
+        store.log_metrics = lambda run_id, r: (rows.extend(r), log(run_id, r))[1]
+    sink = Sink()
+    probes = build_probes(spec, every=every) if isinstance(spec, str) else spec
+    mon = Monitor(net, loss_fn=F.cross_entropy, optimizer=opt, probes=probes, seed=3,
+                  total_steps=total, store=store, flush_every=5, flush_seconds=1e9,
+                  sinks=[sink])
+    if full:
+        mon._schedule = lambda start: range(0)
+    g = torch.Generator().manual_seed(1)
+    for k in range(steps):
+        x = torch.randn(20, 6, generator=g, dtype=dtype)
+        y = torch.randint(0, 4, (20,), generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        mon.step(loss, (x, y))
+        opt.step()
+        if between is not None:
+            between(k, mon, net)
+    mon.finish()
+    return mon, [(s, n, float.hex(v)) for s, n, v in rows], sink
+
+
+def hexed(mon: Monitor) -> list:
+    return [(name, [(s, float.hex(v)) for s, v in h]) for name, h in mon.history.items()]
+
+
+@pytest.mark.parametrize("every", [1, 3, 16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quiet_steps_record_the_numbers_of_full_steps_to_the_bit(every, dtype, tmp_path):
+    quick, rows, sink = run(every, dtype, tmp_path=tmp_path / "a")
+    full, full_rows, full_sink = run(every, dtype, full=True, tmp_path=tmp_path / "b")
+    assert hexed(quick) == hexed(full)  # same names, order, steps and bits
+    assert rows == full_rows and len(rows) == sum(len(h) for h in quick.history.values())
+    assert sink.writes == full_sink.writes
+    assert quick.summary()["steps"] == full.summary()["steps"]
+    # the loss and lr at every step; each probe at its due steps and the last one only
+    assert [s for s, _ in quick.history["loss"]] == list(range(35))
+    assert [s for s, _ in quick.history["lr"]] == list(range(35))
+    due = sorted({k for k in range(35) if k % every == 0} | {33})
+    for name in ("grad_norm", "distance", "gns"):
+        assert [s for s, _ in quick.history[name]] == due, name
+    assert [s for s, _ in quick.history["update_ratio"]] == [k for k in due if k > 0]
+
+
+def test_quiet_steps_leave_the_model_without_hooks_and_the_capture_disarmed():
+    seen = []
+
+    def look(k, mon, net):  # after the update of step k: the hooks of step k + 1's pass
+        hooked = [bool(m._forward_hooks) for m in net if isinstance(m, nn.Linear)]
+        seen.append((k + 1, all(hooked), any(hooked)))
+
+    mon, _, _ = run(8, steps=20, total=None, between=look)
+    for step, all_hooked, any_hooked in seen:
+        if step % 8 == 0:
+            assert all_hooked, step
+        else:
+            assert not any_hooked, step
+    assert [s for s, _ in mon.history["gns"]] == [0, 8, 16]
+
+
+def test_changed_cadence_or_last_step_is_followed_at_the_next_step():
+    def change(k, mon, net):
+        if k == 4:
+            for p in mon.probes:
+                p.every = 3  # from 10: due at 6, 9, 12, ...
+        if k == 14:
+            mon.total_steps = 17
+
+    mon, _, _ = run(10, steps=20, total=None, between=change)
+    full, _, _ = run(10, steps=20, total=None, between=change, full=True)
+    assert hexed(mon) == hexed(full)
+    assert [s for s, _ in mon.history["grad_norm"]] == [0, 6, 9, 12, 15, 17, 18]
+    assert [s for s, _ in mon.history["update_ratio"]] == [6, 9, 12, 15, 17, 18]
+
+
+class Primes(Probe):
+    """Due at prime steps (its own ``due``): the monitor cannot skip ahead."""
+
+    name = "primes"
+
+    def due(self, step):
+        return step > 1 and all(step % d for d in range(2, step))
+
+    def measure(self, ctx):
+        return {"primes/step": float(ctx.step)}
+
+
+def test_a_probe_with_its_own_due_is_measured_at_its_steps():
+    probes = [Primes(every=50), *build_probes("grad-norm,update-ratio", every=7)]
+    mon, _, _ = run(7, spec=probes, steps=20, total=None)
+    assert [s for s, _ in mon.history["primes/step"]] == [2, 3, 5, 7, 11, 13, 17, 19]
+    assert [s for s, _ in mon.history["grad_norm"]] == [0, 7, 14]
+    assert [s for s, _ in mon.history["update_ratio"]] == [7, 14]
+
+
+def test_kept_snapshot_equals_the_parameters_before_the_update():
+    net = model(torch.float64)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    mon = Monitor(net, loss_fn=F.cross_entropy, optimizer=opt,
+                  probes=build_probes("update-ratio", every=5))
+    g = torch.Generator().manual_seed(1)
+    checked, before = [], {}
+    for k in range(16):
+        x = torch.randn(20, 6, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 4, (20,), generator=g)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        mon.step(F.cross_entropy(net(x), y).detach(), (x, y))
+        now = {n: p.detach().clone() for n, p in net.named_parameters()}
+        if mon._prev is not None:  # taken at this step: the parameters before the update
+            assert mon._prev.keys() == now.keys()
+            assert all(torch.equal(mon._prev[n], now[n]) for n in now)
+            checked.append(k)
+        if k % 5 == 0 and k:  # update_norm: the distance from the kept snapshot
+            dist = torch.stack([(now[n] - before[n]).norm() for n in now]).norm()
+            assert mon.last("update_norm") == pytest.approx(dist.item(), rel=1e-12)
+        before = now
+        opt.step()
+        if k == 8:  # new storage for every parameter: the next snapshot must follow it
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.data = p.data.clone() * 0.5
+    mon.finish()
+    assert checked == [4, 9, 14]
+    assert [s for s, _ in mon.history["update_ratio"]] == [5, 10, 15]
