@@ -35,10 +35,11 @@ def model(dtype: torch.dtype) -> nn.Module:
 
 
 def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33,
-        full: bool = False, spec: str = "economy", tmp_path=None, between=None):
+        full: bool = False, spec: str = "economy", tmp_path=None, between=None,
+        sinks: bool = True, number: bool = False):
     """A short Adam run with the ``spec`` probes every ``every`` steps; ``full``: every
-    step worked out in full (no quiet step). Returns the monitor, its store's rows (as
-    written, in order) and its sink."""
+    step worked out in full (no quiet step); ``number``: the loss handed over as a float.
+    Returns the monitor, its store's rows (as written, in order) and its sink."""
     net = model(dtype)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     store = RunStore(tmp_path) if tmp_path is not None else None
@@ -50,7 +51,7 @@ def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33
     probes = build_probes(spec, every=every) if isinstance(spec, str) else spec
     mon = Monitor(net, loss_fn=F.cross_entropy, optimizer=opt, probes=probes, seed=3,
                   total_steps=total, store=store, flush_every=5, flush_seconds=1e9,
-                  sinks=[sink])
+                  sinks=[sink] if sinks else [])
     if full:
         mon._schedule = lambda start: range(0)
     g = torch.Generator().manual_seed(1)
@@ -60,12 +61,23 @@ def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(net(x), y)
         loss.backward()
-        mon.step(loss, (x, y))
+        mon.step(loss.item() if number else loss, (x, y))
         opt.step()
         if between is not None:
             between(k, mon, net)
     mon.finish()
     return mon, [(s, n, float.hex(v)) for s, n, v in rows], sink
+
+
+@pytest.mark.parametrize("number", [False, True])
+@pytest.mark.parametrize("every", [3, 16])
+def test_quiet_steps_without_store_or_sink_record_the_same_bits(every, number):
+    quick, _, _ = run(every, torch.float32, sinks=False, number=number)
+    full, _, _ = run(every, torch.float32, sinks=False, number=number, full=True)
+    assert hexed(quick) == hexed(full)
+    assert [s for s, _ in quick.history["lr"]] == list(range(35))
+    assert [s for s, _ in quick.history["gns"]] == sorted({k for k in range(35)
+                                                           if k % every == 0} | {33})
 
 
 def hexed(mon: Monitor) -> list:

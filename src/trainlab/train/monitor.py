@@ -319,6 +319,8 @@ class Monitor:
         # at a quiet step (no probe due, no snapshot; see _schedule) the attached probes are
         # disarmed, and only the loss and the lr are recorded
         quiet = k in self._quiet and self._quiet_key == Probe.cadence_changes
+        if quiet and self.dist is None and isinstance(loss, torch.Tensor):
+            return self._quiet_step(k, float(loss.detach().item()), lr)
         if not quiet:
             for probe, _ in self._attached:  # keep what the training pass recorded
                 probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
@@ -336,12 +338,8 @@ class Monitor:
         values: Packed = {"loss": loss_value}
         if lr is not None:
             values["lr"] = float(lr)
-        if quiet:
-            self._prev = None
-            self._write(k, list(values.items()))
-            self.step_index = k + 1
-            self._flush_if_due(k)
-            return finite
+        if quiet:  # under data-parallel training, or a loss given as a number
+            return self._quiet_step(k, loss_value, lr)
         due, snapshot = self._due_now(k) if finite else ([], False)
         # the parameters (detached views, kept between steps) go to the probes through the
         # context's cache
@@ -369,6 +367,25 @@ class Monitor:
         self._quiet_key = Probe.cadence_changes
         self._flush_if_due(k)
         return finite
+
+    def _quiet_step(self, k: int, loss_value: float, lr: float | None) -> bool:
+        """The rest of :meth:`step` at a quiet step ``k``: the loss and the lr recorded (the
+        history's lists appended to directly when there is neither store nor sink)."""
+        if lr is None and self.optimizer is not None:
+            lr = self.optimizer.param_groups[0]["lr"]
+        self._prev = None
+        self.step_index = k + 1
+        history = self.history
+        if self.store is None and not self.sinks and "loss" in history and (
+                lr is None or "lr" in history):
+            history["loss"].append((k, loss_value))
+            if lr is not None:
+                history["lr"].append((k, float(lr)))
+        else:
+            self._write(k, [("loss", loss_value)] if lr is None
+                        else [("loss", loss_value), ("lr", float(lr))])
+            self._flush_if_due(k)
+        return math.isfinite(loss_value)
 
     def _flush_if_due(self, k: int) -> None:
         """After step ``k``: flush every ``flush_every`` steps and ``flush_seconds``."""
