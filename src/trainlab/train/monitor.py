@@ -497,11 +497,34 @@ class Monitor:
                     name, step, reason)
 
     def _record(self, step: int, values: Packed) -> None:
-        items = list(_entries(values))
-        tensors = [v for _, v in items if isinstance(v, torch.Tensor)]
-        floats = iter(_to_floats(tensors) if tensors else ())  # one device sync per step
-        self._write(step, [(name, next(floats) if isinstance(value, torch.Tensor)
-                            else float(value)) for name, value in items])
+        """Record the named values of a step as floats, tables
+        (:class:`~trainlab.probes._probe.Table`) opened: on the CPU by one ``tolist()``
+        each (the exact values, as ``item()`` reads them), elsewhere as 0-d tensors, read
+        with the step's other tensors by one copy (one device sync per step)."""
+        items: list[tuple[str, Any]] = []
+        tensors: list[int] = []  # where items still holds a tensor
+        for name, value in values.items():
+            if isinstance(value, Table):
+                vector = value.values
+                if vector.is_cpu:
+                    items += [(n, float(x)) for n, x in zip(value.names, vector.tolist())
+                              if n is not None]
+                    continue
+                entries: Any = zip(value.names, vector.unbind())
+            else:
+                entries = ((name, value),)
+            for n, x in entries:
+                if n is None:
+                    continue
+                if isinstance(x, torch.Tensor):
+                    tensors.append(len(items))
+                    items.append((n, x))
+                else:
+                    items.append((n, float(x)))
+        if tensors:
+            for i, x in zip(tensors, _to_floats([items[i][1] for i in tensors])):
+                items[i] = (items[i][0], x)
+        self._write(step, items)
 
     def _write(self, step: int, items: list[tuple[str, float]]) -> None:
         """Append the named floats of ``step`` to the history, the store's buffer and the
@@ -673,19 +696,6 @@ def _policy(probe: Probe) -> str:
     if name in PROBES and isinstance(probe, PROBES.get(name)):
         return PROBES.entry(name).info.ddp
     return "global-batch"
-
-
-def _entries(values: Packed) -> Iterator[tuple[str, torch.Tensor | float]]:
-    """The named values of a step, tables (:class:`~trainlab.probes._probe.Table`)
-    opened: on the CPU by one ``tolist()`` each (the exact values, as ``item()`` reads
-    them), elsewhere as 0-d tensors, read with the step's other tensors by one copy."""
-    for name, value in values.items():
-        if isinstance(value, Table):
-            vector = value.values
-            entries = vector.tolist() if vector.is_cpu else vector.unbind()
-            yield from ((n, x) for n, x in zip(value.names, entries) if n is not None)
-        else:
-            yield name, value
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
