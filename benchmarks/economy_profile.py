@@ -43,13 +43,16 @@ from trainlab.tasks import build_task
 from trainlab.train import Monitor
 
 
-def profile(width: int, depth: int, steps: int, batch: int, spec: str
+def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: int = 1
             ) -> dict[str, list[float]]:
-    """Seconds (process clock) per part and step, over ``steps`` timed steps."""
+    """Seconds (process clock) per part and step, over ``steps`` timed steps; with the
+    probes due every ``every`` > 1 steps, the training step's parts and all of
+    ``Monitor.step`` are kept apart for the due steps, the steps before them and the
+    others."""
     task = build_task("mnist1d")
     model, opt = make(0, task, width, depth)
     mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
-                  probes=build_probes(spec, every=1), seed=1)
+                  probes=build_probes(spec, every=every), seed=1)
     times: dict[str, list[float]] = defaultdict(list)
     clock = time.process_time
     measure, snapshot = mon._measure, mon._snapshot
@@ -87,9 +90,11 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str
             if k < 2:  # untimed: the buffers of the probes and the optimizer allocated
                 times.clear()
                 continue
-            times["forward + backward"].append(t1 - t0)
-            times["Monitor.step (all)"].append(t2 - t1)
-            times["Adam step"].append(t3 - t2)
+            phase = ("" if every == 1 else " (due)" if k % every == 0
+                     else " (before due)" if (k + 1) % every == 0 else " (other)")
+            times[f"forward + backward{phase}"].append(t1 - t0)
+            times[f"Monitor.step (all){phase}"].append(t2 - t1)
+            times[f"Adam step{phase}"].append(t3 - t2)
     finally:
         mon.finish()
     return times
@@ -147,6 +152,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--preset", default="economy")
+    ap.add_argument("--every", type=int, default=1,
+                    help="cadence of the probes (> 1: due steps, the steps before them and "
+                         "the others timed apart)")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten calls of one Monitor.step")
     args = ap.parse_args()
@@ -154,12 +162,12 @@ def main() -> None:
     if args.count_ops:
         top, nested = count_ops(args.width, args.depth, args.batch, args.preset)
         print(f"aten calls in one Monitor.step: {top} dispatched, {nested} with nested")
-    times = profile(args.width, args.depth, args.steps, args.batch, args.preset)
+    times = profile(args.width, args.depth, args.steps, args.batch, args.preset, args.every)
     print(f"torch {torch.__version__}, 1 thread, process clock, MLP width {args.width} depth "
-          f"{args.depth}, batch {args.batch}, {args.steps} steps, load average "
+          f"{args.depth}, batch {args.batch}, {args.steps} steps, every {args.every}, load average "
           f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    for part, ts in times.items():
-        print(f"{part:>20}: median {1e3 * statistics.median(ts):8.3f} ms  "
+    for part, ts in sorted(times.items()) if args.every > 1 else times.items():
+        print(f"{part:>33}: median {1e3 * statistics.median(ts):8.3f} ms  "
               f"min {1e3 * min(ts):8.3f} ms")
 
 
