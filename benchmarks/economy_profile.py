@@ -18,6 +18,12 @@ width 128 depth 2 (23k parameters), 400 steps: grad-noise 0.46-0.50 ms (0.55-0.5
 grad-norm 0.22-0.23 (0.24), rotation 0.06 (0.09), update-ratio 0.02 (0.03), all of
 ``Monitor.step`` 0.99-1.05 (1.17-1.20).
 
+``--every 16`` times the due steps, the steps before them and the others apart (session
+eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
+two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),
+before a due step 0.16-0.18 (0.17-0.18), at a due step 1.25-1.35 (1.26-1.27); forward +
+backward at a due step 0.67-0.73 against 0.53-0.56 at the others (the capture's hooks).
+
 ``--count-ops`` also counts the aten calls of one ``Monitor.step`` (dispatched by the Python
 code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at commit aac711a,
 88 / 299 after session econ2.
@@ -38,17 +44,20 @@ import torch
 import torch.nn.functional as F
 
 from probe_overhead import make  # the benchmark's model and optimizer
-from trainlab.probes import build_probes
+from trainlab.probes import Probe, build_probes
 from trainlab.tasks import build_task
 from trainlab.train import Monitor
+from trainlab.train.monitor import _Savepoint
 
 
-def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: int = 1
-            ) -> dict[str, list[float]]:
+def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: int = 1,
+            again: bool = False) -> dict[str, list[float]]:
     """Seconds (process clock) per part and step, over ``steps`` timed steps; with the
     probes due every ``every`` > 1 steps, the training step's parts and all of
     ``Monitor.step`` are kept apart for the due steps, the steps before them and the
-    others."""
+    others. ``again``: each probe without hooks is measured a second time right after the
+    first, its savepoint rolled back in between (the same work on the same state, with
+    warm caches: the difference is what the first pays for cold caches)."""
     task = build_task("mnist1d")
     model, opt = make(0, task, width, depth)
     mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
@@ -58,11 +67,19 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
     measure, snapshot = mon._measure, mon._snapshot
 
     def timed_measure(probe, ctx):
+        saved = (_Savepoint(probe, ctx) if again and type(probe).attach is Probe.attach
+                 else None)  # a probe with hooks takes its records: no second time
         start = clock()
         try:
-            return measure(probe, ctx)
+            out = measure(probe, ctx)
         finally:
             times[probe.name].append(clock() - start)
+        if saved is not None:
+            saved.restore()
+            start = clock()
+            out = measure(probe, ctx)
+            times[f"{probe.name} (again)"].append(clock() - start)
+        return out
 
     def timed_snapshot(params):
         start = clock()
@@ -155,6 +172,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1,
                     help="cadence of the probes (> 1: due steps, the steps before them and "
                          "the others timed apart)")
+    ap.add_argument("--again", action="store_true",
+                    help="measure each probe without hooks a second time at once, warm")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten calls of one Monitor.step")
     args = ap.parse_args()
@@ -162,7 +181,8 @@ def main() -> None:
     if args.count_ops:
         top, nested = count_ops(args.width, args.depth, args.batch, args.preset)
         print(f"aten calls in one Monitor.step: {top} dispatched, {nested} with nested")
-    times = profile(args.width, args.depth, args.steps, args.batch, args.preset, args.every)
+    times = profile(args.width, args.depth, args.steps, args.batch, args.preset, args.every,
+                    args.again)
     print(f"torch {torch.__version__}, 1 thread, process clock, MLP width {args.width} depth "
           f"{args.depth}, batch {args.batch}, {args.steps} steps, every {args.every}, load average "
           f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
