@@ -20,7 +20,13 @@ clock, load 5-9 on 2 shared cores): economy@1 2.3x-2.5x at the default 23k param
 round; economy@16 1.1x-1.2x. Session econ2 (2026-12-07, load 8-10, run alternately with
 the code before it): economy@1 2.09x-2.19x at 23k (before 2.12x-2.53x), 2.00x-2.02x at
 40k (before 2.12x-2.19x), 2.16x-2.27x at 0.55M and 1.93x-2.05x at 8.5M (no change there
-beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Each ratio comes
+beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Session eco16
+(2026-12-07, load 3.5-7, alternately with the code before it): economy@16 1.10x-1.17x at
+23k (before 1.12x-1.18x), 1.08x-1.10x at 40k (1.13x-1.16x), 1.09x at 0.55M (1.08x-1.21x);
+the monitor's own time at the 14 steps of 16 where no probe is due went from 33 to 15 us
+(``economy_profile.py --every 16``), which the per-round spread here (0.15-0.4) does not
+resolve. With ``--steps 16`` at 8.5M parameters, economy@16 and economy@256 both hold one
+due step, the run's first: use 32 steps or more for the steady cycle. Each ratio comes
 from one process; compare two versions of the code only in runs at about the same time.
 
 Example:
