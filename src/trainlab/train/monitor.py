@@ -113,6 +113,13 @@ class Monitor:
         tensorboard: a directory: shorthand for adding
             ``trainlab.integrations.tensorboard.TensorBoardSink(tensorboard)`` to ``sinks``.
 
+    Between two steps where something is to be done (a probe due; the step before, where
+    the parameters are kept for probes of the last update and hooks are armed), a step
+    records the loss and the lr and nothing else, at about the cost of reading them: the
+    monitor works these quiet steps out from the probes' cadences (``every`` and
+    ``total_steps``, followed from the next step when either is set anew; a probe with its
+    own ``due`` is asked at every step).
+
     Under ``torch.distributed`` (a process group of more than one process, found when the
     monitor is built) every rank builds its monitor the same way; ranks other than 0 get
     no store, run id or sinks (theirs are ignored, with a debug message) and keep
