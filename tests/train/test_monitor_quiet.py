@@ -20,6 +20,7 @@ from trainlab.train import Monitor
 class Sink:
     def __init__(self):
         self.writes: list[tuple[int, list[tuple[str, str]]]] = []
+        self.losses: list[float] = []
 
     def write(self, step, values):
         self.writes.append((step, [(n, float.hex(v)) for n, v in values.items()]))
@@ -39,7 +40,8 @@ def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33
         sinks: bool = True, number: bool = False):
     """A short Adam run with the ``spec`` probes every ``every`` steps; ``full``: every
     step worked out in full (no quiet step); ``number``: the loss handed over as a float.
-    Returns the monitor, its store's rows (as written, in order) and its sink."""
+    Returns the monitor, its store's rows (as written, in order) and its sink, which also
+    keeps the losses of the loop (``sink.losses``)."""
     net = model(dtype)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     store = RunStore(tmp_path) if tmp_path is not None else None
@@ -61,12 +63,17 @@ def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(net(x), y)
         loss.backward()
+        sink.losses.append(loss.item())
         mon.step(loss.item() if number else loss, (x, y))
         opt.step()
         if between is not None:
             between(k, mon, net)
     mon.finish()
     return mon, [(s, n, float.hex(v)) for s, n, v in rows], sink
+
+
+def hexed(mon: Monitor) -> list:
+    return [(name, [(s, float.hex(v)) for s, v in h]) for name, h in mon.history.items()]
 
 
 @pytest.mark.parametrize("number", [False, True])
@@ -80,10 +87,6 @@ def test_quiet_steps_without_store_or_sink_record_the_same_bits(every, number):
                                                            if k % every == 0} | {33})
 
 
-def hexed(mon: Monitor) -> list:
-    return [(name, [(s, float.hex(v)) for s, v in h]) for name, h in mon.history.items()]
-
-
 @pytest.mark.parametrize("every", [1, 3, 16])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_quiet_steps_record_the_numbers_of_full_steps_to_the_bit(every, dtype, tmp_path):
@@ -94,8 +97,8 @@ def test_quiet_steps_record_the_numbers_of_full_steps_to_the_bit(every, dtype, t
     assert sink.writes == full_sink.writes
     assert quick.summary()["steps"] == full.summary()["steps"]
     # the loss and lr at every step; each probe at its due steps and the last one only
-    assert [s for s, _ in quick.history["loss"]] == list(range(35))
-    assert [s for s, _ in quick.history["lr"]] == list(range(35))
+    assert quick.history["loss"] == list(enumerate(sink.losses))  # as the loop read them
+    assert quick.history["lr"] == [(k, 1e-2) for k in range(35)]
     due = sorted({k for k in range(35) if k % every == 0} | {33})
     for name in ("grad_norm", "distance", "gns"):
         assert [s for s, _ in quick.history[name]] == due, name
