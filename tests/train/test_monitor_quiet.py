@@ -3,7 +3,8 @@ the attached probes left disarmed, see ``Monitor._schedule``) record what a moni
 works every step out in full records, to the bit and in the same order (history, the
 store's rows, the sinks); the steps measured are the due steps, also after a cadence or
 ``total_steps`` changes mid-run and for a probe with its own ``due``; the kept parameter
-snapshot equals the parameters before the update, also after their storage changed."""
+snapshot equals the parameters before the update, also after their storage changed; under
+data-parallel training (2 processes, gloo) both ranks record the same bits either way."""
 
 from __future__ import annotations
 
@@ -186,3 +187,43 @@ def test_kept_snapshot_equals_the_parameters_before_the_update():
     mon.finish()
     assert checked == [4, 9, 14]
     assert [s for s, _ in mon.history["update_ratio"]] == [5, 10, 15]
+
+
+def _ddp_rank(results, full: bool) -> None:
+    import torch.distributed as dist
+
+    rank = dist.get_rank()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 9), nn.Tanh(), nn.Linear(9, 4)).double()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    ddp = nn.parallel.DistributedDataParallel(net)
+    mon = Monitor(ddp, loss_fn=F.cross_entropy, optimizer=opt,
+                  probes=build_probes("grad-norm,update-ratio,grad-noise", every=4))
+    if full:
+        mon._schedule = lambda start: range(0)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(11):
+        x = torch.randn(8, 6, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 4, (8,), generator=g)
+        xs, ys = x[4 * rank:4 * rank + 4], y[4 * rank:4 * rank + 4]
+        opt.zero_grad()
+        loss = F.cross_entropy(ddp(xs), ys)
+        loss.backward()
+        mon.step(loss, (xs, ys))
+        opt.step()
+    mon.finish()
+    results.put((rank, full, hexed(mon)))
+
+
+def test_quiet_steps_under_data_parallel_training_record_the_same_bits(ranks):
+    import torch.multiprocessing as mp
+
+    results = mp.get_context("fork").SimpleQueue()
+    for full in (False, True):
+        ranks(_ddp_rank, results, full, timeout=60)
+    got = {(rank, full): h for rank, full, h in (results.get() for _ in range(4))}
+    assert got[(0, False)] == got[(0, True)] == got[(1, False)] == got[(1, True)]
+    steps = dict(got[(0, False)])
+    assert [s for s, _ in steps["loss"]] == list(range(11))
+    assert [s for s, _ in steps["grad_norm"]] == [0, 4, 8]
+    assert [s for s, _ in steps["update_ratio"]] == [4, 8]
