@@ -30,6 +30,23 @@ class Sink:
         pass
 
 
+def train_step(mon: Monitor, forward, opt, g: torch.Generator, dtype, rows=slice(None),
+               number: bool = False, before_update=None) -> float:
+    """One step on a fresh batch of 20 examples (``rows`` of it: this rank's shard), the
+    loss handed to the monitor as a tensor or (``number``) a float; ``before_update()`` runs
+    between ``mon.step`` and the update. Returns the loss."""
+    x = torch.randn(20, 6, generator=g, dtype=dtype)[rows]
+    y = torch.randint(0, 4, (20,), generator=g)[rows]
+    opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(forward(x), y)
+    loss.backward()
+    mon.step(loss.item() if number else loss, (x, y))
+    if before_update is not None:
+        before_update()
+    opt.step()
+    return loss.item()
+
+
 def model(dtype: torch.dtype) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(6, 9), nn.ReLU(), nn.Linear(9, 9), nn.Tanh(),
@@ -59,14 +76,7 @@ def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33
         mon._schedule = lambda start: range(0)
     g = torch.Generator().manual_seed(1)
     for k in range(steps):
-        x = torch.randn(20, 6, generator=g, dtype=dtype)
-        y = torch.randint(0, 4, (20,), generator=g)
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        sink.losses.append(loss.item())
-        mon.step(loss.item() if number else loss, (x, y))
-        opt.step()
+        sink.losses.append(train_step(mon, net, opt, g, dtype, number=number))
         if between is not None:
             between(k, mon, net)
     mon.finish()
@@ -165,21 +175,19 @@ def test_kept_snapshot_equals_the_parameters_before_the_update():
     g = torch.Generator().manual_seed(1)
     checked, before = [], {}
     for k in range(16):
-        x = torch.randn(20, 6, generator=g, dtype=torch.float64)
-        y = torch.randint(0, 4, (20,), generator=g)
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x), y).backward()
-        mon.step(F.cross_entropy(net(x), y).detach(), (x, y))
-        now = {n: p.detach().clone() for n, p in net.named_parameters()}
-        if mon._prev is not None:  # taken at this step: the parameters before the update
-            assert mon._prev.keys() == now.keys()
-            assert all(torch.equal(mon._prev[n], now[n]) for n in now)
-            checked.append(k)
-        if k % 5 == 0 and k:  # update_norm: the distance from the kept snapshot
-            dist = torch.stack([(now[n] - before[n]).norm() for n in now]).norm()
-            assert mon.last("update_norm") == pytest.approx(dist.item(), rel=1e-12)
-        before = now
-        opt.step()
+        def look(k=k):  # after mon.step, before the update
+            nonlocal before
+            now = {n: p.detach().clone() for n, p in net.named_parameters()}
+            if mon._prev is not None:  # taken at this step: the parameters before the update
+                assert mon._prev.keys() == now.keys()
+                assert all(torch.equal(mon._prev[n], now[n]) for n in now)
+                checked.append(k)
+            if k % 5 == 0 and k:  # update_norm: the distance from the kept snapshot
+                dist = torch.stack([(now[n] - before[n]).norm() for n in now]).norm()
+                assert mon.last("update_norm") == pytest.approx(dist.item(), rel=1e-12)
+            before = now
+
+        train_step(mon, net, opt, g, torch.float64, before_update=look)
         if k == 8:  # new storage for every parameter: the next snapshot must follow it
             with torch.no_grad():
                 for p in net.parameters():
@@ -203,14 +211,7 @@ def _ddp_rank(results, full: bool) -> None:
         mon._schedule = lambda start: range(0)
     g = torch.Generator().manual_seed(1)
     for _ in range(11):
-        x = torch.randn(8, 6, generator=g, dtype=torch.float64)
-        y = torch.randint(0, 4, (8,), generator=g)
-        xs, ys = x[4 * rank:4 * rank + 4], y[4 * rank:4 * rank + 4]
-        opt.zero_grad()
-        loss = F.cross_entropy(ddp(xs), ys)
-        loss.backward()
-        mon.step(loss, (xs, ys))
-        opt.step()
+        train_step(mon, ddp, opt, g, torch.float64, rows=slice(10 * rank, 10 * rank + 10))
     mon.finish()
     results.put((rank, full, hexed(mon)))
 
