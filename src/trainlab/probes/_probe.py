@@ -221,7 +221,7 @@ class Probe(ABC):
         Probe.cadence_changes += 1
 
     def due(self, step: int) -> bool:
-        return step % self._every == 0
+        return step % self.every == 0
 
     def setup(self, ctx: ProbeContext) -> None:  # noqa: B027  (optional hook)
         """Called once, at the first step measured, before :meth:`measure`."""
