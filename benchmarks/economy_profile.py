@@ -22,7 +22,9 @@ grad-norm 0.22-0.23 (0.24), rotation 0.06 (0.09), update-ratio 0.02 (0.03), all 
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
 two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),
 before a due step 0.16-0.18 (0.17-0.18), at a due step 1.25-1.35 (1.26-1.27); forward +
-backward at a due step 0.67-0.73 against 0.53-0.56 at the others (the capture's hooks).
+backward at a due step 0.67-0.73 against 0.53-0.56 at the others (the capture's hooks);
+``Monitor.step`` summed over a cycle of 16 steps (``--steps 3200``, 04:26 UTC, load 4) 1.69-1.78
+(before 1.96-2.05).
 
 ``--count-ops`` also counts the aten calls of one ``Monitor.step`` (dispatched by the Python
 code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at commit aac711a,
@@ -55,9 +57,10 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
     """Seconds (process clock) per part and step, over ``steps`` timed steps; with the
     probes due every ``every`` > 1 steps, the training step's parts and all of
     ``Monitor.step`` are kept apart for the due steps, the steps before them and the
-    others. ``again``: each probe without hooks is measured a second time right after the
-    first, its savepoint rolled back in between (the same work on the same state, with
-    warm caches: the difference is what the first pays for cold caches)."""
+    others, and summed over each whole cycle of ``every`` steps. ``again``: each probe
+    without hooks is measured a second time right after the first, its savepoint rolled
+    back in between (the same work on the same state, with warm caches: the difference is
+    what the first pays for cold caches)."""
     task = build_task("mnist1d")
     model, opt = make(0, task, width, depth)
     mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
@@ -91,6 +94,7 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
     mon._measure, mon._snapshot = timed_measure, timed_snapshot
     g = torch.Generator().manual_seed(0)
     n = len(task.x_train)
+    cycle = [0.0, 0.0]  # Monitor.step and the training step over the current cycle
     try:
         for k in range(steps + 2):
             idx = torch.randint(0, n, (batch,), generator=g)
@@ -112,6 +116,13 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
             times[f"forward + backward{phase}"].append(t1 - t0)
             times[f"Monitor.step (all){phase}"].append(t2 - t1)
             times[f"Adam step{phase}"].append(t3 - t2)
+            if every > 1 and k >= every:  # whole cycles, from the second on
+                cycle[0] += t2 - t1
+                cycle[1] += (t1 - t0) + (t3 - t2)
+                if (k + 1) % every == 0:
+                    times[f"Monitor.step, cycle of {every}"].append(cycle[0])
+                    times[f"training step, cycle of {every}"].append(cycle[1])
+                    cycle = [0.0, 0.0]
     finally:
         mon.finish()
     return times
