@@ -87,12 +87,17 @@ def hexed(mon: Monitor) -> list:
     return [(name, [(s, float.hex(v)) for s, v in h]) for name, h in mon.history.items()]
 
 
+@pytest.mark.parametrize("store", [False, True])
 @pytest.mark.parametrize("number", [False, True])
 @pytest.mark.parametrize("every", [3, 16])
-def test_quiet_steps_without_store_or_sink_record_the_same_bits(every, number):
-    quick, _, _ = run(every, torch.float32, sinks=False, number=number)
-    full, _, _ = run(every, torch.float32, sinks=False, number=number, full=True)
+def test_quiet_steps_without_sink_record_the_same_bits(every, number, store, tmp_path):
+    quick, rows, _ = run(every, torch.float32, sinks=False, number=number,
+                         tmp_path=tmp_path / "a" if store else None)
+    full, full_rows, _ = run(every, torch.float32, sinks=False, number=number, full=True,
+                             tmp_path=tmp_path / "b" if store else None)
     assert hexed(quick) == hexed(full)
+    assert rows == full_rows and len(rows) == (sum(map(len, quick.history.values()))
+                                               if store else 0)
     assert [s for s, _ in quick.history["lr"]] == list(range(35))
     assert [s for s, _ in quick.history["gns"]] == sorted({k for k in range(35)
                                                            if k % every == 0} | {33})

@@ -377,20 +377,26 @@ class Monitor:
 
     def _quiet_step(self, k: int, loss_value: float, lr: float | None) -> bool:
         """The rest of :meth:`step` at a quiet step ``k``: the loss and the lr recorded (the
-        history's lists appended to directly when there is neither store nor sink)."""
+        history's lists and the store's buffer appended to directly, in :meth:`_write`'s
+        order, when there is no sink)."""
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         self._prev = None
         self.step_index = k + 1
         history = self.history
-        if self.store is None and not self.sinks and "loss" in history and (
-                lr is None or "lr" in history):
-            history["loss"].append((k, loss_value))
-            if lr is not None:
-                history["lr"].append((k, float(lr)))
-        else:
+        if self.sinks or "loss" not in history or (lr is not None and "lr" not in history):
             self._write(k, [("loss", loss_value)] if lr is None
                         else [("loss", loss_value), ("lr", float(lr))])
+        else:
+            history["loss"].append((k, loss_value))
+            if lr is not None:
+                lr = float(lr)
+                history["lr"].append((k, lr))
+            if self.store is not None:
+                self._buffer.append((k, "loss", loss_value))
+                if lr is not None:
+                    self._buffer.append((k, "lr", lr))
+        if self._buffer:
             self._flush_if_due(k)
         return math.isfinite(loss_value)
 
