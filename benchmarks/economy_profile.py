@@ -24,6 +24,14 @@ grad-noise 0.44-0.46 (0.52-0.59), all of ``Monitor.step`` 0.90-0.95 (1.09-1.20);
 depth 3: 0.84 (2.25), 3.1 (5.3), 5.0 (8.7); width 2048 depth 3: 11.8 (33.7), 32.5 (59.4),
 52 (100).
 
+``--every 16`` times the due steps, the steps before them and the others apart (session
+eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
+two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),
+before a due step 0.16-0.18 (0.17-0.18), at a due step 1.25-1.35 (1.26-1.27); forward +
+backward at a due step 0.67-0.73 against 0.53-0.56 at the others (the capture's hooks);
+``Monitor.step`` summed over a cycle of 16 steps (``--steps 3200``, 04:26 UTC, load 4) 1.69-1.78
+(before 1.96-2.05).
+
 ``--count-ops`` also counts the aten calls of one ``Monitor.step`` (dispatched by the Python
 code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at commit aac711a,
 88 / 299 after session econ2, 45 / 133 with the C sums of session eco1 (``--eager``: 89 /
@@ -45,28 +53,43 @@ import torch
 import torch.nn.functional as F
 
 from probe_overhead import make  # the benchmark's model and optimizer
-from trainlab.probes import build_probes, fused
+from trainlab.probes import Probe, build_probes, fused
 from trainlab.tasks import build_task
 from trainlab.train import Monitor
+from trainlab.train.monitor import _Savepoint
 
 
-def profile(width: int, depth: int, steps: int, batch: int, spec: str
-            ) -> dict[str, list[float]]:
-    """Seconds (process clock) per part and step, over ``steps`` timed steps."""
+def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: int = 1,
+            again: bool = False) -> dict[str, list[float]]:
+    """Seconds (process clock) per part and step, over ``steps`` timed steps; with the
+    probes due every ``every`` > 1 steps, the training step's parts and all of
+    ``Monitor.step`` are kept apart for the due steps, the steps before them and the
+    others, and summed over each whole cycle of ``every`` steps. ``again``: each probe
+    without hooks is measured a second time right after the first, its savepoint rolled
+    back in between (the same work on the same state, with warm caches: the difference is
+    what the first pays for cold caches)."""
     task = build_task("mnist1d")
     model, opt = make(0, task, width, depth)
     mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
-                  probes=build_probes(spec, every=1), seed=1)
+                  probes=build_probes(spec, every=every), seed=1)
     times: dict[str, list[float]] = defaultdict(list)
     clock = time.process_time
     measure, snapshot = mon._measure, mon._snapshot
 
     def timed_measure(probe, ctx):
+        saved = (_Savepoint(probe, ctx) if again and type(probe).attach is Probe.attach
+                 else None)  # a probe with hooks takes its records: no second time
         start = clock()
         try:
-            return measure(probe, ctx)
+            out = measure(probe, ctx)
         finally:
             times[probe.name].append(clock() - start)
+        if saved is not None:
+            saved.restore()
+            start = clock()
+            out = measure(probe, ctx)
+            times[f"{probe.name} (again)"].append(clock() - start)
+        return out
 
     def timed_snapshot(params):
         start = clock()
@@ -78,6 +101,7 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str
     mon._measure, mon._snapshot = timed_measure, timed_snapshot
     g = torch.Generator().manual_seed(0)
     n = len(task.x_train)
+    cycle = [0.0, 0.0]  # Monitor.step and the training step over the current cycle
     try:
         for k in range(steps + 2):
             idx = torch.randint(0, n, (batch,), generator=g)
@@ -94,9 +118,18 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str
             if k < 2:  # untimed: the buffers of the probes and the optimizer allocated
                 times.clear()
                 continue
-            times["forward + backward"].append(t1 - t0)
-            times["Monitor.step (all)"].append(t2 - t1)
-            times["Adam step"].append(t3 - t2)
+            phase = ("" if every == 1 else " (due)" if k % every == 0
+                     else " (before due)" if (k + 1) % every == 0 else " (other)")
+            times[f"forward + backward{phase}"].append(t1 - t0)
+            times[f"Monitor.step (all){phase}"].append(t2 - t1)
+            times[f"Adam step{phase}"].append(t3 - t2)
+            if every > 1 and k >= every:  # whole cycles, from the second on
+                cycle[0] += t2 - t1
+                cycle[1] += (t1 - t0) + (t3 - t2)
+                if (k + 1) % every == 0:
+                    times[f"Monitor.step, cycle of {every}"].append(cycle[0])
+                    times[f"training step, cycle of {every}"].append(cycle[1])
+                    cycle = [0.0, 0.0]
     finally:
         mon.finish()
     return times
@@ -154,6 +187,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--preset", default="economy")
+    ap.add_argument("--every", type=int, default=1,
+                    help="cadence of the probes (> 1: due steps, the steps before them and "
+                         "the others timed apart)")
+    ap.add_argument("--again", action="store_true",
+                    help="measure each probe without hooks a second time at once, warm")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten calls of one Monitor.step")
     ap.add_argument("--eager", action="store_true",
@@ -164,13 +202,14 @@ def main() -> None:
     if args.count_ops:
         top, nested = count_ops(args.width, args.depth, args.batch, args.preset)
         print(f"aten calls in one Monitor.step: {top} dispatched, {nested} with nested")
-    times = profile(args.width, args.depth, args.steps, args.batch, args.preset)
+    times = profile(args.width, args.depth, args.steps, args.batch, args.preset, args.every,
+                    args.again)
     print(f"torch {torch.__version__}, 1 thread, process clock, MLP width {args.width} depth "
-          f"{args.depth}, batch {args.batch}, {args.steps} steps, "
+          f"{args.depth}, batch {args.batch}, {args.steps} steps, every {args.every}, "
           f"{'eager' if args.eager else 'fused'} sums, load average "
           f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    for part, ts in times.items():
-        print(f"{part:>20}: median {1e3 * statistics.median(ts):8.3f} ms  "
+    for part, ts in sorted(times.items()) if args.every > 1 else times.items():
+        print(f"{part:>33}: median {1e3 * statistics.median(ts):8.3f} ms  "
               f"min {1e3 * min(ts):8.3f} ms")
 
 

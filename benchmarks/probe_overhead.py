@@ -24,7 +24,13 @@ beyond the noise); economy@16 1.06x-1.20x (no change beyond the noise). Session 
 (2026-12-07, load 5-7, ``--eager``: the one-pass C sums of ``trainlab.probes.fused`` against
 the eager path in the same process): economy@1 1.88x-1.99x (eager 2.04x-2.16x) at 23k,
 1.83x-1.88x (2.02x-2.12x) at 40k, 1.75x (2.20x-2.23x) at 0.55M, 1.65x-1.82x (1.87x-1.98x)
-at 8.5M; economy@16 1.02x-1.31x, within the spread of the eager rows. Each ratio comes
+at 8.5M; economy@16 1.02x-1.31x, within the spread of the eager rows. Session eco16
+(2026-12-07, load 3.5-7, alternately with the code before it): economy@16 1.10x-1.17x at
+23k (before 1.12x-1.18x), 1.08x-1.10x at 40k (1.13x-1.16x), 1.09x at 0.55M (1.08x-1.21x);
+the monitor's own time at the 14 steps of 16 where no probe is due went from 33 to 15 us
+(``economy_profile.py --every 16``), which the per-round spread here (0.15-0.4) does not
+resolve. With ``--steps 16`` at 8.5M parameters, economy@16 and economy@256 both hold one
+due step, the run's first: use 32 steps or more for the steady cycle. Each ratio comes
 from one process; compare two versions of the code only in runs at about the same time.
 ``--eager`` adds the preset at every step and every 16 steps with those sums off
 (``TRAINLAB_FUSED=0``), interleaved in the same rounds.

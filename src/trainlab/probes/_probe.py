@@ -199,12 +199,26 @@ class Probe(ABC):
 
     name: str = ""
     needs_prev_params: bool = False
+    cadence_changes: int = 0
+    """How many times the ``every`` of any probe was set (monitors keep their schedule of
+    quiet steps while it stays the same)."""
 
     def __init__(self, every: int = 1):
         from trainlab.errors import check_range
 
         check_range("every", every, low=1, owner=f"probe {self.name!r}")
         self.every = int(every)
+
+    @property
+    def every(self) -> int:
+        """The cadence: :meth:`due` at steps ``step % every == 0``; a new value takes effect
+        at the next step."""
+        return self._every
+
+    @every.setter
+    def every(self, value: int) -> None:
+        self._every = value
+        Probe.cadence_changes += 1
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
@@ -227,7 +241,10 @@ class Probe(ABC):
         due); ``arm(False)`` stops recording and keeps what was recorded for
         :meth:`measure` (the monitor calls it at the end of a step when the next one is not
         due; at the start of every step it calls :meth:`pause`, so that probes' own forward
-        passes are never recorded)."""
+        passes are never recorded). Between a step that ended with ``arm(False)`` and the
+        one before the probe's next due step the monitor calls neither :meth:`pause` nor
+        :meth:`arm` (for a probe that keeps the default cadence, ``step % every == 0``):
+        on a disarmed probe both must do nothing."""
 
     def pause(self) -> None:
         """Optional, for attached probes: stop recording and keep what was recorded, as

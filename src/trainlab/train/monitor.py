@@ -113,6 +113,13 @@ class Monitor:
         tensorboard: a directory: shorthand for adding
             ``trainlab.integrations.tensorboard.TensorBoardSink(tensorboard)`` to ``sinks``.
 
+    Between two steps where something is to be done (a probe due; the step before, where
+    the parameters are kept for probes of the last update and hooks are armed), a step
+    records the loss and the lr and nothing else, at about the cost of reading them: the
+    monitor works these quiet steps out from the probes' cadences (``every`` and
+    ``total_steps``, followed from the next step when either is set anew; a probe with its
+    own ``due`` is asked at every step).
+
     Under ``torch.distributed`` (a process group of more than one process, found when the
     monitor is built) every rank builds its monitor the same way; ranks other than 0 get
     no store, run id or sinks (theirs are ignored, with a debug message) and keep
@@ -178,12 +185,17 @@ class Monitor:
         self._buffer: list[tuple[int, str, float]] = []
         self._set_up = False
         self._started = time.perf_counter()
-        self._needs_prev = any(p.needs_prev_params for p in self.probes)
+        self._prev_probes = [p for p in self.probes if p.needs_prev_params]
+        self._needs_prev = bool(self._prev_probes)
         self._prev_buffer: dict[str, torch.Tensor] | None = None  # reused by every snapshot
         self._views: dict[str, torch.Tensor] = {}
         self._views_key: list[tuple[str, int, int]] | None = None
         self._trainable: list[tuple[str, nn.Parameter]] = []  # of the last _params() call
         self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
+        self._prev_source: dict[str, torch.Tensor] | None = None  # what _prev_buffer copies
+        self._prev_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
+        self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
         self.sinks: list[Sink] = list(sinks)
@@ -200,12 +212,22 @@ class Monitor:
             self._detach()
             raise
         self._dp_warned = False
+        # steps ahead of its due steps that a probe needs (a snapshot, its hooks armed)
+        early = {id(p) for p in self._prev_probes}
+        early.update(id(p) for p, _ in self._attached)
+        self._leads = [(p, int(id(p) in early)) for p in self.probes]
+        self._lead = int(bool(early))
         self._arm(self.step_index)
 
-    def _arm(self, step: int) -> None:
-        """Tell attached probes whether to record the coming forward/backward pass."""
+    def _arm(self, step: int) -> bool:
+        """Tell attached probes whether to record the coming forward/backward pass; whether
+        any is to record."""
+        armed = False
         for probe, _ in self._attached:
-            probe.arm(self._due(probe, step))
+            due = self._due(probe, step)
+            probe.arm(due)
+            armed = armed or due
+        return armed
 
     def _detach(self) -> None:
         for _, handle in self._attached:
@@ -213,18 +235,68 @@ class Monitor:
         self._attached = []
 
     def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``params`` copied into a buffer kept from one snapshot to the next."""
+        """``params`` copied into a buffer kept from one snapshot to the next (one
+        ``_foreach_copy_``; the buffer's layout is checked against ``params`` only when
+        ``params`` is not the dict of views it was last checked against: :meth:`_params`
+        hands out the same dict while the parameters stay the same)."""
         buf = self._prev_buffer
+        if buf is not None and params is self._prev_source:
+            torch._foreach_copy_(*self._prev_pairs)
+            return buf
         if buf is None or buf.keys() != params.keys() or any(
                 b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
                 for b, p in zip(buf.values(), params.values())):
             buf = self._prev_buffer = {n: p.clone() for n, p in params.items()}
         else:
             torch._foreach_copy_(list(buf.values()), list(params.values()))
+        self._prev_source = params
+        self._prev_pairs = (list(buf.values()), list(params.values()))
         return buf
 
     def _due(self, probe: Probe, step: int) -> bool:
         return probe.due(step) or step == self.total_steps
+
+    def _due_now(self, k: int) -> tuple[list[Probe], bool]:
+        """The probes due at step ``k``, and whether a probe that needs the previous
+        parameters is due at ``k + 1`` (the parameters are then kept at ``k``)."""
+        last = self._total_steps
+        due = list(self.probes) if k == last else [p for p in self.probes if p.due(k)]
+        if not self._needs_prev:
+            return due, False
+        return due, k + 1 == last or any([p.due(k + 1) for p in self._prev_probes])
+
+    @property
+    def total_steps(self) -> int | None:
+        """The final step, always measured (None: not known); a new value takes effect at
+        the next step."""
+        return self._total_steps
+
+    @total_steps.setter
+    def total_steps(self, value: int | None) -> None:
+        self._total_steps = value
+        self._quiet = range(0)
+
+    def _schedule(self, start: int) -> range:
+        """The steps from ``start`` on before the first one at which anything but the loss
+        and the lr is to be done: a probe due, the parameter snapshot for a probe due at
+        the next step, an attached probe to arm (:meth:`step` records only the loss and the
+        lr there, and neither pauses nor arms the attached probes: they are disarmed and
+        stay so). Derived from the probes' cadences (``step % every == 0``, and
+        ``total_steps``): kept while no ``every`` of a probe (:attr:`Probe.cadence_changes`)
+        nor ``total_steps`` is set anew; empty when a probe decides for itself (its own
+        ``due``), or before the initial parameters are kept."""
+        if not self.init_params:
+            return range(0)
+        end = start + 2**62
+        for probe, lead in self._leads:
+            if type(probe).due is not Probe.due or "due" in vars(probe):
+                return range(0)
+            every = probe.every
+            end = min(end, -(-start // every) * every - lead)  # its next due step, less lead
+        last = self._total_steps
+        if last is not None and last >= start:
+            end = min(end, last - self._lead)
+        return range(start, max(start, end))
 
     def _params(self) -> dict[str, torch.Tensor]:
         """Detached views of the trainable parameters, kept while the parameters (objects,
@@ -251,8 +323,14 @@ class Monitor:
         ``transformers.Trainer`` computes it with ``average_tokens_across_devices``).
         """
         k = self.step_index
-        for probe, _ in self._attached:  # keep what the training pass recorded, record no more
-            probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
+        # at a quiet step (no probe due, no snapshot; see _schedule) the attached probes are
+        # disarmed, and only the loss and the lr are recorded
+        quiet = k in self._quiet and self._quiet_key == Probe.cadence_changes
+        if quiet and self.dist is None and isinstance(loss, torch.Tensor):
+            return self._quiet_step(k, float(loss.detach().item()), lr)
+        if not quiet:
+            for probe, _ in self._attached:  # keep what the training pass recorded
+                probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
         if lr is None and self.optimizer is not None:
             lr = self.optimizer.param_groups[0]["lr"]
         loss_t = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
@@ -262,14 +340,14 @@ class Monitor:
                 raise ConfigError(f"The 'loss_over_ranks' parameter of Monitor.step must be "
                                   f"one of 'mean', 'sum'; got {loss_over_ranks!r}.")
             loss_t, examples = self._global_loss(loss_t, batch, loss_over_ranks == "sum")
-        loss_value = loss_t.item()  # the one host sync of a step without probes
+        loss_value = float(loss_t.item())  # the one host sync of a step without probes
         finite = math.isfinite(loss_value)
         values: Packed = {"loss": loss_value}
         if lr is not None:
             values["lr"] = float(lr)
-        due = [p for p in self.probes if self._due(p, k)] if finite else []
-        snapshot = finite and self._needs_prev and any(
-            p.needs_prev_params and self._due(p, k + 1) for p in self.probes)
+        if quiet:  # under data-parallel training, or a loss given as a number
+            return self._quiet_step(k, loss_value, lr)
+        due, snapshot = self._due_now(k) if finite else ([], False)
         # the parameters (detached views, kept between steps) go to the probes through the
         # context's cache
         params = self._params() if due or snapshot or not self.init_params else {}
@@ -291,11 +369,42 @@ class Monitor:
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
         self.step_index = k + 1
-        self._arm(k + 1)
+        armed = self._arm(k + 1)
+        self._quiet = range(0) if snapshot or armed else self._schedule(k + 1)
+        self._quiet_key = Probe.cadence_changes
+        self._flush_if_due(k)
+        return finite
+
+    def _quiet_step(self, k: int, loss_value: float, lr: float | None) -> bool:
+        """The rest of :meth:`step` at a quiet step ``k``: the loss and the lr recorded (the
+        history's lists and the store's buffer appended to directly, in :meth:`_write`'s
+        order, when there is no sink)."""
+        if lr is None and self.optimizer is not None:
+            lr = self.optimizer.param_groups[0]["lr"]
+        self._prev = None
+        self.step_index = k + 1
+        history = self.history
+        if self.sinks or "loss" not in history or (lr is not None and "lr" not in history):
+            self._write(k, [("loss", loss_value)] if lr is None
+                        else [("loss", loss_value), ("lr", float(lr))])
+        else:
+            history["loss"].append((k, loss_value))
+            if lr is not None:
+                lr = float(lr)
+                history["lr"].append((k, lr))
+            if self.store is not None:
+                self._buffer.append((k, "loss", loss_value))
+                if lr is not None:
+                    self._buffer.append((k, "lr", lr))
+        if self._buffer:
+            self._flush_if_due(k)
+        return math.isfinite(loss_value)
+
+    def _flush_if_due(self, k: int) -> None:
+        """After step ``k``: flush every ``flush_every`` steps and ``flush_seconds``."""
         if len(self._buffer) and ((k + 1) % self.flush_every == 0
                                   or time.monotonic() >= self._next_flush):
             self.flush()
-        return finite
 
     # ---- data-parallel training ------------------------------------------------------
     def _global_loss(self, loss: torch.Tensor, batch: Any, shares: bool
@@ -401,18 +510,46 @@ class Monitor:
                     name, step, reason)
 
     def _record(self, step: int, values: Packed) -> None:
-        items = list(_entries(values))
-        tensors = [v for _, v in items if isinstance(v, torch.Tensor)]
-        floats = iter(_to_floats(tensors) if tensors else ())  # one device sync per step
-        history, buffer = self.history, self._buffer
-        keep = self.store is not None  # rows wait in the buffer for the store only
-        for name, value in items:
-            x = next(floats) if isinstance(value, torch.Tensor) else float(value)
+        """Record the named values of a step as floats, tables
+        (:class:`~trainlab.probes._probe.Table`) opened: on the CPU by one ``tolist()``
+        each (the exact values, as ``item()`` reads them), elsewhere as 0-d tensors, read
+        with the step's other tensors by one copy (one device sync per step)."""
+        items: list[tuple[str, Any]] = []
+        tensors: list[int] = []  # where items still holds a tensor
+        for name, value in values.items():
+            if isinstance(value, Table):
+                vector = value.values
+                if vector.is_cpu:
+                    items += [(n, float(x)) for n, x in zip(value.names, vector.tolist())
+                              if n is not None]
+                    continue
+                entries: Any = zip(value.names, vector.unbind())
+            else:
+                entries = ((name, value),)
+            for n, x in entries:
+                if n is None:
+                    continue
+                if isinstance(x, torch.Tensor):
+                    tensors.append(len(items))
+                    items.append((n, x))
+                else:
+                    items.append((n, float(x)))
+        if tensors:
+            for i, x in zip(tensors, _to_floats([items[i][1] for i in tensors])):
+                items[i] = (items[i][0], x)
+        self._write(step, items)
+
+    def _write(self, step: int, items: list[tuple[str, float]]) -> None:
+        """Append the named floats of ``step`` to the history, the store's buffer and the
+        sinks, in order."""
+        history = self.history
+        buffer = self._buffer if self.store is not None else None  # for the store only
+        for name, x in items:
             try:
                 history[name].append((step, x))
             except KeyError:
                 history[name] = [(step, x)]
-            if keep:
+            if buffer is not None:
                 buffer.append((step, name, x))
         if self.sinks:
             recorded = {name: history[name][-1][1] for name, _ in items}
@@ -502,6 +639,7 @@ class Monitor:
         self.history = {k: [e for e in v if e[0] < self.step_index]
                         for k, v in state["history"].items()}
         self._buffer = []
+        self._quiet = range(0)
         self._arm(self.step_index)
 
 
@@ -528,15 +666,20 @@ class _Savepoint:
 AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 
-@contextlib.contextmanager
-def full_precision() -> Iterator[None]:
+def full_precision() -> contextlib.AbstractContextManager[None]:
     """Autocast turned off, on every device type where the caller turned it on (a probe
     called inside the user's ``torch.autocast`` block computes in the model's dtype, not in
-    bfloat16/float16), and back on after."""
+    bfloat16/float16), and back on after; a ``nullcontext`` where autocast is off
+    everywhere (the common case: it costs a tenth of an ``ExitStack``)."""
+    devices = [device for device in AUTOCAST_DEVICES if torch.is_autocast_enabled(device)]
+    return _autocast_off(devices) if devices else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _autocast_off(devices: list[str]) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
-        for device in AUTOCAST_DEVICES:
-            if torch.is_autocast_enabled(device):
-                stack.enter_context(torch.autocast(device, enabled=False))
+        for device in devices:
+            stack.enter_context(torch.autocast(device, enabled=False))
         yield
 
 
@@ -566,19 +709,6 @@ def _policy(probe: Probe) -> str:
     if name in PROBES and isinstance(probe, PROBES.get(name)):
         return PROBES.entry(name).info.ddp
     return "global-batch"
-
-
-def _entries(values: Packed) -> Iterator[tuple[str, torch.Tensor | float]]:
-    """The named values of a step, tables (:class:`~trainlab.probes._probe.Table`)
-    opened: on the CPU by one ``tolist()`` each (the exact values, as ``item()`` reads
-    them), elsewhere as 0-d tensors, read with the step's other tensors by one copy."""
-    for name, value in values.items():
-        if isinstance(value, Table):
-            vector = value.values
-            entries = vector.tolist() if vector.is_cpu else vector.unbind()
-            yield from ((n, x) for n, x in zip(value.names, entries) if n is not None)
-        else:
-            yield name, value
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
