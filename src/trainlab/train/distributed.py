@@ -33,6 +33,7 @@ warning; ``torch.nn.SyncBatchNorm`` removes the difference).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -222,6 +223,9 @@ def _worker(rank: int, fn: Callable[..., Any], nproc: int, port: int, backend: s
     try:
         fn(*args)
     finally:
+        # a DistributedDataParallel still alive (kept by a reference cycle, e.g. a Monitor's
+        # hooks) when the group is destroyed hangs that rank on torch 2.6: collect it first
+        gc.collect()
         dist.destroy_process_group()
 
 
