@@ -56,6 +56,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from array import array
 from pathlib import Path
 
@@ -95,6 +96,31 @@ typedef int64_t l8 __attribute__((vector_size(64)));
 #define ITERS_float 8
 #define ITERS_double 512
 
+/* The copy of w (NORMS' array c) of a large tensor is written with non-temporal stores
+   where the machine has them (SSE2, every x86-64), so that the destination's lines are not
+   read into the cache first; the stored bits are w's. */
+#define STREAM_MIN 65536
+#if defined(__x86_64__)
+#include <emmintrin.h>
+static inline void put8_float(float *c, const float *w, int nt) {
+    if (nt) { _mm_stream_ps(c, _mm_loadu_ps(w)); _mm_stream_ps(c + 4, _mm_loadu_ps(w + 4)); }
+    else memcpy(c, w, 8 * sizeof *c);
+}
+static inline void put8_double(double *c, const double *w, int nt) {
+    if (nt) for (int j = 0; j < 8; j += 2) _mm_stream_pd(c + j, _mm_loadu_pd(w + j));
+    else memcpy(c, w, 8 * sizeof *c);
+}
+#define FENCE() _mm_sfence()
+#else
+static inline void put8_float(float *c, const float *w, int nt) {
+    (void)nt; memcpy(c, w, 8 * sizeof *c);
+}
+static inline void put8_double(double *c, const double *w, int nt) {
+    (void)nt; memcpy(c, w, 8 * sizeof *c);
+}
+#define FENCE() ((void)0)
+#endif
+
 /* Sums of squares per tensor of the six families (g, w, w - a, a, w - b, b), one pass over
    each tensor; ALL = 0 skips the squares of a and b. Missing arrays (pointer 0) are read as
    w. The differences are rounded to T (as torch.sub rounds them). A fifth array c, when
@@ -109,6 +135,7 @@ CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *pt
         const T *b = ptrs[5 * k + 3] ? (const T *)ptrs[5 * k + 3] : w;                    \
         T *c = (T *)ptrs[5 * k + 4];                                                      \
         int64_t n = sizes[k], i = 0;                                                      \
+        int nt = c && n >= STREAM_MIN && (uintptr_t)c % 16 == 0;                          \
         double tot[6] = {0, 0, 0, 0, 0, 0};                                               \
         while (i + 8 <= n) {                                                              \
             VT acc[6];                                                                    \
@@ -119,7 +146,7 @@ CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *pt
                 memcpy(&wv, w + i, sizeof wv);                                            \
                 memcpy(&av, a + i, sizeof av);                                            \
                 memcpy(&bv, b + i, sizeof bv);                                            \
-                if (c) memcpy(c + i, &wv, sizeof wv);                                     \
+                if (c) put8_##T(c + i, w + i, nt);                                        \
                 VT da = wv - av, db = wv - bv;                                            \
                 acc[0] += gv * gv; acc[1] += wv * wv;                                     \
                 acc[2] += da * da; acc[4] += db * db;                                     \
@@ -138,6 +165,7 @@ CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *pt
         for (int f = 0; f < 6; ++f)                                                       \
             if (want & (1 << f)) out[f * count + k] = (T)sqrt(tot[f] + r[f]);             \
     }                                                                                     \
+    FENCE();                                                                              \
 }
 NORMS(norms_f32_all, float, f8, 1)
 NORMS(norms_f32_four, float, f8, 0)
@@ -365,19 +393,29 @@ def build(directory: Path | None = None) -> Path:
     return target
 
 
+STALE_SECONDS = 3600.0
+"""A build removes the other libraries of this user in its directory that were last written
+at least this long ago (:func:`_remove_stale`)."""
+
+
 def _remove_stale(directory: Path, keep: Path) -> None:
     """After a build: remove the other ``trainlab_fused_*.so`` files of this user in
-    ``directory`` (libraries of older sources or compilers; one would otherwise be kept per
-    source change). Only plain files of that name pattern and owned by this user; a file that
-    cannot be removed is left (a process still running an older version has its library
-    mapped already, or, when it is about to load it, takes the eager path, warned)."""
+    ``directory`` written at least :data:`STALE_SECONDS` ago (libraries of older sources or
+    compilers: one would otherwise be kept per source change). Only plain files of that name
+    pattern, owned by this user. The recent ones are left: another checkout of another
+    version may be in use at the same time, and the two would otherwise remove each other's
+    library at every build. A process that has loaded a removed library keeps it mapped; one
+    that finds its library gone before loading it builds it again (:func:`_load`). A file
+    that cannot be removed is left."""
     uid = os.getuid() if hasattr(os, "getuid") else None
+    now = time.time()
     for old in directory.glob("trainlab_fused_*.so"):
         if old.name == keep.name:
             continue
         try:
             st = old.lstat()
-            if stat.S_ISREG(st.st_mode) and (uid is None or st.st_uid == uid):
+            if (stat.S_ISREG(st.st_mode) and (uid is None or st.st_uid == uid)
+                    and now - st.st_mtime >= STALE_SECONDS):
                 old.unlink()
         except OSError:
             pass
@@ -403,7 +441,13 @@ def _load() -> ctypes.CDLL | None:
     if _lib is not None or _failed:
         return _lib
     try:
-        lib = ctypes.CDLL(str(build()))
+        path = build()
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            if path.exists():
+                raise
+            lib = ctypes.CDLL(str(build()))  # removed as stale by another build meanwhile
         for suffix, scalar in _DTYPES.values():
             norms = getattr(lib, f"trainlab_norms_{suffix}")
             norms.argtypes = [_I, _P, _P, ctypes.c_int, _P]
