@@ -96,10 +96,11 @@ typedef int64_t l8 __attribute__((vector_size(64)));
 #define ITERS_float 8
 #define ITERS_double 512
 
-/* The copy of w (NORMS' array c) of a large tensor is written with non-temporal stores
-   where the machine has them (SSE2, every x86-64), so that the destination's lines are not
-   read into the cache first; the stored bits are w's. */
-#define STREAM_MIN 65536
+/* The copy of w (NORMS' array c) of a tensor of at least STREAM_MIN entries (beyond a core's
+   cache) is written with non-temporal stores where the machine has them (SSE2, every
+   x86-64), so that the destination's lines are not read into the cache first; smaller ones
+   stay cached for the next step's read. The stored bits are w's. */
+#define STREAM_MIN 1048576
 #if defined(__x86_64__)
 #include <emmintrin.h>
 static inline void put8_float(float *c, const float *w, int nt) {
