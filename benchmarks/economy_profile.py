@@ -24,6 +24,12 @@ grad-noise 0.44-0.46 (0.52-0.59), all of ``Monitor.step`` 0.90-0.95 (1.09-1.20);
 depth 3: 0.84 (2.25), 3.1 (5.3), 5.0 (8.7); width 2048 depth 3: 11.8 (33.7), 32.5 (59.4),
 52 (100).
 
+Session eco3 (2026-12-07 04:40 UTC, load 3, the norm pass writing the parameter snapshot,
+before = commit 583988f, two runs each, ms): width 2048 depth 3: snapshot 0.03 (before
+5.5-5.8), grad-norm 11.1-11.8 (10.4-11.0), all of ``Monitor.step`` 40.4-41.3 (44.6-46.6);
+width 512 depth 3: snapshot 0.01 (0.20), grad-norm 0.67-0.68 (0.54-0.55), all 2.77-2.86
+(2.93-2.97).
+
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
 two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),

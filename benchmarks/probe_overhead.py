@@ -32,6 +32,11 @@ the monitor's own time at the 14 steps of 16 where no probe is due went from 33 
 resolve. With ``--steps 16`` at 8.5M parameters, economy@16 and economy@256 both hold one
 due step, the run's first: use 32 steps or more for the steady cycle. Each ratio comes
 from one process; compare two versions of the code only in runs at about the same time.
+Session eco3 (2026-12-07, load 3-4, the norm pass writing the parameter snapshot, against
+the code before it one process after the other; ``--steps 32`` at 8.5M): economy@1 1.42x-1.45x
+at 8.5M (before 1.43x-1.50x), 1.53x-1.65x at 0.55M (1.65x), 1.88x at 23k (1.91x), the
+change within the rounds' spread (4-5 ms of a 90-107 ms step at 8.5M by
+``economy_profile.py``).
 ``--eager`` adds the preset at every step and every 16 steps with those sums off
 (``TRAINLAB_FUSED=0``), interleaved in the same rounds.
 

@@ -53,8 +53,10 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
 from array import array
 from pathlib import Path
 
@@ -94,18 +96,47 @@ typedef int64_t l8 __attribute__((vector_size(64)));
 #define ITERS_float 8
 #define ITERS_double 512
 
+/* The copy of w (NORMS' array c) of a tensor of at least STREAM_MIN entries (beyond a core's
+   cache) is written with non-temporal stores where the machine has them (SSE2, every
+   x86-64), so that the destination's lines are not read into the cache first; smaller ones
+   stay cached for the next step's read. The stored bits are w's. */
+#define STREAM_MIN 1048576
+#if defined(__x86_64__)
+#include <emmintrin.h>
+static inline void put8_float(float *c, const float *w, int nt) {
+    if (nt) { _mm_stream_ps(c, _mm_loadu_ps(w)); _mm_stream_ps(c + 4, _mm_loadu_ps(w + 4)); }
+    else memcpy(c, w, 8 * sizeof *c);
+}
+static inline void put8_double(double *c, const double *w, int nt) {
+    if (nt) for (int j = 0; j < 8; j += 2) _mm_stream_pd(c + j, _mm_loadu_pd(w + j));
+    else memcpy(c, w, 8 * sizeof *c);
+}
+#define FENCE() _mm_sfence()
+#else
+static inline void put8_float(float *c, const float *w, int nt) {
+    (void)nt; memcpy(c, w, 8 * sizeof *c);
+}
+static inline void put8_double(double *c, const double *w, int nt) {
+    (void)nt; memcpy(c, w, 8 * sizeof *c);
+}
+#define FENCE() ((void)0)
+#endif
+
 /* Sums of squares per tensor of the six families (g, w, w - a, a, w - b, b), one pass over
    each tensor; ALL = 0 skips the squares of a and b. Missing arrays (pointer 0) are read as
-   w. The differences are rounded to T (as torch.sub rounds them). */
+   w. The differences are rounded to T (as torch.sub rounds them). A fifth array c, when
+   given, receives a copy of w (each block stored after its loads: c may even be b). */
 #define NORMS(NAME, T, VT, ALL)                                                           \
 CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,       \
                         int want, T *out) {                                               \
     for (int64_t k = 0; k < count; ++k) {                                                 \
-        const T *w = (const T *)ptrs[4 * k + 1];                                          \
-        const T *g = ptrs[4 * k] ? (const T *)ptrs[4 * k] : w;                            \
-        const T *a = ptrs[4 * k + 2] ? (const T *)ptrs[4 * k + 2] : w;                    \
-        const T *b = ptrs[4 * k + 3] ? (const T *)ptrs[4 * k + 3] : w;                    \
+        const T *w = (const T *)ptrs[5 * k + 1];                                          \
+        const T *g = ptrs[5 * k] ? (const T *)ptrs[5 * k] : w;                            \
+        const T *a = ptrs[5 * k + 2] ? (const T *)ptrs[5 * k + 2] : w;                    \
+        const T *b = ptrs[5 * k + 3] ? (const T *)ptrs[5 * k + 3] : w;                    \
+        T *c = (T *)ptrs[5 * k + 4];                                                      \
         int64_t n = sizes[k], i = 0;                                                      \
+        int nt = c && n >= STREAM_MIN && (uintptr_t)c % 16 == 0;                          \
         double tot[6] = {0, 0, 0, 0, 0, 0};                                               \
         while (i + 8 <= n) {                                                              \
             VT acc[6];                                                                    \
@@ -116,6 +147,7 @@ CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *pt
                 memcpy(&wv, w + i, sizeof wv);                                            \
                 memcpy(&av, a + i, sizeof av);                                            \
                 memcpy(&bv, b + i, sizeof bv);                                            \
+                if (c) put8_##T(c + i, w + i, nt);                                        \
                 VT da = wv - av, db = wv - bv;                                            \
                 acc[0] += gv * gv; acc[1] += wv * wv;                                     \
                 acc[2] += da * da; acc[4] += db * db;                                     \
@@ -127,12 +159,14 @@ CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *pt
         for (; i < n; ++i) {                                                              \
             T wv = w[i], av = a[i], bv = b[i], gv = g[i];                                 \
             T da = wv - av, db = wv - bv;                                                 \
+            if (c) c[i] = wv;                                                             \
             r[0] += gv * gv; r[1] += wv * wv; r[2] += da * da;                            \
             r[3] += av * av; r[4] += db * db; r[5] += bv * bv;                            \
         }                                                                                 \
         for (int f = 0; f < 6; ++f)                                                       \
             if (want & (1 << f)) out[f * count + k] = (T)sqrt(tot[f] + r[f]);             \
     }                                                                                     \
+    FENCE();                                                                              \
 }
 NORMS(norms_f32_all, float, f8, 1)
 NORMS(norms_f32_four, float, f8, 0)
@@ -356,7 +390,36 @@ def build(directory: Path | None = None) -> Path:
                        capture_output=True, timeout=120)
         os.chmod(built, 0o755)  # not group-writable whatever the umask (_check_private)
         os.replace(built, target)  # atomic: a concurrent build renames the same bytes
+    _remove_stale(directory, target)
     return target
+
+
+STALE_SECONDS = 3600.0
+"""A build removes the other libraries of this user in its directory that were last written
+at least this long ago (:func:`_remove_stale`)."""
+
+
+def _remove_stale(directory: Path, keep: Path) -> None:
+    """After a build: remove the other ``trainlab_fused_*.so`` files of this user in
+    ``directory`` written at least :data:`STALE_SECONDS` ago (libraries of older sources or
+    compilers: one would otherwise be kept per source change). Only plain files of that name
+    pattern, owned by this user. The recent ones are left: another checkout of another
+    version may be in use at the same time, and the two would otherwise remove each other's
+    library at every build. A process that has loaded a removed library keeps it mapped; one
+    that finds its library gone before loading it builds it again (:func:`_load`). A file
+    that cannot be removed is left."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    now = time.time()
+    for old in directory.glob("trainlab_fused_*.so"):
+        if old.name == keep.name:
+            continue
+        try:
+            st = old.lstat()
+            if (stat.S_ISREG(st.st_mode) and (uid is None or st.st_uid == uid)
+                    and now - st.st_mtime >= STALE_SECONDS):
+                old.unlink()
+        except OSError:
+            pass
 
 
 def _check_private(path: Path) -> None:
@@ -379,7 +442,13 @@ def _load() -> ctypes.CDLL | None:
     if _lib is not None or _failed:
         return _lib
     try:
-        lib = ctypes.CDLL(str(build()))
+        path = build()
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            if path.exists():
+                raise
+            lib = ctypes.CDLL(str(build()))  # removed as stale by another build meanwhile
         for suffix, scalar in _DTYPES.values():
             norms = getattr(lib, f"trainlab_norms_{suffix}")
             norms.argtypes = [_I, _P, _P, ctypes.c_int, _P]
@@ -412,6 +481,12 @@ def library() -> ctypes.CDLL | None:
     return _load()
 
 
+def available() -> bool:
+    """Whether the fused path is on and its library not known to have failed (it may still
+    be unbuilt: the first call builds it)."""
+    return enabled() and not _failed
+
+
 def _fits(tensors: list[torch.Tensor], dtype: torch.dtype) -> bool:
     return all(t.dtype is dtype and t.is_cpu and t.is_contiguous() for t in tensors)
 
@@ -440,13 +515,17 @@ FAMILIES = ("grad", "weight", "init_dist", "init", "prev_dist", "prev")
 
 def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
                  init: list[torch.Tensor] | None, prev: list[torch.Tensor] | None,
-                 want: tuple[str, ...]) -> torch.Tensor | None:
+                 want: tuple[str, ...], copy_to: list[torch.Tensor] | None = None
+                 ) -> torch.Tensor | None:
     """Per-tensor L2 norms of the families ``want`` (names of :data:`FAMILIES`) in one pass:
     a ``(6, len(weights))`` tensor of the weights' dtype whose rows named in ``want`` hold
     :math:`\\|g_k\\|`, :math:`\\|\\theta_k\\|`, :math:`\\|\\theta_k - a_k\\|`, :math:`\\|a_k\\|`,
     :math:`\\|\\theta_k - b_k\\|`, :math:`\\|b_k\\|` (``a = init``, ``b = prev``; the other
-    rows are not written). None when the fused path is off or unavailable, or the tensors
-    are not all contiguous CPU tensors of one float32/float64 dtype (warned once)."""
+    rows are not written). ``copy_to`` (one tensor per weight, of its dtype and size,
+    contiguous): the same pass also copies each weight into it (an exact copy, written as
+    the weight is read; it may be ``prev`` itself). None (nothing read or written) when the
+    fused path is off or unavailable, or the tensors are not all contiguous CPU tensors of
+    one float32/float64 dtype (warned once)."""
     lib = library()
     if lib is None or not weights:
         return None
@@ -456,15 +535,15 @@ def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
         return None
     k = len(weights)
     numels = [t.numel() for t in weights]
-    ptrs = array("Q", bytes(8 * 4 * k))
-    for column, tensors in enumerate((grads, weights, init, prev)):
+    ptrs = array("Q", bytes(8 * 5 * k))
+    for column, tensors in enumerate((grads, weights, init, prev, copy_to)):
         if tensors:
             column_ptrs = (_pointers(tensors, dtype, numels) if len(tensors) == k else None)
             if column_ptrs is None:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
-            ptrs[column::4] = array("Q", column_ptrs)
+            ptrs[column::5] = array("Q", column_ptrs)
     sizes = array("q", numels)
     out = torch.empty(6, k, dtype=dtype)
     mask = sum(1 << FAMILIES.index(f) for f in want)

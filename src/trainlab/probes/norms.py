@@ -64,6 +64,17 @@ class ParamNorms:
     prev: torch.Tensor | None = None
 
 
+SNAPSHOT_OFFER = "snapshot_offer"
+"""``ctx.run_cache`` key: ``(step, params, buffers)``, set by the monitor at a step whose
+parameters it keeps for the next one: :func:`param_norms` at that step (``params`` the
+context's dict of parameters) copies each parameter into its buffer in the fused norm pass."""
+
+SNAPSHOT_WRITTEN = "snapshot_written"
+"""``ctx.run_cache`` key: ``(step, buffers, versions)`` once the fused pass has written the
+offered buffers, with the parameters' ``_version`` counters at that time (the monitor
+copies again when a parameter has changed in place since)."""
+
+
 def param_norms(ctx: ProbeContext) -> ParamNorms | None:
     """The step's :class:`ParamNorms`, computed once per step (one call of
     :func:`trainlab.probes.fused.tensor_norms`; else, eagerly, one subtraction and one norm
@@ -73,7 +84,9 @@ def param_norms(ctx: ProbeContext) -> ParamNorms | None:
     initial parameters, kept while the initial tensors (objects and versions) stay the same,
     and the norms of the previous parameters, which are the weight norms of the step before
     when that step computed them (the monitor's ``prev_params`` is a copy of the parameters
-    that step measured). Either way the values are the same, to the bit.
+    that step measured). Either way the values are the same, to the bit. When the monitor
+    offers its snapshot buffers (:data:`SNAPSHOT_OFFER`), the fused pass, which reads every
+    parameter anyway, writes the snapshot too (an exact copy; :data:`SNAPSHOT_WRITTEN`).
     """
     return ctx.cached("param_norms", lambda: _param_norms(ctx))
 
@@ -102,9 +115,14 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
     want = tuple(f for f, on in zip(fused.FAMILIES, (grads_list, True, i, wi, p, wp)) if on)
-    table = fused.tensor_norms(now, grads_list, init, prev, want)
+    offer = memo.get(SNAPSHOT_OFFER)
+    copy_to = offer[2] if offer is not None and offer[0] == ctx.step and offer[1] is params \
+        else None
+    table = fused.tensor_norms(now, grads_list, init, prev, want, copy_to)
     if table is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
         g, w, di, w_init, dp, w_prev = table.unbind()
+        if copy_to is not None:  # the parameters were copied too, at these versions
+            memo[SNAPSHOT_WRITTEN] = (ctx.step, copy_to, [t._version for t in now])
     else:
         bases = [*init, *prev]
         diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []

@@ -57,9 +57,10 @@ from torch import nn
 
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.integrations import Sink
-from trainlab.probes import Probe, ProbeContext, build_probes
+from trainlab.probes import Probe, ProbeContext, build_probes, fused
 from trainlab.probes._outputs import batch_size, loss_function
 from trainlab.probes._probe import Handle, Packed, Table, packs
+from trainlab.probes.norms import SNAPSHOT_OFFER, SNAPSHOT_WRITTEN
 from trainlab.store import RunStore
 from trainlab.train import probe_agreement as agreement
 from trainlab.train.distributed import current, unwrap
@@ -187,13 +188,16 @@ class Monitor:
         self._started = time.perf_counter()
         self._prev_probes = [p for p in self.probes if p.needs_prev_params]
         self._needs_prev = bool(self._prev_probes)
-        self._prev_buffer: dict[str, torch.Tensor] | None = None  # reused by every snapshot
         self._views: dict[str, torch.Tensor] = {}
         self._views_key: list[tuple[str, int, int]] | None = None
         self._trainable: list[tuple[str, nn.Parameter]] = []  # of the last _params() call
         self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
-        self._prev_source: dict[str, torch.Tensor] | None = None  # what _prev_buffer copies
-        self._prev_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        # snapshot buffers (_buffer_for): (buffer, the params dict it was checked against,
+        # (buffers, parameters)); two alternate when the fused norm pass writes the snapshot
+        self._slots: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],
+                                tuple[list[torch.Tensor], list[torch.Tensor]]] | None] = [
+            None, None]
+        self._slot = 0
         self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
         self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
         self._finished = False
@@ -234,23 +238,42 @@ class Monitor:
             handle.remove()
         self._attached = []
 
-    def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``params`` copied into a buffer kept from one snapshot to the next (one
-        ``_foreach_copy_``; the buffer's layout is checked against ``params`` only when
-        ``params`` is not the dict of views it was last checked against: :meth:`_params`
-        hands out the same dict while the parameters stay the same)."""
-        buf = self._prev_buffer
-        if buf is not None and params is self._prev_source:
-            torch._foreach_copy_(*self._prev_pairs)
-            return buf
+    def _buffer_for(self, params: dict[str, torch.Tensor], double: bool
+                    ) -> tuple[dict[str, torch.Tensor], tuple[list[torch.Tensor],
+                                                              list[torch.Tensor]]]:
+        """The buffer the next snapshot of ``params`` goes into, and its ``(buffers,
+        parameters)`` lists; kept from one snapshot to the next, its layout checked against
+        ``params`` only when ``params`` is not the dict of views it was last checked against
+        (:meth:`_params` hands out the same dict while the parameters stay the same).
+        ``double``: never the buffer that holds ``self._prev`` (two buffers alternate), so
+        that the fused norm pass may write the new snapshot while the step's probes still
+        read the previous one; else one buffer, overwritten after the probes."""
+        if double and self._slots[self._slot] is not None \
+                and self._slots[self._slot][0] is self._prev:
+            self._slot ^= 1
+        slot = self._slots[self._slot]
+        if slot is not None and slot[1] is params:
+            return slot[0], slot[2]
+        buf = None if slot is None else slot[0]
         if buf is None or buf.keys() != params.keys() or any(
                 b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
-                for b, p in zip(buf.values(), params.values())):
-            buf = self._prev_buffer = {n: p.clone() for n, p in params.items()}
-        else:
-            torch._foreach_copy_(list(buf.values()), list(params.values()))
-        self._prev_source = params
-        self._prev_pairs = (list(buf.values()), list(params.values()))
+                or b.stride() != p.stride() for b, p in zip(buf.values(), params.values())):
+            buf = {n: torch.empty_like(p) for n, p in params.items()}
+        pairs = (list(buf.values()), list(params.values()))
+        self._slots[self._slot] = (buf, params, pairs)
+        return buf, pairs
+
+    def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``params`` copied into the kept buffer (:meth:`_buffer_for`; one
+        ``_foreach_copy_``), unless the step's fused norm pass wrote that copy already
+        (:data:`~trainlab.probes.norms.SNAPSHOT_OFFER`) and no parameter has changed in place
+        since (their ``_version`` counters)."""
+        offered = self._run_cache.pop(SNAPSHOT_OFFER, None)
+        written = self._run_cache.pop(SNAPSHOT_WRITTEN, None)
+        buf, pairs = self._buffer_for(params, offered is not None)
+        if (written is None or written[0] != self.step_index or written[1] is not pairs[0]
+                or written[2] != [t._version for t in pairs[1]]):
+            torch._foreach_copy_(*pairs)
         return buf
 
     def _due(self, probe: Probe, step: int) -> bool:
@@ -354,6 +377,8 @@ class Monitor:
         if not self.init_params:
             self.init_params = {n: p.clone() for n, p in params.items()}
         if due:
+            if snapshot and fused.available():  # the fused norm pass may write the snapshot
+                self._run_cache[SNAPSHOT_OFFER] = (k, params, self._buffer_for(params, True)[1][0])
             ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
                                loss=loss_t, optimizer=self.optimizer, lr=lr,
                                init_params=self.init_params, prev_params=self._prev,
