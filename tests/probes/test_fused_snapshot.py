@@ -9,14 +9,17 @@ enough ago), and a library removed between its build and its load built again.""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainlab import log as log_module
 from trainlab.probes import Probe, build_probes, fused
 from trainlab.train import Monitor
 from trainlab.train import monitor as monitor_module
@@ -179,3 +182,23 @@ def test_a_library_removed_before_it_is_loaded_is_built_again(monkeypatch, tmp_p
 
     monkeypatch.setattr(fused, "build", build_then_lose_it)
     assert fused.library() is not None and len(calls) == 2 and calls[1].exists()
+
+
+def test_a_stale_library_that_cannot_be_removed_is_left_with_a_warning(monkeypatch, tmp_path,
+                                                                        caplog):
+    cache = tmp_path / "fused"
+    cache.mkdir(mode=0o700)
+    stale = cache / "trainlab_fused_old.so"
+    stale.write_bytes(b"old")
+    long_ago = time.time() - fused.STALE_SECONDS - 60
+    os.utime(stale, (long_ago, long_ago))
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    monkeypatch.setattr(log_module, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        fused._remove_stale(cache, cache / "trainlab_fused_new.so")
+    assert stale.exists()
+    assert "could not remove the stale fused library" in caplog.records[-1].getMessage()

@@ -418,8 +418,9 @@ def _remove_stale(directory: Path, keep: Path) -> None:
             if (stat.S_ISREG(st.st_mode) and (uid is None or st.st_uid == uid)
                     and now - st.st_mtime >= STALE_SECONDS):
                 old.unlink()
-        except OSError:
-            pass
+        except OSError as exc:  # harmless (a stale file stays), but said
+            warn_once("fused:stale", "could not remove the stale fused library %s (%s); it "
+                      "is left in the cache", old, exc)
 
 
 def _check_private(path: Path) -> None:
