@@ -238,3 +238,51 @@ def test_bad_input_is_one_line_and_exit_2(monkeypatch, store, capsys):
                      "--store", store]) == 2, argv
         err = capsys.readouterr().err.strip()
         assert says in err and len(err.splitlines()) == 1, (argv, err)
+
+
+def test_from_store_with_a_seed_reads_the_record_of_that_seed(monkeypatch, store, capsys):
+    _install(monkeypatch, _Rich)
+    for seed in (3, 0):  # seed 0 recorded last: the newest record
+        assert main(["reproduce", "rich-data-test", "--quick", "--seed", str(seed),
+                     "--store", store]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(_Rich, "run", lambda self, **kw: pytest.fail("must not run"))
+    for given, seed in ((["--seed", "3"], 3), (["--seed", "0"], 0), ([], 0)):
+        assert main(["reproduce", "rich-data-test", "--quick", "--from-store", "--data",
+                     *given, "--store", store]) == 0
+        assert json.loads(capsys.readouterr().out)["seed"] == seed
+    assert main(["reproduce", "rich-data-test", "--quick", "--from-store", "--json",
+                 "--seed", "3", "--store", store]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 3
+    assert main(["reproduce", "rich-data-test", "--quick", "--from-store", "--seed", "7",
+                 "--store", store]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no recorded quick verdict with seed 7" in err and len(err.splitlines()) == 1
+
+
+def test_a_folder_left_by_a_killed_reproduce_is_removed_by_the_next(monkeypatch, store,
+                                                                     caplog):
+    import os
+    import time
+
+    _install(monkeypatch, _Rich)
+    assert main(["reproduce", "rich-data-test", "--quick", "--store", store]) == 0
+    with RunStore(store) as s:
+        kept = s.artifact(latest(s)[("rich-data-test", "quick")].run_id, "data").parent
+        # what a process killed between the files and the transaction leaves behind
+        old = s.root / "artifacts" / "20260101-000000-abcdef"
+        young = s.root / "artifacts" / "20260101-000000-123456"
+        for folder in (old, young):
+            folder.mkdir()
+            (folder / "data.json").write_text("{}")
+        stamp = time.time() - 7200
+        for p in (old / "data.json", old, kept / "data.json", kept):
+            os.utime(p, (stamp, stamp))
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        assert main(["reproduce", "rich-data-test", "--quick", "--store", store]) == 0
+    assert not old.exists()  # no run refers to it, unchanged for two hours
+    assert young.exists()  # may be a write in progress in another process
+    assert (kept / "data.json").exists()  # a recorded run's folder, however old
+    assert [r.getMessage() for r in caplog.records if "no run refers" in r.getMessage()] == [
+        f"store {RunStore(store).root}: removed the artifact folder {old.name}, which no run "
+        f"refers to (left by a process killed while recording a run)"]

@@ -57,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="run every phenomenon")
     parser.add_argument("--quick", action="store_true",
                         help="the small setting (< 20 s each on 2 cores, used by the tests)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (default 0); with --from-store, read the newest "
+                             "record run with this seed (default: the newest whatever its "
+                             "seed)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="phenomena run at once, one process each (default 1)")
     parser.add_argument("--threads", type=int, default=1,
@@ -140,6 +143,8 @@ def _run_all(names: list[str], args: argparse.Namespace, figure: bool
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     store = open_store(args)
+    store.clean_orphans()  # folders of earlier reproduces killed before their transaction
+    seed = 0 if args.seed is None else args.seed
     results: dict[str, tuple[Outcome, bytes | None]] = {}
     show = len(names) > 1 and not args.json
     progress = Progress(TextColumn("reproduce"), BarColumn(), MofNCompleteColumn(),
@@ -161,11 +166,11 @@ def _run_all(names: list[str], args: argparse.Namespace, figure: bool
         task = progress.add_task("run", total=len(names), last="")
         if args.jobs == 1:
             for name in names:
-                done(*_run_one(name, args.quick, args.seed, args.threads, figure))
+                done(*_run_one(name, args.quick, seed, args.threads, figure))
         else:
             ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
             with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-                futures = [pool.submit(_run_one, n, args.quick, args.seed, args.threads, figure)
+                futures = [pool.submit(_run_one, n, args.quick, seed, args.threads, figure)
                            for n in names]
                 for fut in as_completed(futures):
                     done(*fut.result())
@@ -176,12 +181,13 @@ def _run_all(names: list[str], args: argparse.Namespace, figure: bool
 def _recorded(names: list[str], args: argparse.Namespace) -> list[Recorded]:
     """The newest record of each of ``names`` in this mode; a missing one is an error."""
     store = open_store(args)
-    recorded = latest(store)
+    recorded = latest(store, seed=args.seed)
     store.close()
     mode = "quick" if args.quick else "full"
     missing = [n for n in names if (n, mode) not in recorded]
     if missing:
-        raise ConfigError(f"reproduce --from-store: no recorded {mode} verdict for "
+        with_seed = "" if args.seed is None else f" with seed {args.seed}"
+        raise ConfigError(f"reproduce --from-store: no recorded {mode} verdict{with_seed} for "
                           f"{', '.join(missing)} in {store.root}; run them first")
     return [recorded[(n, mode)] for n in names]
 

@@ -56,11 +56,14 @@ def read_data(store: RunStore, run_id: str) -> str | None:
     return store.read_artifact(run_id, "data").decode()
 
 
-def latest(store: RunStore) -> dict[tuple[str, str], Recorded]:
-    """``(phenomenon, mode) -> Recorded``: the newest finished record of each."""
+def latest(store: RunStore, seed: int | None = None) -> dict[tuple[str, str], Recorded]:
+    """``(phenomenon, mode) -> Recorded``: the newest finished record of each; with ``seed``,
+    the newest of those run with that seed."""
     out: dict[tuple[str, str], Recorded] = {}
     for run in store.list_runs():  # oldest first: later records replace earlier ones
         if run.config.get("kind") != RUN_KIND or run.status not in ("completed", "failed"):
+            continue
+        if seed is not None and run.config.get("seed") != seed:
             continue
         fig = store.artifact(run.id, "figure")
         png = fig.read_bytes() if fig is not None and fig.exists() else None

@@ -332,7 +332,7 @@ class RunStore:
         records with their SHA-256 go in one transaction. So the store holds the whole
         record or none of it: on any error the files written are removed and the error is
         raised, and a process killed before the transaction leaves only a folder that no
-        record refers to.
+        record refers to (:meth:`clean_orphans` removes it later).
         """
         check_choice("status", status, RECORDED[1:], owner="RunStore.add_finished_run")
         names = [f for f, _ in files.values()]
@@ -607,6 +607,37 @@ class RunStore:
         check_run_id(run_id)
         return {n: self._inside(run_id, self.root / p) for n, p in self._conn.execute(
             "SELECT name, path FROM artifacts WHERE run_id=? ORDER BY name", (run_id,))}
+
+    def clean_orphans(self, min_age_s: float = 3600.0) -> list[Path]:
+        """Remove artifact folders that no run refers to and that have not changed for
+        ``min_age_s`` seconds; returns them (each removal is logged).
+
+        :meth:`add_finished_run` writes a run's files before its transaction, so a process
+        killed in between leaves such a folder. The age keeps this from racing with a write
+        in progress in another process. Only folders named like a run id, directly under
+        ``artifacts/`` and not symbolic links, are considered."""
+        base = self.root / "artifacts"
+        if not base.is_dir():
+            return []
+        known = {r[0] for r in self._conn.execute("SELECT id FROM runs")}
+        now, removed = time.time(), []
+        for folder in sorted(base.iterdir()):
+            if (not RUN_ID_PATTERN.fullmatch(folder.name) or folder.name in known
+                    or folder.is_symlink() or not folder.is_dir()):
+                continue
+            try:
+                newest = max([folder.lstat().st_mtime]
+                             + [p.lstat().st_mtime for p in folder.iterdir()])
+            except FileNotFoundError:  # removed by another process meanwhile
+                continue
+            if now - newest < min_age_s:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            log.warning("store %s: removed the artifact folder %s, which no run refers to "
+                        "(left by a process killed while recording a run)", self.root,
+                        folder.name)
+            removed.append(folder)
+        return removed
 
     def clean_artifacts(self, run_id: str) -> list[Path]:
         """Remove files of the run's folder that no record refers to (temporary files and
