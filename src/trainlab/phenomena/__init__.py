@@ -7,7 +7,6 @@ Every module here holds one paper's phenomenon (or two closely tied ones) and re
 from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     advani2020_double_descent,
     agarwala2023_quadratic_eos,
-    altintas2025_butterfly,
     bergsma2025_d2z,
     botros2021_g3_tradeoff,
     cao2024_deq_sampling,
@@ -28,6 +27,7 @@ from trainlab.phenomena import (  # noqa: E402,F401,I001  (registration)
     kostic2024_dpnets,
     karnik2024_tubal,
     kreisler2023_gfs_sharpness,
+    kwok2025_butterfly,
     kulinski2020_feature_shift,
     kumar2024_nondifferentiable,
     kwon2024_penalty,

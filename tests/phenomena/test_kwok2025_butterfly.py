@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from trainlab.phenomena._base import map_runs
-from trainlab.phenomena.altintas2025_butterfly import (
+from trainlab.phenomena.kwok2025_butterfly import (
     ButterflyEffect,
     normalized_perturbation,
     train_copy,
