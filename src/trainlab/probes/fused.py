@@ -58,6 +58,7 @@ import subprocess
 import tempfile
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -628,3 +629,19 @@ def example_rows(layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, to
         len(layers), batch, dims.buffer_info()[0], ptrs.buffer_info()[0],
         scratch.data_ptr() + 8 * batch, scratch.data_ptr(), factor, out.data_ptr())
     return True
+
+
+def entry(kind: str, dtype: torch.dtype) -> Callable[..., None] | None:
+    """The C function behind :func:`gsnr_sums` (``kind`` ``"gsnr"``) or :func:`example_rows`
+    (``"rows"``) for tensors of ``dtype``, for a caller that keeps its pointer arrays from
+    call to call and checks every tensor it passes itself (dtype, CPU, contiguous, the sizes
+    the arguments state: the C code reads and writes that memory unchecked), as
+    :class:`~trainlab.probes.noise_plan.NoisePlan` does; the arguments are those the two
+    functions above pass. None when the fused path is off or unavailable (warned once) or
+    ``dtype`` is not float32/float64."""
+    if kind not in ("gsnr", "rows"):
+        raise ValueError(f"fused.entry: kind must be 'gsnr' or 'rows', got {kind!r}")
+    lib = library()
+    if lib is None or dtype not in _DTYPES:
+        return None
+    return getattr(lib, f"trainlab_{kind}_{_DTYPES[dtype][0]}")

@@ -46,11 +46,14 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes.noise_plan import NoisePlan
 from trainlab.probes.per_sample import (
     FlatBuffers,
     GradStats,
     LinearCapture,
     Pending,
+    Records,
+    _linear_layout,
     captured_grad_stats,
     per_sample_grad_stats,
     training_batchnorm,
@@ -371,6 +374,7 @@ class GradientNoise(Probe):
         self.max_examples, self.groups = max_examples, groups
         self._captures: list[LinearCapture] = []
         self._buffers = FlatBuffers()  # the captured statistics' flat vectors, reused
+        self._plan: tuple[tuple[Any, ...], NoisePlan | None] | None = None  # key, plan
 
     def attach(self, model: nn.Module) -> _Attachment | None:
         capture = LinearCapture(model)
@@ -388,12 +392,8 @@ class GradientNoise(Probe):
         for capture in self._captures:
             capture.pause()
 
-    def _recorded(self, ctx: ProbeContext, examples: int | None = None
-                  ) -> GradStats | None:
-        capture = next((c for c in self._captures if c.model is ctx.model), None)
-        if capture is None:
-            return None
-        records = capture.take()
+    def _recorded(self, ctx: ProbeContext, records: Records | None,
+                  examples: int | None = None) -> GradStats | None:
         if not records:
             return None
         # deferred: the last passes over the sums are done by _noise, block by block (not
@@ -402,6 +402,29 @@ class GradientNoise(Probe):
                                    examples=examples or self.max_examples,
                                    params=ctx.params(), buffers=self._buffers,
                                    deferred=ctx.dist is None)
+
+    def _taken(self, ctx: ProbeContext) -> Records | None:
+        """What the capture of ``ctx.model`` recorded (then forgotten), or None."""
+        capture = next((c for c in self._captures if c.model is ctx.model), None)
+        return None if capture is None else capture.take()
+
+    def _planned(self, ctx: ProbeContext, records: Records) -> Measurement | None:
+        """The measurement on this probe's :class:`~trainlab.probes.noise_plan.NoisePlan`
+        (built when the layout, batch size or dtype changed), when every example is used
+        in one process; None where the plan does not apply (the general path then runs on
+        the same records)."""
+        n = batch_size(ctx.batch[0])
+        if ctx.dist is not None or n > self.max_examples:
+            return None
+        layout = _linear_layout(ctx.model, ctx.params())
+        if layout is None:
+            return None
+        dtype = next(iter(layout.layers)).weight.dtype
+        key = (layout, n, dtype)
+        plan = self._plan
+        if plan is None or plan[0] != key:
+            plan = self._plan = (key, NoisePlan.build(layout, n, dtype))
+        return None if plan[1] is None else plan[1].measure(records)
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
@@ -420,7 +443,12 @@ class GradientNoise(Probe):
                      f"rank's shard (max_examples={self.max_examples} over "
                      f"{ctx.dist.world_size} ranks), not the first {self.max_examples} of "
                      f"the global batch")
-        stats = self._recorded(ctx, k)
+        records = self._taken(ctx)
+        if records:
+            planned = self._planned(ctx, records)
+            if planned is not None:
+                return planned
+        stats = self._recorded(ctx, records, k)
         if stats is None:
             # Probes run after this batch's backward pass and before the update, so p.grad
             # is the mean gradient at these parameters: reuse it (checked) when the whole

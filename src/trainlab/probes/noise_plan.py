@@ -1,0 +1,221 @@
+r"""The ``grad-noise`` measurement of a captured training pass, on a plan kept from one step
+to the next.
+
+On a small model at every step of ``economy``, the tensor work of the measurement is three
+products :math:`(\delta^{\odot 2})^T a^{\odot 2}` and two passes in C
+(:func:`trainlab.probes.fused.example_rows`, :func:`trainlab.probes.fused.gsnr_sums`), some
+80 us at 23k parameters; the Python around them (the records checked and converted, the
+statistics assembled, the deferred work listed, the pointer arrays of the C calls built,
+the terms formed as tensors) cost three times that. A :class:`NoisePlan` is built once per
+parameter layout (:func:`~trainlab.probes.per_sample._linear_layout`: names and storage of
+the trainable parameters), batch size and dtype, and keeps everything that does not change
+from step to step: the scratch the squares are written into, the transposed views the
+products read, the flat sums of squares they write (laid out as the general path lays
+them out), the pointer arrays of the two C calls with every fixed entry filled in. A step
+then only checks the recorded tensors (dtype, CPU, contiguity and shape: what the C code
+reads), writes their data pointers into the arrays, and makes the two C calls and the
+products. Any change of layout, batch size or dtype builds a new plan; a record that does
+not fit (a layer missing or recorded twice, a pass under autocast, inputs with extra
+dimensions, a layer whose backward node did not hand over its own gradients) makes the
+step take the general path (:func:`~trainlab.probes.per_sample.captured_grad_stats`, then
+:func:`~trainlab.probes.gradient_noise._noise`).
+
+The numbers are the general path's, to the bit (tested): the same C functions on the same
+arrays in the same order (the known batch gradients of every layer times :math:`n` as the
+segments of the GSNR pass, the sums of squares times :math:`n^2` as its factor), the same
+products into the same places, the same float64 arithmetic for the three terms. The terms
+are returned as Python floats holding the values the general path's 0-d tensors hold
+(rounded once to float32 for float32 statistics, as ``torch.tensor`` rounds them; the noise
+scale as the IEEE quotient of the two rounded terms, which a quotient in float64 rounded
+once to float32 is), so the monitor records the same floats.
+
+References: McCandlish, Kaplan, Amodei et al., "An Empirical Model of Large-Batch Training",
+2018, appendix A.1 (the noise scale); Liu et al., "Understanding Why Neural Networks
+Generalize Well Through GSNR of Parameters", ICLR 2020 (the GSNR); Dangel et al., "BackPACK",
+2020 (the per-example products) -- as :mod:`~trainlab.probes.gradient_noise`.
+
+Deviations from the papers: none beyond those of :mod:`~trainlab.probes.gradient_noise`.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from trainlab.probes import fused
+from trainlab.probes.per_sample import Records, _Layout, _offset, _shaped
+
+WIDE_GSNR = 2 ** 24
+"""Above this many entries the general path returns the GSNR in float64 (it counts the
+positive variances in float64 there); the plan does the same."""
+
+
+class _Layer(NamedTuple):
+    """One layer's fixed part of a :class:`NoisePlan`: the module, the shapes its records
+    must have, the scratch its squares go to, the view of the transposed output-gradient
+    squares and of its weight's sums of squares that the product reads and writes."""
+
+    module: nn.Linear
+    a_shape: torch.Size
+    d_shape: torch.Size
+    w_shape: torch.Size
+    b_shape: torch.Size | None
+    a_sq: torch.Tensor
+    d_sq_t: torch.Tensor
+    weight_sq: torch.Tensor
+
+
+class NoisePlan:
+    """The fixed part of the ``grad-noise`` measurement for one layout, batch size and dtype
+    (module docstring). Build with :meth:`build`; :meth:`measure` per step.
+
+    Attributes:
+        key: ``(layout, batch, dtype)`` it was built for.
+    """
+
+    def __init__(self, layout: _Layout, batch: int, dtype: torch.dtype,
+                 rows: Callable[..., None], gsnr: Callable[..., None]):
+        self.key = (layout, batch, dtype)
+        self.batch, self.dtype = batch, dtype
+        self._rows, self._gsnr = rows, gsnr
+        total = sum(layout.sizes)
+        self.size = total
+        self.flat_sq = torch.empty(total, dtype=dtype)
+        sq_views = _shaped(layout, self.flat_sq)
+        layers, pointers, dims, segments = [], [], [], []
+        for module, names in layout.layers.items():
+            weight, bias = module.weight, module.bias if "bias" in names else None
+            out_dim, in_dim = weight.shape
+            a_sq = torch.empty(batch, in_dim, dtype=dtype)
+            d_sq = torch.empty(batch, out_dim, dtype=dtype)
+            bias_sq = None if bias is None else sq_views[names["bias"]]
+            layers.append(_Layer(module, torch.Size((batch, in_dim)),
+                                 torch.Size((batch, out_dim)), weight.shape,
+                                 None if bias is None else bias.shape, a_sq, d_sq.T,
+                                 sq_views[names["weight"]]))
+            # d, a (written per step), d * d, a * a, the bias's sums of squares
+            pointers += [0, 0, d_sq.data_ptr(), a_sq.data_ptr(),
+                         0 if bias_sq is None else bias_sq.data_ptr()]
+            dims += [out_dim, in_dim]
+            for kind, name in names.items():
+                segments.append((_offset(sq_views[name], self.flat_sq),
+                                 sq_views[name].numel(), len(layers) - 1, kind))
+        self._layers = tuple(layers)
+        self._pointers = array("Q", pointers)
+        self._dims = array("q", dims)
+        segments.sort()  # by offset (parameter order)
+        self._segments = array("q", [v for off, size, _, _ in segments for v in (off, size)])
+        # where each layer's weight and bias gradients go in the per-step source array
+        self._source_slot = {(layer, kind): i for i, (_, _, layer, kind) in enumerate(segments)}
+        self._sources = array("Q", bytes(8 * len(segments)))
+        self._factors = array("f" if dtype == torch.float32 else "d", [batch] * len(segments))
+        self._scratch = torch.empty(batch + max(dims[0::2]), dtype=torch.float64)
+        self._sq_norms = torch.empty(batch, dtype=dtype)
+        self._sums = array("d", [0.0, 0.0, 0.0])
+        self._weight_slots = [self._source_slot[(i, "weight")] for i in range(len(layers))]
+        self._bias_slots = [self._source_slot.get((i, "bias")) for i in range(len(layers))]
+        self._tiny = torch.finfo(dtype).tiny
+
+    @classmethod
+    def build(cls, layout: _Layout, batch: int, dtype: torch.dtype) -> NoisePlan | None:
+        """A plan, or None where it does not apply: a layer that does not train its weight,
+        weights of another dtype, fewer than 2 examples, the fused path off or unavailable
+        (warned once by :mod:`trainlab.probes.fused`), or not float32/float64 on the CPU."""
+        if batch < 2 or dtype not in (torch.float32, torch.float64) or not layout.layers:
+            return None
+        for module, names in layout.layers.items():
+            if ("weight" not in names or module.weight.dtype != dtype
+                    or module.weight.device.type != "cpu"):
+                return None
+        rows, gsnr = fused.entry("rows", dtype), fused.entry("gsnr", dtype)
+        if rows is None or gsnr is None:
+            return None
+        return cls(layout, batch, dtype, rows, gsnr)
+
+    def _fits(self, t: torch.Tensor | None, shape: torch.Size | None) -> bool:
+        """Whether ``t`` is what the C code may read as ``shape``."""
+        return (t is not None and t.dtype == self.dtype and t.is_cpu and t.shape == shape
+                and t.is_contiguous())
+
+    def measure(self, records: Records) -> dict[str, Any] | None:
+        """The ``grad-noise`` values of a captured pass of ``batch`` examples whose layers
+        recorded their inputs, output gradients and own gradients (every layer of the
+        layout, once each), or None when the records do not fit (nothing written then
+        but this plan's scratch)."""
+        pointers, sources = self._pointers, self._sources
+        for i, layer in enumerate(self._layers):
+            rec = records.get(layer.module)
+            if rec is None:
+                return None
+            a, d, weight, bias = rec
+            if not (self._fits(a, layer.a_shape) and self._fits(d, layer.d_shape)
+                    and self._fits(weight, layer.w_shape)):
+                return None
+            pointers[5 * i] = d.data_ptr()
+            pointers[5 * i + 1] = a.data_ptr()
+            sources[self._weight_slots[i]] = weight.data_ptr()
+            slot = self._bias_slots[i]
+            if slot is not None:
+                if not self._fits(bias, layer.b_shape):
+                    return None
+                sources[slot] = bias.data_ptr()
+        n, scratch, sq_norms = self.batch, self._scratch.data_ptr(), self._sq_norms
+        # squares of a and d, bias sums of squares, per-example squared norms times n^2
+        self._rows(len(self._layers), n, self._dims.buffer_info()[0],
+                   pointers.buffer_info()[0], scratch + 8 * n, scratch, float(n * n),
+                   sq_norms.data_ptr())
+        for layer in self._layers:
+            torch.mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
+        flat_sq, sums = self.flat_sq.data_ptr(), self._sums
+        # every entry is in a segment (a layer's own gradient times n): the flat gradient
+        # sums are never read, flat_sq stands in for their pointer
+        self._gsnr(flat_sq, flat_sq, self.size, len(sources), self._segments.buffer_info()[0],
+                   sources.buffer_info()[0], self._factors.buffer_info()[0], 1, n * n, n,
+                   self._tiny, sums.buffer_info()[0])
+        return self._values(sums[0], sums[1], int(sums[2]))
+
+    def _values(self, g2: float, ratios: float, count: int) -> dict[str, Any]:
+        """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
+        count (the arithmetic of :func:`~trainlab.probes.gradient_noise._fused_noise` and
+        of :meth:`GradientNoise.measure <trainlab.probes.gradient_noise.GradientNoise>`)."""
+        n, sq_norms = self.batch, self._sq_norms
+        mean_sq = math.fsum(sq_norms.tolist()) / n
+        rounded = _rounding(self.dtype)
+        trace_cov = rounded((mean_sq - g2 / n ** 2) * n / (n - 1))
+        grad_sq = rounded((g2 - mean_sq * n) / (n * (n - 1)))
+        gsnr = ratios / max(count, 1)
+        if self.size <= WIDE_GSNR:
+            gsnr = rounded(gsnr)
+        norms = sq_norms.sqrt()  # sums of squares: never negative
+        return {"gns": _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
+                "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),
+                "per_sample_grad_norm/std": norms.std()}
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to the nearest float32 (ties to even; beyond its range an infinity),
+    as ``torch.tensor(value, dtype=torch.float32)`` rounds it (a C conversion both)."""
+    return array("f", (value,))[0]
+
+
+def _same(value: float) -> float:
+    return value
+
+
+def _rounding(dtype: torch.dtype) -> Callable[[float], float]:
+    return _float32 if dtype == torch.float32 else _same
+
+
+def _quotient(num: float, den: float, dtype: torch.dtype) -> float:
+    """``num / den`` as the division of two 0-d tensors of ``dtype`` holding them gives it:
+    for float32 operands the float64 quotient rounded once to float32 is the IEEE float32
+    quotient (53 >= 2 * 24 + 2 bits); a zero divisor (an infinity or NaN, which Python
+    would raise on) divided by torch."""
+    if den == 0:
+        return (torch.tensor(num, dtype=dtype) / torch.tensor(den, dtype=dtype)).item()
+    return _rounding(dtype)(num / den)
