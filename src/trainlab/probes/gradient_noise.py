@@ -46,7 +46,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.noise_plan import NoisePlan
+from trainlab.probes.noise_plan import NoisePlan, norm_spread
 from trainlab.probes.per_sample import (
     FlatBuffers,
     GradStats,
@@ -218,6 +218,19 @@ def _fused_noise(stats: GradStats, pending: list[Pending], sq_factor: int
     if flat_sum.numel() > 2 ** 24:  # the eager path counts in float64 there
         gsnr = torch.tensor(ratios / max(count, 1), dtype=torch.float64)
     return trace_cov, grad_sq, gsnr
+
+
+def _spread(sq_norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of the per-example norms as 0-d tensors: with the fused
+    path switched on (:func:`trainlab.probes.fused.enabled`) and float32/float64 CPU values,
+    those of :func:`~trainlab.probes.noise_plan.norm_spread` (the numbers of the planned
+    path, to the bit); else by torch's operations (the eager path's numbers, as before)."""
+    if (fused.enabled() and sq_norms.is_cpu
+            and sq_norms.dtype in (torch.float32, torch.float64)):
+        spread = norm_spread(sq_norms.tolist(), sq_norms.dtype)
+        return torch.tensor(spread, dtype=sq_norms.dtype).unbind()
+    norms = sq_norms.sqrt()  # sums of squares: never negative
+    return norms.mean(), norms.std()
 
 
 def _number(value: float) -> float:
@@ -463,10 +476,9 @@ class GradientNoise(Probe):
             return {}
         # the buffers' vectors are this probe's own scratch: computed on in place
         trace_cov, grad_sq, gsnr = _noise(stats, self._buffers)
-        norms = stats.sq_norms.sqrt()  # sums of squares: never negative
+        mean, std = _spread(stats.sq_norms)
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
-                "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),
-                "per_sample_grad_norm/std": norms.std()}
+                "gsnr": gsnr, "per_sample_grad_norm/mean": mean, "per_sample_grad_norm/std": std}
 
     def _two_batch(self, ctx: ProbeContext, x: Any, y: Any) -> Measurement:
         if self._captures:  # what the hooks recorded of the training pass is not used

@@ -27,7 +27,10 @@ products into the same places, the same float64 arithmetic for the three terms. 
 are returned as Python floats holding the values the general path's 0-d tensors hold
 (rounded once to float32 for float32 statistics, as ``torch.tensor`` rounds them; the noise
 scale as the IEEE quotient of the two rounded terms, which a quotient in float64 rounded
-once to float32 is), so the monitor records the same floats.
+once to float32 is), so the monitor records the same floats. The one exception: the mean
+and standard deviation of the per-example norms come from exact sums rounded once
+(:func:`norm_spread`), not from ``Tensor.mean`` and ``Tensor.std``: within
+:data:`trainlab.probes.fused.RTOL` of those (tested), and nearer the exact values.
 
 References: McCandlish, Kaplan, Amodei et al., "An Empirical Model of Large-Batch Training",
 2018, appendix A.1 (the noise scale); Liu et al., "Understanding Why Neural Networks
@@ -181,20 +184,46 @@ class NoisePlan:
 
     def _values(self, g2: float, ratios: float, count: int) -> dict[str, Any]:
         """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
-        count (the arithmetic of :func:`~trainlab.probes.gradient_noise._fused_noise` and
-        of :meth:`GradientNoise.measure <trainlab.probes.gradient_noise.GradientNoise>`)."""
-        n, sq_norms = self.batch, self._sq_norms
-        mean_sq = math.fsum(sq_norms.tolist()) / n
+        count: the three terms by the arithmetic of
+        :func:`~trainlab.probes.gradient_noise._fused_noise` (the same bits), the mean and
+        standard deviation of the per-example norms by :func:`norm_spread`."""
+        n = self.batch
+        sq_norms = self._sq_norms.tolist()
+        mean_sq = math.fsum(sq_norms) / n
         rounded = _rounding(self.dtype)
         trace_cov = rounded((mean_sq - g2 / n ** 2) * n / (n - 1))
         grad_sq = rounded((g2 - mean_sq * n) / (n * (n - 1)))
         gsnr = ratios / max(count, 1)
         if self.size <= WIDE_GSNR:
             gsnr = rounded(gsnr)
-        norms = sq_norms.sqrt()  # sums of squares: never negative
+        mean, std = norm_spread(sq_norms, self.dtype)
         return {"gns": _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
-                "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),
-                "per_sample_grad_norm/std": norms.std()}
+                "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
+                "per_sample_grad_norm/std": std}
+
+
+def norm_spread(sq_norms: list[float], dtype: torch.dtype) -> tuple[float, float]:
+    """Mean and standard deviation (Bessel-corrected, as ``Tensor.std``) of the norms
+    :math:`\\|g_i\\| = \\sqrt{s_i}` of the squared norms ``sq_norms`` (values of ``dtype``),
+    each norm the correctly rounded square root in ``dtype`` (as ``Tensor.sqrt`` takes it:
+    a float64 root rounded once to float32 is the float32 root), the two statistics from
+    exact sums (:func:`math.fsum`: the mean, then the squared deviations from it) rounded
+    once to ``dtype``. ``Tensor.mean`` and ``Tensor.std`` sum in their own order and
+    precision, so the two differ in the last bits: within
+    :data:`trainlab.probes.fused.RTOL` of each other and of a float64 computation (tested);
+    in a training step each distinct tensor operation also pays for its code being out of
+    the caches (three reductions on 128 entries cost 40-50 us there, these sums 10-15).
+    Non-finite squared norms go to torch's operations, whose NaN and infinity rules then
+    hold."""
+    rounded = _rounding(dtype)
+    count = len(sq_norms)
+    if not all(map(math.isfinite, sq_norms)) or count < 2:
+        norms = torch.tensor(sq_norms, dtype=dtype).sqrt()
+        return norms.mean().item(), norms.std().item()
+    roots = [rounded(math.sqrt(v)) for v in sq_norms]
+    mean = math.fsum(roots) / count
+    var = math.fsum([(r - mean) * (r - mean) for r in roots]) / (count - 1)
+    return rounded(mean), rounded(math.sqrt(var))
 
 
 def _float32(value: float) -> float:
