@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -327,6 +328,23 @@ CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintp
 }
 ROWS(trainlab_rows_f32, float, row_f32)
 ROWS(trainlab_rows_f64, double, row_f64)
+
+/* The spread of the per-example norms r_b = sqrt(s_b) (each root rounded to T, as a
+   T square root rounds it) of n squared norms s: out = (sum_b r_b, sum_b (r_b - m)^2)
+   with m = out[0] / n, both summed in double in index order. */
+#define SPREAD(NAME, T)                                                                   \
+void NAME(const T *sq, int64_t n, double *out) {                                          \
+    double total = 0, dev = 0;                                                            \
+    for (int64_t b = 0; b < n; ++b) total += (T)sqrt((double)sq[b]);                      \
+    double m = total / (double)n;                                                         \
+    for (int64_t b = 0; b < n; ++b) {                                                     \
+        double e = (double)(T)sqrt((double)sq[b]) - m;                                    \
+        dev += e * e;                                                                     \
+    }                                                                                     \
+    out[0] = total; out[1] = dev;                                                         \
+}
+SPREAD(trainlab_spread_f32, float)
+SPREAD(trainlab_spread_f64, double)
 """
 
 _DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
@@ -462,6 +480,9 @@ def _load() -> ctypes.CDLL | None:
             rows = getattr(lib, f"trainlab_rows_{suffix}")
             rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, _P]
             rows.restype = None
+            spread = getattr(lib, f"trainlab_spread_{suffix}")
+            spread.argtypes = [_P, _I, _P]
+            spread.restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
         _failed = True
         detail = getattr(exc, "stderr", None)
@@ -631,16 +652,52 @@ def example_rows(layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, to
     return True
 
 
+def norm_spread(sq_norms: torch.Tensor) -> tuple[float, float] | None:
+    """Mean and standard deviation (Bessel-corrected, as ``Tensor.std``) of the norms
+    :math:`r_i = \\sqrt{s_i}` of the squared norms ``sq_norms`` (a contiguous float32/float64
+    CPU vector), each root rounded to the vector's dtype as ``Tensor.sqrt`` rounds it, in
+    one call: the sums of the roots and of their squared deviations from the mean in
+    float64 (index order), the two results rounded once to the dtype (as Python floats).
+    ``Tensor.mean`` and ``Tensor.std`` sum in their own order and precision: the two
+    differ in the last bits, both within :data:`RTOL` of a float64 computation (tested).
+    NaN and infinite entries give NaN or infinite results as torch's do; fewer than two
+    entries a NaN deviation. None when the fused path is off or unavailable or the vector
+    does not fit (warned once)."""
+    lib = library()
+    if lib is None:
+        return None
+    dtype = sq_norms.dtype
+    if dtype not in _DTYPES or sq_norms.dim() != 1 or not _fits([sq_norms], dtype):
+        unfit("norm spread", "not a contiguous float32/float64 CPU vector")
+        return None
+    out = (ctypes.c_double * 2)()
+    count = sq_norms.numel()
+    getattr(lib, f"trainlab_spread_{_DTYPES[dtype][0]}")(sq_norms.data_ptr(), count, out)
+    return spread_values(out[0], out[1], count, dtype)
+
+
+def spread_values(total: float, deviations: float, count: int, dtype: torch.dtype
+                  ) -> tuple[float, float]:
+    """``(mean, std)`` from the two sums of :func:`norm_spread`'s C function, each rounded
+    once to ``dtype`` (float32: as ``torch.tensor`` rounds a float)."""
+    mean = total / count if count else math.nan
+    std = math.sqrt(deviations / (count - 1)) if count > 1 else math.nan
+    if dtype == torch.float32:
+        mean, std = array("f", (mean, std))
+    return mean, std
+
+
 def entry(kind: str, dtype: torch.dtype) -> Callable[..., None] | None:
-    """The C function behind :func:`gsnr_sums` (``kind`` ``"gsnr"``) or :func:`example_rows`
-    (``"rows"``) for tensors of ``dtype``, for a caller that keeps its pointer arrays from
-    call to call and checks every tensor it passes itself (dtype, CPU, contiguous, the sizes
-    the arguments state: the C code reads and writes that memory unchecked), as
-    :class:`~trainlab.probes.noise_plan.NoisePlan` does; the arguments are those the two
+    """The C function behind :func:`gsnr_sums` (``kind`` ``"gsnr"``), :func:`example_rows`
+    (``"rows"``) or :func:`norm_spread` (``"spread"``) for tensors of ``dtype``, for a
+    caller that keeps its pointer arrays from call to call and checks every tensor it
+    passes itself (dtype, CPU, contiguous, the sizes the arguments state: the C code reads
+    and writes that memory unchecked), as
+    :class:`~trainlab.probes.noise_plan.NoisePlan` does; the arguments are those the
     functions above pass. None when the fused path is off or unavailable (warned once) or
     ``dtype`` is not float32/float64."""
-    if kind not in ("gsnr", "rows"):
-        raise ValueError(f"fused.entry: kind must be 'gsnr' or 'rows', got {kind!r}")
+    if kind not in ("gsnr", "rows", "spread"):
+        raise ValueError(f"fused.entry: kind must be 'gsnr', 'rows' or 'spread', got {kind!r}")
     lib = library()
     if lib is None or dtype not in _DTYPES:
         return None

@@ -46,7 +46,7 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
-from trainlab.probes.noise_plan import NoisePlan, norm_spread
+from trainlab.probes.noise_plan import NoisePlan
 from trainlab.probes.per_sample import (
     FlatBuffers,
     GradStats,
@@ -221,13 +221,12 @@ def _fused_noise(stats: GradStats, pending: list[Pending], sq_factor: int
 
 
 def _spread(sq_norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation of the per-example norms as 0-d tensors: with the fused
-    path switched on (:func:`trainlab.probes.fused.enabled`) and float32/float64 CPU values,
-    those of :func:`~trainlab.probes.noise_plan.norm_spread` (the numbers of the planned
-    path, to the bit); else by torch's operations (the eager path's numbers, as before)."""
-    if (fused.enabled() and sq_norms.is_cpu
-            and sq_norms.dtype in (torch.float32, torch.float64)):
-        spread = norm_spread(sq_norms.tolist(), sq_norms.dtype)
+    """Mean and standard deviation of the per-example norms as 0-d tensors: those of
+    :func:`trainlab.probes.fused.norm_spread` (the numbers of the planned path, to the
+    bit) where the fused path takes them, else by torch's operations (the eager path's
+    numbers, as before it)."""
+    spread = fused.norm_spread(sq_norms) if sq_norms.is_cpu else None
+    if spread is not None:
         return torch.tensor(spread, dtype=sq_norms.dtype).unbind()
     norms = sq_norms.sqrt()  # sums of squares: never negative
     return norms.mean(), norms.std()

@@ -27,10 +27,13 @@ products into the same places, the same float64 arithmetic for the three terms. 
 are returned as Python floats holding the values the general path's 0-d tensors hold
 (rounded once to float32 for float32 statistics, as ``torch.tensor`` rounds them; the noise
 scale as the IEEE quotient of the two rounded terms, which a quotient in float64 rounded
-once to float32 is), so the monitor records the same floats. The one exception: the mean
-and standard deviation of the per-example norms come from exact sums rounded once
-(:func:`norm_spread`), not from ``Tensor.mean`` and ``Tensor.std``: within
-:data:`trainlab.probes.fused.RTOL` of those (tested), and nearer the exact values.
+once to float32 is), so the monitor records the same floats. The mean and standard
+deviation of the per-example norms come, on both paths, from
+:func:`trainlab.probes.fused.norm_spread` (float64 sums rounded once), not from
+``Tensor.mean`` and ``Tensor.std`` as before this plan: within
+:data:`trainlab.probes.fused.RTOL` of those (tested); in a training step each distinct
+tensor operation also pays for its code being out of the caches (the three operations
+on 128 entries cost 40-50 us there, the C call about 2).
 
 References: McCandlish, Kaplan, Amodei et al., "An Empirical Model of Large-Batch Training",
 2018, appendix A.1 (the noise scale); Liu et al., "Understanding Why Neural Networks
@@ -82,10 +85,12 @@ class NoisePlan:
     """
 
     def __init__(self, layout: _Layout, batch: int, dtype: torch.dtype,
-                 rows: Callable[..., None], gsnr: Callable[..., None]):
+                 rows: Callable[..., None], gsnr: Callable[..., None],
+                 spread: Callable[..., None]):
         self.key = (layout, batch, dtype)
         self.batch, self.dtype = batch, dtype
-        self._rows, self._gsnr = rows, gsnr
+        self._rows, self._gsnr, self._spread = rows, gsnr, spread
+        self._spread_out = array("d", [0.0, 0.0])
         total = sum(layout.sizes)
         self.size = total
         self.flat_sq = torch.empty(total, dtype=dtype)
@@ -135,10 +140,10 @@ class NoisePlan:
             if ("weight" not in names or module.weight.dtype != dtype
                     or module.weight.device.type != "cpu"):
                 return None
-        rows, gsnr = fused.entry("rows", dtype), fused.entry("gsnr", dtype)
-        if rows is None or gsnr is None:
+        calls = [fused.entry(kind, dtype) for kind in ("rows", "gsnr", "spread")]
+        if any(call is None for call in calls):
             return None
-        return cls(layout, batch, dtype, rows, gsnr)
+        return cls(layout, batch, dtype, *calls)
 
     def _fits(self, t: torch.Tensor | None, shape: torch.Size | None) -> bool:
         """Whether ``t`` is what the C code may read as ``shape``."""
@@ -185,8 +190,9 @@ class NoisePlan:
     def _values(self, g2: float, ratios: float, count: int) -> dict[str, Any]:
         """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
         count: the three terms by the arithmetic of
-        :func:`~trainlab.probes.gradient_noise._fused_noise` (the same bits), the mean and
-        standard deviation of the per-example norms by :func:`norm_spread`."""
+        :func:`~trainlab.probes.gradient_noise._fused_noise`, the mean and standard
+        deviation of the per-example norms by :func:`trainlab.probes.fused.norm_spread`'s
+        C function (the same bits as the general path, which calls that)."""
         n = self.batch
         sq_norms = self._sq_norms.tolist()
         mean_sq = math.fsum(sq_norms) / n
@@ -196,34 +202,11 @@ class NoisePlan:
         gsnr = ratios / max(count, 1)
         if self.size <= WIDE_GSNR:
             gsnr = rounded(gsnr)
-        mean, std = norm_spread(sq_norms, self.dtype)
+        self._spread(self._sq_norms.data_ptr(), n, self._spread_out.buffer_info()[0])
+        mean, std = fused.spread_values(*self._spread_out, n, self.dtype)
         return {"gns": _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
                 "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
                 "per_sample_grad_norm/std": std}
-
-
-def norm_spread(sq_norms: list[float], dtype: torch.dtype) -> tuple[float, float]:
-    """Mean and standard deviation (Bessel-corrected, as ``Tensor.std``) of the norms
-    :math:`\\|g_i\\| = \\sqrt{s_i}` of the squared norms ``sq_norms`` (values of ``dtype``),
-    each norm the correctly rounded square root in ``dtype`` (as ``Tensor.sqrt`` takes it:
-    a float64 root rounded once to float32 is the float32 root), the two statistics from
-    exact sums (:func:`math.fsum`: the mean, then the squared deviations from it) rounded
-    once to ``dtype``. ``Tensor.mean`` and ``Tensor.std`` sum in their own order and
-    precision, so the two differ in the last bits: within
-    :data:`trainlab.probes.fused.RTOL` of each other and of a float64 computation (tested);
-    in a training step each distinct tensor operation also pays for its code being out of
-    the caches (three reductions on 128 entries cost 40-50 us there, these sums 10-15).
-    Non-finite squared norms go to torch's operations, whose NaN and infinity rules then
-    hold."""
-    rounded = _rounding(dtype)
-    count = len(sq_norms)
-    if not all(map(math.isfinite, sq_norms)) or count < 2:
-        norms = torch.tensor(sq_norms, dtype=dtype).sqrt()
-        return norms.mean().item(), norms.std().item()
-    roots = [rounded(math.sqrt(v)) for v in sq_norms]
-    mean = math.fsum(roots) / count
-    var = math.fsum([(r - mean) * (r - mean) for r in roots]) / (count - 1)
-    return rounded(mean), rounded(math.sqrt(var))
 
 
 def _float32(value: float) -> float:
