@@ -64,7 +64,17 @@ def _economy_history() -> dict[str, list[tuple[int, float]]]:
     return mon.history
 
 
-@pytest.mark.parametrize("fallback", ["no-node-layouts", "no-functorch-query"])
+def test_missing_version_counters_mean_no_recorded_gradient(caplog):
+    t = torch.zeros(3)
+    assert internals.versions(t, None) == (0, None)
+    t.add_(1)
+    assert internals.versions(t, None) == (1, None)
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        assert internals.versions(t, versioned=False) is None
+
+
+@pytest.mark.parametrize("fallback", ["no-node-layouts", "no-functorch-query",
+                                      "no-version-counter"])
 def test_probes_give_the_same_numbers_on_the_fallback_paths(monkeypatch, fallback):
     import trainlab.probes.per_sample as per_sample
 
@@ -72,6 +82,9 @@ def test_probes_give_the_same_numbers_on_the_fallback_paths(monkeypatch, fallbac
     reference = _economy_history()
     if fallback == "no-node-layouts":
         monkeypatch.setattr(per_sample, "product_node_slots", lambda: {})
+    elif fallback == "no-version-counter":
+        monkeypatch.setattr(per_sample, "versions",
+                            lambda *t: internals.versions(*t, versioned=False))
     else:
         monkeypatch.setattr(per_sample, "functorch_transforms_active", lambda: True)
     other = _economy_history()
