@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.probes import build_probes, fused
+from trainlab.probes import build_probes, fused, noise_plan
 from trainlab.probes import gradient_noise as gn_module
 from trainlab.probes.noise_plan import NoisePlan, _float32, _quotient
 from trainlab.probes.per_sample import LinearCapture, _linear_layout
@@ -88,7 +88,10 @@ def same_runs(make, monkeypatch, steps):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("bias", "inplace"), [(True, False), (False, True)])
-def test_plan_gives_the_general_paths_floats_to_the_bit(monkeypatch, dtype, bias, inplace):
+@pytest.mark.parametrize("layerwise", [False, True])
+def test_plan_gives_the_general_paths_floats_to_the_bit(monkeypatch, dtype, bias, inplace,
+                                                        layerwise):
+    monkeypatch.setattr(noise_plan, "LAYERWISE_MIN", 0 if layerwise else 10 ** 9)
     used = same_runs(lambda: mlp(bias, inplace).to(dtype), monkeypatch,
                      [{"batch": 24, "dtype": dtype}] * 4)
     assert used == [(24, dtype)] * 4  # the plan ran at every step, built once
@@ -105,6 +108,7 @@ def test_changes_rebuild_the_plan_and_keep_the_bits(monkeypatch):
              {"batch": 16, "dtype": f32, "change": replace_weight},  # a new weight
              {"batch": 16, "dtype": f64, "change": lambda m: m.double()},  # another dtype
              {"batch": 16, "dtype": f64}]
+    monkeypatch.setattr(noise_plan, "LAYERWISE_MIN", 600)  # 23 x 33 + ...: layer by layer
     used = same_runs(mlp, monkeypatch, steps)
     assert used == [(24, f32), (24, f32), (16, f32), (16, f32), (16, f64), (16, f64)]
 
@@ -136,6 +140,11 @@ def test_records_that_do_not_fit_are_refused_before_any_call():
     records = records_of(model, x, y)
     plan = NoisePlan.build(_linear_layout(model), 24, torch.float32)
     assert plan is not None and plan.measure(records) is not None
+    assert plan._spans is None  # (the layer-by-layer spans of a layout, checked here)
+    assert noise_plan._spans([(0, 6, 0, "weight"), (6, 2, 0, "bias"), (8, 4, 1, "weight")],
+                             2, 12) == ((0, 2, 0, 8), (2, 1, 8, 4))
+    assert noise_plan._spans([(0, 6, 0, "weight"), (6, 2, 1, "weight"), (8, 4, 0, "bias")],
+                             2, 12) is None  # a layer in two blocks
     first = next(iter(records))
     bad = {
         "missing": {m: r for m, r in records.items() if m is not first},

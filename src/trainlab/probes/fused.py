@@ -187,7 +187,9 @@ void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *pt
 
 /* The GSNR sums over S (sum) and Q (sq), per element as the eager path in T:
    s = S (or src * f, or S * f, on a segment), s2 = s * s, v = Q [* qf] * nn - s2,
-   m = v > 0, r = (m * s2) / max(v, tiny) (NaN kept); out += (sum s2, sum r, count m). */
+   m = v > 0, r = (m * s2) / max(v, tiny) (NaN kept); out += (sum s2, sum r, count m),
+   range by range in offset order (out zeroed first when fresh: consecutive calls over
+   consecutive parts without it add the same terms in the same order as one call). */
 #define GSNR_RANGE(T, VT, IT, SRC, LO, HI)                                                \
     {                                                                                     \
         int64_t i = (LO);                                                                 \
@@ -247,8 +249,8 @@ void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *pt
 #define GSNR(NAME, T, VT, IT)                                                             \
 CLONES void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,                  \
                  const int64_t *segs, const uintptr_t *srcs, const T *factors,            \
-                 int scale_q, T qf, T nn, T tiny, double *out) {                          \
-    out[0] = out[1] = out[2] = 0;                                                         \
+                 int scale_q, T qf, T nn, T tiny, int fresh, double *out) {               \
+    if (fresh) out[0] = out[1] = out[2] = 0;                                              \
     int64_t at = 0;                                                                       \
     for (int64_t q = 0; q <= nsegs; ++q) {                                                \
         int64_t lo = q < nsegs ? segs[2 * q] : size;                                      \
@@ -273,7 +275,8 @@ GSNR(trainlab_gsnr_f64, double, d8, l8)
    output gradients d (B x O): for each layer the squares d*d and a*a (in T, written out
    for the caller's products), their row sums r_d, r_a, and, with a bias, the column sums
    of d*d; acc[b] += r_d (r_a + 1 with a bias) in double; sq_norms = acc * factor, rounded
-   once to T. */
+   once to T. phase: 1 zeroes acc first, 2 writes sq_norms at the end (layers passed in
+   several calls: 1 on the first, 2 on the last, the same sums as one call). */
 #define ROW(NAME, T, VT)                                                                  \
 static inline double NAME(const T *x, T *out, int64_t m, double *col) {                   \
     double total = 0;                                                                     \
@@ -309,8 +312,8 @@ ROW(row_f64, double, d8)
 
 #define ROWS(NAME, T, ROWFN)                                                              \
 CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintptr_t *ptrs, \
-                 double *col, double *acc, double factor, T *sq_norms) {                  \
-    for (int64_t b = 0; b < batch; ++b) acc[b] = 0;                                       \
+                 double *col, double *acc, double factor, int phase, T *sq_norms) {       \
+    if (phase & 1) for (int64_t b = 0; b < batch; ++b) acc[b] = 0;                        \
     for (int64_t l = 0; l < layers; ++l) {                                                \
         int64_t o = dims[2 * l], in = dims[2 * l + 1];                                    \
         const T *d = (const T *)ptrs[5 * l], *a = (const T *)ptrs[5 * l + 1];             \
@@ -324,7 +327,7 @@ CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintp
         }                                                                                 \
         if (bsq) for (int64_t j = 0; j < o; ++j) bsq[j] = (T)col[j];                      \
     }                                                                                     \
-    for (int64_t b = 0; b < batch; ++b) sq_norms[b] = (T)(acc[b] * factor);               \
+    if (phase & 2) for (int64_t b = 0; b < batch; ++b) sq_norms[b] = (T)(acc[b] * factor); \
 }
 ROWS(trainlab_rows_f32, float, row_f32)
 ROWS(trainlab_rows_f64, double, row_f64)
@@ -475,10 +478,10 @@ def _load() -> ctypes.CDLL | None:
             norms.restype = None
             gsnr = getattr(lib, f"trainlab_gsnr_{suffix}")
             gsnr.argtypes = [_P, _P, _I, _I, _P, _P, _P, ctypes.c_int, scalar, scalar,
-                             scalar, _P]
+                             scalar, ctypes.c_int, _P]
             gsnr.restype = None
             rows = getattr(lib, f"trainlab_rows_{suffix}")
-            rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, _P]
+            rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, ctypes.c_int, _P]
             rows.restype = None
             spread = getattr(lib, f"trainlab_spread_{suffix}")
             spread.argtypes = [_P, _I, _P]
@@ -609,7 +612,7 @@ def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,
         flat_sum.data_ptr(), flat_sq.data_ptr(), flat_sum.numel(), len(segments),
         segs.buffer_info()[0] if segments else None,
         srcs.buffer_info()[0] if segments else None, factors, int(sq_factor != 1),
-        sq_factor, n, torch.finfo(dtype).tiny, out)
+        sq_factor, n, torch.finfo(dtype).tiny, 1, out)
     return out[0], out[1], int(out[2])
 
 
@@ -648,7 +651,7 @@ def example_rows(layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, to
                        for t in (layer[1], layer[0], layer[3], layer[2], layer[4])])
     getattr(lib, f"trainlab_rows_{_DTYPES[dtype][0]}")(
         len(layers), batch, dims.buffer_info()[0], ptrs.buffer_info()[0],
-        scratch.data_ptr() + 8 * batch, scratch.data_ptr(), factor, out.data_ptr())
+        scratch.data_ptr() + 8 * batch, scratch.data_ptr(), factor, 3, out.data_ptr())
     return True
 
 

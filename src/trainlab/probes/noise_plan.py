@@ -61,6 +61,13 @@ WIDE_GSNR = 2 ** 24
 positive variances in float64 there); the plan does the same."""
 
 
+LAYERWISE_MIN = 65536
+"""From this many entries the plan works layer by layer (its squares, its product, its
+GSNR terms), so that the GSNR pass reads a layer's sums of squares while they are in
+cache: 3% less time at 0.55M and at 8.5M parameters, but 10% more at 23k, where the two
+extra C calls per layer cost more than the cache spares (session noise)."""
+
+
 class _Layer(NamedTuple):
     """One layer's fixed part of a :class:`NoisePlan`: the module, the shapes its records
     must have, the scratch its squares go to, the view of the transposed output-gradient
@@ -128,6 +135,12 @@ class NoisePlan:
         self._weight_slots = [self._source_slot[(i, "weight")] for i in range(len(layers))]
         self._bias_slots = [self._source_slot.get((i, "bias")) for i in range(len(layers))]
         self._tiny = torch.finfo(dtype).tiny
+        self._itemsize = self.flat_sq.element_size()
+        spans = _spans(segments, len(layers), total)
+        # the segments' offsets from the start of their layer's block, for per-layer calls
+        self._relative = array("q", [] if spans is None else [
+            v for off, size, layer, _ in segments for v in (off - spans[layer][2], size)])
+        self._spans = spans if total >= LAYERWISE_MIN else None
 
     @classmethod
     def build(cls, layout: _Layout, batch: int, dtype: torch.dtype) -> NoisePlan | None:
@@ -172,20 +185,34 @@ class NoisePlan:
                 if not self._fits(bias, layer.b_shape):
                     return None
                 sources[slot] = bias.data_ptr()
-        n, scratch, sq_norms = self.batch, self._scratch.data_ptr(), self._sq_norms
-        # squares of a and d, bias sums of squares, per-example squared norms times n^2
-        self._rows(len(self._layers), n, self._dims.buffer_info()[0],
-                   pointers.buffer_info()[0], scratch + 8 * n, scratch, float(n * n),
-                   sq_norms.data_ptr())
-        for layer in self._layers:
+        n, scratch, sq_norms = self.batch, self._scratch.data_ptr(), self._sq_norms.data_ptr()
+        flat_sq, sums, size = self.flat_sq.data_ptr(), self._sums.buffer_info()[0], self._itemsize
+        dims, ptrs = self._dims.buffer_info()[0], pointers.buffer_info()[0]
+        if self._spans is None:  # layers not in consecutive blocks: one call of each kind
+            self._rows(len(self._layers), n, dims, ptrs, scratch + 8 * n, scratch,
+                       float(n * n), 3, sq_norms)
+            for layer in self._layers:
+                torch.mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
+            # every entry is in a segment (a layer's own gradient times n): the flat
+            # gradient sums are never read, flat_sq stands in for their pointer
+            self._gsnr(flat_sq, flat_sq, self.size, len(sources),
+                       self._segments.buffer_info()[0], sources.buffer_info()[0],
+                       self._factors.buffer_info()[0], 1, n * n, n, self._tiny, 1, sums)
+            return self._values(*self._sums[:2], int(self._sums[2]))
+        # layer by layer: its squares, its product, its GSNR terms, while its sums of
+        # squares are still in cache (the same sums in the same order as one call each)
+        last = len(self._layers) - 1
+        segs, srcs = self._relative.buffer_info()[0], sources.buffer_info()[0]
+        factors = self._factors.buffer_info()[0]
+        for i, layer in enumerate(self._layers):
+            self._rows(1, n, dims + 16 * i, ptrs + 40 * i, scratch + 8 * n, scratch,
+                       float(n * n), (i == 0) | (2 if i == last else 0), sq_norms)
             torch.mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
-        flat_sq, sums = self.flat_sq.data_ptr(), self._sums
-        # every entry is in a segment (a layer's own gradient times n): the flat gradient
-        # sums are never read, flat_sq stands in for their pointer
-        self._gsnr(flat_sq, flat_sq, self.size, len(sources), self._segments.buffer_info()[0],
-                   sources.buffer_info()[0], self._factors.buffer_info()[0], 1, n * n, n,
-                   self._tiny, sums.buffer_info()[0])
-        return self._values(sums[0], sums[1], int(sums[2]))
+            first, count, start, length = self._spans[i]
+            block = flat_sq + size * start  # (gradient sums never read: see above)
+            self._gsnr(block, block, length, count, segs + 16 * first, srcs + 8 * first,
+                       factors + size * first, 1, n * n, n, self._tiny, int(i == 0), sums)
+        return self._values(*self._sums[:2], int(self._sums[2]))
 
     def _values(self, g2: float, ratios: float, count: int) -> dict[str, Any]:
         """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
@@ -207,6 +234,26 @@ class NoisePlan:
         return {"gns": _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
                 "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
                 "per_sample_grad_norm/std": std}
+
+
+def _spans(segments: list[tuple[int, int, int, str]], layers: int, total: int
+           ) -> tuple[tuple[int, int, int, int], ...] | None:
+    """Per layer ``(first segment, segments, start, entries)`` of its block of the flat
+    vectors, when the sorted ``segments`` ``(offset, size, layer, kind)`` put every layer's
+    entries in one block, the blocks in layer order and covering ``total``; else None."""
+    spans = []
+    at = 0
+    for layer in range(layers):
+        mine = [j for j, seg in enumerate(segments) if seg[2] == layer]
+        if not mine or mine != list(range(mine[0], mine[0] + len(mine))):
+            return None
+        start = segments[mine[0]][0]
+        end = segments[mine[-1]][0] + segments[mine[-1]][1]
+        if start != at:
+            return None
+        spans.append((mine[0], len(mine), start, end - start))
+        at = end
+    return tuple(spans) if at == total else None
 
 
 def _float32(value: float) -> float:
