@@ -361,6 +361,10 @@ class GradientNoise(Probe):
     probe records the inputs and output gradients of the ``nn.Linear`` layers during the
     training step's own forward and backward passes on the steps it is armed for, and
     computes the statistics from them (:func:`~trainlab.probes.per_sample.captured_grad_stats`).
+    In one process with the whole batch used, the measurement runs on a plan kept from
+    step to step (:class:`~trainlab.probes.noise_plan.NoisePlan`: scratch, views and the
+    C calls' pointer arrays built once per layout, batch size and dtype; the general
+    path's numbers to the bit, its values Python floats rather than 0-d tensors).
     Otherwise, or when the record cannot be used, it recomputes a forward and backward pass
     (:func:`~trainlab.probes.per_sample.per_sample_grad_stats`). Both give the same numbers
     (up to rounding) when the training loop backpropagated ``loss_fn`` of the batch passed

@@ -593,7 +593,10 @@ class LinearCapture:
     overwrites that output afterwards) and, for the matrix-product nodes of 2-D inputs, the
     weight and bias gradients autograd computed for this layer alone. Neither hook changes
     any value (both return None). A layer recorded more than once between two :meth:`arm`
-    calls (a layer used twice, several backward passes) is marked unusable (``None``).
+    calls (a layer used twice, several backward passes) is marked unusable (``None``). The
+    layer's own gradients become ``p.grad`` without a copy, so :meth:`take` hands them out
+    only while their version counters are those of the backward pass (``p.grad`` clipped
+    in place since: the record comes without them).
     """
 
     def __init__(self, model: nn.Module):
