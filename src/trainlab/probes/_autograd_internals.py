@@ -95,15 +95,16 @@ def functorch_transforms_active(probe: object = _ACTIVE) -> bool:
 _VERSIONED = hasattr(torch.zeros(()), "_version")
 
 
-def versions(*tensors: torch.Tensor | None, versioned: bool = _VERSIONED
-             ) -> tuple[int | None, ...] | None:
-    """The version counters of ``tensors`` (None for a missing tensor), or None where torch
-    does not expose them (``versioned`` is the check, a parameter so tests can run the
-    fallback; warned once)."""
+def versions(weight: torch.Tensor | None, bias: torch.Tensor | None,
+             versioned: bool = _VERSIONED) -> tuple[int | None, int | None] | None:
+    """The version counters of a layer's ``weight`` and ``bias`` gradients (None for a
+    missing one), or None where torch does not expose them (``versioned`` is the check, a
+    parameter so tests can run the fallback; warned once)."""
     if not versioned:
         warn_once("no-version-counter",
                   "torch %s has no Tensor._version: the probes do not reuse the layers' own "
                   "gradients of the training step (one product more, same numbers)",
                   torch.__version__)
         return None
-    return tuple(None if t is None else t._version for t in tensors)
+    return (None if weight is None else weight._version,
+            None if bias is None else bias._version)
