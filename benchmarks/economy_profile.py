@@ -30,6 +30,17 @@ before = commit 583988f, two runs each, ms): width 2048 depth 3: snapshot 0.03 (
 width 512 depth 3: snapshot 0.01 (0.20), grad-norm 0.67-0.68 (0.54-0.55), all 2.77-2.86
 (2.93-2.97).
 
+Session noise (2026-12-07 06:10 UTC, load 0.3-0.8, grad-noise on a plan kept across steps,
+before = commit 424616b, two runs each, ms): grad-noise 0.21-0.22 (before 0.34-0.42) at
+width 128 depth 2, 0.29 (0.51) at depth 3, 1.87-1.91 (2.27-2.49) at width 512 depth 3,
+28.1-29.6 (30.1-30.7) at width 2048 depth 3; all of ``Monitor.step`` 0.57-0.59 (0.69-0.81),
+0.70-0.72 (0.95), 3.20-3.29 (3.58-3.85), 40.5-43.4 (42.9-43.9).
+
+``--hooks ROUNDS`` times what the capture's hooks add to forward + backward (no-op forward
+hooks, a no-op hook on each output's backward node, that hook keeping the records, the
+capture itself; session noise, 40-60 rounds at width 128 depth 2: 0.009-0.014, 0.052-0.062,
+0.062-0.073, 0.097-0.117 ms; 20 rounds at width 512 depth 3: 0.014, 0.130, 0.148, 0.247).
+
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
 two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),
@@ -45,6 +56,7 @@ code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at co
 
 Example:
     python benchmarks/economy_profile.py --width 2048 --depth 3 --steps 10
+    python benchmarks/economy_profile.py --width 128 --depth 2 --hooks 40
 """
 
 from __future__ import annotations
