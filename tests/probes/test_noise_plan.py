@@ -7,7 +7,9 @@ that do not fit); the per-example norms' mean and std of ``fused.norm_spread`` w
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import warnings
 
 import pytest
@@ -161,6 +163,21 @@ def test_records_that_do_not_fit_are_refused_before_any_call():
         assert plan.measure(recs) is None, name
     assert NoisePlan.build(_linear_layout(model), 1, torch.float32) is None  # n < 2
     assert NoisePlan.build(_linear_layout(model), 24, torch.float64) is None  # weights f32
+
+
+def test_a_copied_plan_is_no_plan():
+    model = mlp()
+    probe = gn_module.GradientNoise()
+    mon = Monitor(model, loss_fn=F.cross_entropy, probes=[probe])
+    x, y = torch.randn(24, 9), torch.randint(0, 4, (24,))
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    mon.step(loss, (x, y))
+    mon.finish()
+    assert probe._plan is not None and probe._plan[1] is not None
+    copied = copy.deepcopy(probe._plan)
+    assert copied[1] is None and pickle.loads(pickle.dumps(probe._plan[1])) is None
 
 
 def test_no_plan_when_the_fused_path_is_off(monkeypatch):

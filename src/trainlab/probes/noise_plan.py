@@ -158,6 +158,12 @@ class NoisePlan:
             return None
         return cls(layout, batch, dtype, *calls)
 
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        """Copies and pickles hold no plan (its C function pointers and scratch belong to
+        this process and these tensors): the copy's owner builds its own at its next
+        measurement."""
+        return _no_plan, ()
+
     def _fits(self, t: torch.Tensor | None, shape: torch.Size | None) -> bool:
         """Whether ``t`` is what the C code may read as ``shape``."""
         return (t is not None and t.dtype == self.dtype and t.is_cpu and t.shape == shape
@@ -234,6 +240,10 @@ class NoisePlan:
         return {"gns": _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
                 "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
                 "per_sample_grad_norm/std": std}
+
+
+def _no_plan() -> None:
+    return None
 
 
 def _spans(segments: list[tuple[int, int, int, str]], layers: int, total: int
