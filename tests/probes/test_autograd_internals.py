@@ -68,6 +68,7 @@ def test_missing_version_counters_mean_no_recorded_gradient(caplog, monkeypatch)
     from trainlab import log as log_module
 
     monkeypatch.setattr(log_module, "_WARNED", set())
+    assert internals._counts_versions() and internals._VERSIONED  # on this torch
     t = torch.zeros(3)
     assert internals.versions(t, None) == (0, None)
     t[1:].add_(1)  # through a view: the same counter

@@ -20,8 +20,9 @@ each checked on the running torch before use, with a public fallback.
    gradient too; the capture compares the counters at :meth:`take
    <trainlab.probes.per_sample.LinearCapture.take>` with those of the backward pass and
    drops a changed gradient (the statistics then take one product more, same numbers).
-   Where the attribute is missing, :func:`versions` answers None and the recorded
-   gradients are never used.
+   The counter's behaviour is checked once at import (an in-place change through a view
+   moves it); where the attribute is missing or does not behave so, :func:`versions`
+   answers None and the recorded gradients are never used.
 
 Each fallback is announced once on the ``trainlab`` logger.
 """
@@ -92,7 +93,19 @@ def functorch_transforms_active(probe: object = _ACTIVE) -> bool:
     return bool(probe())
 
 
-_VERSIONED = hasattr(torch.zeros(()), "_version")
+def _counts_versions() -> bool:
+    """Whether this torch has ``Tensor._version`` and an in-place change through a view moves
+    the base's counter (what :func:`versions` relies on; checked once, at import)."""
+    try:
+        t = torch.zeros(2)
+        before = t._version
+        t[1:].add_(1)
+        return isinstance(before, int) and t._version > before
+    except (AttributeError, RuntimeError, TypeError):
+        return False
+
+
+_VERSIONED = _counts_versions()
 
 
 def versions(weight: torch.Tensor | None, bias: torch.Tensor | None,
