@@ -174,10 +174,11 @@ def test_a_copied_plan_is_no_plan():
     loss = F.cross_entropy(model(x), y)
     loss.backward()
     mon.step(loss, (x, y))
-    mon.finish()
     assert probe._plan is not None and probe._plan[1] is not None
     copied = copy.deepcopy(probe._plan)
     assert copied[1] is None and pickle.loads(pickle.dumps(probe._plan[1])) is None
+    mon.finish()
+    assert probe._plan is None  # detached: the plan (which holds the layers) dropped
 
 
 def test_no_plan_when_the_fused_path_is_off(monkeypatch):

@@ -398,7 +398,7 @@ class GradientNoise(Probe):
             capture.remove()
             return None
         self._captures.append(capture)
-        return _Attachment(self._captures, capture)
+        return _Attachment(self, capture)
 
     def arm(self, due: bool) -> None:
         for capture in self._captures:
@@ -500,15 +500,18 @@ class GradientNoise(Probe):
 
 
 class _Attachment:
-    """Handle of :meth:`GradientNoise.attach`: ``remove()`` detaches the capture's hooks."""
+    """Handle of :meth:`GradientNoise.attach`: ``remove()`` detaches the capture's hooks and
+    drops the probe's plan (which holds the model's layers)."""
 
-    def __init__(self, captures: list[LinearCapture], capture: LinearCapture):
-        self._captures, self.capture = captures, capture
+    def __init__(self, probe: GradientNoise, capture: LinearCapture):
+        self._probe, self.capture = probe, capture
 
     def remove(self) -> None:
         self.capture.remove()
-        if self.capture in self._captures:
-            self._captures.remove(self.capture)
+        captures = self._probe._captures
+        if self.capture in captures:
+            captures.remove(self.capture)
+        self._probe._plan = None
 
 
 PROBES.register("grad-noise", GradientNoise, ddp="reduced",
