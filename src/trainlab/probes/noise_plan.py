@@ -38,7 +38,8 @@ on 128 entries cost 40-50 us there, the C call about 2).
 References: McCandlish, Kaplan, Amodei et al., "An Empirical Model of Large-Batch Training",
 2018, appendix A.1 (the noise scale); Liu et al., "Understanding Why Neural Networks
 Generalize Well Through GSNR of Parameters", ICLR 2020 (the GSNR); Dangel et al., "BackPACK",
-2020 (the per-example products) -- as :mod:`~trainlab.probes.gradient_noise`.
+2020 (the per-example products) -- as :mod:`~trainlab.probes.gradient_noise` (none of them
+is a row of papers.md).
 
 Deviations from the papers: none beyond those of :mod:`~trainlab.probes.gradient_noise`.
 """
