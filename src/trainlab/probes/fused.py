@@ -13,7 +13,10 @@ dispatched kernels a step (3-4 us each on a small model, where each does little 
 on a large one, differences written to memory and read back. Here each family is one call
 of a small C function (:func:`tensor_norms`, :func:`gsnr_sums`, :func:`example_rows`;
 plain C with GCC vector extensions, no torch headers: it compiles in about a second) that
-walks every tensor once.
+walks every tensor once. :func:`norm_spread` gives the mean and standard deviation of the
+per-example gradient norms (float64 sums rounded once; torch's ``mean``/``std`` differ from
+them within :data:`RTOL`), and :func:`entry` the raw functions for
+:class:`~trainlab.probes.noise_plan.NoisePlan`, which keeps its pointer arrays across steps.
 
 The library is built once per source and compiler, with the system C compiler (``$CC``,
 else ``cc``), into ``$TRAINLAB_CACHE/fused`` (default ``~/.cache/trainlab/fused``), named
