@@ -76,7 +76,8 @@ def run(model: nn.Module, plan: bool, monkeypatch, steps: list[dict]) -> tuple[d
             mon.step(loss, (x, y))
             with torch.no_grad():  # an SGD step
                 for p in model.parameters():
-                    p -= 0.1 * p.grad
+                    if p.grad is not None:
+                        p -= 0.1 * p.grad
         mon.finish()
     return {k: [(s, v.hex()) for s, v in mon.history[k]] for k in METRICS}, used
 
@@ -113,6 +114,21 @@ def test_changes_rebuild_the_plan_and_keep_the_bits(monkeypatch):
     monkeypatch.setattr(noise_plan, "LAYERWISE_MIN", 600)  # 23 x 33 + ...: layer by layer
     used = same_runs(mlp, monkeypatch, steps)
     assert used == [(24, f32), (24, f32), (16, f32), (16, f32), (16, f64), (16, f64)]
+
+
+@pytest.mark.parametrize("frozen", ["layer", "weight"])
+def test_frozen_parameters(monkeypatch, frozen):
+    """A frozen layer is not in the layout (the plan runs without it); a frozen weight
+    with a trained bias is not planned (the general path runs)."""
+    def make():
+        model = mlp()
+        model[2].weight.requires_grad_(False)
+        if frozen == "layer":
+            model[2].bias.requires_grad_(False)
+        return model
+
+    used = same_runs(make, monkeypatch, [{"batch": 12, "dtype": torch.float32}] * 2)
+    assert used == ([(12, torch.float32)] * 2 if frozen == "layer" else [])
 
 
 def test_a_layer_recorded_twice_takes_the_general_path(monkeypatch):
