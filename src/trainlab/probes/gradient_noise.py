@@ -433,7 +433,7 @@ class GradientNoise(Probe):
         if ctx.dist is not None or n > self.max_examples:
             return None
         layout = _linear_layout(ctx.model, ctx.params())
-        if layout is None:
+        if layout is None or not layout.layers:
             return None
         dtype = next(iter(layout.layers)).weight.dtype
         key = (layout, n, dtype)
