@@ -30,6 +30,17 @@ before = commit 583988f, two runs each, ms): width 2048 depth 3: snapshot 0.03 (
 width 512 depth 3: snapshot 0.01 (0.20), grad-norm 0.67-0.68 (0.54-0.55), all 2.77-2.86
 (2.93-2.97).
 
+Session noise (2026-12-07 06:10 UTC, load 0.3-0.8, grad-noise on a plan kept across steps,
+before = commit 424616b, two runs each, ms): grad-noise 0.21-0.22 (before 0.34-0.42) at
+width 128 depth 2, 0.29 (0.51) at depth 3, 1.87-1.91 (2.27-2.49) at width 512 depth 3,
+28.1-29.6 (30.1-30.7) at width 2048 depth 3; all of ``Monitor.step`` 0.57-0.59 (0.69-0.81),
+0.70-0.72 (0.95), 3.20-3.29 (3.58-3.85), 40.5-43.4 (42.9-43.9).
+
+``--hooks ROUNDS`` times what the capture's hooks add to forward + backward (no-op forward
+hooks, a no-op hook on each output's backward node, that hook keeping the records, the
+capture itself; session noise, 40-60 rounds at width 128 depth 2: 0.009-0.014, 0.052-0.062,
+0.062-0.073, 0.097-0.117 ms; 20 rounds at width 512 depth 3: 0.014, 0.130, 0.148, 0.247).
+
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
 two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),
@@ -45,6 +56,7 @@ code, and with the ones they make inside): at width 128 depth 2, 113 / 440 at co
 
 Example:
     python benchmarks/economy_profile.py --width 2048 --depth 3 --steps 10
+    python benchmarks/economy_profile.py --width 128 --depth 2 --hooks 40
 """
 
 from __future__ import annotations
@@ -186,6 +198,63 @@ def count_ops(width: int, depth: int, batch: int, spec: str) -> tuple[int, int]:
     return Count.calls, nested
 
 
+HOOK_KINDS = ("bare", "forward hooks", "+ node hooks", "+ records kept", "LinearCapture")
+
+
+def hook_costs(width: int, depth: int, batch: int, rounds: int, steps: int = 20
+               ) -> dict[str, list[float]]:
+    """Seconds (process clock) of one forward + backward pass (``zero_grad`` included) per
+    round of ``steps`` passes on one batch, for each way of recording, interleaved round by
+    round: none; a no-op forward hook per Linear (what any module hook costs: the module
+    leaves PyTorch's fast call path); that hook registering a no-op hook on its output's
+    backward node; that node hook keeping the input, the output gradient and the layer's
+    own weight and bias gradients (the tensors outlive the pass, and autograd copies a
+    gradient it cannot hand on); the capture itself (armed at every pass)."""
+    from trainlab.probes.per_sample import LinearCapture
+
+    task = build_task("mnist1d")
+    model, opt = make(0, task, width, depth)
+    x, y = task.x_train[:batch], task.y_train[:batch]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    capture = LinearCapture(model)
+    store: dict = {}
+
+    def hook(kind: str):
+        def forward(module, args, out):
+            a = args[0]
+            if kind == "+ node hooks":
+                out.grad_fn.register_hook(lambda gi, go: None)
+            elif kind == "+ records kept":
+                out.grad_fn.register_hook(
+                    lambda gi, go: store.__setitem__(module, (a, go[0], gi[2], gi[0])))
+        return forward
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+
+    times: dict[str, list[float]] = {k: [] for k in HOOK_KINDS}
+    clock = time.process_time
+    for _ in range(rounds):
+        for kind in HOOK_KINDS:
+            handles = ([] if kind in ("bare", "LinearCapture") else
+                       [m.register_forward_hook(hook(kind), prepend=True) for m in linears])
+            for k in range(steps + 2):
+                if k == 2:
+                    start = clock()
+                if kind == "LinearCapture":
+                    capture.arm(True)
+                step()
+                capture.take()
+                store.clear()
+            times[kind].append((clock() - start) / steps)
+            capture.arm(False)
+            for h in handles:
+                h.remove()
+    capture.remove()
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=2048)
@@ -202,9 +271,23 @@ def main() -> None:
                     help="also count the aten calls of one Monitor.step")
     ap.add_argument("--eager", action="store_true",
                     help="the one-pass C sums (trainlab.probes.fused) off")
+    ap.add_argument("--hooks", type=int, default=0, metavar="ROUNDS",
+                    help="instead: what the capture's hooks cost in forward + backward, "
+                         "ROUNDS interleaved rounds of 20 passes per way of recording")
     args = ap.parse_args()
     torch.set_num_threads(1)
     fused.set_enabled(not args.eager)
+    if args.hooks:
+        costs = hook_costs(args.width, args.depth, args.batch, args.hooks)
+        base = statistics.median(costs["bare"])
+        print(f"torch {torch.__version__}, 1 thread, process clock, MLP width {args.width} "
+              f"depth {args.depth}, batch {args.batch}, {args.hooks} rounds of 20 forward + "
+              f"backward passes, load average "
+              f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        for kind, ts in costs.items():
+            print(f"{kind:>16}: median {1e3 * statistics.median(ts):8.3f} ms (+"
+                  f"{1e3 * (statistics.median(ts) - base):6.3f})  min {1e3 * min(ts):8.3f} ms")
+        return
     if args.count_ops:
         top, nested = count_ops(args.width, args.depth, args.batch, args.preset)
         print(f"aten calls in one Monitor.step: {top} dispatched, {nested} with nested")

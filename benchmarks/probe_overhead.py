@@ -37,6 +37,10 @@ the code before it one process after the other; ``--steps 32`` at 8.5M): economy
 at 8.5M (before 1.43x-1.50x), 1.53x-1.65x at 0.55M (1.65x), 1.88x at 23k (1.91x), the
 change within the rounds' spread (4-5 ms of a 90-107 ms step at 8.5M by
 ``economy_profile.py``).
+Session noise (2026-12-07, load 0.6-2.2, grad-noise on a plan kept across steps, against
+the code before it one process after the other): economy@1 1.76x at 23k (before
+1.89x-2.00x), 1.77x at 40k (1.90x), 1.56x-1.61x at 0.55M (1.61x-1.68x), 1.47x at 8.5M
+(1.50x); grad-noise@1 alone 1.45x-1.53x at 23k (1.64x-1.72x).
 ``--eager`` adds the preset at every step and every 16 steps with those sums off
 (``TRAINLAB_FUSED=0``), interleaved in the same rounds.
 

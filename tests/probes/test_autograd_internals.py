@@ -1,5 +1,5 @@
 """The private torch facts the in-loop capture relies on are verified on this torch, and the
-probes give the same numbers when either is unavailable (the public fallbacks)."""
+probes give the same numbers when any is unavailable (the public fallbacks)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,22 @@ def _economy_history() -> dict[str, list[tuple[int, float]]]:
     return mon.history
 
 
-@pytest.mark.parametrize("fallback", ["no-node-layouts", "no-functorch-query"])
+def test_missing_version_counters_mean_no_recorded_gradient(caplog, monkeypatch):
+    from trainlab import log as log_module
+
+    monkeypatch.setattr(log_module, "_WARNED", set())
+    assert internals._counts_versions() and internals._VERSIONED  # on this torch
+    t = torch.zeros(3)
+    assert internals.versions(t, None) == (0, None)
+    t[1:].add_(1)  # through a view: the same counter
+    assert internals.versions(None, t) == (None, 1)
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        assert internals.versions(t, t, versioned=False) is None
+    assert "no Tensor._version" in caplog.text
+
+
+@pytest.mark.parametrize("fallback", ["no-node-layouts", "no-functorch-query",
+                                      "no-version-counter"])
 def test_probes_give_the_same_numbers_on_the_fallback_paths(monkeypatch, fallback):
     import trainlab.probes.per_sample as per_sample
 
@@ -72,6 +87,9 @@ def test_probes_give_the_same_numbers_on_the_fallback_paths(monkeypatch, fallbac
     reference = _economy_history()
     if fallback == "no-node-layouts":
         monkeypatch.setattr(per_sample, "product_node_slots", lambda: {})
+    elif fallback == "no-version-counter":
+        monkeypatch.setattr(per_sample, "versions",
+                            lambda w, b: internals.versions(w, b, versioned=False))
     else:
         monkeypatch.setattr(per_sample, "functorch_transforms_active", lambda: True)
     other = _economy_history()

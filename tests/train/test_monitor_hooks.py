@@ -189,6 +189,34 @@ def test_statistics_are_the_recorded_pass_whatever_happens_to_the_gradient(recom
             opt.step()
 
 
+@pytest.mark.parametrize("plan", [True, False])
+def test_gradients_clipped_in_place_after_backward_are_not_taken_for_the_pass(
+        recomputed, monkeypatch, plan):
+    """Autograd hands the layer's own weight gradient on to p.grad without a copy, so
+    clip_grad_norm_ (in place) after backward changes the recorded gradient too: the
+    capture sees the changed version counter and the statistics stay the pass's (once
+    they were the clipped gradient's)."""
+    from trainlab.probes.noise_plan import NoisePlan
+
+    if not plan:
+        monkeypatch.setattr(NoisePlan, "build", classmethod(lambda cls, *args: None))
+    model, loss_fn = build("no-bias" if plan else "mlp")
+    with Monitor(model, loss_fn=loss_fn, probes=[GradientNoise()]) as mon:
+        x, y = data("mlp", 9, seed=3)
+        model.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-3)
+        mon.step(loss, (x, y))
+        assert not recomputed
+        ref = loop_grads(copy.deepcopy(model), loss_fn, x, y)
+        n, gbar = len(ref), ref.mean(0)
+        trace = torch.trace((ref - gbar).T @ (ref - gbar) / (n - 1)).item()
+        assert mon.last("gns/trace_cov") == pytest.approx(trace, rel=1e-9)
+        assert mon.last("gns/grad_sq") == pytest.approx((gbar @ gbar).item() - trace / n,
+                                                        rel=1e-9)
+
+
 def test_a_layer_recorded_twice_falls_back_to_recomputing(recomputed):
     """Two backward passes before a step (gradient accumulation): the record is refused and
     the statistics are recomputed on the batch given to the monitor."""

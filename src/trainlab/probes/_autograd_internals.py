@@ -1,4 +1,4 @@
-"""The two private torch facts :class:`~trainlab.probes.per_sample.LinearCapture` relies on,
+"""The three private torch facts :class:`~trainlab.probes.per_sample.LinearCapture` relies on,
 each checked on the running torch before use, with a public fallback.
 
 1. Which autograd nodes a ``nn.Linear`` on 2-D inputs produces (``AddmmBackward0`` with a
@@ -12,6 +12,17 @@ each checked on the running torch before use, with a public fallback.
    record: ``torch._C._are_functorch_transforms_active``. Where it is missing,
    :func:`functorch_transforms_active` answers True, so nothing is captured and the probes
    take their second-pass path (slower, same numbers).
+3. The version counter of a tensor (``Tensor._version``, bumped by every in-place operation
+   on it or on a view of it), :func:`versions`: autograd hands the layer's own weight
+   gradient on to ``p.grad`` without a copy (the gradient of :math:`W^T` is a view of the
+   tensor that becomes ``p.grad``), so an in-place change of ``p.grad`` after the backward
+   pass (``clip_grad_norm_``, a second backward pass accumulating) changes the recorded
+   gradient too; the capture compares the counters at :meth:`take
+   <trainlab.probes.per_sample.LinearCapture.take>` with those of the backward pass and
+   drops a changed gradient (the statistics then take one product more, same numbers).
+   The counter's behaviour is checked once at import (an in-place change through a view
+   moves it); where the attribute is missing or does not behave so, :func:`versions`
+   answers None and the recorded gradients are never used.
 
 Each fallback is announced once on the ``trainlab`` logger.
 """
@@ -80,3 +91,33 @@ def functorch_transforms_active(probe: object = _ACTIVE) -> bool:
                   "the training step's backward pass (slower, same numbers)", torch.__version__)
         return True
     return bool(probe())
+
+
+def _counts_versions() -> bool:
+    """Whether this torch has ``Tensor._version`` and an in-place change through a view moves
+    the base's counter (what :func:`versions` relies on; checked once, at import)."""
+    try:
+        t = torch.zeros(2)
+        before = t._version
+        t[1:].add_(1)
+        return isinstance(before, int) and t._version > before
+    except (AttributeError, RuntimeError, TypeError):
+        return False
+
+
+_VERSIONED = _counts_versions()
+
+
+def versions(weight: torch.Tensor | None, bias: torch.Tensor | None,
+             versioned: bool = _VERSIONED) -> tuple[int | None, int | None] | None:
+    """The version counters of a layer's ``weight`` and ``bias`` gradients (None for a
+    missing one), or None where torch does not expose them (``versioned`` is the check, a
+    parameter so tests can run the fallback; warned once)."""
+    if not versioned:
+        warn_once("no-version-counter",
+                  "torch %s has no Tensor._version: the probes do not reuse the layers' own "
+                  "gradients of the training step (one product more, same numbers)",
+                  torch.__version__)
+        return None
+    return (None if weight is None else weight._version,
+            None if bias is None else bias._version)

@@ -13,7 +13,10 @@ dispatched kernels a step (3-4 us each on a small model, where each does little 
 on a large one, differences written to memory and read back. Here each family is one call
 of a small C function (:func:`tensor_norms`, :func:`gsnr_sums`, :func:`example_rows`;
 plain C with GCC vector extensions, no torch headers: it compiles in about a second) that
-walks every tensor once.
+walks every tensor once. :func:`norm_spread` gives the mean and standard deviation of the
+per-example gradient norms (float64 sums rounded once; torch's ``mean``/``std`` differ from
+them within :data:`RTOL`), and :func:`entry` the raw functions for
+:class:`~trainlab.probes.noise_plan.NoisePlan`, which keeps its pointer arrays across steps.
 
 The library is built once per source and compiler, with the system C compiler (``$CC``,
 else ``cc``), into ``$TRAINLAB_CACHE/fused`` (default ``~/.cache/trainlab/fused``), named
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -58,6 +62,7 @@ import subprocess
 import tempfile
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -185,7 +190,9 @@ void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *pt
 
 /* The GSNR sums over S (sum) and Q (sq), per element as the eager path in T:
    s = S (or src * f, or S * f, on a segment), s2 = s * s, v = Q [* qf] * nn - s2,
-   m = v > 0, r = (m * s2) / max(v, tiny) (NaN kept); out += (sum s2, sum r, count m). */
+   m = v > 0, r = (m * s2) / max(v, tiny) (NaN kept); out += (sum s2, sum r, count m),
+   range by range in offset order (out zeroed first when fresh: consecutive calls over
+   consecutive parts without it add the same terms in the same order as one call). */
 #define GSNR_RANGE(T, VT, IT, SRC, LO, HI)                                                \
     {                                                                                     \
         int64_t i = (LO);                                                                 \
@@ -245,8 +252,8 @@ void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *pt
 #define GSNR(NAME, T, VT, IT)                                                             \
 CLONES void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,                  \
                  const int64_t *segs, const uintptr_t *srcs, const T *factors,            \
-                 int scale_q, T qf, T nn, T tiny, double *out) {                          \
-    out[0] = out[1] = out[2] = 0;                                                         \
+                 int scale_q, T qf, T nn, T tiny, int fresh, double *out) {               \
+    if (fresh) out[0] = out[1] = out[2] = 0;                                              \
     int64_t at = 0;                                                                       \
     for (int64_t q = 0; q <= nsegs; ++q) {                                                \
         int64_t lo = q < nsegs ? segs[2 * q] : size;                                      \
@@ -271,7 +278,8 @@ GSNR(trainlab_gsnr_f64, double, d8, l8)
    output gradients d (B x O): for each layer the squares d*d and a*a (in T, written out
    for the caller's products), their row sums r_d, r_a, and, with a bias, the column sums
    of d*d; acc[b] += r_d (r_a + 1 with a bias) in double; sq_norms = acc * factor, rounded
-   once to T. */
+   once to T. phase: 1 zeroes acc first, 2 writes sq_norms at the end (layers passed in
+   several calls: 1 on the first, 2 on the last, the same sums as one call). */
 #define ROW(NAME, T, VT)                                                                  \
 static inline double NAME(const T *x, T *out, int64_t m, double *col) {                   \
     double total = 0;                                                                     \
@@ -307,8 +315,8 @@ ROW(row_f64, double, d8)
 
 #define ROWS(NAME, T, ROWFN)                                                              \
 CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintptr_t *ptrs, \
-                 double *col, double *acc, double factor, T *sq_norms) {                  \
-    for (int64_t b = 0; b < batch; ++b) acc[b] = 0;                                       \
+                 double *col, double *acc, double factor, int phase, T *sq_norms) {       \
+    if (phase & 1) for (int64_t b = 0; b < batch; ++b) acc[b] = 0;                        \
     for (int64_t l = 0; l < layers; ++l) {                                                \
         int64_t o = dims[2 * l], in = dims[2 * l + 1];                                    \
         const T *d = (const T *)ptrs[5 * l], *a = (const T *)ptrs[5 * l + 1];             \
@@ -322,10 +330,27 @@ CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintp
         }                                                                                 \
         if (bsq) for (int64_t j = 0; j < o; ++j) bsq[j] = (T)col[j];                      \
     }                                                                                     \
-    for (int64_t b = 0; b < batch; ++b) sq_norms[b] = (T)(acc[b] * factor);               \
+    if (phase & 2) for (int64_t b = 0; b < batch; ++b) sq_norms[b] = (T)(acc[b] * factor); \
 }
 ROWS(trainlab_rows_f32, float, row_f32)
 ROWS(trainlab_rows_f64, double, row_f64)
+
+/* The spread of the per-example norms r_b = sqrt(s_b) (each root rounded to T, as a
+   T square root rounds it) of n squared norms s: out = (sum_b r_b, sum_b (r_b - m)^2)
+   with m = out[0] / n, both summed in double in index order. */
+#define SPREAD(NAME, T)                                                                   \
+void NAME(const T *sq, int64_t n, double *out) {                                          \
+    double total = 0, dev = 0;                                                            \
+    for (int64_t b = 0; b < n; ++b) total += (T)sqrt((double)sq[b]);                      \
+    double m = total / (double)n;                                                         \
+    for (int64_t b = 0; b < n; ++b) {                                                     \
+        double e = (double)(T)sqrt((double)sq[b]) - m;                                    \
+        dev += e * e;                                                                     \
+    }                                                                                     \
+    out[0] = total; out[1] = dev;                                                         \
+}
+SPREAD(trainlab_spread_f32, float)
+SPREAD(trainlab_spread_f64, double)
 """
 
 _DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
@@ -456,11 +481,14 @@ def _load() -> ctypes.CDLL | None:
             norms.restype = None
             gsnr = getattr(lib, f"trainlab_gsnr_{suffix}")
             gsnr.argtypes = [_P, _P, _I, _I, _P, _P, _P, ctypes.c_int, scalar, scalar,
-                             scalar, _P]
+                             scalar, ctypes.c_int, _P]
             gsnr.restype = None
             rows = getattr(lib, f"trainlab_rows_{suffix}")
-            rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, _P]
+            rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, ctypes.c_int, _P]
             rows.restype = None
+            spread = getattr(lib, f"trainlab_spread_{suffix}")
+            spread.argtypes = [_P, _I, _P]
+            spread.restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
         _failed = True
         detail = getattr(exc, "stderr", None)
@@ -587,7 +615,7 @@ def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,
         flat_sum.data_ptr(), flat_sq.data_ptr(), flat_sum.numel(), len(segments),
         segs.buffer_info()[0] if segments else None,
         srcs.buffer_info()[0] if segments else None, factors, int(sq_factor != 1),
-        sq_factor, n, torch.finfo(dtype).tiny, out)
+        sq_factor, n, torch.finfo(dtype).tiny, 1, out)
     return out[0], out[1], int(out[2])
 
 
@@ -626,5 +654,57 @@ def example_rows(layers: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, to
                        for t in (layer[1], layer[0], layer[3], layer[2], layer[4])])
     getattr(lib, f"trainlab_rows_{_DTYPES[dtype][0]}")(
         len(layers), batch, dims.buffer_info()[0], ptrs.buffer_info()[0],
-        scratch.data_ptr() + 8 * batch, scratch.data_ptr(), factor, out.data_ptr())
+        scratch.data_ptr() + 8 * batch, scratch.data_ptr(), factor, 3, out.data_ptr())
     return True
+
+
+def norm_spread(sq_norms: torch.Tensor) -> tuple[float, float] | None:
+    """Mean and standard deviation (Bessel-corrected, as ``Tensor.std``) of the norms
+    :math:`r_i = \\sqrt{s_i}` of the squared norms ``sq_norms`` (a contiguous float32/float64
+    CPU vector), each root rounded to the vector's dtype as ``Tensor.sqrt`` rounds it, in
+    one call: the sums of the roots and of their squared deviations from the mean in
+    float64 (index order), the two results rounded once to the dtype (as Python floats).
+    ``Tensor.mean`` and ``Tensor.std`` sum in their own order and precision: the two
+    differ in the last bits, both within :data:`RTOL` of a float64 computation (tested).
+    NaN and infinite entries give NaN or infinite results as torch's do; fewer than two
+    entries a NaN deviation. None when the fused path is off or unavailable or the vector
+    does not fit (warned once)."""
+    lib = library()
+    if lib is None:
+        return None
+    dtype = sq_norms.dtype
+    if dtype not in _DTYPES or sq_norms.dim() != 1 or not _fits([sq_norms], dtype):
+        unfit("norm spread", "not a contiguous float32/float64 CPU vector")
+        return None
+    out = (ctypes.c_double * 2)()
+    count = sq_norms.numel()
+    getattr(lib, f"trainlab_spread_{_DTYPES[dtype][0]}")(sq_norms.data_ptr(), count, out)
+    return spread_values(out[0], out[1], count, dtype)
+
+
+def spread_values(total: float, deviations: float, count: int, dtype: torch.dtype
+                  ) -> tuple[float, float]:
+    """``(mean, std)`` from the two sums of :func:`norm_spread`'s C function, each rounded
+    once to ``dtype`` (float32: as ``torch.tensor`` rounds a float)."""
+    mean = total / count if count else math.nan
+    std = math.sqrt(deviations / (count - 1)) if count > 1 else math.nan
+    if dtype == torch.float32:
+        mean, std = array("f", (mean, std))
+    return mean, std
+
+
+def entry(kind: str, dtype: torch.dtype) -> Callable[..., None] | None:
+    """The C function behind :func:`gsnr_sums` (``kind`` ``"gsnr"``), :func:`example_rows`
+    (``"rows"``) or :func:`norm_spread` (``"spread"``) for tensors of ``dtype``, for a
+    caller that keeps its pointer arrays from call to call and checks every tensor it
+    passes itself (dtype, CPU, contiguous, the sizes the arguments state: the C code reads
+    and writes that memory unchecked), as
+    :class:`~trainlab.probes.noise_plan.NoisePlan` does; the arguments are those the
+    functions above pass. None when the fused path is off or unavailable (warned once) or
+    ``dtype`` is not float32/float64."""
+    if kind not in ("gsnr", "rows", "spread"):
+        raise ValueError(f"fused.entry: kind must be 'gsnr', 'rows' or 'spread', got {kind!r}")
+    lib = library()
+    if lib is None or dtype not in _DTYPES:
+        return None
+    return getattr(lib, f"trainlab_{kind}_{_DTYPES[dtype][0]}")

@@ -46,11 +46,14 @@ from trainlab.errors import ConfigError, check_range
 from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
+from trainlab.probes.noise_plan import NoisePlan
 from trainlab.probes.per_sample import (
     FlatBuffers,
     GradStats,
     LinearCapture,
     Pending,
+    Records,
+    _linear_layout,
     captured_grad_stats,
     per_sample_grad_stats,
     training_batchnorm,
@@ -217,6 +220,18 @@ def _fused_noise(stats: GradStats, pending: list[Pending], sq_factor: int
     return trace_cov, grad_sq, gsnr
 
 
+def _spread(sq_norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of the per-example norms as 0-d tensors: those of
+    :func:`trainlab.probes.fused.norm_spread` (the numbers of the planned path, to the
+    bit) where the fused path takes them, else by torch's operations (the eager path's
+    numbers, as before it)."""
+    spread = fused.norm_spread(sq_norms) if sq_norms.is_cpu else None
+    if spread is not None:
+        return torch.tensor(spread, dtype=sq_norms.dtype).unbind()
+    norms = sq_norms.sqrt()  # sums of squares: never negative
+    return norms.mean(), norms.std()
+
+
 def _number(value: float) -> float:
     """A number as an operand, as it is (:func:`_noise` on vectors it does not own)."""
     return value
@@ -346,6 +361,10 @@ class GradientNoise(Probe):
     probe records the inputs and output gradients of the ``nn.Linear`` layers during the
     training step's own forward and backward passes on the steps it is armed for, and
     computes the statistics from them (:func:`~trainlab.probes.per_sample.captured_grad_stats`).
+    In one process with the whole batch used, the measurement runs on a plan kept from
+    step to step (:class:`~trainlab.probes.noise_plan.NoisePlan`: scratch, views and the
+    C calls' pointer arrays built once per layout, batch size and dtype; the general
+    path's numbers to the bit, its values Python floats rather than 0-d tensors).
     Otherwise, or when the record cannot be used, it recomputes a forward and backward pass
     (:func:`~trainlab.probes.per_sample.per_sample_grad_stats`). Both give the same numbers
     (up to rounding) when the training loop backpropagated ``loss_fn`` of the batch passed
@@ -371,6 +390,7 @@ class GradientNoise(Probe):
         self.max_examples, self.groups = max_examples, groups
         self._captures: list[LinearCapture] = []
         self._buffers = FlatBuffers()  # the captured statistics' flat vectors, reused
+        self._plan: tuple[tuple[Any, ...], NoisePlan | None] | None = None  # key, plan
 
     def attach(self, model: nn.Module) -> _Attachment | None:
         capture = LinearCapture(model)
@@ -378,7 +398,7 @@ class GradientNoise(Probe):
             capture.remove()
             return None
         self._captures.append(capture)
-        return _Attachment(self._captures, capture)
+        return _Attachment(self, capture)
 
     def arm(self, due: bool) -> None:
         for capture in self._captures:
@@ -388,12 +408,8 @@ class GradientNoise(Probe):
         for capture in self._captures:
             capture.pause()
 
-    def _recorded(self, ctx: ProbeContext, examples: int | None = None
-                  ) -> GradStats | None:
-        capture = next((c for c in self._captures if c.model is ctx.model), None)
-        if capture is None:
-            return None
-        records = capture.take()
+    def _recorded(self, ctx: ProbeContext, records: Records | None,
+                  examples: int | None = None) -> GradStats | None:
         if not records:
             return None
         # deferred: the last passes over the sums are done by _noise, block by block (not
@@ -402,6 +418,29 @@ class GradientNoise(Probe):
                                    examples=examples or self.max_examples,
                                    params=ctx.params(), buffers=self._buffers,
                                    deferred=ctx.dist is None)
+
+    def _taken(self, ctx: ProbeContext) -> Records | None:
+        """What the capture of ``ctx.model`` recorded (then forgotten), or None."""
+        capture = next((c for c in self._captures if c.model is ctx.model), None)
+        return None if capture is None else capture.take()
+
+    def _planned(self, ctx: ProbeContext, records: Records) -> Measurement | None:
+        """The measurement on this probe's :class:`~trainlab.probes.noise_plan.NoisePlan`
+        (built when the layout, batch size or dtype changed), when every example is used
+        in one process; None where the plan does not apply (the general path then runs on
+        the same records)."""
+        n = batch_size(ctx.batch[0])
+        if ctx.dist is not None or n > self.max_examples:
+            return None
+        layout = _linear_layout(ctx.model, ctx.params())
+        if layout is None or not layout.layers:
+            return None
+        dtype = next(iter(layout.layers)).weight.dtype
+        key = (layout, n, dtype)
+        plan = self._plan
+        if plan is None or plan[0] != key:
+            plan = self._plan = (key, NoisePlan.build(layout, n, dtype))
+        return None if plan[1] is None else plan[1].measure(records)
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
@@ -420,7 +459,12 @@ class GradientNoise(Probe):
                      f"rank's shard (max_examples={self.max_examples} over "
                      f"{ctx.dist.world_size} ranks), not the first {self.max_examples} of "
                      f"the global batch")
-        stats = self._recorded(ctx, k)
+        records = self._taken(ctx)
+        if records:
+            planned = self._planned(ctx, records)
+            if planned is not None:
+                return planned
+        stats = self._recorded(ctx, records, k)
         if stats is None:
             # Probes run after this batch's backward pass and before the update, so p.grad
             # is the mean gradient at these parameters: reuse it (checked) when the whole
@@ -435,10 +479,9 @@ class GradientNoise(Probe):
             return {}
         # the buffers' vectors are this probe's own scratch: computed on in place
         trace_cov, grad_sq, gsnr = _noise(stats, self._buffers)
-        norms = stats.sq_norms.sqrt()  # sums of squares: never negative
+        mean, std = _spread(stats.sq_norms)
         return {"gns": trace_cov / grad_sq, "gns/trace_cov": trace_cov, "gns/grad_sq": grad_sq,
-                "gsnr": gsnr, "per_sample_grad_norm/mean": norms.mean(),
-                "per_sample_grad_norm/std": norms.std()}
+                "gsnr": gsnr, "per_sample_grad_norm/mean": mean, "per_sample_grad_norm/std": std}
 
     def _two_batch(self, ctx: ProbeContext, x: Any, y: Any) -> Measurement:
         if self._captures:  # what the hooks recorded of the training pass is not used
@@ -457,15 +500,18 @@ class GradientNoise(Probe):
 
 
 class _Attachment:
-    """Handle of :meth:`GradientNoise.attach`: ``remove()`` detaches the capture's hooks."""
+    """Handle of :meth:`GradientNoise.attach`: ``remove()`` detaches the capture's hooks and
+    drops the probe's plan (which holds the model's layers)."""
 
-    def __init__(self, captures: list[LinearCapture], capture: LinearCapture):
-        self._captures, self.capture = captures, capture
+    def __init__(self, probe: GradientNoise, capture: LinearCapture):
+        self._probe, self.capture = probe, capture
 
     def remove(self) -> None:
         self.capture.remove()
-        if self.capture in self._captures:
-            self._captures.remove(self.capture)
+        captures = self._probe._captures
+        if self.capture in captures:
+            captures.remove(self.capture)
+        self._probe._plan = None
 
 
 PROBES.register("grad-noise", GradientNoise, ddp="reduced",

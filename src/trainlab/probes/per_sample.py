@@ -31,7 +31,11 @@ from torch.func import functional_call, grad, vmap
 from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.log import warn_once
 from trainlab.probes import fused
-from trainlab.probes._autograd_internals import functorch_transforms_active, product_node_slots
+from trainlab.probes._autograd_internals import (
+    functorch_transforms_active,
+    product_node_slots,
+    versions,
+)
 from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
 
@@ -558,9 +562,11 @@ class _RecordingHook:
                     cap._keep(module, Record(a, grad_outputs[0]))
                 else:  # the layer's own weight and bias gradients come along
                     w_t = grad_inputs[slots[0]]  # autograd's gradient of W^T (a view of W's)
+                    bias = None if slots[1] is None else grad_inputs[slots[1]]
+                    # W's gradient becomes p.grad without a copy: its version counter at
+                    # this point tells take() whether p.grad was changed in place since
                     cap._keep(module, Record(a, grad_outputs[0], None if w_t is None else w_t.T,
-                                             None if slots[1] is None
-                                             else grad_inputs[slots[1]]))
+                                             bias), versions(w_t, bias))
 
         node.register_hook(keep)
         return None
@@ -587,7 +593,10 @@ class LinearCapture:
     overwrites that output afterwards) and, for the matrix-product nodes of 2-D inputs, the
     weight and bias gradients autograd computed for this layer alone. Neither hook changes
     any value (both return None). A layer recorded more than once between two :meth:`arm`
-    calls (a layer used twice, several backward passes) is marked unusable (``None``).
+    calls (a layer used twice, several backward passes) is marked unusable (``None``). The
+    layer's own gradients become ``p.grad`` without a copy, so :meth:`take` hands them out
+    only while their version counters are those of the backward pass (``p.grad`` clipped
+    in place since: the record comes without them).
     """
 
     def __init__(self, model: nn.Module):
@@ -596,6 +605,7 @@ class LinearCapture:
         self.armed = False
         self._generation = 0
         self._records: Records = {}
+        self._versions: dict[nn.Module, tuple[int | None, ...] | None] = {}
         self._hook = _RecordingHook(self)
         self._handles: list[Any] = []
 
@@ -608,14 +618,16 @@ class LinearCapture:
         """Number of layers with something recorded since the last :meth:`arm` (True)."""
         return len(self._records)
 
-    def _keep(self, module: nn.Module, record: Record) -> None:
+    def _keep(self, module: nn.Module, record: Record,
+              counters: tuple[int | None, ...] | None = None) -> None:
         self._records[module] = None if module in self._records else record
+        self._versions[module] = counters
 
     def arm(self, on: bool) -> None:
         """Start (dropping what was recorded) or stop recording."""
         if on:
             self._generation += 1
-            self._records = {}
+            self._records, self._versions = {}, {}
             if not self._handles:
                 self._handles = [m.register_forward_hook(self._hook, prepend=True)
                                  for m in self.modules]
@@ -635,8 +647,19 @@ class LinearCapture:
         self._handles = []
 
     def take(self) -> Records:
-        """What was recorded (``None`` for a layer recorded twice), then forget it."""
+        """What was recorded (``None`` for a layer recorded twice), then forget it. A
+        layer's own gradients are kept only while they are what its backward node computed:
+        changed in place since (``p.grad`` clipped in place shares their memory), or where
+        torch has no version counters (:func:`~trainlab.probes._autograd_internals.versions`),
+        the record comes without them (the statistics then compute them from ``a`` and
+        ``d``)."""
         records, self._records = self._records, {}
+        counters, self._versions = self._versions, {}
+        for module, rec in records.items():
+            if rec is not None and (rec.weight is not None or rec.bias is not None):
+                then = counters.get(module)
+                if then is None or then != versions(rec.weight, rec.bias):
+                    records[module] = rec._replace(weight=None, bias=None)
         return records
 
     def remove(self) -> None:
@@ -644,7 +667,7 @@ class LinearCapture:
         self._unhook()
         self.armed = False
         self._generation += 1
-        self._records = {}
+        self._records, self._versions = {}, {}
 
 
 def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,

@@ -1,0 +1,291 @@
+r"""The ``grad-noise`` measurement of a captured training pass, on a plan kept from one step
+to the next.
+
+On a small model at every step of ``economy``, the tensor work of the measurement is three
+products :math:`(\delta^{\odot 2})^T a^{\odot 2}` and two passes in C
+(:func:`trainlab.probes.fused.example_rows`, :func:`trainlab.probes.fused.gsnr_sums`), some
+80 us at 23k parameters; the Python around them (the records checked and converted, the
+statistics assembled, the deferred work listed, the pointer arrays of the C calls built,
+the terms formed as tensors) cost three times that. A :class:`NoisePlan` is built once per
+parameter layout (:func:`~trainlab.probes.per_sample._linear_layout`: names and storage of
+the trainable parameters), batch size and dtype, and keeps everything that does not change
+from step to step: the scratch the squares are written into, the transposed views the
+products read, the flat sums of squares they write (laid out as the general path lays
+them out), the pointer arrays of the two C calls with every fixed entry filled in. A step
+then only checks the recorded tensors (dtype, CPU, contiguity and shape: what the C code
+reads), writes their data pointers into the arrays, and makes the two C calls and the
+products. Any change of layout, batch size or dtype builds a new plan; a record that does
+not fit (a layer missing or recorded twice, a pass under autocast, inputs with extra
+dimensions, a layer whose backward node did not hand over its own gradients) makes the
+step take the general path (:func:`~trainlab.probes.per_sample.captured_grad_stats`, then
+:func:`~trainlab.probes.gradient_noise._noise`).
+
+The numbers are the general path's, to the bit (tested): the same C functions on the same
+arrays in the same order (the known batch gradients of every layer times :math:`n` as the
+segments of the GSNR pass, the sums of squares times :math:`n^2` as its factor), the same
+products into the same places, the same float64 arithmetic for the three terms. The terms
+are returned as Python floats holding the values the general path's 0-d tensors hold
+(rounded once to float32 for float32 statistics, as ``torch.tensor`` rounds them; the noise
+scale as the IEEE quotient of the two rounded terms, which a quotient in float64 rounded
+once to float32 is), so the monitor records the same floats. The mean and standard
+deviation of the per-example norms come, on both paths, from
+:func:`trainlab.probes.fused.norm_spread` (float64 sums rounded once), not from
+``Tensor.mean`` and ``Tensor.std`` as before this plan: within
+:data:`trainlab.probes.fused.RTOL` of those (tested); in a training step each distinct
+tensor operation also pays for its code being out of the caches (the three operations
+on 128 entries cost 40-50 us there, the C call about 2).
+
+References: McCandlish, Kaplan, Amodei et al., "An Empirical Model of Large-Batch Training",
+2018, appendix A.1 (the noise scale); Liu et al., "Understanding Why Neural Networks
+Generalize Well Through GSNR of Parameters", ICLR 2020 (the GSNR); Dangel et al., "BackPACK",
+2020 (the per-example products) -- as :mod:`~trainlab.probes.gradient_noise` (none of them
+is a row of papers.md).
+
+Deviations from the papers: none beyond those of :mod:`~trainlab.probes.gradient_noise`.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from trainlab.probes import fused
+from trainlab.probes.per_sample import Records, _Layout, _offset, _shaped
+
+WIDE_GSNR = 2 ** 24
+"""Above this many entries the general path returns the GSNR in float64 (it counts the
+positive variances in float64 there); the plan does the same."""
+
+
+LAYERWISE_MIN = 65536
+"""From this many entries the plan works layer by layer (its squares, its product, its
+GSNR terms), so that the GSNR pass reads a layer's sums of squares while they are in
+cache: 3% less time at 0.55M and at 8.5M parameters, but 10% more at 23k, where the two
+extra C calls per layer cost more than the cache spares (session noise)."""
+
+
+class _Layer(NamedTuple):
+    """One layer's fixed part of a :class:`NoisePlan`: the module, the shapes its records
+    must have, the scratch its squares go to, the view of the transposed output-gradient
+    squares and of its weight's sums of squares that the product reads and writes."""
+
+    module: nn.Linear
+    a_shape: torch.Size
+    d_shape: torch.Size
+    w_shape: torch.Size
+    b_shape: torch.Size | None
+    a_sq: torch.Tensor
+    d_sq_t: torch.Tensor
+    weight_sq: torch.Tensor
+
+
+class NoisePlan:
+    """The fixed part of the ``grad-noise`` measurement for one layout, batch size and dtype
+    (module docstring). Build with :meth:`build`; :meth:`measure` per step.
+
+    Attributes:
+        key: ``(layout, batch, dtype)`` it was built for.
+    """
+
+    def __init__(self, layout: _Layout, batch: int, dtype: torch.dtype,
+                 rows: Callable[..., None], gsnr: Callable[..., None],
+                 spread: Callable[..., None]):
+        self.key = (layout, batch, dtype)
+        self.batch, self.dtype = batch, dtype
+        self._rows, self._gsnr, self._spread = rows, gsnr, spread
+        self._spread_out = array("d", [0.0, 0.0])
+        total = sum(layout.sizes)
+        self.size = total
+        self.flat_sq = torch.empty(total, dtype=dtype)
+        sq_views = _shaped(layout, self.flat_sq)
+        layers, pointers, dims, segments = [], [], [], []
+        for module, names in layout.layers.items():
+            weight, bias = module.weight, module.bias if "bias" in names else None
+            out_dim, in_dim = weight.shape
+            a_sq = torch.empty(batch, in_dim, dtype=dtype)
+            d_sq = torch.empty(batch, out_dim, dtype=dtype)
+            bias_sq = None if bias is None else sq_views[names["bias"]]
+            layers.append(_Layer(module, torch.Size((batch, in_dim)),
+                                 torch.Size((batch, out_dim)), weight.shape,
+                                 None if bias is None else bias.shape, a_sq, d_sq.T,
+                                 sq_views[names["weight"]]))
+            # d, a (written per step), d * d, a * a, the bias's sums of squares
+            pointers += [0, 0, d_sq.data_ptr(), a_sq.data_ptr(),
+                         0 if bias_sq is None else bias_sq.data_ptr()]
+            dims += [out_dim, in_dim]
+            for kind, name in names.items():
+                segments.append((_offset(sq_views[name], self.flat_sq),
+                                 sq_views[name].numel(), len(layers) - 1, kind))
+        self._layers = tuple(layers)
+        self._pointers = array("Q", pointers)
+        self._dims = array("q", dims)
+        segments.sort()  # by offset (parameter order)
+        self._segments = array("q", [v for off, size, _, _ in segments for v in (off, size)])
+        # where each layer's weight and bias gradients go in the per-step source array
+        self._source_slot = {(layer, kind): i for i, (_, _, layer, kind) in enumerate(segments)}
+        self._sources = array("Q", bytes(8 * len(segments)))
+        self._factors = array("f" if dtype == torch.float32 else "d", [batch] * len(segments))
+        self._scratch = torch.empty(batch + max(dims[0::2]), dtype=torch.float64)
+        self._sq_norms = torch.empty(batch, dtype=dtype)
+        self._sums = array("d", [0.0, 0.0, 0.0])
+        self._weight_slots = [self._source_slot[(i, "weight")] for i in range(len(layers))]
+        self._bias_slots = [self._source_slot.get((i, "bias")) for i in range(len(layers))]
+        self._tiny = torch.finfo(dtype).tiny
+        self._itemsize = self.flat_sq.element_size()
+        spans = _spans(segments, len(layers), total)
+        # the segments' offsets from the start of their layer's block, for per-layer calls
+        self._relative = array("q", [] if spans is None else [
+            v for off, size, layer, _ in segments for v in (off - spans[layer][2], size)])
+        self._spans = spans if total >= LAYERWISE_MIN else None
+
+    @classmethod
+    def build(cls, layout: _Layout, batch: int, dtype: torch.dtype) -> NoisePlan | None:
+        """A plan, or None where it does not apply: a layer that does not train its weight,
+        weights of another dtype, fewer than 2 examples, the fused path off or unavailable
+        (warned once by :mod:`trainlab.probes.fused`), or not float32/float64 on the CPU."""
+        if batch < 2 or dtype not in (torch.float32, torch.float64) or not layout.layers:
+            return None
+        for module, names in layout.layers.items():
+            if ("weight" not in names or module.weight.dtype != dtype
+                    or module.weight.device.type != "cpu"):
+                return None
+        calls = [fused.entry(kind, dtype) for kind in ("rows", "gsnr", "spread")]
+        if any(call is None for call in calls):
+            return None
+        return cls(layout, batch, dtype, *calls)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        """Copies and pickles hold no plan (its C function pointers and scratch belong to
+        this process and these tensors): the copy's owner builds its own at its next
+        measurement."""
+        return _no_plan, ()
+
+    def _fits(self, t: torch.Tensor | None, shape: torch.Size | None) -> bool:
+        """Whether ``t`` is what the C code may read as ``shape``."""
+        return (t is not None and t.dtype == self.dtype and t.is_cpu and t.shape == shape
+                and t.is_contiguous())
+
+    def measure(self, records: Records) -> dict[str, Any] | None:
+        """The ``grad-noise`` values of a captured pass of ``batch`` examples whose layers
+        recorded their inputs, output gradients and own gradients (every layer of the
+        layout, once each), or None when the records do not fit (nothing written then
+        but this plan's scratch)."""
+        pointers, sources = self._pointers, self._sources
+        for i, layer in enumerate(self._layers):
+            rec = records.get(layer.module)
+            if rec is None:
+                return None
+            a, d, weight, bias = rec
+            if not (self._fits(a, layer.a_shape) and self._fits(d, layer.d_shape)
+                    and self._fits(weight, layer.w_shape)):
+                return None
+            pointers[5 * i] = d.data_ptr()
+            pointers[5 * i + 1] = a.data_ptr()
+            sources[self._weight_slots[i]] = weight.data_ptr()
+            slot = self._bias_slots[i]
+            if slot is not None:
+                if not self._fits(bias, layer.b_shape):
+                    return None
+                sources[slot] = bias.data_ptr()
+        n, scratch, sq_norms = self.batch, self._scratch.data_ptr(), self._sq_norms.data_ptr()
+        flat_sq, sums, size = self.flat_sq.data_ptr(), self._sums.buffer_info()[0], self._itemsize
+        dims, ptrs = self._dims.buffer_info()[0], pointers.buffer_info()[0]
+        if self._spans is None:  # layers not in consecutive blocks: one call of each kind
+            self._rows(len(self._layers), n, dims, ptrs, scratch + 8 * n, scratch,
+                       float(n * n), 3, sq_norms)
+            for layer in self._layers:
+                torch.mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
+            # every entry is in a segment (a layer's own gradient times n): the flat
+            # gradient sums are never read, flat_sq stands in for their pointer
+            self._gsnr(flat_sq, flat_sq, self.size, len(sources),
+                       self._segments.buffer_info()[0], sources.buffer_info()[0],
+                       self._factors.buffer_info()[0], 1, n * n, n, self._tiny, 1, sums)
+            return self._values(*self._sums[:2], int(self._sums[2]))
+        # layer by layer: its squares, its product, its GSNR terms, while its sums of
+        # squares are still in cache (the same sums in the same order as one call each)
+        last = len(self._layers) - 1
+        segs, srcs = self._relative.buffer_info()[0], sources.buffer_info()[0]
+        factors = self._factors.buffer_info()[0]
+        for i, layer in enumerate(self._layers):
+            self._rows(1, n, dims + 16 * i, ptrs + 40 * i, scratch + 8 * n, scratch,
+                       float(n * n), (i == 0) | (2 if i == last else 0), sq_norms)
+            torch.mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
+            first, count, start, length = self._spans[i]
+            block = flat_sq + size * start  # (gradient sums never read: see above)
+            self._gsnr(block, block, length, count, segs + 16 * first, srcs + 8 * first,
+                       factors + size * first, 1, n * n, n, self._tiny, int(i == 0), sums)
+        return self._values(*self._sums[:2], int(self._sums[2]))
+
+    def _values(self, g2: float, ratios: float, count: int) -> dict[str, Any]:
+        """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
+        count: the three terms by the arithmetic of
+        :func:`~trainlab.probes.gradient_noise._fused_noise`, the mean and standard
+        deviation of the per-example norms by :func:`trainlab.probes.fused.norm_spread`'s
+        C function (the same bits as the general path, which calls that)."""
+        n = self.batch
+        sq_norms = self._sq_norms.tolist()
+        mean_sq = math.fsum(sq_norms) / n
+        rounded = _rounding(self.dtype)
+        trace_cov = rounded((mean_sq - g2 / n ** 2) * n / (n - 1))
+        grad_sq = rounded((g2 - mean_sq * n) / (n * (n - 1)))
+        gsnr = ratios / max(count, 1)
+        if self.size <= WIDE_GSNR:
+            gsnr = rounded(gsnr)
+        self._spread(self._sq_norms.data_ptr(), n, self._spread_out.buffer_info()[0])
+        mean, std = fused.spread_values(*self._spread_out, n, self.dtype)
+        return {"gns": _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
+                "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
+                "per_sample_grad_norm/std": std}
+
+
+def _no_plan() -> None:
+    return None
+
+
+def _spans(segments: list[tuple[int, int, int, str]], layers: int, total: int
+           ) -> tuple[tuple[int, int, int, int], ...] | None:
+    """Per layer ``(first segment, segments, start, entries)`` of its block of the flat
+    vectors, when the sorted ``segments`` ``(offset, size, layer, kind)`` put every layer's
+    entries in one block, the blocks in layer order and covering ``total``; else None."""
+    spans = []
+    at = 0
+    for layer in range(layers):
+        mine = [j for j, seg in enumerate(segments) if seg[2] == layer]
+        if not mine or mine != list(range(mine[0], mine[0] + len(mine))):
+            return None
+        start = segments[mine[0]][0]
+        end = segments[mine[-1]][0] + segments[mine[-1]][1]
+        if start != at:
+            return None
+        spans.append((mine[0], len(mine), start, end - start))
+        at = end
+    return tuple(spans) if at == total else None
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to the nearest float32 (ties to even; beyond its range an infinity),
+    as ``torch.tensor(value, dtype=torch.float32)`` rounds it (a C conversion both)."""
+    return array("f", (value,))[0]
+
+
+def _same(value: float) -> float:
+    return value
+
+
+def _rounding(dtype: torch.dtype) -> Callable[[float], float]:
+    return _float32 if dtype == torch.float32 else _same
+
+
+def _quotient(num: float, den: float, dtype: torch.dtype) -> float:
+    """``num / den`` as the division of two 0-d tensors of ``dtype`` holding them gives it:
+    for float32 operands the float64 quotient rounded once to float32 is the IEEE float32
+    quotient (53 >= 2 * 24 + 2 bits); a zero divisor (an infinity or NaN, which Python
+    would raise on) divided by torch."""
+    if den == 0:
+        return (torch.tensor(num, dtype=dtype) / torch.tensor(den, dtype=dtype)).item()
+    return _rounding(dtype)(num / den)
