@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import operator
 import os
 import platform
 import shutil
@@ -58,7 +59,9 @@ import subprocess
 import tempfile
 import time
 from array import array
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -326,6 +329,27 @@ CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintp
 }
 ROWS(trainlab_rows_f32, float, row_f32)
 ROWS(trainlab_rows_f64, double, row_f64)
+
+/* Per tensor, from its norms (the operations of the norm probes' torch formulas, in T and
+   in their order; tiny = (T)1e-30, max(x, tiny) keeps a NaN x as torch's clamp_min does):
+   the cosine distance rot = ((d - e)(d + e)) / max((w + w) w0, tiny) with e = w - w0
+   (d = |w - w0|), and the ratio = dp / max(wp, tiny). A null rot or ratio skips it. */
+#define DERIVE(NAME, T)                                                                   \
+void NAME(int64_t count, const T *d, const T *w, const T *w0, T *rot, const T *dp,        \
+          const T *wp, T *ratio) {                                                        \
+    const T tiny = (T)1e-30;                                                              \
+    if (rot)                                                                              \
+        for (int64_t k = 0; k < count; ++k) {                                             \
+            T e = w[k] - w0[k];                                                           \
+            T num = (d[k] - e) * (d[k] + e);                                              \
+            T den = (w[k] + w[k]) * w0[k];                                                \
+            rot[k] = num / (den < tiny ? tiny : den);                                     \
+        }                                                                                 \
+    if (ratio)                                                                            \
+        for (int64_t k = 0; k < count; ++k) ratio[k] = dp[k] / (wp[k] < tiny ? tiny : wp[k]); \
+}
+DERIVE(trainlab_derive_f32, float)
+DERIVE(trainlab_derive_f64, double)
 """
 
 _DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
@@ -461,6 +485,9 @@ def _load() -> ctypes.CDLL | None:
             rows = getattr(lib, f"trainlab_rows_{suffix}")
             rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, _P]
             rows.restype = None
+            derive = getattr(lib, f"trainlab_derive_{suffix}")
+            derive.argtypes = [_I, _P, _P, _P, _P, _P, _P, _P]
+            derive.restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
         _failed = True
         detail = getattr(exc, "stderr", None)
@@ -486,6 +513,13 @@ def available() -> bool:
     """Whether the fused path is on and its library not known to have failed (it may still
     be unbuilt: the first call builds it)."""
     return enabled() and not _failed
+
+
+def fits(tensors: list[torch.Tensor]) -> bool:
+    """Whether ``tensors`` are contiguous CPU tensors of one dtype the C functions take
+    (float32 or float64), as :func:`tensor_norms` needs its weights (not whether the fused
+    path is on)."""
+    return bool(tensors) and tensors[0].dtype in _DTYPES and _fits(tensors, tensors[0].dtype)
 
 
 def _fits(tensors: list[torch.Tensor], dtype: torch.dtype) -> bool:
@@ -516,8 +550,8 @@ FAMILIES = ("grad", "weight", "init_dist", "init", "prev_dist", "prev")
 
 def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
                  init: list[torch.Tensor] | None, prev: list[torch.Tensor] | None,
-                 want: tuple[str, ...], copy_to: list[torch.Tensor] | None = None
-                 ) -> torch.Tensor | None:
+                 want: tuple[str, ...], copy_to: list[torch.Tensor] | None = None,
+                 plans: list[NormsPlan] | None = None) -> torch.Tensor | None:
     """Per-tensor L2 norms of the families ``want`` (names of :data:`FAMILIES`) in one pass:
     a ``(6, len(weights))`` tensor of the weights' dtype whose rows named in ``want`` hold
     :math:`\\|g_k\\|`, :math:`\\|\\theta_k\\|`, :math:`\\|\\theta_k - a_k\\|`, :math:`\\|a_k\\|`,
@@ -526,31 +560,153 @@ def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
     contiguous): the same pass also copies each weight into it (an exact copy, written as
     the weight is read; it may be ``prev`` itself). None (nothing read or written) when the
     fused path is off or unavailable, or the tensors are not all contiguous CPU tensors of
-    one float32/float64 dtype (warned once)."""
+    one float32/float64 dtype (warned once).
+
+    ``plans``: a list the caller keeps from one call to the next (e.g. a monitor's run
+    cache), holding the :class:`NormsPlan` of recent calls; a plan whose tensors are still
+    the ones given is reused (:meth:`NormsPlan.matches`), else a new one is built and kept.
+    The numbers are the same either way, to the bit."""
     lib = library()
     if lib is None or not weights:
         return None
-    dtype = weights[0].dtype
-    if dtype not in _DTYPES:
-        unfit("param_norms", f"dtype {dtype}")
-        return None
-    k = len(weights)
-    numels = [t.numel() for t in weights]
-    ptrs = array("Q", bytes(8 * 5 * k))
-    for column, tensors in enumerate((grads, weights, init, prev, copy_to)):
-        if tensors:
-            column_ptrs = (_pointers(tensors, dtype, numels) if len(tensors) == k else None)
+    columns = (weights, init or (), prev or (), copy_to or ())
+    plan = None
+    if plans is not None:
+        plan = next((p for p in plans if p.matches(columns)), None)
+    if plan is None:
+        plan = NormsPlan.build(lib, columns)
+        if plan is None:
+            return None
+        if plans is not None:  # the plans of other weights are dropped: they keep tensors
+            plans[:] = [plan, *(p for p in plans if p.same_weights(weights))][:PLANS_KEPT]
+    return plan.run(grads or (), want)
+
+
+PLANS_KEPT = 4
+"""How many :class:`NormsPlan` a ``plans`` list keeps (a monitor alternates two snapshot
+buffers at cadence 1: two plans of the same weights)."""
+
+_COLUMN = {"weights": 1, "init": 2, "prev": 3, "copy_to": 4}  # column of ptrs (C's layout)
+
+
+class NormsPlan:
+    """:func:`tensor_norms` prepared for fixed tensors: the checks of the weights, initial
+    and previous parameters and copy buffers (dtype, device, contiguity, sizes) done once,
+    their data pointers and sizes kept in the arrays the C function reads.
+
+    It holds a reference to each of those tensors, so their memory stays allocated while it
+    is kept. Before each use :meth:`matches` checks, for every tensor, that it is the same
+    object with the same data pointer (a tensor replaced, a ``.data`` swapped, a move to
+    another dtype or device gives a new object or pointer: a new plan is built). The
+    gradients, which the caller owns and which are new tensors at most steps, are checked
+    in full at every call (:meth:`run`: dtype, device, contiguity, size; a missing or
+    unfit gradient means no fused pass) and their pointers written into the array anew.
+    Not noticed: a kept tensor whose shape or strides are changed in place without moving
+    its data (``resize_`` to fewer entries, ``transpose_``); the tensors a monitor hands in
+    are its own (detached views, copies, buffers), which nothing changes that way.
+    """
+
+    __slots__ = ("columns", "count", "dtype", "fn", "numels", "ptrs", "sizes", "stable")
+
+    def __init__(self, fn: Any, dtype: torch.dtype, columns: tuple, numels: list[int],
+                 ptrs: array, stable: list[int]):
+        self.fn, self.dtype, self.columns, self.numels = fn, dtype, columns, numels
+        self.count = len(numels)
+        self.ptrs, self.sizes, self.stable = ptrs, array("q", numels), stable
+
+    @classmethod
+    def build(cls, lib: ctypes.CDLL, columns: tuple) -> NormsPlan | None:
+        """The plan of ``columns`` = ``(weights, init, prev, copy_to)`` (empty sequences
+        for the missing ones), or None when they do not fit (warned once)."""
+        weights = columns[0]
+        dtype = weights[0].dtype
+        if dtype not in _DTYPES:
+            unfit("param_norms", f"dtype {dtype}")
+            return None
+        k = len(weights)
+        numels = [t.numel() for t in weights]
+        ptrs = array("Q", bytes(8 * 5 * k))
+        stable: list[int] = []
+        for column, tensors in zip(_COLUMN.values(), columns):
+            if not tensors:
+                continue
+            column_ptrs = _pointers(tensors, dtype, numels) if len(tensors) == k else None
             if column_ptrs is None:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
             ptrs[column::5] = array("Q", column_ptrs)
-    sizes = array("q", numels)
-    out = torch.empty(6, k, dtype=dtype)
-    mask = sum(1 << FAMILIES.index(f) for f in want)
-    getattr(lib, f"trainlab_norms_{_DTYPES[dtype][0]}")(
-        k, sizes.buffer_info()[0], ptrs.buffer_info()[0], mask, out.data_ptr())
-    return out
+            stable += column_ptrs
+        fn = getattr(lib, f"trainlab_norms_{_DTYPES[dtype][0]}")
+        return cls(fn, dtype, tuple(tuple(c) for c in columns), numels, ptrs, stable)
+
+    def same_weights(self, weights: list[torch.Tensor]) -> bool:
+        """Whether the plan's weights are the objects ``weights``."""
+        kept = self.columns[0]
+        return len(kept) == len(weights) and all(map(operator.is_, kept, weights))
+
+    def matches(self, columns: tuple) -> bool:
+        """Whether ``columns`` (as :meth:`build` takes them) are this plan's tensors: the
+        same objects, at the same data pointers."""
+        for kept, now in zip(self.columns, columns):
+            if len(kept) != len(now) or not all(map(operator.is_, kept, now)):
+                return False
+        return [t.data_ptr() for column in self.columns for t in column] == self.stable
+
+    def run(self, grads: list[torch.Tensor] | tuple, want: tuple[str, ...]
+            ) -> torch.Tensor | None:
+        """The table of :func:`tensor_norms` for the plan's tensors and ``grads`` (empty:
+        none); None when the gradients do not fit (warned once)."""
+        if grads:
+            grad_ptrs = (_pointers(grads, self.dtype, self.numels)
+                         if len(grads) == self.count else None)
+            if grad_ptrs is None:
+                unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
+                      "and of their parameters' sizes")
+                return None
+            self.ptrs[0::5] = array("Q", grad_ptrs)
+        else:
+            self.ptrs[0::5] = array("Q", bytes(8 * self.count))
+        out = torch.empty(6, self.count, dtype=self.dtype)
+        self.fn(self.count, self.sizes.buffer_info()[0], self.ptrs.buffer_info()[0],
+                _mask(want), out.data_ptr())
+        return out
+
+
+@lru_cache(maxsize=64)
+def _mask(want: tuple[str, ...]) -> int:
+    return sum(1 << FAMILIES.index(f) for f in want)
+
+
+def derived(d: torch.Tensor | None, w: torch.Tensor | None, w0: torch.Tensor | None,
+            dp: torch.Tensor | None, wp: torch.Tensor | None
+            ) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
+    """From per-tensor norm vectors, in one C call: the cosine distance of ``rotation``,
+    ``(d - e)(d + e) / max((w + w) w0, 1e-30)`` with ``e = w - w0`` (when ``d``, ``w`` and
+    ``w0`` are given), and the ratio of ``update-ratio``, ``dp / max(wp, 1e-30)`` (when
+    ``dp`` and ``wp`` are). Each element is formed by the operations of those probes' torch
+    formulas in the vectors' dtype and order, so the bits are theirs (tested). None (nothing
+    computed) when the fused path is off or unavailable or the vectors are not contiguous
+    CPU vectors of one float32/float64 dtype and size."""
+    lib = library()
+    rot_in = (d, w, w0) if d is not None and w is not None and w0 is not None else ()
+    ratio_in = (dp, wp) if dp is not None and wp is not None else ()
+    given = [*rot_in, *ratio_in]
+    if lib is None or not given:
+        return None
+    dtype, count = given[0].dtype, given[0].numel()
+    if (dtype not in _DTYPES or not _fits(given, dtype)
+            or any(t.dim() != 1 or t.numel() != count for t in given)):
+        unfit("derived norms", "vectors not contiguous 1-D CPU float32/float64 of one size")
+        return None
+    rot = torch.empty(count, dtype=dtype) if rot_in else None
+    ratio = torch.empty(count, dtype=dtype) if ratio_in else None
+    getattr(lib, f"trainlab_derive_{_DTYPES[dtype][0]}")(
+        count, *(t.data_ptr() for t in rot_in) if rot_in else (None, None, None),
+        None if rot is None else rot.data_ptr(),
+        *(t.data_ptr() for t in ratio_in) if ratio_in else (None, None),
+        None if ratio is None else ratio.data_ptr())
+    return rot, ratio
 
 
 def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,

@@ -118,7 +118,10 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     offer = memo.get(SNAPSHOT_OFFER)
     copy_to = offer[2] if offer is not None and offer[0] == ctx.step and offer[1] is params \
         else None
-    table = fused.tensor_norms(now, grads_list, init, prev, want, copy_to)
+    plans = memo.get("norm_plans")
+    if plans is None:
+        plans = memo["norm_plans"] = []
+    table = fused.tensor_norms(now, grads_list, init, prev, want, copy_to, plans)
     if table is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
         g, w, di, w_init, dp, w_prev = table.unbind()
         if copy_to is not None:  # the parameters were copied too, at these versions
@@ -196,6 +199,7 @@ class GradNorm(PackedProbe):
     """L2 norm of the gradient of this step, in total and for each parameter tensor."""
 
     name = "grad-norm"
+    uses_generator = False
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
@@ -208,6 +212,7 @@ class WeightNorm(PackedProbe):
     """L2 norm of the parameters, in total and for each parameter tensor."""
 
     name = "weight-norm"
+    uses_generator = False
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
@@ -220,6 +225,7 @@ class UpdateRatio(PackedProbe):
     health signal: ~1e-3 for Adam), and the update norm ``update_norm``."""
 
     name = "update-ratio"
+    uses_generator = False
     needs_prev_params = True
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
@@ -227,8 +233,10 @@ class UpdateRatio(PackedProbe):
         if table is None or table.prev_dist is None or table.prev is None:
             return {}
         d, w = table.prev_dist, table.prev
+        fast = fused.derived(None, None, None, d, w)  # one C call, the same bits
+        ratio = fast[1] if fast is not None else d.div(w.clamp_min(1e-30))
         out: Packed = {"update_ratio/*": Table(metric_names("update_ratio", table.names),
-                                               d.div(w.clamp_min(1e-30)))}
+                                               ratio)}
         total_d = torch.linalg.vector_norm(d)
         out["update_ratio"] = total_d / torch.linalg.vector_norm(w).clamp_min(1e-30)
         out["update_norm"] = total_d
