@@ -176,14 +176,45 @@ NORMS(norms_f32_four, float, f8, 0)
 NORMS(norms_f64_all, double, d8, 1)
 NORMS(norms_f64_four, double, d8, 0)
 
-#define FOUR ((1 << 0) | (1 << 1) | (1 << 2) | (1 << 4))
+/* Rows 6 and 7 of out, per tensor, from its norms as stored in out (the operations of the
+   norm probes' torch formulas, in T and in their order; tiny = (T)1e-30; max(x, tiny) keeps
+   a NaN x, as torch's clamp_min does): the cosine distance of rotation,
+   ((d - e)(d + e)) / max((w + w) w0, tiny) with e = w - w0 and d = |w - w0| (rows 2, 1,
+   3), and the update ratio dp / max(wp, tiny) (rows 4, 5). Rows 3 and 5 may be given
+   instead of computed (a0, b0: norms of a and b kept from an earlier pass; copied). */
+#define DERIVED(NAME, T)                                                                  \
+static void NAME(int64_t count, int want, T *out, const T *a0, const T *b0) {             \
+    const T tiny = (T)1e-30;                                                              \
+    T *w = out + count, *d = out + 2 * count, *w0 = out + 3 * count;                      \
+    T *dp = out + 4 * count, *wp = out + 5 * count;                                       \
+    if (a0) memcpy(w0, a0, count * sizeof *w0);                                           \
+    if (b0) memcpy(wp, b0, count * sizeof *wp);                                           \
+    if (want & (1 << 6))                                                                  \
+        for (int64_t k = 0; k < count; ++k) {                                             \
+            T e = w[k] - w0[k];                                                           \
+            T num = (d[k] - e) * (d[k] + e);                                              \
+            T den = (w[k] + w[k]) * w0[k];                                                \
+            out[6 * count + k] = num / (den < tiny ? tiny : den);                         \
+        }                                                                                 \
+    if (want & (1 << 7))                                                                  \
+        for (int64_t k = 0; k < count; ++k)                                               \
+            out[7 * count + k] = dp[k] / (wp[k] < tiny ? tiny : wp[k]);                   \
+}
+DERIVED(derived_f32, float)
+DERIVED(derived_f64, double)
+
+/* The norms (rows 0-5 as asked by want's bits 0-5; the squares of a and b only when bit 3
+   or 5 is set), then rows 6 and 7 (bits 6, 7). */
+#define OWN ((1 << 3) | (1 << 5))
 void trainlab_norms_f32(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
-                        int want, float *out) {
-    ((want & ~FOUR) ? norms_f32_all : norms_f32_four)(count, sizes, ptrs, want, out);
+                        int want, float *out, const float *a0, const float *b0) {
+    ((want & OWN) ? norms_f32_all : norms_f32_four)(count, sizes, ptrs, want, out);
+    derived_f32(count, want, out, a0, b0);
 }
 void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
-                        int want, double *out) {
-    ((want & ~FOUR) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, want, out);
+                        int want, double *out, const double *a0, const double *b0) {
+    ((want & OWN) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, want, out);
+    derived_f64(count, want, out, a0, b0);
 }
 
 /* The GSNR sums over S (sum) and Q (sq), per element as the eager path in T:
@@ -330,26 +361,6 @@ CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintp
 ROWS(trainlab_rows_f32, float, row_f32)
 ROWS(trainlab_rows_f64, double, row_f64)
 
-/* Per tensor, from its norms (the operations of the norm probes' torch formulas, in T and
-   in their order; tiny = (T)1e-30, max(x, tiny) keeps a NaN x as torch's clamp_min does):
-   the cosine distance rot = ((d - e)(d + e)) / max((w + w) w0, tiny) with e = w - w0
-   (d = |w - w0|), and the ratio = dp / max(wp, tiny). A null rot or ratio skips it. */
-#define DERIVE(NAME, T)                                                                   \
-void NAME(int64_t count, const T *d, const T *w, const T *w0, T *rot, const T *dp,        \
-          const T *wp, T *ratio) {                                                        \
-    const T tiny = (T)1e-30;                                                              \
-    if (rot)                                                                              \
-        for (int64_t k = 0; k < count; ++k) {                                             \
-            T e = w[k] - w0[k];                                                           \
-            T num = (d[k] - e) * (d[k] + e);                                              \
-            T den = (w[k] + w[k]) * w0[k];                                                \
-            rot[k] = num / (den < tiny ? tiny : den);                                     \
-        }                                                                                 \
-    if (ratio)                                                                            \
-        for (int64_t k = 0; k < count; ++k) ratio[k] = dp[k] / (wp[k] < tiny ? tiny : wp[k]); \
-}
-DERIVE(trainlab_derive_f32, float)
-DERIVE(trainlab_derive_f64, double)
 """
 
 _DTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
@@ -476,7 +487,7 @@ def _load() -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(build()))  # removed as stale by another build meanwhile
         for suffix, scalar in _DTYPES.values():
             norms = getattr(lib, f"trainlab_norms_{suffix}")
-            norms.argtypes = [_I, _P, _P, ctypes.c_int, _P]
+            norms.argtypes = [_I, _P, _P, ctypes.c_int, _P, _P, _P]
             norms.restype = None
             gsnr = getattr(lib, f"trainlab_gsnr_{suffix}")
             gsnr.argtypes = [_P, _P, _I, _I, _P, _P, _P, ctypes.c_int, scalar, scalar,
@@ -485,9 +496,6 @@ def _load() -> ctypes.CDLL | None:
             rows = getattr(lib, f"trainlab_rows_{suffix}")
             rows.argtypes = [_I, _I, _P, _P, _P, _P, ctypes.c_double, _P]
             rows.restype = None
-            derive = getattr(lib, f"trainlab_derive_{suffix}")
-            derive.argtypes = [_I, _P, _P, _P, _P, _P, _P, _P]
-            derive.restype = None
     except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
         _failed = True
         detail = getattr(exc, "stderr", None)
@@ -545,22 +553,34 @@ def unfit(what: str, why: str) -> None:
 
 
 FAMILIES = ("grad", "weight", "init_dist", "init", "prev_dist", "prev")
-"""The rows of :func:`tensor_norms`'s result, in order."""
+"""The norm families of :func:`tensor_norms`'s result: its first six rows, in order."""
+
+ROWS = (*FAMILIES, "rotation", "update_ratio")
+"""All rows of :func:`tensor_norms`'s result, in order: the norm families, then the two
+formed from them."""
 
 
 def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
                  init: list[torch.Tensor] | None, prev: list[torch.Tensor] | None,
                  want: tuple[str, ...], copy_to: list[torch.Tensor] | None = None,
-                 plans: list[NormsPlan] | None = None) -> torch.Tensor | None:
-    """Per-tensor L2 norms of the families ``want`` (names of :data:`FAMILIES`) in one pass:
-    a ``(6, len(weights))`` tensor of the weights' dtype whose rows named in ``want`` hold
+                 plans: list[NormsPlan] | None = None, init_norms: torch.Tensor | None = None,
+                 prev_norms: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Per-tensor L2 norms of the families ``want`` (names of :data:`ROWS`) in one pass:
+    a ``(8, len(weights))`` tensor of the weights' dtype whose rows named in ``want`` hold
     :math:`\\|g_k\\|`, :math:`\\|\\theta_k\\|`, :math:`\\|\\theta_k - a_k\\|`, :math:`\\|a_k\\|`,
-    :math:`\\|\\theta_k - b_k\\|`, :math:`\\|b_k\\|` (``a = init``, ``b = prev``; the other
-    rows are not written). ``copy_to`` (one tensor per weight, of its dtype and size,
-    contiguous): the same pass also copies each weight into it (an exact copy, written as
-    the weight is read; it may be ``prev`` itself). None (nothing read or written) when the
-    fused path is off or unavailable, or the tensors are not all contiguous CPU tensors of
-    one float32/float64 dtype (warned once).
+    :math:`\\|\\theta_k - b_k\\|`, :math:`\\|b_k\\|` (``a = init``, ``b = prev``), and,
+    formed from those rows, ``rotation``'s cosine distance
+    :math:`((d - e)(d + e)) / \\max((w + w) a, 10^{-30})` (:math:`d = \\|\\theta_k - a_k\\|`,
+    :math:`w = \\|\\theta_k\\|`, :math:`e = w - \\|a_k\\|`) and ``update_ratio``'s
+    :math:`\\|\\theta_k - b_k\\| / \\max(\\|b_k\\|, 10^{-30})`, each element by the
+    operations of those probes' torch formulas in the dtype and their order (the same
+    bits); the rows not asked for are zero. ``init_norms`` / ``prev_norms``: the norms of
+    ``init`` / ``prev`` known already (a contiguous vector per family, e.g. a row of an
+    earlier result), copied into their rows instead of computed. ``copy_to`` (one tensor
+    per weight, of its dtype and size, contiguous): the same pass also copies each weight
+    into it (an exact copy, written as the weight is read; it may be ``prev`` itself).
+    None (nothing read or written) when the fused path is off or unavailable, or the
+    tensors are not all contiguous CPU tensors of one float32/float64 dtype (warned once).
 
     ``plans``: a list the caller keeps from one call to the next (e.g. a monitor's run
     cache), holding the :class:`NormsPlan` of recent calls; a plan whose tensors are still
@@ -579,7 +599,7 @@ def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
             return None
         if plans is not None:  # the plans of other weights are dropped: they keep tensors
             plans[:] = [plan, *(p for p in plans if p.same_weights(weights))][:PLANS_KEPT]
-    return plan.run(grads or (), want)
+    return plan.run(grads or (), want, init_norms, prev_norms)
 
 
 PLANS_KEPT = 4
@@ -606,13 +626,16 @@ class NormsPlan:
     are its own (detached views, copies, buffers), which nothing changes that way.
     """
 
-    __slots__ = ("columns", "count", "dtype", "fn", "numels", "ptrs", "sizes", "stable")
+    __slots__ = ("addresses", "columns", "count", "dtype", "fn", "numels", "ptrs", "sizes",
+                 "stable")
 
     def __init__(self, fn: Any, dtype: torch.dtype, columns: tuple, numels: list[int],
                  ptrs: array, stable: list[int]):
         self.fn, self.dtype, self.columns, self.numels = fn, dtype, columns, numels
         self.count = len(numels)
         self.ptrs, self.sizes, self.stable = ptrs, array("q", numels), stable
+        # the arrays are never resized (their slices are assigned in place): fixed addresses
+        self.addresses = (self.sizes.buffer_info()[0], self.ptrs.buffer_info()[0])
 
     @classmethod
     def build(cls, lib: ctypes.CDLL, columns: tuple) -> NormsPlan | None:
@@ -653,60 +676,53 @@ class NormsPlan:
                 return False
         return [t.data_ptr() for column in self.columns for t in column] == self.stable
 
-    def run(self, grads: list[torch.Tensor] | tuple, want: tuple[str, ...]
+    def run(self, grads: list[torch.Tensor] | tuple, want: tuple[str, ...],
+            init_norms: torch.Tensor | None = None, prev_norms: torch.Tensor | None = None
             ) -> torch.Tensor | None:
         """The table of :func:`tensor_norms` for the plan's tensors and ``grads`` (empty:
         none); None when the gradients do not fit (warned once)."""
+        count = self.count
         if grads:
-            grad_ptrs = (_pointers(grads, self.dtype, self.numels)
-                         if len(grads) == self.count else None)
+            grad_ptrs = _pointers(grads, self.dtype, self.numels) if len(grads) == count \
+                else None
             if grad_ptrs is None:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
             self.ptrs[0::5] = array("Q", grad_ptrs)
         else:
-            self.ptrs[0::5] = array("Q", bytes(8 * self.count))
-        out = torch.empty(6, self.count, dtype=self.dtype)
-        self.fn(self.count, self.sizes.buffer_info()[0], self.ptrs.buffer_info()[0],
-                _mask(want), out.data_ptr())
+            self.ptrs[0::5] = array("Q", bytes(8 * count))
+        mask = _mask(want, init_norms is not None, prev_norms is not None,
+                     bool(self.columns[1]), bool(self.columns[2]), bool(grads))
+        known = [t for t in (init_norms, prev_norms) if t is not None]
+        if known and (_pointers(known, self.dtype, [count] * len(known)) is None
+                      or any(t.dim() != 1 for t in known)):
+            unfit("param_norms", "known norms not contiguous 1-D CPU vectors of the "
+                  "weights' dtype, one entry per weight")
+            return None
+        out = torch.zeros(8, count, dtype=self.dtype)
+        self.fn(count, self.addresses[0], self.addresses[1], mask, out.data_ptr(),
+                None if init_norms is None else init_norms.data_ptr(),
+                None if prev_norms is None else prev_norms.data_ptr())
         return out
 
 
-@lru_cache(maxsize=64)
-def _mask(want: tuple[str, ...]) -> int:
-    return sum(1 << FAMILIES.index(f) for f in want)
-
-
-def derived(d: torch.Tensor | None, w: torch.Tensor | None, w0: torch.Tensor | None,
-            dp: torch.Tensor | None, wp: torch.Tensor | None
-            ) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
-    """From per-tensor norm vectors, in one C call: the cosine distance of ``rotation``,
-    ``(d - e)(d + e) / max((w + w) w0, 1e-30)`` with ``e = w - w0`` (when ``d``, ``w`` and
-    ``w0`` are given), and the ratio of ``update-ratio``, ``dp / max(wp, 1e-30)`` (when
-    ``dp`` and ``wp`` are). Each element is formed by the operations of those probes' torch
-    formulas in the vectors' dtype and order, so the bits are theirs (tested). None (nothing
-    computed) when the fused path is off or unavailable or the vectors are not contiguous
-    CPU vectors of one float32/float64 dtype and size."""
-    lib = library()
-    rot_in = (d, w, w0) if d is not None and w is not None and w0 is not None else ()
-    ratio_in = (dp, wp) if dp is not None and wp is not None else ()
-    given = [*rot_in, *ratio_in]
-    if lib is None or not given:
-        return None
-    dtype, count = given[0].dtype, given[0].numel()
-    if (dtype not in _DTYPES or not _fits(given, dtype)
-            or any(t.dim() != 1 or t.numel() != count for t in given)):
-        unfit("derived norms", "vectors not contiguous 1-D CPU float32/float64 of one size")
-        return None
-    rot = torch.empty(count, dtype=dtype) if rot_in else None
-    ratio = torch.empty(count, dtype=dtype) if ratio_in else None
-    getattr(lib, f"trainlab_derive_{_DTYPES[dtype][0]}")(
-        count, *(t.data_ptr() for t in rot_in) if rot_in else (None, None, None),
-        None if rot is None else rot.data_ptr(),
-        *(t.data_ptr() for t in ratio_in) if ratio_in else (None, None),
-        None if ratio is None else ratio.data_ptr())
-    return rot, ratio
+@lru_cache(maxsize=256)
+def _mask(want: tuple[str, ...], init_known: bool, prev_known: bool, init: bool, prev: bool,
+          grads: bool) -> int:
+    """The C function's ``want`` bits for ``want``; ValueError for a family whose tensors
+    (or known norms) are missing, or a known family also asked to be computed."""
+    have = {"grad": grads, "weight": True, "init_dist": init, "init": init and not init_known,
+            "prev_dist": prev, "prev": prev and not prev_known,
+            "rotation": init and {"weight", "init_dist"} <= set(want)
+            and ("init" in want or init_known),
+            "update_ratio": prev and "prev_dist" in want and ("prev" in want or prev_known)}
+    missing = [f for f in want if not have[f]]
+    if missing or (init_known and not init) or (prev_known and not prev):
+        raise ValueError(f"tensor_norms: cannot give {missing or 'the known norms'} with "
+                         f"these tensors (init {init}, prev {prev}, grads {grads}; known "
+                         f"init norms {init_known}, prev norms {prev_known})")
+    return sum(1 << ROWS.index(f) for f in want)
 
 
 def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,
