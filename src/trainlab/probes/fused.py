@@ -664,9 +664,11 @@ class NormsPlan:
         return cls(fn, dtype, tuple(tuple(c) for c in columns), numels, ptrs, stable)
 
     def same_weights(self, weights: list[torch.Tensor]) -> bool:
-        """Whether the plan's weights are the objects ``weights``."""
+        """Whether the plan's weights are the objects ``weights``, at the same data
+        pointers (else the plan can never be used again)."""
         kept = self.columns[0]
-        return len(kept) == len(weights) and all(map(operator.is_, kept, weights))
+        return (len(kept) == len(weights) and all(map(operator.is_, kept, weights))
+                and [t.data_ptr() for t in weights] == self.stable[:self.count])
 
     def matches(self, columns: tuple) -> bool:
         """Whether ``columns`` (as :meth:`build` takes them) are this plan's tensors: the
