@@ -128,13 +128,15 @@ static inline void put8_double(double *c, const double *w, int nt) {
 /* Sums of squares per tensor of the six families (g, w, w - a, a, w - b, b), one pass over
    each tensor; ALL = 0 skips the squares of a and b. Missing arrays (pointer 0) are read as
    w. The differences are rounded to T (as torch.sub rounds them). A fifth array c, when
-   given, receives a copy of w (each block stored after its loads: c may even be b). */
+   given, receives a copy of w (each block stored after its loads: c may even be b). The
+   gradients' pointers come from gptrs when it is given (else column 0 of ptrs). */
 #define NORMS(NAME, T, VT, ALL)                                                           \
 CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,       \
-                        int want, T *out) {                                               \
+                        const uintptr_t *gptrs, int want, T *out) {                       \
     for (int64_t k = 0; k < count; ++k) {                                                 \
         const T *w = (const T *)ptrs[5 * k + 1];                                          \
-        const T *g = ptrs[5 * k] ? (const T *)ptrs[5 * k] : w;                            \
+        uintptr_t gp = gptrs ? gptrs[k] : ptrs[5 * k];                                    \
+        const T *g = gp ? (const T *)gp : w;                                              \
         const T *a = ptrs[5 * k + 2] ? (const T *)ptrs[5 * k + 2] : w;                    \
         const T *b = ptrs[5 * k + 3] ? (const T *)ptrs[5 * k + 3] : w;                    \
         T *c = (T *)ptrs[5 * k + 4];                                                      \
@@ -204,16 +206,25 @@ DERIVED(derived_f32, float)
 DERIVED(derived_f64, double)
 
 /* The norms (rows 0-5 as asked by want's bits 0-5; the squares of a and b only when bit 3
-   or 5 is set), then rows 6 and 7 (bits 6, 7). */
+   or 5 is set), then rows 6 and 7 (bits 6, 7); the rows neither asked for nor given are
+   set to zero. */
 #define OWN ((1 << 3) | (1 << 5))
+#define ZERO_ROWS(T)                                                                      \
+    for (int r = 0; r < 8; ++r)                                                           \
+        if (!(want & (1 << r)) && !(r == 3 && a0) && !(r == 5 && b0))                     \
+            memset(out + r * count, 0, count * sizeof(T));
 void trainlab_norms_f32(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
-                        int want, float *out, const float *a0, const float *b0) {
-    ((want & OWN) ? norms_f32_all : norms_f32_four)(count, sizes, ptrs, want, out);
+                        const uintptr_t *gptrs, int want, float *out, const float *a0,
+                        const float *b0) {
+    ZERO_ROWS(float)
+    ((want & OWN) ? norms_f32_all : norms_f32_four)(count, sizes, ptrs, gptrs, want, out);
     derived_f32(count, want, out, a0, b0);
 }
 void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
-                        int want, double *out, const double *a0, const double *b0) {
-    ((want & OWN) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, want, out);
+                        const uintptr_t *gptrs, int want, double *out, const double *a0,
+                        const double *b0) {
+    ZERO_ROWS(double)
+    ((want & OWN) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, gptrs, want, out);
     derived_f64(count, want, out, a0, b0);
 }
 
@@ -487,7 +498,7 @@ def _load() -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(build()))  # removed as stale by another build meanwhile
         for suffix, scalar in _DTYPES.values():
             norms = getattr(lib, f"trainlab_norms_{suffix}")
-            norms.argtypes = [_I, _P, _P, ctypes.c_int, _P, _P, _P]
+            norms.argtypes = [_I, _P, _P, _P, ctypes.c_int, _P, _P, _P]
             norms.restype = None
             gsnr = getattr(lib, f"trainlab_gsnr_{suffix}")
             gsnr.argtypes = [_P, _P, _I, _I, _P, _P, _P, ctypes.c_int, scalar, scalar,
@@ -606,7 +617,8 @@ PLANS_KEPT = 4
 """How many :class:`NormsPlan` a ``plans`` list keeps (a monitor alternates two snapshot
 buffers at cadence 1: two plans of the same weights)."""
 
-_COLUMN = {"weights": 1, "init": 2, "prev": 3, "copy_to": 4}  # column of ptrs (C's layout)
+_COLUMN = {"weights": 1, "init": 2, "prev": 3, "copy_to": 4}  # column of ptrs (C's layout;
+# column 0, the gradients', stays 0: they are passed apart, checked at every call)
 
 
 class NormsPlan:
@@ -684,16 +696,15 @@ class NormsPlan:
         """The table of :func:`tensor_norms` for the plan's tensors and ``grads`` (empty:
         none); None when the gradients do not fit (warned once)."""
         count = self.count
+        grad_ptrs = None
         if grads:
-            grad_ptrs = _pointers(grads, self.dtype, self.numels) if len(grads) == count \
+            pointers = _pointers(grads, self.dtype, self.numels) if len(grads) == count \
                 else None
-            if grad_ptrs is None:
+            if pointers is None:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
-            self.ptrs[0::5] = array("Q", grad_ptrs)
-        else:
-            self.ptrs[0::5] = array("Q", bytes(8 * count))
+            grad_ptrs = array("Q", pointers)
         mask = _mask(want, init_norms is not None, prev_norms is not None,
                      bool(self.columns[1]), bool(self.columns[2]), bool(grads))
         known = [t for t in (init_norms, prev_norms) if t is not None]
@@ -702,9 +713,10 @@ class NormsPlan:
             unfit("param_norms", "known norms not contiguous 1-D CPU vectors of the "
                   "weights' dtype, one entry per weight")
             return None
-        out = torch.zeros(8, count, dtype=self.dtype)
-        self.fn(count, self.addresses[0], self.addresses[1], mask, out.data_ptr(),
-                None if init_norms is None else init_norms.data_ptr(),
+        out = torch.empty(8, count, dtype=self.dtype)  # every row written (zeros or values)
+        self.fn(count, self.addresses[0], self.addresses[1],
+                None if grad_ptrs is None else grad_ptrs.buffer_info()[0], mask,
+                out.data_ptr(), None if init_norms is None else init_norms.data_ptr(),
                 None if prev_norms is None else prev_norms.data_ptr())
         return out
 

@@ -548,11 +548,15 @@ class Monitor:
         with the step's other tensors by one copy (one device sync per step)."""
         items: list[tuple[str, Any]] = []
         tensors: list[int] = []  # where items still holds a tensor
+        read: dict[int, list] = {}  # the vectors read, by id (tables may share one)
         for name, value in values.items():
             if isinstance(value, Table):
                 vector = value.values
                 if vector.is_cpu:
-                    items += [(n, float(x)) for n, x in zip(value.names, vector.tolist())
+                    entries = read.get(id(vector))
+                    if entries is None:
+                        entries = read[id(vector)] = vector.tolist()
+                    items += [(n, float(x)) for n, x in zip(value.names, entries)
                               if n is not None]
                     continue
                 entries: Any = zip(value.names, vector.unbind())
