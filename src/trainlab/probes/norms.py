@@ -5,7 +5,13 @@ every tensor operation counts: the per-tensor norms they need in a step (gradien
 distances from the initial and from the previous parameters) come from one pass in C over
 every tensor (:mod:`trainlab.probes.fused`, within its stated tolerance of the eager path),
 or, where that does not apply or is turned off, from one fused ``torch._foreach_norm`` call;
-either way they are shared through the step's context (:func:`param_norms`).
+either way they are shared through the step's context (:func:`param_norms`). On the fused
+path the same C call also forms the per-tensor rotations and update ratios, the probes'
+global norms come from one ``vector_norm`` over the rows of its table
+(:attr:`ParamNorms.totals`) and are handed to the monitor as :class:`Table` entries, and
+the call's checks are kept from one step to the next
+(:class:`~trainlab.probes.fused.NormsPlan`): every recorded number is the eager formulas'
+to the bit, tested.
 """
 
 from __future__ import annotations
