@@ -115,8 +115,14 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
         return None
     names = tuple(params)
     now = list(params.values())
-    grads = ctx.grads()
-    grads_list = list(grads.values()) if tuple(grads) == names else []
+    trainable = ctx.cache.get("trainable")  # the monitor's pairs, in the order of params
+    if trainable is not None and len(trainable) == len(now):
+        # the fused pass reads the gradients' data only: no dict, no detach
+        grads_list = [p.grad for _, p in trainable]
+        if any(g is None for g in grads_list):
+            grads_list = []
+    else:
+        grads_list = _grads_list(ctx, names)
     init = ([ctx.init_params[n] for n in names]
             if all(n in ctx.init_params for n in names) else [])
     prev = ([ctx.prev_params[n] for n in names]
@@ -151,6 +157,7 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
                           w_init if i else None, dp if p else None, w_prev if p else None,
                           rot if i else None, ratio if p else None,
                           torch.linalg.vector_norm(table, dim=1))
+    grads_list = _grads_list(ctx, names)  # detached, for torch's norms
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
     bases = [*init, *prev]
@@ -166,6 +173,13 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     memo["weight_norms"] = (ctx.step, names, w)
     return ParamNorms(names, w, g if grads_list else None, di if i else None, init_norms,
                       dp if p else None, prev_norms)
+
+
+def _grads_list(ctx: ProbeContext, names: tuple[str, ...]) -> list[torch.Tensor]:
+    """The gradients (detached) in the order of ``names`` when every parameter has one,
+    else an empty list."""
+    grads = ctx.grads()
+    return list(grads.values()) if tuple(grads) == names else []
 
 
 @lru_cache(maxsize=64)

@@ -549,15 +549,20 @@ class Monitor:
         items: list[tuple[str, Any]] = []
         tensors: list[int] = []  # where items still holds a tensor
         read: dict[int, list] = {}  # the vectors read, by id (tables may share one)
+        append = items.append
         for name, value in values.items():
+            if type(value) is float:  # the common scalar (the loss, the lr)
+                append((name, value))
+                continue
             if isinstance(value, Table):
                 vector = value.values
                 if vector.is_cpu:
                     entries = read.get(id(vector))
-                    if entries is None:
+                    if entries is None:  # exact Python floats (ints for integer vectors)
                         entries = read[id(vector)] = vector.tolist()
-                    items += [(n, float(x)) for n, x in zip(value.names, entries)
-                              if n is not None]
+                        if not vector.is_floating_point():
+                            entries = read[id(vector)] = [float(x) for x in entries]
+                    items += [(n, x) for n, x in zip(value.names, entries) if n is not None]
                     continue
                 entries: Any = zip(value.names, vector.unbind())
             else:
@@ -567,9 +572,9 @@ class Monitor:
                     continue
                 if isinstance(x, torch.Tensor):
                     tensors.append(len(items))
-                    items.append((n, x))
+                    append((n, x))
                 else:
-                    items.append((n, float(x)))
+                    append((n, float(x)))
         if tensors:
             for i, x in zip(tensors, _to_floats([items[i][1] for i in tensors])):
                 items[i] = (items[i][0], x)
@@ -579,14 +584,13 @@ class Monitor:
         """Append the named floats of ``step`` to the history, the store's buffer and the
         sinks, in order."""
         history = self.history
-        buffer = self._buffer if self.store is not None else None  # for the store only
         for name, x in items:
             try:
                 history[name].append((step, x))
             except KeyError:
                 history[name] = [(step, x)]
-            if buffer is not None:
-                buffer.append((step, name, x))
+        if self.store is not None:  # the store's buffer, in the same order
+            self._buffer += [(step, name, x) for name, x in items]
         if self.sinks:
             recorded = {name: history[name][-1][1] for name, _ in items}
             for sink in self.sinks:
