@@ -101,3 +101,26 @@ def test_shared_parameters_are_listed_once():
     check(watch, model)
     tied.weight = nn.Parameter(torch.zeros(5, 5))
     check(watch, model)
+
+
+@pytest.mark.parametrize("change", ["parameter replaced", ".data swapped", "frozen"])
+def test_outside_the_verified_torch_releases_the_public_walk_runs_every_time(
+        monkeypatch, caplog, change):
+    """The private ``_parameters``/``_modules`` check only under the verified releases
+    (:data:`LAYOUT_TORCH`); elsewhere ``named_parameters`` at every call, said once, with
+    the same pairs and views."""
+    from trainlab import log
+    from trainlab.train import trainable
+
+    monkeypatch.setattr(log, "_WARNED", set())
+    monkeypatch.setattr(trainable, "LAYOUT_TORCH", ((1, 0), (1, 1)))
+    model = net()
+    watch = TrainableParams(model)
+    with caplog.at_level("WARNING", logger="trainlab"):
+        for _ in range(3):
+            check(watch, model)
+        CHANGES[change](model)
+        check(watch, model)
+    assert watch.walks == 4
+    assert sum("walks named_parameters() at every step" in r.message
+               for r in caplog.records) == 1

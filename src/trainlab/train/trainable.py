@@ -14,6 +14,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainlab.log import warn_once
+from trainlab.optim._fused_adam import _torch_version
+
+LAYOUT_TORCH = ((2, 6), (2, 13))
+"""The torch releases (lowest, highest) whose ``nn.Module`` is known to keep its parameters
+and submodules in the dicts ``_parameters`` and ``_modules`` (private attributes) that the
+check reads: the project's floor and its pin, both tested. Under another release, or for a
+module without those dicts, every call walks the tree through the public
+``named_parameters`` (warned once)."""
+
 _WALK = ("named_parameters", "_named_members", "named_modules")
 """``nn.Module`` methods the walk goes through: a module type that overrides one of them is
 walked at every call (its own method decides what the parameters are)."""
@@ -70,6 +80,14 @@ class TrainableParams:
         modules = list(model.modules())
         plain = all(getattr(type(m), name) is getattr(nn.Module, name)
                     for m in modules for name in _WALK)
+        if plain and not (LAYOUT_TORCH[0] <= _torch_version() <= LAYOUT_TORCH[1] and all(
+                isinstance(m.__dict__.get("_parameters"), dict)
+                and isinstance(m.__dict__.get("_modules"), dict) for m in modules)):
+            warn_once("trainable:layout", "torch %s (modules' parameters not checked "
+                      "through _parameters/_modules, verified for torch %s-%s): the monitor "
+                      "walks named_parameters() at every step", torch.__version__,
+                      *(".".join(map(str, v)) for v in LAYOUT_TORCH))
+            plain = False
         every = [p for _, p in model.named_parameters()]  # what requires_grad is read of
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self._ptrs = [p.data_ptr() for _, p in self.named]
