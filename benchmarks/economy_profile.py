@@ -30,6 +30,15 @@ before = commit 583988f, two runs each, ms): width 2048 depth 3: snapshot 0.03 (
 width 512 depth 3: snapshot 0.01 (0.20), grad-norm 0.67-0.68 (0.54-0.55), all 2.77-2.86
 (2.93-2.97).
 
+Session plan (2026-12-07 06:27-06:32 UTC, load 1.5-2.5, the kept norm plan, rotations and
+update ratios formed in the C pass, the module tree walked on change only; before = commit
+424616b, ms): width 128 depth 2: grad-norm 0.125 (before 0.133-0.138), rotation 0.011
+(0.050-0.052), update-ratio 0.012 (0.021-0.022), all of ``Monitor.step`` 0.67-0.69
+(0.75-0.78); width 128 depth 3: 0.141 (0.145), 0.012 (0.051), 0.012 (0.021), 0.77 (0.82);
+width 512 depth 3: 0.86 (0.89), 0.024 (0.087), 0.025 (0.027), 3.37 (3.33, grad-noise moved
+by 0.12 between the runs). With ``--every 16 --steps 1600``: the step before a due one
+0.156-0.166 (0.158-0.181), ``Monitor.step`` over a cycle 1.47-1.53 (1.43-1.57).
+
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
 two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),
