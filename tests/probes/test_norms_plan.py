@@ -179,3 +179,21 @@ def test_ratio_total_is_the_bits_of_the_torch_quotient(dtype):
         want = float(a / b.clamp_min(1e-30))
         got = ratio_total(float(a), float(b), dtype)
         assert got == want or (math.isnan(got) and math.isnan(want)), (float(a), float(b))
+
+
+def test_a_swapped_tensor_cannot_come_back_at_its_old_address():
+    """The plan keeps each tensor's storage: after ``.data`` is swapped twice, the second
+    new memory cannot be the first's address (which the plan would take for the old
+    tensor), and the plan is not used."""
+    w, grads, init, prev, _ = tensors()
+    plans: list = []
+    fused.tensor_norms(w, grads, init, prev, ALL, None, plans)
+    kept = w[0].data_ptr()
+    for _ in range(20):  # without the kept storage the address came back 9 times in 20
+        w[0].data = torch.empty(0)  # the old memory is released but for the plan
+        w[0].data = torch.empty(SHAPES[0])
+        assert w[0].data_ptr() != kept
+    w[0].normal_(generator=torch.Generator().manual_seed(1))
+    assert not plans[0].matches((w, init, prev, ()))
+    assert torch.equal(fused.tensor_norms(w, grads, init, prev, ALL, None, plans),
+                       fresh(w, grads, init, prev))

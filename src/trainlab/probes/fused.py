@@ -48,7 +48,8 @@ later call checks only that every tensor is the same object at the same data poi
 (which a replaced tensor, a swapped ``.data`` or a move to another dtype or device does
 not pass: a new plan is built, or the tensors are refused), and checks the gradients, which
 the caller owns and which are new tensors at most steps, in full. The plan holds a
-reference to each tensor, so no pointer it keeps is ever freed memory. In the same call the
+reference to each tensor and its storage, so no address it keeps is freed and reused while
+it is kept, and C gets only pointers equal to the tensors' current ones. In the same call the
 C function forms two rows from the norms by the probes' own elementwise formulas (the
 cosine distance of ``rotation``, the ratio of ``update-ratio``: the same bits as the torch
 operations they replace, tested), and copies norms the caller knows already (those of the
@@ -641,10 +642,13 @@ class NormsPlan:
     and previous parameters and copy buffers (dtype, device, contiguity, sizes) done once,
     their data pointers and sizes kept in the arrays the C function reads.
 
-    It holds a reference to each of those tensors, so their memory stays allocated while it
-    is kept. Before each use :meth:`matches` checks, for every tensor, that it is the same
-    object with the same data pointer (a tensor replaced, a ``.data`` swapped, a move to
-    another dtype or device gives a new object or pointer: a new plan is built). The
+    It holds a reference to each of those tensors and to each one's storage, so the memory
+    its pointers name stays allocated while it is kept (even when a tensor's ``.data`` is
+    swapped, no other allocation can take that address). Before each use :meth:`matches`
+    checks, for every tensor, that it is the same object with the same data pointer (a
+    tensor replaced, a ``.data`` swapped, a move to another dtype or device gives a new
+    object or pointer: a new plan is built), so C reads only memory that each tensor still
+    points to. The
     gradients, which the caller owns and which are new tensors at most steps, are checked
     in full at every call (:meth:`run`: dtype, device, contiguity, size; a missing or
     unfit gradient means no fused pass) and their pointers written into the array anew.
@@ -654,7 +658,7 @@ class NormsPlan:
     """
 
     __slots__ = ("addresses", "columns", "count", "dtype", "fn", "numels", "ptrs", "sizes",
-                 "stable")
+                 "stable", "storages")
 
     def __init__(self, fn: Any, dtype: torch.dtype, columns: tuple, numels: list[int],
                  ptrs: array, stable: list[int]):
@@ -663,6 +667,7 @@ class NormsPlan:
         self.ptrs, self.sizes, self.stable = ptrs, array("q", numels), stable
         # the arrays are never resized (their slices are assigned in place): fixed addresses
         self.addresses = (self.sizes.buffer_info()[0], self.ptrs.buffer_info()[0])
+        self.storages = [t.untyped_storage() for column in columns for t in column]
 
     @classmethod
     def build(cls, lib: ctypes.CDLL, columns: tuple) -> NormsPlan | None:
