@@ -40,6 +40,14 @@ width 128 depth 2, 0.29 (0.51) at depth 3, 1.87-1.91 (2.27-2.49) at width 512 de
 hooks, a no-op hook on each output's backward node, that hook keeping the records, the
 capture itself; session noise, 40-60 rounds at width 128 depth 2: 0.009-0.014, 0.052-0.062,
 0.062-0.073, 0.097-0.117 ms; 20 rounds at width 512 depth 3: 0.014, 0.130, 0.148, 0.247).
+Session plan (2026-12-07 06:27-06:32 UTC, load 1.5-2.5, the kept norm plan, rotations and
+update ratios formed in the C pass, the module tree walked on change only; before = commit
+424616b, ms): width 128 depth 2: grad-norm 0.125 (before 0.133-0.138), rotation 0.011
+(0.050-0.052), update-ratio 0.012 (0.021-0.022), all of ``Monitor.step`` 0.67-0.69
+(0.75-0.78); width 128 depth 3: 0.141 (0.145), 0.012 (0.051), 0.012 (0.021), 0.77 (0.82);
+width 512 depth 3: 0.86 (0.89), 0.024 (0.087), 0.025 (0.027), 3.37 (3.33, grad-noise moved
+by 0.12 between the runs). With ``--every 16 --steps 1600``: the step before a due one
+0.156-0.166 (0.158-0.181), ``Monitor.step`` over a cycle 1.47-1.53 (1.43-1.57).
 
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,

@@ -41,6 +41,12 @@ Session noise (2026-12-07, load 0.6-2.2, grad-noise on a plan kept across steps,
 the code before it one process after the other): economy@1 1.76x at 23k (before
 1.89x-2.00x), 1.77x at 40k (1.90x), 1.56x-1.61x at 0.55M (1.61x-1.68x), 1.47x at 8.5M
 (1.50x); grad-noise@1 alone 1.45x-1.53x at 23k (1.64x-1.72x).
+Session plan (2026-12-07, load 1.3-2.5, a kept plan for the norm pass and the monitor,
+against the code before it one process after the other, four pairs per size): economy@1
+1.82x-2.01x at 23k (before 1.91x-2.07x; medians 1.88x and 2.00x), 1.78x-1.88x at 40k
+(1.88x-1.91x), 1.72x-1.75x at 0.55M (1.67x-1.81x, no change beyond the noise); economy@16
+1.06x-1.14x at 23k (1.00x-1.15x, also over 15 rounds per run: 1.12x, 1.14x against 1.14x,
+1.12x), within the rounds' spread; ``--per-probe`` rotation@1 1.18x-1.37x (1.26x-1.36x).
 ``--eager`` adds the preset at every step and every 16 steps with those sums off
 (``TRAINLAB_FUSED=0``), interleaved in the same rounds.
 

@@ -67,7 +67,7 @@ def within(got: torch.Tensor, want: torch.Tensor, rtol: float) -> bool:
 def test_norms_within_the_stated_tolerance_of_float64_and_of_torch(dtype, want):
     w, grads, init, prev = tensors(dtype, 0)
     got = fused.tensor_norms(w, grads, init, prev, want)
-    assert got is not None and got.dtype == dtype and got.shape == (6, len(SHAPES))
+    assert got is not None and got.dtype == dtype and got.shape == (8, len(SHAPES))
     exact = exact_norms(w, grads, init, prev)
     torch_norms = torch.stack([torch.stack(torch._foreach_norm(row)) for row in (
         grads, w, torch._foreach_sub(w, init), init, torch._foreach_sub(w, prev), prev)])

@@ -199,6 +199,9 @@ class Probe(ABC):
 
     name: str = ""
     needs_prev_params: bool = False
+    uses_generator: bool = True
+    """False for a probe that never draws from ``ctx.generator``: the monitor then does not
+    save the generator's state before measuring it (to roll back after a failure)."""
     cadence_changes: int = 0
     """How many times the ``every`` of any probe was set (monitors keep their schedule of
     quiet steps while it stays the same)."""

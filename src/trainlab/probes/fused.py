@@ -43,6 +43,22 @@ exact ones). Stated tolerance (:data:`RTOL`), tested against a float64 computati
 same elements: relative 1e-6 for float32 results, 1e-12 for float64 ones; the count of
 positive variances is exact.
 
+A kept plan (:class:`NormsPlan`). On a small model the cost of a call is mostly Python:
+checking each tensor's dtype, device, contiguity and size and collecting its pointer takes
+0.5-1 us, and a step passes some 30 tensors to :func:`tensor_norms`. A caller that keeps a
+``plans`` list (the monitor's run cache) does those checks once per set of tensors; each
+later call checks only that every tensor is the same object at the same data pointer
+(which a replaced tensor, a swapped ``.data`` or a move to another dtype or device does
+not pass: a new plan is built, or the tensors are refused), and checks the gradients, which
+the caller owns and which are new tensors at most steps, in full. The plan holds a
+reference to each tensor and its storage, so no address it keeps is freed and reused while
+it is kept, and C gets only pointers equal to the tensors' current ones. In the same call the
+C function forms two rows from the norms by the probes' own elementwise formulas (the
+cosine distance of ``rotation``, the ratio of ``update-ratio``: the same bits as the torch
+operations they replace, tested), and copies norms the caller knows already (those of the
+initial parameters, kept from the first step; those of the previous parameters, the weight
+norms of the step before) into their rows.
+
 Turning it off: ``TRAINLAB_FUSED=0`` in the environment before the first use, or
 :func:`set_enabled` (False) at any time; the eager path then runs and gives today's numbers
 to the bit. Every reason for the eager path (off, no compiler, a failed build, tensors it
@@ -54,6 +70,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import math
+import operator
 import os
 import platform
 import shutil
@@ -63,7 +80,9 @@ import tempfile
 import time
 from array import array
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -130,13 +149,15 @@ static inline void put8_double(double *c, const double *w, int nt) {
 /* Sums of squares per tensor of the six families (g, w, w - a, a, w - b, b), one pass over
    each tensor; ALL = 0 skips the squares of a and b. Missing arrays (pointer 0) are read as
    w. The differences are rounded to T (as torch.sub rounds them). A fifth array c, when
-   given, receives a copy of w (each block stored after its loads: c may even be b). */
+   given, receives a copy of w (each block stored after its loads: c may even be b). The
+   gradients' pointers come from gptrs when it is given (else column 0 of ptrs). */
 #define NORMS(NAME, T, VT, ALL)                                                           \
 CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,       \
-                        int want, T *out) {                                               \
+                        const uintptr_t *gptrs, int want, T *out) {                       \
     for (int64_t k = 0; k < count; ++k) {                                                 \
         const T *w = (const T *)ptrs[5 * k + 1];                                          \
-        const T *g = ptrs[5 * k] ? (const T *)ptrs[5 * k] : w;                            \
+        uintptr_t gp = gptrs ? gptrs[k] : ptrs[5 * k];                                    \
+        const T *g = gp ? (const T *)gp : w;                                              \
         const T *a = ptrs[5 * k + 2] ? (const T *)ptrs[5 * k + 2] : w;                    \
         const T *b = ptrs[5 * k + 3] ? (const T *)ptrs[5 * k + 3] : w;                    \
         T *c = (T *)ptrs[5 * k + 4];                                                      \
@@ -178,14 +199,54 @@ NORMS(norms_f32_four, float, f8, 0)
 NORMS(norms_f64_all, double, d8, 1)
 NORMS(norms_f64_four, double, d8, 0)
 
-#define FOUR ((1 << 0) | (1 << 1) | (1 << 2) | (1 << 4))
+/* Rows 6 and 7 of out, per tensor, from its norms as stored in out (the operations of the
+   norm probes' torch formulas, in T and in their order; tiny = (T)1e-30; max(x, tiny) keeps
+   a NaN x, as torch's clamp_min does): the cosine distance of rotation,
+   ((d - e)(d + e)) / max((w + w) w0, tiny) with e = w - w0 and d = |w - w0| (rows 2, 1,
+   3), and the update ratio dp / max(wp, tiny) (rows 4, 5). Rows 3 and 5 may be given
+   instead of computed (a0, b0: norms of a and b kept from an earlier pass; copied). */
+#define DERIVED(NAME, T)                                                                  \
+static void NAME(int64_t count, int want, T *out, const T *a0, const T *b0) {             \
+    const T tiny = (T)1e-30;                                                              \
+    T *w = out + count, *d = out + 2 * count, *w0 = out + 3 * count;                      \
+    T *dp = out + 4 * count, *wp = out + 5 * count;                                       \
+    if (a0) memcpy(w0, a0, count * sizeof *w0);                                           \
+    if (b0) memcpy(wp, b0, count * sizeof *wp);                                           \
+    if (want & (1 << 6))                                                                  \
+        for (int64_t k = 0; k < count; ++k) {                                             \
+            T e = w[k] - w0[k];                                                           \
+            T num = (d[k] - e) * (d[k] + e);                                              \
+            T den = (w[k] + w[k]) * w0[k];                                                \
+            out[6 * count + k] = num / (den < tiny ? tiny : den);                         \
+        }                                                                                 \
+    if (want & (1 << 7))                                                                  \
+        for (int64_t k = 0; k < count; ++k)                                               \
+            out[7 * count + k] = dp[k] / (wp[k] < tiny ? tiny : wp[k]);                   \
+}
+DERIVED(derived_f32, float)
+DERIVED(derived_f64, double)
+
+/* The norms (rows 0-5 as asked by want's bits 0-5; the squares of a and b only when bit 3
+   or 5 is set), then rows 6 and 7 (bits 6, 7); the rows neither asked for nor given are
+   set to zero. */
+#define OWN ((1 << 3) | (1 << 5))
+#define ZERO_ROWS(T)                                                                      \
+    for (int r = 0; r < 8; ++r)                                                           \
+        if (!(want & (1 << r)) && !(r == 3 && a0) && !(r == 5 && b0))                     \
+            memset(out + r * count, 0, count * sizeof(T));
 void trainlab_norms_f32(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
-                        int want, float *out) {
-    ((want & ~FOUR) ? norms_f32_all : norms_f32_four)(count, sizes, ptrs, want, out);
+                        const uintptr_t *gptrs, int want, float *out, const float *a0,
+                        const float *b0) {
+    ZERO_ROWS(float)
+    ((want & OWN) ? norms_f32_all : norms_f32_four)(count, sizes, ptrs, gptrs, want, out);
+    derived_f32(count, want, out, a0, b0);
 }
 void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *ptrs,
-                        int want, double *out) {
-    ((want & ~FOUR) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, want, out);
+                        const uintptr_t *gptrs, int want, double *out, const double *a0,
+                        const double *b0) {
+    ZERO_ROWS(double)
+    ((want & OWN) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, gptrs, want, out);
+    derived_f64(count, want, out, a0, b0);
 }
 
 /* The GSNR sums over S (sum) and Q (sq), per element as the eager path in T:
@@ -477,7 +538,7 @@ def _load() -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(build()))  # removed as stale by another build meanwhile
         for suffix, scalar in _DTYPES.values():
             norms = getattr(lib, f"trainlab_norms_{suffix}")
-            norms.argtypes = [_I, _P, _P, ctypes.c_int, _P]
+            norms.argtypes = [_I, _P, _P, _P, ctypes.c_int, _P, _P, _P]
             norms.restype = None
             gsnr = getattr(lib, f"trainlab_gsnr_{suffix}")
             gsnr.argtypes = [_P, _P, _I, _I, _P, _P, _P, ctypes.c_int, scalar, scalar,
@@ -516,6 +577,13 @@ def available() -> bool:
     return enabled() and not _failed
 
 
+def fits(tensors: list[torch.Tensor]) -> bool:
+    """Whether ``tensors`` are contiguous CPU tensors of one dtype the C functions take
+    (float32 or float64), as :func:`tensor_norms` needs its weights (not whether the fused
+    path is on)."""
+    return bool(tensors) and tensors[0].dtype in _DTYPES and _fits(tensors, tensors[0].dtype)
+
+
 def _fits(tensors: list[torch.Tensor], dtype: torch.dtype) -> bool:
     return all(t.dtype is dtype and t.is_cpu and t.is_contiguous() for t in tensors)
 
@@ -539,46 +607,183 @@ def unfit(what: str, why: str) -> None:
 
 
 FAMILIES = ("grad", "weight", "init_dist", "init", "prev_dist", "prev")
-"""The rows of :func:`tensor_norms`'s result, in order."""
+"""The norm families of :func:`tensor_norms`'s result: its first six rows, in order."""
+
+ROWS = (*FAMILIES, "rotation", "update_ratio")
+"""All rows of :func:`tensor_norms`'s result, in order: the norm families, then the two
+formed from them."""
 
 
 def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
                  init: list[torch.Tensor] | None, prev: list[torch.Tensor] | None,
-                 want: tuple[str, ...], copy_to: list[torch.Tensor] | None = None
-                 ) -> torch.Tensor | None:
-    """Per-tensor L2 norms of the families ``want`` (names of :data:`FAMILIES`) in one pass:
-    a ``(6, len(weights))`` tensor of the weights' dtype whose rows named in ``want`` hold
+                 want: tuple[str, ...], copy_to: list[torch.Tensor] | None = None,
+                 plans: list[NormsPlan] | None = None, init_norms: torch.Tensor | None = None,
+                 prev_norms: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Per-tensor L2 norms of the families ``want`` (names of :data:`ROWS`) in one pass:
+    a ``(8, len(weights))`` tensor of the weights' dtype whose rows named in ``want`` hold
     :math:`\\|g_k\\|`, :math:`\\|\\theta_k\\|`, :math:`\\|\\theta_k - a_k\\|`, :math:`\\|a_k\\|`,
-    :math:`\\|\\theta_k - b_k\\|`, :math:`\\|b_k\\|` (``a = init``, ``b = prev``; the other
-    rows are not written). ``copy_to`` (one tensor per weight, of its dtype and size,
-    contiguous): the same pass also copies each weight into it (an exact copy, written as
-    the weight is read; it may be ``prev`` itself). None (nothing read or written) when the
-    fused path is off or unavailable, or the tensors are not all contiguous CPU tensors of
-    one float32/float64 dtype (warned once)."""
+    :math:`\\|\\theta_k - b_k\\|`, :math:`\\|b_k\\|` (``a = init``, ``b = prev``), and,
+    formed from those rows, ``rotation``'s cosine distance
+    :math:`((d - e)(d + e)) / \\max((w + w) a, 10^{-30})` (:math:`d = \\|\\theta_k - a_k\\|`,
+    :math:`w = \\|\\theta_k\\|`, :math:`e = w - \\|a_k\\|`) and ``update_ratio``'s
+    :math:`\\|\\theta_k - b_k\\| / \\max(\\|b_k\\|, 10^{-30})`, each element by the
+    operations of those probes' torch formulas in the dtype and their order (the same
+    bits); the rows not asked for are zero. ``init_norms`` / ``prev_norms``: the norms of
+    ``init`` / ``prev`` known already (a contiguous vector per family, e.g. a row of an
+    earlier result), copied into their rows instead of computed. ``copy_to`` (one tensor
+    per weight, of its dtype and size, contiguous): the same pass also copies each weight
+    into it (an exact copy, written as the weight is read; it may be ``prev`` itself).
+    None (nothing read or written) when the fused path is off or unavailable, or the
+    tensors are not all contiguous CPU tensors of one float32/float64 dtype (warned once).
+
+    ``plans``: a list the caller keeps from one call to the next (e.g. a monitor's run
+    cache), holding the :class:`NormsPlan` of recent calls; a plan whose tensors are still
+    the ones given is reused (:meth:`NormsPlan.matches`), else a new one is built and kept.
+    The numbers are the same either way, to the bit."""
     lib = library()
     if lib is None or not weights:
         return None
-    dtype = weights[0].dtype
-    if dtype not in _DTYPES:
-        unfit("param_norms", f"dtype {dtype}")
-        return None
-    k = len(weights)
-    numels = [t.numel() for t in weights]
-    ptrs = array("Q", bytes(8 * 5 * k))
-    for column, tensors in enumerate((grads, weights, init, prev, copy_to)):
-        if tensors:
-            column_ptrs = (_pointers(tensors, dtype, numels) if len(tensors) == k else None)
+    columns = (weights, init or (), prev or (), copy_to or ())
+    plan = None
+    if plans is not None:
+        plan = next((p for p in plans if p.matches(columns)), None)
+    if plan is None:
+        plan = NormsPlan.build(lib, columns)
+        if plan is None:
+            return None
+        if plans is not None:  # the plans of other weights are dropped: they keep tensors
+            plans[:] = [plan, *(p for p in plans if p.same_weights(weights))][:PLANS_KEPT]
+    return plan.run(grads or (), want, init_norms, prev_norms)
+
+
+PLANS_KEPT = 4
+"""How many :class:`NormsPlan` a ``plans`` list keeps (a monitor alternates two snapshot
+buffers at cadence 1: two plans of the same weights)."""
+
+_COLUMN = {"weights": 1, "init": 2, "prev": 3, "copy_to": 4}  # column of ptrs (C's layout;
+# column 0, the gradients', stays 0: they are passed apart, checked at every call)
+
+
+class NormsPlan:
+    """:func:`tensor_norms` prepared for fixed tensors: the checks of the weights, initial
+    and previous parameters and copy buffers (dtype, device, contiguity, sizes) done once,
+    their data pointers and sizes kept in the arrays the C function reads.
+
+    It holds a reference to each of those tensors and to each one's storage, so the memory
+    its pointers name stays allocated while it is kept (even when a tensor's ``.data`` is
+    swapped, no other allocation can take that address). Before each use :meth:`matches`
+    checks, for every tensor, that it is the same object with the same data pointer (a
+    tensor replaced, a ``.data`` swapped, a move to another dtype or device gives a new
+    object or pointer: a new plan is built), so C reads only memory that each tensor still
+    points to. The
+    gradients, which the caller owns and which are new tensors at most steps, are checked
+    in full at every call (:meth:`run`: dtype, device, contiguity, size; a missing or
+    unfit gradient means no fused pass) and their pointers written into the array anew.
+    Not noticed: a kept tensor whose shape or strides are changed in place without moving
+    its data (``resize_`` to fewer entries, ``transpose_``); the tensors a monitor hands in
+    are its own (detached views, copies, buffers), which nothing changes that way.
+    """
+
+    __slots__ = ("addresses", "columns", "count", "dtype", "fn", "numels", "ptrs", "sizes",
+                 "stable", "storages")
+
+    def __init__(self, fn: Any, dtype: torch.dtype, columns: tuple, numels: list[int],
+                 ptrs: array, stable: list[int]):
+        self.fn, self.dtype, self.columns, self.numels = fn, dtype, columns, numels
+        self.count = len(numels)
+        self.ptrs, self.sizes, self.stable = ptrs, array("q", numels), stable
+        # the arrays are never resized (their slices are assigned in place): fixed addresses
+        self.addresses = (self.sizes.buffer_info()[0], self.ptrs.buffer_info()[0])
+        self.storages = [t.untyped_storage() for column in columns for t in column]
+
+    @classmethod
+    def build(cls, lib: ctypes.CDLL, columns: tuple) -> NormsPlan | None:
+        """The plan of ``columns`` = ``(weights, init, prev, copy_to)`` (empty sequences
+        for the missing ones), or None when they do not fit (warned once)."""
+        weights = columns[0]
+        dtype = weights[0].dtype
+        if dtype not in _DTYPES:
+            unfit("param_norms", f"dtype {dtype}")
+            return None
+        k = len(weights)
+        numels = [t.numel() for t in weights]
+        ptrs = array("Q", bytes(8 * 5 * k))
+        stable: list[int] = []
+        for column, tensors in zip(_COLUMN.values(), columns):
+            if not tensors:
+                continue
+            column_ptrs = _pointers(tensors, dtype, numels) if len(tensors) == k else None
             if column_ptrs is None:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
             ptrs[column::5] = array("Q", column_ptrs)
-    sizes = array("q", numels)
-    out = torch.empty(6, k, dtype=dtype)
-    mask = sum(1 << FAMILIES.index(f) for f in want)
-    getattr(lib, f"trainlab_norms_{_DTYPES[dtype][0]}")(
-        k, sizes.buffer_info()[0], ptrs.buffer_info()[0], mask, out.data_ptr())
-    return out
+            stable += column_ptrs
+        fn = getattr(lib, f"trainlab_norms_{_DTYPES[dtype][0]}")
+        return cls(fn, dtype, tuple(tuple(c) for c in columns), numels, ptrs, stable)
+
+    def same_weights(self, weights: list[torch.Tensor]) -> bool:
+        """Whether the plan's weights are the objects ``weights``, at the same data
+        pointers (else the plan can never be used again)."""
+        kept = self.columns[0]
+        return (len(kept) == len(weights) and all(map(operator.is_, kept, weights))
+                and [t.data_ptr() for t in weights] == self.stable[:self.count])
+
+    def matches(self, columns: tuple) -> bool:
+        """Whether ``columns`` (as :meth:`build` takes them) are this plan's tensors: the
+        same objects, at the same data pointers."""
+        for kept, now in zip(self.columns, columns):
+            if len(kept) != len(now) or not all(map(operator.is_, kept, now)):
+                return False
+        return [t.data_ptr() for column in self.columns for t in column] == self.stable
+
+    def run(self, grads: list[torch.Tensor] | tuple, want: tuple[str, ...],
+            init_norms: torch.Tensor | None = None, prev_norms: torch.Tensor | None = None
+            ) -> torch.Tensor | None:
+        """The table of :func:`tensor_norms` for the plan's tensors and ``grads`` (empty:
+        none); None when the gradients do not fit (warned once)."""
+        count = self.count
+        grad_ptrs = None
+        if grads:
+            pointers = _pointers(grads, self.dtype, self.numels) if len(grads) == count \
+                else None
+            if pointers is None:
+                unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
+                      "and of their parameters' sizes")
+                return None
+            grad_ptrs = array("Q", pointers)
+        mask = _mask(want, init_norms is not None, prev_norms is not None,
+                     bool(self.columns[1]), bool(self.columns[2]), bool(grads))
+        known = [t for t in (init_norms, prev_norms) if t is not None]
+        if known and (_pointers(known, self.dtype, [count] * len(known)) is None
+                      or any(t.dim() != 1 for t in known)):
+            unfit("param_norms", "known norms not contiguous 1-D CPU vectors of the "
+                  "weights' dtype, one entry per weight")
+            return None
+        out = torch.empty(8, count, dtype=self.dtype)  # every row written (zeros or values)
+        self.fn(count, self.addresses[0], self.addresses[1],
+                None if grad_ptrs is None else grad_ptrs.buffer_info()[0], mask,
+                out.data_ptr(), None if init_norms is None else init_norms.data_ptr(),
+                None if prev_norms is None else prev_norms.data_ptr())
+        return out
+
+
+@lru_cache(maxsize=256)
+def _mask(want: tuple[str, ...], init_known: bool, prev_known: bool, init: bool, prev: bool,
+          grads: bool) -> int:
+    """The C function's ``want`` bits for ``want``; ValueError for a family whose tensors
+    (or known norms) are missing, or a known family also asked to be computed."""
+    have = {"grad": grads, "weight": True, "init_dist": init, "init": init and not init_known,
+            "prev_dist": prev, "prev": prev and not prev_known,
+            "rotation": init and {"weight", "init_dist"} <= set(want)
+            and ("init" in want or init_known),
+            "update_ratio": prev and "prev_dist" in want and ("prev" in want or prev_known)}
+    missing = [f for f in want if not have[f]]
+    if missing or (init_known and not init) or (prev_known and not prev):
+        raise ValueError(f"tensor_norms: cannot give {missing or 'the known norms'} with "
+                         f"these tensors (init {init}, prev {prev}, grads {grads}; known "
+                         f"init norms {init_known}, prev norms {prev_known})")
+    return sum(1 << ROWS.index(f) for f in want)
 
 
 def gsnr_sums(flat_sum: torch.Tensor, flat_sq: torch.Tensor,

@@ -5,12 +5,20 @@ every tensor operation counts: the per-tensor norms they need in a step (gradien
 distances from the initial and from the previous parameters) come from one pass in C over
 every tensor (:mod:`trainlab.probes.fused`, within its stated tolerance of the eager path),
 or, where that does not apply or is turned off, from one fused ``torch._foreach_norm`` call;
-either way they are shared through the step's context (:func:`param_norms`).
+either way they are shared through the step's context (:func:`param_norms`). On the fused
+path the same C call also forms the per-tensor rotations and update ratios, the probes'
+global norms come from one ``vector_norm`` over the rows of its table
+(:attr:`ParamNorms.totals`) and are handed to the monitor as :class:`Table` entries, and
+the call's checks are kept from one step to the next
+(:class:`~trainlab.probes.fused.NormsPlan`): every recorded number is the eager formulas'
+to the bit, tested.
 """
 
 from __future__ import annotations
 
+import math
 import operator
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -53,6 +61,13 @@ class ParamNorms:
             the initial parameters are known.
         prev_dist, prev: :math:`\\|\\theta_k - \\theta_{k-1}\\|` and
             :math:`\\|\\theta_{k-1}\\|`, when the previous parameters are known.
+        rotation, ratio: on the fused path, ``rotation``'s cosine distances and
+            ``update-ratio``'s ratios, formed in C from these norms by the probes' own
+            formulas (:func:`trainlab.probes.fused.tensor_norms`: the same bits), when
+            their norms are known; else None (the probes form them with torch).
+        totals: on the fused path, the L2 norm of each row of the fused table (in the order
+            of :data:`trainlab.probes.fused.ROWS`; one ``vector_norm`` over the rows,
+            the bits of one call per row, tested), else None.
     """
 
     names: tuple[str, ...]
@@ -62,6 +77,9 @@ class ParamNorms:
     init: torch.Tensor | None = None
     prev_dist: torch.Tensor | None = None
     prev: torch.Tensor | None = None
+    rotation: torch.Tensor | None = None
+    ratio: torch.Tensor | None = None
+    totals: torch.Tensor | None = None
 
 
 SNAPSHOT_OFFER = "snapshot_offer"
@@ -97,8 +115,14 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
         return None
     names = tuple(params)
     now = list(params.values())
-    grads = ctx.grads()
-    grads_list = list(grads.values()) if tuple(grads) == names else []
+    trainable = ctx.cache.get("trainable")  # the monitor's pairs, in the order of params
+    if trainable is not None and len(trainable) == len(now):
+        # the fused pass reads the gradients' data only: no dict, no detach
+        grads_list = [p.grad for _, p in trainable]
+        if any(g is None for g in grads_list):
+            grads_list = []
+    else:
+        grads_list = _grads_list(ctx, names)
     init = ([ctx.init_params[n] for n in names]
             if all(n in ctx.init_params for n in names) else [])
     prev = ([ctx.prev_params[n] for n in names]
@@ -112,23 +136,35 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
                   and kept[1] == names else None)
     k, i, p = len(now), len(init), len(prev)
-    wi = 0 if init_norms is not None else i  # norms to compute
-    wp = 0 if prev_norms is not None else p
-    want = tuple(f for f, on in zip(fused.FAMILIES, (grads_list, True, i, wi, p, wp)) if on)
     offer = memo.get(SNAPSHOT_OFFER)
     copy_to = offer[2] if offer is not None and offer[0] == ctx.step and offer[1] is params \
         else None
-    table = fused.tensor_norms(now, grads_list, init, prev, want, copy_to)
+    plans = memo.get("norm_plans")
+    if plans is None:
+        plans = memo["norm_plans"] = []
+    want = _fused_want(bool(grads_list), bool(i), init_norms is None, bool(p),
+                       prev_norms is None)
+    table = fused.tensor_norms(now, grads_list, init, prev, want, copy_to, plans,
+                               init_norms, prev_norms)
     if table is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
-        g, w, di, w_init, dp, w_prev = table.unbind()
         if copy_to is not None:  # the parameters were copied too, at these versions
             memo[SNAPSHOT_WRITTEN] = (ctx.step, copy_to, [t._version for t in now])
-    else:
-        bases = [*init, *prev]
-        diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []
-        g, w, di, w_init, dp, w_prev = torch.stack(tensor_norms(
-            [*grads_list, *now, *diffs[:i], *init[:wi], *diffs[i:], *prev[:wp]])
-        ).split([len(grads_list), k, i, wi, p, wp])
+        g, w, di, w_init, dp, w_prev, rot, ratio = table.unbind()
+        if i and init_norms is None:
+            memo["init_norms"] = (init_key, w_init)
+        memo["weight_norms"] = (ctx.step, names, w)
+        return ParamNorms(names, w, g if grads_list else None, di if i else None,
+                          w_init if i else None, dp if p else None, w_prev if p else None,
+                          rot if i else None, ratio if p else None,
+                          torch.linalg.vector_norm(table, dim=1))
+    grads_list = _grads_list(ctx, names)  # detached, for torch's norms
+    wi = 0 if init_norms is not None else i  # norms to compute
+    wp = 0 if prev_norms is not None else p
+    bases = [*init, *prev]
+    diffs = _differences(memo, now * (len(bases) // len(now)), bases) if bases else []
+    g, w, di, w_init, dp, w_prev = torch.stack(tensor_norms(
+        [*grads_list, *now, *diffs[:i], *init[:wi], *diffs[i:], *prev[:wp]])
+    ).split([len(grads_list), k, i, wi, p, wp])
     if init_norms is None and i:
         init_norms = w_init
         memo["init_norms"] = (init_key, w_init)
@@ -137,6 +173,23 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     memo["weight_norms"] = (ctx.step, names, w)
     return ParamNorms(names, w, g if grads_list else None, di if i else None, init_norms,
                       dp if p else None, prev_norms)
+
+
+def _grads_list(ctx: ProbeContext, names: tuple[str, ...]) -> list[torch.Tensor]:
+    """The gradients (detached) in the order of ``names`` when every parameter has one,
+    else an empty list."""
+    grads = ctx.grads()
+    return list(grads.values()) if tuple(grads) == names else []
+
+
+@lru_cache(maxsize=64)
+def _fused_want(grads: bool, init: bool, init_unknown: bool, prev: bool, prev_unknown: bool
+                ) -> tuple[str, ...]:
+    """The families the fused pass computes: the weight norms, the gradient norms when
+    every parameter has a gradient, the distances (and the norms of the initial / previous
+    parameters when not known already) and, from them, the rotations and update ratios."""
+    on = (grads, True, init, init and init_unknown, prev, prev and prev_unknown, init, prev)
+    return tuple(f for f, wanted in zip(fused.ROWS, on) if wanted)
 
 
 KEPT_DIFFERENCE_NUMEL = 65536
@@ -187,20 +240,52 @@ def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
     return out
 
 
-def _from_table(prefix: str, names: tuple[str, ...], per: torch.Tensor) -> Packed:
-    return {prefix: torch.linalg.vector_norm(per),
-            f"{prefix}/*": Table(metric_names(prefix, names), per)}
+def _from_table(prefix: str, table: ParamNorms, family: str) -> Packed:
+    """``prefix``: the L2 norm of the family's vector (from ``table.totals`` on the fused
+    path); ``prefix/<name>``: its entries."""
+    per = getattr(table, family)
+    total = (Table(total_names(prefix, family), table.totals) if table.totals is not None
+             else torch.linalg.vector_norm(per))
+    return {f"{prefix} (total)" if table.totals is not None else prefix: total,
+            f"{prefix}/*": Table(metric_names(prefix, table.names), per)}
+
+
+@lru_cache(maxsize=64)
+def total_names(name: str, family: str) -> tuple[str | None, ...]:
+    """Names of :attr:`ParamNorms.totals` for a :class:`Table` that records only the
+    total of ``family`` (a name of :data:`trainlab.probes.fused.ROWS`), as ``name``."""
+    return tuple(name if f == family else None for f in fused.ROWS)
+
+
+_TINY32 = struct.unpack("f", struct.pack("f", 1e-30))[0]
+
+
+def ratio_total(d: float, w: float, dtype: torch.dtype) -> float:
+    """``d / max(w, 1e-30)`` as torch forms it from two 0-d tensors of ``dtype`` (float32 or
+    float64) holding ``d`` and ``w``: the quotient of the two (exact float32 / float64)
+    values, rounded once to ``dtype``. For float32 the quotient is taken in float64 and
+    then rounded to float32, which gives the correctly rounded float32 quotient (double
+    rounding is innocuous for a division when the wider format has at least 2p + 2 = 50
+    bits, here 53; tested against torch, subnormal and overflowing quotients included)."""
+    if dtype is torch.float64:
+        return d / (1e-30 if w < 1e-30 else w)
+    q = d / (_TINY32 if w < _TINY32 else w)
+    try:
+        return struct.unpack("f", struct.pack("f", q))[0]
+    except OverflowError:  # beyond float32's range: torch's quotient is infinite
+        return math.copysign(math.inf, q)
 
 
 class GradNorm(PackedProbe):
     """L2 norm of the gradient of this step, in total and for each parameter tensor."""
 
     name = "grad-norm"
+    uses_generator = False
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
         if table is not None and table.grad is not None:
-            return _from_table("grad_norm", table.names, table.grad)
+            return _from_table("grad_norm", table, "grad")
         return _norms("grad_norm", ctx.grads())  # some parameters have no gradient
 
 
@@ -208,10 +293,11 @@ class WeightNorm(PackedProbe):
     """L2 norm of the parameters, in total and for each parameter tensor."""
 
     name = "weight-norm"
+    uses_generator = False
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
-        return {} if table is None else _from_table("weight_norm", table.names, table.weight)
+        return {} if table is None else _from_table("weight_norm", table, "weight")
 
 
 class UpdateRatio(PackedProbe):
@@ -220,6 +306,7 @@ class UpdateRatio(PackedProbe):
     health signal: ~1e-3 for Adam), and the update norm ``update_norm``."""
 
     name = "update-ratio"
+    uses_generator = False
     needs_prev_params = True
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
@@ -227,8 +314,14 @@ class UpdateRatio(PackedProbe):
         if table is None or table.prev_dist is None or table.prev is None:
             return {}
         d, w = table.prev_dist, table.prev
-        out: Packed = {"update_ratio/*": Table(metric_names("update_ratio", table.names),
-                                               d.div(w.clamp_min(1e-30)))}
+        names = metric_names("update_ratio", table.names)
+        if table.ratio is not None and table.totals is not None:  # formed in C (same bits)
+            totals = table.totals.tolist()
+            return {"update_ratio/*": Table(names, table.ratio),
+                    "update_ratio": ratio_total(totals[4], totals[5], w.dtype),
+                    "update_norm (total)": Table(total_names("update_norm", "prev_dist"),
+                                                 table.totals)}
+        out: Packed = {"update_ratio/*": Table(names, d.div(w.clamp_min(1e-30)))}
         total_d = torch.linalg.vector_norm(d)
         out["update_ratio"] = total_d / torch.linalg.vector_norm(w).clamp_min(1e-30)
         out["update_norm"] = total_d

@@ -9,7 +9,7 @@ from functools import lru_cache
 import torch
 
 from trainlab.probes._probe import PROBES, Packed, PackedProbe, ProbeContext, Table
-from trainlab.probes.norms import metric_names, param_norms
+from trainlab.probes.norms import metric_names, param_norms, total_names
 
 
 class Rotation(PackedProbe):
@@ -29,23 +29,34 @@ class Rotation(PackedProbe):
     """
 
     name = "rotation"
+    uses_generator = False
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
         if table is None or table.init_dist is None or table.init is None:
             return {}
         d, w, w0 = table.init_dist, table.weight, table.init
-        out: Packed = {"distance/*": Table(metric_names("distance", table.names), d),
-                       "distance": torch.linalg.vector_norm(d)}
+        out: Packed = {"distance/*": Table(metric_names("distance", table.names), d)}
+        if table.totals is not None:  # the fused path: the total and the rotations from C
+            out["distance (total)"] = Table(total_names("distance", "init_dist"), table.totals)
+        else:
+            out["distance"] = torch.linalg.vector_norm(d)
         names = _rotation_names(ctx, table.names)
         if any(n is not None for n in names):
-            # 1 - cos = (|w - w0|^2 - (|w| - |w0|)^2) / (2 |w| |w0|), for every tensor at
-            # once (one op each; w + w is 2w exactly, without a Python number's
-            # conversion); the values of the tensors with fewer than 2 dims are dropped
-            e = w - w0
-            out["rotation/*"] = Table(names, (d - e).mul_(d + e).div_(
-                (w + w).mul_(w0).clamp_min_(1e-30)))
+            # the values of the tensors with fewer than 2 dims are dropped
+            out["rotation/*"] = Table(names, table.rotation if table.rotation is not None
+                                      else cosine_distance(d, w, w0))
         return out
+
+
+def cosine_distance(d: torch.Tensor, w: torch.Tensor, w0: torch.Tensor) -> torch.Tensor:
+    r"""Per tensor :math:`1 - \cos = (\|w - w_0\|^2 - (\|w\| - \|w_0\|)^2) /
+    (2 \|w\| \|w_0\|)`, from the vectors of norms ``d`` = :math:`\|w - w_0\|`, ``w``,
+    ``w0``: as :math:`(d - e)(d + e) / \max((w + w) w_0, 10^{-30})` with :math:`e = w - w_0`
+    (``w + w`` is :math:`2w` exactly), one torch operation each (the fused norm pass forms
+    the same elements in C, :attr:`~trainlab.probes.norms.ParamNorms.rotation`)."""
+    e = w - w0
+    return (d - e).mul_(d + e).div_((w + w).mul_(w0).clamp_min_(1e-30))
 
 
 def _rotation_names(ctx: ProbeContext, names: tuple[str, ...]) -> tuple[str | None, ...]:

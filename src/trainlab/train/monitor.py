@@ -64,6 +64,7 @@ from trainlab.probes.norms import SNAPSHOT_OFFER, SNAPSHOT_WRITTEN
 from trainlab.store import RunStore
 from trainlab.train import probe_agreement as agreement
 from trainlab.train.distributed import current, unwrap
+from trainlab.train.trainable import TrainableParams
 
 LOG = logging.getLogger("trainlab")
 PROBE_ERRORS: tuple[type[BaseException], ...] = (
@@ -188,8 +189,7 @@ class Monitor:
         self._started = time.perf_counter()
         self._prev_probes = [p for p in self.probes if p.needs_prev_params]
         self._needs_prev = bool(self._prev_probes)
-        self._views: dict[str, torch.Tensor] = {}
-        self._views_key: list[tuple[str, int, int]] | None = None
+        self._watch = TrainableParams(model)  # the trainable parameters, walked on change
         self._trainable: list[tuple[str, nn.Parameter]] = []  # of the last _params() call
         self._run_cache: dict[str, Any] = {}  # the contexts' run_cache (see ProbeContext)
         # snapshot buffers (_buffer_for): (buffer, the params dict it was checked against,
@@ -198,6 +198,7 @@ class Monitor:
                                 tuple[list[torch.Tensor], list[torch.Tensor]]] | None] = [
             None, None]
         self._slot = 0
+        self._fits_memo: tuple[dict[str, torch.Tensor], bool] | None = None
         self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
         self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
         self._finished = False
@@ -263,6 +264,15 @@ class Monitor:
         self._slots[self._slot] = (buf, params, pairs)
         return buf, pairs
 
+    def _fused_fits(self, params: dict[str, torch.Tensor]) -> bool:
+        """Whether the fused norm pass takes ``params`` (:func:`trainlab.probes.fused.fits`;
+        kept while :meth:`_params` hands out the same dict of views): the snapshot's second
+        buffer is allocated only then."""
+        kept = self._fits_memo
+        if kept is None or kept[0] is not params:
+            kept = self._fits_memo = (params, fused.fits(list(params.values())))
+        return kept[1]
+
     def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``params`` copied into the kept buffer (:meth:`_buffer_for`; one
         ``_foreach_copy_``), unless the step's fused norm pass wrote that copy already
@@ -324,14 +334,10 @@ class Monitor:
     def _params(self) -> dict[str, torch.Tensor]:
         """Detached views of the trainable parameters, kept while the parameters (objects,
         storage, ``requires_grad``) stay the same: a view follows in-place updates, and
-        detaching anew every step costs a tensor operation per parameter."""
-        named = self._trainable = [(n, p) for n, p in self.model.named_parameters()
-                                   if p.requires_grad]
-        key = [(n, id(p), p.data_ptr()) for n, p in named]
-        if key != self._views_key:
-            self._views_key = key
-            self._views = {n: p.detach() for n, p in named}
-        return self._views
+        detaching anew every step costs a tensor operation per parameter. The module tree
+        is walked only when it changed (:class:`~trainlab.train.trainable.TrainableParams`)."""
+        self._trainable, views = self._watch.current()
+        return views
 
     def step(self, loss: torch.Tensor | float, batch: tuple[Any, Any] | None = None,
              lr: float | None = None, *, loss_over_ranks: str = "mean") -> bool:
@@ -377,7 +383,8 @@ class Monitor:
         if not self.init_params:
             self.init_params = {n: p.clone() for n, p in params.items()}
         if due:
-            if snapshot and fused.available():  # the fused norm pass may write the snapshot
+            if snapshot and fused.available() and self._fused_fits(params):
+                # the fused norm pass may write the snapshot (into the second buffer)
                 self._run_cache[SNAPSHOT_OFFER] = (k, params, self._buffer_for(params, True)[1][0])
             ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
                                loss=loss_t, optimizer=self.optimizer, lr=lr,
@@ -541,12 +548,21 @@ class Monitor:
         with the step's other tensors by one copy (one device sync per step)."""
         items: list[tuple[str, Any]] = []
         tensors: list[int] = []  # where items still holds a tensor
+        read: dict[int, list] = {}  # the vectors read, by id (tables may share one)
+        append = items.append
         for name, value in values.items():
+            if type(value) is float:  # the common scalar (the loss, the lr)
+                append((name, value))
+                continue
             if isinstance(value, Table):
                 vector = value.values
                 if vector.is_cpu:
-                    items += [(n, float(x)) for n, x in zip(value.names, vector.tolist())
-                              if n is not None]
+                    entries = read.get(id(vector))
+                    if entries is None:  # exact Python floats (ints for integer vectors)
+                        entries = read[id(vector)] = vector.tolist()
+                        if not vector.is_floating_point():
+                            entries = read[id(vector)] = [float(x) for x in entries]
+                    items += [(n, x) for n, x in zip(value.names, entries) if n is not None]
                     continue
                 entries: Any = zip(value.names, vector.unbind())
             else:
@@ -556,9 +572,9 @@ class Monitor:
                     continue
                 if isinstance(x, torch.Tensor):
                     tensors.append(len(items))
-                    items.append((n, x))
+                    append((n, x))
                 else:
-                    items.append((n, float(x)))
+                    append((n, float(x)))
         if tensors:
             for i, x in zip(tensors, _to_floats([items[i][1] for i in tensors])):
                 items[i] = (items[i][0], x)
@@ -568,14 +584,13 @@ class Monitor:
         """Append the named floats of ``step`` to the history, the store's buffer and the
         sinks, in order."""
         history = self.history
-        buffer = self._buffer if self.store is not None else None  # for the store only
         for name, x in items:
             try:
                 history[name].append((step, x))
             except KeyError:
                 history[name] = [(step, x)]
-            if buffer is not None:
-                buffer.append((step, name, x))
+        if self.store is not None:  # the store's buffer, in the same order
+            self._buffer += [(step, name, x) for name, x in items]
         if self.sinks:
             recorded = {name: history[name][-1][1] for name, _ in items}
             for sink in self.sinks:
@@ -676,7 +691,8 @@ class _Savepoint:
         self.probe, self.ctx = probe, ctx
         state = probe.state_dict()
         self.state = copy.deepcopy(state) if state else {}  # most probes keep none
-        self.rng = ctx.generator.get_state() if ctx.generator is not None else None
+        self.rng = (ctx.generator.get_state()
+                    if ctx.generator is not None and probe.uses_generator else None)
         self.keys = set(ctx.cache), set(ctx.run_cache)
 
     def restore(self) -> None:

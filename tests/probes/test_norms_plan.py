@@ -1,0 +1,199 @@
+"""The kept plan of the fused norm pass (``fused.NormsPlan``): reused while its tensors stay
+the same objects at the same addresses, rebuilt or refused when they change, never reading
+a stale pointer; the rows formed from the norms in C (rotation, update ratio) and the row
+totals give the bits of the probes' torch formulas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainlab.probes import fused
+from trainlab.probes.norms import ratio_total
+
+pytestmark = pytest.mark.skipif(not fused.available() or fused.library() is None,
+                                reason="no C compiler: the fused path is not built")
+
+SHAPES = [(33, 9), (33,), (70, 33), (70,), (4, 70), (4,)]
+ALL = ("grad", "weight", "init_dist", "init", "prev_dist", "prev", "rotation", "update_ratio")
+
+
+def tensors(dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = [torch.randn(s, generator=g, dtype=dtype) for s in SHAPES]
+    grads = [torch.randn(s, generator=g, dtype=dtype) for s in SHAPES]
+    init = [t + 0.1 * torch.randn(t.shape, generator=g, dtype=dtype) for t in w]
+    prev = [t + 1e-3 * torch.randn(t.shape, generator=g, dtype=dtype) for t in w]
+    copy = [torch.empty_like(t) for t in w]
+    return w, grads, init, prev, copy
+
+
+def fresh(w, grads, init, prev, want=ALL):
+    """The same call without a kept plan (what the plan must equal, to the bit)."""
+    return fused.tensor_norms(w, grads, init, prev, want)
+
+
+def test_a_plan_is_kept_and_gives_the_bits_of_a_fresh_call():
+    w, grads, init, prev, copy = tensors()
+    plans: list = []
+    first = fused.tensor_norms(w, grads, init, prev, ALL, copy, plans)
+    assert len(plans) == 1
+    kept = plans[0]
+    for seed in (1, 2):  # new gradients (new objects) and weights changed in place
+        grads = tensors(seed=seed)[1]
+        for t in w:
+            t.mul_(1.01)
+        got = fused.tensor_norms(w, grads, init, prev, ALL, copy, plans)
+        assert plans == [kept]  # reused: the same plan object
+        assert torch.equal(got, fresh(w, grads, init, prev))
+        assert all(torch.equal(c, t) for c, t in zip(copy, w))  # the copy written too
+    assert not torch.equal(got, first)
+
+
+@pytest.mark.parametrize("change", ["replaced", "data", "appended", "removed", "prev"])
+def test_a_changed_tensor_gets_a_new_plan_and_fresh_numbers(change):
+    w, grads, init, prev, _ = tensors()
+    plans: list = []
+    fused.tensor_norms(w, grads, init, prev, ALL, None, plans)
+    old = plans[0]
+    extra = torch.randn(5, generator=torch.Generator().manual_seed(9))
+    if change == "replaced":  # a parameter replaced by another tensor
+        w[0] = w[0] * 2.0
+    elif change == "data":  # the same object over new memory (its old memory may be freed)
+        w[2].data = torch.randn(70, 33)
+    elif change == "appended":
+        w, grads, init, prev = w + [extra], grads + [extra * 2], init + [extra], prev + [extra]
+    elif change == "removed":
+        w, grads, init, prev = w[:-1], grads[:-1], init[:-1], prev[:-1]
+    else:  # the other snapshot buffer (as a monitor alternates two)
+        prev = [t.clone() for t in prev]
+    got = fused.tensor_norms(w, grads, init, prev, ALL, None, plans)
+    assert plans[0] is not old and len(plans) <= fused.PLANS_KEPT
+    assert torch.equal(got, fresh(w, grads, init, prev))
+    if change == "prev":  # same weights: both plans kept, and both reused after
+        assert plans[1] is old
+    else:  # other weights: the old plan (and its references) dropped
+        assert old not in plans
+
+
+def test_tensors_that_stop_fitting_are_refused_not_read():
+    """A dtype move of a kept tensor (``.data`` swapped), a device move (a new tensor on
+    another device), a gradient that became non-contiguous, of another size, or missing,
+    and known norms of another dtype: nothing is computed (None, the caller's eager path),
+    and the plan is rebuilt, not read, once they fit again."""
+    w, grads, init, prev, _ = tensors()
+    plans: list = []
+    assert fused.tensor_norms(w, grads, init, prev, ALL, None, plans) is not None
+    bad_grads = [grads[0].t().contiguous().t(), *grads[1:]]
+    assert not bad_grads[0].is_contiguous()
+    assert fused.tensor_norms(w, bad_grads, init, prev, ALL, None, plans) is None
+    assert fused.tensor_norms(w, grads[:-1], init, prev, ALL, None, plans) is None
+    assert fused.tensor_norms(w, [grads[1], *grads[1:]], init, prev, ALL, None,
+                              plans) is None  # a gradient of another size
+    meta = [torch.empty(s, device="meta") for s in SHAPES]
+    assert fused.tensor_norms(meta, None, None, None, ("weight",), None, plans) is None
+    known = torch.ones(len(w), dtype=torch.float64)
+    assert fused.tensor_norms(w, grads, init, prev, ("weight", "init_dist"), None,
+                              plans, init_norms=known) is None
+    w[1].data = w[1].data.double()  # the same object, now float64
+    assert fused.tensor_norms(w, grads, init, prev, ALL, None, plans) is None
+    w[1].data = w[1].data.float()
+    got = fused.tensor_norms(w, grads, init, prev, ALL, None, plans)
+    assert torch.equal(got, fresh(w, grads, init, prev))
+
+
+def test_a_family_without_its_tensors_is_refused():
+    w, grads, init, prev, _ = tensors()
+    with pytest.raises(ValueError, match="cannot give"):
+        fused.tensor_norms(w, grads, [], prev, ("weight", "init_dist", "rotation"))
+    with pytest.raises(ValueError, match="cannot give"):
+        fused.tensor_norms(w, grads, init, [], ("prev_dist", "update_ratio"))
+    with pytest.raises(ValueError, match="cannot give"):  # computed and given at once
+        fused.tensor_norms(w, grads, init, prev, ("weight", "init"), init_norms=w[0][0])
+
+
+EDGES = [0.0, 1e-30, 1e-38, 1e-45, 1e-20, 0.5, 1.0, 3.0, 1e20, 3e38, math.inf, math.nan]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rotation_and_ratio_rows_are_the_bits_of_the_torch_formulas(dtype):
+    """Rows 6 and 7 formed in C from the norm rows (with known init / prev norms copied in,
+    which lets every edge value be planted) equal the probes' torch formulas to the bit:
+    random values over 60 decades, zeros, tiny, subnormal, huge, infinite and NaN."""
+    g = torch.Generator().manual_seed(3)
+    k = 400
+    w = [torch.randn(3, generator=g, dtype=dtype) * 10.0 ** float(e)
+         for e in torch.randint(-12, 12, (k,), generator=g)]
+    w[:len(EDGES)] = [torch.full((3,), v, dtype=dtype) for v in EDGES]  # inf, nan norms too
+    init = [t * 0.9 for t in w]
+    prev = [t + 1e-3 for t in w]
+    w0 = (torch.rand(k, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
+        -40, 40, (k,), generator=g).double()).to(dtype)
+    wp = w0.flip(0).clone()
+    w0[:len(EDGES)] = torch.tensor(EDGES, dtype=dtype)
+    wp[-len(EDGES):] = torch.tensor(EDGES, dtype=dtype)
+    table = fused.tensor_norms(w, None, init, prev,
+                               ("weight", "init_dist", "prev_dist", "rotation", "update_ratio"),
+                               init_norms=w0, prev_norms=wp)
+    d, ww, dp = table[2], table[1], table[4]
+    e = ww - w0
+    rot = (d - e).mul_(d + e).div_((ww + ww).mul_(w0).clamp_min_(1e-30))
+    ratio = dp.div(wp.clamp_min(1e-30))
+    for got, want in ((table[3], w0), (table[5], wp), (table[6], rot), (table[7], ratio)):
+        same = (got == want) | (got.isnan() & want.isnan())
+        assert bool(same.all()), (got[~same], want[~same])
+    assert bool(table[6].isnan().any()) and bool(table[7].isnan().any())  # edges reached
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_totals_in_one_call_are_the_bits_of_one_call_per_row(dtype):
+    """``ParamNorms.totals``: ``vector_norm(table, dim=1)`` gives, row by row, the bits of
+    ``vector_norm(row)`` (what the probes computed before), for tables of 1 to 700 tensors
+    and values over 16 decades."""
+    g = torch.Generator().manual_seed(4)
+    for k in [*range(1, 40), 63, 64, 65, 127, 128, 129, 255, 256, 257, 700]:
+        table = (torch.rand(8, k, generator=g, dtype=torch.float64)
+                 * 10.0 ** torch.randint(-8, 8, (8, k), generator=g).double()).to(dtype)
+        rows = torch.linalg.vector_norm(table, dim=1)
+        for r in range(8):
+            assert torch.equal(rows[r], torch.linalg.vector_norm(table[r])), (k, r)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ratio_total_is_the_bits_of_the_torch_quotient(dtype):
+    """``update_ratio`` from the totals as Python floats equals torch's 0-d
+    ``d / clamp_min(w, 1e-30)``: random pairs over 80 decades (float32 quotients below
+    its normal range and beyond its largest value included), and the edge values."""
+    g = torch.Generator().manual_seed(5)
+    n = 4000
+    d = (torch.rand(n, generator=g, dtype=torch.float64)
+         * 10.0 ** torch.randint(-44, 38, (n,), generator=g).double()).to(dtype)
+    w = (torch.rand(n, generator=g, dtype=torch.float64)
+         * 10.0 ** torch.randint(-44, 38, (n,), generator=g).double()).to(dtype)
+    edges = torch.tensor(EDGES, dtype=dtype)
+    d = torch.cat([d, edges.repeat_interleave(len(EDGES))])
+    w = torch.cat([w, edges.repeat(len(EDGES))])
+    for a, b in zip(d.unbind(), w.unbind()):
+        want = float(a / b.clamp_min(1e-30))
+        got = ratio_total(float(a), float(b), dtype)
+        assert got == want or (math.isnan(got) and math.isnan(want)), (float(a), float(b))
+
+
+def test_a_swapped_tensor_cannot_come_back_at_its_old_address():
+    """The plan keeps each tensor's storage: after ``.data`` is swapped twice, the second
+    new memory cannot be the first's address (which the plan would take for the old
+    tensor), and the plan is not used."""
+    w, grads, init, prev, _ = tensors()
+    plans: list = []
+    fused.tensor_norms(w, grads, init, prev, ALL, None, plans)
+    kept = w[0].data_ptr()
+    for _ in range(20):  # without the kept storage the address came back 9 times in 20
+        w[0].data = torch.empty(0)  # the old memory is released but for the plan
+        w[0].data = torch.empty(SHAPES[0])
+        assert w[0].data_ptr() != kept
+    w[0].normal_(generator=torch.Generator().manual_seed(1))
+    assert not plans[0].matches((w, init, prev, ()))
+    assert torch.equal(fused.tensor_norms(w, grads, init, prev, ALL, None, plans),
+                       fresh(w, grads, init, prev))
