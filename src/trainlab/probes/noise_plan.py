@@ -131,17 +131,51 @@ class NoisePlan:
         self._sources = array("Q", bytes(8 * len(segments)))
         self._factors = array("f" if dtype == torch.float32 else "d", [batch] * len(segments))
         self._scratch = torch.empty(batch + max(dims[0::2]), dtype=torch.float64)
-        self._sq_norms = torch.empty(batch, dtype=dtype)
+        # the per-example squared norms live in an array (summed by math.fsum without a
+        # list made of them at each step); the tensor is a view of the same memory
+        self._sq_buffer = array("f" if dtype == torch.float32 else "d", bytes(
+            batch * self.flat_sq.element_size()))
+        self._sq_norms = torch.frombuffer(self._sq_buffer, dtype=dtype)
         self._sums = array("d", [0.0, 0.0, 0.0])
-        self._weight_slots = [self._source_slot[(i, "weight")] for i in range(len(layers))]
-        self._bias_slots = [self._source_slot.get((i, "bias")) for i in range(len(layers))]
         self._tiny = torch.finfo(dtype).tiny
         self._itemsize = self.flat_sq.element_size()
+        self._rounded = _rounding(dtype)
+        # what a step checks and where it writes, per layer: (module, shapes of a, d, the
+        # weight and the bias (None: no bias), slot of d in the pointer array, slots of the
+        # weight and bias gradients in the source array)
+        self._checks = tuple(
+            (layer.module, layer.a_shape, layer.d_shape, layer.w_shape, layer.b_shape, 5 * i,
+             self._source_slot[(i, "weight")], self._source_slot.get((i, "bias")))
+            for i, layer in enumerate(layers))
         spans = _spans(segments, len(layers), total)
         # the segments' offsets from the start of their layer's block, for per-layer calls
         self._relative = array("q", [] if spans is None else [
             v for off, size, layer, _ in segments for v in (off - spans[layer][2], size)])
         self._spans = spans if total >= LAYERWISE_MIN else None
+        # every argument of the C calls is fixed for the plan (the arrays' contents change)
+        n, scratch = batch, self._scratch.data_ptr()
+        flat_sq, sums = self.flat_sq.data_ptr(), self._sums.buffer_info()[0]
+        dims_at, ptrs_at = self._dims.buffer_info()[0], self._pointers.buffer_info()[0]
+        sq_at = self._sq_norms.data_ptr()
+        # one call each: every entry is in a segment (a layer's own gradient times n), so
+        # the flat gradient sums are never read and flat_sq stands in for their pointer
+        self._rows_args = (len(layers), n, dims_at, ptrs_at, scratch + 8 * n, scratch,
+                           float(n * n), 3, sq_at)
+        self._gsnr_args = (flat_sq, flat_sq, total, len(segments),
+                           self._segments.buffer_info()[0], self._sources.buffer_info()[0],
+                           self._factors.buffer_info()[0], 1, n * n, n, self._tiny, 1, sums)
+        # layer by layer (only with spans: each layer's entries one block)
+        last, size = len(layers) - 1, self._itemsize
+        segs, srcs = self._relative.buffer_info()[0], self._sources.buffer_info()[0]
+        factors = self._factors.buffer_info()[0]
+        self._steps = () if spans is None else tuple(
+            (layer, (1, n, dims_at + 16 * i, ptrs_at + 40 * i, scratch + 8 * n, scratch,
+                     float(n * n), (i == 0) | (2 if i == last else 0), sq_at),
+             (flat_sq + size * start, flat_sq + size * start, length, count,
+              segs + 16 * first, srcs + 8 * first, factors + size * first, 1, n * n, n,
+              self._tiny, int(i == 0), sums))
+            for i, (layer, (first, count, start, length)) in enumerate(zip(layers, spans)))
+        self._spread_args = (sq_at, n, self._spread_out.buffer_info()[0])
 
     @classmethod
     def build(cls, layout: _Layout, batch: int, dtype: torch.dtype) -> NoisePlan | None:
@@ -165,80 +199,66 @@ class NoisePlan:
         measurement."""
         return _no_plan, ()
 
-    def _fits(self, t: torch.Tensor | None, shape: torch.Size | None) -> bool:
-        """Whether ``t`` is what the C code may read as ``shape``."""
-        return (t is not None and t.dtype == self.dtype and t.is_cpu and t.shape == shape
-                and t.is_contiguous())
-
     def measure(self, records: Records) -> dict[str, Any] | None:
         """The ``grad-noise`` values of a captured pass of ``batch`` examples whose layers
         recorded their inputs, output gradients and own gradients (every layer of the
         layout, once each), or None when the records do not fit (nothing written then
-        but this plan's scratch)."""
-        pointers, sources = self._pointers, self._sources
-        for i, layer in enumerate(self._layers):
-            rec = records.get(layer.module)
+        but this plan's scratch). Each recorded tensor is checked for what the C code
+        reads: the plan's dtype, the CPU, the shape, contiguity."""
+        pointers, sources, dtype = self._pointers, self._sources, self.dtype
+        for module, a_shape, d_shape, w_shape, b_shape, at, w_slot, b_slot in self._checks:
+            rec = records.get(module)
             if rec is None:
                 return None
             a, d, weight, bias = rec
-            if not (self._fits(a, layer.a_shape) and self._fits(d, layer.d_shape)
-                    and self._fits(weight, layer.w_shape)):
+            if (a.dtype is not dtype or d.dtype is not dtype or weight is None
+                    or weight.dtype is not dtype or not (a.is_cpu and d.is_cpu and weight.is_cpu)
+                    or a.shape != a_shape or d.shape != d_shape or weight.shape != w_shape
+                    or not (a.is_contiguous() and d.is_contiguous()
+                            and weight.is_contiguous())):
                 return None
-            pointers[5 * i] = d.data_ptr()
-            pointers[5 * i + 1] = a.data_ptr()
-            sources[self._weight_slots[i]] = weight.data_ptr()
-            slot = self._bias_slots[i]
-            if slot is not None:
-                if not self._fits(bias, layer.b_shape):
+            pointers[at] = d.data_ptr()
+            pointers[at + 1] = a.data_ptr()
+            sources[w_slot] = weight.data_ptr()
+            if b_slot is not None:
+                if (bias is None or bias.dtype is not dtype or not bias.is_cpu
+                        or bias.shape != b_shape or not bias.is_contiguous()):
                     return None
-                sources[slot] = bias.data_ptr()
-        n, scratch, sq_norms = self.batch, self._scratch.data_ptr(), self._sq_norms.data_ptr()
-        flat_sq, sums, size = self.flat_sq.data_ptr(), self._sums.buffer_info()[0], self._itemsize
-        dims, ptrs = self._dims.buffer_info()[0], pointers.buffer_info()[0]
+                sources[b_slot] = bias.data_ptr()
+        mm = torch.mm
         if self._spans is None:  # layers not in consecutive blocks: one call of each kind
-            self._rows(len(self._layers), n, dims, ptrs, scratch + 8 * n, scratch,
-                       float(n * n), 3, sq_norms)
+            self._rows(*self._rows_args)
             for layer in self._layers:
-                torch.mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
-            # every entry is in a segment (a layer's own gradient times n): the flat
-            # gradient sums are never read, flat_sq stands in for their pointer
-            self._gsnr(flat_sq, flat_sq, self.size, len(sources),
-                       self._segments.buffer_info()[0], sources.buffer_info()[0],
-                       self._factors.buffer_info()[0], 1, n * n, n, self._tiny, 1, sums)
-            return self._values(*self._sums[:2], int(self._sums[2]))
-        # layer by layer: its squares, its product, its GSNR terms, while its sums of
-        # squares are still in cache (the same sums in the same order as one call each)
-        last = len(self._layers) - 1
-        segs, srcs = self._relative.buffer_info()[0], sources.buffer_info()[0]
-        factors = self._factors.buffer_info()[0]
-        for i, layer in enumerate(self._layers):
-            self._rows(1, n, dims + 16 * i, ptrs + 40 * i, scratch + 8 * n, scratch,
-                       float(n * n), (i == 0) | (2 if i == last else 0), sq_norms)
-            torch.mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
-            first, count, start, length = self._spans[i]
-            block = flat_sq + size * start  # (gradient sums never read: see above)
-            self._gsnr(block, block, length, count, segs + 16 * first, srcs + 8 * first,
-                       factors + size * first, 1, n * n, n, self._tiny, int(i == 0), sums)
-        return self._values(*self._sums[:2], int(self._sums[2]))
+                mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
+            self._gsnr(*self._gsnr_args)
+        else:
+            # layer by layer: its squares, its product, its GSNR terms, while its sums of
+            # squares are still in cache (the same sums in the same order as one call each)
+            rows, gsnr = self._rows, self._gsnr
+            for layer, rows_args, gsnr_args in self._steps:
+                rows(*rows_args)
+                mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
+                gsnr(*gsnr_args)
+        return self._values(*self._sums)
 
-    def _values(self, g2: float, ratios: float, count: int) -> dict[str, Any]:
+    def _values(self, g2: float, ratios: float, count: float) -> dict[str, Any]:
         """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
         count: the three terms by the arithmetic of
         :func:`~trainlab.probes.gradient_noise._fused_noise`, the mean and standard
         deviation of the per-example norms by :func:`trainlab.probes.fused.norm_spread`'s
         C function (the same bits as the general path, which calls that)."""
         n = self.batch
-        sq_norms = self._sq_norms.tolist()
-        mean_sq = math.fsum(sq_norms) / n
-        rounded = _rounding(self.dtype)
+        mean_sq = math.fsum(self._sq_buffer) / n
+        rounded = self._rounded
         trace_cov = rounded((mean_sq - g2 / n ** 2) * n / (n - 1))
         grad_sq = rounded((g2 - mean_sq * n) / (n * (n - 1)))
-        gsnr = ratios / max(count, 1)
+        gsnr = ratios / max(int(count), 1)
         if self.size <= WIDE_GSNR:
             gsnr = rounded(gsnr)
-        self._spread(self._sq_norms.data_ptr(), n, self._spread_out.buffer_info()[0])
+        self._spread(*self._spread_args)
         mean, std = fused.spread_values(*self._spread_out, n, self.dtype)
-        return {"gns": _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
+        return {"gns": rounded(trace_cov / grad_sq) if grad_sq != 0
+                else _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
                 "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
                 "per_sample_grad_norm/std": std}
 
