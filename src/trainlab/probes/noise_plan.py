@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from trainlab.probes import fused
-from trainlab.probes.per_sample import Records, _Layout, _offset, _shaped
+from trainlab.probes.per_sample import Records, _Layout, _shaped
 
 WIDE_GSNR = 2 ** 24
 """Above this many entries the general path returns the GSNR in float64 (it counts the
@@ -101,30 +101,50 @@ class NoisePlan:
         self._spread_out = array("d", [0.0, 0.0])
         total = sum(layout.sizes)
         self.size = total
-        self.flat_sq = torch.empty(total, dtype=dtype)
-        sq_views = _shaped(layout, self.flat_sq)
-        layers, pointers, dims, segments = [], [], [], []
-        for module, names in layout.layers.items():
-            weight, bias = module.weight, module.bias if "bias" in names else None
-            out_dim, in_dim = weight.shape
-            a_sq = torch.empty(batch, in_dim, dtype=dtype)
-            d_sq = torch.empty(batch, out_dim, dtype=dtype)
-            bias_sq = None if bias is None else sq_views[names["bias"]]
+        # where each parameter's sums of squares lie in the flat vector (a meta tensor: the
+        # offsets only), as (offset, entries, layer, kind), sorted by offset
+        places = _shaped(layout, torch.empty(total, dtype=dtype, device="meta"))
+        shapes = [(module, names, *module.weight.shape) for module, names in layout.layers.items()]
+        segments = sorted((places[name].storage_offset(), places[name].numel(), i, kind)
+                          for i, (_, names, _, _) in enumerate(shapes)
+                          for kind, name in names.items())
+        spans = _spans(segments, len(shapes), total)
+        self._spans = spans if total >= LAYERWISE_MIN else None
+        if self._spans is None:  # one call of each kind: every layer its own scratch
+            self.flat_sq = torch.empty(total, dtype=dtype)
+            squares = [(torch.empty(batch, in_dim, dtype=dtype),
+                        torch.empty(batch, out_dim, dtype=dtype), self.flat_sq, 0)
+                       for _, _, out_dim, in_dim in shapes]
+        else:
+            # layer by layer: one scratch for every layer (the squares of a and d, the
+            # layer's block of sums of squares), so that each layer writes into memory
+            # the previous layer's work has just brought into the cache (session noise2)
+            a_all = torch.empty(batch * max(s[3] for s in shapes), dtype=dtype)
+            d_all = torch.empty(batch * max(s[2] for s in shapes), dtype=dtype)
+            self.flat_sq = torch.empty(max(span[3] for span in spans), dtype=dtype)
+            squares = [(a_all[:batch * in_dim].view(batch, in_dim),
+                        d_all[:batch * out_dim].view(batch, out_dim), self.flat_sq, span[2])
+                       for (_, _, out_dim, in_dim), span in zip(shapes, spans)]
+        layers, pointers, dims = [], [], []
+        for (module, names, out_dim, in_dim), (a_sq, d_sq, block, start) in zip(shapes, squares):
+            def place(name: str, block: torch.Tensor = block, start: int = start) -> torch.Tensor:
+                view = places[name]
+                at = view.storage_offset() - start
+                return block[at:at + view.numel()].view(view.shape)
+
+            bias = module.bias if "bias" in names else None
+            bias_sq = None if bias is None else place(names["bias"])
             layers.append(_Layer(module, torch.Size((batch, in_dim)),
-                                 torch.Size((batch, out_dim)), weight.shape,
+                                 torch.Size((batch, out_dim)), module.weight.shape,
                                  None if bias is None else bias.shape, a_sq, d_sq.T,
-                                 sq_views[names["weight"]]))
+                                 place(names["weight"])))
             # d, a (written per step), d * d, a * a, the bias's sums of squares
             pointers += [0, 0, d_sq.data_ptr(), a_sq.data_ptr(),
                          0 if bias_sq is None else bias_sq.data_ptr()]
             dims += [out_dim, in_dim]
-            for kind, name in names.items():
-                segments.append((_offset(sq_views[name], self.flat_sq),
-                                 sq_views[name].numel(), len(layers) - 1, kind))
         self._layers = tuple(layers)
         self._pointers = array("Q", pointers)
         self._dims = array("q", dims)
-        segments.sort()  # by offset (parameter order)
         self._segments = array("q", [v for off, size, _, _ in segments for v in (off, size)])
         # where each layer's weight and bias gradients go in the per-step source array
         self._source_slot = {(layer, kind): i for i, (_, _, layer, kind) in enumerate(segments)}
@@ -147,11 +167,9 @@ class NoisePlan:
             (layer.module, layer.a_shape, layer.d_shape, layer.w_shape, layer.b_shape, 5 * i,
              self._source_slot[(i, "weight")], self._source_slot.get((i, "bias")))
             for i, layer in enumerate(layers))
-        spans = _spans(segments, len(layers), total)
         # the segments' offsets from the start of their layer's block, for per-layer calls
         self._relative = array("q", [] if spans is None else [
             v for off, size, layer, _ in segments for v in (off - spans[layer][2], size)])
-        self._spans = spans if total >= LAYERWISE_MIN else None
         # every argument of the C calls is fixed for the plan (the arrays' contents change)
         n, scratch = batch, self._scratch.data_ptr()
         flat_sq, sums = self.flat_sq.data_ptr(), self._sums.buffer_info()[0]
@@ -168,13 +186,13 @@ class NoisePlan:
         last, size = len(layers) - 1, self._itemsize
         segs, srcs = self._relative.buffer_info()[0], self._sources.buffer_info()[0]
         factors = self._factors.buffer_info()[0]
-        self._steps = () if spans is None else tuple(
+        self._steps = () if self._spans is None else tuple(
             (layer, (1, n, dims_at + 16 * i, ptrs_at + 40 * i, scratch + 8 * n, scratch,
                      float(n * n), (i == 0) | (2 if i == last else 0), sq_at),
-             (flat_sq + size * start, flat_sq + size * start, length, count,
+             (flat_sq, flat_sq, length, count,
               segs + 16 * first, srcs + 8 * first, factors + size * first, 1, n * n, n,
               self._tiny, int(i == 0), sums))
-            for i, (layer, (first, count, start, length)) in enumerate(zip(layers, spans)))
+            for i, (layer, (first, count, _, length)) in enumerate(zip(layers, self._spans)))
         self._spread_args = (sq_at, n, self._spread_out.buffer_info()[0])
 
     @classmethod
