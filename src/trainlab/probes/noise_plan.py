@@ -11,10 +11,15 @@ parameter layout (:func:`~trainlab.probes.per_sample._linear_layout`: names and 
 the trainable parameters), batch size and dtype, and keeps everything that does not change
 from step to step: the scratch the squares are written into, the transposed views the
 products read, the flat sums of squares they write (laid out as the general path lays
-them out), the pointer arrays of the two C calls with every fixed entry filled in. A step
-then only checks the recorded tensors (dtype, CPU, contiguity and shape: what the C code
-reads), writes their data pointers into the arrays, and makes the two C calls and the
-products. Any change of layout, batch size or dtype builds a new plan; a record that does
+them out), the pointer arrays and every argument of the C calls. A step then only checks
+the recorded tensors (dtype, CPU, contiguity and shape: what the C code reads), writes
+their data pointers into the arrays, and makes the two C calls and the products. Layer by
+layer (:data:`LAYERWISE_MIN`) every layer writes its squares and its block of sums of
+squares into one scratch shared by all layers (the largest layer's size), which the
+previous layer's work has just brought into the cache: at 0.55M parameters the squares'
+pass took 0.16 ms instead of 0.23 and the plan 1.54 ms instead of 1.72, at 8.5M 27.5
+instead of 29.2 (session noise2). Any change of layout, batch size or dtype builds a new
+plan; a record that does
 not fit (a layer missing or recorded twice, a pass under autocast, inputs with extra
 dimensions, a layer whose backward node did not hand over its own gradients) makes the
 step take the general path (:func:`~trainlab.probes.per_sample.captured_grad_stats`, then
