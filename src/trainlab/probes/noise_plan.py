@@ -19,10 +19,10 @@ squares into one scratch shared by all layers (the largest layer's size), which 
 previous layer's work has just brought into the cache: at 0.55M parameters the squares'
 pass took 0.16 ms instead of 0.23 and the plan 1.54 ms instead of 1.72, at 8.5M 27.5
 instead of 29.2 (session noise2). Any change of layout, batch size or dtype builds a new
-plan; a record that does
-not fit (a layer missing or recorded twice, a pass under autocast, inputs with extra
-dimensions, a layer whose backward node did not hand over its own gradients) makes the
-step take the general path (:func:`~trainlab.probes.per_sample.captured_grad_stats`, then
+plan; a record that does not fit (a layer missing or recorded twice, a pass under
+autocast, inputs with extra dimensions, a layer whose backward node did not hand over its
+own gradients) makes the step take the general path
+(:func:`~trainlab.probes.per_sample.captured_grad_stats`, then
 :func:`~trainlab.probes.gradient_noise._noise`).
 
 The numbers are the general path's, to the bit (tested): the same C functions on the same
