@@ -152,33 +152,3 @@ def test_probe_in_monitor_order_matches_loop(monkeypatch, min_weights):
     torch.testing.assert_close(out["gns/trace_cov"], torch.trace(cov))
     var = ref.var(0, unbiased=False)
     torch.testing.assert_close(out["gsnr"], (gbar.pow(2) / var)[var > 0].mean())
-
-
-def test_training_batchnorm_walks_every_module_as_modules_does():
-    """The hand-written walk answers as ``any(... for m in model.modules())``: nested and
-    shared BatchNorm layers, affine or not, in training or eval mode, and a module list
-    holding the same block twice."""
-    from trainlab.probes.per_sample import training_batchnorm
-
-    def reference(model):
-        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
-                   for m in model.modules())
-
-    shared = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3, affine=False))
-    models = [nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)),
-              nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.Tanh(), nn.BatchNorm1d(4))),
-              nn.ModuleList([shared, nn.Linear(3, 3), shared]),
-              nn.Sequential(nn.Sequential(nn.Sequential(nn.BatchNorm2d(2))))]
-    answers = []
-    for model in models:
-        for mode in (model.train, model.eval):
-            mode()
-            answers.append(training_batchnorm(model))
-            assert answers[-1] == reference(model)
-        shared.train()
-        model.eval()
-        for m in model.modules():  # one BatchNorm in training mode, the rest in eval
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.train()
-                assert training_batchnorm(model) and reference(model)
-    assert answers == [False, False, True, False, True, False, True, False]
