@@ -36,6 +36,12 @@ width 128 depth 2, 0.29 (0.51) at depth 3, 1.87-1.91 (2.27-2.49) at width 512 de
 28.1-29.6 (30.1-30.7) at width 2048 depth 3; all of ``Monitor.step`` 0.57-0.59 (0.69-0.81),
 0.70-0.72 (0.95), 3.20-3.29 (3.58-3.85), 40.5-43.4 (42.9-43.9).
 
+Session noise2 (2026-12-07 06:46-06:50 UTC, load 2.2-3.4, the layer-by-layer plan on one
+shared scratch and its C calls' arguments fixed at build, before = commit 83fc057, ms):
+grad-noise 0.18 (before 0.20-0.22) at width 128 depth 2, 1.69-1.82 (1.87-2.05) at width 512
+depth 3, 27.8 (29.1) at width 2048 depth 3; all of ``Monitor.step`` 0.55-0.56 (0.58-0.61),
+3.03-3.32 (3.20-3.52), 40.5 (42.0).
+
 ``--hooks ROUNDS`` times what the capture's hooks add to forward + backward (no-op forward
 hooks, a no-op hook on each output's backward node, that hook keeping the records, the
 capture itself; session noise, 40-60 rounds at width 128 depth 2: 0.009-0.014, 0.052-0.062,
