@@ -35,12 +35,11 @@ def history(dtype: torch.dtype, every: int, packed: bool) -> dict[str, list[tupl
     mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt, probes=probes, seed=1,
                   total_steps=9)
     g = torch.Generator().manual_seed(2)
-    for _ in range(10):
-        x = torch.randn(16, 7, generator=g, dtype=dtype)
-        y = torch.randint(0, 3, (16,), generator=g)
+    batches = [(torch.randn(16, 7, generator=g, dtype=dtype),
+                torch.randint(0, 3, (16,), generator=g)) for _ in range(10)]
+    for x, y in batches:
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
+        (loss := F.cross_entropy(model(x), y)).backward()
         mon.step(loss, (x, y))
         opt.step()
     mon.finish()
