@@ -1,7 +1,8 @@
 """The norm probes hand the fused table's rows to the monitor as :class:`Table` entries over
-the whole ``(8, k)`` table (read by one ``tolist()``), and :class:`ParamNorms` makes a row's
-view only when it is read: the monitor records the bits of the unpacked path (one 0-d
-tensor per metric, read by ``item()``), and every row read equals the table's row."""
+the whole ``(8, k)`` table (read by one ``tolist()``) and the totals as floats (one
+``tolist()`` a step), and :class:`ParamNorms` makes a row's view only when it is read: the
+monitor records the bits of the unpacked path (one 0-d tensor per metric, read by
+``item()``), every row read equals the table's row and every total torch's norm of it."""
 
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def test_rows_of_the_table_record_the_bits_of_the_unpacked_path(dtype, every):
     packed, plain = history(dtype, every, True), history(dtype, every, False)
     assert {n for n in packed if "/" in n} == {n for n in plain if "/" in n}
     assert any(n.startswith("rotation/") for n in packed)
-    for name, values in plain.items():  # the same numbers (totals named apart when packed)
-        assert packed.get(name, packed.get(f"{name} (total)")) == values, name
+    assert list(packed) == list(plain)  # the same names in the same order
+    for name, values in plain.items():
+        assert packed[name] == values, name
 
 
 class Ctx:
@@ -94,6 +96,8 @@ def test_param_norms_rows_made_when_read_equal_the_table(known):
         value = getattr(out, field)
         if present.get(field, True):
             assert torch.equal(value, out.table[row]) and getattr(out, field) is value
+            # the total as a float: the bits of torch's norm of the row
+            assert out.total(field).hex() == torch.linalg.vector_norm(value).item().hex()
         else:
             assert value is None
     ref = ParamNorms(out.names, out.weight)  # the eager constructor: fields as given

@@ -8,7 +8,8 @@ or, where that does not apply or is turned off, from one fused ``torch._foreach_
 either way they are shared through the step's context (:func:`param_norms`). On the fused
 path the same C call also forms the per-tensor rotations and update ratios, the probes'
 global norms come from one ``vector_norm`` over the rows of its table
-(:attr:`ParamNorms.totals`) and are handed to the monitor as :class:`Table` entries, and
+(:attr:`ParamNorms.totals`, read into Python floats once a step), the per-tensor rows are
+handed to the monitor as :class:`Table` entries over the whole table, and
 the call's checks are kept from one step to the next
 (:class:`~trainlab.probes.fused.NormsPlan`): every recorded number is the eager formulas'
 to the bit, tested.
@@ -79,7 +80,7 @@ class ParamNorms:
             (:meth:`entries`), which it reads at once, so that most steps make no view.
     """
 
-    __slots__ = ("names", "table", "totals", "_present", *_FIELDS)
+    __slots__ = ("names", "table", "totals", "_present", "_floats", *_FIELDS)
 
     def __init__(self, names: tuple[str, ...], weight: torch.Tensor,
                  grad: torch.Tensor | None = None, init_dist: torch.Tensor | None = None,
@@ -92,6 +93,7 @@ class ParamNorms:
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "totals", totals)
         object.__setattr__(self, "table", None)
+        object.__setattr__(self, "_floats", None)
 
     @classmethod
     def of_table(cls, names: tuple[str, ...], table: torch.Tensor,
@@ -100,7 +102,7 @@ class ParamNorms:
         whose ``present`` entry is False read as None."""
         out = cls.__new__(cls)
         for field, value in (("names", names), ("table", table), ("totals", totals),
-                             ("_present", present)):
+                             ("_present", present), ("_floats", None)):
             object.__setattr__(out, field, value)
         return out
 
@@ -122,6 +124,16 @@ class ParamNorms:
         if self.table is not None:
             return self._present[_ROW[family]]
         return getattr(self, family) is not None
+
+    def total(self, family: str) -> float:
+        """On the fused path, the L2 norm of the family's vector (a field name) as a Python
+        float: its entry of :attr:`totals`, the exact value (the totals are read by one
+        ``tolist()`` per step, for all the probes)."""
+        floats = self._floats
+        if floats is None:
+            floats = self.totals.tolist()
+            object.__setattr__(self, "_floats", floats)
+        return floats[_ROW[family]]
 
     def entries(self, names: tuple[str | None, ...], family: str) -> Table:
         """The family's vector (a field name, known) as a :class:`Table` of ``names``: on
@@ -294,20 +306,12 @@ def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
 
 
 def _from_table(prefix: str, table: ParamNorms, family: str) -> Packed:
-    """``prefix``: the L2 norm of the family's vector (from ``table.totals`` on the fused
-    path); ``prefix/<name>``: its entries."""
+    """``prefix``: the L2 norm of the family's vector (a float from ``table.totals`` on the
+    fused path); ``prefix/<name>``: its entries."""
     entries = table.entries(metric_names(prefix, table.names), family)
-    total = (Table(total_names(prefix, family), table.totals) if table.totals is not None
+    total = (table.total(family) if table.totals is not None
              else torch.linalg.vector_norm(entries.values))
-    return {f"{prefix} (total)" if table.totals is not None else prefix: total,
-            f"{prefix}/*": entries}
-
-
-@lru_cache(maxsize=64)
-def total_names(name: str, family: str) -> tuple[str | None, ...]:
-    """Names of :attr:`ParamNorms.totals` for a :class:`Table` that records only the
-    total of ``family`` (a name of :data:`trainlab.probes.fused.ROWS`), as ``name``."""
-    return tuple(name if f == family else None for f in fused.ROWS)
+    return {prefix: total, f"{prefix}/*": entries}
 
 
 _TINY32 = struct.unpack("f", struct.pack("f", 1e-30))[0]
@@ -367,12 +371,11 @@ class UpdateRatio(PackedProbe):
         if table is None or not (table.has("prev_dist") and table.has("prev")):
             return {}
         if table.table is not None:  # the ratios formed in C (same bits)
-            totals = table.totals.tolist()
             names = metric_names("update_ratio", table.names)
             return {"update_ratio/*": table.entries(names, "ratio"),
-                    "update_ratio": ratio_total(totals[4], totals[5], table.table.dtype),
-                    "update_norm (total)": Table(total_names("update_norm", "prev_dist"),
-                                                 table.totals)}
+                    "update_ratio": ratio_total(table.total("prev_dist"), table.total("prev"),
+                                                table.table.dtype),
+                    "update_norm": table.total("prev_dist")}
         d, w = table.prev_dist, table.prev
         names = metric_names("update_ratio", table.names)
         out: Packed = {"update_ratio/*": Table(names, d.div(w.clamp_min(1e-30)))}

@@ -9,7 +9,7 @@ from functools import lru_cache
 import torch
 
 from trainlab.probes._probe import PROBES, Packed, PackedProbe, ProbeContext, Table
-from trainlab.probes.norms import metric_names, param_norms, total_names
+from trainlab.probes.norms import metric_names, param_norms
 
 
 class Rotation(PackedProbe):
@@ -38,7 +38,7 @@ class Rotation(PackedProbe):
         out: Packed = {"distance/*": table.entries(metric_names("distance", table.names),
                                                    "init_dist")}
         if table.totals is not None:  # the fused path: the total and the rotations from C
-            out["distance (total)"] = Table(total_names("distance", "init_dist"), table.totals)
+            out["distance"] = table.total("init_dist")
         else:
             out["distance"] = torch.linalg.vector_norm(table.init_dist)
         names = _rotation_names(ctx, table.names)
