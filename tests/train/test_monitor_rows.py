@@ -123,3 +123,54 @@ def test_table_with_a_row_unpacks_and_records_as_its_row():
         "a": 0.1, "c": pytest.approx(float("nan"), nan_ok=True), "d": 1.5, "e": 2.0,
         "f": 3.0, "g": 4.0}
     assert all(type(h[0][1]) is float for h in mon.history.values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_earlier_table_as_known_prev_norms_reads_its_weight_row(dtype):
+    g = torch.Generator().manual_seed(4)
+    w = [torch.randn(s, generator=g, dtype=dtype) for s in [(6, 3), (3,), (2, 6)]]
+    prev = [torch.randn(t.shape, generator=g, dtype=dtype) for t in w]
+    before = fused.tensor_norms(prev, None, None, None, ("weight",))  # "the step before"
+    want = ("weight", "prev_dist", "update_ratio")
+    by_row = fused.tensor_norms(w, None, None, prev, want, prev_norms=before[1].clone())
+    by_table = fused.tensor_norms(w, None, None, prev, want, prev_norms=before)
+    computed = fused.tensor_norms(w, None, None, prev, (*want, "prev"))
+    assert by_table is not None and torch.equal(by_table, by_row)
+    assert torch.equal(by_table[[1, 4, 5, 7]], computed[[1, 4, 5, 7]])
+    for bad in (before[:, :2], before.t().contiguous().t(), before.to(torch.float16),
+                torch.zeros(7, 3, dtype=dtype)):  # not a table of this plan: refused
+        assert fused.tensor_norms(w, None, None, prev, want, prev_norms=bad) is None
+
+
+def test_the_eager_path_after_a_fused_step_reads_the_kept_table_s_weight_row():
+    """The fused path keeps its whole table for the next step's previous norms; a step that
+    falls back to the eager path takes that table's weight row (within the fused path's
+    tolerance of a run on the eager path throughout)."""
+    runs = []
+    for switch in (0, 3):
+        fused.set_enabled(True)  # off from step `switch` on
+        try:
+            torch.manual_seed(0)
+            model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2)).double()
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                          probes=build_probes("update-ratio", every=1))
+            g = torch.Generator().manual_seed(1)
+            for step in range(6):
+                if step == switch:
+                    fused.set_enabled(False)
+                x = torch.randn(8, 5, generator=g, dtype=torch.float64)
+                y = torch.randint(0, 2, (8,), generator=g)
+                opt.zero_grad()
+                (loss := F.cross_entropy(model(x), y)).backward()
+                mon.step(loss, (x, y))
+                opt.step()
+            runs.append(mon.history)
+        finally:
+            fused.set_enabled(True)
+    eager, switched = runs
+    assert list(eager) == list(switched)
+    for name, values in eager.items():
+        assert [s for s, _ in switched[name]] == [s for s, _ in values]
+        assert [v for _, v in switched[name]] == pytest.approx(
+            [v for _, v in values], rel=fused.RTOL[torch.float64], abs=1e-300), name

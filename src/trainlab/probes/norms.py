@@ -195,7 +195,7 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     init_norms = kept[1] if kept is not None and init and _same(kept[0], init_key) else None
     kept = memo.get("weight_norms")
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
-                  and kept[1] == names else None)
+                  and kept[1] == names else None)  # a vector, or the fused table before
     k, i, p = len(now), len(init), len(prev)
     offer = memo.get(SNAPSHOT_OFFER)
     copy_to = offer[2] if offer is not None and offer[0] == ctx.step and offer[1] is params \
@@ -214,9 +214,11 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
                                   torch.linalg.vector_norm(table, dim=1))
         if i and init_norms is None:
             memo["init_norms"] = (init_key, out.init)
-        memo["weight_norms"] = (ctx.step, names, out.weight)  # one view, not eight
+        memo["weight_norms"] = (ctx.step, names, table)  # its weight row: no view made
         return out
     grads_list = _grads_list(ctx, names)  # detached, for torch's norms
+    if prev_norms is not None and prev_norms.dim() == 2:  # the fused table of the step before
+        prev_norms = prev_norms[_ROW["weight"]]
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
     bases = [*init, *prev]
