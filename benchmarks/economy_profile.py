@@ -54,6 +54,10 @@ update ratios formed in the C pass, the module tree walked on change only; befor
 width 512 depth 3: 0.86 (0.89), 0.024 (0.087), 0.025 (0.027), 3.37 (3.33, grad-noise moved
 by 0.12 between the runs). With ``--every 16 --steps 1600``: the step before a due one
 0.156-0.166 (0.158-0.181), ``Monitor.step`` over a cycle 1.47-1.53 (1.43-1.57).
+Session plan2 (2026-12-07 07:07 UTC, load 0.8-1.5, the norm table's rows and totals read
+without views, before = commit b69ed6b, two runs each, ms): width 128 depth 2: grad-norm
+0.124-0.128 (0.135-0.142, now with the totals' read), update-ratio 0.009-0.010 (0.013),
+all of ``Monitor.step`` 0.475-0.492 (0.505-0.529).
 
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,

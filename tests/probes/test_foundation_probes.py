@@ -95,7 +95,7 @@ def test_update_ratio_rotation_and_norms_formulas():
     assert rot["distance/0.weight"].item() == pytest.approx(w.norm().item(), rel=1e-12)
     g = PROBES.get("grad-norm")().measure(ctx)
     total = sum(p.grad.pow(2).sum() for p in model.parameters()).sqrt().item()
-    assert g["grad_norm"].item() == pytest.approx(total, rel=1e-12)
+    assert float(g["grad_norm"]) == pytest.approx(total, rel=1e-12)
 
 
 def test_monitor_cadence_final_step_and_history_without_store():

@@ -32,10 +32,17 @@ LOG = logging.getLogger("trainlab")
 class Table(NamedTuple):
     """A family of scalars of one measurement held as the vector a probe computed them in:
     entry ``i`` is the metric ``names[i]`` (none where ``names[i]`` is None), its value
-    ``values[i]`` (a 1-D tensor). See :class:`PackedProbe`."""
+    ``values[i]`` (a 1-D tensor), or ``values[row, i]`` when ``row`` is given (``values``
+    a 2-D tensor whose other rows hold other families: a monitor reads the whole tensor
+    once for all the tables that share it). See :class:`PackedProbe`."""
 
     names: tuple[str | None, ...]
     values: torch.Tensor
+    row: int | None = None
+
+    def vector(self) -> torch.Tensor:
+        """The family's 1-D vector of values."""
+        return self.values if self.row is None else self.values[self.row]
 
 
 Packed = dict[str, "torch.Tensor | float | Table"]
@@ -50,7 +57,7 @@ def unpacked(out: Packed) -> Measurement:
     flat: Measurement = {}
     for key, value in out.items():
         if isinstance(value, Table):
-            flat.update((n, x) for n, x in zip(value.names, value.values.unbind())
+            flat.update((n, x) for n, x in zip(value.names, value.vector().unbind())
                         if n is not None)
         else:
             flat[key] = value

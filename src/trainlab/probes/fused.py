@@ -630,7 +630,9 @@ def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
     operations of those probes' torch formulas in the dtype and their order (the same
     bits); the rows not asked for are zero. ``init_norms`` / ``prev_norms``: the norms of
     ``init`` / ``prev`` known already (a contiguous vector per family, e.g. a row of an
-    earlier result), copied into their rows instead of computed. ``copy_to`` (one tensor
+    earlier result, or an earlier result itself, whose weight row is then read: the
+    previous step's weight norms are the norms of its parameters), copied into their rows
+    instead of computed. ``copy_to`` (one tensor
     per weight, of its dtype and size, contiguous): the same pass also copies each weight
     into it (an exact copy, written as the weight is read; it may be ``prev`` itself).
     None (nothing read or written) when the fused path is off or unavailable, or the
@@ -754,18 +756,31 @@ class NormsPlan:
             grad_ptrs = array("Q", pointers)
         mask = _mask(want, init_norms is not None, prev_norms is not None,
                      bool(self.columns[1]), bool(self.columns[2]), bool(grads))
-        known = [t for t in (init_norms, prev_norms) if t is not None]
-        if known and (_pointers(known, self.dtype, [count] * len(known)) is None
-                      or any(t.dim() != 1 for t in known)):
+        known = [None if t is None else _known(t, self.dtype, count)
+                 for t in (init_norms, prev_norms)]
+        if 0 in known:
             unfit("param_norms", "known norms not contiguous 1-D CPU vectors of the "
-                  "weights' dtype, one entry per weight")
+                  "weights' dtype, one entry per weight (or tables of this plan's shape)")
             return None
         out = torch.empty(8, count, dtype=self.dtype)  # every row written (zeros or values)
         self.fn(count, self.addresses[0], self.addresses[1],
                 None if grad_ptrs is None else grad_ptrs.buffer_info()[0], mask,
-                out.data_ptr(), None if init_norms is None else init_norms.data_ptr(),
-                None if prev_norms is None else prev_norms.data_ptr())
+                out.data_ptr(), known[0], known[1])
         return out
+
+
+def _known(t: torch.Tensor, dtype: torch.dtype, count: int) -> int:
+    """The address of known norms (:func:`tensor_norms`): a contiguous 1-D CPU vector of
+    ``dtype`` with ``count`` entries, or an earlier ``(8, count)`` result table (its weight
+    row, row 1); 0 when ``t`` is neither."""
+    if t.dtype is not dtype or not t.is_cpu or not t.is_contiguous():
+        return 0
+    shape = t.shape
+    if shape == (count,):
+        return t.data_ptr()
+    if shape == (8, count):
+        return t.data_ptr() + count * t.element_size()
+    return 0
 
 
 @lru_cache(maxsize=256)

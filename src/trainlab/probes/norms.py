@@ -8,7 +8,8 @@ or, where that does not apply or is turned off, from one fused ``torch._foreach_
 either way they are shared through the step's context (:func:`param_norms`). On the fused
 path the same C call also forms the per-tensor rotations and update ratios, the probes'
 global norms come from one ``vector_norm`` over the rows of its table
-(:attr:`ParamNorms.totals`) and are handed to the monitor as :class:`Table` entries, and
+(:attr:`ParamNorms.totals`, read into Python floats once a step), the per-tensor rows are
+handed to the monitor as :class:`Table` entries over the whole table, and
 the call's checks are kept from one step to the next
 (:class:`~trainlab.probes.fused.NormsPlan`): every recorded number is the eager formulas'
 to the bit, tested.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import math
 import operator
 import struct
-from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -49,10 +49,16 @@ def metric_names(prefix: str, names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{prefix}/{n}" for n in names)
 
 
-@dataclass(frozen=True)
+_FIELDS = ("grad", "weight", "init_dist", "init", "prev_dist", "prev", "rotation", "ratio")
+""":class:`ParamNorms`' per-tensor vectors, in the order of the rows of the fused table
+(:data:`trainlab.probes.fused.ROWS`)."""
+
+_ROW = {f: i for i, f in enumerate(_FIELDS)}
+
+
 class ParamNorms:
     """Per-tensor L2 norms at one step, each a vector over the trainable parameters
-    (``names``, in the model's order).
+    (``names``, in the model's order). Read-only.
 
     Attributes:
         weight: :math:`\\|\\theta_k\\|`.
@@ -68,18 +74,73 @@ class ParamNorms:
         totals: on the fused path, the L2 norm of each row of the fused table (in the order
             of :data:`trainlab.probes.fused.ROWS`; one ``vector_norm`` over the rows,
             the bits of one call per row, tested), else None.
+        table: on the fused path, that ``(8, k)`` table (else None); the vectors above are
+            then its rows, each made (a view) the first time it is read: the probes hand
+            the rows to the monitor as :class:`Table` entries over the whole table
+            (:meth:`entries`), which it reads at once, so that most steps make no view.
     """
 
-    names: tuple[str, ...]
-    weight: torch.Tensor
-    grad: torch.Tensor | None = None
-    init_dist: torch.Tensor | None = None
-    init: torch.Tensor | None = None
-    prev_dist: torch.Tensor | None = None
-    prev: torch.Tensor | None = None
-    rotation: torch.Tensor | None = None
-    ratio: torch.Tensor | None = None
-    totals: torch.Tensor | None = None
+    __slots__ = ("names", "table", "totals", "_present", "_floats", *_FIELDS)
+
+    def __init__(self, names: tuple[str, ...], weight: torch.Tensor,
+                 grad: torch.Tensor | None = None, init_dist: torch.Tensor | None = None,
+                 init: torch.Tensor | None = None, prev_dist: torch.Tensor | None = None,
+                 prev: torch.Tensor | None = None, rotation: torch.Tensor | None = None,
+                 ratio: torch.Tensor | None = None, totals: torch.Tensor | None = None):
+        for field, value in zip(_FIELDS, (grad, weight, init_dist, init, prev_dist, prev,
+                                          rotation, ratio)):
+            object.__setattr__(self, field, value)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "totals", totals)
+        object.__setattr__(self, "table", None)
+        object.__setattr__(self, "_floats", None)
+
+    @classmethod
+    def of_table(cls, names: tuple[str, ...], table: torch.Tensor,
+                 present: tuple[bool, ...], totals: torch.Tensor) -> ParamNorms:
+        """The norms of the fused ``table`` (rows in the order of ``_FIELDS``), the rows
+        whose ``present`` entry is False read as None."""
+        out = cls.__new__(cls)
+        for field, value in (("names", names), ("table", table), ("totals", totals),
+                             ("_present", present), ("_floats", None)):
+            object.__setattr__(out, field, value)
+        return out
+
+    def __getattr__(self, field: str) -> torch.Tensor | None:
+        """A row of :attr:`table` not read yet (only fields of ``_FIELDS`` get here)."""
+        row = _ROW.get(field)
+        if row is None:
+            raise AttributeError(field)
+        value = self.table[row] if self._present[row] else None
+        object.__setattr__(self, field, value)
+        return value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ParamNorms is read-only ({name!r})")
+
+    def has(self, family: str) -> bool:
+        """Whether this vector (a field name) is known (not None), without making a view
+        of the table's rows."""
+        if self.table is not None:
+            return self._present[_ROW[family]]
+        return getattr(self, family) is not None
+
+    def total(self, family: str) -> float:
+        """On the fused path, the L2 norm of the family's vector (a field name) as a Python
+        float: its entry of :attr:`totals`, the exact value (the totals are read by one
+        ``tolist()`` per step, for all the probes)."""
+        floats = self._floats
+        if floats is None:
+            floats = self.totals.tolist()
+            object.__setattr__(self, "_floats", floats)
+        return floats[_ROW[family]]
+
+    def entries(self, names: tuple[str | None, ...], family: str) -> Table:
+        """The family's vector (a field name, known) as a :class:`Table` of ``names``: on
+        the fused path a row of :attr:`table`."""
+        if self.table is not None:
+            return Table(names, self.table, _ROW[family])
+        return Table(names, getattr(self, family))
 
 
 SNAPSHOT_OFFER = "snapshot_offer"
@@ -134,7 +195,7 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     init_norms = kept[1] if kept is not None and init and _same(kept[0], init_key) else None
     kept = memo.get("weight_norms")
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
-                  and kept[1] == names else None)
+                  and kept[1] == names else None)  # a vector, or the fused table before
     k, i, p = len(now), len(init), len(prev)
     offer = memo.get(SNAPSHOT_OFFER)
     copy_to = offer[2] if offer is not None and offer[0] == ctx.step and offer[1] is params \
@@ -149,15 +210,15 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     if table is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
         if copy_to is not None:  # the parameters were copied too, at these versions
             memo[SNAPSHOT_WRITTEN] = (ctx.step, copy_to, [t._version for t in now])
-        g, w, di, w_init, dp, w_prev, rot, ratio = table.unbind()
+        out = ParamNorms.of_table(names, table, _present(bool(grads_list), bool(i), bool(p)),
+                                  torch.linalg.vector_norm(table, dim=1))
         if i and init_norms is None:
-            memo["init_norms"] = (init_key, w_init)
-        memo["weight_norms"] = (ctx.step, names, w)
-        return ParamNorms(names, w, g if grads_list else None, di if i else None,
-                          w_init if i else None, dp if p else None, w_prev if p else None,
-                          rot if i else None, ratio if p else None,
-                          torch.linalg.vector_norm(table, dim=1))
+            memo["init_norms"] = (init_key, out.init)
+        memo["weight_norms"] = (ctx.step, names, table)  # its weight row: no view made
+        return out
     grads_list = _grads_list(ctx, names)  # detached, for torch's norms
+    if prev_norms is not None and prev_norms.dim() == 2:  # the fused table of the step before
+        prev_norms = prev_norms[_ROW["weight"]]
     wi = 0 if init_norms is not None else i  # norms to compute
     wp = 0 if prev_norms is not None else p
     bases = [*init, *prev]
@@ -180,6 +241,12 @@ def _grads_list(ctx: ProbeContext, names: tuple[str, ...]) -> list[torch.Tensor]
     else an empty list."""
     grads = ctx.grads()
     return list(grads.values()) if tuple(grads) == names else []
+
+
+@lru_cache(maxsize=16)
+def _present(grads: bool, init: bool, prev: bool) -> tuple[bool, ...]:
+    """Which rows of the fused table :class:`ParamNorms` gives (the others read None)."""
+    return (grads, True, init, init, prev, prev, init, prev)
 
 
 @lru_cache(maxsize=64)
@@ -241,20 +308,12 @@ def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
 
 
 def _from_table(prefix: str, table: ParamNorms, family: str) -> Packed:
-    """``prefix``: the L2 norm of the family's vector (from ``table.totals`` on the fused
-    path); ``prefix/<name>``: its entries."""
-    per = getattr(table, family)
-    total = (Table(total_names(prefix, family), table.totals) if table.totals is not None
-             else torch.linalg.vector_norm(per))
-    return {f"{prefix} (total)" if table.totals is not None else prefix: total,
-            f"{prefix}/*": Table(metric_names(prefix, table.names), per)}
-
-
-@lru_cache(maxsize=64)
-def total_names(name: str, family: str) -> tuple[str | None, ...]:
-    """Names of :attr:`ParamNorms.totals` for a :class:`Table` that records only the
-    total of ``family`` (a name of :data:`trainlab.probes.fused.ROWS`), as ``name``."""
-    return tuple(name if f == family else None for f in fused.ROWS)
+    """``prefix``: the L2 norm of the family's vector (a float from ``table.totals`` on the
+    fused path); ``prefix/<name>``: its entries."""
+    entries = table.entries(metric_names(prefix, table.names), family)
+    total = (table.total(family) if table.totals is not None
+             else torch.linalg.vector_norm(entries.values))
+    return {prefix: total, f"{prefix}/*": entries}
 
 
 _TINY32 = struct.unpack("f", struct.pack("f", 1e-30))[0]
@@ -284,7 +343,7 @@ class GradNorm(PackedProbe):
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
-        if table is not None and table.grad is not None:
+        if table is not None and table.has("grad"):
             return _from_table("grad_norm", table, "grad")
         return _norms("grad_norm", ctx.grads())  # some parameters have no gradient
 
@@ -311,16 +370,16 @@ class UpdateRatio(PackedProbe):
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
-        if table is None or table.prev_dist is None or table.prev is None:
+        if table is None or not (table.has("prev_dist") and table.has("prev")):
             return {}
+        if table.table is not None:  # the ratios formed in C (same bits)
+            names = metric_names("update_ratio", table.names)
+            return {"update_ratio/*": table.entries(names, "ratio"),
+                    "update_ratio": ratio_total(table.total("prev_dist"), table.total("prev"),
+                                                table.table.dtype),
+                    "update_norm": table.total("prev_dist")}
         d, w = table.prev_dist, table.prev
         names = metric_names("update_ratio", table.names)
-        if table.ratio is not None and table.totals is not None:  # formed in C (same bits)
-            totals = table.totals.tolist()
-            return {"update_ratio/*": Table(names, table.ratio),
-                    "update_ratio": ratio_total(totals[4], totals[5], w.dtype),
-                    "update_norm (total)": Table(total_names("update_norm", "prev_dist"),
-                                                 table.totals)}
         out: Packed = {"update_ratio/*": Table(names, d.div(w.clamp_min(1e-30)))}
         total_d = torch.linalg.vector_norm(d)
         out["update_ratio"] = total_d / torch.linalg.vector_norm(w).clamp_min(1e-30)

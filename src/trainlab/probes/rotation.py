@@ -9,7 +9,7 @@ from functools import lru_cache
 import torch
 
 from trainlab.probes._probe import PROBES, Packed, PackedProbe, ProbeContext, Table
-from trainlab.probes.norms import metric_names, param_norms, total_names
+from trainlab.probes.norms import metric_names, param_norms
 
 
 class Rotation(PackedProbe):
@@ -33,19 +33,20 @@ class Rotation(PackedProbe):
 
     def measure_packed(self, ctx: ProbeContext) -> Packed:
         table = param_norms(ctx)
-        if table is None or table.init_dist is None or table.init is None:
+        if table is None or not (table.has("init_dist") and table.has("init")):
             return {}
-        d, w, w0 = table.init_dist, table.weight, table.init
-        out: Packed = {"distance/*": Table(metric_names("distance", table.names), d)}
+        out: Packed = {"distance/*": table.entries(metric_names("distance", table.names),
+                                                   "init_dist")}
         if table.totals is not None:  # the fused path: the total and the rotations from C
-            out["distance (total)"] = Table(total_names("distance", "init_dist"), table.totals)
+            out["distance"] = table.total("init_dist")
         else:
-            out["distance"] = torch.linalg.vector_norm(d)
+            out["distance"] = torch.linalg.vector_norm(table.init_dist)
         names = _rotation_names(ctx, table.names)
         if any(n is not None for n in names):
             # the values of the tensors with fewer than 2 dims are dropped
-            out["rotation/*"] = Table(names, table.rotation if table.rotation is not None
-                                      else cosine_distance(d, w, w0))
+            out["rotation/*"] = (table.entries(names, "rotation") if table.has("rotation")
+                                 else Table(names, cosine_distance(
+                                     table.init_dist, table.weight, table.init)))
         return out
 
 

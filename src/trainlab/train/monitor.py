@@ -556,15 +556,17 @@ class Monitor:
                 continue
             if isinstance(value, Table):
                 vector = value.values
-                if vector.is_cpu:
+                if vector.is_cpu:  # read once (a vector, or all rows of a 2-D table)
                     entries = read.get(id(vector))
                     if entries is None:  # exact Python floats (ints for integer vectors)
                         entries = read[id(vector)] = vector.tolist()
                         if not vector.is_floating_point():
-                            entries = read[id(vector)] = [float(x) for x in entries]
+                            entries = read[id(vector)] = _floats(entries)
+                    if value.row is not None:
+                        entries = entries[value.row]
                     items += [(n, x) for n, x in zip(value.names, entries) if n is not None]
                     continue
-                entries: Any = zip(value.names, vector.unbind())
+                entries: Any = zip(value.names, value.vector().unbind())
             else:
                 entries = ((name, value),)
             for n, x in entries:
@@ -750,6 +752,11 @@ def _policy(probe: Probe) -> str:
     if name in PROBES and isinstance(probe, PROBES.get(name)):
         return PROBES.entry(name).info.ddp
     return "global-batch"
+
+
+def _floats(entries: list) -> list:
+    """``tensor.tolist()``'s numbers (nested lists for a 2-D tensor) as Python floats."""
+    return [_floats(x) if isinstance(x, list) else float(x) for x in entries]
 
 
 def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
