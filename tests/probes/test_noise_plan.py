@@ -8,6 +8,7 @@ that do not fit); the per-example norms' mean and std of ``fused.norm_spread`` w
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import pickle
 import warnings
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import trainlab.log
 from trainlab.probes import build_probes, fused, noise_plan
 from trainlab.probes import gradient_noise as gn_module
 from trainlab.probes.noise_plan import NoisePlan, _float32, _quotient
@@ -131,13 +133,26 @@ def test_frozen_parameters(monkeypatch, frozen):
     assert used == ([(12, torch.float32)] * 2 if frozen == "layer" else [])
 
 
-def test_a_layer_recorded_twice_takes_the_general_path(monkeypatch):
+def test_a_layer_recorded_twice_takes_the_general_path(monkeypatch, caplog):
     def make():
         torch.manual_seed(0)
         return Twice()
 
-    used = same_runs(make, monkeypatch, [{"batch": 12, "dtype": torch.float32}] * 2)
+    monkeypatch.setattr(trainlab.log, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        used = same_runs(make, monkeypatch, [{"batch": 12, "dtype": torch.float32}] * 2)
     assert used == [None, None]  # the plan refused the records; the general path ran
+    said = [r.getMessage() for r in caplog.records if "do not fit the kept plan" in
+            r.getMessage()]
+    assert len(said) == 1  # once, not at each step
+
+
+def test_no_plan_is_said_once(monkeypatch, caplog):
+    monkeypatch.setattr(trainlab.log, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        run(mlp(), False, monkeypatch, [{"batch": 12, "dtype": torch.float32}] * 3)
+    said = [r.getMessage() for r in caplog.records if "kept plan" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("grad-noise: no kept plan for this model")
 
 
 def records_of(model, x, y):

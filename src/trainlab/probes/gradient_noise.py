@@ -43,6 +43,7 @@ from torch import nn
 from torch.func import functional_call
 
 from trainlab.errors import ConfigError, check_range
+from trainlab.log import warn_once
 from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
@@ -440,7 +441,20 @@ class GradientNoise(Probe):
         plan = self._plan
         if plan is None or plan[0] != key:
             plan = self._plan = (key, NoisePlan.build(layout, n, dtype))
-        return None if plan[1] is None else plan[1].measure(records)
+        if plan[1] is None:
+            warn_once("grad-noise:no-plan",
+                      "grad-noise: no kept plan for this model (a layer's weight frozen or of "
+                      "another dtype or device, fewer than 2 examples, or the C sums off): "
+                      "the general path runs (same numbers, slower)")
+            return None
+        out = plan[1].measure(records)
+        if out is None:
+            warn_once("grad-noise:plan-refused",
+                      "grad-noise: the captured records do not fit the kept plan (a layer "
+                      "missing or recorded twice, autocast, inputs with extra dimensions, "
+                      "non-contiguous tensors): the general path runs for such steps (same "
+                      "numbers, slower)")
+        return out
 
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
