@@ -30,7 +30,10 @@ def crash_once(job):
 def local_ray():
     # the test module is not importable by name in Ray's workers: ship its functions by value
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a Ray of this test's own, not the latest cluster another process started on
+    # this machine (Ray's default), whose workers would run another checkout's code and
+    # environment
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -73,3 +76,29 @@ def test_address_without_the_ray_executor_is_a_one_line_error(tmp_path, capsys):
                  str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--executor ray" in err
+
+
+@pytest.mark.parametrize(("address", "num_cpus", "want"), [
+    (None, 3, {"address": "local", "num_cpus": 3}),  # never the latest cluster on the machine
+    ("auto", None, {"address": "auto"}),
+    ("ray://head:10001", None, {"address": "ray://head:10001"}),
+])
+def test_the_address_given_to_ray_init(monkeypatch, address, num_cpus, want):
+    import trainlab.integrations.ray as module
+
+    calls = []
+
+    class FakeRay:
+        def is_initialized(self):
+            return False
+
+        def init(self, **kwargs):
+            calls.append(kwargs)
+
+        def shutdown(self):
+            calls.append("shutdown")
+
+    monkeypatch.setattr(module, "_ray", FakeRay)
+    monkeypatch.setattr(RayExecutor, "_map", lambda self, ray, fn, jobs: [fn(j) for j in jobs])
+    assert RayExecutor(address, num_cpus=num_cpus).map(lambda j: j + 1, [1, 2]) == [2, 3]
+    assert calls == [{"include_dashboard": False, "log_to_driver": False, **want}, "shutdown"]

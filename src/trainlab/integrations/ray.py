@@ -35,7 +35,10 @@ class RayExecutor:
 
     Args:
         address: a Ray cluster's address (``"auto"``, ``"ray://host:10001"``); ``None``
-            starts a local Ray for the call (or uses one already initialized).
+            starts a new local Ray for the call (or uses one already initialized in this
+            process). Not Ray's own default for ``None``, which attaches to the latest
+            cluster started on the machine (``/tmp/ray/ray_current_cluster``), whoever
+            started it: a run would then train in another program's workers.
         num_cpus: CPUs of a local Ray started here (default: all).
         max_attempts: submissions of a job whose worker died, in all (>= 1).
 
@@ -58,9 +61,9 @@ class RayExecutor:
         started = not ray.is_initialized()
         if started:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address is None:
+            if self.address is None:  # a new local Ray, never one another process started
                 kwargs["num_cpus"] = self.num_cpus
-            ray.init(address=self.address, **kwargs)
+            ray.init(address="local" if self.address is None else self.address, **kwargs)
         try:
             return self._map(ray, fn, jobs)
         finally:
