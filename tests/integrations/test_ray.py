@@ -10,6 +10,7 @@ import ray
 from ray import cloudpickle
 
 from trainlab.integrations.ray import RayExecutor
+from trainlab.probes import fused
 from trainlab.store import RunStore
 from trainlab.train import RunConfig
 from trainlab.train.grid import SerialExecutor, expand_grid, parse_grid, run_grid
@@ -34,6 +35,11 @@ def local_ray():
     # this machine (Ray's default), whose workers would run another checkout's code and
     # environment
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # the workers load the economy sums' C library from this session's cache instead of each
+    # compiling it (on a loaded machine a worker's compile once ran past its time limit, and
+    # that worker took the eager path: other last bits than the local grid)
+    if fused.available():
+        fused.build()
     yield
     ray.shutdown()
 
