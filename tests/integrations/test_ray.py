@@ -38,7 +38,7 @@ def local_ray():
     # the workers load the economy sums' C library from this session's cache instead of each
     # compiling it (on a loaded machine a worker's compile once ran past its time limit, and
     # that worker took the eager path: other last bits than the local grid)
-    if fused.available():
+    if fused.library() is not None:  # None: no compiler here (warned), nothing to build
         fused.build()
     yield
     ray.shutdown()
