@@ -135,3 +135,19 @@ def economy_history(model: nn.Module, dtype: torch.dtype, *, steps: int, batch: 
         opt.step()
     mon.finish()
     return mon.history
+
+
+def captured_records(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """What a :class:`~trainlab.probes.per_sample.LinearCapture` records over one forward and
+    backward pass of ``model`` on ``(x, y)`` (cross-entropy), the capture removed after."""
+    from trainlab.probes.per_sample import LinearCapture
+
+    cap = LinearCapture(model)
+    cap.arm(True)
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    cap.arm(False)
+    records = cap.take()
+    cap.remove()
+    return records
+

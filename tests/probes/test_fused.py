@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import torch
-import torch.nn.functional as F
+from _probe_helpers import captured_records
 from _probe_helpers import economy_history as run_economy
 from torch import nn
 
@@ -24,7 +24,6 @@ from trainlab.probes.noise_plan import NoisePlan
 from trainlab.probes.per_sample import (
     FlatBuffers,
     GradStats,
-    LinearCapture,
     Pending,
     _linear_layout,
     captured_grad_stats,
@@ -337,12 +336,7 @@ def test_planned_and_general_paths_give_the_same_bits_on_the_fused_path(dtype, b
     fast, slow = FlatBuffers(), FlatBuffers()
     for _ in range(3):
         x, y = torch.randn(24, 9, generator=g).to(dtype), torch.randint(0, 4, (24,), generator=g)
-        cap = LinearCapture(model)
-        cap.arm(True)
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        cap.arm(False)
-        records = cap.take()
+        records = captured_records(model, x, y)
         got = captured_grad_stats(model, records, 24, buffers=fast, deferred=True)
         slow.plan = None  # the general path
         want = captured_grad_stats(model, records, 24, buffers=slow, deferred=True)

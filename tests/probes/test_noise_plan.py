@@ -16,13 +16,14 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from _probe_helpers import captured_records
 from torch import nn
 
 import trainlab.log
 from trainlab.probes import build_probes, fused, noise_plan
 from trainlab.probes import gradient_noise as gn_module
 from trainlab.probes.noise_plan import NoisePlan, _float32, _quotient
-from trainlab.probes.per_sample import LinearCapture, _linear_layout
+from trainlab.probes.per_sample import _linear_layout
 from trainlab.train import Monitor
 
 pytestmark = pytest.mark.skipif(fused.library() is None, reason="no C compiler here")
@@ -155,22 +156,11 @@ def test_no_plan_is_said_once(monkeypatch, caplog):
     assert len(said) == 1 and said[0].startswith("grad-noise: no kept plan for this model")
 
 
-def records_of(model, x, y):
-    cap = LinearCapture(model)
-    cap.arm(True)
-    model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    cap.arm(False)
-    records = cap.take()
-    cap.remove()
-    return records
-
-
 def test_records_that_do_not_fit_are_refused_before_any_call():
     model = mlp()
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(24, 9, generator=g), torch.randint(0, 4, (24,), generator=g)
-    records = records_of(model, x, y)
+    records = captured_records(model, x, y)
     plan = NoisePlan.build(_linear_layout(model), 24, torch.float32)
     assert plan is not None and plan.measure(records) is not None
     assert plan._spans is None  # (the layer-by-layer spans of a layout, checked here)
