@@ -1,9 +1,11 @@
 """Suite-wide settings: one thread per worker (xdist runs two), deterministic algorithms,
-and a private cache directory for generated datasets."""
+and a private cache directory (generated datasets, the C library of the economy sums)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -12,10 +14,27 @@ torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _cache_dir(tmp_path_factory):
-    os.environ.setdefault("TRAINLAB_CACHE", str(tmp_path_factory.mktemp("trainlab-cache")))
-    yield
+_SUITE_CACHE = "_TRAINLAB_SUITE_CACHE"  # the cache folder this suite made (not the user's)
+
+
+def pytest_configure(config):
+    """A private ``TRAINLAB_CACHE`` for this run (generated datasets, the economy sums' C
+    library), set before collection: test modules build the C library at import time (their
+    skip marks ask whether it loads), which must not write to the user's cache. Under xdist
+    each worker gets a folder of its own inside the controller's; a ``TRAINLAB_CACHE`` the
+    user set is kept."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    ours = os.environ.get(_SUITE_CACHE)
+    if ours is not None and os.environ.get("TRAINLAB_CACHE") == ours and worker:
+        path = os.path.join(ours, worker)  # inherited from this run's controller
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    elif "TRAINLAB_CACHE" not in os.environ:
+        path = tempfile.mkdtemp(prefix="trainlab-test-cache-")
+        os.environ[_SUITE_CACHE] = path
+        config.add_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
+    else:
+        return
+    os.environ["TRAINLAB_CACHE"] = path
 
 
 @pytest.fixture
