@@ -22,7 +22,9 @@ from torch import nn
 import trainlab.log
 from trainlab.probes import build_probes, fused, noise_plan
 from trainlab.probes import gradient_noise as gn_module
-from trainlab.probes.noise_plan import NoisePlan, _float32, _quotient
+from trainlab.probes._scalar_bits import float32 as _float32
+from trainlab.probes._scalar_bits import quotient as _quotient
+from trainlab.probes.noise_plan import NoisePlan
 from trainlab.probes.per_sample import _linear_layout
 from trainlab.train import Monitor
 

@@ -60,6 +60,7 @@ import torch
 from torch import nn
 
 from trainlab.probes import fused
+from trainlab.probes._scalar_bits import quotient, rounding
 from trainlab.probes.per_sample import Records, _Layout, _shaped
 
 WIDE_GSNR = 2 ** 24
@@ -164,7 +165,7 @@ class NoisePlan:
         self._sums = array("d", [0.0, 0.0, 0.0])
         self._tiny = torch.finfo(dtype).tiny
         self._itemsize = self.flat_sq.element_size()
-        self._rounded = _rounding(dtype)
+        self._rounded = rounding(dtype)
         # what a step checks and where it writes, per layer: (module, shapes of a, d, the
         # weight and the bias (None: no bias), slot of d in the pointer array, slots of the
         # weight and bias gradients in the source array)
@@ -281,7 +282,7 @@ class NoisePlan:
         self._spread(*self._spread_args)
         mean, std = fused.spread_values(*self._spread_out, n, self.dtype)
         return {"gns": rounded(trace_cov / grad_sq) if grad_sq != 0
-                else _quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
+                else quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
                 "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
                 "per_sample_grad_norm/std": std}
 
@@ -308,27 +309,3 @@ def _spans(segments: list[tuple[int, int, int, str]], layers: int, total: int
         spans.append((mine[0], len(mine), start, end - start))
         at = end
     return tuple(spans) if at == total else None
-
-
-def _float32(value: float) -> float:
-    """``value`` rounded to the nearest float32 (ties to even; beyond its range an infinity),
-    as ``torch.tensor(value, dtype=torch.float32)`` rounds it (a C conversion both)."""
-    return array("f", (value,))[0]
-
-
-def _same(value: float) -> float:
-    return value
-
-
-def _rounding(dtype: torch.dtype) -> Callable[[float], float]:
-    return _float32 if dtype == torch.float32 else _same
-
-
-def _quotient(num: float, den: float, dtype: torch.dtype) -> float:
-    """``num / den`` as the division of two 0-d tensors of ``dtype`` holding them gives it:
-    for float32 operands the float64 quotient rounded once to float32 is the IEEE float32
-    quotient (53 >= 2 * 24 + 2 bits); a zero divisor (an infinity or NaN, which Python
-    would raise on) divided by torch."""
-    if den == 0:
-        return (torch.tensor(num, dtype=dtype) / torch.tensor(den, dtype=dtype)).item()
-    return _rounding(dtype)(num / den)

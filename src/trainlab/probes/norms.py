@@ -17,9 +17,7 @@ to the bit, tested.
 
 from __future__ import annotations
 
-import math
 import operator
-import struct
 from functools import lru_cache
 
 import torch
@@ -33,6 +31,7 @@ from trainlab.probes._probe import (
     ProbeContext,
     Table,
 )
+from trainlab.probes._scalar_bits import quotient, rounding
 
 _NORM_DTYPES = (torch.float32, torch.float64)
 
@@ -316,23 +315,13 @@ def _from_table(prefix: str, table: ParamNorms, family: str) -> Packed:
     return {prefix: total, f"{prefix}/*": entries}
 
 
-_TINY32 = struct.unpack("f", struct.pack("f", 1e-30))[0]
-
-
 def ratio_total(d: float, w: float, dtype: torch.dtype) -> float:
     """``d / max(w, 1e-30)`` as torch forms it from two 0-d tensors of ``dtype`` (float32 or
-    float64) holding ``d`` and ``w``: the quotient of the two (exact float32 / float64)
-    values, rounded once to ``dtype``. For float32 the quotient is taken in float64 and
-    then rounded to float32, which gives the correctly rounded float32 quotient (double
-    rounding is innocuous for a division when the wider format has at least 2p + 2 = 50
-    bits, here 53; tested against torch, subnormal and overflowing quotients included)."""
-    if dtype is torch.float64:
-        return d / (1e-30 if w < 1e-30 else w)
-    q = d / (_TINY32 if w < _TINY32 else w)
-    try:
-        return struct.unpack("f", struct.pack("f", q))[0]
-    except OverflowError:  # beyond float32's range: torch's quotient is infinite
-        return math.copysign(math.inf, q)
+    float64) holding ``d`` and ``w`` (``clamp_min`` then the division,
+    :func:`~trainlab.probes._scalar_bits.quotient`; tested against torch, subnormal and
+    overflowing quotients included)."""
+    tiny = rounding(dtype)(1e-30)
+    return quotient(d, tiny if w < tiny else w, dtype)
 
 
 class GradNorm(PackedProbe):
