@@ -26,7 +26,7 @@ class Sink:
     def write(self, step, values):
         self.writes.append((step, [(n, float.hex(v)) for n, v in values.items()]))
 
-    def close(self):
+    def close(self):  # a sink's interface; this test sink holds nothing to release
         pass
 
 
