@@ -9,9 +9,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from trainlab.probes import fused
-from trainlab.probes.norms import ratio_total
+from trainlab.probes import Probe, build_probes, fused
+from trainlab.probes.norms import param_norms, ratio_total
+from trainlab.train import Monitor
 
 pytestmark = pytest.mark.skipif(not fused.available() or fused.library() is None,
                                 reason="no C compiler: the fused path is not built")
@@ -197,3 +200,90 @@ def test_a_swapped_tensor_cannot_come_back_at_its_old_address():
     assert not plans[0].matches((w, init, prev, ()))
     assert torch.equal(fused.tensor_norms(w, grads, init, prev, ALL, None, plans),
                        fresh(w, grads, init, prev))
+
+
+def test_kept_results_never_see_a_later_calls_numbers():
+    """Each call's table is new and never written again: tables (and rows and views of them)
+    kept over more calls than a block of tables holds keep their numbers, every table is
+    a distinct ``(8, k)`` contiguous tensor of the weights' dtype, and the blocks are the
+    stated size."""
+    w, grads, init, prev, _ = tensors()
+    copy = [t.clone() for t in prev]
+    plans: list = []
+    kept, rows, copies = [], [], []
+    calls = 2 * fused.TABLES_PER_BLOCK + 3
+    for step in range(calls):
+        grads = tensors(seed=step + 1)[1]
+        for t in w:
+            t.mul_(1.001)
+        # the two snapshot buffers alternate as a monitor's do (two plans of one set)
+        before, after = (prev, copy) if step % 2 else (copy, prev)
+        table = fused.tensor_norms(w, grads, init, before, ALL, after, plans)
+        assert table.shape == (8, len(w)) and table.is_contiguous() and table.dtype is w[0].dtype
+        kept.append(table)
+        rows.append(table[0])  # a view kept without its table
+        copies.append(table.clone())
+    assert len({t.data_ptr() for t in kept}) == calls
+    for table, row, copy_ in zip(kept, rows, copies):
+        assert torch.equal(table, copy_) and torch.equal(row, copy_[0])
+    tables = plans[0].tables
+    assert tables is plans[1].tables  # shared by the plans of the same weights
+    assert tables.block == min(fused.TABLES_PER_BLOCK,
+                               fused.TABLE_BLOCK_BYTES // (8 * len(w) * 4))
+
+
+def test_known_norms_checked_in_full_when_their_table_changed():
+    """The previous table passed back as known norms is taken by identity and address; a
+    ``.data`` swapped onto it is noticed: another dtype refused (None), another tensor of
+    the right layout read at its new address (the bits of a call given that tensor)."""
+    w, grads, init, prev, _ = tensors()
+    plans: list = []
+    want = ("grad", "weight", "prev_dist", "update_ratio")
+    before = fused.tensor_norms(w, grads, None, prev, ("weight",), None, plans)
+    got = fused.tensor_norms(w, grads, None, prev, want, None, plans, prev_norms=before)
+    assert torch.equal(got[5], before[1])  # its weight row, copied
+    before = fused.tensor_norms(w, grads, None, prev, ("weight",), None, plans)
+    before.data = before.data.double()
+    assert fused.tensor_norms(w, grads, None, prev, want, None, plans,
+                              prev_norms=before) is None
+    other = torch.rand(8, len(w), generator=torch.Generator().manual_seed(7))
+    before = fused.tensor_norms(w, grads, None, prev, ("weight",), None, plans)
+    before.data = other
+    got = fused.tensor_norms(w, grads, None, prev, want, None, plans, prev_norms=before)
+    assert torch.equal(got, fused.tensor_norms(w, grads, None, prev, want,
+                                               prev_norms=other.clone()))
+    assert torch.equal(got[5], other[1])
+
+
+def test_a_probe_keeping_param_norms_across_steps_keeps_its_numbers():
+    """Inside a monitor (economy at every step, the snapshot written by the pass) a probe
+    that keeps each step's ``ParamNorms``, a row of it and its totals sees, after more steps
+    than a block of tables holds, the numbers of the step it kept them at."""
+    seen = []
+
+    class Keeper(Probe):
+        name = "keeper"
+
+        def measure(self, ctx):
+            norms = param_norms(ctx)
+            grad = norms.grad  # a view of the step's table
+            seen.append((norms, grad, norms.table.clone(), norms.totals.clone()))
+            return {}
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                  probes=[*build_probes("economy"), Keeper()], seed=1)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(fused.TABLES_PER_BLOCK + 6):
+        x, y = torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)
+        opt.zero_grad()
+        (loss := F.cross_entropy(model(x), y)).backward()
+        mon.step(loss, (x, y))
+        opt.step()
+    mon.finish()
+    assert len({norms.table.data_ptr() for norms, *_ in seen}) == len(seen)
+    for norms, grad, table, totals in seen:
+        assert torch.equal(norms.table, table) and torch.equal(norms.totals, totals)
+        assert torch.equal(grad, table[0])

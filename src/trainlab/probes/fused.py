@@ -248,6 +248,19 @@ void trainlab_norms_f64(int64_t count, const int64_t *sizes, const uintptr_t *pt
     ((want & OWN) ? norms_f64_all : norms_f64_four)(count, sizes, ptrs, gptrs, want, out);
     derived_f64(count, want, out, a0, b0);
 }
+/* The same with the arguments in one array, as a kept plan fills them in place (one
+   argument to convert per call): a = {double?, count, sizes, ptrs, gptrs, want, out, a0,
+   b0}, pointers as integers (0: none). */
+void trainlab_norms_packed(const uintptr_t *a) {
+    if (a[0])
+        trainlab_norms_f64((int64_t)a[1], (const int64_t *)a[2], (const uintptr_t *)a[3],
+                           (const uintptr_t *)a[4], (int)a[5], (double *)a[6],
+                           (const double *)a[7], (const double *)a[8]);
+    else
+        trainlab_norms_f32((int64_t)a[1], (const int64_t *)a[2], (const uintptr_t *)a[3],
+                           (const uintptr_t *)a[4], (int)a[5], (float *)a[6],
+                           (const float *)a[7], (const float *)a[8]);
+}
 
 /* The GSNR sums over S (sum) and Q (sq), per element as the eager path in T:
    s = S (or src * f, or S * f, on a segment), s2 = s * s, v = Q [* qf] * nn - s2,
@@ -536,6 +549,8 @@ def _load() -> ctypes.CDLL | None:
             if path.exists():
                 raise
             lib = ctypes.CDLL(str(build()))  # removed as stale by another build meanwhile
+        lib.trainlab_norms_packed.argtypes = [_P]
+        lib.trainlab_norms_packed.restype = None
         for suffix, scalar in _DTYPES.values():
             norms = getattr(lib, f"trainlab_norms_{suffix}")
             norms.argtypes = [_I, _P, _P, _P, ctypes.c_int, _P, _P, _P]
@@ -591,13 +606,16 @@ def _fits(tensors: list[torch.Tensor], dtype: torch.dtype) -> bool:
 def _pointers(tensors: list[torch.Tensor], dtype: torch.dtype, sizes: list[int]
               ) -> list[int] | None:
     """The data pointers of ``tensors`` when each is a contiguous CPU tensor of ``dtype``
-    with ``sizes[i]`` entries (what the C functions may read), else None."""
-    out = []
-    for t, size in zip(tensors, sizes):
-        if t.dtype is not dtype or not t.is_cpu or not t.is_contiguous() or t.numel() != size:
-            return None
-        out.append(t.data_ptr())
-    return out
+    with ``sizes[i]`` entries (what the C functions may read), else None (also when the
+    two lists differ in length)."""
+    if len(tensors) != len(sizes):
+        return None
+    out = [t.data_ptr() for t, size in zip(tensors, sizes) if t.dtype is dtype and t.is_cpu
+           and t.is_contiguous() and t.numel() == size]  # one comprehension: no call per tensor
+    return out if len(out) == len(sizes) else None
+
+
+_DATA_PTR = torch.Tensor.data_ptr
 
 
 def unfit(what: str, why: str) -> None:
@@ -641,20 +659,29 @@ def tensor_norms(weights: list[torch.Tensor], grads: list[torch.Tensor] | None,
     ``plans``: a list the caller keeps from one call to the next (e.g. a monitor's run
     cache), holding the :class:`NormsPlan` of recent calls; a plan whose tensors are still
     the ones given is reused (:meth:`NormsPlan.matches`), else a new one is built and kept.
-    The numbers are the same either way, to the bit."""
+    The numbers are the same either way, to the bit. A plan (and so a ``plans`` list) is
+    for one thread at a time: a call writes its arguments into the plan's array. Each
+    call returns a new table, never written again (:class:`_Tables`)."""
     lib = library()
     if lib is None or not weights:
         return None
     columns = (weights, init or (), prev or (), copy_to or ())
     plan = None
     if plans is not None:
-        plan = next((p for p in plans if p.matches(columns)), None)
+        for kept in plans:
+            if kept.matches(columns):
+                plan = kept
+                break
     if plan is None:
         plan = NormsPlan.build(lib, columns)
         if plan is None:
             return None
-        if plans is not None:  # the plans of other weights are dropped: they keep tensors
-            plans[:] = [plan, *(p for p in plans if p.same_weights(weights))][:PLANS_KEPT]
+        if plans is None:  # used once: a table of its own
+            plan.tables = _Tables(plan.count, plan.dtype, 1)
+        else:  # the plans of other weights are dropped: they keep tensors
+            same = [p for p in plans if p.same_weights(weights)]
+            plan.tables = same[0].tables if same else _Tables(plan.count, plan.dtype)
+            plans[:] = [plan, *same][:PLANS_KEPT]
     return plan.run(grads or (), want, init_norms, prev_norms)
 
 
@@ -662,8 +689,70 @@ PLANS_KEPT = 4
 """How many :class:`NormsPlan` a ``plans`` list keeps (a monitor alternates two snapshot
 buffers at cadence 1: two plans of the same weights)."""
 
+TABLE_BLOCK_BYTES = 65536
+"""The result tables of a kept plan are allocated together, as views of one block of at
+most this many bytes (and at most :data:`TABLES_PER_BLOCK` tables; :class:`_Tables`)."""
+
+TABLES_PER_BLOCK = 64
+
 _COLUMN = {"weights": 1, "init": 2, "prev": 3, "copy_to": 4}  # column of ptrs (C's layout;
 # column 0, the gradients', stays 0: they are passed apart, checked at every call)
+
+
+class _Tables:
+    """New ``(8, count)`` result tables for the plans of one set of weights, each handed
+    out once and never written again: a caller that keeps a result (a
+    :class:`~trainlab.probes.norms.ParamNorms`, a row, a view) never sees a later call's
+    numbers. They are made a block at a time (one ``torch.empty`` and one ``unbind`` for
+    up to :data:`TABLES_PER_BLOCK` tables of :data:`TABLE_BLOCK_BYTES` in all, their
+    addresses computed from the block's), so that a call allocates no tensor: in a
+    training step an allocation costs 5-8 us with its code out of the caches. A table
+    kept by a caller keeps its block's memory (at most that many bytes) allocated.
+
+    The last table handed out is remembered with its address (and the last known norms
+    passed in, :meth:`known`), so that the next call, which reads its weight row as the
+    previous parameters' norms, checks it by identity, data pointer and dtype instead of
+    in full."""
+
+    __slots__ = ("block", "count", "dtype", "free", "kept", "last", "row_bytes")
+
+    def __init__(self, count: int, dtype: torch.dtype, block: int | None = None):
+        self.count, self.dtype = count, dtype
+        size = torch.empty((), dtype=dtype).element_size()
+        self.row_bytes = count * size
+        self.block = block or max(1, min(TABLES_PER_BLOCK,
+                                         TABLE_BLOCK_BYTES // (8 * self.row_bytes)))
+        self.free: list[tuple[torch.Tensor, int]] = []
+        self.last: tuple[torch.Tensor, int] | None = None
+        self.kept: tuple[torch.Tensor, int, int] | None = None
+
+    def take(self) -> tuple[torch.Tensor, int]:
+        """A new table and its data pointer."""
+        free = self.free
+        if not free:
+            block = torch.empty(self.block, 8, self.count, dtype=self.dtype)
+            base, step = block.data_ptr(), 8 * self.row_bytes
+            free.extend((t, base + i * step) for i, t in enumerate(block.unbind(0)))
+            free.reverse()  # handed out in address order
+        self.last = out = free.pop()
+        return out
+
+    def known(self, t: torch.Tensor) -> int:
+        """The address of known norms ``t`` (:func:`_known`): the previous table handed out
+        or the known norms of the previous call, checked by identity, data pointer (a
+        swapped ``.data`` moves it) and dtype; any other tensor checked in full."""
+        last = self.last
+        if last is not None and t is last[0] and t.data_ptr() == last[1] \
+                and t.dtype is self.dtype:
+            return last[1] + self.row_bytes  # its weight row
+        kept = self.kept
+        if kept is not None and t is kept[0] and t.data_ptr() == kept[1] \
+                and t.dtype is self.dtype:
+            return kept[2]
+        address = _known(t, self.dtype, self.count)
+        if address:
+            self.kept = (t, t.data_ptr(), address)
+        return address
 
 
 class NormsPlan:
@@ -683,20 +772,29 @@ class NormsPlan:
     unfit gradient means no fused pass) and their pointers written into the array anew.
     Not noticed: a kept tensor whose shape or strides are changed in place without moving
     its data (``resize_`` to fewer entries, ``transpose_``); the tensors a monitor hands in
-    are its own (detached views, copies, buffers), which nothing changes that way.
+    are its own (detached views, copies, buffers), which nothing changes that way. The
+    result tables come from :class:`_Tables` (shared by the plans of the same weights in
+    one ``plans`` list), a new one at each call.
     """
 
-    __slots__ = ("addresses", "columns", "count", "dtype", "fn", "numels", "ptrs", "sizes",
-                 "stable", "storages")
+    __slots__ = ("args", "args_address", "columns", "count", "dtype", "flat", "fn", "numels",
+                 "ptrs", "sizes", "stable", "storages", "tables")
 
     def __init__(self, fn: Any, dtype: torch.dtype, columns: tuple, numels: list[int],
                  ptrs: array, stable: list[int]):
         self.fn, self.dtype, self.columns, self.numels = fn, dtype, columns, numels
         self.count = len(numels)
         self.ptrs, self.sizes, self.stable = ptrs, array("q", numels), stable
-        # the arrays are never resized (their slices are assigned in place): fixed addresses
-        self.addresses = (self.sizes.buffer_info()[0], self.ptrs.buffer_info()[0])
-        self.storages = [t.untyped_storage() for column in columns for t in column]
+        # the arrays are never resized (their items are assigned in place): fixed addresses;
+        # args: trainlab_norms_packed's, the last five (gradients' pointers, want, out, known
+        # norms) written at each call
+        self.args = array("Q", [int(dtype is torch.float64), self.count,
+                                self.sizes.buffer_info()[0], ptrs.buffer_info()[0],
+                                0, 0, 0, 0, 0])
+        self.args_address = self.args.buffer_info()[0]
+        self.flat = [t for column in columns for t in column]  # in the order of stable
+        self.storages = [t.untyped_storage() for t in self.flat]
+        self.tables: _Tables | None = None  # set by tensor_norms
 
     @classmethod
     def build(cls, lib: ctypes.CDLL, columns: tuple) -> NormsPlan | None:
@@ -714,58 +812,61 @@ class NormsPlan:
         for column, tensors in zip(_COLUMN.values(), columns):
             if not tensors:
                 continue
-            column_ptrs = _pointers(tensors, dtype, numels) if len(tensors) == k else None
+            column_ptrs = _pointers(tensors, dtype, numels)
             if column_ptrs is None:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
             ptrs[column::5] = array("Q", column_ptrs)
             stable += column_ptrs
-        fn = getattr(lib, f"trainlab_norms_{_DTYPES[dtype][0]}")
-        return cls(fn, dtype, tuple(tuple(c) for c in columns), numels, ptrs, stable)
+        return cls(lib.trainlab_norms_packed, dtype, tuple(tuple(c) for c in columns),
+                   numels, ptrs, stable)
 
     def same_weights(self, weights: list[torch.Tensor]) -> bool:
         """Whether the plan's weights are the objects ``weights``, at the same data
         pointers (else the plan can never be used again)."""
         kept = self.columns[0]
         return (len(kept) == len(weights) and all(map(operator.is_, kept, weights))
-                and [t.data_ptr() for t in weights] == self.stable[:self.count])
+                and list(map(_DATA_PTR, weights)) == self.stable[:self.count])
 
     def matches(self, columns: tuple) -> bool:
         """Whether ``columns`` (as :meth:`build` takes them) are this plan's tensors: the
         same objects, at the same data pointers."""
-        for kept, now in zip(self.columns, columns):
-            if len(kept) != len(now) or not all(map(operator.is_, kept, now)):
+        for column in (3, 2, 1, 0):  # the copy buffers and previous parameters first: they
+            kept, now = self.columns[column], columns[column]  # tell two plans of a
+            if len(kept) != len(now) or not all(map(operator.is_, kept, now)):  # monitor apart
                 return False
-        return [t.data_ptr() for column in self.columns for t in column] == self.stable
+        return list(map(_DATA_PTR, self.flat)) == self.stable
 
     def run(self, grads: list[torch.Tensor] | tuple, want: tuple[str, ...],
             init_norms: torch.Tensor | None = None, prev_norms: torch.Tensor | None = None
             ) -> torch.Tensor | None:
         """The table of :func:`tensor_norms` for the plan's tensors and ``grads`` (empty:
-        none); None when the gradients do not fit (warned once)."""
-        count = self.count
+        none), a new tensor; None when the gradients do not fit (warned once)."""
         grad_ptrs = None
         if grads:
-            pointers = _pointers(grads, self.dtype, self.numels) if len(grads) == count \
-                else None
+            pointers = _pointers(grads, self.dtype, self.numels)
             if pointers is None:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
-            grad_ptrs = array("Q", pointers)
+            grad_ptrs = array("Q", pointers)  # kept alive until the call returns
+        tables = self.tables
+        if tables is None:  # a plan built by hand: a table of its own at each call
+            tables = self.tables = _Tables(self.count, self.dtype, 1)
         mask = _mask(want, init_norms is not None, prev_norms is not None,
                      bool(self.columns[1]), bool(self.columns[2]), bool(grads))
-        known = [None if t is None else _known(t, self.dtype, count)
-                 for t in (init_norms, prev_norms)]
-        if 0 in known:
+        a0 = None if init_norms is None else tables.known(init_norms)
+        b0 = None if prev_norms is None else tables.known(prev_norms)
+        if a0 == 0 or b0 == 0:
             unfit("param_norms", "known norms not contiguous 1-D CPU vectors of the "
                   "weights' dtype, one entry per weight (or tables of this plan's shape)")
             return None
-        out = torch.empty(8, count, dtype=self.dtype)  # every row written (zeros or values)
-        self.fn(count, self.addresses[0], self.addresses[1],
-                None if grad_ptrs is None else grad_ptrs.buffer_info()[0], mask,
-                out.data_ptr(), known[0], known[1])
+        out, address = tables.take()  # every row written (zeros or values)
+        args = self.args
+        args[4] = 0 if grad_ptrs is None else grad_ptrs.buffer_info()[0]
+        args[5], args[6], args[7], args[8] = mask, address, a0 or 0, b0 or 0
+        self.fn(self.args_address)
         return out
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import operator
 from functools import lru_cache
+from itertools import repeat
 
 import torch
 
@@ -53,6 +54,8 @@ _FIELDS = ("grad", "weight", "init_dist", "init", "prev_dist", "prev", "rotation
 (:data:`trainlab.probes.fused.ROWS`)."""
 
 _ROW = {f: i for i, f in enumerate(_FIELDS)}
+
+_new, _set = object.__new__, object.__setattr__
 
 
 class ParamNorms:
@@ -99,10 +102,12 @@ class ParamNorms:
                  present: tuple[bool, ...], totals: torch.Tensor) -> ParamNorms:
         """The norms of the fused ``table`` (rows in the order of ``_FIELDS``), the rows
         whose ``present`` entry is False read as None."""
-        out = cls.__new__(cls)
-        for field, value in (("names", names), ("table", table), ("totals", totals),
-                             ("_present", present), ("_floats", None)):
-            object.__setattr__(out, field, value)
+        out = _new(cls)
+        _set(out, "names", names)
+        _set(out, "table", table)
+        _set(out, "totals", totals)
+        _set(out, "_present", present)
+        _set(out, "_floats", None)
         return out
 
     def __getattr__(self, field: str) -> torch.Tensor | None:
@@ -179,19 +184,13 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     if trainable is not None and len(trainable) == len(now):
         # the fused pass reads the gradients' data only: no dict, no detach
         grads_list = [p.grad for _, p in trainable]
-        if any(g is None for g in grads_list):
+        if any(map(operator.is_, grads_list, repeat(None))):
             grads_list = []
     else:
         grads_list = _grads_list(ctx, names)
-    init = ([ctx.init_params[n] for n in names]
-            if all(n in ctx.init_params for n in names) else [])
-    prev = ([ctx.prev_params[n] for n in names]
-            if ctx.prev_params is not None and all(n in ctx.prev_params for n in names)
-            else [])
     memo = ctx.run_cache
-    init_key = (names, init, [t._version for t in init])
-    kept = memo.get("init_norms")
-    init_norms = kept[1] if kept is not None and init and _same(kept[0], init_key) else None
+    init, init_norms = _initial(memo, ctx.init_params, names)
+    prev = _in_order(ctx.prev_params, names) if ctx.prev_params is not None else []
     kept = memo.get("weight_norms")
     prev_norms = (kept[2] if kept is not None and prev and kept[0] == ctx.step - 1
                   and kept[1] == names else None)  # a vector, or the fused table before
@@ -208,11 +207,11 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
                                init_norms, prev_norms)
     if table is not None:  # one pass in C (trainlab.probes.fused: its tolerance)
         if copy_to is not None:  # the parameters were copied too, at these versions
-            memo[SNAPSHOT_WRITTEN] = (ctx.step, copy_to, [t._version for t in now])
+            memo[SNAPSHOT_WRITTEN] = (ctx.step, copy_to, list(map(_VERSION, now)))
         out = ParamNorms.of_table(names, table, _present(bool(grads_list), bool(i), bool(p)),
                                   torch.linalg.vector_norm(table, dim=1))
         if i and init_norms is None:
-            memo["init_norms"] = (init_key, out.init)
+            _keep_initial(memo, names, init, out.init)
         memo["weight_norms"] = (ctx.step, names, table)  # its weight row: no view made
         return out
     grads_list = _grads_list(ctx, names)  # detached, for torch's norms
@@ -227,12 +226,46 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     ).split([len(grads_list), k, i, wi, p, wp])
     if init_norms is None and i:
         init_norms = w_init
-        memo["init_norms"] = (init_key, w_init)
+        _keep_initial(memo, names, init, w_init)
     if prev_norms is None and p:
         prev_norms = w_prev
     memo["weight_norms"] = (ctx.step, names, w)
     return ParamNorms(names, w, g if grads_list else None, di if i else None, init_norms,
                       dp if p else None, prev_norms)
+
+
+_VERSION = operator.attrgetter("_version")
+
+
+def _in_order(tensors: dict[str, torch.Tensor], names: tuple[str, ...]
+              ) -> list[torch.Tensor]:
+    """``tensors[n]`` for each of ``names``, or an empty list when one is missing."""
+    try:
+        return list(map(tensors.__getitem__, names))
+    except KeyError:
+        return []
+
+
+def _initial(memo: dict, init_params: dict[str, torch.Tensor], names: tuple[str, ...]
+             ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The initial parameters in the order of ``names`` (an empty list when one is
+    missing) and their norms when kept from an earlier step (:func:`_keep_initial`) for
+    the same names and tensors (``init_params`` holding the same objects) at the same
+    ``_version``, else None. The kept list is reused then (no list built)."""
+    kept = memo.get("init_norms")  # ((names, tensors, versions), norms)
+    if kept is not None:
+        (kept_names, tensors, versions), norms = kept
+        if (kept_names == names and all(map(operator.is_, map(init_params.get, names), tensors))
+                and list(map(_VERSION, tensors)) == versions):
+            return tensors, norms
+    return _in_order(init_params, names), None
+
+
+def _keep_initial(memo: dict, names: tuple[str, ...], init: list[torch.Tensor],
+                  norms: torch.Tensor) -> None:
+    """Keep the norms of the initial parameters ``init`` (in the order of ``names``) with
+    what :func:`_initial` checks them by."""
+    memo["init_norms"] = ((names, init, list(map(_VERSION, init))), norms)
 
 
 def _grads_list(ctx: ProbeContext, names: tuple[str, ...]) -> list[torch.Tensor]:
@@ -289,12 +322,6 @@ def _differences(memo: dict, now: list[torch.Tensor], bases: list[torch.Tensor]
         for i, buf in zip(big, kept[1]):
             out[i] = torch.sub(now[i], bases[i], out=buf)
     return out
-
-
-def _same(a: tuple, b: tuple) -> bool:
-    """Whether two keys ``(names, tensors, versions)`` name the same tensors (identity) at
-    the same versions."""
-    return a[0] == b[0] and a[2] == b[2] and all(map(operator.is_, a[1], b[1]))
 
 
 def _norms(prefix: str, tensors: dict[str, torch.Tensor]) -> Measurement:
