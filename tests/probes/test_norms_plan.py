@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.probes import Probe, build_probes, fused
+from trainlab.probes import Probe, ProbeContext, build_probes, fused
 from trainlab.probes.norms import param_norms, ratio_total
+from trainlab.probes.rotation import _rotation_names
 from trainlab.train import Monitor
 
 pytestmark = pytest.mark.skipif(not fused.available() or fused.library() is None,
@@ -287,3 +288,25 @@ def test_a_probe_keeping_param_norms_across_steps_keeps_its_numbers():
     for norms, grad, table, totals in seen:
         assert torch.equal(norms.table, table) and torch.equal(norms.totals, totals)
         assert torch.equal(grad, table[0])
+
+
+def test_rotation_names_kept_only_while_the_parameters_are_the_same_tensors():
+    """``rotation``'s names (only tensors of at least 2 dims get one) are kept in the run's
+    cache for the same tensors under the same names: a tensor replaced by one of fewer
+    dims, or a renamed one, gets its names anew."""
+    cache: dict = {}
+
+    def names_of(params):
+        ctx = ProbeContext(step=0, model=nn.Linear(1, 1), loss_fn=F.mse_loss, batch=None,
+                           cache={"params": params}, run_cache=cache)
+        return _rotation_names(ctx, tuple(params))
+
+    w, b = torch.zeros(3, 2), torch.zeros(3)
+    params = {"w": w, "b": b}
+    assert names_of(params) == ("rotation/w", None)
+    kept = cache["rotation_names"]
+    assert names_of(dict(params)) == ("rotation/w", None) and cache["rotation_names"] is kept
+    assert names_of({"w": torch.zeros(6), "b": b}) == (None, None)
+    assert names_of({"v": w, "b": b}) == ("rotation/v", None)
+    assert names_of({"w": w, "b": b, "c": torch.zeros(2, 2)}) == ("rotation/w", None,
+                                                                  "rotation/c")

@@ -729,7 +729,10 @@ class _Tables:
     def take(self) -> tuple[torch.Tensor, int]:
         """A new table and its data pointer."""
         free = self.free
-        if not free:
+        if not free and self.block == 1:  # a plain tensor
+            table = torch.empty(8, self.count, dtype=self.dtype)
+            free.append((table, table.data_ptr()))
+        elif not free:
             block = torch.empty(self.block, 8, self.count, dtype=self.dtype)
             base, step = block.data_ptr(), 8 * self.row_bytes
             free.extend((t, base + i * step) for i, t in enumerate(block.unbind(0)))

@@ -183,7 +183,7 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
     trainable = ctx.cache.get("trainable")  # the monitor's pairs, in the order of params
     if trainable is not None and len(trainable) == len(now):
         # the fused pass reads the gradients' data only: no dict, no detach
-        grads_list = [p.grad for _, p in trainable]
+        grads_list = list(map(_GRAD, map(_SECOND, trainable)))
         if any(map(operator.is_, grads_list, repeat(None))):
             grads_list = []
     else:
@@ -235,6 +235,8 @@ def _param_norms(ctx: ProbeContext) -> ParamNorms | None:
 
 
 _VERSION = operator.attrgetter("_version")
+_GRAD = operator.attrgetter("grad")
+_SECOND = operator.itemgetter(1)
 
 
 def _in_order(tensors: dict[str, torch.Tensor], names: tuple[str, ...]

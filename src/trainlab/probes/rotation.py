@@ -4,6 +4,7 @@ generalization in deep networks?", 2019; papers.md row 56)."""
 
 from __future__ import annotations
 
+import operator
 from functools import lru_cache
 
 import torch
@@ -61,9 +62,18 @@ def cosine_distance(d: torch.Tensor, w: torch.Tensor, w0: torch.Tensor) -> torch
 
 
 def _rotation_names(ctx: ProbeContext, names: tuple[str, ...]) -> tuple[str | None, ...]:
-    """``rotation/<name>`` for the tensors with at least 2 dims, None for the others."""
+    """``rotation/<name>`` for the tensors with at least 2 dims, None for the others; kept
+    in the run's cache while the step's dict of parameters holds the same tensors under
+    the same names (a monitor hands out the same dict of views while its parameters stay
+    the same), so that a step reads no tensor's ``dim()``."""
     params = ctx.params()
-    return _matrix_names(names, tuple(params[n].dim() >= 2 for n in names))
+    kept = ctx.run_cache.get("rotation_names")  # (tensors, names, result)
+    if (kept is not None and kept[1] == names and len(kept[0]) == len(params)
+            and all(map(operator.is_, kept[0], params.values()))):
+        return kept[2]
+    out = _matrix_names(names, tuple(params[n].dim() >= 2 for n in names))
+    ctx.run_cache["rotation_names"] = (list(params.values()), names, out)
+    return out
 
 
 @lru_cache(maxsize=256)
