@@ -33,7 +33,9 @@ rounded to the dtype, as ``torch.sub`` rounds them; the GSNR's :math:`S^2`, :mat
 mask and the ratio are the eager path's float operations; the build forbids contracting a
 product and a sum into one fused multiply-add), so only the summation differs: the terms
 are added in 8 lanes, each lane summing at most 8 terms in float32 (512 in float64)
-before it is added into a float64 total; the square roots are taken in float64 and
+before it is added into a float64 total (a block's 8 lane sums as
+:math:`((s_0 + s_1) + (s_2 + s_3)) + ((s_4 + s_5) + (s_6 + s_7))`; the norms are tested to
+the bit against an emulation of this order); the square roots are taken in float64 and
 rounded once to the dtype. For float32 every lane's sum of 8 nonnegative terms, each
 product rounded once, is within 9 units of 2^-24 (5.4e-7) of its exact value, which
 bounds the relative error of the whole sum (and halves for a norm); torch's float32
@@ -146,6 +148,21 @@ static inline void put8_double(double *c, const double *w, int nt) {
 #define FENCE() ((void)0)
 #endif
 
+/* HSUM's sum ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7)) as two shuffled vector
+   additions and one scalar one: the same additions of the same operands, so the same bits
+   (an IEEE sum does not depend on the order of its two operands), without taking the
+   vector apart element by element. The accumulators are named variables (not an array
+   cleared by memset, which the compiler kept in memory and cleared with rep stos). */
+#if defined(__clang__) || __GNUC__ >= 12
+#define SHUFFLE(v, ...) __builtin_shufflevector((v), (v), __VA_ARGS__)
+#else
+#define SHUFFLE(v, ...) __builtin_shuffle((v), (l8){__VA_ARGS__})
+#endif
+#define PAIRSUM(x) ({                                                                    \
+    d8 v_ = (x), p_ = v_ + SHUFFLE(v_, 1, 0, 3, 2, 5, 4, 7, 6);                           \
+    d8 q_ = p_ + SHUFFLE(p_, 2, 3, 0, 1, 6, 7, 4, 5);                                     \
+    q_[0] + q_[4]; })
+
 /* Sums of squares per tensor of the six families (g, w, w - a, a, w - b, b), one pass over
    each tensor; ALL = 0 skips the squares of a and b. Missing arrays (pointer 0) are read as
    w. The differences are rounded to T (as torch.sub rounds them). A fifth array c, when
@@ -165,8 +182,7 @@ CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *pt
         int nt = c && n >= STREAM_MIN && (uintptr_t)c % 16 == 0;                          \
         double tot[6] = {0, 0, 0, 0, 0, 0};                                               \
         while (i + 8 <= n) {                                                              \
-            VT acc[6];                                                                    \
-            memset(acc, 0, sizeof acc);                                                   \
+            VT s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0};                \
             for (int it = 0; it < ITERS_##T && i + 8 <= n; ++it, i += 8) {                \
                 VT gv, wv, av, bv;                                                        \
                 memcpy(&gv, g + i, sizeof gv);                                            \
@@ -175,11 +191,13 @@ CLONES static void NAME(int64_t count, const int64_t *sizes, const uintptr_t *pt
                 memcpy(&bv, b + i, sizeof bv);                                            \
                 if (c) put8_##T(c + i, w + i, nt);                                        \
                 VT da = wv - av, db = wv - bv;                                            \
-                acc[0] += gv * gv; acc[1] += wv * wv;                                     \
-                acc[2] += da * da; acc[4] += db * db;                                     \
-                if (ALL) { acc[3] += av * av; acc[5] += bv * bv; }                        \
+                s0 += gv * gv; s1 += wv * wv;                                             \
+                s2 += da * da; s4 += db * db;                                             \
+                if (ALL) { s3 += av * av; s5 += bv * bv; }                                \
             }                                                                             \
-            for (int f = 0; f < 6; ++f) { d8 x = WIDE(acc[f]); tot[f] += HSUM(x); }      \
+            tot[0] += PAIRSUM(WIDE(s0)); tot[1] += PAIRSUM(WIDE(s1));                     \
+            tot[2] += PAIRSUM(WIDE(s2)); tot[4] += PAIRSUM(WIDE(s4));                     \
+            if (ALL) { tot[3] += PAIRSUM(WIDE(s3)); tot[5] += PAIRSUM(WIDE(s5)); }        \
         }                                                                                 \
         double r[6] = {0, 0, 0, 0, 0, 0};                                                 \
         for (; i < n; ++i) {                                                              \
@@ -780,8 +798,8 @@ class NormsPlan:
     one ``plans`` list), a new one at each call.
     """
 
-    __slots__ = ("args", "args_address", "columns", "count", "dtype", "flat", "fn", "numels",
-                 "ptrs", "sizes", "stable", "storages", "tables")
+    __slots__ = ("args", "args_address", "columns", "count", "dtype", "flat", "fn",
+                 "grad_ptrs", "numels", "ptrs", "sizes", "stable", "storages", "tables")
 
     def __init__(self, fn: Any, dtype: torch.dtype, columns: tuple, numels: list[int],
                  ptrs: array, stable: list[int]):
@@ -795,6 +813,7 @@ class NormsPlan:
                                 self.sizes.buffer_info()[0], ptrs.buffer_info()[0],
                                 0, 0, 0, 0, 0])
         self.args_address = self.args.buffer_info()[0]
+        self.grad_ptrs: array | None = None
         self.flat = [t for column in columns for t in column]  # in the order of stable
         self.storages = [t.untyped_storage() for t in self.flat]
         self.tables: _Tables | None = None  # set by tensor_norms
@@ -853,7 +872,7 @@ class NormsPlan:
                 unfit("param_norms", "tensors not all contiguous CPU tensors of one dtype "
                       "and of their parameters' sizes")
                 return None
-            grad_ptrs = array("Q", pointers)  # kept alive until the call returns
+            grad_ptrs = array("Q", pointers)
         tables = self.tables
         if tables is None:  # a plan built by hand: a table of its own at each call
             tables = self.tables = _Tables(self.count, self.dtype, 1)
@@ -867,6 +886,7 @@ class NormsPlan:
             return None
         out, address = tables.take()  # every row written (zeros or values)
         args = self.args
+        self.grad_ptrs = grad_ptrs  # kept while args names it (until the next call)
         args[4] = 0 if grad_ptrs is None else grad_ptrs.buffer_info()[0]
         args[5], args[6], args[7], args[8] = mask, address, a0 or 0, b0 or 0
         self.fn(self.args_address)
