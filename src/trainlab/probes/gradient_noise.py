@@ -49,6 +49,7 @@ from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.noise_plan import NoisePlan
 from trainlab.probes.per_sample import (
+    BatchNormWatch,
     FlatBuffers,
     GradStats,
     LinearCapture,
@@ -57,7 +58,6 @@ from trainlab.probes.per_sample import (
     _linear_layout,
     captured_grad_stats,
     per_sample_grad_stats,
-    training_batchnorm,
 )
 from trainlab.restore import preserved
 
@@ -392,6 +392,7 @@ class GradientNoise(Probe):
         self._captures: list[LinearCapture] = []
         self._buffers = FlatBuffers()  # the captured statistics' flat vectors, reused
         self._plan: tuple[tuple[Any, ...], NoisePlan | None] | None = None  # key, plan
+        self._batchnorm = BatchNormWatch()  # training_batchnorm, walked on change only
 
     def attach(self, model: nn.Module) -> _Attachment | None:
         capture = LinearCapture(model)
@@ -459,7 +460,7 @@ class GradientNoise(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
-        if training_batchnorm(ctx.model):
+        if self._batchnorm(ctx.model):
             if ctx.dist is not None:
                 for capture in self._captures:
                     capture.take()
