@@ -263,7 +263,7 @@ def hook_costs(width: int, depth: int, batch: int, rounds: int, steps: int = 20
                 if kind == "LinearCapture":
                     capture.arm(True)
                 step()
-                capture.take()
+                capture.take_raw()  # (what grad-noise takes)
                 store.clear()
             times[kind].append((clock() - start) / steps)
             capture.arm(False)

@@ -162,7 +162,7 @@ def test_records_that_do_not_fit_are_refused_before_any_call():
     model = mlp()
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(24, 9, generator=g), torch.randint(0, 4, (24,), generator=g)
-    records = captured_records(model, x, y)
+    records = captured_records(model, x, y, raw=True)
     plan = NoisePlan.build(_linear_layout(model), 24, torch.float32)
     assert plan is not None and plan.measure(records) is not None
     assert plan._spans is None  # (the layer-by-layer spans of a layout, checked here)
@@ -171,16 +171,23 @@ def test_records_that_do_not_fit_are_refused_before_any_call():
     assert noise_plan._spans([(0, 6, 0, "weight"), (6, 2, 1, "weight"), (8, 4, 0, "bias")],
                              2, 12) is None  # a layer in two blocks
     first = next(iter(records))
+    a, d, w_t, bias, w_then, b_then = records[first]
+
+    def changed(**fields):
+        kept = {**dict(a=a, d=d, w_t=w_t, bias=bias, w_then=w_then, b_then=b_then), **fields}
+        return {**records, first: tuple(kept.values())}
+
     bad = {
         "missing": {m: r for m, r in records.items() if m is not first},
         "twice": {**records, first: None},
-        "strided input": {**records, first: records[first]._replace(
-            a=torch.randn(9, 24).T)},
-        "dtype": {**records, first: records[first]._replace(d=records[first].d.double())},
-        "shape": {**records, first: records[first]._replace(a=records[first].a[:12])},
-        "no weight gradient": {**records, first: records[first]._replace(weight=None)},
-        "bias shape": {**records, first: records[first]._replace(
-            bias=records[first].bias[:2])},
+        "strided input": changed(a=torch.randn(9, 24).T),
+        "dtype": changed(d=d.double()),
+        "shape": changed(a=a[:12]),
+        "no weight gradient": changed(w_t=None),
+        "weight gradient laid out by rows": changed(w_t=w_t.contiguous()),
+        "weight gradient changed since": changed(w_then=w_then - 1),
+        "bias gradient changed since": changed(b_then=b_then - 1),
+        "bias shape": changed(bias=bias[:2]),
     }
     for name, recs in bad.items():
         assert plan.measure(recs) is None, name

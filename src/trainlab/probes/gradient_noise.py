@@ -54,10 +54,12 @@ from trainlab.probes.per_sample import (
     GradStats,
     LinearCapture,
     Pending,
+    RawRecords,
     Records,
     _linear_layout,
     captured_grad_stats,
     per_sample_grad_stats,
+    records_of,
 )
 from trainlab.restore import preserved
 
@@ -421,12 +423,15 @@ class GradientNoise(Probe):
                                    params=ctx.params(), buffers=self._buffers,
                                    deferred=ctx.dist is None)
 
-    def _taken(self, ctx: ProbeContext) -> Records | None:
-        """What the capture of ``ctx.model`` recorded (then forgotten), or None."""
-        capture = next((c for c in self._captures if c.model is ctx.model), None)
-        return None if capture is None else capture.take()
+    def _taken(self, ctx: ProbeContext) -> RawRecords | None:
+        """What the capture of ``ctx.model`` recorded (then forgotten), as its hooks kept it
+        (:meth:`~trainlab.probes.per_sample.LinearCapture.take_raw`), or None."""
+        for capture in self._captures:
+            if capture.model is ctx.model:
+                return capture.take_raw()
+        return None
 
-    def _planned(self, ctx: ProbeContext, records: Records) -> Measurement | None:
+    def _planned(self, ctx: ProbeContext, records: RawRecords) -> Measurement | None:
         """The measurement on this probe's :class:`~trainlab.probes.noise_plan.NoisePlan`
         (built when the layout, batch size or dtype changed), when every example is used
         in one process; None where the plan does not apply (the general path then runs on
@@ -463,7 +468,7 @@ class GradientNoise(Probe):
         if self._batchnorm(ctx.model):
             if ctx.dist is not None:
                 for capture in self._captures:
-                    capture.take()
+                    capture.take_raw()
                 return ctx.skip(self.name, "BatchNorm in training mode under data-parallel "
                                 "training: each rank normalizes with its own shard, so no "
                                 "estimate of the global batch applies")
@@ -474,12 +479,12 @@ class GradientNoise(Probe):
                      f"rank's shard (max_examples={self.max_examples} over "
                      f"{ctx.dist.world_size} ranks), not the first {self.max_examples} of "
                      f"the global batch")
-        records = self._taken(ctx)
-        if records:
-            planned = self._planned(ctx, records)
+        raw = self._taken(ctx)
+        if raw:
+            planned = self._planned(ctx, raw)
             if planned is not None:
                 return planned
-        stats = self._recorded(ctx, records, k)
+        stats = self._recorded(ctx, None if raw is None else records_of(raw), k)
         if stats is None:
             # Probes run after this batch's backward pass and before the update, so p.grad
             # is the mean gradient at these parameters: reuse it (checked) when the whole
@@ -501,7 +506,7 @@ class GradientNoise(Probe):
     def _two_batch(self, ctx: ProbeContext, x: Any, y: Any) -> Measurement:
         if self._captures:  # what the hooks recorded of the training pass is not used
             for capture in self._captures:
-                capture.take()
+                capture.take_raw()
         if batch_size(x) < 4:
             return ctx.skip(self.name, "BatchNorm in training mode and fewer than 4 examples: "
                             "neither per-example nor two-batch-size estimates apply")

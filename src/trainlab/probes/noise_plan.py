@@ -61,7 +61,7 @@ from torch import nn
 
 from trainlab.probes import fused
 from trainlab.probes._scalar_bits import quotient, rounding
-from trainlab.probes.per_sample import Records, _Layout, _shaped
+from trainlab.probes.per_sample import RawRecords, _Layout, _shaped
 
 WIDE_GSNR = 2 ** 24
 """Above this many entries the general path returns the GSNR in float64 (it counts the
@@ -167,11 +167,14 @@ class NoisePlan:
         self._itemsize = self.flat_sq.element_size()
         self._rounded = rounding(dtype)
         # what a step checks and where it writes, per layer: (module, shapes of a, d, the
-        # weight and the bias (None: no bias), slot of d in the pointer array, slots of the
-        # weight and bias gradients in the source array)
+        # gradient of W^T and the bias (None: no bias), the strides of a gradient of W^T
+        # whose transpose is contiguous (None: a dimension of 1, is_contiguous() asked),
+        # slot of d in the pointer array, slots of the weight and bias gradients in the
+        # source array)
         self._checks = tuple(
-            (layer.module, layer.a_shape, layer.d_shape, layer.w_shape, layer.b_shape, 5 * i,
-             self._source_slot[(i, "weight")], self._source_slot.get((i, "bias")))
+            (layer.module, layer.a_shape, layer.d_shape, layer.w_shape[::-1],
+             layer.b_shape, (1, layer.w_shape[1]) if min(layer.w_shape) > 1 else None,
+             5 * i, self._source_slot[(i, "weight")], self._source_slot.get((i, "bias")))
             for i, layer in enumerate(layers))
         # the segments' offsets from the start of their layer's block, for per-layer calls
         self._relative = array("q", [] if spans is None else [
@@ -223,30 +226,39 @@ class NoisePlan:
         measurement."""
         return _no_plan, ()
 
-    def measure(self, records: Records) -> dict[str, Any] | None:
+    def measure(self, records: RawRecords) -> dict[str, Any] | None:
         """The ``grad-noise`` values of a captured pass of ``batch`` examples whose layers
         recorded their inputs, output gradients and own gradients (every layer of the
-        layout, once each), or None when the records do not fit (nothing written then
-        but this plan's scratch). Each recorded tensor is checked for what the C code
-        reads: the plan's dtype, the CPU, the shape, contiguity."""
+        layout, once each; as :meth:`LinearCapture.take_raw
+        <trainlab.probes.per_sample.LinearCapture.take_raw>` gives them), or None when the
+        records do not fit (nothing written then but this plan's scratch). Each recorded
+        tensor is checked for what the C code reads: the plan's dtype, the CPU, the shape,
+        contiguity (for the gradient of :math:`W^T`, that of its transpose, the weight's
+        gradient); the layer's own gradients also for their version counters, which must
+        be those of the backward pass (not changed in place since, as
+        :func:`~trainlab.probes.per_sample.records_of` checks)."""
         pointers, sources, dtype = self._pointers, self._sources, self.dtype
-        for module, a_shape, d_shape, w_shape, b_shape, at, w_slot, b_slot in self._checks:
+        for (module, a_shape, d_shape, w_shape, b_shape, w_strides, at, w_slot,
+             b_slot) in self._checks:
             rec = records.get(module)
             if rec is None:
                 return None
-            a, d, weight, bias = rec
-            if (a.dtype is not dtype or d.dtype is not dtype or weight is None
-                    or weight.dtype is not dtype or not (a.is_cpu and d.is_cpu and weight.is_cpu)
-                    or a.shape != a_shape or d.shape != d_shape or weight.shape != w_shape
-                    or not (a.is_contiguous() and d.is_contiguous()
-                            and weight.is_contiguous())):
+            a, d, w_t, bias, w_then, b_then = rec
+            if (w_t is None or a.dtype is not dtype or d.dtype is not dtype
+                    or w_t.dtype is not dtype or not (a.is_cpu and d.is_cpu and w_t.is_cpu)
+                    or a.shape != a_shape or d.shape != d_shape or w_t.shape != w_shape
+                    or not (a.is_contiguous() and d.is_contiguous())
+                    or (w_t.stride() != w_strides if w_strides is not None
+                        else not w_t.T.is_contiguous())
+                    or w_t._version != w_then):
                 return None
             pointers[at] = d.data_ptr()
             pointers[at + 1] = a.data_ptr()
-            sources[w_slot] = weight.data_ptr()
+            sources[w_slot] = w_t.data_ptr()  # (W's gradient: the same address)
             if b_slot is not None:
                 if (bias is None or bias.dtype is not dtype or not bias.is_cpu
-                        or bias.shape != b_shape or not bias.is_contiguous()):
+                        or bias.shape != b_shape or not bias.is_contiguous()
+                        or bias._version != b_then):
                     return None
                 sources[b_slot] = bias.data_ptr()
         mm = torch.mm

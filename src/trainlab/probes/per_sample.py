@@ -33,15 +33,21 @@ from trainlab.log import warn_once
 from trainlab.optim._fused_adam import _torch_version
 from trainlab.probes import fused
 from trainlab.probes._autograd_internals import (
-    functorch_transforms_active,
     product_node_slots,
-    versions,
+    transforms_query,
+    versions_counted,
 )
 from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 Records = dict[nn.Module, "Record | None"]
+RawRecords = dict[nn.Module, "tuple[Any, ...] | None"]
+"""What a :class:`LinearCapture` keeps of each layer in a pass, as its hooks keep it: ``(a,
+d, w_t, bias, w_version, b_version)`` (the layer's input and output gradient, autograd's
+gradient of :math:`W^T` and the bias's, or None where not taken, and their version
+counters in the backward pass), or None for a layer recorded twice; :func:`records_of`
+makes the :class:`Record` of each."""
 FusedRows = tuple[torch.Tensor, dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]]
 """What :func:`_fused_rows` returns: the per-example squared norms, each layer's squares."""
 REUSE_MIN_WEIGHTS = 65536  # weights of a layer from which reusing the batch gradient pays
@@ -539,35 +545,63 @@ class _InertHook:
 
 
 
+_grad_enabled = torch.is_grad_enabled
+_UNSEEN = object()
+
+
 class _RecordingHook:
     """Forward hook of :class:`LinearCapture` (a class, not a closure, so that a model
-    carrying it can still be pickled or deep-copied: copies get an inert hook)."""
+    carrying it can still be pickled or deep-copied: copies get an inert hook).
+
+    It runs at every armed forward pass of every layer, and the node hook it registers in
+    every backward pass, so both are written for few Python operations (at 23k parameters
+    the capture's own bookkeeping cost about 30 us a step over a plain closure keeping the
+    same tensors, session noise): the node type's slots looked up once per type and
+    capture, the functorch query called directly, and one node hook per kind of node
+    (without the layer's own gradients; with the weight's; with the weight's and the
+    bias's)."""
 
     def __init__(self, capture: LinearCapture):
         self.capture = capture
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         cap = self.capture
-        if not cap.armed or not torch.is_grad_enabled() or not args:
+        if not cap.armed or not args or not _grad_enabled():
             return None
-        if (not isinstance(out, torch.Tensor) or out.grad_fn is None
-                or functorch_transforms_active()):
+        node = out.grad_fn if isinstance(out, torch.Tensor) else None
+        if node is None or cap._active():
             return None
-        a, generation, node = args[0], cap._generation, out.grad_fn
-        slots = product_node_slots().get(type(node).__name__)
+        kind = type(node)
+        slots = cap._slots.get(kind, _UNSEEN)
+        if slots is _UNSEEN:
+            slots = cap._node_slots(kind)
+        a, generation = args[0], cap._generation
+        # each node hook returns None: autograd's gradients are left as they are
+        if slots is None:
+            def keep(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
+                d = grad_outputs[0]
+                if d is not None and cap._generation == generation:
+                    records = cap._records
+                    records[module] = (None if module in records
+                                       else (a, d, None, None, None, None))
+        else:
+            w_slot, b_slot = slots
 
-        def keep(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
-            # returns None: autograd's gradients are left as they are
-            if cap._generation == generation and grad_outputs[0] is not None:
-                if slots is None:
-                    cap._keep(module, Record(a, grad_outputs[0]))
-                else:  # the layer's own weight and bias gradients come along
-                    w_t = grad_inputs[slots[0]]  # autograd's gradient of W^T (a view of W's)
-                    bias = None if slots[1] is None else grad_inputs[slots[1]]
-                    # W's gradient becomes p.grad without a copy: its version counter at
-                    # this point tells take() whether p.grad was changed in place since
-                    cap._keep(module, Record(a, grad_outputs[0], None if w_t is None else w_t.T,
-                                             bias), versions(w_t, bias))
+            def keep(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
+                d = grad_outputs[0]
+                if d is not None and cap._generation == generation:
+                    records = cap._records
+                    if module in records:  # recorded twice: unusable
+                        records[module] = None
+                        return
+                    # the layer's own gradients come along, W's as autograd's gradient of
+                    # W^T (its transpose becomes p.grad without a copy), with the version
+                    # counters that tell whether p.grad was changed in place since
+                    w_t = grad_inputs[w_slot]
+                    bias = None if b_slot is None else grad_inputs[b_slot]
+                    records[module] = (a, d, w_t, bias,
+                                       None if w_t is None else w_t._version,
+                                       None if bias is None else bias._version)
 
         node.register_hook(keep)
         return None
@@ -605,8 +639,10 @@ class LinearCapture:
         self.modules = [m for m in model.modules() if _plain_linear(m)]
         self.armed = False
         self._generation = 0
-        self._records: Records = {}
-        self._versions: dict[nn.Module, tuple[int | None, ...] | None] = {}
+        self._records: RawRecords = {}
+        # per node type: the slots of the layer's own gradients (None: not taken)
+        self._slots: dict[type, tuple[int, int | None] | None] = {}
+        self._active = transforms_query()  # whether a functorch transform is active
         self._hook = _RecordingHook(self)
         self._handles: list[Any] = []
 
@@ -619,16 +655,23 @@ class LinearCapture:
         """Number of layers with something recorded since the last :meth:`arm` (True)."""
         return len(self._records)
 
-    def _keep(self, module: nn.Module, record: Record,
-              counters: tuple[int | None, ...] | None = None) -> None:
-        self._records[module] = None if module in self._records else record
-        self._versions[module] = counters
+    def _node_slots(self, kind: type) -> tuple[int, int | None] | None:
+        """The slots of a layer's own weight and bias gradients in the ``grad_inputs`` of
+        a node of type ``kind`` (:func:`~trainlab.probes._autograd_internals.product_node_slots`),
+        kept for this capture; None where they are not known, or where torch has no
+        version counters (:func:`~trainlab.probes._autograd_internals.versions_counted`:
+        the layer's own gradients are then never taken)."""
+        slots = product_node_slots().get(kind.__name__)
+        if slots is not None and not versions_counted():
+            slots = None
+        self._slots[kind] = slots
+        return slots
 
     def arm(self, on: bool) -> None:
         """Start (dropping what was recorded) or stop recording."""
         if on:
             self._generation += 1
-            self._records, self._versions = {}, {}
+            self._records = {}
             if not self._handles:
                 self._handles = [m.register_forward_hook(self._hook, prepend=True)
                                  for m in self.modules]
@@ -650,17 +693,18 @@ class LinearCapture:
     def take(self) -> Records:
         """What was recorded (``None`` for a layer recorded twice), then forget it. A
         layer's own gradients are kept only while they are what its backward node computed:
-        changed in place since (``p.grad`` clipped in place shares their memory), or where
-        torch has no version counters (:func:`~trainlab.probes._autograd_internals.versions`),
-        the record comes without them (the statistics then compute them from ``a`` and
-        ``d``)."""
+        changed in place since (``p.grad`` clipped in place shares their memory), the
+        record comes without them; where torch has no version counters
+        (:func:`~trainlab.probes._autograd_internals.versions_counted`) they are never
+        taken (the statistics then compute them from ``a`` and ``d``)."""
+        return records_of(self.take_raw())
+
+    def take_raw(self) -> RawRecords:
+        """What was recorded, as the hooks keep it (:data:`RawRecords`: no record made, no
+        gradient transposed, no version counter compared; :func:`records_of` does that),
+        then forget it: for a consumer that checks what it reads itself, as
+        :class:`~trainlab.probes.noise_plan.NoisePlan` does."""
         records, self._records = self._records, {}
-        counters, self._versions = self._versions, {}
-        for module, rec in records.items():
-            if rec is not None and (rec.weight is not None or rec.bias is not None):
-                then = counters.get(module)
-                if then is None or then != versions(rec.weight, rec.bias):
-                    records[module] = rec._replace(weight=None, bias=None)
         return records
 
     def remove(self) -> None:
@@ -668,7 +712,25 @@ class LinearCapture:
         self._unhook()
         self.armed = False
         self._generation += 1
-        self._records, self._versions = {}, {}
+        self._records = {}
+
+
+def records_of(raw: RawRecords) -> Records:
+    """The :class:`Record` of each layer of what a :class:`LinearCapture` kept
+    (:meth:`LinearCapture.take_raw`): the weight's gradient as the transpose of autograd's
+    gradient of :math:`W^T`, and a layer's own gradients dropped where their version
+    counters moved since the backward pass (changed in place: ``p.grad`` clipped)."""
+    records: Records = {}
+    for module, kept in raw.items():
+        if kept is None:
+            records[module] = None
+            continue
+        a, d, w_t, bias, w_then, b_then = kept
+        if ((w_t is not None and w_t._version != w_then)
+                or (bias is not None and bias._version != b_then)):
+            w_t = bias = None
+        records[module] = Record(a, d, None if w_t is None else w_t.T, bias)
+    return records
 
 
 def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,
