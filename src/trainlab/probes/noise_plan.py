@@ -51,9 +51,9 @@ Deviations from the papers: none beyond those of :mod:`~trainlab.probes.gradient
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Callable
+from math import fsum, sqrt
 from typing import Any, NamedTuple
 
 import torch
@@ -166,6 +166,9 @@ class NoisePlan:
         self._tiny = torch.finfo(dtype).tiny
         self._itemsize = self.flat_sq.element_size()
         self._rounded = rounding(dtype)
+        # the integers of _values' arithmetic (n >= 2), and its float32 roundings
+        self._square, self._less, self._pairs = batch ** 2, batch - 1, batch * (batch - 1)
+        self._single, self._wide = dtype == torch.float32, total > WIDE_GSNR
         # what a step checks and where it writes, per layer: (module, shapes of a, d, the
         # gradient of W^T and the bias (None: no bias), the strides of a gradient of W^T
         # whose transpose is contiguous (None: a dimension of 1, is_contiguous() asked),
@@ -275,25 +278,33 @@ class NoisePlan:
                 rows(*rows_args)
                 mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
                 gsnr(*gsnr_args)
-        return self._values(*self._sums)
+        return self._values()
 
-    def _values(self, g2: float, ratios: float, count: float) -> dict[str, Any]:
-        """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
-        count: the three terms by the arithmetic of
-        :func:`~trainlab.probes.gradient_noise._fused_noise`, the mean and standard
-        deviation of the per-example norms by :func:`trainlab.probes.fused.norm_spread`'s
-        C function (the same bits as the general path, which calls that)."""
-        n = self.batch
-        mean_sq = math.fsum(self._sq_buffer) / n
-        rounded = self._rounded
-        trace_cov = rounded((mean_sq - g2 / n ** 2) * n / (n - 1))
-        grad_sq = rounded((g2 - mean_sq * n) / (n * (n - 1)))
-        gsnr = ratios / max(int(count), 1)
-        if self.size <= WIDE_GSNR:
-            gsnr = rounded(gsnr)
+    def _values(self) -> dict[str, Any]:
+        """The measurement from the GSNR pass's sums (:math:`n^2\\|\\bar g\\|^2`, the sum of
+        the ratios and their count) and the per-example squared norms: the three terms by
+        the arithmetic of :func:`~trainlab.probes.gradient_noise._fused_noise`, the mean and
+        standard deviation of the per-example norms by that of
+        :func:`trainlab.probes.fused.spread_values` on the sums of
+        :func:`~trainlab.probes.fused.norm_spread`'s C function (the same operations on
+        the same floats as the general path, which calls those; the float32 roundings of
+        one step done at once, as ``torch.tensor`` rounds each)."""
+        g2, ratios, count = self._sums
+        n, less = self.batch, self._less
+        mean_sq = fsum(self._sq_buffer) / n
         self._spread(*self._spread_args)
-        mean, std = fused.spread_values(*self._spread_out, n, self.dtype)
-        return {"gns": rounded(trace_cov / grad_sq) if grad_sq != 0
+        total, deviations = self._spread_out
+        trace_cov = (mean_sq - g2 / self._square) * n / less
+        grad_sq = (g2 - mean_sq * n) / self._pairs
+        gsnr = ratios / max(int(count), 1)
+        mean, std = total / n, sqrt(deviations / less)
+        if self._single:
+            if self._wide:
+                trace_cov, grad_sq, mean, std = array("f", (trace_cov, grad_sq, mean, std))
+            else:
+                trace_cov, grad_sq, gsnr, mean, std = array(
+                    "f", (trace_cov, grad_sq, gsnr, mean, std))
+        return {"gns": self._rounded(trace_cov / grad_sq) if grad_sq != 0
                 else quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
                 "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
                 "per_sample_grad_norm/std": std}
