@@ -439,14 +439,14 @@ class GradientNoise(Probe):
         n = batch_size(ctx.batch[0])
         if ctx.dist is not None or n > self.max_examples:
             return None
-        layout = _linear_layout(ctx.model, ctx.params())
-        if layout is None or not layout.layers:
+        params = ctx.params()
+        layout = _linear_layout(ctx.model, params)
+        if layout is None or not layout.owners:
             return None
-        dtype = next(iter(layout.layers)).weight.dtype
-        key = (layout, n, dtype)
+        key = (layout, n, params[next(iter(layout.owners))].dtype)
         plan = self._plan
         if plan is None or plan[0] != key:
-            plan = self._plan = (key, NoisePlan.build(layout, n, dtype))
+            plan = self._plan = (key, NoisePlan.build(layout, n, key[2]))
         if plan[1] is None:
             warn_once("grad-noise:no-plan",
                       "grad-noise: no kept plan for this model (a layer's weight frozen or of "

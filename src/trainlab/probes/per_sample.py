@@ -128,8 +128,8 @@ class _Layout:
     shape_of: dict[str, torch.Size]
 
 
-_LAYOUTS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], _Layout | None]] = (
-    weakref.WeakKeyDictionary())
+_LAYOUTS: weakref.WeakKeyDictionary[
+    nn.Module, tuple[tuple[str, ...], list[int], _Layout | None]] = weakref.WeakKeyDictionary()
 
 
 def _linear_layout(model: nn.Module, params: dict[str, torch.Tensor] | None = None
@@ -140,15 +140,15 @@ def _linear_layout(model: nn.Module, params: dict[str, torch.Tensor] | None = No
     the same."""
     if params is None:
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    key = tuple((n, p.data_ptr()) for n, p in params.items())
+    names, pointers = tuple(params), [p.data_ptr() for p in params.values()]
     hit = _LAYOUTS.get(model)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    if hit is not None and hit[0] == names and hit[1] == pointers:
+        return hit[2]
     owners = _find_linear_owners(model)
     layout = None if owners is None else _Layout(
         owners, _layers(owners), tuple(params[n].shape for n in owners),
         tuple(params[n].numel() for n in owners), {n: params[n].shape for n in owners})
-    _LAYOUTS[model] = (key, layout)
+    _LAYOUTS[model] = (names, pointers, layout)
     return layout
 
 
