@@ -1014,7 +1014,8 @@ class BatchNormWatch:
             tree = self._walk(model)
         else:
             for module, children, kept in tree:
-                if module._modules is not children or tuple(children.values()) != kept:
+                if module._modules is not children or (
+                        tuple(children.values()) != kept if kept else children):
                     tree = self._walk(model)
                     break
         return any([norm.training for norm in self._norms])  # (a list: no generator)
