@@ -276,3 +276,32 @@ def test_planned_probe_is_chosen_only_for_the_whole_batch_in_one_process(monkeyp
     mon.step(loss, (x, y))
     mon.finish()
     assert probe._plan is None and len(mon.history["gns"]) == 1
+
+
+@pytest.mark.parametrize("path", ["plan", "second pass", "two batch sizes"])
+def test_grad_noise_never_draws_from_the_generator(path):
+    """``uses_generator`` is False (a monitor keeps no generator state for its savepoint):
+    on each of its paths the probe leaves ``ctx.generator`` as it found it."""
+    from trainlab.probes._probe import ProbeContext
+
+    assert gn_module.GradientNoise.uses_generator is False
+    torch.manual_seed(0)
+    model = (nn.Sequential(nn.Linear(9, 8), nn.BatchNorm1d(8), nn.Linear(8, 4))
+             if path == "two batch sizes" else mlp())
+    probe = gn_module.GradientNoise()
+    handle = probe.attach(model) if path == "plan" else None
+    probe.arm(path == "plan")
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(24, 9, generator=g), torch.randint(0, 4, (24,), generator=g)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    probe.pause()
+    generator = torch.Generator().manual_seed(7)
+    state = generator.get_state()
+    ctx = ProbeContext(step=0, model=model, loss_fn=F.cross_entropy, batch=(x, y),
+                       loss=loss.detach(), generator=generator, warn=False)
+    out = probe.measure(ctx)
+    assert "gns" in out and torch.equal(generator.get_state(), state)
+    assert (probe._plan is not None) == (path == "plan")
+    if handle is not None:
+        handle.remove()

@@ -385,6 +385,7 @@ class GradientNoise(Probe):
     """
 
     name = "grad-noise"
+    uses_generator = False  # (no path draws from ctx.generator: tested)
 
     def __init__(self, every: int = 1, max_examples: int = 4096, groups: int = 4):
         super().__init__(every)
