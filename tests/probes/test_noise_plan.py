@@ -305,3 +305,16 @@ def test_grad_noise_never_draws_from_the_generator(path):
     assert (probe._plan is not None) == (path == "plan")
     if handle is not None:
         handle.remove()
+
+
+def test_layers_of_one_input_or_one_output_take_the_plan(monkeypatch):
+    """A layer with one output (``W`` 1 x I) or one input (O x 1): the gradient of ``W^T``
+    laid out by columns is checked by its transpose's contiguity there (strides of a
+    dimension of 1 are free); the plan runs at every step with the general path's bits."""
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(9, 1), nn.ReLU(), nn.Linear(1, 6), nn.Tanh(),
+                             nn.Linear(6, 4))
+
+    used = same_runs(make, monkeypatch, [{"batch": 12, "dtype": torch.float32}] * 3)
+    assert used == [(12, torch.float32)] * 3
