@@ -59,6 +59,14 @@ without views, before = commit b69ed6b, two runs each, ms): width 128 depth 2: g
 0.124-0.128 (0.135-0.142, now with the totals' read), update-ratio 0.009-0.010 (0.013),
 all of ``Monitor.step`` 0.475-0.492 (0.505-0.529).
 
+Session noise3 (2026-12-07 08:59-09:05 UTC, load 2.3-2.9, grad-noise's Python and the
+capture's hooks leaner, before = commit 2d96217, two pairs, ms): grad-noise 0.122-0.127
+(before 0.149-0.152) and all of ``Monitor.step`` 0.335-0.347 (0.372-0.378) at width 128
+depth 2; grad-noise 1.25-1.29 (1.32-1.35) and forward + backward 3.37-3.43 (3.51-3.52) at
+width 512 depth 3. ``--hooks 60`` at width 128 depth 2: the capture +0.060-0.062
+(+0.085-0.094) against +0.053-0.067 for a closure keeping the same tensors; the
+``LinearCapture`` row takes the records as grad-noise does (``take_raw``).
+
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
 two runs each, ms): ``Monitor.step`` at the other steps 0.015-0.016 (before 0.033-0.034),
@@ -263,7 +271,7 @@ def hook_costs(width: int, depth: int, batch: int, rounds: int, steps: int = 20
                 if kind == "LinearCapture":
                     capture.arm(True)
                 step()
-                capture.take()
+                capture.take_raw()  # (what grad-noise takes)
                 store.clear()
             times[kind].append((clock() - start) / steps)
             capture.arm(False)

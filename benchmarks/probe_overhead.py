@@ -47,6 +47,10 @@ against the code before it one process after the other, four pairs per size): ec
 (1.88x-1.91x), 1.72x-1.75x at 0.55M (1.67x-1.81x, no change beyond the noise); economy@16
 1.06x-1.14x at 23k (1.00x-1.15x, also over 15 rounds per run: 1.12x, 1.14x against 1.14x,
 1.12x), within the rounds' spread; ``--per-probe`` rotation@1 1.18x-1.37x (1.26x-1.36x).
+Session noise3 (2026-12-07 09:00 UTC, load 2.1-3.1, grad-noise's Python and the capture's
+hooks leaner, against the code before it one process after the other, two pairs per size):
+economy@1 1.68x-1.69x at 23k (before 1.73x-1.74x), 1.64x at 40k (1.67x-1.68x); economy@16
+1.09x (1.10x-1.11x) and 1.08x-1.10x (1.07x-1.08x).
 ``--eager`` adds the preset at every step and every 16 steps with those sums off
 (``TRAINLAB_FUSED=0``), interleaved in the same rounds.
 

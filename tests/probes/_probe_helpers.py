@@ -137,9 +137,11 @@ def economy_history(model: nn.Module, dtype: torch.dtype, *, steps: int, batch: 
     return mon.history
 
 
-def captured_records(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+def captured_records(model: nn.Module, x: torch.Tensor, y: torch.Tensor, raw: bool = False
+                     ) -> dict:
     """What a :class:`~trainlab.probes.per_sample.LinearCapture` records over one forward and
-    backward pass of ``model`` on ``(x, y)`` (cross-entropy), the capture removed after."""
+    backward pass of ``model`` on ``(x, y)`` (cross-entropy), the capture removed after
+    (``raw``: as its hooks keep it, ``take_raw()``)."""
     from trainlab.probes.per_sample import LinearCapture
 
     cap = LinearCapture(model)
@@ -147,7 +149,7 @@ def captured_records(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict
     model.zero_grad(set_to_none=True)
     F.cross_entropy(model(x), y).backward()
     cap.arm(False)
-    records = cap.take()
+    records = cap.take_raw() if raw else cap.take()
     cap.remove()
     return records
 

@@ -42,6 +42,9 @@ def test_missing_functorch_query_means_capture_nothing(caplog):
     with caplog.at_level(logging.WARNING, logger="trainlab"):
         assert internals.functorch_transforms_active(None) is True
     assert internals.functorch_transforms_active(lambda: False) is False
+    query = internals.transforms_query(None)  # what a capture calls without the query
+    assert query() is True
+    assert internals.transforms_query(lambda: False)() is False
 
 
 def _economy_history() -> dict[str, list[tuple[int, float]]]:
@@ -69,12 +72,9 @@ def test_missing_version_counters_mean_no_recorded_gradient(caplog, monkeypatch)
 
     monkeypatch.setattr(log_module, "_WARNED", set())
     assert internals._counts_versions() and internals._VERSIONED  # on this torch
-    t = torch.zeros(3)
-    assert internals.versions(t, None) == (0, None)
-    t[1:].add_(1)  # through a view: the same counter
-    assert internals.versions(None, t) == (None, 1)
+    assert internals.versions_counted()
     with caplog.at_level(logging.WARNING, logger="trainlab"):
-        assert internals.versions(t, t, versioned=False) is None
+        assert internals.versions_counted(versioned=False) is False
     assert "no Tensor._version" in caplog.text
 
 
@@ -88,10 +88,11 @@ def test_probes_give_the_same_numbers_on_the_fallback_paths(monkeypatch, fallbac
     if fallback == "no-node-layouts":
         monkeypatch.setattr(per_sample, "product_node_slots", lambda: {})
     elif fallback == "no-version-counter":
-        monkeypatch.setattr(per_sample, "versions",
-                            lambda w, b: internals.versions(w, b, versioned=False))
+        monkeypatch.setattr(per_sample, "versions_counted",
+                            lambda: internals.versions_counted(versioned=False))
     else:
-        monkeypatch.setattr(per_sample, "functorch_transforms_active", lambda: True)
+        monkeypatch.setattr(per_sample, "transforms_query",
+                            lambda: internals.transforms_query(None))
     other = _economy_history()
     assert other.keys() == reference.keys() and "gns" in reference
     for name, values in reference.items():
@@ -99,3 +100,39 @@ def test_probes_give_the_same_numbers_on_the_fallback_paths(monkeypatch, fallbac
             continue
         got = [v for _, v in other[name]]
         assert got == pytest.approx([v for _, v in values], rel=1e-9, abs=1e-12), name
+
+
+@pytest.mark.parametrize("fallback", [None, "no-node-layouts", "no-functorch-query",
+                                      "no-version-counter"])
+def test_what_a_capture_records_on_each_path(monkeypatch, fallback):
+    """With every fact verified a record carries the layer's own gradients (those of p.grad);
+    without the node layouts or the version counters it comes without them; without the
+    functorch query nothing is recorded."""
+    from _probe_helpers import captured_records
+
+    import trainlab.probes.per_sample as per_sample
+
+    if fallback == "no-node-layouts":
+        monkeypatch.setattr(per_sample, "product_node_slots", lambda: {})
+    elif fallback == "no-version-counter":
+        monkeypatch.setattr(per_sample, "versions_counted",
+                            lambda: internals.versions_counted(versioned=False))
+    elif fallback == "no-functorch-query":
+        monkeypatch.setattr(per_sample, "transforms_query",
+                            lambda: internals.transforms_query(None))
+    g = torch.Generator().manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3, bias=False))
+    x, y = torch.randn(8, 4, generator=g), torch.randint(0, 3, (8,), generator=g)
+    records = captured_records(model, x, y)
+    if fallback == "no-functorch-query":
+        assert records == {}
+        return
+    assert set(records) == {model[0], model[2]}
+    for layer in (model[0], model[2]):
+        rec = records[layer]
+        if fallback is None:
+            assert torch.equal(rec.weight, layer.weight.grad)
+            assert rec.bias is None if layer.bias is None else torch.equal(rec.bias,
+                                                                          layer.bias.grad)
+        else:
+            assert rec.weight is None and rec.bias is None

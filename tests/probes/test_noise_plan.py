@@ -162,7 +162,7 @@ def test_records_that_do_not_fit_are_refused_before_any_call():
     model = mlp()
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(24, 9, generator=g), torch.randint(0, 4, (24,), generator=g)
-    records = captured_records(model, x, y)
+    records = captured_records(model, x, y, raw=True)
     plan = NoisePlan.build(_linear_layout(model), 24, torch.float32)
     assert plan is not None and plan.measure(records) is not None
     assert plan._spans is None  # (the layer-by-layer spans of a layout, checked here)
@@ -171,16 +171,23 @@ def test_records_that_do_not_fit_are_refused_before_any_call():
     assert noise_plan._spans([(0, 6, 0, "weight"), (6, 2, 1, "weight"), (8, 4, 0, "bias")],
                              2, 12) is None  # a layer in two blocks
     first = next(iter(records))
+    a, d, w_t, bias, w_then, b_then = records[first]
+
+    def changed(**fields):
+        kept = {**dict(a=a, d=d, w_t=w_t, bias=bias, w_then=w_then, b_then=b_then), **fields}
+        return {**records, first: tuple(kept.values())}
+
     bad = {
         "missing": {m: r for m, r in records.items() if m is not first},
         "twice": {**records, first: None},
-        "strided input": {**records, first: records[first]._replace(
-            a=torch.randn(9, 24).T)},
-        "dtype": {**records, first: records[first]._replace(d=records[first].d.double())},
-        "shape": {**records, first: records[first]._replace(a=records[first].a[:12])},
-        "no weight gradient": {**records, first: records[first]._replace(weight=None)},
-        "bias shape": {**records, first: records[first]._replace(
-            bias=records[first].bias[:2])},
+        "strided input": changed(a=torch.randn(9, 24).T),
+        "dtype": changed(d=d.double()),
+        "shape": changed(a=a[:12]),
+        "no weight gradient": changed(w_t=None),
+        "weight gradient laid out by rows": changed(w_t=w_t.contiguous()),
+        "weight gradient changed since": changed(w_then=w_then - 1),
+        "bias gradient changed since": changed(b_then=b_then - 1),
+        "bias shape": changed(bias=bias[:2]),
     }
     for name, recs in bad.items():
         assert plan.measure(recs) is None, name
@@ -269,3 +276,45 @@ def test_planned_probe_is_chosen_only_for_the_whole_batch_in_one_process(monkeyp
     mon.step(loss, (x, y))
     mon.finish()
     assert probe._plan is None and len(mon.history["gns"]) == 1
+
+
+@pytest.mark.parametrize("path", ["plan", "second pass", "two batch sizes"])
+def test_grad_noise_never_draws_from_the_generator(path):
+    """``uses_generator`` is False (a monitor keeps no generator state for its savepoint):
+    on each of its paths the probe leaves ``ctx.generator`` as it found it."""
+    from trainlab.probes._probe import ProbeContext
+
+    assert gn_module.GradientNoise.uses_generator is False
+    torch.manual_seed(0)
+    model = (nn.Sequential(nn.Linear(9, 8), nn.BatchNorm1d(8), nn.Linear(8, 4))
+             if path == "two batch sizes" else mlp())
+    probe = gn_module.GradientNoise()
+    handle = probe.attach(model) if path == "plan" else None
+    probe.arm(path == "plan")
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(24, 9, generator=g), torch.randint(0, 4, (24,), generator=g)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    probe.pause()
+    generator = torch.Generator().manual_seed(7)
+    state = generator.get_state()
+    ctx = ProbeContext(step=0, model=model, loss_fn=F.cross_entropy, batch=(x, y),
+                       loss=loss.detach(), generator=generator, warn=False)
+    out = probe.measure(ctx)
+    assert "gns" in out and torch.equal(generator.get_state(), state)
+    assert (probe._plan is not None) == (path == "plan")
+    if handle is not None:
+        handle.remove()
+
+
+def test_layers_of_one_input_or_one_output_take_the_plan(monkeypatch):
+    """A layer with one output (``W`` 1 x I) or one input (O x 1): the gradient of ``W^T``
+    laid out by columns is checked by its transpose's contiguity there (strides of a
+    dimension of 1 are free); the plan runs at every step with the general path's bits."""
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(9, 1), nn.ReLU(), nn.Linear(1, 6), nn.Tanh(),
+                             nn.Linear(6, 4))
+
+    used = same_runs(make, monkeypatch, [{"batch": 12, "dtype": torch.float32}] * 3)
+    assert used == [(12, torch.float32)] * 3

@@ -130,4 +130,4 @@ def test_norm_probes_skip_the_generator_savepoint():
     ctx = type("Ctx", (), {"generator": torch.Generator(), "cache": {}, "run_cache": {}})()
     saved = {p.name: _Savepoint(p, ctx).rng is not None for p in probes}
     assert saved == {"grad-norm": False, "rotation": False, "update-ratio": False,
-                     "grad-noise": True}
+                     "grad-noise": False}

@@ -13,7 +13,7 @@ each checked on the running torch before use, with a public fallback.
    :func:`functorch_transforms_active` answers True, so nothing is captured and the probes
    take their second-pass path (slower, same numbers).
 3. The version counter of a tensor (``Tensor._version``, bumped by every in-place operation
-   on it or on a view of it), :func:`versions`: autograd hands the layer's own weight
+   on it or on a view of it), read by the capture: autograd hands the layer's own weight
    gradient on to ``p.grad`` without a copy (the gradient of :math:`W^T` is a view of the
    tensor that becomes ``p.grad``), so an in-place change of ``p.grad`` after the backward
    pass (``clip_grad_norm_``, a second backward pass accumulating) changes the recorded
@@ -21,8 +21,8 @@ each checked on the running torch before use, with a public fallback.
    <trainlab.probes.per_sample.LinearCapture.take>` with those of the backward pass and
    drops a changed gradient (the statistics then take one product more, same numbers).
    The counter's behaviour is checked once at import (an in-place change through a view
-   moves it); where the attribute is missing or does not behave so, :func:`versions`
-   answers None and the recorded gradients are never used.
+   moves it); where the attribute is missing or does not behave so,
+   :func:`versions_counted` answers False and the recorded gradients are never used.
 
 Each fallback is announced once on the ``trainlab`` logger.
 """
@@ -30,6 +30,7 @@ Each fallback is announced once on the ``trainlab`` logger.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -93,9 +94,18 @@ def functorch_transforms_active(probe: object = _ACTIVE) -> bool:
     return bool(probe())
 
 
+def transforms_query(probe: object = _ACTIVE) -> Callable[[], bool]:
+    """What a hook calls at every forward pass to ask whether a functorch transform is
+    active: the private query itself where torch has it (no Python call around it), else
+    :func:`functorch_transforms_active` (True, warned once)."""
+    if callable(probe):
+        return probe  # type: ignore[return-value]
+    return functools.partial(functorch_transforms_active, None)
+
+
 def _counts_versions() -> bool:
     """Whether this torch has ``Tensor._version`` and an in-place change through a view moves
-    the base's counter (what :func:`versions` relies on; checked once, at import)."""
+    the base's counter (what the capture relies on; checked once, at import)."""
     try:
         t = torch.zeros(2)
         before = t._version
@@ -108,16 +118,15 @@ def _counts_versions() -> bool:
 _VERSIONED = _counts_versions()
 
 
-def versions(weight: torch.Tensor | None, bias: torch.Tensor | None,
-             versioned: bool = _VERSIONED) -> tuple[int | None, int | None] | None:
-    """The version counters of a layer's ``weight`` and ``bias`` gradients (None for a
-    missing one), or None where torch does not expose them (``versioned`` is the check, a
-    parameter so tests can run the fallback; warned once)."""
+def versions_counted(versioned: bool = _VERSIONED) -> bool:
+    """Whether a capture may keep the layers' own gradients, checking their version counters
+    (``Tensor._version``) at :meth:`take <trainlab.probes.per_sample.LinearCapture.take>`;
+    False where torch does not expose them as :func:`_counts_versions` checks (``versioned``,
+    a parameter so tests can run the fallback; warned once): the recorded gradients are then
+    never used."""
     if not versioned:
         warn_once("no-version-counter",
                   "torch %s has no Tensor._version: the probes do not reuse the layers' own "
                   "gradients of the training step (one product more, same numbers)",
                   torch.__version__)
-        return None
-    return (None if weight is None else weight._version,
-            None if bias is None else bias._version)
+    return versioned

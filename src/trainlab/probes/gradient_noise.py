@@ -49,15 +49,17 @@ from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
 from trainlab.probes.noise_plan import NoisePlan
 from trainlab.probes.per_sample import (
+    BatchNormWatch,
     FlatBuffers,
     GradStats,
     LinearCapture,
     Pending,
+    RawRecords,
     Records,
     _linear_layout,
     captured_grad_stats,
     per_sample_grad_stats,
-    training_batchnorm,
+    records_of,
 )
 from trainlab.restore import preserved
 
@@ -383,6 +385,7 @@ class GradientNoise(Probe):
     """
 
     name = "grad-noise"
+    uses_generator = False  # (no path draws from ctx.generator: tested)
 
     def __init__(self, every: int = 1, max_examples: int = 4096, groups: int = 4):
         super().__init__(every)
@@ -392,6 +395,7 @@ class GradientNoise(Probe):
         self._captures: list[LinearCapture] = []
         self._buffers = FlatBuffers()  # the captured statistics' flat vectors, reused
         self._plan: tuple[tuple[Any, ...], NoisePlan | None] | None = None  # key, plan
+        self._batchnorm = BatchNormWatch()  # training_batchnorm, walked on change only
 
     def attach(self, model: nn.Module) -> _Attachment | None:
         capture = LinearCapture(model)
@@ -420,12 +424,15 @@ class GradientNoise(Probe):
                                    params=ctx.params(), buffers=self._buffers,
                                    deferred=ctx.dist is None)
 
-    def _taken(self, ctx: ProbeContext) -> Records | None:
-        """What the capture of ``ctx.model`` recorded (then forgotten), or None."""
-        capture = next((c for c in self._captures if c.model is ctx.model), None)
-        return None if capture is None else capture.take()
+    def _taken(self, ctx: ProbeContext) -> RawRecords | None:
+        """What the capture of ``ctx.model`` recorded (then forgotten), as its hooks kept it
+        (:meth:`~trainlab.probes.per_sample.LinearCapture.take_raw`), or None."""
+        for capture in self._captures:
+            if capture.model is ctx.model:
+                return capture.take_raw()
+        return None
 
-    def _planned(self, ctx: ProbeContext, records: Records) -> Measurement | None:
+    def _planned(self, ctx: ProbeContext, records: RawRecords) -> Measurement | None:
         """The measurement on this probe's :class:`~trainlab.probes.noise_plan.NoisePlan`
         (built when the layout, batch size or dtype changed), when every example is used
         in one process; None where the plan does not apply (the general path then runs on
@@ -433,14 +440,14 @@ class GradientNoise(Probe):
         n = batch_size(ctx.batch[0])
         if ctx.dist is not None or n > self.max_examples:
             return None
-        layout = _linear_layout(ctx.model, ctx.params())
-        if layout is None or not layout.layers:
+        params = ctx.params()
+        layout = _linear_layout(ctx.model, params)
+        if layout is None or not layout.owners:
             return None
-        dtype = next(iter(layout.layers)).weight.dtype
-        key = (layout, n, dtype)
+        key = (layout, n, params[next(iter(layout.owners))].dtype)
         plan = self._plan
         if plan is None or plan[0] != key:
-            plan = self._plan = (key, NoisePlan.build(layout, n, dtype))
+            plan = self._plan = (key, NoisePlan.build(layout, n, key[2]))
         if plan[1] is None:
             warn_once("grad-noise:no-plan",
                       "grad-noise: no kept plan for this model (a layer's weight frozen or of "
@@ -459,10 +466,10 @@ class GradientNoise(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
-        if training_batchnorm(ctx.model):
+        if self._batchnorm(ctx.model):
             if ctx.dist is not None:
                 for capture in self._captures:
-                    capture.take()
+                    capture.take_raw()
                 return ctx.skip(self.name, "BatchNorm in training mode under data-parallel "
                                 "training: each rank normalizes with its own shard, so no "
                                 "estimate of the global batch applies")
@@ -473,12 +480,12 @@ class GradientNoise(Probe):
                      f"rank's shard (max_examples={self.max_examples} over "
                      f"{ctx.dist.world_size} ranks), not the first {self.max_examples} of "
                      f"the global batch")
-        records = self._taken(ctx)
-        if records:
-            planned = self._planned(ctx, records)
+        raw = self._taken(ctx)
+        if raw:
+            planned = self._planned(ctx, raw)
             if planned is not None:
                 return planned
-        stats = self._recorded(ctx, records, k)
+        stats = self._recorded(ctx, None if raw is None else records_of(raw), k)
         if stats is None:
             # Probes run after this batch's backward pass and before the update, so p.grad
             # is the mean gradient at these parameters: reuse it (checked) when the whole
@@ -500,7 +507,7 @@ class GradientNoise(Probe):
     def _two_batch(self, ctx: ProbeContext, x: Any, y: Any) -> Measurement:
         if self._captures:  # what the hooks recorded of the training pass is not used
             for capture in self._captures:
-                capture.take()
+                capture.take_raw()
         if batch_size(x) < 4:
             return ctx.skip(self.name, "BatchNorm in training mode and fewer than 4 examples: "
                             "neither per-example nor two-batch-size estimates apply")

@@ -51,9 +51,9 @@ Deviations from the papers: none beyond those of :mod:`~trainlab.probes.gradient
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Callable
+from math import fsum, sqrt
 from typing import Any, NamedTuple
 
 import torch
@@ -61,7 +61,7 @@ from torch import nn
 
 from trainlab.probes import fused
 from trainlab.probes._scalar_bits import quotient, rounding
-from trainlab.probes.per_sample import Records, _Layout, _shaped
+from trainlab.probes.per_sample import RawRecords, _Layout, _shaped
 
 WIDE_GSNR = 2 ** 24
 """Above this many entries the general path returns the GSNR in float64 (it counts the
@@ -166,12 +166,18 @@ class NoisePlan:
         self._tiny = torch.finfo(dtype).tiny
         self._itemsize = self.flat_sq.element_size()
         self._rounded = rounding(dtype)
+        # the integers of _values' arithmetic (n >= 2), and its float32 roundings
+        self._square, self._less, self._pairs = batch ** 2, batch - 1, batch * (batch - 1)
+        self._single, self._wide = dtype == torch.float32, total > WIDE_GSNR
         # what a step checks and where it writes, per layer: (module, shapes of a, d, the
-        # weight and the bias (None: no bias), slot of d in the pointer array, slots of the
-        # weight and bias gradients in the source array)
+        # gradient of W^T and the bias (None: no bias), the strides of a gradient of W^T
+        # whose transpose is contiguous (None: a dimension of 1, is_contiguous() asked),
+        # slot of d in the pointer array, slots of the weight and bias gradients in the
+        # source array)
         self._checks = tuple(
-            (layer.module, layer.a_shape, layer.d_shape, layer.w_shape, layer.b_shape, 5 * i,
-             self._source_slot[(i, "weight")], self._source_slot.get((i, "bias")))
+            (layer.module, layer.a_shape, layer.d_shape, layer.w_shape[::-1],
+             layer.b_shape, (1, layer.w_shape[1]) if min(layer.w_shape) > 1 else None,
+             5 * i, self._source_slot[(i, "weight")], self._source_slot.get((i, "bias")))
             for i, layer in enumerate(layers))
         # the segments' offsets from the start of their layer's block, for per-layer calls
         self._relative = array("q", [] if spans is None else [
@@ -183,23 +189,25 @@ class NoisePlan:
         sq_at = self._sq_norms.data_ptr()
         # one call each: every entry is in a segment (a layer's own gradient times n), so
         # the flat gradient sums are never read and flat_sq stands in for their pointer
-        self._rows_args = (len(layers), n, dims_at, ptrs_at, scratch + 8 * n, scratch,
-                           float(n * n), 3, sq_at)
-        self._gsnr_args = (flat_sq, flat_sq, total, len(segments),
-                           self._segments.buffer_info()[0], self._sources.buffer_info()[0],
-                           self._factors.buffer_info()[0], 1, n * n, n, self._tiny, 1, sums)
+        self._rows_args = _native(rows, (len(layers), n, dims_at, ptrs_at, scratch + 8 * n,
+                                         scratch, float(n * n), 3, sq_at))
+        self._gsnr_args = _native(gsnr, (
+            flat_sq, flat_sq, total, len(segments), self._segments.buffer_info()[0],
+            self._sources.buffer_info()[0], self._factors.buffer_info()[0], 1, n * n, n,
+            self._tiny, 1, sums))
         # layer by layer (only with spans: each layer's entries one block)
         last, size = len(layers) - 1, self._itemsize
         segs, srcs = self._relative.buffer_info()[0], self._sources.buffer_info()[0]
         factors = self._factors.buffer_info()[0]
         self._steps = () if self._spans is None else tuple(
-            (layer, (1, n, dims_at + 16 * i, ptrs_at + 40 * i, scratch + 8 * n, scratch,
-                     float(n * n), (i == 0) | (2 if i == last else 0), sq_at),
-             (flat_sq, flat_sq, length, count,
-              segs + 16 * first, srcs + 8 * first, factors + size * first, 1, n * n, n,
-              self._tiny, int(i == 0), sums))
+            (layer, _native(rows, (1, n, dims_at + 16 * i, ptrs_at + 40 * i, scratch + 8 * n,
+                                   scratch, float(n * n), (i == 0) | (2 if i == last else 0),
+                                   sq_at)),
+             _native(gsnr, (flat_sq, flat_sq, length, count, segs + 16 * first,
+                            srcs + 8 * first, factors + size * first, 1, n * n, n,
+                            self._tiny, int(i == 0), sums)))
             for i, (layer, (first, count, _, length)) in enumerate(zip(layers, self._spans)))
-        self._spread_args = (sq_at, n, self._spread_out.buffer_info()[0])
+        self._spread_args = _native(spread, (sq_at, n, self._spread_out.buffer_info()[0]))
 
     @classmethod
     def build(cls, layout: _Layout, batch: int, dtype: torch.dtype) -> NoisePlan | None:
@@ -223,30 +231,39 @@ class NoisePlan:
         measurement."""
         return _no_plan, ()
 
-    def measure(self, records: Records) -> dict[str, Any] | None:
+    def measure(self, records: RawRecords) -> dict[str, Any] | None:
         """The ``grad-noise`` values of a captured pass of ``batch`` examples whose layers
         recorded their inputs, output gradients and own gradients (every layer of the
-        layout, once each), or None when the records do not fit (nothing written then
-        but this plan's scratch). Each recorded tensor is checked for what the C code
-        reads: the plan's dtype, the CPU, the shape, contiguity."""
+        layout, once each; as :meth:`LinearCapture.take_raw
+        <trainlab.probes.per_sample.LinearCapture.take_raw>` gives them), or None when the
+        records do not fit (nothing written then but this plan's scratch). Each recorded
+        tensor is checked for what the C code reads: the plan's dtype, the CPU, the shape,
+        contiguity (for the gradient of :math:`W^T`, that of its transpose, the weight's
+        gradient); the layer's own gradients also for their version counters, which must
+        be those of the backward pass (not changed in place since, as
+        :func:`~trainlab.probes.per_sample.records_of` checks)."""
         pointers, sources, dtype = self._pointers, self._sources, self.dtype
-        for module, a_shape, d_shape, w_shape, b_shape, at, w_slot, b_slot in self._checks:
+        for (module, a_shape, d_shape, w_shape, b_shape, w_strides, at, w_slot,
+             b_slot) in self._checks:
             rec = records.get(module)
             if rec is None:
                 return None
-            a, d, weight, bias = rec
-            if (a.dtype is not dtype or d.dtype is not dtype or weight is None
-                    or weight.dtype is not dtype or not (a.is_cpu and d.is_cpu and weight.is_cpu)
-                    or a.shape != a_shape or d.shape != d_shape or weight.shape != w_shape
-                    or not (a.is_contiguous() and d.is_contiguous()
-                            and weight.is_contiguous())):
+            a, d, w_t, bias, w_then, b_then = rec
+            if (w_t is None or a.dtype is not dtype or d.dtype is not dtype
+                    or w_t.dtype is not dtype or not (a.is_cpu and d.is_cpu and w_t.is_cpu)
+                    or a.shape != a_shape or d.shape != d_shape or w_t.shape != w_shape
+                    or not (a.is_contiguous() and d.is_contiguous())
+                    or (w_t.stride() != w_strides if w_strides is not None
+                        else not w_t.T.is_contiguous())
+                    or w_t._version != w_then):
                 return None
             pointers[at] = d.data_ptr()
             pointers[at + 1] = a.data_ptr()
-            sources[w_slot] = weight.data_ptr()
+            sources[w_slot] = w_t.data_ptr()  # (W's gradient: the same address)
             if b_slot is not None:
                 if (bias is None or bias.dtype is not dtype or not bias.is_cpu
-                        or bias.shape != b_shape or not bias.is_contiguous()):
+                        or bias.shape != b_shape or not bias.is_contiguous()
+                        or bias._version != b_then):
                     return None
                 sources[b_slot] = bias.data_ptr()
         mm = torch.mm
@@ -263,25 +280,33 @@ class NoisePlan:
                 rows(*rows_args)
                 mm(layer.d_sq_t, layer.a_sq, out=layer.weight_sq)
                 gsnr(*gsnr_args)
-        return self._values(*self._sums)
+        return self._values()
 
-    def _values(self, g2: float, ratios: float, count: float) -> dict[str, Any]:
-        """The measurement from :math:`n^2\\|\\bar g\\|^2`, the sum of the ratios and their
-        count: the three terms by the arithmetic of
-        :func:`~trainlab.probes.gradient_noise._fused_noise`, the mean and standard
-        deviation of the per-example norms by :func:`trainlab.probes.fused.norm_spread`'s
-        C function (the same bits as the general path, which calls that)."""
-        n = self.batch
-        mean_sq = math.fsum(self._sq_buffer) / n
-        rounded = self._rounded
-        trace_cov = rounded((mean_sq - g2 / n ** 2) * n / (n - 1))
-        grad_sq = rounded((g2 - mean_sq * n) / (n * (n - 1)))
-        gsnr = ratios / max(int(count), 1)
-        if self.size <= WIDE_GSNR:
-            gsnr = rounded(gsnr)
+    def _values(self) -> dict[str, Any]:
+        """The measurement from the GSNR pass's sums (:math:`n^2\\|\\bar g\\|^2`, the sum of
+        the ratios and their count) and the per-example squared norms: the three terms by
+        the arithmetic of :func:`~trainlab.probes.gradient_noise._fused_noise`, the mean and
+        standard deviation of the per-example norms by that of
+        :func:`trainlab.probes.fused.spread_values` on the sums of
+        :func:`~trainlab.probes.fused.norm_spread`'s C function (the same operations on
+        the same floats as the general path, which calls those; the float32 roundings of
+        one step done at once, as ``torch.tensor`` rounds each)."""
+        g2, ratios, count = self._sums
+        n, less = self.batch, self._less
+        mean_sq = fsum(self._sq_buffer) / n
         self._spread(*self._spread_args)
-        mean, std = fused.spread_values(*self._spread_out, n, self.dtype)
-        return {"gns": rounded(trace_cov / grad_sq) if grad_sq != 0
+        total, deviations = self._spread_out
+        trace_cov = (mean_sq - g2 / self._square) * n / less
+        grad_sq = (g2 - mean_sq * n) / self._pairs
+        gsnr = ratios / max(int(count), 1)
+        mean, std = total / n, sqrt(deviations / less)
+        if self._single:
+            if self._wide:
+                trace_cov, grad_sq, mean, std = array("f", (trace_cov, grad_sq, mean, std))
+            else:
+                trace_cov, grad_sq, gsnr, mean, std = array(
+                    "f", (trace_cov, grad_sq, gsnr, mean, std))
+        return {"gns": self._rounded(trace_cov / grad_sq) if grad_sq != 0
                 else quotient(trace_cov, grad_sq, self.dtype), "gns/trace_cov": trace_cov,
                 "gns/grad_sq": grad_sq, "gsnr": gsnr, "per_sample_grad_norm/mean": mean,
                 "per_sample_grad_norm/std": std}
@@ -289,6 +314,18 @@ class NoisePlan:
 
 def _no_plan() -> None:
     return None
+
+
+def _native(call: Callable[..., None], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` as instances of the C function's argument types (``argtypes``), made once:
+    ctypes then passes them as they are instead of converting a Python number at each call
+    (0.43 us less a call of the GSNR pass's 13 arguments; the same values: a float becomes
+    a C float or double as the call's own conversion would make it). ``args`` as they are
+    for a function without declared types."""
+    kinds = getattr(call, "argtypes", None)
+    if not kinds or len(kinds) != len(args):
+        return args
+    return tuple(kind(value) for kind, value in zip(kinds, args))
 
 
 def _spans(segments: list[tuple[int, int, int, str]], layers: int, total: int

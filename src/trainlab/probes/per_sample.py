@@ -30,17 +30,24 @@ from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.log import warn_once
+from trainlab.optim._fused_adam import _torch_version
 from trainlab.probes import fused
 from trainlab.probes._autograd_internals import (
-    functorch_transforms_active,
     product_node_slots,
-    versions,
+    transforms_query,
+    versions_counted,
 )
 from trainlab.probes._outputs import batch_size, call
 from trainlab.restore import preserved
 
 LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
 Records = dict[nn.Module, "Record | None"]
+RawRecords = dict[nn.Module, "tuple[Any, ...] | None"]
+"""What a :class:`LinearCapture` keeps of each layer in a pass, as its hooks keep it: ``(a,
+d, w_t, bias, w_version, b_version)`` (the layer's input and output gradient, autograd's
+gradient of :math:`W^T` and the bias's, or None where not taken, and their version
+counters in the backward pass), or None for a layer recorded twice; :func:`records_of`
+makes the :class:`Record` of each."""
 FusedRows = tuple[torch.Tensor, dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]]
 """What :func:`_fused_rows` returns: the per-example squared norms, each layer's squares."""
 REUSE_MIN_WEIGHTS = 65536  # weights of a layer from which reusing the batch gradient pays
@@ -121,8 +128,8 @@ class _Layout:
     shape_of: dict[str, torch.Size]
 
 
-_LAYOUTS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], _Layout | None]] = (
-    weakref.WeakKeyDictionary())
+_LAYOUTS: weakref.WeakKeyDictionary[
+    nn.Module, tuple[tuple[str, ...], list[int], _Layout | None]] = weakref.WeakKeyDictionary()
 
 
 def _linear_layout(model: nn.Module, params: dict[str, torch.Tensor] | None = None
@@ -133,15 +140,15 @@ def _linear_layout(model: nn.Module, params: dict[str, torch.Tensor] | None = No
     the same."""
     if params is None:
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    key = tuple((n, p.data_ptr()) for n, p in params.items())
+    names, pointers = tuple(params), [p.data_ptr() for p in params.values()]
     hit = _LAYOUTS.get(model)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    if hit is not None and hit[0] == names and hit[1] == pointers:
+        return hit[2]
     owners = _find_linear_owners(model)
     layout = None if owners is None else _Layout(
         owners, _layers(owners), tuple(params[n].shape for n in owners),
         tuple(params[n].numel() for n in owners), {n: params[n].shape for n in owners})
-    _LAYOUTS[model] = (key, layout)
+    _LAYOUTS[model] = (names, pointers, layout)
     return layout
 
 
@@ -537,36 +544,63 @@ class _InertHook:
         return None
 
 
+_grad_enabled = torch.is_grad_enabled
+_UNSEEN = object()
+
 
 class _RecordingHook:
     """Forward hook of :class:`LinearCapture` (a class, not a closure, so that a model
-    carrying it can still be pickled or deep-copied: copies get an inert hook)."""
+    carrying it can still be pickled or deep-copied: copies get an inert hook).
+
+    It runs at every armed forward pass of every layer, and the node hook it registers in
+    every backward pass, so both are written for few Python operations: the node type's
+    slots looked up once per type and capture, the functorch query called directly, two
+    kinds of node hook (without the layer's own gradients; with them), and what the node
+    hook keeps a plain tuple (:data:`RawRecords`: no record made, no view of the weight's
+    gradient). At 23k parameters the capture's own bookkeeping over a plain closure keeping
+    the same tensors went from 21-27 to 3-7 us a pass (session noise3)."""
 
     def __init__(self, capture: LinearCapture):
         self.capture = capture
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         cap = self.capture
-        if not cap.armed or not torch.is_grad_enabled() or not args:
+        if not cap.armed or not args or not _grad_enabled():
             return None
-        if (not isinstance(out, torch.Tensor) or out.grad_fn is None
-                or functorch_transforms_active()):
+        node = out.grad_fn if isinstance(out, torch.Tensor) else None
+        if node is None or cap._active():
             return None
-        a, generation, node = args[0], cap._generation, out.grad_fn
-        slots = product_node_slots().get(type(node).__name__)
+        kind = type(node)
+        slots = cap._slots.get(kind, _UNSEEN)
+        if slots is _UNSEEN:
+            slots = cap._node_slots(kind)
+        a, generation = args[0], cap._generation
+        # each node hook returns None: autograd's gradients are left as they are
+        if slots is None:
+            def keep(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
+                d = grad_outputs[0]
+                if d is not None and cap._generation == generation:
+                    records = cap._records
+                    records[module] = (None if module in records
+                                       else (a, d, None, None, None, None))
+        else:
+            w_slot, b_slot = slots
 
-        def keep(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
-            # returns None: autograd's gradients are left as they are
-            if cap._generation == generation and grad_outputs[0] is not None:
-                if slots is None:
-                    cap._keep(module, Record(a, grad_outputs[0]))
-                else:  # the layer's own weight and bias gradients come along
-                    w_t = grad_inputs[slots[0]]  # autograd's gradient of W^T (a view of W's)
-                    bias = None if slots[1] is None else grad_inputs[slots[1]]
-                    # W's gradient becomes p.grad without a copy: its version counter at
-                    # this point tells take() whether p.grad was changed in place since
-                    cap._keep(module, Record(a, grad_outputs[0], None if w_t is None else w_t.T,
-                                             bias), versions(w_t, bias))
+            def keep(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
+                d = grad_outputs[0]
+                if d is not None and cap._generation == generation:
+                    records = cap._records
+                    if module in records:  # recorded twice: unusable
+                        records[module] = None
+                        return
+                    # the layer's own gradients come along, W's as autograd's gradient of
+                    # W^T (its transpose becomes p.grad without a copy), with the version
+                    # counters that tell whether p.grad was changed in place since
+                    w_t = grad_inputs[w_slot]
+                    bias = None if b_slot is None else grad_inputs[b_slot]
+                    records[module] = (a, d, w_t, bias,
+                                       None if w_t is None else w_t._version,
+                                       None if bias is None else bias._version)
 
         node.register_hook(keep)
         return None
@@ -604,8 +638,10 @@ class LinearCapture:
         self.modules = [m for m in model.modules() if _plain_linear(m)]
         self.armed = False
         self._generation = 0
-        self._records: Records = {}
-        self._versions: dict[nn.Module, tuple[int | None, ...] | None] = {}
+        self._records: RawRecords = {}
+        # per node type: the slots of the layer's own gradients (None: not taken)
+        self._slots: dict[type, tuple[int, int | None] | None] = {}
+        self._active = transforms_query()  # whether a functorch transform is active
         self._hook = _RecordingHook(self)
         self._handles: list[Any] = []
 
@@ -618,16 +654,23 @@ class LinearCapture:
         """Number of layers with something recorded since the last :meth:`arm` (True)."""
         return len(self._records)
 
-    def _keep(self, module: nn.Module, record: Record,
-              counters: tuple[int | None, ...] | None = None) -> None:
-        self._records[module] = None if module in self._records else record
-        self._versions[module] = counters
+    def _node_slots(self, kind: type) -> tuple[int, int | None] | None:
+        """The slots of a layer's own weight and bias gradients in the ``grad_inputs`` of
+        a node of type ``kind`` (:func:`~trainlab.probes._autograd_internals.product_node_slots`),
+        kept for this capture; None where they are not known, or where torch has no
+        version counters (:func:`~trainlab.probes._autograd_internals.versions_counted`:
+        the layer's own gradients are then never taken)."""
+        slots = product_node_slots().get(kind.__name__)
+        if slots is not None and not versions_counted():
+            slots = None
+        self._slots[kind] = slots
+        return slots
 
     def arm(self, on: bool) -> None:
         """Start (dropping what was recorded) or stop recording."""
         if on:
             self._generation += 1
-            self._records, self._versions = {}, {}
+            self._records = {}
             if not self._handles:
                 self._handles = [m.register_forward_hook(self._hook, prepend=True)
                                  for m in self.modules]
@@ -649,17 +692,18 @@ class LinearCapture:
     def take(self) -> Records:
         """What was recorded (``None`` for a layer recorded twice), then forget it. A
         layer's own gradients are kept only while they are what its backward node computed:
-        changed in place since (``p.grad`` clipped in place shares their memory), or where
-        torch has no version counters (:func:`~trainlab.probes._autograd_internals.versions`),
-        the record comes without them (the statistics then compute them from ``a`` and
-        ``d``)."""
+        changed in place since (``p.grad`` clipped in place shares their memory), the
+        record comes without them; where torch has no version counters
+        (:func:`~trainlab.probes._autograd_internals.versions_counted`) they are never
+        taken (the statistics then compute them from ``a`` and ``d``)."""
+        return records_of(self.take_raw())
+
+    def take_raw(self) -> RawRecords:
+        """What was recorded, as the hooks keep it (:data:`RawRecords`: no record made, no
+        gradient transposed, no version counter compared; :func:`records_of` does that),
+        then forget it: for a consumer that checks what it reads itself, as
+        :class:`~trainlab.probes.noise_plan.NoisePlan` does."""
         records, self._records = self._records, {}
-        counters, self._versions = self._versions, {}
-        for module, rec in records.items():
-            if rec is not None and (rec.weight is not None or rec.bias is not None):
-                then = counters.get(module)
-                if then is None or then != versions(rec.weight, rec.bias):
-                    records[module] = rec._replace(weight=None, bias=None)
         return records
 
     def remove(self) -> None:
@@ -667,7 +711,25 @@ class LinearCapture:
         self._unhook()
         self.armed = False
         self._generation += 1
-        self._records, self._versions = {}, {}
+        self._records = {}
+
+
+def records_of(raw: RawRecords) -> Records:
+    """The :class:`Record` of each layer of what a :class:`LinearCapture` kept
+    (:meth:`LinearCapture.take_raw`): the weight's gradient as the transpose of autograd's
+    gradient of :math:`W^T`, and a layer's own gradients dropped where their version
+    counters moved since the backward pass (changed in place: ``p.grad`` clipped)."""
+    records: Records = {}
+    for module, kept in raw.items():
+        if kept is None:
+            records[module] = None
+            continue
+        a, d, w_t, bias, w_then, b_then = kept
+        if ((w_t is not None and w_t._version != w_then)
+                or (bias is not None and bias._version != b_then)):
+            w_t = bias = None
+        records[module] = Record(a, d, None if w_t is None else w_t.T, bias)
+    return records
 
 
 def captured_grad_stats(model: nn.Module, records: Records, batch_size: int,
@@ -902,6 +964,88 @@ def training_batchnorm(model: nn.Module) -> bool:
     examples of a batch through the batch statistics: per-example gradients are undefined)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
                for m in model.modules())
+
+
+MODULES_TORCH = ((2, 6), (2, 13))
+"""The torch releases (lowest, highest) whose ``nn.Module`` is known to keep its submodules
+in the dict ``_modules`` (a private attribute) that ``modules()`` walks and that
+:class:`BatchNormWatch` checks: the project's floor and its pin (the range of
+:data:`trainlab.train.trainable.LAYOUT_TORCH`, which reads the same dicts). Under another
+release the watch walks the tree at every call (warned once; both paths tested)."""
+
+_TREE_WALK = ("modules", "named_modules")
+"""``nn.Module`` methods :func:`training_batchnorm`'s walk goes through: a model with a module
+type that overrides one of them is walked at every call (its own method decides what the
+modules are)."""
+
+
+class BatchNormWatch:
+    """:func:`training_batchnorm` of a model asked at every step, the module tree walked only
+    when it changed: called at every step of ``economy``, the walk of ``model.modules()``
+    cost 10-12 us at 23k parameters (a generator per module, a memo set, name strings), as
+    much as a fifth of the ``grad-noise`` measurement's Python.
+
+    A walk keeps every module of the tree with its ``_modules`` dict and the submodules the
+    dict held, and the BatchNorm layers found. At each call the kept modules must still hold
+    the same dict with the same submodules (any submodule added, removed, replaced or the
+    dict swapped: walked again; this is all ``modules()`` reads), and then only the kept
+    BatchNorm layers' ``training`` flags are read, so a ``model.train()`` / ``model.eval()``
+    or a layer's own switch counts at once. Not noticed: a module whose class is swapped in
+    place (``module.__class__ = ...``). A model with a module type that overrides
+    ``modules`` or ``named_modules`` (:data:`_TREE_WALK`), and any model under a torch
+    outside :data:`MODULES_TORCH`, is walked at every call (warned once).
+
+    Attributes:
+        walks: how many times a module tree was walked (for tests).
+    """
+
+    def __init__(self) -> None:
+        self._model: weakref.ref[nn.Module] | None = None
+        self._tree: list[tuple[nn.Module, dict[str, Any], tuple[Any, ...]]] | None = None
+        self._norms: tuple[nn.Module, ...] = ()
+        self.walks = 0
+
+    def __call__(self, model: nn.Module) -> bool:
+        """Whether a BatchNorm layer of ``model`` is in training mode (as
+        :func:`training_batchnorm`)."""
+        tree = self._tree
+        if tree is None or self._model is None or self._model() is not model:
+            tree = self._walk(model)
+        else:
+            for module, children, kept in tree:
+                if module._modules is not children or (
+                        tuple(children.values()) != kept if kept else children):
+                    tree = self._walk(model)
+                    break
+        return any([norm.training for norm in self._norms])  # (a list: no generator)
+
+    def _walk(self, model: nn.Module
+              ) -> list[tuple[nn.Module, dict[str, Any], tuple[Any, ...]]] | None:
+        self.walks += 1
+        self._model = weakref.ref(model)
+        modules = list(model.modules())
+        self._norms = tuple(m for m in modules
+                            if isinstance(m, nn.modules.batchnorm._BatchNorm))
+        self._tree = None
+        if any(getattr(type(m), name) is not getattr(nn.Module, name)
+               for m in modules for name in _TREE_WALK):
+            warn_once("batchnorm-watch:walk", "a module type of %s overrides modules() or "
+                      "named_modules(): grad-noise's BatchNorm check walks the module tree "
+                      "at every step (slower, same answer)", type(model).__name__)
+            return None
+        if not (MODULES_TORCH[0] <= _torch_version() <= MODULES_TORCH[1] and all(
+                isinstance(m.__dict__.get("_modules"), dict) for m in modules)):
+            warn_once("batchnorm-watch:layout", "torch %s (submodules not checked through "
+                      "_modules, verified for torch %s-%s): grad-noise's BatchNorm check "
+                      "walks the module tree at every step (slower, same answer)",
+                      torch.__version__, *(".".join(map(str, v)) for v in MODULES_TORCH))
+            return None
+        self._tree = [(m, m._modules, tuple(m._modules.values())) for m in modules]
+        return self._tree
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        """Copies and pickles start without a kept tree (it holds the model's modules)."""
+        return BatchNormWatch, ()
 
 
 def _one_example(x: Any) -> Any:
