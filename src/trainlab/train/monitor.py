@@ -48,9 +48,11 @@ import dataclasses
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -201,6 +203,8 @@ class Monitor:
         self._fits_memo: tuple[dict[str, torch.Tensor], bool] | None = None
         self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
         self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
+        # what the cadences decide at each residue of the step (see _cadence)
+        self._cadences: tuple[tuple[int, int], int, dict[int, _Cadence]] | None = None
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
         self.sinks: list[Sink] = list(sinks)
@@ -227,6 +231,11 @@ class Monitor:
     def _arm(self, step: int) -> bool:
         """Tell attached probes whether to record the coming forward/backward pass; whether
         any is to record."""
+        cadence = self._cadence(step)
+        if cadence is not None:  # the cadences' answer, kept (the same calls of arm)
+            for (probe, _), due in zip(self._attached, cadence.arms):
+                probe.arm(due)
+            return cadence.armed
         armed = False
         for probe, _ in self._attached:
             due = self._due(probe, step)
@@ -288,6 +297,42 @@ class Monitor:
 
     def _due(self, probe: Probe, step: int) -> bool:
         return probe.due(step) or step == self.total_steps
+
+    def _cadence(self, step: int) -> _Cadence | None:
+        """What the probes' cadences decide at ``step`` (:class:`_Cadence`: the probes due,
+        whether the parameters are kept for the next step, which attached probes record),
+        worked out once per residue of ``step`` modulo the cadences' least common multiple
+        and kept while no probe's ``every`` is set anew (:attr:`Probe.cadence_changes`);
+        the two last steps (``total_steps - 1`` and ``total_steps``) are worked out each
+        time. None when a probe decides for itself (its own ``due``, asked at every step
+        then) or the cycle is longer than :data:`CYCLE_MAX` steps."""
+        kept = self._cadences
+        key = (Probe.cadence_changes, len(self._attached))
+        if kept is None or kept[0] != key:
+            period = 1
+            for probe in self.probes:
+                if type(probe).due is not Probe.due or "due" in vars(probe):
+                    period = 0
+                    break
+                period = math.lcm(period, probe.every)
+            kept = self._cadences = (key, period if period <= CYCLE_MAX else 0, {})
+        period = kept[1]
+        if not period:
+            return None
+        last = self._total_steps
+        if last is not None and last - 1 <= step <= last:
+            return self._cadence_at(step)
+        cadence = kept[2].get(step % period)
+        if cadence is None:  # away from the last steps: the same at every step of the residue
+            cadence = kept[2][step % period] = self._cadence_at(step)
+        return cadence
+
+    def _cadence_at(self, step: int) -> _Cadence:
+        due = self._due
+        arms = tuple([due(p, step) for p, _ in self._attached])
+        return _Cadence([p for p in self.probes if due(p, step)],
+                        self._needs_prev and any([due(p, step + 1) for p in self._prev_probes]),
+                        arms, any(arms))
 
     def _due_now(self, k: int) -> tuple[list[Probe], bool]:
         """The probes due at step ``k``, and whether a probe that needs the previous
@@ -376,7 +421,12 @@ class Monitor:
             values["lr"] = float(lr)
         if quiet:  # under data-parallel training, or a loss given as a number
             return self._quiet_step(k, loss_value, lr)
-        due, snapshot = self._due_now(k) if finite else ([], False)
+        if not finite:
+            due, snapshot = [], False
+        else:
+            cadence = self._cadence(k)
+            due, snapshot = (self._due_now(k) if cadence is None
+                             else (cadence.due, cadence.snapshot))
         # the parameters (detached views, kept between steps) go to the probes through the
         # context's cache
         params = self._params() if due or snapshot or not self.init_params else {}
@@ -386,17 +436,21 @@ class Monitor:
             if snapshot and fused.available() and self._fused_fits(params):
                 # the fused norm pass may write the snapshot (into the second buffer)
                 self._run_cache[SNAPSHOT_OFFER] = (k, params, self._buffer_for(params, True)[1][0])
-            ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
-                               loss=loss_t, optimizer=self.optimizer, lr=lr,
-                               init_params=self.init_params, prev_params=self._prev,
-                               task=self.task, generator=self.generator,
-                               cache={"params": params, "trainable": self._trainable},
-                               run_cache=self._run_cache, warn=False)
-            contexts = self._contexts(ctx, due, examples)
-            with full_precision():  # the probes' own passes: not under the user's autocast
-                for probe in due:
-                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)
-                                                if contexts else ctx))
+            ctx = _context({"step": k, "model": self.model, "loss_fn": self.loss_fn,
+                            "batch": batch, "loss": loss_t, "optimizer": self.optimizer,
+                            "lr": lr, "init_params": self.init_params,
+                            "prev_params": self._prev, "task": self.task,
+                            "generator": self.generator,
+                            "cache": {"params": params, "trainable": self._trainable},
+                            "run_cache": self._run_cache, "notes": {}, "warn": False,
+                            "dist": None})
+            contexts = self._contexts(ctx, due, examples) if self.dist is not None else None
+            autocast = _autocast_devices()
+            if autocast:  # the probes' own passes: not under the user's autocast
+                with _autocast_off(autocast):
+                    self._measure_all(due, ctx, contexts, values)
+            else:
+                self._measure_all(due, ctx, contexts, values)
             self._set_up = True
         self._prev = self._snapshot(params) if snapshot else None
         self._record(k, values)
@@ -417,8 +471,10 @@ class Monitor:
         self.step_index = k + 1
         history = self.history
         if self.sinks or "loss" not in history or (lr is not None and "lr" not in history):
-            self._write(k, [("loss", loss_value)] if lr is None
-                        else [("loss", loss_value), ("lr", float(lr))])
+            if lr is None:
+                self._write(k, ["loss"], [loss_value])
+            else:
+                self._write(k, ["loss", "lr"], [loss_value, float(lr)])
         else:
             history["loss"].append((k, loss_value))
             if lr is not None:
@@ -483,6 +539,18 @@ class Monitor:
             out["global-batch"] = out["replicated"] = dataclasses.replace(ctx, batch=batch)
         return out
 
+    def _measure_all(self, due: list[Probe], ctx: ProbeContext,
+                     contexts: dict[str, ProbeContext] | None, values: Packed) -> None:
+        """Measure the ``due`` probes in order into ``values``, each on its context
+        (:meth:`_contexts`, under data-parallel training)."""
+        measure = self._measure
+        if contexts:
+            for probe in due:
+                values.update(measure(probe, contexts.get(_policy(probe), ctx)))
+        else:
+            for probe in due:
+                values.update(measure(probe, ctx))
+
     def _measure(self, probe: Probe, ctx: ProbeContext) -> Packed:
         """One probe's measurement; what it could not measure, and why, goes to
         :attr:`skipped` / :attr:`notes` (one warning per probe and run).
@@ -527,9 +595,11 @@ class Monitor:
             ctx.notes.pop(probe.name, None)
             self._remember(self.skipped, probe.name, ctx.step, why)
             return {}
-        reason = ctx.notes.pop(probe.name, None)
-        if reason is not None:
-            self._remember(self.notes if out else self.skipped, probe.name, ctx.step, reason)
+        if ctx.notes:  # (empty at most steps)
+            reason = ctx.notes.pop(probe.name, None)
+            if reason is not None:
+                self._remember(self.notes if out else self.skipped, probe.name, ctx.step,
+                               reason)
         return out
 
     @staticmethod
@@ -546,13 +616,14 @@ class Monitor:
         (:class:`~trainlab.probes._probe.Table`) opened: on the CPU by one ``tolist()``
         each (the exact values, as ``item()`` reads them), elsewhere as 0-d tensors, read
         with the step's other tensors by one copy (one device sync per step)."""
-        items: list[tuple[str, Any]] = []
-        tensors: list[int] = []  # where items still holds a tensor
+        names: list[str] = []
+        xs: list[Any] = []
+        tensors: list[int] = []  # where xs still holds a tensor
         read: dict[int, list] = {}  # the vectors read, by id (tables may share one)
-        append = items.append
         for name, value in values.items():
             if type(value) is float:  # the common scalar (the loss, the lr)
-                append((name, value))
+                names.append(name)
+                xs.append(value)
                 continue
             if isinstance(value, Table):
                 vector = value.values
@@ -564,37 +635,43 @@ class Monitor:
                             entries = read[id(vector)] = _floats(entries)
                     if value.row is not None:
                         entries = entries[value.row]
-                    items += [(n, x) for n, x in zip(value.names, entries) if n is not None]
+                    family = value.names
+                    if None in family or len(family) != len(entries):  # as zip pairs them
+                        kept = [(n, x) for n, x in zip(family, entries) if n is not None]
+                        family, entries = [n for n, _ in kept], [x for _, x in kept]
+                    names += family
+                    xs += entries
                     continue
-                entries: Any = zip(value.names, value.vector().unbind())
+                pairs: Any = zip(value.names, value.vector().unbind())
             else:
-                entries = ((name, value),)
-            for n, x in entries:
+                pairs = ((name, value),)
+            for n, x in pairs:
                 if n is None:
                     continue
+                names.append(n)
                 if isinstance(x, torch.Tensor):
-                    tensors.append(len(items))
-                    append((n, x))
+                    tensors.append(len(xs))
+                    xs.append(x)
                 else:
-                    append((n, float(x)))
+                    xs.append(float(x))
         if tensors:
-            for i, x in zip(tensors, _to_floats([items[i][1] for i in tensors])):
-                items[i] = (items[i][0], x)
-        self._write(step, items)
+            for i, x in zip(tensors, _to_floats([xs[i] for i in tensors])):
+                xs[i] = x
+        self._write(step, names, xs)
 
-    def _write(self, step: int, items: list[tuple[str, float]]) -> None:
-        """Append the named floats of ``step`` to the history, the store's buffer and the
-        sinks, in order."""
+    def _write(self, step: int, names: list[str], xs: list[float]) -> None:
+        """Append the floats ``xs`` of ``step``, named ``names``, to the history, the store's
+        buffer and the sinks, in order."""
         history = self.history
-        for name, x in items:
+        for name, x in zip(names, xs):
             try:
                 history[name].append((step, x))
             except KeyError:
                 history[name] = [(step, x)]
         if self.store is not None:  # the store's buffer, in the same order
-            self._buffer += [(step, name, x) for name, x in items]
+            self._buffer += zip(repeat(step), names, xs)
         if self.sinks:
-            recorded = {name: history[name][-1][1] for name, _ in items}
+            recorded = dict(zip(names, xs))  # a name given twice: its last value
             for sink in self.sinks:
                 sink.write(step, recorded)
 
@@ -685,9 +762,27 @@ class Monitor:
         self._arm(self.step_index)
 
 
+CYCLE_MAX = 4096
+"""The longest cycle of cadences (least common multiple of the probes' ``every``) whose
+decisions a monitor keeps step by step (:meth:`Monitor._cadence`)."""
+
+
+class _Cadence(NamedTuple):
+    """What the cadences decide at a step: the probes due, whether the parameters are kept
+    for the next step (a probe that needs them is due then), whether each attached probe
+    records the pass before the step, and whether any does."""
+
+    due: list[Probe]
+    snapshot: bool
+    arms: tuple[bool, ...]
+    armed: bool
+
+
 class _Savepoint:
     """What a probe may change while measuring: its state, the generator's state and the
     entries it adds to the step's and the run's caches; :meth:`restore` rolls them back."""
+
+    __slots__ = ("probe", "ctx", "state", "rng", "keys")
 
     def __init__(self, probe: Probe, ctx: ProbeContext):
         self.probe, self.ctx = probe, ctx
@@ -713,9 +808,15 @@ def full_precision() -> contextlib.AbstractContextManager[None]:
     """Autocast turned off, on every device type where the caller turned it on (a probe
     called inside the user's ``torch.autocast`` block computes in the model's dtype, not in
     bfloat16/float16), and back on after; a ``nullcontext`` where autocast is off
-    everywhere (the common case: it costs a tenth of an ``ExitStack``)."""
-    devices = [device for device in AUTOCAST_DEVICES if torch.is_autocast_enabled(device)]
+    everywhere (the common case: it costs a tenth of an ``ExitStack``). :meth:`Monitor.step`
+    asks :func:`_autocast_devices` itself and enters no context when the list is empty."""
+    devices = _autocast_devices()
     return _autocast_off(devices) if devices else contextlib.nullcontext()
+
+
+def _autocast_devices() -> list[str]:
+    """The device types of :data:`AUTOCAST_DEVICES` where autocast is on."""
+    return [device for device in AUTOCAST_DEVICES if torch.is_autocast_enabled(device)]
 
 
 @contextlib.contextmanager
@@ -724,6 +825,19 @@ def _autocast_off(devices: list[str]) -> Iterator[None]:
         for device in devices:
             stack.enter_context(torch.autocast(device, enabled=False))
         yield
+
+
+def _context(fields: dict[str, Any]) -> ProbeContext:
+    """The :class:`~trainlab.probes.ProbeContext` whose attributes are ``fields`` (every
+    field of the dataclass, by name), made without its generated ``__init__`` (which costs
+    twice as much with keywords at every due step); ``tests/train/test_monitor_steady.py``
+    checks that it equals the constructor's."""
+    ctx = _new(ProbeContext)
+    ctx.__dict__ = fields
+    return ctx
+
+
+_new = object.__new__
 
 
 def _examples(batch: Any) -> int:
@@ -752,6 +866,11 @@ def _policy(probe: Probe) -> str:
     if name in PROBES and isinstance(probe, PROBES.get(name)):
         return PROBES.entry(name).info.ddp
     return "global-batch"
+
+
+def _consume(iterator: Iterator[Any]) -> None:
+    """Run ``iterator`` to its end in C (``map`` of a method whose results are not kept)."""
+    deque(iterator, maxlen=0)
 
 
 def _floats(entries: list) -> list:
