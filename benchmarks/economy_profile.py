@@ -127,10 +127,10 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
             times[f"{probe.name} (again)"].append(clock() - start)
         return out
 
-    def timed_snapshot(params):
+    def timed_snapshot(*args):
         start = clock()
         try:
-            return snapshot(params)
+            return snapshot(*args)
         finally:
             times["snapshot"].append(clock() - start)
 

@@ -282,14 +282,19 @@ class Monitor:
             kept = self._fits_memo = (params, fused.fits(list(params.values())))
         return kept[1]
 
-    def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _snapshot(self, params: dict[str, torch.Tensor], offered: tuple[
+            dict[str, torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None
+                  ) -> dict[str, torch.Tensor]:
         """``params`` copied into the kept buffer (:meth:`_buffer_for`; one
         ``_foreach_copy_``), unless the step's fused norm pass wrote that copy already
         (:data:`~trainlab.probes.norms.SNAPSHOT_OFFER`) and no parameter has changed in place
-        since (their ``_version`` counters)."""
-        offered = self._run_cache.pop(SNAPSHOT_OFFER, None)
+        since (their ``_version`` counters). ``offered``: what :meth:`_buffer_for` returned
+        when the buffer was offered at this step (the same buffer: nothing it reads has
+        changed since)."""
+        offer = self._run_cache.pop(SNAPSHOT_OFFER, None)
         written = self._run_cache.pop(SNAPSHOT_WRITTEN, None)
-        buf, pairs = self._buffer_for(params, offered is not None)
+        buf, pairs = (offered if offered is not None
+                      else self._buffer_for(params, offer is not None))
         if (written is None or written[0] != self.step_index or written[1] is not pairs[0]
                 or written[2] != [t._version for t in pairs[1]]):
             torch._foreach_copy_(*pairs)
@@ -432,10 +437,12 @@ class Monitor:
         params = self._params() if due or snapshot or not self.init_params else {}
         if not self.init_params:
             self.init_params = {n: p.clone() for n, p in params.items()}
+        offered = None  # the snapshot's buffer when offered to the fused norm pass
         if due:
             if snapshot and fused.available() and self._fused_fits(params):
                 # the fused norm pass may write the snapshot (into the second buffer)
-                self._run_cache[SNAPSHOT_OFFER] = (k, params, self._buffer_for(params, True)[1][0])
+                offered = self._buffer_for(params, True)
+                self._run_cache[SNAPSHOT_OFFER] = (k, params, offered[1][0])
             ctx = _context({"step": k, "model": self.model, "loss_fn": self.loss_fn,
                             "batch": batch, "loss": loss_t, "optimizer": self.optimizer,
                             "lr": lr, "init_params": self.init_params,
@@ -452,7 +459,7 @@ class Monitor:
             else:
                 self._measure_all(due, ctx, contexts, values)
             self._set_up = True
-        self._prev = self._snapshot(params) if snapshot else None
+        self._prev = self._snapshot(params, offered) if snapshot else None
         self._record(k, values)
         self.step_index = k + 1
         armed = self._arm(k + 1)
@@ -786,18 +793,21 @@ class _Savepoint:
 
     def __init__(self, probe: Probe, ctx: ProbeContext):
         self.probe, self.ctx = probe, ctx
-        state = probe.state_dict()
-        self.state = copy.deepcopy(state) if state else {}  # most probes keep none
+        if type(probe).state_dict is Probe.state_dict and "state_dict" not in vars(probe):
+            self.state = {}  # Probe.state_dict: no state (its copy is {})
+        else:
+            state = probe.state_dict()
+            self.state = copy.deepcopy(state) if state else {}  # most probes keep none
         self.rng = (ctx.generator.get_state()
-                    if ctx.generator is not None and probe.uses_generator else None)
-        self.keys = set(ctx.cache), set(ctx.run_cache)
+                    if probe.uses_generator and ctx.generator is not None else None)
+        self.keys = tuple(ctx.cache), tuple(ctx.run_cache)
 
     def restore(self) -> None:
         self.probe.load_state_dict(self.state)
         if self.rng is not None:
             self.ctx.generator.set_state(self.rng)
         for cache, keys in zip((self.ctx.cache, self.ctx.run_cache), self.keys):
-            for key in set(cache) - keys:
+            for key in set(cache).difference(keys):
                 del cache[key]
 
 
