@@ -48,9 +48,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -478,10 +476,8 @@ class Monitor:
         self.step_index = k + 1
         history = self.history
         if self.sinks or "loss" not in history or (lr is not None and "lr" not in history):
-            if lr is None:
-                self._write(k, ["loss"], [loss_value])
-            else:
-                self._write(k, ["loss", "lr"], [loss_value, float(lr)])
+            self._write(k, [("loss", loss_value)] if lr is None
+                        else [("loss", loss_value), ("lr", float(lr))])
         else:
             history["loss"].append((k, loss_value))
             if lr is not None:
@@ -623,14 +619,13 @@ class Monitor:
         (:class:`~trainlab.probes._probe.Table`) opened: on the CPU by one ``tolist()``
         each (the exact values, as ``item()`` reads them), elsewhere as 0-d tensors, read
         with the step's other tensors by one copy (one device sync per step)."""
-        names: list[str] = []
-        xs: list[Any] = []
-        tensors: list[int] = []  # where xs still holds a tensor
+        items: list[tuple[str, Any]] = []
+        tensors: list[int] = []  # where items still holds a tensor
         read: dict[int, list] = {}  # the vectors read, by id (tables may share one)
+        append = items.append
         for name, value in values.items():
             if type(value) is float:  # the common scalar (the loss, the lr)
-                names.append(name)
-                xs.append(value)
+                append((name, value))
                 continue
             if isinstance(value, Table):
                 vector = value.values
@@ -642,43 +637,37 @@ class Monitor:
                             entries = read[id(vector)] = _floats(entries)
                     if value.row is not None:
                         entries = entries[value.row]
-                    family = value.names
-                    if None in family or len(family) != len(entries):  # as zip pairs them
-                        kept = [(n, x) for n, x in zip(family, entries) if n is not None]
-                        family, entries = [n for n, _ in kept], [x for _, x in kept]
-                    names += family
-                    xs += entries
+                    items += [(n, x) for n, x in zip(value.names, entries) if n is not None]
                     continue
-                pairs: Any = zip(value.names, value.vector().unbind())
+                entries: Any = zip(value.names, value.vector().unbind())
             else:
-                pairs = ((name, value),)
-            for n, x in pairs:
+                entries = ((name, value),)
+            for n, x in entries:
                 if n is None:
                     continue
-                names.append(n)
                 if isinstance(x, torch.Tensor):
-                    tensors.append(len(xs))
-                    xs.append(x)
+                    tensors.append(len(items))
+                    append((n, x))
                 else:
-                    xs.append(float(x))
+                    append((n, float(x)))
         if tensors:
-            for i, x in zip(tensors, _to_floats([xs[i] for i in tensors])):
-                xs[i] = x
-        self._write(step, names, xs)
+            for i, x in zip(tensors, _to_floats([items[i][1] for i in tensors])):
+                items[i] = (items[i][0], x)
+        self._write(step, items)
 
-    def _write(self, step: int, names: list[str], xs: list[float]) -> None:
-        """Append the floats ``xs`` of ``step``, named ``names``, to the history, the store's
-        buffer and the sinks, in order."""
+    def _write(self, step: int, items: list[tuple[str, float]]) -> None:
+        """Append the named floats of ``step`` to the history, the store's buffer and the
+        sinks, in order."""
         history = self.history
-        for name, x in zip(names, xs):
+        for name, x in items:
             try:
                 history[name].append((step, x))
             except KeyError:
                 history[name] = [(step, x)]
         if self.store is not None:  # the store's buffer, in the same order
-            self._buffer += zip(repeat(step), names, xs)
+            self._buffer += [(step, name, x) for name, x in items]
         if self.sinks:
-            recorded = dict(zip(names, xs))  # a name given twice: its last value
+            recorded = {name: history[name][-1][1] for name, _ in items}
             for sink in self.sinks:
                 sink.write(step, recorded)
 
@@ -876,11 +865,6 @@ def _policy(probe: Probe) -> str:
     if name in PROBES and isinstance(probe, PROBES.get(name)):
         return PROBES.entry(name).info.ddp
     return "global-batch"
-
-
-def _consume(iterator: Iterator[Any]) -> None:
-    """Run ``iterator`` to its end in C (``map`` of a method whose results are not kept)."""
-    deque(iterator, maxlen=0)
 
 
 def _floats(entries: list) -> list:
