@@ -56,13 +56,13 @@ def _run(every: dict[str, int], total: int | None, change=None, steps: int = 26,
             arm = probe.arm
             probe.arm = lambda due, arm=arm: (armed.append((mon.step_index, due)), arm(due))[1]
         g = torch.Generator().manual_seed(1)
-        for k in range(steps):
-            x = torch.randn(12, 5, generator=g, dtype=torch.float64)
-            y = torch.randint(0, 3, (12,), generator=g)
+        batches = [(torch.randn(12, 5, generator=g, dtype=torch.float64),
+                    torch.randint(0, 3, (12,), generator=g)) for _ in range(steps)]
+        for k, batch in enumerate(batches):
             opt.zero_grad()
-            loss = F.cross_entropy(net(x), y)
+            loss = F.cross_entropy(net(batch[0]), batch[1])
             loss.backward()
-            mon.step(loss, (x, y))
+            mon.step(loss, batch)
             opt.step()
             if change is not None:
                 change(k, mon)

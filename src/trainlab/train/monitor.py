@@ -404,7 +404,7 @@ class Monitor:
         # disarmed, and only the loss and the lr are recorded
         quiet = k in self._quiet and self._quiet_key == Probe.cadence_changes
         if quiet and self.dist is None and isinstance(loss, torch.Tensor):
-            return self._quiet_step(k, float(loss.detach().item()), lr)
+            return self._quiet_step(k, float(loss.item()), lr)  # (item: no detached view)
         if not quiet:
             for probe, _ in self._attached:  # keep what the training pass recorded
                 probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
