@@ -308,7 +308,10 @@ class Monitor:
         and kept while no probe's ``every`` is set anew (:attr:`Probe.cadence_changes`);
         the two last steps (``total_steps - 1`` and ``total_steps``) are worked out each
         time. None when a probe decides for itself (its own ``due``, asked at every step
-        then) or the cycle is longer than :data:`CYCLE_MAX` steps."""
+        then) or the cycle is longer than :data:`CYCLE_MAX` steps. As for the quiet steps
+        (:meth:`_schedule`), cadences are followed when set through ``probe.every``; a
+        ``due`` method set on a probe instance after the monitor's first step is followed
+        from the next time some probe's ``every`` is set."""
         kept = self._cadences
         key = (Probe.cadence_changes, len(self._attached))
         if kept is None or kept[0] != key:
