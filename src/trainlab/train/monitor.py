@@ -202,7 +202,7 @@ class Monitor:
         self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
         self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
         # what the cadences decide at each residue of the step (see _cadence)
-        self._cadences: tuple[tuple[int, int], int, dict[int, _Cadence]] | None = None
+        self._cadences: tuple[int, int, dict[int, _Cadence]] | None = None
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
         self.sinks: list[Sink] = list(sinks)
@@ -229,11 +229,6 @@ class Monitor:
     def _arm(self, step: int) -> bool:
         """Tell attached probes whether to record the coming forward/backward pass; whether
         any is to record."""
-        cadence = self._cadence(step)
-        if cadence is not None:  # the cadences' answer, kept (the same calls of arm)
-            for (probe, _), due in zip(self._attached, cadence.arms):
-                probe.arm(due)
-            return cadence.armed
         armed = False
         for probe, _ in self._attached:
             due = self._due(probe, step)
@@ -303,7 +298,7 @@ class Monitor:
 
     def _cadence(self, step: int) -> _Cadence | None:
         """What the probes' cadences decide at ``step`` (:class:`_Cadence`: the probes due,
-        whether the parameters are kept for the next step, which attached probes record),
+        whether the parameters are kept for the next step),
         worked out once per residue of ``step`` modulo the cadences' least common multiple
         and kept while no probe's ``every`` is set anew (:attr:`Probe.cadence_changes`);
         the two last steps (``total_steps - 1`` and ``total_steps``) are worked out each
@@ -313,7 +308,7 @@ class Monitor:
         ``due`` method set on a probe instance after the monitor's first step is followed
         from the next time some probe's ``every`` is set."""
         kept = self._cadences
-        key = (Probe.cadence_changes, len(self._attached))
+        key = Probe.cadence_changes
         if kept is None or kept[0] != key:
             period = 1
             for probe in self.probes:
@@ -335,10 +330,8 @@ class Monitor:
 
     def _cadence_at(self, step: int) -> _Cadence:
         due = self._due
-        arms = tuple([due(p, step) for p, _ in self._attached])
         return _Cadence([p for p in self.probes if due(p, step)],
-                        self._needs_prev and any([due(p, step + 1) for p in self._prev_probes]),
-                        arms, any(arms))
+                        self._needs_prev and any([due(p, step + 1) for p in self._prev_probes]))
 
     def _due_now(self, k: int) -> tuple[list[Probe], bool]:
         """The probes due at step ``k``, and whether a probe that needs the previous
@@ -767,14 +760,11 @@ decisions a monitor keeps step by step (:meth:`Monitor._cadence`)."""
 
 
 class _Cadence(NamedTuple):
-    """What the cadences decide at a step: the probes due, whether the parameters are kept
-    for the next step (a probe that needs them is due then), whether each attached probe
-    records the pass before the step, and whether any does."""
+    """What the cadences decide at a step: the probes due, and whether the parameters are
+    kept for the next step (a probe that needs them is due then)."""
 
     due: list[Probe]
     snapshot: bool
-    arms: tuple[bool, ...]
-    armed: bool
 
 
 class _Savepoint:
