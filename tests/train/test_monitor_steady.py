@@ -167,3 +167,26 @@ def test_record_writes_what_a_plain_reading_of_every_value_writes(tmp_path):
     assert [(s, list(d), hexed(d.items())) for s, d in sink.writes] == [
         (s, list(d), hexed(d.items())) for s, d in plain]
     mon.detach()  # ("loss" twice at step 1: a store refuses such rows at the flush)
+
+
+def test_context_cache_computes_each_entry_once_and_params_reads_the_seeded_dict():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    model[1].bias.requires_grad_(False)
+    ctx = ProbeContext(step=0, model=model, loss_fn=F.mse_loss, batch=(None, None))
+    calls: list[int] = []
+    first = ctx.cached("k", lambda: calls.append(1) or [len(calls)])
+    assert ctx.cached("k", lambda: calls.append(1) or [len(calls)]) is first
+    assert first == [1] and calls == [1]
+    assert ctx.cached("none", lambda: None) is None
+    assert ctx.cached("none", lambda: calls.append(2)) is None and calls == [1]
+    with pytest.raises(KeyError, match="inner"):  # an error of fn is fn's
+        ctx.cached("bad", lambda: {}["inner"])
+    assert "bad" not in ctx.cache
+    params = ctx.params()  # made from the model: trainable parameters, detached views
+    assert list(params) == ["0.weight", "0.bias", "1.weight"]
+    assert all(not v.requires_grad and v.data_ptr() == p.data_ptr()
+               for v, p in zip(params.values(), model.parameters()))
+    assert ctx.params() is params
+    seeded = {"w": torch.zeros(1)}
+    assert ProbeContext(step=0, model=model, loss_fn=F.mse_loss, batch=(None, None),
+                        cache={"params": seeded}).params() is seeded
