@@ -66,6 +66,12 @@ depth 2; grad-noise 1.25-1.29 (1.32-1.35) and forward + backward 3.37-3.43 (3.51
 width 512 depth 3. ``--hooks 60`` at width 128 depth 2: the capture +0.060-0.062
 (+0.085-0.094) against +0.053-0.067 for a closure keeping the same tensors; the
 ``LinearCapture`` row takes the records as grad-noise does (``take_raw``).
+``Monitor.step (own)`` is the monitor's own part of each step: all of ``Monitor.step`` less
+the parts timed (each probe's ``Monitor._measure``, savepoint included, and the snapshot).
+Session mono3 (2026-12-07 09:05-09:10 UTC, load 1.7-1.9, the monitor's own Python at a due
+step, before = commit 2d96217, one process after the other, ms): own 0.074-0.076 (before
+0.086-0.091) at width 128 depth 2, 0.089 (0.097) at depth 3, 0.114 (0.131) at width 512
+depth 3.
 
 ``--every 16`` times the due steps, the steps before them and the others apart (session
 eco16, 2026-12-07 03:57 UTC, load 3, width 128 depth 2, 1600 steps, before = commit aed95ae,
@@ -128,21 +134,25 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
             out = measure(probe, ctx)
         finally:
             times[probe.name].append(clock() - start)
+            parts[0] += times[probe.name][-1]
         if saved is not None:
             saved.restore()
             start = clock()
             out = measure(probe, ctx)
             times[f"{probe.name} (again)"].append(clock() - start)
+            parts[0] += times[f"{probe.name} (again)"][-1]
         return out
 
-    def timed_snapshot(params):
+    def timed_snapshot(*args):
         start = clock()
         try:
-            return snapshot(params)
+            return snapshot(*args)
         finally:
             times["snapshot"].append(clock() - start)
+            parts[0] += times["snapshot"][-1]
 
     mon._measure, mon._snapshot = timed_measure, timed_snapshot
+    parts = [0.0]  # the timed parts of the current Monitor.step
     g = torch.Generator().manual_seed(0)
     n = len(task.x_train)
     cycle = [0.0, 0.0]  # Monitor.step and the training step over the current cycle
@@ -155,6 +165,7 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             t1 = clock()
+            parts[0] = 0.0
             mon.step(loss, (x, y))
             t2 = clock()
             opt.step()
@@ -166,6 +177,7 @@ def profile(width: int, depth: int, steps: int, batch: int, spec: str, every: in
                      else " (before due)" if (k + 1) % every == 0 else " (other)")
             times[f"forward + backward{phase}"].append(t1 - t0)
             times[f"Monitor.step (all){phase}"].append(t2 - t1)
+            times[f"Monitor.step (own){phase}"].append(t2 - t1 - parts[0])
             times[f"Adam step{phase}"].append(t3 - t2)
             if every > 1 and k >= every:  # whole cycles, from the second on
                 cycle[0] += t2 - t1

@@ -146,9 +146,11 @@ class ProbeContext:
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         """``fn()`` computed once per step and shared between probes."""
-        if key not in self.cache:
-            self.cache[key] = fn()
-        return self.cache[key]
+        try:  # (one dict lookup when it is there, as it mostly is)
+            return self.cache[key]
+        except KeyError:
+            value = self.cache[key] = fn()
+            return value
 
     def examples(self) -> int:
         """The number of examples of the (global) batch: under data-parallel training that
@@ -172,8 +174,11 @@ class ProbeContext:
     def params(self) -> dict[str, torch.Tensor]:
         """Current trainable parameters by name (detached views, not copies; one dict shared
         by the probes of this step: read it, never modify it)."""
-        return self.cached("params", lambda: {
-            n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad})
+        try:  # the monitor's, or made by an earlier call (no closure made then)
+            return self.cache["params"]
+        except KeyError:
+            return self.cached("params", lambda: {
+                n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad})
 
     def grads(self) -> dict[str, torch.Tensor]:
         """Current gradients by name (parameters without a gradient are skipped; detached

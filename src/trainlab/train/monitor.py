@@ -50,7 +50,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -201,6 +201,8 @@ class Monitor:
         self._fits_memo: tuple[dict[str, torch.Tensor], bool] | None = None
         self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
         self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
+        # what the cadences decide at each residue of the step (see _cadence)
+        self._cadences: tuple[int, int, dict[int, _Cadence]] | None = None
         self._finished = False
         self._attached: list[tuple[Probe, Handle]] = []
         self.sinks: list[Sink] = list(sinks)
@@ -273,14 +275,19 @@ class Monitor:
             kept = self._fits_memo = (params, fused.fits(list(params.values())))
         return kept[1]
 
-    def _snapshot(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _snapshot(self, params: dict[str, torch.Tensor], offered: tuple[
+            dict[str, torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None
+                  ) -> dict[str, torch.Tensor]:
         """``params`` copied into the kept buffer (:meth:`_buffer_for`; one
         ``_foreach_copy_``), unless the step's fused norm pass wrote that copy already
         (:data:`~trainlab.probes.norms.SNAPSHOT_OFFER`) and no parameter has changed in place
-        since (their ``_version`` counters)."""
-        offered = self._run_cache.pop(SNAPSHOT_OFFER, None)
+        since (their ``_version`` counters). ``offered``: what :meth:`_buffer_for` returned
+        when the buffer was offered at this step (the same buffer: nothing it reads has
+        changed since)."""
+        offer = self._run_cache.pop(SNAPSHOT_OFFER, None)
         written = self._run_cache.pop(SNAPSHOT_WRITTEN, None)
-        buf, pairs = self._buffer_for(params, offered is not None)
+        buf, pairs = (offered if offered is not None
+                      else self._buffer_for(params, offer is not None))
         if (written is None or written[0] != self.step_index or written[1] is not pairs[0]
                 or written[2] != [t._version for t in pairs[1]]):
             torch._foreach_copy_(*pairs)
@@ -288,6 +295,43 @@ class Monitor:
 
     def _due(self, probe: Probe, step: int) -> bool:
         return probe.due(step) or step == self.total_steps
+
+    def _cadence(self, step: int) -> _Cadence | None:
+        """What the probes' cadences decide at ``step`` (:class:`_Cadence`: the probes due,
+        whether the parameters are kept for the next step),
+        worked out once per residue of ``step`` modulo the cadences' least common multiple
+        and kept while no probe's ``every`` is set anew (:attr:`Probe.cadence_changes`);
+        the two last steps (``total_steps - 1`` and ``total_steps``) are worked out each
+        time. None when a probe decides for itself (its own ``due``, asked at every step
+        then) or the cycle is longer than :data:`CYCLE_MAX` steps. As for the quiet steps
+        (:meth:`_schedule`), cadences are followed when set through ``probe.every``; a
+        ``due`` method set on a probe instance after the monitor's first step is followed
+        from the next time some probe's ``every`` is set."""
+        kept = self._cadences
+        key = Probe.cadence_changes
+        if kept is None or kept[0] != key:
+            period = 1
+            for probe in self.probes:
+                if type(probe).due is not Probe.due or "due" in vars(probe):
+                    period = 0
+                    break
+                period = math.lcm(period, probe.every)
+            kept = self._cadences = (key, period if period <= CYCLE_MAX else 0, {})
+        period = kept[1]
+        if not period:
+            return None
+        last = self._total_steps
+        if last is not None and last - 1 <= step <= last:
+            return self._cadence_at(step)
+        cadence = kept[2].get(step % period)
+        if cadence is None:  # away from the last steps: the same at every step of the residue
+            cadence = kept[2][step % period] = self._cadence_at(step)
+        return cadence
+
+    def _cadence_at(self, step: int) -> _Cadence:
+        due = self._due
+        return _Cadence([p for p in self.probes if due(p, step)],
+                        self._needs_prev and any([due(p, step + 1) for p in self._prev_probes]))
 
     def _due_now(self, k: int) -> tuple[list[Probe], bool]:
         """The probes due at step ``k``, and whether a probe that needs the previous
@@ -356,7 +400,7 @@ class Monitor:
         # disarmed, and only the loss and the lr are recorded
         quiet = k in self._quiet and self._quiet_key == Probe.cadence_changes
         if quiet and self.dist is None and isinstance(loss, torch.Tensor):
-            return self._quiet_step(k, float(loss.detach().item()), lr)
+            return self._quiet_step(k, float(loss.item()), lr)  # (item: no detached view)
         if not quiet:
             for probe, _ in self._attached:  # keep what the training pass recorded
                 probe.pause()  # hooks stay until _arm below: kept when step k + 1 is due too
@@ -376,29 +420,40 @@ class Monitor:
             values["lr"] = float(lr)
         if quiet:  # under data-parallel training, or a loss given as a number
             return self._quiet_step(k, loss_value, lr)
-        due, snapshot = self._due_now(k) if finite else ([], False)
+        if not finite:
+            due, snapshot = [], False
+        else:
+            cadence = self._cadence(k)
+            due, snapshot = (self._due_now(k) if cadence is None
+                             else (cadence.due, cadence.snapshot))
         # the parameters (detached views, kept between steps) go to the probes through the
         # context's cache
         params = self._params() if due or snapshot or not self.init_params else {}
         if not self.init_params:
             self.init_params = {n: p.clone() for n, p in params.items()}
+        offered = None  # the snapshot's buffer when offered to the fused norm pass
         if due:
             if snapshot and fused.available() and self._fused_fits(params):
                 # the fused norm pass may write the snapshot (into the second buffer)
-                self._run_cache[SNAPSHOT_OFFER] = (k, params, self._buffer_for(params, True)[1][0])
-            ctx = ProbeContext(step=k, model=self.model, loss_fn=self.loss_fn, batch=batch,
-                               loss=loss_t, optimizer=self.optimizer, lr=lr,
-                               init_params=self.init_params, prev_params=self._prev,
-                               task=self.task, generator=self.generator,
-                               cache={"params": params, "trainable": self._trainable},
-                               run_cache=self._run_cache, warn=False)
-            contexts = self._contexts(ctx, due, examples)
-            with full_precision():  # the probes' own passes: not under the user's autocast
-                for probe in due:
-                    values.update(self._measure(probe, contexts.get(_policy(probe), ctx)
-                                                if contexts else ctx))
+                offered = self._buffer_for(params, True)
+                self._run_cache[SNAPSHOT_OFFER] = (k, params, offered[1][0])
+            ctx = _context({"step": k, "model": self.model, "loss_fn": self.loss_fn,
+                            "batch": batch, "loss": loss_t, "optimizer": self.optimizer,
+                            "lr": lr, "init_params": self.init_params,
+                            "prev_params": self._prev, "task": self.task,
+                            "generator": self.generator,
+                            "cache": {"params": params, "trainable": self._trainable},
+                            "run_cache": self._run_cache, "notes": {}, "warn": False,
+                            "dist": None})
+            contexts = self._contexts(ctx, due, examples) if self.dist is not None else None
+            autocast = _autocast_devices()
+            if autocast:  # the probes' own passes: not under the user's autocast
+                with _autocast_off(autocast):
+                    self._measure_all(due, ctx, contexts, values)
+            else:
+                self._measure_all(due, ctx, contexts, values)
             self._set_up = True
-        self._prev = self._snapshot(params) if snapshot else None
+        self._prev = self._snapshot(params, offered) if snapshot else None
         self._record(k, values)
         self.step_index = k + 1
         armed = self._arm(k + 1)
@@ -483,6 +538,18 @@ class Monitor:
             out["global-batch"] = out["replicated"] = dataclasses.replace(ctx, batch=batch)
         return out
 
+    def _measure_all(self, due: list[Probe], ctx: ProbeContext,
+                     contexts: dict[str, ProbeContext] | None, values: Packed) -> None:
+        """Measure the ``due`` probes in order into ``values``, each on its context
+        (:meth:`_contexts`, under data-parallel training)."""
+        measure = self._measure
+        if contexts:
+            for probe in due:
+                values.update(measure(probe, contexts.get(_policy(probe), ctx)))
+        else:
+            for probe in due:
+                values.update(measure(probe, ctx))
+
     def _measure(self, probe: Probe, ctx: ProbeContext) -> Packed:
         """One probe's measurement; what it could not measure, and why, goes to
         :attr:`skipped` / :attr:`notes` (one warning per probe and run).
@@ -527,9 +594,11 @@ class Monitor:
             ctx.notes.pop(probe.name, None)
             self._remember(self.skipped, probe.name, ctx.step, why)
             return {}
-        reason = ctx.notes.pop(probe.name, None)
-        if reason is not None:
-            self._remember(self.notes if out else self.skipped, probe.name, ctx.step, reason)
+        if ctx.notes:  # (empty at most steps)
+            reason = ctx.notes.pop(probe.name, None)
+            if reason is not None:
+                self._remember(self.notes if out else self.skipped, probe.name, ctx.step,
+                               reason)
         return out
 
     @staticmethod
@@ -685,24 +754,42 @@ class Monitor:
         self._arm(self.step_index)
 
 
+CYCLE_MAX = 4096
+"""The longest cycle of cadences (least common multiple of the probes' ``every``) whose
+decisions a monitor keeps step by step (:meth:`Monitor._cadence`)."""
+
+
+class _Cadence(NamedTuple):
+    """What the cadences decide at a step: the probes due, and whether the parameters are
+    kept for the next step (a probe that needs them is due then)."""
+
+    due: list[Probe]
+    snapshot: bool
+
+
 class _Savepoint:
     """What a probe may change while measuring: its state, the generator's state and the
     entries it adds to the step's and the run's caches; :meth:`restore` rolls them back."""
 
+    __slots__ = ("probe", "ctx", "state", "rng", "keys")
+
     def __init__(self, probe: Probe, ctx: ProbeContext):
         self.probe, self.ctx = probe, ctx
-        state = probe.state_dict()
-        self.state = copy.deepcopy(state) if state else {}  # most probes keep none
+        if type(probe).state_dict is Probe.state_dict and "state_dict" not in vars(probe):
+            self.state = {}  # Probe.state_dict: no state (its copy is {})
+        else:
+            state = probe.state_dict()
+            self.state = copy.deepcopy(state) if state else {}  # most probes keep none
         self.rng = (ctx.generator.get_state()
-                    if ctx.generator is not None and probe.uses_generator else None)
-        self.keys = set(ctx.cache), set(ctx.run_cache)
+                    if probe.uses_generator and ctx.generator is not None else None)
+        self.keys = tuple(ctx.cache), tuple(ctx.run_cache)
 
     def restore(self) -> None:
         self.probe.load_state_dict(self.state)
         if self.rng is not None:
             self.ctx.generator.set_state(self.rng)
         for cache, keys in zip((self.ctx.cache, self.ctx.run_cache), self.keys):
-            for key in set(cache) - keys:
+            for key in set(cache).difference(keys):
                 del cache[key]
 
 
@@ -713,9 +800,15 @@ def full_precision() -> contextlib.AbstractContextManager[None]:
     """Autocast turned off, on every device type where the caller turned it on (a probe
     called inside the user's ``torch.autocast`` block computes in the model's dtype, not in
     bfloat16/float16), and back on after; a ``nullcontext`` where autocast is off
-    everywhere (the common case: it costs a tenth of an ``ExitStack``)."""
-    devices = [device for device in AUTOCAST_DEVICES if torch.is_autocast_enabled(device)]
+    everywhere (the common case: it costs a tenth of an ``ExitStack``). :meth:`Monitor.step`
+    asks :func:`_autocast_devices` itself and enters no context when the list is empty."""
+    devices = _autocast_devices()
     return _autocast_off(devices) if devices else contextlib.nullcontext()
+
+
+def _autocast_devices() -> list[str]:
+    """The device types of :data:`AUTOCAST_DEVICES` where autocast is on."""
+    return [device for device in AUTOCAST_DEVICES if torch.is_autocast_enabled(device)]
 
 
 @contextlib.contextmanager
@@ -724,6 +817,19 @@ def _autocast_off(devices: list[str]) -> Iterator[None]:
         for device in devices:
             stack.enter_context(torch.autocast(device, enabled=False))
         yield
+
+
+def _context(fields: dict[str, Any]) -> ProbeContext:
+    """The :class:`~trainlab.probes.ProbeContext` whose attributes are ``fields`` (every
+    field of the dataclass, by name), made without its generated ``__init__`` (which costs
+    twice as much with keywords at every due step); ``tests/train/test_monitor_steady.py``
+    checks that it equals the constructor's."""
+    ctx = _new(ProbeContext)
+    ctx.__dict__ = fields
+    return ctx
+
+
+_new = object.__new__
 
 
 def _examples(batch: Any) -> int:
