@@ -66,6 +66,7 @@ depth 2; grad-noise 1.25-1.29 (1.32-1.35) and forward + backward 3.37-3.43 (3.51
 width 512 depth 3. ``--hooks 60`` at width 128 depth 2: the capture +0.060-0.062
 (+0.085-0.094) against +0.053-0.067 for a closure keeping the same tensors; the
 ``LinearCapture`` row takes the records as grad-noise does (``take_raw``).
+
 ``Monitor.step (own)`` is the monitor's own part of each step: all of ``Monitor.step`` less
 the parts timed (each probe's ``Monitor._measure``, savepoint included, and the snapshot).
 Session mono3 (2026-12-07 09:05-09:10 UTC, load 1.7-1.9, the monitor's own Python at a due
