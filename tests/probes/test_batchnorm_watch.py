@@ -109,8 +109,7 @@ def test_walked_at_every_call_outside_the_verified_releases_or_with_an_own_walk(
     """The private ``_modules`` check only under the verified releases and for types that
     keep ``nn.Module``'s walk; elsewhere the tree is walked at every call (said once), with
     the same answers."""
-    from trainlab import log
-    from trainlab.probes import per_sample
+    from trainlab import log, module_tree
 
     monkeypatch.setattr(log, "_WARNED", set())
     model = net()
@@ -120,7 +119,7 @@ def test_walked_at_every_call_outside_the_verified_releases_or_with_an_own_walk(
         for k in range(4):
             assert check(watch, hidden.train(k % 2 == 0)) is False
         assert watch.walks == 4
-        monkeypatch.setattr(per_sample, "MODULES_TORCH", ((1, 0), (1, 1)))
+        monkeypatch.setattr(module_tree, "TREE_TORCH", ((1, 0), (1, 1)))
         watch = BatchNormWatch()
         for k in range(4):
             assert check(watch, model.train(k % 2 == 0)) is (k % 2 == 0)
@@ -128,9 +127,10 @@ def test_walked_at_every_call_outside_the_verified_releases_or_with_an_own_walk(
         assert not check(watch, model.train())
         assert watch.walks == 5
     messages = [r.message for r in caplog.records]
-    assert sum("overrides modules() or named_modules()" in m for m in messages) == 1
-    assert sum("BatchNorm check walks the module tree at every step" in m
-               for m in messages) == 2
+    assert sum("_OwnWalk overrides named_modules(): its model's module tree is walked at "
+               "every step" in m for m in messages) == 1
+    assert sum("grad-noise's BatchNorm check walk the module tree at every step" in m
+               for m in messages) == 1
 
 
 def test_copies_start_without_the_kept_tree():
@@ -159,3 +159,35 @@ def test_grad_noise_follows_train_and_eval_switches_between_steps():
     assert [s for s, _ in mon.history["gsnr"]] == [k for k, t in enumerate(modes) if not t]
     assert [s for s, _ in mon.history["gns/trace_cov_stderr"]] == [
         k for k, t in enumerate(modes) if t]
+
+
+def test_in_a_monitor_grad_noise_reads_the_monitors_tree(monkeypatch):
+    """Inside a monitor grad-noise walks no tree of its own: its BatchNorm check follows the
+    monitor's tree (a BatchNorm added or removed between steps counts at once), and the
+    parameters' layout is asked again only when the tree or the parameters changed."""
+    from trainlab.probes import gradient_noise
+
+    calls = []
+    layout = gradient_noise._linear_layout
+    monkeypatch.setattr(gradient_noise, "_linear_layout",
+                        lambda *a: calls.append(1) or layout(*a))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Sequential(nn.Linear(6, 6)),
+                          nn.Linear(6, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    mon = Monitor(model, loss_fn=F.cross_entropy, optimizer=opt,
+                  probes=build_probes("grad-noise", every=1))
+    probe = mon.probes[0]
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
+    for step in range(7):
+        if step == 3:
+            model[2].append(nn.BatchNorm1d(6))
+        elif step == 5:
+            del model[2][1]
+        monitored_steps(mon, model, opt, F.cross_entropy, x, y, 1)
+    mon.finish()
+    assert [s for s, _ in mon.history["gsnr"]] == [0, 1, 2, 5, 6]
+    assert [s for s, _ in mon.history["gns/trace_cov_stderr"]] == [3, 4]
+    assert probe._batchnorm.walks == 0
+    assert len(calls) == 2  # steps 0 and 5: a new tree and new parameters

@@ -107,13 +107,12 @@ def test_shared_parameters_are_listed_once():
 def test_outside_the_verified_torch_releases_the_public_walk_runs_every_time(
         monkeypatch, caplog, change):
     """The private ``_parameters``/``_modules`` check only under the verified releases
-    (:data:`LAYOUT_TORCH`); elsewhere ``named_parameters`` at every call, said once, with
-    the same pairs and views."""
-    from trainlab import log
-    from trainlab.train import trainable
+    (:data:`~trainlab.module_tree.TREE_TORCH`); elsewhere ``named_parameters`` at every
+    call, said once, with the same pairs and views."""
+    from trainlab import log, module_tree
 
     monkeypatch.setattr(log, "_WARNED", set())
-    monkeypatch.setattr(trainable, "LAYOUT_TORCH", ((1, 0), (1, 1)))
+    monkeypatch.setattr(module_tree, "TREE_TORCH", ((1, 0), (1, 1)))
     model = net()
     watch = TrainableParams(model)
     with caplog.at_level("WARNING", logger="trainlab"):
@@ -122,5 +121,5 @@ def test_outside_the_verified_torch_releases_the_public_walk_runs_every_time(
         CHANGES[change](model)
         check(watch, model)
     assert watch.walks == 4
-    assert sum("walks named_parameters() at every step" in r.message
-               for r in caplog.records) == 1
+    assert sum("the monitor's trainable parameters and grad-noise's BatchNorm check walk "
+               "the module tree at every step" in r.message for r in caplog.records) == 1

@@ -95,7 +95,9 @@ class ProbeContext:
         cache: per-step cache shared by the probes measured in this step (the monitor seeds
             ``"params"``, the dict :meth:`params` returns, and ``"trainable"``, the
             ``(name, parameter)`` pairs of the trainable parameters, which :meth:`grads`
-            then reads instead of walking the model).
+            then reads instead of walking the model, and ``"tree"``, the model's
+            :class:`~trainlab.module_tree.ModuleTree`, checked at this step: a probe keys
+            what it derives from the tree on its ``generation``).
         run_cache: kept by the monitor from one step of a run to the next (emptied when it
             loads a checkpoint); outside a monitor, a fresh dict per context. For values that
             stay valid across steps (e.g. norms of the initial parameters): each entry's

@@ -44,6 +44,7 @@ from torch.func import functional_call
 
 from trainlab.errors import ConfigError, check_range
 from trainlab.log import warn_once
+from trainlab.module_tree import ModuleTree
 from trainlab.probes import fused
 from trainlab.probes._outputs import batch_size, take
 from trainlab.probes._probe import PROBES, Measurement, Probe, ProbeContext
@@ -56,6 +57,7 @@ from trainlab.probes.per_sample import (
     Pending,
     RawRecords,
     Records,
+    _Layout,
     _linear_layout,
     captured_grad_stats,
     per_sample_grad_stats,
@@ -396,6 +398,8 @@ class GradientNoise(Probe):
         self._buffers = FlatBuffers()  # the captured statistics' flat vectors, reused
         self._plan: tuple[tuple[Any, ...], NoisePlan | None] | None = None  # key, plan
         self._batchnorm = BatchNormWatch()  # training_batchnorm, walked on change only
+        # (the params dict, the monitor's tree generation, the layout) of the last planned step
+        self._layout: tuple[dict[str, torch.Tensor], int, _Layout | None] | None = None
 
     def attach(self, model: nn.Module) -> _Attachment | None:
         capture = LinearCapture(model)
@@ -441,7 +445,7 @@ class GradientNoise(Probe):
         if ctx.dist is not None or n > self.max_examples:
             return None
         params = ctx.params()
-        layout = _linear_layout(ctx.model, params)
+        layout = self._layout_of(ctx, params)
         if layout is None or not layout.owners:
             return None
         key = (layout, n, params[next(iter(layout.owners))].dtype)
@@ -463,10 +467,25 @@ class GradientNoise(Probe):
                       "numbers, slower)")
         return out
 
+    def _layout_of(self, ctx: ProbeContext, params: dict[str, torch.Tensor]
+                   ) -> _Layout | None:
+        """:func:`~trainlab.probes.per_sample._linear_layout` of ``ctx.model``; inside a
+        monitor not asked again while the monitor's tree keeps its generation and ``params``
+        is the same dict (the monitor keeps it while the trainable parameters' names,
+        objects and storage stay: what the layout's own cache compares)."""
+        tree = _monitor_tree(ctx)
+        kept = self._layout
+        if (tree is not None and kept is not None and kept[0] is params
+                and kept[1] == tree.generation):
+            return kept[2]
+        layout = _linear_layout(ctx.model, params)
+        self._layout = None if tree is None else (params, tree.generation, layout)
+        return layout
+
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
-        if self._batchnorm(ctx.model):
+        if self._batchnorm(ctx.model, _monitor_tree(ctx)):
             if ctx.dist is not None:
                 for capture in self._captures:
                     capture.take_raw()
@@ -520,6 +539,13 @@ class GradientNoise(Probe):
                 "gns/grad_sq_stderr": res.grad_sq_stderr}
 
 
+def _monitor_tree(ctx: ProbeContext) -> ModuleTree | None:
+    """The tree of ``ctx.model`` that the monitor checked at this step (``ctx.cache``), or
+    None outside a monitor."""
+    tree = ctx.cache.get("tree")
+    return tree if tree is not None and tree.model is ctx.model else None
+
+
 class _Attachment:
     """Handle of :meth:`GradientNoise.attach`: ``remove()`` detaches the capture's hooks and
     drops the probe's plan (which holds the model's layers)."""
@@ -533,6 +559,7 @@ class _Attachment:
         if self.capture in captures:
             captures.remove(self.capture)
         self._probe._plan = None
+        self._probe._layout = None
 
 
 PROBES.register("grad-noise", GradientNoise, ddp="reduced",

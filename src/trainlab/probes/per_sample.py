@@ -30,7 +30,7 @@ from torch.func import functional_call, grad, vmap
 
 from trainlab.errors import ConfigError, check_choice, check_range
 from trainlab.log import warn_once
-from trainlab.optim._fused_adam import _torch_version
+from trainlab.module_tree import ModuleTree
 from trainlab.probes import fused
 from trainlab.probes._autograd_internals import (
     product_node_slots,
@@ -966,82 +966,45 @@ def training_batchnorm(model: nn.Module) -> bool:
                for m in model.modules())
 
 
-MODULES_TORCH = ((2, 6), (2, 13))
-"""The torch releases (lowest, highest) whose ``nn.Module`` is known to keep its submodules
-in the dict ``_modules`` (a private attribute) that ``modules()`` walks and that
-:class:`BatchNormWatch` checks: the project's floor and its pin (the range of
-:data:`trainlab.train.trainable.LAYOUT_TORCH`, which reads the same dicts). Under another
-release the watch walks the tree at every call (warned once; both paths tested)."""
-
-_TREE_WALK = ("modules", "named_modules")
-"""``nn.Module`` methods :func:`training_batchnorm`'s walk goes through: a model with a module
-type that overrides one of them is walked at every call (its own method decides what the
-modules are)."""
-
-
 class BatchNormWatch:
     """:func:`training_batchnorm` of a model asked at every step, the module tree walked only
     when it changed: called at every step of ``economy``, the walk of ``model.modules()``
     cost 10-12 us at 23k parameters (a generator per module, a memo set, name strings), as
     much as a fifth of the ``grad-noise`` measurement's Python.
 
-    A walk keeps every module of the tree with its ``_modules`` dict and the submodules the
-    dict held, and the BatchNorm layers found. At each call the kept modules must still hold
-    the same dict with the same submodules (any submodule added, removed, replaced or the
-    dict swapped: walked again; this is all ``modules()`` reads), and then only the kept
-    BatchNorm layers' ``training`` flags are read, so a ``model.train()`` / ``model.eval()``
-    or a layer's own switch counts at once. Not noticed: a module whose class is swapped in
-    place (``module.__class__ = ...``). A model with a module type that overrides
-    ``modules`` or ``named_modules`` (:data:`_TREE_WALK`), and any model under a torch
-    outside :data:`MODULES_TORCH`, is walked at every call (warned once).
+    The model's :class:`~trainlab.module_tree.ModuleTree` says when the tree changed (any
+    submodule or parameter added, removed, replaced or renamed, or a dict swapped); the
+    BatchNorm layers are found again only when its generation moved, and at each call only
+    their ``training`` flags are read, so a ``model.train()`` / ``model.eval()`` or a
+    layer's own switch counts at once. A tree that cannot be checked cheaply (another torch
+    release, a module type with its own walk) is walked at every call (warned once, by the
+    tree). Inside a monitor the monitor's tree, already checked at that step, can be passed
+    (``tree=``) so the model's tree is checked once a step for all its users.
 
     Attributes:
-        walks: how many times a module tree was walked (for tests).
+        walks: how many times a module tree was walked for this watch (for tests).
     """
 
     def __init__(self) -> None:
-        self._model: weakref.ref[nn.Module] | None = None
-        self._tree: list[tuple[nn.Module, dict[str, Any], tuple[Any, ...]]] | None = None
+        self._tree: ModuleTree | None = None
+        self._generation = -1  # the generation the kept layers belong to
         self._norms: tuple[nn.Module, ...] = ()
         self.walks = 0
 
-    def __call__(self, model: nn.Module) -> bool:
+    def __call__(self, model: nn.Module, tree: ModuleTree | None = None) -> bool:
         """Whether a BatchNorm layer of ``model`` is in training mode (as
-        :func:`training_batchnorm`)."""
-        tree = self._tree
-        if tree is None or self._model is None or self._model() is not model:
-            tree = self._walk(model)
-        else:
-            for module, children, kept in tree:
-                if module._modules is not children or (
-                        tuple(children.values()) != kept if kept else children):
-                    tree = self._walk(model)
-                    break
+        :func:`training_batchnorm`). ``tree``: ``model``'s tree, already updated by its
+        owner at this step (not checked again here)."""
+        if tree is None:
+            tree = self._tree
+            if tree is None or tree.model is not model:
+                tree = self._tree = ModuleTree(model)
+            self.walks += tree.update()
+        if tree.generation != self._generation:
+            self._generation = tree.generation
+            self._norms = tuple(m for m in tree.modules or ()
+                                if isinstance(m, nn.modules.batchnorm._BatchNorm))
         return any([norm.training for norm in self._norms])  # (a list: no generator)
-
-    def _walk(self, model: nn.Module
-              ) -> list[tuple[nn.Module, dict[str, Any], tuple[Any, ...]]] | None:
-        self.walks += 1
-        self._model = weakref.ref(model)
-        modules = list(model.modules())
-        self._norms = tuple(m for m in modules
-                            if isinstance(m, nn.modules.batchnorm._BatchNorm))
-        self._tree = None
-        if any(getattr(type(m), name) is not getattr(nn.Module, name)
-               for m in modules for name in _TREE_WALK):
-            warn_once("batchnorm-watch:walk", "a module type of %s overrides modules() or "
-                      "named_modules(): grad-noise's BatchNorm check walks the module tree "
-                      "at every step (slower, same answer)", type(model).__name__)
-            return None
-        if not (MODULES_TORCH[0] <= _torch_version() <= MODULES_TORCH[1] and all(
-                isinstance(m.__dict__.get("_modules"), dict) for m in modules)):
-            warn_once("batchnorm-watch:layout", "torch %s (submodules not checked through "
-                      "_modules, verified for torch %s-%s): grad-noise's BatchNorm check "
-                      "walks the module tree at every step (slower, same answer)",
-                      torch.__version__, *(".".join(map(str, v)) for v in MODULES_TORCH))
-            return None
-        self._tree = [(m, m._modules, tuple(m._modules.values())) for m in modules]
-        return self._tree
 
     def __reduce__(self) -> tuple[type, tuple[()]]:
         """Copies and pickles start without a kept tree (it holds the model's modules)."""

@@ -442,7 +442,8 @@ class Monitor:
                             "lr": lr, "init_params": self.init_params,
                             "prev_params": self._prev, "task": self.task,
                             "generator": self.generator,
-                            "cache": {"params": params, "trainable": self._trainable},
+                            "cache": {"params": params, "trainable": self._trainable,
+                                      "tree": self._watch.tree},
                             "run_cache": self._run_cache, "notes": {}, "warn": False,
                             "dist": None})
             contexts = self._contexts(ctx, due, examples) if self.dist is not None else None
