@@ -93,7 +93,9 @@ class ProbeContext:
         task: the :class:`~trainlab.tasks.Task`, when there is one (for evaluation).
         generator: randomness for stochastic probes (seeded from the run's seed).
         cache: per-step cache shared by the probes measured in this step (the monitor seeds
-            ``"params"``, the dict :meth:`params` returns, and ``"trainable"``, the
+            ``"params"``, the dict :meth:`params` returns, the same dict object from step to
+            step while the trainable parameters' names, objects and storage stay the same
+            (a probe may key on its identity), ``"trainable"``, the
             ``(name, parameter)`` pairs of the trainable parameters, which :meth:`grads`
             then reads instead of walking the model, and ``"tree"``, the model's
             :class:`~trainlab.module_tree.ModuleTree`, checked at this step: a probe keys

@@ -436,16 +436,17 @@ class GradientNoise(Probe):
                 return capture.take_raw()
         return None
 
-    def _planned(self, ctx: ProbeContext, records: RawRecords) -> Measurement | None:
+    def _planned(self, ctx: ProbeContext, records: RawRecords, tree: ModuleTree | None = None
+                 ) -> Measurement | None:
         """The measurement on this probe's :class:`~trainlab.probes.noise_plan.NoisePlan`
         (built when the layout, batch size or dtype changed), when every example is used
         in one process; None where the plan does not apply (the general path then runs on
-        the same records)."""
+        the same records). ``tree``: as for :meth:`_layout_of`."""
         n = batch_size(ctx.batch[0])
         if ctx.dist is not None or n > self.max_examples:
             return None
         params = ctx.params()
-        layout = self._layout_of(ctx, params)
+        layout = self._layout_of(ctx, params, tree)
         if layout is None or not layout.owners:
             return None
         key = (layout, n, params[next(iter(layout.owners))].dtype)
@@ -467,13 +468,13 @@ class GradientNoise(Probe):
                       "numbers, slower)")
         return out
 
-    def _layout_of(self, ctx: ProbeContext, params: dict[str, torch.Tensor]
-                   ) -> _Layout | None:
+    def _layout_of(self, ctx: ProbeContext, params: dict[str, torch.Tensor],
+                   tree: ModuleTree | None) -> _Layout | None:
         """:func:`~trainlab.probes.per_sample._linear_layout` of ``ctx.model``; inside a
         monitor not asked again while the monitor's tree keeps its generation and ``params``
         is the same dict (the monitor keeps it while the trainable parameters' names,
-        objects and storage stay: what the layout's own cache compares)."""
-        tree = _monitor_tree(ctx)
+        objects and storage stay: what the layout's own cache compares). ``tree``: the
+        monitor's tree of ``ctx.model`` (:func:`_monitor_tree`), None outside a monitor."""
         kept = self._layout
         if (tree is not None and kept is not None and kept[0] is params
                 and kept[1] == tree.generation):
@@ -485,7 +486,8 @@ class GradientNoise(Probe):
     def measure(self, ctx: ProbeContext) -> Measurement:
         x, y = ctx.batch
         k = self.max_examples
-        if self._batchnorm(ctx.model, _monitor_tree(ctx)):
+        tree = _monitor_tree(ctx)
+        if self._batchnorm(ctx.model, tree):
             if ctx.dist is not None:
                 for capture in self._captures:
                     capture.take_raw()
@@ -501,7 +503,7 @@ class GradientNoise(Probe):
                      f"the global batch")
         raw = self._taken(ctx)
         if raw:
-            planned = self._planned(ctx, raw)
+            planned = self._planned(ctx, raw, tree)
             if planned is not None:
                 return planned
         stats = self._recorded(ctx, None if raw is None else records_of(raw), k)
