@@ -126,7 +126,7 @@ def _checkable(modules: list[nn.Module]) -> bool:
     for m in modules:
         own = [name for name in TREE_WALK if getattr(type(m), name) is not getattr(nn.Module, name)]
         if own:
-            warn_once(f"module-tree:walk:{type(m).__qualname__}",
+            warn_once(f"module-tree:walk:{type(m).__module__}.{type(m).__qualname__}",
                       "module type %s overrides %s(): its model's module tree is walked at "
                       "every step (slower, same answers)", type(m).__name__, "(), ".join(own))
             return False
