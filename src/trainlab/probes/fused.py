@@ -289,16 +289,25 @@ void trainlab_norms_packed(const uintptr_t *a) {
    s = S (or src * f, or S * f, on a segment), s2 = s * s, v = Q [* qf] * nn - s2,
    m = v > 0, r = (m * s2) / max(v, tiny) (NaN kept); out += (sum s2, sum r, count m),
    range by range in offset order (out zeroed first when fresh: consecutive calls over
-   consecutive parts without it add the same terms in the same order as one call). */
+   consecutive parts without it add the same terms in the same order as one call).
+   In a range: lanes of 8 entries, each lane summing at most ITERS terms in T; each
+   block's lane sums widened and added by PAIRSUM into a double (the range's), then the
+   tail's terms one by one, then the range's double into out. The mask m is the bits of 1
+   where v > 0 (else 0: the value 1 or 0 that converting the comparison gives, without a
+   conversion of int64 lanes, which AVX-512F does one lane at a time). The counts stay
+   in the lanes for up to COUNT_BLOCKS blocks (at most 512 << 20 < 2^31 per lane) and
+   are then added into an int64: an exact integer sum in any order. */
+#define COUNT_BLOCKS (1 << 20)
 #define GSNR_RANGE(T, VT, IT, SRC, LO, HI)                                                \
     {                                                                                     \
         int64_t i = (LO);                                                                 \
         const VT qfv = qf - (VT){0}, nv = nn - (VT){0}, tv = tiny - (VT){0};              \
         double p2 = 0, pr = 0;                                                            \
-        int64_t c = 0;                                                                    \
+        const IT onev = (IT)((VT){0} + 1);                                                \
+        int64_t c = 0, blocks = 0;                                                        \
+        IT cv = {0};                                                                      \
         while (i + 8 <= (HI)) {                                                           \
             VT a2 = {0}, ar = {0};                                                        \
-            IT cv = {0};                                                                  \
             for (int it = 0; it < ITERS_##T && i + 8 <= (HI); ++it, i += 8) {             \
                 VT sv, v;                                                                 \
                 SRC##_LOAD(sv, i);                                                        \
@@ -309,18 +318,22 @@ void trainlab_norms_packed(const uintptr_t *a) {
                 v = v - s2;                                                               \
                 IT pos = v > (VT){0};                                                     \
                 IT low = v < tv;                                                          \
-                VT m = __builtin_convertvector(-pos, VT);                                 \
+                VT m = (VT)(pos & onev);                                                  \
                 VT den = (VT)((low & (IT)tv) | (~low & (IT)v));                           \
                 VT r = (m * s2) / den;                                                    \
                 cv -= pos;                                                                \
                 a2 += s2;                                                                 \
                 ar += r;                                                                  \
             }                                                                             \
-            d8 x2 = WIDE(a2), xr = WIDE(ar);                                              \
-            p2 += HSUM(x2);                                                               \
-            pr += HSUM(xr);                                                               \
-            for (int j = 0; j < 8; ++j) c += cv[j];                                       \
+            p2 += PAIRSUM(WIDE(a2));                                                      \
+            pr += PAIRSUM(WIDE(ar));                                                      \
+            if (++blocks == COUNT_BLOCKS) {                                               \
+                for (int j = 0; j < 8; ++j) c += cv[j];                                   \
+                cv = (IT){0};                                                             \
+                blocks = 0;                                                               \
+            }                                                                             \
         }                                                                                 \
+        for (int j = 0; j < 8; ++j) c += cv[j];                                           \
         for (; i < (HI); ++i) {                                                           \
             T sv = SRC(i);                                                                \
             T s2 = sv * sv;                                                               \
@@ -346,8 +359,8 @@ void trainlab_norms_packed(const uintptr_t *a) {
 #define SCALED_LOAD(x, i) \
     do { memcpy(&(x), sum + (i), sizeof(x)); (x) = (x) * fv; } while (0)
 
-#define GSNR(NAME, T, VT, IT)                                                             \
-CLONES void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,                  \
+#define GSNR(NAME, T, VT, IT, CLONE)                                                      \
+CLONE void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,                  \
                  const int64_t *segs, const uintptr_t *srcs, const T *factors,            \
                  int scale_q, T qf, T nn, T tiny, int fresh, double *out) {               \
     if (fresh) out[0] = out[1] = out[2] = 0;                                              \
@@ -368,8 +381,8 @@ CLONES void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,        
         at = hi;                                                                          \
     }                                                                                     \
 }
-GSNR(trainlab_gsnr_f32, float, f8, i8)
-GSNR(trainlab_gsnr_f64, double, d8, l8)
+GSNR(trainlab_gsnr_f32, float, f8, i8, CLONES)
+GSNR(trainlab_gsnr_f64, double, d8, l8, WIDE_CLONES)
 
 /* Per-example squared gradient norms of Linear layers from their inputs a (B x I) and
    output gradients d (B x O): for each layer the squares d*d and a*a (in T, written out
@@ -396,8 +409,7 @@ static inline double NAME(const T *x, T *out, int64_t m, double *col) {         
                 memcpy(col + i, &c, sizeof c);                                            \
             }                                                                             \
         }                                                                                 \
-        d8 wide = WIDE(acc);                                                              \
-        total += HSUM(wide);                                                              \
+        total += PAIRSUM(WIDE(acc));                                                      \
     }                                                                                     \
     for (; i < m; ++i) {                                                                  \
         T v = x[i] * x[i];                                                                \
@@ -410,8 +422,8 @@ static inline double NAME(const T *x, T *out, int64_t m, double *col) {         
 ROW(row_f32, float, f8)
 ROW(row_f64, double, d8)
 
-#define ROWS(NAME, T, ROWFN)                                                              \
-CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintptr_t *ptrs, \
+#define ROWS(NAME, T, ROWFN, CLONE)                                                       \
+CLONE void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintptr_t *ptrs, \
                  double *col, double *acc, double factor, int phase, T *sq_norms) {       \
     if (phase & 1) for (int64_t b = 0; b < batch; ++b) acc[b] = 0;                        \
     for (int64_t l = 0; l < layers; ++l) {                                                \
@@ -429,8 +441,8 @@ CLONES void NAME(int64_t layers, int64_t batch, const int64_t *dims, const uintp
     }                                                                                     \
     if (phase & 2) for (int64_t b = 0; b < batch; ++b) sq_norms[b] = (T)(acc[b] * factor); \
 }
-ROWS(trainlab_rows_f32, float, row_f32)
-ROWS(trainlab_rows_f64, double, row_f64)
+ROWS(trainlab_rows_f32, float, row_f32, CLONES)
+ROWS(trainlab_rows_f64, double, row_f64, WIDE_CLONES)
 
 /* The spread of the per-example norms r_b = sqrt(s_b) (each root rounded to T, as a
    T square root rounds it) of n squared norms s: out = (sum_b r_b, sum_b (r_b - m)^2)
