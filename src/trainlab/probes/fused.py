@@ -298,6 +298,14 @@ void trainlab_norms_packed(const uintptr_t *a) {
    in the lanes for up to COUNT_BLOCKS blocks (at most 512 << 20 < 2^31 per lane) and
    are then added into an int64: an exact integer sum in any order. */
 #define COUNT_BLOCKS (1 << 20)
+/* A hint to load the cache line AHEAD_BYTES past p (a prefetch never faults; the address
+   is formed as an integer, not as a pointer past the array): on tensors beyond the core's
+   caches the two streams' loads otherwise wait on memory (8.5M entries: 6.4-7.0 ms a pass
+   without, 3-5 with). Nothing is computed from it. */
+#ifndef AHEAD_BYTES
+#define AHEAD_BYTES 2048
+#endif
+#define AHEAD(p) __builtin_prefetch((const void *)((uintptr_t)(p) + AHEAD_BYTES))
 #define GSNR_RANGE(T, VT, IT, SRC, LO, HI)                                                \
     {                                                                                     \
         int64_t i = (LO);                                                                 \
@@ -309,6 +317,10 @@ void trainlab_norms_packed(const uintptr_t *a) {
         while (i + 8 <= (HI)) {                                                           \
             VT a2 = {0}, ar = {0};                                                        \
             for (int it = 0; it < ITERS_##T && i + 8 <= (HI); ++it, i += 8) {             \
+                if (sizeof(T) == 8 || !(it & 1)) {                                        \
+                    AHEAD(sq + i);                                                        \
+                    AHEAD(SRC##_AT(i));                                                   \
+                }                                                                         \
                 VT sv, v;                                                                 \
                 SRC##_LOAD(sv, i);                                                        \
                 memcpy(&v, sq + i, sizeof v);                                             \
@@ -351,6 +363,9 @@ void trainlab_norms_packed(const uintptr_t *a) {
     }
 
 #define PLAIN(i) sum[i]
+#define PLAIN_AT(i) (sum + (i))
+#define FROM_SRC_AT(i) (src + (i) - lo)
+#define SCALED_AT(i) (sum + (i))
 #define PLAIN_LOAD(x, i) memcpy(&(x), sum + (i), sizeof(x))
 #define FROM_SRC(i) (src[(i) - lo] * f)
 #define FROM_SRC_LOAD(x, i) \
