@@ -300,11 +300,9 @@ void trainlab_norms_packed(const uintptr_t *a) {
 #define COUNT_BLOCKS (1 << 20)
 /* A hint to load the cache line AHEAD_BYTES past p (a prefetch never faults; the address
    is formed as an integer, not as a pointer past the array): on tensors beyond the core's
-   caches the two streams' loads otherwise wait on memory (8.5M entries: 6.4-7.0 ms a pass
-   without, 3-5 with). Nothing is computed from it. */
-#ifndef AHEAD_BYTES
+   caches the two streams' loads otherwise wait on memory (8.5M float32 entries, warm
+   tight loop: 6.9-7.5 ms a pass without, 2.8 with). Nothing is computed from it. */
 #define AHEAD_BYTES 2048
-#endif
 #define AHEAD(p) __builtin_prefetch((const void *)((uintptr_t)(p) + AHEAD_BYTES))
 #define GSNR_RANGE(T, VT, IT, SRC, LO, HI)                                                \
     {                                                                                     \
@@ -396,6 +394,9 @@ CLONE void NAME(const T *sum, const T *sq, int64_t size, int64_t nsegs,         
         at = hi;                                                                          \
     }                                                                                     \
 }
+/* float32: AVX2 and default clones only (an avx512f clone without AVX512VL may use 16
+   ymm registers only, and GCC spilled the 256-bit lanes: slower); float64 also gets the
+   avx512f clone, where d8 is one register (AVX2 moved it through memory: 4x slower). */
 GSNR(trainlab_gsnr_f32, float, f8, i8, CLONES)
 GSNR(trainlab_gsnr_f64, double, d8, l8, WIDE_CLONES)
 
@@ -424,7 +425,8 @@ static inline double NAME(const T *x, T *out, int64_t m, double *col) {         
                 memcpy(col + i, &c, sizeof c);                                            \
             }                                                                             \
         }                                                                                 \
-        total += PAIRSUM(WIDE(acc));                                                      \
+        d8 wide = WIDE(acc);                                                              \
+        total += HSUM(wide);                                                              \
     }                                                                                     \
     for (; i < m; ++i) {                                                                  \
         T v = x[i] * x[i];                                                                \
