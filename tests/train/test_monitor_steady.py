@@ -190,3 +190,25 @@ def test_context_cache_computes_each_entry_once_and_params_reads_the_seeded_dict
     seeded = {"w": torch.zeros(1)}
     assert ProbeContext(step=0, model=model, loss_fn=F.mse_loss, batch=(None, None),
                         cache={"params": seeded}).params() is seeded
+
+
+@pytest.mark.parametrize("total", [None, 14])
+def test_a_due_set_on_an_instance_mid_run_is_followed_at_once(total):
+    """A ``due`` of its own set on a probe instance after the cadences' decisions were kept
+    (and deleted again later) changes the steps measured from the next step on, on the
+    quiet steps too: the same steps as asking every probe at every step."""
+    def change(k: int, mon: Monitor) -> None:
+        probe = next(p for p in mon.probes if p.name == "grad-norm")
+        if k == 4:
+            probe.due = lambda step: step % 3 == 1
+        if k == 9:
+            del probe.due
+
+    def measured(mon: Monitor, name: str) -> list[int]:
+        return [s for s, _ in mon.history[name]]
+
+    _, _, mon = _run({"grad-norm": 4, "weight-norm": 8}, total, change, steps=18)
+    want = [s for s in range(18) if (s % 4 == 0 if s <= 4 or s >= 10 else s % 3 == 1)
+            or s == total]
+    assert measured(mon, "grad_norm") == want
+    assert measured(mon, "weight_norm") == [s for s in range(18) if s % 8 == 0 or s == total]

@@ -200,7 +200,7 @@ class Monitor:
         self._slot = 0
         self._fits_memo: tuple[dict[str, torch.Tensor], bool] | None = None
         self._quiet: range = range(0)  # steps that record the loss and lr only (_schedule)
-        self._quiet_key = -1  # Probe.cadence_changes when _quiet was derived
+        self._quiet_key: tuple[int, int] = (-1, 0)  # _cadence_key() when _quiet was derived
         # what the cadences decide at each residue of the step (see _cadence)
         self._cadences: tuple[int, int, dict[int, _Cadence]] | None = None
         self._finished = False
@@ -296,19 +296,22 @@ class Monitor:
     def _due(self, probe: Probe, step: int) -> bool:
         return probe.due(step) or step == self.total_steps
 
-    def _cadence(self, step: int) -> _Cadence | None:
+    def _cadence_key(self) -> tuple[int, int]:
+        """What the kept decisions of the cadences (:meth:`_cadence`, :meth:`_schedule`)
+        stay valid for: :attr:`Probe.cadence_changes` (an ``every`` set anew) and how many
+        probes have a ``due`` of their own set on the instance (one set or deleted during a
+        run is followed from the next step: while any probe has one, nothing is kept)."""
+        return Probe.cadence_changes, sum(["due" in vars(p) for p in self.probes])
+
+    def _cadence(self, step: int, key: tuple[int, int]) -> _Cadence | None:
         """What the probes' cadences decide at ``step`` (:class:`_Cadence`: the probes due,
         whether the parameters are kept for the next step),
         worked out once per residue of ``step`` modulo the cadences' least common multiple
-        and kept while no probe's ``every`` is set anew (:attr:`Probe.cadence_changes`);
+        and kept while ``key`` (:meth:`_cadence_key` at this step) stays the same;
         the two last steps (``total_steps - 1`` and ``total_steps``) are worked out each
         time. None when a probe decides for itself (its own ``due``, asked at every step
-        then) or the cycle is longer than :data:`CYCLE_MAX` steps. As for the quiet steps
-        (:meth:`_schedule`), cadences are followed when set through ``probe.every``; a
-        ``due`` method set on a probe instance after the monitor's first step is followed
-        from the next time some probe's ``every`` is set."""
+        then) or the cycle is longer than :data:`CYCLE_MAX` steps."""
         kept = self._cadences
-        key = Probe.cadence_changes
         if kept is None or kept[0] != key:
             period = 1
             for probe in self.probes:
@@ -359,9 +362,9 @@ class Monitor:
         the next step, an attached probe to arm (:meth:`step` records only the loss and the
         lr there, and neither pauses nor arms the attached probes: they are disarmed and
         stay so). Derived from the probes' cadences (``step % every == 0``, and
-        ``total_steps``): kept while no ``every`` of a probe (:attr:`Probe.cadence_changes`)
-        nor ``total_steps`` is set anew; empty when a probe decides for itself (its own
-        ``due``), or before the initial parameters are kept."""
+        ``total_steps``): kept while :meth:`_cadence_key` stays the same and ``total_steps``
+        is not set anew; empty when a probe decides for itself (its own ``due``), or before
+        the initial parameters are kept."""
         if not self.init_params:
             return range(0)
         end = start + 2**62
@@ -398,7 +401,8 @@ class Monitor:
         k = self.step_index
         # at a quiet step (no probe due, no snapshot; see _schedule) the attached probes are
         # disarmed, and only the loss and the lr are recorded
-        quiet = k in self._quiet and self._quiet_key == Probe.cadence_changes
+        key = self._cadence_key()
+        quiet = k in self._quiet and self._quiet_key == key
         if quiet and self.dist is None and isinstance(loss, torch.Tensor):
             return self._quiet_step(k, float(loss.item()), lr)  # (item: no detached view)
         if not quiet:
@@ -423,7 +427,7 @@ class Monitor:
         if not finite:
             due, snapshot = [], False
         else:
-            cadence = self._cadence(k)
+            cadence = self._cadence(k, key)
             due, snapshot = (self._due_now(k) if cadence is None
                              else (cadence.due, cadence.snapshot))
         # the parameters (detached views, kept between steps) go to the probes through the
@@ -459,7 +463,7 @@ class Monitor:
         self.step_index = k + 1
         armed = self._arm(k + 1)
         self._quiet = range(0) if snapshot or armed else self._schedule(k + 1)
-        self._quiet_key = Probe.cadence_changes
+        self._quiet_key = key  # (an every set while measuring: a new key at the next step)
         self._flush_if_due(k)
         return finite
 
