@@ -153,3 +153,18 @@ def captured_records(model: nn.Module, x: torch.Tensor, y: torch.Tensor, raw: bo
     cap.remove()
     return records
 
+
+class RecordingSink:
+    """Keeps each ``write(step, values)`` as ``(step, [(name, float.hex(value)), ...])`` in
+    :attr:`writes` (names in the order received, values to the bit); :attr:`losses` is free
+    for a test's own loop to fill."""
+
+    def __init__(self):
+        self.writes: list[tuple[int, list[tuple[str, str]]]] = []
+        self.losses: list[float] = []
+
+    def write(self, step, values):
+        self.writes.append((step, [(n, float.hex(v)) for n, v in values.items()]))
+
+    def close(self):  # a sink's interface; this test sink holds nothing to release
+        pass

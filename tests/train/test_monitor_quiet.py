@@ -11,23 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _probe_helpers import RecordingSink
 from torch import nn
 
 from trainlab.probes import Probe, build_probes
 from trainlab.store import RunStore
 from trainlab.train import Monitor
-
-
-class Sink:
-    def __init__(self):
-        self.writes: list[tuple[int, list[tuple[str, str]]]] = []
-        self.losses: list[float] = []
-
-    def write(self, step, values):
-        self.writes.append((step, [(n, float.hex(v)) for n, v in values.items()]))
-
-    def close(self):  # a sink's interface; this test sink holds nothing to release
-        pass
 
 
 def train_step(mon: Monitor, forward, opt, g: torch.Generator, dtype, rows=slice(None),
@@ -67,7 +56,7 @@ def run(every: int, dtype=torch.float64, steps: int = 35, total: int | None = 33
     if store is not None:
         log = store.log_metrics
         store.log_metrics = lambda run_id, r: (rows.extend(r), log(run_id, r))[1]
-    sink = Sink()
+    sink = RecordingSink()
     probes = build_probes(spec, every=every) if isinstance(spec, str) else spec
     mon = Monitor(net, loss_fn=F.cross_entropy, optimizer=opt, probes=probes, seed=3,
                   total_steps=total, store=store, flush_every=5, flush_seconds=1e9,

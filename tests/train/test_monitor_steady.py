@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _probe_helpers import RecordingSink
 from torch import nn
 
 from trainlab.probes import ProbeContext, build_probes
@@ -119,17 +120,6 @@ def _plain_record(step: int, values: dict, history: dict, rows: list, sinks: lis
     sinks.append((step, recorded))
 
 
-class _Sink:
-    def __init__(self):
-        self.writes: list = []
-
-    def write(self, step, values):
-        self.writes.append((step, dict(values)))
-
-    def close(self):  # a sink's interface; this test sink holds nothing to release
-        pass
-
-
 def test_record_writes_what_a_plain_reading_of_every_value_writes(tmp_path):
     from trainlab.store import RunStore
 
@@ -145,7 +135,7 @@ def test_record_writes_what_a_plain_reading_of_every_value_writes(tmp_path):
         {"loss": float("inf"), "lr": 1e-3, "t/*": Table(("a", None, "c", "d"), table, 2),
          "again/*": Table(("loss", "new"), table, 0), "x": torch.tensor(-0.0)},
     ]
-    sink = _Sink()
+    sink = RecordingSink()
     mon = Monitor(nn.Linear(2, 1), loss_fn=F.mse_loss, probes=[], sinks=[sink],
                   store=RunStore(tmp_path), flush_every=10**6, flush_seconds=1e9)
     history: dict = {}
@@ -164,8 +154,7 @@ def test_record_writes_what_a_plain_reading_of_every_value_writes(tmp_path):
         n: hexed(h) for n, h in history.items()}
     assert all(type(x) is float for h in mon.history.values() for _, x in h)
     assert hexed(mon._buffer) == hexed(rows)
-    assert [(s, list(d), hexed(d.items())) for s, d in sink.writes] == [
-        (s, list(d), hexed(d.items())) for s, d in plain]
+    assert sink.writes == [(s, [(n, float.hex(x)) for n, x in d.items()]) for s, d in plain]
     mon.detach()  # ("loss" twice at step 1: a store refuses such rows at the flush)
 
 
