@@ -55,6 +55,8 @@ class ModuleTree:
     Attributes:
         model: the model (held: the walk keeps its modules anyway).
         modules: ``list(model.modules())`` at the last walk (None before the first).
+        named_params: ``list(model.named_parameters())`` at the last walk (every
+            parameter, trainable or not; read it after :meth:`update`).
         generation: changes exactly when a walk found a tree different from the one before
             (other modules, or other ``(name, object)`` pairs of ``named_modules()`` or
             ``named_parameters()``); unique in the process, so a user keeps the number its
@@ -67,6 +69,7 @@ class ModuleTree:
     def __init__(self, model: nn.Module):
         self.model = model
         self.modules: list[nn.Module] | None = None
+        self.named_params: list[tuple[str, nn.Parameter]] = []
         self.generation = 0
         self.kept = False
         self.walks = 0
@@ -107,7 +110,7 @@ class ModuleTree:
         else:
             self._tree, self._entries = [], []
         named_modules = list(model.named_modules())
-        named_params = list(model.named_parameters())
+        named_params = self.named_params = list(model.named_parameters())
         signature = (tuple(id(m) for m in modules),
                      tuple((n, id(m)) for n, m in named_modules),
                      tuple((n, id(p)) for n, p in named_params))

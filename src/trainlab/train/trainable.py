@@ -63,12 +63,12 @@ class TrainableParams:
                 and [p.data_ptr() for _, p in self.named] == self._ptrs)
 
     def _walk(self) -> None:
-        model = self.model
         self.walks += 1
         self._generation = self.tree.generation
-        self._params = [p for _, p in model.named_parameters()]  # what requires_grad is read of
+        every = self.tree.named_params  # this call's (the tree was updated first)
+        self._params = [p for _, p in every]  # what requires_grad is read of
         self._flags = [p.requires_grad for p in self._params]
-        self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.named = [(n, p) for n, p in every if p.requires_grad]
         self._ptrs = [p.data_ptr() for _, p in self.named]
         key = [(n, id(p), ptr) for (n, p), ptr in zip(self.named, self._ptrs)]
         if key != self._views_key:
